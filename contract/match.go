@@ -1,0 +1,208 @@
+package contract
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+)
+
+// Matches reports whether rec matches q's filters. It is the oracle for every
+// store. MinSequenceNumber is a read cursor, not part of matching, and is
+// ignored here. A query with a predicate that is not JSON matches nothing;
+// stores reject such queries up front (ValidateQuery).
+func Matches(q EventQuery, rec EventRecord) bool {
+	m, err := NewMatcher(q)
+	if err != nil {
+		return false
+	}
+	return m.Match(rec.Type, rec.Payload)
+}
+
+// Matcher is a query compiled once (predicates decoded) for matching many
+// events.
+type Matcher struct {
+	all     bool
+	filters []compiledFilter
+}
+
+type compiledFilter struct {
+	types      map[string]struct{} // nil: any type
+	preds      []any               // nil: any payload
+	anyPayload bool
+}
+
+// NewMatcher compiles q. It fails when a payload predicate is not JSON.
+func NewMatcher(q EventQuery) (*Matcher, error) {
+	m := &Matcher{all: len(q.Filters) == 0}
+	for i, f := range q.Filters {
+		cf := compiledFilter{anyPayload: f.PayloadPredicates == nil}
+		if f.EventTypes != nil {
+			cf.types = make(map[string]struct{}, len(f.EventTypes))
+			for _, t := range f.EventTypes {
+				cf.types[t] = struct{}{}
+			}
+		}
+		if f.PayloadPredicates != nil {
+			cf.preds = make([]any, 0, len(f.PayloadPredicates))
+			for j, p := range f.PayloadPredicates {
+				v, err := DecodeJSON(p)
+				if err != nil {
+					return nil, fmt.Errorf("%w: filter %d payload predicate %d is not a JSON value: %v", ErrInvalidQuery, i, j, err)
+				}
+				cf.preds = append(cf.preds, v)
+			}
+		}
+		m.filters = append(m.filters, cf)
+	}
+	return m, nil
+}
+
+// MatchesEverything reports whether the query has no filters.
+func (m *Matcher) MatchesEverything() bool { return m.all }
+
+// NeedsPayload reports whether matching can depend on the payload.
+func (m *Matcher) NeedsPayload() bool {
+	for _, f := range m.filters {
+		if !f.anyPayload {
+			return true
+		}
+	}
+	return false
+}
+
+// Match reports whether an event with this type and payload matches. The
+// payload is decoded only when a filter needs it.
+func (m *Matcher) Match(eventType string, payload json.RawMessage) bool {
+	if m.all {
+		return true
+	}
+	var decoded any
+	var decodedOK, tried bool
+	for _, f := range m.filters {
+		if f.types != nil {
+			if _, ok := f.types[eventType]; !ok {
+				continue
+			}
+		}
+		if f.anyPayload {
+			return true
+		}
+		if !tried {
+			tried = true
+			v, err := DecodeJSON(payload)
+			decoded, decodedOK = v, err == nil
+		}
+		if !decodedOK {
+			continue
+		}
+		for _, p := range f.preds {
+			if ValueMatches(p, decoded) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// DecodeJSON decodes one JSON value, keeping numbers as json.Number so they
+// compare by value without float rounding. Trailing data is an error.
+func DecodeJSON(raw []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("unexpected data after the JSON value")
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, fmt.Errorf("unexpected data after the JSON value")
+	}
+	return v, nil
+}
+
+func validJSON(raw []byte) bool {
+	return len(raw) > 0 && json.Valid(raw)
+}
+
+// ValueMatches reports whether the decoded predicate is a JSON subset of the
+// decoded payload value: scalars by equality (numbers by value), objects when
+// every predicate key exists and matches, arrays when every predicate element
+// matches some payload element (order does not matter). A scalar never
+// matches an array.
+func ValueMatches(pred, val any) bool {
+	switch p := pred.(type) {
+	case map[string]any:
+		v, ok := val.(map[string]any)
+		if !ok {
+			return false
+		}
+		for k, pv := range p {
+			vv, ok := v[k]
+			if !ok || !ValueMatches(pv, vv) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		v, ok := val.([]any)
+		if !ok {
+			return false
+		}
+		for _, pe := range p {
+			found := false
+			for _, ve := range v {
+				if ValueMatches(pe, ve) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
+	case json.Number:
+		v, ok := val.(json.Number)
+		return ok && NumbersEqual(p, v)
+	case string:
+		v, ok := val.(string)
+		return ok && v == p
+	case bool:
+		v, ok := val.(bool)
+		return ok && v == p
+	case nil:
+		return val == nil
+	default:
+		return false
+	}
+}
+
+// NumbersEqual compares two JSON numbers by value: 10 equals 10.0 and 1e1.
+func NumbersEqual(a, b json.Number) bool {
+	if a == b {
+		return true
+	}
+	return CanonicalNumber(a) == CanonicalNumber(b)
+}
+
+// CanonicalNumber returns one spelling for every JSON number of equal value
+// (an exact rational, such as "10" or "1/4"), so indexes can key on it.
+func CanonicalNumber(n json.Number) string {
+	// An exponent beyond float64's range would make big.Rat allocate huge
+	// integers; such numbers keep their spelling.
+	if i := strings.IndexAny(string(n), "eE"); i >= 0 {
+		if e, err := strconv.Atoi(strings.TrimPrefix(string(n)[i+1:], "+")); err != nil || e > 400 || e < -400 {
+			return string(n)
+		}
+	}
+	var r big.Rat
+	if _, ok := r.SetString(string(n)); !ok {
+		return string(n)
+	}
+	return r.RatString()
+}
