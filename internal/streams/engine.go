@@ -1,0 +1,390 @@
+package streams
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/factstr/factstr-go/contract"
+)
+
+// Source reads committed batches from a store.
+type Source interface {
+	// ReadBatches returns the committed batches that hold events with
+	// sequence numbers in (after, upTo], filtered by m and grouped as they
+	// were committed (a batch with no match is left out), in commit order.
+	// It stops after maxBatches returned batches. scanned is the sequence
+	// number through which the log was examined: upTo when nothing was cut
+	// off, else the last sequence number of the last returned batch's
+	// committed batch. The next call continues after scanned.
+	ReadBatches(ctx context.Context, after, upTo uint64, m *contract.Matcher, maxBatches int) (batches [][]contract.EventRecord, scanned uint64, err error)
+}
+
+// Durables stores durable stream cursors and holds durable names. In a
+// cluster every call goes through the Raft log.
+type Durables interface {
+	// Acquire takes name for holder, creating it with query (its
+	// MinSequenceNumber ignored) when new, and returns the stored cursor.
+	// It fails with contract.ErrDurableNameInUse when another holder has it
+	// and contract.ErrDurableQueryMismatch when the query differs.
+	Acquire(ctx context.Context, name string, query contract.EventQuery, holder string) (cursor uint64, err error)
+	// Advance moves name's cursor forward to cursor, if holder holds it.
+	Advance(ctx context.Context, name, holder string, cursor uint64) error
+	// Release frees name if holder holds it.
+	Release(ctx context.Context, name, holder string) error
+}
+
+// ErrPositionAhead is returned for a catch-up stream whose start position is
+// beyond the committed log.
+var ErrPositionAhead = errors.New("stream position is ahead of the committed log")
+
+var (
+	errHubClosed = errors.New("stream hub closed")
+	errStopped   = errors.New("subscription stopped")
+)
+
+// Config configures an Engine. Source and Hub are required.
+type Config struct {
+	Source   Source
+	Hub      *Hub
+	Durables Durables // nil: durable streams are refused
+	// HolderPrefix names this process in durable name leases, so a cluster
+	// can tell which node holds a name.
+	HolderPrefix string
+	Logger       *slog.Logger
+	// MaxBatchesPerRead bounds one read from the Source (default 128).
+	MaxBatchesPerRead int
+	// CursorTimeout bounds one cursor advance or release (default 10s).
+	CursorTimeout time.Duration
+	// RetryBackoff is the pause after a failed read before trying again
+	// (default 100ms).
+	RetryBackoff time.Duration
+}
+
+// Engine runs the subscriptions of one store.
+type Engine struct {
+	cfg    Config
+	nextID atomic.Uint64
+
+	mu     sync.Mutex
+	subs   map[uint64]*subscription
+	closed bool
+}
+
+// New returns an engine.
+func New(cfg Config) *Engine {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBatchesPerRead <= 0 {
+		cfg.MaxBatchesPerRead = 128
+	}
+	if cfg.CursorTimeout <= 0 {
+		cfg.CursorTimeout = 10 * time.Second
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 100 * time.Millisecond
+	}
+	if cfg.HolderPrefix == "" {
+		cfg.HolderPrefix = "local"
+	}
+	return &Engine{cfg: cfg, subs: make(map[uint64]*subscription)}
+}
+
+// Count returns the number of active subscriptions.
+func (e *Engine) Count() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.subs)
+}
+
+// Live starts a live subscription (StreamAll / StreamTo). With
+// query.MinSequenceNumber > 0 it is a catch-up subscription: the batches
+// after that number are delivered before Live returns.
+func (e *Engine) Live(ctx context.Context, query contract.EventQuery, handler contract.StreamHandler) (contract.Subscription, error) {
+	m, err := contract.NewMatcher(query)
+	if err != nil {
+		return nil, err
+	}
+	if handler == nil {
+		return nil, fmt.Errorf("%w: stream handler must not be nil", contract.ErrInvalidQuery)
+	}
+	s, err := e.newSubscription(ctx, m, handler)
+	if err != nil {
+		return nil, err
+	}
+	head := e.cfg.Hub.Head()
+	s.pos = head
+	if query.MinSequenceNumber > 0 {
+		if query.MinSequenceNumber > head {
+			e.remove(s)
+			s.cancel()
+			return nil, fmt.Errorf("%w: catch-up from %d requested, the log ends at %d", ErrPositionAhead, query.MinSequenceNumber, head)
+		}
+		s.pos = query.MinSequenceNumber
+		if err := s.run(head); err != nil && !errors.Is(err, errStopped) {
+			e.remove(s)
+			s.cancel()
+			return nil, fmt.Errorf("catch-up stream from %d: %w", query.MinSequenceNumber, err)
+		}
+	}
+	go s.live()
+	return s, nil
+}
+
+// Durable starts a durable subscription: it replays from the name's cursor
+// before returning, then continues live.
+func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQuery, handler contract.StreamHandler) (contract.Subscription, error) {
+	if e.cfg.Durables == nil {
+		return nil, errors.New("durable streams are not supported by this store")
+	}
+	if err := contract.ValidateDurableName(name); err != nil {
+		return nil, err
+	}
+	if handler == nil {
+		return nil, fmt.Errorf("%w: stream handler must not be nil", contract.ErrInvalidQuery)
+	}
+	query.MinSequenceNumber = 0
+	m, err := contract.NewMatcher(query)
+	if err != nil {
+		return nil, err
+	}
+	s, err := e.newSubscription(ctx, m, handler)
+	if err != nil {
+		return nil, err
+	}
+	s.durable = true
+	s.name = name
+	s.holder = fmt.Sprintf("%s/%d", e.cfg.HolderPrefix, s.id)
+	cursor, err := e.cfg.Durables.Acquire(ctx, name, query, s.holder)
+	if err != nil {
+		e.remove(s)
+		s.cancel()
+		return nil, fmt.Errorf("durable stream %q: %w", name, err)
+	}
+	s.pos, s.cursor = cursor, cursor
+	if err := s.run(e.cfg.Hub.Head()); err != nil {
+		s.release()
+		e.remove(s)
+		s.cancel()
+		if errors.Is(err, errStopped) {
+			err = contract.ErrClosed
+		}
+		return nil, fmt.Errorf("durable stream %q replay stopped, cursor at %d: %w", name, s.cursor, err)
+	}
+	go s.live()
+	return s, nil
+}
+
+// Close ends every subscription and refuses new ones. It waits for running
+// handlers, except one that called Close itself.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	e.closed = true
+	subs := make([]*subscription, 0, len(e.subs))
+	for _, s := range e.subs {
+		subs = append(subs, s)
+	}
+	e.mu.Unlock()
+	for _, s := range subs {
+		s.Unsubscribe()
+	}
+}
+
+func (e *Engine) newSubscription(ctx context.Context, m *contract.Matcher, h contract.StreamHandler) (*subscription, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, contract.ErrClosed
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	s := &subscription{
+		e:       e,
+		id:      e.nextID.Add(1),
+		ctx:     sctx,
+		cancel:  cancel,
+		handler: h,
+		matcher: m,
+		done:    make(chan struct{}),
+	}
+	e.subs[s.id] = s
+	return s, nil
+}
+
+func (e *Engine) remove(s *subscription) {
+	e.mu.Lock()
+	delete(e.subs, s.id)
+	e.mu.Unlock()
+}
+
+type subscription struct {
+	e       *Engine
+	id      uint64
+	ctx     context.Context
+	cancel  context.CancelFunc
+	handler contract.StreamHandler
+	matcher *contract.Matcher
+
+	durable      bool
+	name, holder string
+
+	pos    uint64 // scanned through; owned by the delivering goroutine
+	cursor uint64 // last cursor stored; owned by the delivering goroutine
+
+	mu      sync.Mutex
+	stopped bool
+	liveGID uint64 // goroutine running live deliveries
+	done    chan struct{}
+	started bool
+}
+
+func (s *subscription) ID() uint64 { return s.id }
+
+// Unsubscribe stops future deliveries. Called from outside a handler it
+// waits for an in-flight handler and, for a durable stream, for the name to
+// be released. Called from inside the handler it cannot wait for itself; the
+// handler's return value is still honoured.
+func (s *subscription) Unsubscribe() {
+	s.mu.Lock()
+	s.stopped = true
+	started, gid := s.started, s.liveGID
+	s.mu.Unlock()
+	s.cancel()
+	if !started {
+		return
+	}
+	if gid != 0 && gid == goid() {
+		return
+	}
+	<-s.done
+}
+
+func (s *subscription) isStopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
+}
+
+func (s *subscription) live() {
+	s.mu.Lock()
+	s.started = true
+	s.liveGID = goid()
+	s.mu.Unlock()
+	defer close(s.done)
+	defer s.e.remove(s)
+	defer s.cancel()
+	err := s.run(0)
+	if s.durable {
+		s.release()
+	}
+	if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, context.Canceled) && !errors.Is(err, errHubClosed) {
+		s.e.cfg.Logger.Warn("stream ended", "subscription", s.id, "durable", s.name, "error", err)
+	}
+}
+
+// run delivers batches after s.pos. With until > 0 it returns once pos
+// reaches until (replay); with until == 0 it runs until stopped.
+func (s *subscription) run(until uint64) error {
+	for {
+		if s.isStopped() {
+			return errStopped
+		}
+		if until != 0 && s.pos >= until {
+			return nil
+		}
+		upTo := until
+		if until == 0 {
+			head, err := s.e.cfg.Hub.Wait(s.ctx, s.pos)
+			if err != nil {
+				return err
+			}
+			upTo = head
+		}
+		batches, scanned, err := s.e.cfg.Source.ReadBatches(s.ctx, s.pos, upTo, s.matcher, s.e.cfg.MaxBatchesPerRead)
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return s.ctx.Err()
+			}
+			if errors.Is(err, contract.ErrClosed) {
+				return err
+			}
+			s.e.cfg.Logger.Warn("stream read failed, retrying", "subscription", s.id, "error", err)
+			select {
+			case <-time.After(s.e.cfg.RetryBackoff):
+				continue
+			case <-s.ctx.Done():
+				return s.ctx.Err()
+			}
+		}
+		for _, b := range batches {
+			if s.isStopped() {
+				return errStopped
+			}
+			if herr := s.deliver(b); herr != nil {
+				if s.durable {
+					return fmt.Errorf("handler failed on the batch ending at %d: %w", b[len(b)-1].SequenceNumber, herr)
+				}
+				s.e.cfg.Logger.Debug("live stream handler failed; stream goes on", "subscription", s.id, "error", herr)
+				continue
+			}
+			if s.durable {
+				if err := s.advance(b[len(b)-1].SequenceNumber); err != nil {
+					return err
+				}
+			}
+		}
+		if scanned > s.pos {
+			s.pos = scanned
+		}
+	}
+}
+
+func (s *subscription) deliver(batch []contract.EventRecord) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	return s.handler(s.ctx, batch)
+}
+
+func (s *subscription) advance(cursor uint64) error {
+	// The handler's ctx may already be cancelled (Unsubscribe from inside the
+	// handler), yet its nil return must still move the cursor.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.e.cfg.CursorTimeout)
+	defer cancel()
+	if err := s.e.cfg.Durables.Advance(ctx, s.name, s.holder, cursor); err != nil {
+		return fmt.Errorf("advance cursor to %d: %w", cursor, err)
+	}
+	s.cursor = cursor
+	return nil
+}
+
+func (s *subscription) release() {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.e.cfg.CursorTimeout)
+	defer cancel()
+	if err := s.e.cfg.Durables.Release(ctx, s.name, s.holder); err != nil && !errors.Is(err, contract.ErrClosed) {
+		s.e.cfg.Logger.Warn("durable stream release failed", "name", s.name, "error", err)
+	}
+}
+
+// goid returns the current goroutine's id. Only Unsubscribe uses it, to
+// tell a call from inside the handler (which must not wait for itself) from
+// any other.
+func goid() uint64 {
+	var buf [64]byte
+	n := runtime.Stack(buf[:], false)
+	f := bytes.Fields(buf[:n])
+	if len(f) < 2 {
+		return 0
+	}
+	id, _ := strconv.ParseUint(string(f[1]), 10, 64)
+	return id
+}

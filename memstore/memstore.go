@@ -1,0 +1,256 @@
+package memstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/streams"
+)
+
+// Store is an in-memory contract.EventStore. It is safe for concurrent use.
+type Store struct {
+	limits contract.Limits
+	now    func() time.Time
+	hub    *streams.Hub
+	engine *streams.Engine
+
+	mu       sync.RWMutex
+	events   []contract.EventRecord // events[i].SequenceNumber == i+1
+	batchEnd []uint64               // batchEnd[i]: last sequence number of the batch holding event i+1
+	durables map[string]*durable
+	closed   bool
+}
+
+type durable struct {
+	queryKey string
+	cursor   uint64
+	holder   string
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithLimits sets the limits on appended events.
+func WithLimits(l contract.Limits) Option { return func(s *Store) { s.limits = l } }
+
+// WithClock sets the clock that stamps OccurredAt.
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// New returns an empty store.
+func New(opts ...Option) *Store {
+	s := &Store{limits: contract.DefaultLimits, now: time.Now, durables: make(map[string]*durable)}
+	for _, o := range opts {
+		o(s)
+	}
+	s.hub = streams.NewHub(0)
+	s.engine = streams.New(streams.Config{Source: s, Hub: s.hub, Durables: (*durables)(s), HolderPrefix: "mem"})
+	return s
+}
+
+var _ contract.EventStore = (*Store)(nil)
+
+// Append commits events as one batch.
+func (s *Store) Append(ctx context.Context, events []contract.NewEvent) (contract.AppendResult, error) {
+	if err := contract.ValidateEvents(events, s.limits); err != nil {
+		return contract.AppendResult{}, err
+	}
+	return s.append(ctx, events, nil, 0)
+}
+
+// AppendIf commits events only if the context's version is expected.
+func (s *Store) AppendIf(ctx context.Context, events []contract.NewEvent, query contract.EventQuery, expected uint64) (contract.AppendResult, error) {
+	if err := contract.ValidateEvents(events, s.limits); err != nil {
+		return contract.AppendResult{}, err
+	}
+	m, err := contract.NewMatcher(query)
+	if err != nil {
+		return contract.AppendResult{}, err
+	}
+	return s.append(ctx, events, m, expected)
+}
+
+// append commits validated events, if cond's version is expected.
+func (s *Store) append(ctx context.Context, events []contract.NewEvent, cond *contract.Matcher, expected uint64) (contract.AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return contract.AppendResult{}, err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return contract.AppendResult{}, contract.ErrClosed
+	}
+	if cond != nil {
+		if actual := s.versionLocked(cond); actual != expected {
+			s.mu.Unlock()
+			return contract.AppendResult{}, &contract.ConflictError{Expected: expected, Actual: actual}
+		}
+	}
+	at := s.now().UTC()
+	first := uint64(len(s.events)) + 1
+	last := first + uint64(len(events)) - 1
+	for i, ev := range events {
+		s.events = append(s.events, contract.EventRecord{
+			SequenceNumber: first + uint64(i),
+			OccurredAt:     at,
+			Type:           ev.Type,
+			Payload:        slices.Clone(ev.Payload),
+		})
+		s.batchEnd = append(s.batchEnd, last)
+	}
+	s.mu.Unlock()
+	s.hub.Publish(last)
+	return contract.AppendResult{FirstSequenceNumber: first, LastSequenceNumber: last, CommittedCount: uint64(len(events))}, nil
+}
+
+func (s *Store) versionLocked(m *contract.Matcher) uint64 {
+	for i := len(s.events) - 1; i >= 0; i-- {
+		if m.Match(s.events[i].Type, s.events[i].Payload) {
+			return s.events[i].SequenceNumber
+		}
+	}
+	return 0
+}
+
+// Query returns the matching events after query.MinSequenceNumber.
+func (s *Store) Query(ctx context.Context, query contract.EventQuery) (contract.QueryResult, error) {
+	m, err := contract.NewMatcher(query)
+	if err != nil {
+		return contract.QueryResult{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return contract.QueryResult{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return contract.QueryResult{}, contract.ErrClosed
+	}
+	var res contract.QueryResult
+	for _, ev := range s.events {
+		if !m.Match(ev.Type, ev.Payload) {
+			continue
+		}
+		res.CurrentContextVersion = ev.SequenceNumber
+		if ev.SequenceNumber > query.MinSequenceNumber {
+			res.Events = append(res.Events, cloneRecord(ev))
+			res.LastReturnedSequenceNumber = ev.SequenceNumber
+		}
+	}
+	return res, nil
+}
+
+// ReadBatches implements streams.Source.
+func (s *Store) ReadBatches(_ context.Context, after, upTo uint64, m *contract.Matcher, maxBatches int) ([][]contract.EventRecord, uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, after, contract.ErrClosed
+	}
+	upTo = min(upTo, uint64(len(s.events)))
+	var out [][]contract.EventRecord
+	var cur []contract.EventRecord
+	for seq := after + 1; seq <= upTo; seq++ {
+		ev := s.events[seq-1]
+		if m.Match(ev.Type, ev.Payload) {
+			cur = append(cur, cloneRecord(ev))
+		}
+		if end := s.batchEnd[seq-1]; seq == end || seq == upTo {
+			if len(cur) > 0 {
+				out = append(out, cur)
+				cur = nil
+				if len(out) >= maxBatches && seq < upTo {
+					return out, seq, nil
+				}
+			}
+		}
+	}
+	return out, max(upTo, after), nil
+}
+
+func (s *Store) StreamAll(ctx context.Context, h contract.StreamHandler) (contract.Subscription, error) {
+	return s.StreamTo(ctx, contract.EventQuery{}, h)
+}
+
+func (s *Store) StreamTo(ctx context.Context, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+	return s.engine.Live(ctx, q, h)
+}
+
+func (s *Store) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler) (contract.Subscription, error) {
+	return s.StreamToDurable(ctx, name, contract.EventQuery{}, h)
+}
+
+func (s *Store) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+	return s.engine.Durable(ctx, name, q, h)
+}
+
+// Close ends every subscription; later calls return contract.ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.engine.Close()
+	s.hub.Close()
+	return nil
+}
+
+func cloneRecord(r contract.EventRecord) contract.EventRecord {
+	r.Payload = json.RawMessage(slices.Clone([]byte(r.Payload)))
+	return r
+}
+
+// durables implements streams.Durables on the store's map.
+type durables Store
+
+func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery, holder string) (uint64, error) {
+	key, err := streams.QueryKey(q)
+	if err != nil {
+		return 0, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return 0, contract.ErrClosed
+	}
+	cur, ok := d.durables[name]
+	if !ok {
+		d.durables[name] = &durable{queryKey: key, holder: holder}
+		return 0, nil
+	}
+	if cur.queryKey != key {
+		return 0, fmt.Errorf("%w: %q", contract.ErrDurableQueryMismatch, name)
+	}
+	if cur.holder != "" {
+		return 0, fmt.Errorf("%w: %q", contract.ErrDurableNameInUse, name)
+	}
+	cur.holder = holder
+	return cur.cursor, nil
+}
+
+func (d *durables) Advance(_ context.Context, name, holder string, cursor uint64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cur, ok := d.durables[name]
+	if !ok || cur.holder != holder {
+		return fmt.Errorf("durable stream %q is not held by %s", name, holder)
+	}
+	cur.cursor = max(cur.cursor, cursor)
+	return nil
+}
+
+func (d *durables) Release(_ context.Context, name, holder string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if cur, ok := d.durables[name]; ok && cur.holder == holder {
+		cur.holder = ""
+	}
+	return nil
+}
