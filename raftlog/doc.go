@@ -1,0 +1,24 @@
+// Package raftlog owns the Raft plumbing of a FACTSTR node: the log store,
+// the stable store, the snapshot store, the TCP transport and the validated
+// raft.Config. It does not own the state machine; the FSM, bootstrapping and
+// membership live elsewhere and receive these pieces from Open.
+//
+// On disk, Raft state lives under DataDir/raft:
+//
+//	DataDir/raft/raft.db     raft-boltdb log store and stable store (one file)
+//	DataDir/raft/snapshots/  file snapshot store, two snapshots retained
+//
+// The log store is the bolt store wrapped in raft.NewLogCache so the leader
+// replicates recent entries from memory. The transport is a
+// raft.NetworkTransport over a PartitionableStreamLayer: plain TCP whose
+// connections a test can cut to simulate a partition.
+//
+// Every tunable is in Config, and Config.Validate is the only place that
+// checks it, so a bad setting fails at Open with a message that names the
+// field and says how to fix it, instead of surfacing later as an election
+// that never settles.
+//
+// Lifecycle: Open, build the *raft.Raft from the pieces and RaftConfig,
+// and on the way down call (*raft.Raft).Shutdown before Stores.Close, since
+// raft keeps writing to the stores until Shutdown returns.
+package raftlog
