@@ -3,6 +3,7 @@ package contract
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // These sentinels extend the contract's errors so callers (and the gRPC
@@ -51,6 +52,9 @@ func ValidateEvents(events []NewEvent, limits Limits) error {
 		if ev.Type == "" {
 			return fmt.Errorf("%w: event %d has an empty type; every event needs a type", ErrInvalidEvent, i)
 		}
+		if !utf8.ValidString(ev.Type) {
+			return fmt.Errorf("%w: event %d type is not valid UTF-8", ErrInvalidEvent, i)
+		}
 		if limits.MaxTypeBytes > 0 && len(ev.Type) > limits.MaxTypeBytes {
 			return fmt.Errorf("%w: event %d type is %d bytes, the maximum is %d",
 				ErrLimitExceeded, i, len(ev.Type), limits.MaxTypeBytes)
@@ -76,6 +80,9 @@ func ValidateQuery(q EventQuery) error {
 func ValidateDurableName(name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: durable stream name must not be empty", ErrInvalidQuery)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%w: durable stream name is not valid UTF-8", ErrInvalidQuery)
 	}
 	if len(name) > 256 {
 		return fmt.Errorf("%w: durable stream name is %d bytes, the maximum is 256", ErrInvalidQuery, len(name))

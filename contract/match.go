@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Matches reports whether rec matches q's filters. It is the oracle for every
@@ -42,6 +43,9 @@ func NewMatcher(q EventQuery) (*Matcher, error) {
 		if f.EventTypes != nil {
 			cf.types = make(map[string]struct{}, len(f.EventTypes))
 			for _, t := range f.EventTypes {
+				if !utf8.ValidString(t) {
+					return nil, fmt.Errorf("%w: filter %d has an event type that is not valid UTF-8", ErrInvalidQuery, i)
+				}
 				cf.types[t] = struct{}{}
 			}
 		}
@@ -110,17 +114,16 @@ func (m *Matcher) Match(eventType string, payload json.RawMessage) bool {
 // DecodeJSON decodes one JSON value, keeping numbers as json.Number so they
 // compare by value without float rounding. Trailing data is an error.
 func DecodeJSON(raw []byte) (any, error) {
+	// json.Valid first: the decoder alone accepts a value followed by a
+	// stray closing bracket.
+	if !json.Valid(raw) {
+		return nil, fmt.Errorf("not a single valid JSON value")
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
 		return nil, err
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("unexpected data after the JSON value")
-	}
-	if _, err := dec.Token(); err == nil {
-		return nil, fmt.Errorf("unexpected data after the JSON value")
 	}
 	return v, nil
 }

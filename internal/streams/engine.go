@@ -122,20 +122,21 @@ func (e *Engine) Live(ctx context.Context, query contract.EventQuery, handler co
 	}
 	head := e.cfg.Hub.Head()
 	s.pos = head
-	if query.MinSequenceNumber > 0 {
+	if query.MinSequenceNumber > 0 || catchUp(ctx) {
 		if query.MinSequenceNumber > head {
 			e.remove(s)
 			s.cancel()
 			return nil, fmt.Errorf("%w: catch-up from %d requested, the log ends at %d", ErrPositionAhead, query.MinSequenceNumber, head)
 		}
 		s.pos = query.MinSequenceNumber
-		if err := s.run(head); err != nil && !errors.Is(err, errStopped) {
+		if err := s.replay(head); err != nil && !errors.Is(err, errStopped) {
 			e.remove(s)
 			s.cancel()
 			return nil, fmt.Errorf("catch-up stream from %d: %w", query.MinSequenceNumber, err)
 		}
 	}
-	go s.live()
+	s.start = s.pos
+	s.goLive()
 	return s, nil
 }
 
@@ -170,7 +171,7 @@ func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQ
 		return nil, fmt.Errorf("durable stream %q: %w", name, err)
 	}
 	s.pos, s.cursor = cursor, cursor
-	if err := s.run(e.cfg.Hub.Head()); err != nil {
+	if err := s.replay(e.cfg.Hub.Head()); err != nil {
 		s.release()
 		e.remove(s)
 		s.cancel()
@@ -179,7 +180,8 @@ func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQ
 		}
 		return nil, fmt.Errorf("durable stream %q replay stopped, cursor at %d: %w", name, s.cursor, err)
 	}
-	go s.live()
+	s.start = s.pos
+	s.goLive()
 	return s, nil
 }
 
@@ -235,6 +237,7 @@ type subscription struct {
 	durable      bool
 	name, holder string
 
+	start  uint64 // position when the subscription went live; immutable after
 	pos    uint64 // scanned through; owned by the delivering goroutine
 	cursor uint64 // last cursor stored; owned by the delivering goroutine
 
@@ -246,6 +249,11 @@ type subscription struct {
 }
 
 func (s *subscription) ID() uint64 { return s.id }
+
+// StartPosition is the sequence number through which the log was delivered
+// (or skipped) when the subscription went live: a client that loses its
+// connection before any delivery resumes after it.
+func (s *subscription) StartPosition() uint64 { return s.start }
 
 // Unsubscribe stops future deliveries. Called from outside a handler it
 // waits for an in-flight handler and, for a durable stream, for the name to
@@ -272,6 +280,16 @@ func (s *subscription) isStopped() bool {
 	return s.stopped
 }
 
+// goLive starts the live loop. started is set before the goroutine runs,
+// so an Unsubscribe right after Live or Durable returned waits for the loop
+// to end (and a durable name to be released) instead of returning at once.
+func (s *subscription) goLive() {
+	s.mu.Lock()
+	s.started = true
+	s.mu.Unlock()
+	go s.live()
+}
+
 func (s *subscription) live() {
 	s.mu.Lock()
 	s.started = true
@@ -287,6 +305,15 @@ func (s *subscription) live() {
 	if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, context.Canceled) && !errors.Is(err, errHubClosed) {
 		s.e.cfg.Logger.Warn("stream ended", "subscription", s.id, "durable", s.name, "error", err)
 	}
+}
+
+// replay delivers the batches after s.pos through until. Unlike run, an
+// until of 0 (an empty log) means nothing to replay, not "run live".
+func (s *subscription) replay(until uint64) error {
+	if until <= s.pos {
+		return nil
+	}
+	return s.run(until)
 }
 
 // run delivers batches after s.pos. With until > 0 it returns once pos
@@ -374,6 +401,23 @@ func (s *subscription) release() {
 		s.e.cfg.Logger.Warn("durable stream release failed", "name", s.name, "error", err)
 	}
 }
+
+type catchUpCtx struct{}
+
+// WithCatchUp marks a Live call whose MinSequenceNumber is a catch-up
+// position even when it is 0: a client resuming a stream that had seen
+// nothing yet must not miss what was committed while it reconnected.
+func WithCatchUp(ctx context.Context) context.Context {
+	return context.WithValue(ctx, catchUpCtx{}, true)
+}
+
+func catchUp(ctx context.Context) bool {
+	v, _ := ctx.Value(catchUpCtx{}).(bool)
+	return v
+}
+
+// GoID returns the current goroutine's id (see goid).
+func GoID() uint64 { return goid() }
 
 // goid returns the current goroutine's id. Only Unsubscribe uses it, to
 // tell a call from inside the handler (which must not wait for itself) from

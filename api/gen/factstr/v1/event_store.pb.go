@@ -403,9 +403,13 @@ func (x *QueryResponse) GetCurrentContextVersion() uint64 {
 }
 
 type StreamRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Query         *EventQuery            `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
-	Read          *ReadOptions           `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Query *EventQuery            `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
+	Read  *ReadOptions           `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
+	// When true, query.min_sequence_number is a catch-up position even when it
+	// is 0 (deliver everything, then live). Clients set it when they resume a
+	// stream on another node.
+	CatchUp       bool `protobuf:"varint,3,opt,name=catch_up,json=catchUp,proto3" json:"catch_up,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -452,6 +456,13 @@ func (x *StreamRequest) GetRead() *ReadOptions {
 		return x.Read
 	}
 	return nil
+}
+
+func (x *StreamRequest) GetCatchUp() bool {
+	if x != nil {
+		return x.CatchUp
+	}
+	return false
 }
 
 // Subscribed is sent once, when the subscription is in place (and any
@@ -1061,10 +1072,11 @@ const file_factstr_v1_event_store_proto_rawDesc = "" +
 	"\rQueryResponse\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.factstr.v1.EventRecordR\x06events\x12A\n" +
 	"\x1dlast_returned_sequence_number\x18\x02 \x01(\x04R\x1alastReturnedSequenceNumber\x126\n" +
-	"\x17current_context_version\x18\x03 \x01(\x04R\x15currentContextVersion\"j\n" +
+	"\x17current_context_version\x18\x03 \x01(\x04R\x15currentContextVersion\"\x85\x01\n" +
 	"\rStreamRequest\x12,\n" +
 	"\x05query\x18\x01 \x01(\v2\x16.factstr.v1.EventQueryR\x05query\x12+\n" +
-	"\x04read\x18\x02 \x01(\v2\x17.factstr.v1.ReadOptionsR\x04read\"I\n" +
+	"\x04read\x18\x02 \x01(\v2\x17.factstr.v1.ReadOptionsR\x04read\x12\x19\n" +
+	"\bcatch_up\x18\x03 \x01(\bR\acatchUp\"I\n" +
 	"\n" +
 	"Subscribed\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\x04R\x0esubscriptionId\x12\x12\n" +

@@ -270,6 +270,7 @@ type NodeStatusResponse struct {
 	HeadSequenceNumber uint64                 `protobuf:"varint,6,opt,name=head_sequence_number,json=headSequenceNumber,proto3" json:"head_sequence_number,omitempty"`
 	LeaderId           string                 `protobuf:"bytes,7,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
 	Incarnation        string                 `protobuf:"bytes,8,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	ClusterId          string                 `protobuf:"bytes,9,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -360,6 +361,13 @@ func (x *NodeStatusResponse) GetIncarnation() string {
 	return ""
 }
 
+func (x *NodeStatusResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
 var File_factstr_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_factstr_peer_v1_peer_proto_rawDesc = "" +
@@ -378,7 +386,7 @@ const file_factstr_peer_v1_peer_proto_rawDesc = "" +
 	"\x11ReadIndexResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\"\x13\n" +
-	"\x11NodeStatusRequest\"\x90\x02\n" +
+	"\x11NodeStatusRequest\"\xaf\x02\n" +
 	"\x12NodeStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
@@ -387,7 +395,9 @@ const file_factstr_peer_v1_peer_proto_rawDesc = "" +
 	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\x120\n" +
 	"\x14head_sequence_number\x18\x06 \x01(\x04R\x12headSequenceNumber\x12\x1b\n" +
 	"\tleader_id\x18\a \x01(\tR\bleaderId\x12 \n" +
-	"\vincarnation\x18\b \x01(\tR\vincarnation2\x86\x02\n" +
+	"\vincarnation\x18\b \x01(\tR\vincarnation\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\t \x01(\tR\tclusterId2\x86\x02\n" +
 	"\vPeerService\x12L\n" +
 	"\aForward\x12\x1f.factstr.peer.v1.ForwardRequest\x1a .factstr.peer.v1.ForwardResponse\x12R\n" +
 	"\tReadIndex\x12!.factstr.peer.v1.ReadIndexRequest\x1a\".factstr.peer.v1.ReadIndexResponse\x12U\n" +

@@ -1,0 +1,271 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
+	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/wire"
+)
+
+// Client talks to a FACTSTR cluster. It is safe for concurrent use.
+type Client struct {
+	opts    options
+	targets []string
+	conns   []*grpc.ClientConn
+	next    atomic.Uint64
+	log     *slog.Logger
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	subs   map[uint64]*subscription
+	nextID uint64
+	closed bool
+}
+
+var _ contract.EventStore = (*Client)(nil)
+
+// Dial connects to the cluster nodes at targets (host:port). Connections are
+// made lazily; Dial fails only for bad arguments.
+func Dial(ctx context.Context, targets []string, opts ...Option) (*Client, error) {
+	if len(targets) == 0 {
+		return nil, errors.New("client: no targets; give at least one node address (host:port)")
+	}
+	o := options{retryTimeout: 30 * time.Second, logger: slog.Default()}
+	for _, f := range opts {
+		f(&o)
+	}
+	creds := insecure.NewCredentials()
+	if o.tlsConfig != nil {
+		creds = credentials.NewTLS(o.tlsConfig)
+	}
+	dial := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
+	}, o.dialOpts...)
+	if o.token != "" {
+		dial = append(dial, grpc.WithPerRPCCredentials(tokenCreds{token: o.token, secure: o.tlsConfig != nil}))
+	}
+	c := &Client{opts: o, targets: targets, log: o.logger, subs: make(map[uint64]*subscription)}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	for _, t := range targets {
+		conn, err := grpc.NewClient(t, dial...)
+		if err != nil {
+			c.closeConns()
+			return nil, fmt.Errorf("client: target %q: %w", t, err)
+		}
+		c.conns = append(c.conns, conn)
+	}
+	return c, nil
+}
+
+// Conn returns the connection to target i (admin tools).
+func (c *Client) Conn(i int) *grpc.ClientConn { return c.conns[i%len(c.conns)] }
+
+// Targets returns the node addresses the client was given.
+func (c *Client) Targets() []string { return append([]string(nil), c.targets...) }
+
+func (c *Client) closeConns() {
+	for _, conn := range c.conns {
+		_ = conn.Close()
+	}
+}
+
+// pick returns the index of the node to try next.
+func (c *Client) pick() int { return int(c.next.Add(1)-1) % len(c.conns) }
+
+func (c *Client) es(i int) factstrv1.EventStoreServiceClient {
+	return factstrv1.NewEventStoreServiceClient(c.conns[i])
+}
+
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// retryable reports whether a failed call may be tried again on another
+// node: the node is down, shutting down, or has no leader right now.
+func retryable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable:
+		return true
+	case codes.Internal:
+		return false
+	}
+	return false
+}
+
+// call runs f against node after node until it succeeds, fails for a
+// reason retrying cannot fix, or the retry budget ends.
+func (c *Client) call(ctx context.Context, f func(ctx context.Context, node int) error) error {
+	if c.isClosed() {
+		return contract.ErrClosed
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.retryTimeout)
+		defer cancel()
+	}
+	backoff := 20 * time.Millisecond
+	node := c.pick()
+	for attempt := 0; ; attempt++ {
+		err := f(ctx, node)
+		if err == nil || !retryable(err) {
+			return err
+		}
+		if c.isClosed() {
+			return contract.ErrClosed
+		}
+		c.log.Debug("retrying on another node", "node", c.targets[node], "error", err)
+		node = (node + 1) % len(c.conns)
+		if node == 0 || len(c.conns) == 1 {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%w (gave up: %v)", err, ctx.Err())
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, time.Second)
+		}
+	}
+}
+
+func newKey() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return wire.FromStatus(err)
+}
+
+// Append commits events as one batch.
+func (c *Client) Append(ctx context.Context, events []contract.NewEvent) (contract.AppendResult, error) {
+	if len(events) == 0 {
+		return contract.AppendResult{}, contract.ErrEmptyAppend
+	}
+	key := contract.IdempotencyKey(ctx)
+	if key == "" {
+		key = newKey()
+	}
+	req := &factstrv1.AppendRequest{Events: wire.EventsToProto(events), IdempotencyKey: key}
+	var resp *factstrv1.AppendResponse
+	err := c.call(ctx, func(ctx context.Context, node int) error {
+		var err error
+		resp, err = c.es(node).Append(ctx, req)
+		return err
+	})
+	if err != nil {
+		return contract.AppendResult{}, mapErr(err)
+	}
+	return contract.AppendResult{FirstSequenceNumber: resp.GetFirstSequenceNumber(), LastSequenceNumber: resp.GetLastSequenceNumber(), CommittedCount: resp.GetCommittedCount()}, nil
+}
+
+// AppendIf commits events only if the context's version is expected.
+func (c *Client) AppendIf(ctx context.Context, events []contract.NewEvent, query contract.EventQuery, expected uint64) (contract.AppendResult, error) {
+	if len(events) == 0 {
+		return contract.AppendResult{}, contract.ErrEmptyAppend
+	}
+	key := contract.IdempotencyKey(ctx)
+	if key == "" {
+		key = newKey()
+	}
+	req := &factstrv1.AppendIfRequest{Events: wire.EventsToProto(events), Context: wire.QueryToProto(query), ExpectedContextVersion: expected, IdempotencyKey: key}
+	var resp *factstrv1.AppendIfResponse
+	err := c.call(ctx, func(ctx context.Context, node int) error {
+		var err error
+		resp, err = c.es(node).AppendIf(ctx, req)
+		return err
+	})
+	if err != nil {
+		return contract.AppendResult{}, mapErr(err)
+	}
+	return contract.AppendResult{FirstSequenceNumber: resp.GetFirstSequenceNumber(), LastSequenceNumber: resp.GetLastSequenceNumber(), CommittedCount: resp.GetCommittedCount()}, nil
+}
+
+// Query reads the matching events, linearizable unless ctx carries other
+// read options (contract.WithReadOptions).
+func (c *Client) Query(ctx context.Context, query contract.EventQuery) (contract.QueryResult, error) {
+	req := &factstrv1.QueryRequest{Query: wire.QueryToProto(query), Read: wire.ReadOptionsToProto(contract.ReadOptionsFrom(ctx))}
+	var res contract.QueryResult
+	err := c.call(ctx, func(ctx context.Context, node int) error {
+		res = contract.QueryResult{}
+		st, err := c.es(node).Query(ctx, req)
+		if err != nil {
+			return err
+		}
+		for {
+			page, err := st.Recv()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			res.Events = append(res.Events, wire.RecordsFromProto(page.GetEvents())...)
+			res.LastReturnedSequenceNumber = page.GetLastReturnedSequenceNumber()
+			res.CurrentContextVersion = page.GetCurrentContextVersion()
+		}
+	})
+	if err != nil {
+		return contract.QueryResult{}, mapErr(err)
+	}
+	return res, nil
+}
+
+// Close ends every subscription and closes the connections; later calls
+// return contract.ErrClosed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	subs := make([]*subscription, 0, len(c.subs))
+	for _, s := range c.subs {
+		subs = append(subs, s)
+	}
+	c.mu.Unlock()
+	for _, s := range subs {
+		s.Unsubscribe()
+	}
+	c.cancel()
+	c.closeConns()
+	return nil
+}
+
+type tokenCreds struct {
+	token  string
+	secure bool
+}
+
+func (t tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + t.token}, nil
+}
+
+func (t tokenCreds) RequireTransportSecurity() bool { return t.secure }
+
+var _ = metadata.Pairs

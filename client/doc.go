@@ -1,0 +1,11 @@
+// Package client is the Go client of a FACTSTR cluster. A *Client
+// implements contract.EventStore over gRPC, so code written against an
+// embedded store runs unchanged against a cluster.
+//
+// It spreads calls over the given nodes and retries UNAVAILABLE on the next
+// one. Retrying writes is safe because every append carries an idempotency
+// key (the caller's, from contract.WithIdempotencyKey, or one it generates).
+// Live streams that lose their node resume on another from the last
+// delivered position, without gap or duplicate; durable streams resume from
+// their server-stored cursor.
+package client

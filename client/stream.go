@@ -1,0 +1,396 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
+	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/streams"
+	"github.com/factstr/factstr-go/internal/wire"
+)
+
+// durableResumeTimeout bounds how long a durable stream that lost its node
+// waits for its name to be released (the leader releases a dead node's
+// leases once gossip declares it failed).
+const durableResumeTimeout = 60 * time.Second
+
+type subscription struct {
+	c       *Client
+	id      uint64
+	durable bool
+	name    string
+	query   contract.EventQuery
+	read    contract.ReadOptions
+	handler contract.StreamHandler
+
+	hctx    context.Context // handed to the handler
+	hcancel context.CancelFunc
+	sctx    context.Context // the gRPC stream's; outlives hctx for the release handshake
+	scancel context.CancelFunc
+
+	lastSeen uint64 // live: resume position; owned by the delivering goroutine
+
+	mu      sync.Mutex
+	stopped bool
+	gid     uint64
+	started bool
+	sendMu  sync.Mutex
+	dstream grpc.BidiStreamingClient[factstrv1.StreamDurableRequest, factstrv1.StreamDurableResponse]
+	done    chan struct{}
+}
+
+func (s *subscription) ID() uint64 { return s.id }
+
+func (c *Client) newSub(ctx context.Context, durable bool, name string, q contract.EventQuery, h contract.StreamHandler) (*subscription, error) {
+	if h == nil {
+		return nil, fmt.Errorf("%w: stream handler must not be nil", contract.ErrInvalidQuery)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, contract.ErrClosed
+	}
+	c.nextID++
+	s := &subscription{c: c, id: c.nextID, durable: durable, name: name, query: q, read: contract.ReadOptionsFrom(ctx), handler: h, done: make(chan struct{})}
+	s.hctx, s.hcancel = context.WithCancel(ctx)
+	s.sctx, s.scancel = context.WithCancel(c.ctx)
+	c.subs[s.id] = s
+	return s, nil
+}
+
+func (c *Client) dropSub(s *subscription) {
+	c.mu.Lock()
+	delete(c.subs, s.id)
+	c.mu.Unlock()
+	s.hcancel()
+	s.scancel()
+}
+
+// StreamAll delivers every batch committed after the call returns.
+func (c *Client) StreamAll(ctx context.Context, h contract.StreamHandler) (contract.Subscription, error) {
+	return c.StreamTo(ctx, contract.EventQuery{}, h)
+}
+
+// StreamTo delivers matching batches committed after the call returns; with
+// MinSequenceNumber > 0 it first catches up from there.
+func (c *Client) StreamTo(ctx context.Context, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+	s, err := c.newSub(ctx, false, "", q, h)
+	if err != nil {
+		return nil, err
+	}
+	var st grpc.ServerStreamingClient[factstrv1.StreamResponse]
+	err = c.call(ctx, func(_ context.Context, node int) error {
+		var err error
+		st, err = s.openLive(node, q.MinSequenceNumber, false)
+		return err
+	})
+	if err != nil {
+		c.dropSub(s)
+		return nil, mapErr(err)
+	}
+	s.watchCallCtx(ctx)
+	go s.runLive(st)
+	return s, nil
+}
+
+// openLive opens a Stream on node and delivers any catch-up batches before
+// the server says the subscription is in place.
+func (s *subscription) openLive(node int, from uint64, catchUp bool) (grpc.ServerStreamingClient[factstrv1.StreamResponse], error) {
+	q := s.query
+	q.MinSequenceNumber = from
+	st, err := s.c.es(node).Stream(s.sctx, &factstrv1.StreamRequest{Query: wire.QueryToProto(q), Read: wire.ReadOptionsToProto(s.read), CatchUp: catchUp})
+	if err != nil {
+		return nil, err
+	}
+	for {
+		m, err := st.Recv()
+		if err != nil {
+			return nil, err
+		}
+		switch k := m.GetKind().(type) {
+		case *factstrv1.StreamResponse_Batch:
+			s.deliverLive(k.Batch)
+		case *factstrv1.StreamResponse_Subscribed:
+			s.lastSeen = max(s.lastSeen, k.Subscribed.GetHead())
+			return st, nil
+		}
+	}
+}
+
+func (s *subscription) deliverLive(b *factstrv1.Batch) {
+	recs := wire.RecordsFromProto(b.GetEvents())
+	if len(recs) == 0 || recs[len(recs)-1].SequenceNumber <= s.lastSeen {
+		return // a resumed stream never delivers a batch twice
+	}
+	if s.isStopped() {
+		return
+	}
+	_ = s.deliver(recs) // a live stream goes on after a failing handler
+	s.lastSeen = recs[len(recs)-1].SequenceNumber
+}
+
+func (s *subscription) runLive(st grpc.ServerStreamingClient[factstrv1.StreamResponse]) {
+	s.begin()
+	defer close(s.done)
+	defer s.c.dropSub(s)
+	for {
+		m, err := st.Recv()
+		if err == nil {
+			if b := m.GetBatch(); b != nil {
+				s.deliverLive(b)
+			}
+			continue
+		}
+		if s.isStopped() || s.sctx.Err() != nil {
+			return
+		}
+		s.c.log.Info("live stream lost its node; resuming elsewhere", "subscription", s.id, "after", s.lastSeen, "error", err)
+		st = s.reconnectLive()
+		if st == nil {
+			return
+		}
+	}
+}
+
+// reconnectLive resumes after lastSeen on the next node that answers.
+func (s *subscription) reconnectLive() grpc.ServerStreamingClient[factstrv1.StreamResponse] {
+	backoff := 50 * time.Millisecond
+	node := s.c.pick()
+	for {
+		if s.isStopped() || s.sctx.Err() != nil {
+			return nil
+		}
+		st, err := s.openLive(node, s.lastSeen, true)
+		if err == nil {
+			return st
+		}
+		if !retryable(err) && status.Code(err) != codes.OutOfRange && status.Code(err) != codes.Internal {
+			s.c.log.Warn("live stream cannot resume; it ends", "subscription", s.id, "error", err)
+			return nil
+		}
+		node = (node + 1) % len(s.c.conns)
+		select {
+		case <-s.sctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+// StreamAllDurable is StreamToDurable over every event.
+func (c *Client) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler) (contract.Subscription, error) {
+	return c.StreamToDurable(ctx, name, contract.EventQuery{}, h)
+}
+
+// StreamToDurable replays from the name's server-stored cursor, then
+// continues live; each batch is acknowledged after the handler returns nil.
+func (c *Client) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+	if err := contract.ValidateDurableName(name); err != nil {
+		return nil, err
+	}
+	s, err := c.newSub(ctx, true, name, q, h)
+	if err != nil {
+		return nil, err
+	}
+	err = c.call(ctx, func(_ context.Context, node int) error {
+		return s.openDurable(node)
+	})
+	if err != nil {
+		c.dropSub(s)
+		return nil, mapErr(err)
+	}
+	s.watchCallCtx(ctx)
+	go s.runDurable()
+	return s, nil
+}
+
+// openDurable subscribes on node and runs the replay; it returns once the
+// server says the subscription is live.
+func (s *subscription) openDurable(node int) error {
+	st, err := s.c.es(node).StreamDurable(s.sctx)
+	if err != nil {
+		return err
+	}
+	s.sendMu.Lock()
+	s.dstream = st
+	err = st.Send(&factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Subscribe{Subscribe: &factstrv1.DurableSubscribe{
+		Name: s.name, Query: wire.QueryToProto(s.query), Read: wire.ReadOptionsToProto(s.read),
+	}}})
+	s.sendMu.Unlock()
+	if err != nil {
+		return err
+	}
+	for {
+		m, err := st.Recv()
+		if err != nil {
+			return err
+		}
+		switch k := m.GetKind().(type) {
+		case *factstrv1.StreamDurableResponse_Batch:
+			if err := s.deliverDurable(k.Batch); err != nil {
+				return err
+			}
+		case *factstrv1.StreamDurableResponse_Subscribed:
+			return nil
+		case *factstrv1.StreamDurableResponse_Released:
+			return status.Error(codes.Aborted, "durable stream released during replay")
+		}
+	}
+}
+
+// deliverDurable runs the handler and acknowledges: the ack carries the
+// handler's error, which stops the stream on the server without moving the
+// cursor.
+func (s *subscription) deliverDurable(b *factstrv1.Batch) error {
+	recs := wire.RecordsFromProto(b.GetEvents())
+	if len(recs) == 0 {
+		return nil
+	}
+	herr := s.deliver(recs)
+	ack := &factstrv1.DurableAck{LastSequenceNumber: recs[len(recs)-1].SequenceNumber}
+	if herr != nil {
+		ack.Error = herr.Error()
+		if ack.Error == "" {
+			ack.Error = "handler failed"
+		}
+	}
+	s.sendMu.Lock()
+	err := s.dstream.Send(&factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Ack{Ack: ack}})
+	s.sendMu.Unlock()
+	if herr != nil {
+		return fmt.Errorf("durable stream %q: handler failed: %w", s.name, herr)
+	}
+	return err
+}
+
+func (s *subscription) runDurable() {
+	s.begin()
+	defer close(s.done)
+	defer s.c.dropSub(s)
+	for {
+		m, err := s.dstream.Recv()
+		if err == nil {
+			switch k := m.GetKind().(type) {
+			case *factstrv1.StreamDurableResponse_Batch:
+				if s.deliverDurable(k.Batch) != nil {
+					s.awaitEnd()
+					return
+				}
+			case *factstrv1.StreamDurableResponse_Released:
+				return
+			}
+			continue
+		}
+		if s.isStopped() || s.sctx.Err() != nil || status.Code(err) == codes.Aborted {
+			return
+		}
+		s.c.log.Info("durable stream lost its node; resuming elsewhere", "name", s.name, "error", err)
+		if !s.reconnectDurable() {
+			return
+		}
+	}
+}
+
+// awaitEnd drains the stream until the server ends it (it releases the name
+// first), so that the name is free soon after the handler failed.
+func (s *subscription) awaitEnd() {
+	for {
+		if _, err := s.dstream.Recv(); err != nil {
+			return
+		}
+	}
+}
+
+func (s *subscription) reconnectDurable() bool {
+	ctx, cancel := context.WithTimeout(s.sctx, durableResumeTimeout)
+	defer cancel()
+	backoff := 50 * time.Millisecond
+	node := s.c.pick()
+	for {
+		if s.isStopped() {
+			return false
+		}
+		err := s.openDurable(node)
+		if err == nil {
+			return true
+		}
+		// A replay failure of our own handler ends the stream.
+		if status.Code(err) == codes.Unknown || errors.Is(err, context.Canceled) {
+			return false
+		}
+		node = (node + 1) % len(s.c.conns)
+		select {
+		case <-ctx.Done():
+			s.c.log.Warn("durable stream could not resume; it ends", "name", s.name, "error", err)
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+func (s *subscription) deliver(recs []contract.EventRecord) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	return s.handler(s.hctx, recs)
+}
+
+func (s *subscription) begin() {
+	s.mu.Lock()
+	s.started = true
+	s.gid = streams.GoID()
+	s.mu.Unlock()
+}
+
+func (s *subscription) isStopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
+}
+
+func (s *subscription) watchCallCtx(ctx context.Context) {
+	context.AfterFunc(ctx, s.Unsubscribe)
+}
+
+// Unsubscribe stops future deliveries. From outside a handler it waits for
+// an in-flight handler and, for a durable stream, for the server to release
+// the name.
+func (s *subscription) Unsubscribe() {
+	s.mu.Lock()
+	already := s.stopped
+	s.stopped = true
+	started, gid := s.started, s.gid
+	s.mu.Unlock()
+	s.hcancel()
+	if !already && s.durable {
+		s.sendMu.Lock()
+		if s.dstream != nil {
+			_ = s.dstream.Send(&factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Unsubscribe{Unsubscribe: &factstrv1.DurableUnsubscribe{}}})
+		}
+		s.sendMu.Unlock()
+	}
+	if !s.durable {
+		s.scancel()
+	}
+	if !started || (gid != 0 && gid == streams.GoID()) {
+		return
+	}
+	select {
+	case <-s.done:
+	case <-time.After(durableResumeTimeout):
+		s.c.log.Warn("unsubscribe: the server did not confirm the release in time", "subscription", s.id)
+		s.scancel()
+	}
+}

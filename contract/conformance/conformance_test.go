@@ -1,0 +1,385 @@
+package conformance_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/contract/conformance"
+)
+
+// TestReferenceStore proves the suite passes against a simple, correct store.
+func TestReferenceStore(t *testing.T) {
+	conformance.Run(t, func(t *testing.T) contract.EventStore { return newRefStore() })
+}
+
+// refStore is a mutex-and-slice store that implements every rule of the
+// contract as plainly as possible. Each subscription has its own delivery
+// goroutine fed by an unbounded queue.
+type refStore struct {
+	mu      sync.Mutex
+	closed  bool
+	batches [][]contract.EventRecord
+	last    uint64
+	nextID  uint64
+	subs    map[uint64]*refSub
+	durable map[string]*durableState
+}
+
+type durableState struct {
+	queryKey string
+	cursor   uint64
+	holder   *refSub
+}
+
+func newRefStore() *refStore {
+	return &refStore{subs: map[uint64]*refSub{}, durable: map[string]*durableState{}}
+}
+
+var _ contract.EventStore = (*refStore)(nil)
+
+func (s *refStore) Append(ctx context.Context, events []contract.NewEvent) (contract.AppendResult, error) {
+	return s.appendIf(events, nil, 0)
+}
+
+func (s *refStore) AppendIf(ctx context.Context, events []contract.NewEvent, q contract.EventQuery, expected uint64) (contract.AppendResult, error) {
+	return s.appendIf(events, &q, expected)
+}
+
+func (s *refStore) appendIf(events []contract.NewEvent, q *contract.EventQuery, expected uint64) (contract.AppendResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return contract.AppendResult{}, contract.ErrClosed
+	}
+	if err := contract.ValidateEvents(events, contract.DefaultLimits); err != nil {
+		return contract.AppendResult{}, err
+	}
+	if q != nil {
+		m, err := contract.NewMatcher(*q)
+		if err != nil {
+			return contract.AppendResult{}, err
+		}
+		if v := s.versionLocked(m); v != expected {
+			return contract.AppendResult{}, &contract.ConflictError{Expected: expected, Actual: v}
+		}
+	}
+	now := time.Now()
+	batch := make([]contract.EventRecord, len(events))
+	for i, e := range events {
+		s.last++
+		batch[i] = contract.EventRecord{SequenceNumber: s.last, OccurredAt: now, Type: e.Type, Payload: slices.Clone(e.Payload)}
+	}
+	s.batches = append(s.batches, batch)
+	for _, sub := range s.subs {
+		if f := filterBatch(sub.m, batch, 0); len(f) > 0 {
+			sub.offer(f)
+		}
+	}
+	return contract.AppendResult{FirstSequenceNumber: batch[0].SequenceNumber, LastSequenceNumber: s.last, CommittedCount: uint64(len(batch))}, nil
+}
+
+func (s *refStore) versionLocked(m *contract.Matcher) uint64 {
+	var v uint64
+	for _, b := range s.batches {
+		for _, r := range b {
+			if m.Match(r.Type, r.Payload) {
+				v = r.SequenceNumber
+			}
+		}
+	}
+	return v
+}
+
+func filterBatch(m *contract.Matcher, batch []contract.EventRecord, after uint64) []contract.EventRecord {
+	var out []contract.EventRecord
+	for _, r := range batch {
+		if r.SequenceNumber > after && m.Match(r.Type, r.Payload) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (s *refStore) Query(ctx context.Context, q contract.EventQuery) (contract.QueryResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return contract.QueryResult{}, contract.ErrClosed
+	}
+	m, err := contract.NewMatcher(q)
+	if err != nil {
+		return contract.QueryResult{}, err
+	}
+	var res contract.QueryResult
+	for _, b := range s.batches {
+		for _, r := range b {
+			if !m.Match(r.Type, r.Payload) {
+				continue
+			}
+			res.CurrentContextVersion = r.SequenceNumber
+			if r.SequenceNumber > q.MinSequenceNumber {
+				res.Events = append(res.Events, r)
+				res.LastReturnedSequenceNumber = r.SequenceNumber
+			}
+		}
+	}
+	return res, nil
+}
+
+func (s *refStore) StreamAll(ctx context.Context, h contract.StreamHandler) (contract.Subscription, error) {
+	return s.subscribe(ctx, "", false, contract.EventQuery{}, h)
+}
+
+func (s *refStore) StreamTo(ctx context.Context, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+	return s.subscribe(ctx, "", false, q, h)
+}
+
+func (s *refStore) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler) (contract.Subscription, error) {
+	return s.subscribe(ctx, name, true, contract.EventQuery{}, h)
+}
+
+func (s *refStore) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+	return s.subscribe(ctx, name, true, q, h)
+}
+
+// queryKey identifies a durable stream's query, ignoring MinSequenceNumber.
+func queryKey(q contract.EventQuery) string {
+	if len(q.Filters) == 0 {
+		return "all"
+	}
+	b, err := json.Marshal(q.Filters)
+	if err != nil {
+		return fmt.Sprint(q.Filters)
+	}
+	return string(b)
+}
+
+func (s *refStore) subscribe(ctx context.Context, name string, durable bool, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+	m, err := contract.NewMatcher(q)
+	if err != nil {
+		return nil, err
+	}
+	if durable {
+		if err := contract.ValidateDurableName(name); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, contract.ErrClosed
+	}
+	subCtx, cancel := context.WithCancel(ctx)
+	sub := &refSub{st: s, m: m, handler: h, ctx: subCtx, cancel: cancel}
+	sub.cond = sync.NewCond(&sub.mu)
+	from, replay := q.MinSequenceNumber, q.MinSequenceNumber > 0
+	if durable {
+		key := queryKey(q)
+		d := s.durable[name]
+		switch {
+		case d == nil:
+			d = &durableState{queryKey: key}
+			s.durable[name] = d
+		case d.queryKey != key:
+			s.mu.Unlock()
+			cancel()
+			return nil, fmt.Errorf("durable stream %q: %w", name, contract.ErrDurableQueryMismatch)
+		case d.holder != nil:
+			s.mu.Unlock()
+			cancel()
+			return nil, fmt.Errorf("durable stream %q: %w", name, contract.ErrDurableNameInUse)
+		}
+		d.holder, sub.durable = sub, d
+		from, replay = d.cursor, true
+	}
+	var pending [][]contract.EventRecord
+	if replay {
+		for _, b := range s.batches {
+			if f := filterBatch(m, b, from); len(f) > 0 {
+				pending = append(pending, f)
+			}
+		}
+	}
+	s.nextID++
+	sub.id = s.nextID
+	s.subs[sub.id] = sub
+	s.mu.Unlock()
+
+	// Replay in the caller's goroutine; live batches queue up meanwhile and
+	// the delivery goroutine starts only afterwards, so calls never overlap.
+	for _, b := range pending {
+		if !sub.begin() {
+			break
+		}
+		if err := sub.deliver(b); err != nil && durable {
+			sub.end()
+			return nil, fmt.Errorf("durable stream %q: replay stopped at sequence %d: %w", name, b[0].SequenceNumber, err)
+		}
+	}
+	go sub.run()
+	context.AfterFunc(ctx, sub.Unsubscribe)
+	return sub, nil
+}
+
+func (s *refStore) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return contract.ErrClosed
+	}
+	s.closed = true
+	subs := s.subs
+	s.subs = map[uint64]*refSub{}
+	for _, d := range s.durable {
+		d.holder = nil
+	}
+	s.mu.Unlock()
+	for _, sub := range subs {
+		sub.stop()
+	}
+	return nil
+}
+
+type refSub struct {
+	st      *refStore
+	id      uint64
+	m       *contract.Matcher
+	handler contract.StreamHandler
+	ctx     context.Context
+	cancel  context.CancelFunc
+	durable *durableState
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queue   [][]contract.EventRecord
+	stopped bool
+	running bool   // a handler call is in flight
+	gid     uint64 // goroutine of the in-flight handler call
+}
+
+func (sub *refSub) ID() uint64 { return sub.id }
+
+func (sub *refSub) offer(b []contract.EventRecord) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if !sub.stopped {
+		sub.queue = append(sub.queue, b)
+		sub.cond.Broadcast()
+	}
+}
+
+// begin marks a handler call in flight unless the subscription ended.
+func (sub *refSub) begin() bool {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.stopped || sub.ctx.Err() != nil {
+		return false
+	}
+	sub.running, sub.gid = true, goid()
+	return true
+}
+
+// deliver calls the handler (begin was called), advances a durable cursor on
+// success, and ends the in-flight mark.
+func (sub *refSub) deliver(b []contract.EventRecord) error {
+	err := sub.call(b)
+	if err == nil && sub.durable != nil {
+		sub.st.mu.Lock()
+		sub.durable.cursor = max(sub.durable.cursor, b[len(b)-1].SequenceNumber)
+		sub.st.mu.Unlock()
+	}
+	sub.mu.Lock()
+	sub.running, sub.gid = false, 0
+	sub.cond.Broadcast()
+	sub.mu.Unlock()
+	return err
+}
+
+func (sub *refSub) call(b []contract.EventRecord) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("stream handler panicked: %v", r)
+		}
+	}()
+	return sub.handler(sub.ctx, b)
+}
+
+func (sub *refSub) run() {
+	defer sub.end()
+	for {
+		sub.mu.Lock()
+		for len(sub.queue) == 0 && !sub.stopped {
+			sub.cond.Wait()
+		}
+		if sub.stopped || sub.ctx.Err() != nil {
+			sub.mu.Unlock()
+			return
+		}
+		b := sub.queue[0]
+		sub.queue = sub.queue[1:]
+		sub.running, sub.gid = true, goid()
+		sub.mu.Unlock()
+		if err := sub.deliver(b); err != nil && sub.durable != nil {
+			return // a durable stream stops on failure; end frees the name
+		}
+	}
+}
+
+// stop ends deliveries without waiting.
+func (sub *refSub) stop() {
+	sub.mu.Lock()
+	sub.stopped = true
+	sub.queue = nil
+	sub.cond.Broadcast()
+	sub.mu.Unlock()
+	sub.cancel()
+}
+
+// release removes the subscription from the store and frees its name.
+func (sub *refSub) release() {
+	st := sub.st
+	st.mu.Lock()
+	delete(st.subs, sub.id)
+	if sub.durable != nil && sub.durable.holder == sub {
+		sub.durable.holder = nil
+	}
+	st.mu.Unlock()
+}
+
+func (sub *refSub) end() {
+	sub.stop()
+	sub.release()
+}
+
+// Unsubscribe stops deliveries and waits for an in-flight handler call,
+// unless it is called from inside that call: then the name is freed by the
+// delivery goroutine once the handler returned (and the cursor advanced).
+func (sub *refSub) Unsubscribe() {
+	sub.stop()
+	sub.mu.Lock()
+	inside := sub.running && sub.gid == goid()
+	for sub.running && !inside {
+		sub.cond.Wait()
+	}
+	sub.mu.Unlock()
+	if !inside {
+		sub.release()
+	}
+}
+
+// goid returns the current goroutine's id.
+func goid() uint64 {
+	var buf [64]byte
+	s := strings.TrimPrefix(string(buf[:runtime.Stack(buf[:], false)]), "goroutine ")
+	id, _ := strconv.ParseUint(s[:strings.IndexByte(s, ' ')], 10, 64)
+	return id
+}

@@ -1,0 +1,114 @@
+package wire
+
+import (
+	"encoding/json"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
+	"github.com/factstr/factstr-go/contract"
+)
+
+// EventsToProto converts events to append.
+func EventsToProto(evs []contract.NewEvent) []*factstrv1.Event {
+	out := make([]*factstrv1.Event, len(evs))
+	for i, e := range evs {
+		out[i] = &factstrv1.Event{Type: e.Type, Payload: e.Payload}
+	}
+	return out
+}
+
+// EventsFromProto converts events to append.
+func EventsFromProto(evs []*factstrv1.Event) []contract.NewEvent {
+	out := make([]contract.NewEvent, len(evs))
+	for i, e := range evs {
+		out[i] = contract.NewEvent{Type: e.GetType(), Payload: json.RawMessage(e.GetPayload())}
+	}
+	return out
+}
+
+// RecordsToProto converts committed events.
+func RecordsToProto(rs []contract.EventRecord) []*factstrv1.EventRecord {
+	out := make([]*factstrv1.EventRecord, len(rs))
+	for i, r := range rs {
+		out[i] = &factstrv1.EventRecord{
+			SequenceNumber: r.SequenceNumber,
+			OccurredAt:     timestamppb.New(r.OccurredAt),
+			Type:           r.Type,
+			Payload:        r.Payload,
+		}
+	}
+	return out
+}
+
+// RecordsFromProto converts committed events.
+func RecordsFromProto(rs []*factstrv1.EventRecord) []contract.EventRecord {
+	out := make([]contract.EventRecord, len(rs))
+	for i, r := range rs {
+		out[i] = contract.EventRecord{
+			SequenceNumber: r.GetSequenceNumber(),
+			OccurredAt:     r.GetOccurredAt().AsTime(),
+			Type:           r.GetType(),
+			Payload:        json.RawMessage(r.GetPayload()),
+		}
+	}
+	return out
+}
+
+// QueryToProto keeps nil and empty lists apart: a nil list is an absent
+// wrapper, an empty one a present, empty wrapper.
+func QueryToProto(q contract.EventQuery) *factstrv1.EventQuery {
+	out := &factstrv1.EventQuery{MinSequenceNumber: q.MinSequenceNumber}
+	for _, f := range q.Filters {
+		pf := &factstrv1.EventFilter{}
+		if f.EventTypes != nil {
+			pf.EventTypes = &factstrv1.StringList{Values: f.EventTypes}
+		}
+		if f.PayloadPredicates != nil {
+			vals := make([][]byte, len(f.PayloadPredicates))
+			for i, p := range f.PayloadPredicates {
+				vals[i] = p
+			}
+			pf.PayloadPredicates = &factstrv1.BytesList{Values: vals}
+		}
+		out.Filters = append(out.Filters, pf)
+	}
+	return out
+}
+
+// QueryFromProto is the inverse of QueryToProto.
+func QueryFromProto(q *factstrv1.EventQuery) contract.EventQuery {
+	out := contract.EventQuery{MinSequenceNumber: q.GetMinSequenceNumber()}
+	for _, f := range q.GetFilters() {
+		var cf contract.EventFilter
+		if f.GetEventTypes() != nil {
+			cf.EventTypes = append([]string{}, f.GetEventTypes().GetValues()...)
+		}
+		if f.GetPayloadPredicates() != nil {
+			cf.PayloadPredicates = make([]json.RawMessage, 0, len(f.GetPayloadPredicates().GetValues()))
+			for _, p := range f.GetPayloadPredicates().GetValues() {
+				cf.PayloadPredicates = append(cf.PayloadPredicates, json.RawMessage(p))
+			}
+		}
+		out.Filters = append(out.Filters, cf)
+	}
+	return out
+}
+
+// ReadOptionsToProto converts read options.
+func ReadOptionsToProto(o contract.ReadOptions) *factstrv1.ReadOptions {
+	c := factstrv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE
+	if o.Consistency == contract.Local {
+		c = factstrv1.ReadConsistency_READ_CONSISTENCY_LOCAL
+	}
+	return &factstrv1.ReadOptions{Consistency: c, MinSequenceNumber: o.MinSequenceNumber}
+}
+
+// ReadOptionsFromProto converts read options; absent means linearizable.
+func ReadOptionsFromProto(o *factstrv1.ReadOptions) contract.ReadOptions {
+	out := contract.ReadOptions{MinSequenceNumber: o.GetMinSequenceNumber()}
+	if o.GetConsistency() == factstrv1.ReadConsistency_READ_CONSISTENCY_LOCAL {
+		out.Consistency = contract.Local
+	}
+	return out
+}

@@ -1,0 +1,153 @@
+package wire
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
+	"github.com/factstr/factstr-go/contract"
+)
+
+// Domain of the ErrorInfo details this package attaches.
+const Domain = "factstr.dev"
+
+// Reasons in ErrorInfo, so a client maps a status back to the sentinel.
+const (
+	ReasonEmptyAppend      = "EMPTY_APPEND"
+	ReasonInvalidEvent     = "INVALID_EVENT"
+	ReasonInvalidQuery     = "INVALID_QUERY"
+	ReasonLimitExceeded    = "LIMIT_EXCEEDED"
+	ReasonConflict         = "CONTEXT_VERSION_CONFLICT"
+	ReasonNameInUse        = "DURABLE_NAME_IN_USE"
+	ReasonQueryMismatch    = "DURABLE_QUERY_MISMATCH"
+	ReasonNoLeader         = "NO_LEADER"
+	ReasonOutcomeUnknown   = "OUTCOME_UNKNOWN"
+	ReasonClosed           = "CLOSED"
+	ReasonPositionAhead    = "POSITION_AHEAD"
+	ReasonUnauthenticated  = "UNAUTHENTICATED"
+	ReasonWrongCluster     = "WRONG_CLUSTER"
+	ReasonNotFound         = "NOT_FOUND"
+	ReasonFailedPrecondion = "FAILED_PRECONDITION"
+)
+
+// Classifier lets the server map errors of packages wire does not import
+// (the cluster's) to a code and reason. It returns ok=false to pass.
+type Classifier func(err error) (code codes.Code, reason string, ok bool)
+
+// ToStatus maps an error from a store to a gRPC status error whose message
+// says what was wrong and what to do.
+func ToStatus(err error, classify Classifier) error {
+	if err == nil {
+		return nil
+	}
+	if se, ok := err.(interface{ GRPCStatus() *status.Status }); ok {
+		return se.GRPCStatus().Err()
+	}
+	var conflict *contract.ConflictError
+	switch {
+	case errors.As(err, &conflict):
+		st := status.New(codes.Aborted, fmt.Sprintf("%v; query the context again and decide anew", err))
+		st, _ = st.WithDetails(
+			&errdetails.ErrorInfo{Reason: ReasonConflict, Domain: Domain},
+			&factstrv1.AppendConflict{ExpectedContextVersion: conflict.Expected, ActualContextVersion: conflict.Actual},
+		)
+		return st.Err()
+	case errors.Is(err, contract.ErrEmptyAppend):
+		return withReason(codes.InvalidArgument, ReasonEmptyAppend, err.Error()+"; send at least one event")
+	case errors.Is(err, contract.ErrInvalidEvent):
+		return withReason(codes.InvalidArgument, ReasonInvalidEvent, err.Error())
+	case errors.Is(err, contract.ErrInvalidQuery):
+		return withReason(codes.InvalidArgument, ReasonInvalidQuery, err.Error())
+	case errors.Is(err, contract.ErrLimitExceeded):
+		return withReason(codes.ResourceExhausted, ReasonLimitExceeded, err.Error())
+	case errors.Is(err, contract.ErrDurableNameInUse):
+		return withReason(codes.FailedPrecondition, ReasonNameInUse, err.Error()+"; unsubscribe the other subscriber or use another name")
+	case errors.Is(err, contract.ErrDurableQueryMismatch):
+		return withReason(codes.FailedPrecondition, ReasonQueryMismatch, err.Error()+"; subscribe with the original query or use a new name")
+	case errors.Is(err, contract.ErrClosed):
+		return withReason(codes.Unavailable, ReasonClosed, "the node is shutting down; retry on another node")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	}
+	if classify != nil {
+		if code, reason, ok := classify(err); ok {
+			return withReason(code, reason, err.Error())
+		}
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+func withReason(code codes.Code, reason, msg string) error {
+	st := status.New(code, msg)
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: Domain}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// Reason returns the ErrorInfo reason of a status error, or "".
+func Reason(err error) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return ""
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == Domain {
+			return info.GetReason()
+		}
+	}
+	return ""
+}
+
+// FromStatus maps a status error back to the contract's sentinels, keeping
+// the server's message.
+func FromStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	for _, d := range st.Details() {
+		if c, ok := d.(*factstrv1.AppendConflict); ok {
+			return &contract.ConflictError{Expected: c.GetExpectedContextVersion(), Actual: c.GetActualContextVersion()}
+		}
+	}
+	var sentinel error
+	switch Reason(err) {
+	case ReasonEmptyAppend:
+		return contract.ErrEmptyAppend
+	case ReasonInvalidEvent:
+		sentinel = contract.ErrInvalidEvent
+	case ReasonInvalidQuery:
+		sentinel = contract.ErrInvalidQuery
+	case ReasonLimitExceeded:
+		sentinel = contract.ErrLimitExceeded
+	case ReasonNameInUse:
+		sentinel = contract.ErrDurableNameInUse
+	case ReasonQueryMismatch:
+		sentinel = contract.ErrDurableQueryMismatch
+	}
+	if sentinel == nil {
+		return err
+	}
+	return &StatusError{st: st, sentinel: sentinel}
+}
+
+// StatusError is a server status that also unwraps to a contract sentinel.
+type StatusError struct {
+	st       *status.Status
+	sentinel error
+}
+
+func (e *StatusError) Error() string              { return e.st.Message() }
+func (e *StatusError) Unwrap() error              { return e.sentinel }
+func (e *StatusError) GRPCStatus() *status.Status { return e.st }
