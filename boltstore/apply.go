@@ -1,0 +1,506 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/streams"
+)
+
+// Op is the kind of a Command. The values are part of the Raft log format:
+// never renumber them.
+type Op uint8
+
+const (
+	OpAppend           Op = 1 // append Events as one batch
+	OpAppendIf         Op = 2 // append Events if Query's version is Expected
+	OpAcquire          Op = 3 // take durable Name for Holder (create it with Query when new)
+	OpAdvance          Op = 4 // move Name's cursor forward to Cursor, if Holder holds it
+	OpRelease          Op = 5 // free Name, if Holder holds it
+	OpReleaseHolders   Op = 6 // free every name whose holder starts with Holder ("" = all)
+	OpPruneIdempotency Op = 7 // forget idempotency keys recorded before OccurredAt
+	OpNoop             Op = 8 // only advances the applied index
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpAppend:
+		return "append"
+	case OpAppendIf:
+		return "append-if"
+	case OpAcquire:
+		return "acquire"
+	case OpAdvance:
+		return "advance"
+	case OpRelease:
+		return "release"
+	case OpReleaseHolders:
+		return "release-holders"
+	case OpPruneIdempotency:
+		return "prune-idempotency"
+	case OpNoop:
+		return "noop"
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// Command is one deterministic change of the store. Everything a command
+// needs is in it (the time included), so every replica applying the same
+// commands in the same order holds the same state.
+type Command struct {
+	Op             Op
+	Events         []contract.NewEvent
+	Query          contract.EventQuery // OpAppendIf: the context; OpAcquire: the durable query
+	Expected       uint64              // OpAppendIf: expected context version
+	OccurredAt     time.Time           // stamps appended events; OpPruneIdempotency: the cutoff
+	IdempotencyKey string              // optional, for OpAppend and OpAppendIf
+	Name, Holder   string              // durable ops; OpReleaseHolders: Holder is a prefix
+	Cursor         uint64              // OpAdvance
+}
+
+// Result is the deterministic outcome of one command.
+type Result struct {
+	Append    contract.AppendResult
+	Cursor    uint64 // OpAcquire: the stored cursor
+	Duplicate bool   // the idempotency key was seen before: Append/Err are the first outcome
+	Err       error  // the command's own failure; nothing of it was written
+}
+
+// Entry is a group of commands applied under one log index.
+type Entry struct {
+	Index    uint64
+	Commands []Command
+}
+
+// Errors of individual commands, besides the contract's sentinels.
+var (
+	// ErrNotHeld is the outcome of an OpAdvance by a holder that does not
+	// hold the name (any more).
+	ErrNotHeld = errors.New("durable stream name is not held by this holder")
+	// ErrUnknownOp is the outcome of a command with an Op this version does
+	// not know.
+	ErrUnknownOp = errors.New("unknown command op")
+)
+
+// maxNameBytes bounds durable names, holders and idempotency keys inside
+// Apply. It is a constant, not a configured limit, so every replica rejects
+// the same commands, and it keeps keys well inside bbolt's key size limit.
+const maxNameBytes = 4096
+
+// Apply applies entries in order in one bbolt read-write transaction,
+// skipping entries whose Index is at or below AppliedIndex (their results
+// are nil), and records the last applied index in the same transaction.
+// After the commit it publishes the new head to the Hub.
+//
+// The returned error is a storage failure: nothing of entries was applied
+// and the caller (a Raft FSM) must treat it as fatal. A command's own
+// outcome, a conflict or an invalid event included, is in its Result.
+func (s *Store) Apply(entries []Entry) ([][]Result, error) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	return s.applyLocked(entries)
+}
+
+// applyLocked runs with applyMu held, which orders commits and the heads
+// published after them.
+func (s *Store) applyLocked(entries []Entry) ([][]Result, error) {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.db == nil {
+		return nil, contract.ErrClosed
+	}
+	results := make([][]Result, len(entries))
+	applied := s.applied.Load()
+	pending := false
+	for _, e := range entries {
+		if e.Index > applied {
+			pending = true
+			break
+		}
+	}
+	if !pending {
+		return results, nil
+	}
+	var head uint64
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		a, err := newApplier(tx, applied)
+		if err != nil {
+			return err
+		}
+		for i, e := range entries {
+			if e.Index <= a.applied {
+				continue
+			}
+			res := make([]Result, len(e.Commands))
+			for j := range e.Commands {
+				if res[j], err = a.apply(&e.Commands[j]); err != nil {
+					return fmt.Errorf("entry %d command %d (%s): %w", e.Index, j, e.Commands[j].Op, err)
+				}
+			}
+			results[i] = res
+			a.applied = e.Index
+		}
+		head = a.r.head
+		return a.writeMeta()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("apply: %w", err)
+	}
+	s.applied.Store(max(applied, lastIndex(entries)))
+	s.head.Store(head)
+	s.hub.Publish(head)
+	return results, nil
+}
+
+func lastIndex(entries []Entry) uint64 {
+	var last uint64
+	for _, e := range entries {
+		last = max(last, e.Index)
+	}
+	return last
+}
+
+// applier applies commands inside one write transaction. Its methods
+// return a non-nil error only for storage failures; a command's own
+// failure is the Result's Err, decided before anything of it is written.
+type applier struct {
+	tx                             *bbolt.Tx
+	r                              *reader
+	meta, durables, idem, idemTime *bbolt.Bucket
+	applied                        uint64
+}
+
+func newApplier(tx *bbolt.Tx, applied uint64) (*applier, error) {
+	r, err := newReader(tx)
+	if err != nil {
+		return nil, err
+	}
+	a := &applier{
+		tx:       tx,
+		r:        r,
+		meta:     tx.Bucket(bucketMeta),
+		durables: tx.Bucket(bucketDurables),
+		idem:     tx.Bucket(bucketIdem),
+		idemTime: tx.Bucket(bucketIdemTime),
+		applied:  applied,
+	}
+	if a.durables == nil || a.idem == nil || a.idemTime == nil {
+		return nil, fmt.Errorf("%w: missing bucket", errCorrupt)
+	}
+	// The log and the batch boundaries only grow at their end: full pages
+	// keep them dense. A posting list grows only at its end too, so a page
+	// split leaves the older part full, never to be written again.
+	r.events.FillPercent = 1.0
+	r.batches.FillPercent = 1.0
+	r.types.FillPercent = 0.9
+	r.postings.FillPercent = 0.9
+	return a, nil
+}
+
+func (a *applier) writeMeta() error {
+	if err := a.meta.Put(metaApplied, seqKey(a.applied)); err != nil {
+		return err
+	}
+	return a.meta.Put(metaHead, seqKey(a.r.head))
+}
+
+func (a *applier) apply(c *Command) (Result, error) {
+	switch c.Op {
+	case OpAppend, OpAppendIf:
+		return a.append(c)
+	case OpAcquire:
+		return a.acquire(c)
+	case OpAdvance:
+		return a.advance(c)
+	case OpRelease:
+		return a.release(c)
+	case OpReleaseHolders:
+		return a.releaseHolders(c)
+	case OpPruneIdempotency:
+		return a.pruneIdempotency(c)
+	case OpNoop:
+		return Result{}, nil
+	}
+	return Result{Err: fmt.Errorf("%w: %d", ErrUnknownOp, uint8(c.Op))}, nil
+}
+
+func (a *applier) append(c *Command) (Result, error) {
+	if len(c.IdempotencyKey) > maxNameBytes {
+		return Result{Err: fmt.Errorf("%w: idempotency key is %d bytes, the maximum is %d", contract.ErrInvalidEvent, len(c.IdempotencyKey), maxNameBytes)}, nil
+	}
+	if c.IdempotencyKey != "" {
+		if v := a.idem.Get([]byte(c.IdempotencyKey)); v != nil {
+			rec, err := decodeIdem(v)
+			if err != nil {
+				return Result{}, fmt.Errorf("idempotency key %q: %w", c.IdempotencyKey, err)
+			}
+			if rec.kind == outcomeConflict {
+				conflict := rec.conflict
+				return Result{Duplicate: true, Err: &conflict}, nil
+			}
+			return Result{Duplicate: true, Append: rec.append}, nil
+		}
+	}
+	decoded, verr := checkEvents(c)
+	if verr != nil {
+		return Result{Err: verr}, nil
+	}
+	if c.Op == OpAppendIf {
+		m, err := contract.NewMatcher(c.Query)
+		if err != nil {
+			return Result{Err: err}, nil
+		}
+		actual, err := a.r.contextVersion(context.Background(), c.Query, m)
+		if err != nil {
+			return Result{}, err
+		}
+		if actual != c.Expected {
+			conflict := contract.ConflictError{Expected: c.Expected, Actual: actual}
+			if err := a.recordIdem(c, idemRecord{kind: outcomeConflict, conflict: conflict}); err != nil {
+				return Result{}, err
+			}
+			return Result{Err: &conflict}, nil
+		}
+	}
+	res, err := a.writeEvents(c, decoded)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := a.recordIdem(c, idemRecord{kind: outcomeAppended, append: res}); err != nil {
+		return Result{}, err
+	}
+	return Result{Append: res}, nil
+}
+
+// checkEvents is Apply's own, deterministic check of a batch. Size limits
+// are the proposer's business (nodes may be configured differently); what
+// is checked here is what the store itself relies on.
+func checkEvents(c *Command) ([]any, error) {
+	if len(c.Events) == 0 {
+		return nil, contract.ErrEmptyAppend
+	}
+	if c.OccurredAt.IsZero() {
+		return nil, fmt.Errorf("%w: the command carries no OccurredAt", contract.ErrInvalidEvent)
+	}
+	decoded := make([]any, len(c.Events))
+	for i, ev := range c.Events {
+		if ev.Type == "" {
+			return nil, fmt.Errorf("%w: event %d has an empty type; every event needs a type", contract.ErrInvalidEvent, i)
+		}
+		if !utf8.ValidString(ev.Type) {
+			return nil, fmt.Errorf("%w: event %d type is not valid UTF-8", contract.ErrInvalidEvent, i)
+		}
+		v, err := contract.DecodeJSON(ev.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("%w: event %d (type %q) payload is not a valid JSON value: %v", contract.ErrInvalidEvent, i, ev.Type, err)
+		}
+		decoded[i] = v
+	}
+	return decoded, nil
+}
+
+func (a *applier) writeEvents(c *Command, decoded []any) (contract.AppendResult, error) {
+	at := unixNanos(c.OccurredAt)
+	first := a.r.head + 1
+	last := first + uint64(len(c.Events)) - 1
+	for i, ev := range c.Events {
+		seq := first + uint64(i)
+		// bbolt keeps references to keys and values until commit, so
+		// every one is its own allocation.
+		key := seqKey(seq)
+		val := appendEvent(make([]byte, 0, 32+len(ev.Type)+len(ev.Payload)), at, ev.Type, ev.Payload)
+		if err := a.r.events.Put(key, val); err != nil {
+			return contract.AppendResult{}, fmt.Errorf("event %d: %w", seq, err)
+		}
+		if err := a.r.types.Put(postingKey(typePrefix(ev.Type), seq), []byte{}); err != nil {
+			return contract.AppendResult{}, fmt.Errorf("type posting of event %d: %w", seq, err)
+		}
+		for _, lp := range leafPrefixes(decoded[i]) {
+			if err := a.r.postings.Put(postingKey(lp, seq), []byte{}); err != nil {
+				return contract.AppendResult{}, fmt.Errorf("payload posting of event %d: %w", seq, err)
+			}
+		}
+	}
+	if err := a.r.batches.Put(seqKey(last), seqKey(first)); err != nil {
+		return contract.AppendResult{}, fmt.Errorf("batch %d-%d: %w", first, last, err)
+	}
+	a.r.head = last
+	return contract.AppendResult{FirstSequenceNumber: first, LastSequenceNumber: last, CommittedCount: uint64(len(c.Events))}, nil
+}
+
+func (a *applier) recordIdem(c *Command, rec idemRecord) error {
+	if c.IdempotencyKey == "" {
+		return nil
+	}
+	rec.recordedAt = unixNanos(c.OccurredAt)
+	if err := a.idem.Put([]byte(c.IdempotencyKey), rec.encode()); err != nil {
+		return fmt.Errorf("idempotency key %q: %w", c.IdempotencyKey, err)
+	}
+	return a.idemTime.Put(idemTimeKey(rec.recordedAt, c.IdempotencyKey), []byte{})
+}
+
+func (a *applier) pruneIdempotency(c *Command) (Result, error) {
+	if c.OccurredAt.IsZero() {
+		return Result{}, nil
+	}
+	cutoff := unixNanos(c.OccurredAt)
+	// Collect first: deleting under a moving bbolt cursor can skip keys.
+	var old [][]byte
+	cur := a.idemTime.Cursor()
+	for k, _ := cur.First(); k != nil && idemTimeOf(k) < cutoff; k, _ = cur.Next() {
+		old = append(old, bytes.Clone(k))
+	}
+	for _, k := range old {
+		if err := a.idem.Delete(k[8:]); err != nil {
+			return Result{}, err
+		}
+		if err := a.idemTime.Delete(k); err != nil {
+			return Result{}, err
+		}
+	}
+	return Result{}, nil
+}
+
+func (a *applier) loadDurable(name string) (durableRecord, bool, error) {
+	v := a.durables.Get([]byte(name))
+	if v == nil {
+		return durableRecord{}, false, nil
+	}
+	d, err := decodeDurable(v)
+	if err != nil {
+		return d, false, fmt.Errorf("durable %q: %w", name, err)
+	}
+	return d, true, nil
+}
+
+func (a *applier) storeDurable(name string, d durableRecord) error {
+	return a.durables.Put([]byte(name), d.encode())
+}
+
+func checkName(what, name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: %s must not be empty", contract.ErrInvalidQuery, what)
+	}
+	if len(name) > maxNameBytes {
+		return fmt.Errorf("%w: %s is %d bytes, the maximum is %d", contract.ErrInvalidQuery, what, len(name), maxNameBytes)
+	}
+	return nil
+}
+
+func (a *applier) acquire(c *Command) (Result, error) {
+	if err := checkName("durable stream name", c.Name); err != nil {
+		return Result{Err: err}, nil
+	}
+	if err := checkName("durable stream holder", c.Holder); err != nil {
+		return Result{Err: err}, nil
+	}
+	key, err := streams.QueryKey(c.Query)
+	if err != nil {
+		return Result{Err: err}, nil
+	}
+	d, ok, err := a.loadDurable(c.Name)
+	if err != nil {
+		return Result{}, err
+	}
+	if !ok {
+		q := contract.EventQuery{Filters: c.Query.Filters}
+		qj, err := json.Marshal(q)
+		if err != nil {
+			return Result{Err: fmt.Errorf("%w: %v", contract.ErrInvalidQuery, err)}, nil
+		}
+		d = durableRecord{queryKey: key, queryJSON: qj}
+	} else {
+		if d.queryKey != key {
+			return Result{Err: fmt.Errorf("%w: %q", contract.ErrDurableQueryMismatch, c.Name)}, nil
+		}
+		// The same holder acquiring again is a retried command, not a
+		// second subscriber.
+		if d.holder != "" && d.holder != c.Holder {
+			return Result{Err: fmt.Errorf("%w: %q is held by %s", contract.ErrDurableNameInUse, c.Name, d.holder)}, nil
+		}
+	}
+	d.holder = c.Holder
+	if err := a.storeDurable(c.Name, d); err != nil {
+		return Result{}, err
+	}
+	return Result{Cursor: d.cursor}, nil
+}
+
+func (a *applier) advance(c *Command) (Result, error) {
+	d, ok, err := a.loadDurable(c.Name)
+	if err != nil {
+		return Result{}, err
+	}
+	if !ok || d.holder == "" || d.holder != c.Holder {
+		return Result{Err: fmt.Errorf("%w: durable stream %q, holder %q", ErrNotHeld, c.Name, c.Holder)}, nil
+	}
+	if c.Cursor <= d.cursor {
+		return Result{Cursor: d.cursor}, nil
+	}
+	d.cursor = c.Cursor
+	if err := a.storeDurable(c.Name, d); err != nil {
+		return Result{}, err
+	}
+	return Result{Cursor: d.cursor}, nil
+}
+
+func (a *applier) release(c *Command) (Result, error) {
+	d, ok, err := a.loadDurable(c.Name)
+	if err != nil || !ok || d.holder == "" || d.holder != c.Holder {
+		return Result{}, err
+	}
+	d.holder = ""
+	return Result{Cursor: d.cursor}, a.storeDurable(c.Name, d)
+}
+
+func (a *applier) releaseHolders(c *Command) (Result, error) {
+	type held struct {
+		name string
+		d    durableRecord
+	}
+	var free []held
+	cur := a.durables.Cursor()
+	for k, v := cur.First(); k != nil; k, v = cur.Next() {
+		d, err := decodeDurable(v)
+		if err != nil {
+			return Result{}, fmt.Errorf("durable %q: %w", k, err)
+		}
+		if d.holder != "" && strings.HasPrefix(d.holder, c.Holder) {
+			d.holder = ""
+			free = append(free, held{string(k), d})
+		}
+	}
+	for _, h := range free {
+		if err := a.storeDurable(h.name, h.d); err != nil {
+			return Result{}, err
+		}
+	}
+	return Result{}, nil
+}
+
+// unixNanos is t in unix nanoseconds, clamped to what int64 holds, so a
+// time outside 1678..2262 is still stored deterministically.
+func unixNanos(t time.Time) int64 {
+	switch {
+	case t.Before(minNanosTime):
+		return math.MinInt64
+	case t.After(maxNanosTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var (
+	minNanosTime = time.Unix(0, math.MinInt64)
+	maxNanosTime = time.Unix(0, math.MaxInt64)
+)

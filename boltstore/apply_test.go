@@ -1,0 +1,295 @@
+package boltstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/factstr/factstr-go/boltstore"
+	"github.com/factstr/factstr-go/contract"
+)
+
+var epoch = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// randomEntries is a reproducible mix of every command kind, conflicts,
+// invalid events, duplicates and durable traffic included.
+func randomEntries(seed uint64, n int) []boltstore.Entry {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	types := []string{"A", "B", "C"}
+	var entries []boltstore.Entry
+	var head uint64
+	for i := range n {
+		e := boltstore.Entry{Index: uint64(i + 1)}
+		at := epoch.Add(time.Duration(i) * time.Second)
+		for range 1 + rng.IntN(4) {
+			var c boltstore.Command
+			switch k := rng.IntN(10); {
+			case k < 5:
+				c = boltstore.Command{Op: boltstore.OpAppend, OccurredAt: at}
+				if k == 4 {
+					c.Op = boltstore.OpAppendIf
+					c.Query = typeQ(types[rng.IntN(3)])
+					c.Expected = uint64(rng.IntN(int(head) + 1))
+				}
+				for range 1 + rng.IntN(3) {
+					typ := types[rng.IntN(3)]
+					if rng.IntN(40) == 0 {
+						typ = "" // invalid: the whole command fails
+					}
+					c.Events = append(c.Events, ev(typ, fmt.Sprintf(`{"n":%d,"k":"%c"}`, rng.IntN(5), 'a'+rng.IntN(3))))
+				}
+				if rng.IntN(3) == 0 {
+					c.IdempotencyKey = fmt.Sprintf("key-%d", rng.IntN(8))
+				}
+				head += uint64(len(c.Events)) // an upper bound is enough for Expected
+			case k < 7:
+				c = boltstore.Command{Op: boltstore.OpAcquire, Name: fmt.Sprintf("d%d", rng.IntN(3)), Holder: fmt.Sprintf("h%d", rng.IntN(2)), Query: typeQ(types[rng.IntN(2)])}
+			case k < 8:
+				c = boltstore.Command{Op: boltstore.OpAdvance, Name: fmt.Sprintf("d%d", rng.IntN(3)), Holder: fmt.Sprintf("h%d", rng.IntN(2)), Cursor: uint64(rng.IntN(int(head) + 1))}
+			case k < 9:
+				c = boltstore.Command{Op: boltstore.OpRelease, Name: fmt.Sprintf("d%d", rng.IntN(3)), Holder: fmt.Sprintf("h%d", rng.IntN(2))}
+			default:
+				if rng.IntN(2) == 0 {
+					c = boltstore.Command{Op: boltstore.OpPruneIdempotency, OccurredAt: at.Add(-5 * time.Second)}
+				} else {
+					c = boltstore.Command{Op: boltstore.OpReleaseHolders, Holder: "h1"}
+				}
+			}
+			e.Commands = append(e.Commands, c)
+		}
+		entries = append(entries, e)
+	}
+	return entries
+}
+
+// fingerprint is everything observable of a store's state.
+func fingerprint(t *testing.T, s *boltstore.Store) string {
+	t.Helper()
+	queries := []contract.EventQuery{
+		{},
+		typeQ("A"),
+		typeQ("B", "C"),
+		predQ(nil, `{"n":1}`),
+		predQ([]string{"A"}, `{"k":"b"}`, `{"n":3}`),
+		{Filters: []contract.EventFilter{{EventTypes: []string{}}}},
+		{MinSequenceNumber: 7},
+	}
+	out := fmt.Sprintf("head=%d applied=%d\n", s.Head(), s.AppliedIndex())
+	for _, q := range queries {
+		out += mustJSON(t, mustQuery(t, s, q)) + "\n"
+	}
+	for i := range 3 {
+		cur, holder, ok, err := s.Durable(fmt.Sprintf("d%d", i))
+		out += fmt.Sprintf("d%d: %d %q %v %v\n", i, cur, holder, ok, err)
+	}
+	return out
+}
+
+func fmtResults(res [][]boltstore.Result) string {
+	b, _ := json.Marshal(res)
+	var errs string
+	for _, rs := range res {
+		for _, r := range rs {
+			errs += fmt.Sprintf("%v;", r.Err)
+		}
+	}
+	return string(b) + errs
+}
+
+func TestApplyDeterministic(t *testing.T) {
+	entries := randomEntries(7, 120)
+	a, _ := openStore(t, boltstore.WithReplicated(), boltstore.WithNoSync(true))
+	b, _ := openStore(t, boltstore.WithReplicated(), boltstore.WithNoSync(true))
+
+	resA, err := a.Apply(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same entries in uneven chunks give the same results and state.
+	var resB [][]boltstore.Result
+	for i := 0; i < len(entries); {
+		n := min(1+i%7, len(entries)-i)
+		r, err := b.Apply(entries[i : i+n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		resB = append(resB, r...)
+		i += n
+	}
+	if fa, fb := fmtResults(resA), fmtResults(resB); fa != fb {
+		t.Fatalf("results differ:\n%s\n%s", fa, fb)
+	}
+	fa, fb := fingerprint(t, a), fingerprint(t, b)
+	if fa != fb {
+		t.Fatalf("state differs:\n%s\n%s", fa, fb)
+	}
+	if a.Head() == 0 || a.AppliedIndex() != 120 {
+		t.Fatalf("head %d applied %d", a.Head(), a.AppliedIndex())
+	}
+
+	// Re-applying what is already applied changes nothing and yields nil.
+	again, err := a.Apply(entries[50:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range again {
+		if r != nil {
+			t.Fatalf("entry %d was applied again: %v", entries[50+i].Index, r)
+		}
+	}
+	if f := fingerprint(t, a); f != fa {
+		t.Fatalf("re-apply changed the state:\n%s\n%s", fa, f)
+	}
+	// A mix of old and new entries applies only the new one.
+	next := boltstore.Entry{Index: 121, Commands: []boltstore.Command{{Op: boltstore.OpAppend, OccurredAt: epoch, Events: []contract.NewEvent{ev("A", `{}`)}}}}
+	mixed, err := a.Apply([]boltstore.Entry{entries[119], next, entries[3]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mixed[0] != nil || mixed[2] != nil || mixed[1] == nil || mixed[1][0].Err != nil {
+		t.Fatalf("mixed apply results: %v", mixed)
+	}
+	if a.AppliedIndex() != 121 {
+		t.Fatalf("applied index %d, want 121", a.AppliedIndex())
+	}
+}
+
+func TestApplyIdempotencyKeys(t *testing.T) {
+	s, _ := openStore(t, boltstore.WithReplicated())
+	appendCmd := func(key string, at time.Time, n int) boltstore.Command {
+		c := boltstore.Command{Op: boltstore.OpAppend, OccurredAt: at, IdempotencyKey: key}
+		for range n {
+			c.Events = append(c.Events, ev("A", `{}`))
+		}
+		return c
+	}
+	apply := func(cmds ...boltstore.Command) []boltstore.Result {
+		t.Helper()
+		res, err := s.Apply([]boltstore.Entry{{Index: s.AppliedIndex() + 1, Commands: cmds}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0]
+	}
+	t0 := epoch
+	r := apply(appendCmd("k1", t0, 2), appendCmd("k1", t0, 5))
+	if r[0].Duplicate || !r[1].Duplicate || r[1].Append != r[0].Append || s.Head() != 2 {
+		t.Fatalf("same key twice in one entry: %+v, head %d", r, s.Head())
+	}
+	r = apply(appendCmd("k1", t0.Add(time.Hour), 1))
+	if !r[0].Duplicate || r[0].Append.LastSequenceNumber != 2 || s.Head() != 2 {
+		t.Fatalf("same key later: %+v, head %d", r, s.Head())
+	}
+	// A conflict is recorded too, and replayed even once the context would
+	// no longer conflict.
+	cond := boltstore.Command{Op: boltstore.OpAppendIf, OccurredAt: t0.Add(time.Minute), IdempotencyKey: "k2",
+		Query: typeQ("A"), Expected: 0, Events: []contract.NewEvent{ev("B", `{}`)}}
+	r = apply(cond)
+	var ce *contract.ConflictError
+	if !errors.As(r[0].Err, &ce) || ce.Actual != 2 || r[0].Duplicate {
+		t.Fatalf("conditional append: %+v", r[0])
+	}
+	cond.Expected = 2
+	r = apply(cond)
+	if !errors.As(r[0].Err, &ce) || ce.Expected != 0 || ce.Actual != 2 || !r[0].Duplicate || s.Head() != 2 {
+		t.Fatalf("retried conditional append: %+v, head %d", r[0], s.Head())
+	}
+	// Prune forgets what was recorded before the cutoff, exactly.
+	apply(boltstore.Command{Op: boltstore.OpPruneIdempotency, OccurredAt: t0.Add(time.Minute)})
+	r = apply(appendCmd("k1", t0.Add(2*time.Hour), 1), cond)
+	if r[0].Duplicate || r[0].Append.FirstSequenceNumber != 3 {
+		t.Fatalf("k1 after prune: %+v", r[0])
+	}
+	if !r[1].Duplicate {
+		t.Fatalf("k2 was recorded at the cutoff and must survive it: %+v", r[1])
+	}
+	apply(boltstore.Command{Op: boltstore.OpPruneIdempotency, OccurredAt: t0.Add(3 * time.Hour)})
+	cond.Expected = 3
+	r = apply(cond)
+	if r[0].Duplicate || r[0].Err != nil || r[0].Append.FirstSequenceNumber != 4 {
+		t.Fatalf("k2 after prune: %+v", r[0])
+	}
+}
+
+func TestApplyDurables(t *testing.T) {
+	s, _ := openStore(t, boltstore.WithReplicated())
+	apply := func(c boltstore.Command) boltstore.Result {
+		t.Helper()
+		res, err := s.Apply([]boltstore.Entry{{Index: s.AppliedIndex() + 1, Commands: []boltstore.Command{c}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0][0]
+	}
+	q := typeQ("A")
+	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "d", Holder: "n1/1", Query: q}); r.Err != nil || r.Cursor != 0 {
+		t.Fatalf("acquire: %+v", r)
+	}
+	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "d", Holder: "n2/1", Query: q}); !errors.Is(r.Err, contract.ErrDurableNameInUse) {
+		t.Fatalf("second holder: %+v", r)
+	}
+	spelled := predQ([]string{"A"})
+	spelled.Filters[0].PayloadPredicates = nil
+	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "d", Holder: "n1/1", Query: spelled}); r.Err != nil {
+		t.Fatalf("the same holder again (a retried command): %+v", r)
+	}
+	if r := apply(boltstore.Command{Op: boltstore.OpAdvance, Name: "d", Holder: "n2/1", Cursor: 5}); !errors.Is(r.Err, boltstore.ErrNotHeld) {
+		t.Fatalf("advance by a non-holder: %+v", r)
+	}
+	apply(boltstore.Command{Op: boltstore.OpAdvance, Name: "d", Holder: "n1/1", Cursor: 5})
+	apply(boltstore.Command{Op: boltstore.OpAdvance, Name: "d", Holder: "n1/1", Cursor: 3}) // never backwards
+	apply(boltstore.Command{Op: boltstore.OpRelease, Name: "d", Holder: "n2/1"})            // not the holder: no-op
+	if cur, holder, _, _ := s.Durable("d"); cur != 5 || holder != "n1/1" {
+		t.Fatalf("durable: cursor %d holder %q", cur, holder)
+	}
+	apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "e", Holder: "n2/9", Query: q})
+	apply(boltstore.Command{Op: boltstore.OpReleaseHolders, Holder: "n1/"})
+	if _, holder, _, _ := s.Durable("d"); holder != "" {
+		t.Fatalf("d still held by %q after releasing n1/", holder)
+	}
+	if _, holder, _, _ := s.Durable("e"); holder != "n2/9" {
+		t.Fatalf("e lost its holder %q", holder)
+	}
+	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "d", Holder: "n2/1", Query: typeQ("B")}); !errors.Is(r.Err, contract.ErrDurableQueryMismatch) {
+		t.Fatalf("another query: %+v", r)
+	}
+	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "d", Holder: "n2/1", Query: q}); r.Err != nil || r.Cursor != 5 {
+		t.Fatalf("reacquire: %+v", r)
+	}
+}
+
+// TestQueryWhileApplying: reads run in their own transactions and always
+// see whole batches.
+func TestQueryWhileApplying(t *testing.T) {
+	s, _ := openStore(t, boltstore.WithNoSync(true))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error)
+	go func() {
+		for i := range 200 {
+			if _, err := s.Append(ctx, []contract.NewEvent{ev("A", fmt.Sprintf(`{"i":%d}`, i)), ev("B", `{}`), ev("A", `{}`)}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		default:
+		}
+		res := mustQuery(t, s, contract.EventQuery{})
+		if len(res.Events)%3 != 0 {
+			t.Fatalf("query saw %d events: a batch half there", len(res.Events))
+		}
+	}
+}

@@ -1,0 +1,270 @@
+package boltstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/factstr/factstr-go/boltstore"
+	"github.com/factstr/factstr-go/contract"
+)
+
+// The benchmark stores are built once per test process, in a temporary
+// directory that TestMain removes.
+var benchFixtures struct {
+	mu     sync.Mutex
+	dir    string
+	stores map[string]*benchStore
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	benchFixtures.mu.Lock()
+	for _, f := range benchFixtures.stores {
+		_ = f.s.Close()
+	}
+	if benchFixtures.dir != "" {
+		_ = os.RemoveAll(benchFixtures.dir)
+	}
+	benchFixtures.mu.Unlock()
+	os.Exit(code)
+}
+
+var benchTypes = []string{"OrderPlaced", "OrderShipped", "PaymentReceived", "CustomerRegistered"}
+
+// benchStore holds n events: event i (0-based) has type benchTypes[i%4]
+// and customer c((i/4) % (n/40)), so each customer has 10 events of each
+// type, spread over the whole log.
+type benchStore struct {
+	s         *boltstore.Store
+	n         int
+	customers int
+	versions  map[int]uint64 // OrderShipped context version per customer, once changed by AppendIf
+}
+
+func benchPayload(customer string, i int) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"customer":%q,"order":%d,"amount":%d,"tags":["x","y"]}`, customer, i, i%1000))
+}
+
+// benchFixture returns the store of n events for role, building the
+// events once per process with large batches through Apply (no fsync),
+// copying that file per role, so appends of one benchmark do not grow the
+// store another measures, and opening the copy in embedded mode with the
+// default fsync per commit.
+func benchFixture(b *testing.B, n int, role string) *benchStore {
+	b.Helper()
+	benchFixtures.mu.Lock()
+	defer benchFixtures.mu.Unlock()
+	key := fmt.Sprintf("%d-%s", n, role)
+	if f, ok := benchFixtures.stores[key]; ok {
+		return f
+	}
+	if benchFixtures.dir == "" {
+		dir, err := os.MkdirTemp("", "boltstore-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchFixtures.dir, benchFixtures.stores = dir, make(map[string]*benchStore)
+	}
+	base := filepath.Join(benchFixtures.dir, fmt.Sprintf("base-%d.db", n))
+	if _, err := os.Stat(base); err != nil {
+		buildBenchStore(b, base, n)
+	}
+	path := filepath.Join(benchFixtures.dir, key+".db")
+	if err := copyFile(base, path); err != nil {
+		b.Fatal(err)
+	}
+	s, err := boltstore.Open(path, boltstore.WithLogger(quietLogger()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := &benchStore{s: s, n: n, customers: n / 40, versions: make(map[int]uint64)}
+	benchFixtures.stores[key] = f
+	return f
+}
+
+func buildBenchStore(b *testing.B, path string, n int) {
+	start := time.Now()
+	s, err := boltstore.Open(path, boltstore.WithReplicated(), boltstore.WithNoSync(true), boltstore.WithLogger(quietLogger()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	customers := n / 40
+	// Transactions of a few thousand events: bbolt splits nodes only at
+	// commit, so one huge transaction would insert into ever larger nodes.
+	const perCommand, perEntry = 1000, 2
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	var index uint64
+	for i := 0; i < n; {
+		e := boltstore.Entry{Index: index + 1}
+		for c := 0; c < perEntry && i < n; c++ {
+			cmd := boltstore.Command{Op: boltstore.OpAppend, OccurredAt: at}
+			for k := 0; k < perCommand && i < n; k++ {
+				cmd.Events = append(cmd.Events, contract.NewEvent{
+					Type:    benchTypes[i%4],
+					Payload: benchPayload(fmt.Sprintf("c%d", (i/4)%customers), i),
+				})
+				i++
+			}
+			e.Commands = append(e.Commands, cmd)
+		}
+		res, err := s.Apply([]boltstore.Entry{e})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range res[0] {
+			if r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
+		index++
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	st, _ := os.Stat(path)
+	b.Logf("built the %d-event store in %v (%d MiB)", n, time.Since(start).Round(time.Millisecond), st.Size()>>20)
+}
+
+func copyFile(from, to string) error {
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
+}
+
+// shippedVersion is the version of the context "OrderShipped of customer
+// k": the newest such event.
+func (f *benchStore) shippedVersion(k int) uint64 {
+	if v, ok := f.versions[k]; ok {
+		return v
+	}
+	lastGroup := k + 9*f.customers
+	return uint64(4*lastGroup + 1 + 1)
+}
+
+var benchSizes = []struct {
+	name string
+	n    int
+}{{"10k", 10_000}, {"1M", 1_000_000}}
+
+func shippedContext(customer string) contract.EventQuery {
+	return contract.EventQuery{Filters: []contract.EventFilter{{
+		EventTypes:        []string{"OrderShipped"},
+		PayloadPredicates: []json.RawMessage{json.RawMessage(`{"customer":"` + customer + `"}`)},
+	}}}
+}
+
+func BenchmarkAppend(b *testing.B) {
+	ctx := context.Background()
+	for _, events := range []int{1, 100} {
+		for _, size := range benchSizes {
+			b.Run(fmt.Sprintf("%devents/store=%s", events, size.name), func(b *testing.B) {
+				f := benchFixture(b, size.n, "append")
+				batch := make([]contract.NewEvent, events)
+				i := 0
+				for b.Loop() {
+					for j := range batch {
+						// Customers outside the fixture's, so the other
+						// benchmarks' contexts do not grow.
+						batch[j] = contract.NewEvent{Type: "PaymentReceived", Payload: benchPayload(fmt.Sprintf("new%d", i%5000), f.n+i)}
+						i++
+					}
+					if _, err := f.s.Append(ctx, batch); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(i), "ns/event")
+			})
+		}
+	}
+}
+
+// BenchmarkAppendParallel shows the group commit: concurrent fsynced
+// appends share commits.
+func BenchmarkAppendParallel(b *testing.B) {
+	f := benchFixture(b, 10_000, "append")
+	b.SetParallelism(8)
+	var mu sync.Mutex
+	n := 0
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			mu.Lock()
+			n++
+			i := n
+			mu.Unlock()
+			ev := contract.NewEvent{Type: "PaymentReceived", Payload: benchPayload(fmt.Sprintf("new%d", i%5000), i)}
+			if _, err := f.s.Append(context.Background(), []contract.NewEvent{ev}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkAppendIf: a conditional append whose context is one type and
+// one payload predicate, with the correct expected version (no conflict).
+func BenchmarkAppendIf(b *testing.B) {
+	ctx := context.Background()
+	for _, size := range benchSizes {
+		b.Run("store="+size.name, func(b *testing.B) {
+			f := benchFixture(b, size.n, "read")
+			i := 0
+			for b.Loop() {
+				k := i % f.customers
+				customer := fmt.Sprintf("c%d", k)
+				ev := contract.NewEvent{Type: "OrderShipped", Payload: benchPayload(customer, f.n+i)}
+				res, err := f.s.AppendIf(ctx, []contract.NewEvent{ev}, shippedContext(customer), f.shippedVersion(k))
+				if err != nil {
+					b.Fatal(err)
+				}
+				f.versions[k] = res.LastSequenceNumber
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkQuery: one context (one type and one payload predicate) with 10
+// matching events, read from the start.
+func BenchmarkQuery(b *testing.B) {
+	ctx := context.Background()
+	for _, size := range benchSizes {
+		b.Run("store="+size.name, func(b *testing.B) {
+			f := benchFixture(b, size.n, "read")
+			q := func(k int) contract.EventQuery {
+				return contract.EventQuery{Filters: []contract.EventFilter{{
+					EventTypes:        []string{"OrderPlaced"},
+					PayloadPredicates: []json.RawMessage{json.RawMessage(fmt.Sprintf(`{"customer":"c%d"}`, k))},
+				}}}
+			}
+			if res, err := f.s.Query(ctx, q(f.customers-1)); err != nil || len(res.Events) != 10 {
+				b.Fatalf("fixture: %d matches, %v; want 10", len(res.Events), err)
+			}
+			i := 0
+			for b.Loop() {
+				res, err := f.s.Query(ctx, q(i%f.customers))
+				if err != nil || len(res.Events) != 10 {
+					b.Fatalf("%d matches, %v", len(res.Events), err)
+				}
+				i++
+			}
+		})
+	}
+}

@@ -1,0 +1,215 @@
+package boltstore
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/factstr/factstr-go/contract"
+)
+
+// maxGroup bounds the commands one group commit takes, so the leader's own
+// wait stays bounded under load.
+const maxGroup = 256
+
+// pruneEvery is how often embedded mode prunes idempotency keys older than
+// the retention.
+const pruneEvery = time.Minute
+
+// Append commits events as one batch (contract.EventStore).
+func (s *Store) Append(ctx context.Context, events []contract.NewEvent) (contract.AppendResult, error) {
+	if err := s.writable(); err != nil {
+		return contract.AppendResult{}, err
+	}
+	if err := contract.ValidateEvents(events, s.opts.limits); err != nil {
+		return contract.AppendResult{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return contract.AppendResult{}, err
+	}
+	return appendOutcome(s.submit(Command{Op: OpAppend, Events: events, OccurredAt: s.opts.now().UTC(),
+		IdempotencyKey: contract.IdempotencyKey(ctx)}))
+}
+
+// AppendIf commits events only if the context's current version is
+// expected; otherwise it returns *contract.ConflictError (contract.EventStore).
+func (s *Store) AppendIf(ctx context.Context, events []contract.NewEvent, query contract.EventQuery, expected uint64) (contract.AppendResult, error) {
+	if err := s.writable(); err != nil {
+		return contract.AppendResult{}, err
+	}
+	if err := contract.ValidateEvents(events, s.opts.limits); err != nil {
+		return contract.AppendResult{}, err
+	}
+	if _, err := contract.NewMatcher(query); err != nil {
+		return contract.AppendResult{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return contract.AppendResult{}, err
+	}
+	return appendOutcome(s.submit(Command{Op: OpAppendIf, Events: events, Query: query, Expected: expected,
+		OccurredAt: s.opts.now().UTC(), IdempotencyKey: contract.IdempotencyKey(ctx)}))
+}
+
+func appendOutcome(res Result, err error) (contract.AppendResult, error) {
+	if err != nil {
+		return contract.AppendResult{}, err
+	}
+	if res.Err != nil {
+		return contract.AppendResult{}, res.Err
+	}
+	return res.Append, nil
+}
+
+func (s *Store) writable() error {
+	if s.closing.Load() {
+		return contract.ErrClosed
+	}
+	if s.opts.replicated {
+		return ErrReplicated
+	}
+	return nil
+}
+
+// StreamAll delivers every batch committed after it returns.
+func (s *Store) StreamAll(ctx context.Context, h contract.StreamHandler) (contract.Subscription, error) {
+	return s.StreamTo(ctx, contract.EventQuery{}, h)
+}
+
+// StreamTo delivers the matching part of every batch committed after it
+// returns; with MinSequenceNumber > 0 it first catches up from there.
+func (s *Store) StreamTo(ctx context.Context, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+	if s.closing.Load() {
+		return nil, contract.ErrClosed
+	}
+	return s.engine.Live(ctx, q, h)
+}
+
+// StreamAllDurable is StreamToDurable for every event.
+func (s *Store) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler) (contract.Subscription, error) {
+	return s.StreamToDurable(ctx, name, contract.EventQuery{}, h)
+}
+
+// StreamToDurable replays from name's stored cursor, then continues live;
+// the cursor persists in the file.
+func (s *Store) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+	if err := s.writable(); err != nil {
+		return nil, err
+	}
+	return s.engine.Durable(ctx, name, q, h)
+}
+
+// committer is the group commit of embedded mode: concurrent writers queue
+// their commands, and the first of them to find no commit running applies
+// everything queued as one entry, so one fsync acknowledges them all.
+type committer struct {
+	mu    sync.Mutex
+	queue []*pending
+	busy  bool // a leader is committing; the next one is woken by it
+
+	lastPrune time.Time // guarded by Store.applyMu
+}
+
+type pending struct {
+	cmd   Command
+	res   Result
+	err   error
+	ready chan bool // true: lead the next round; false: committed, res/err set
+}
+
+// submit applies cmd as part of a group and returns its result. A caller
+// already queued is not cancelled by its context: the command may be
+// committing, and its outcome must not be lost.
+func (s *Store) submit(cmd Command) (Result, error) {
+	p := &pending{cmd: cmd, ready: make(chan bool, 1)}
+	gc := &s.gc
+	gc.mu.Lock()
+	gc.queue = append(gc.queue, p)
+	if gc.busy {
+		gc.mu.Unlock()
+		if lead := <-p.ready; !lead {
+			return p.res, p.err
+		}
+		gc.mu.Lock()
+	}
+	gc.busy = true
+	n := min(len(gc.queue), maxGroup)
+	group := append([]*pending(nil), gc.queue[:n]...)
+	gc.queue = append(gc.queue[:0:0], gc.queue[n:]...)
+	gc.mu.Unlock()
+
+	s.commitGroup(group)
+
+	gc.mu.Lock()
+	var next *pending
+	if len(gc.queue) > 0 {
+		next = gc.queue[0]
+	} else {
+		gc.busy = false
+	}
+	gc.mu.Unlock()
+	for _, q := range group {
+		if q != p {
+			q.ready <- false
+		}
+	}
+	if next != nil {
+		next.ready <- true
+	}
+	return p.res, p.err
+}
+
+func (s *Store) commitGroup(group []*pending) {
+	cmds := make([]Command, len(group))
+	for i, p := range group {
+		cmds[i] = p.cmd
+	}
+	s.applyMu.Lock()
+	if ret := s.opts.idemRetention; ret > 0 {
+		// Embedded mode forgets idempotency keys on its own; a cluster
+		// proposes the prune through its log instead.
+		if now := s.opts.now(); now.Sub(s.gc.lastPrune) >= pruneEvery {
+			s.gc.lastPrune = now
+			cmds = append(cmds, Command{Op: OpPruneIdempotency, OccurredAt: now.Add(-ret).UTC()})
+		}
+	}
+	results, err := s.applyLocked([]Entry{{Index: s.applied.Load() + 1, Commands: cmds}})
+	s.applyMu.Unlock()
+	for i, p := range group {
+		if err != nil {
+			p.err = err
+		} else {
+			p.res = results[0][i]
+		}
+	}
+}
+
+// durables implements streams.Durables in embedded mode: cursors and leases
+// are commands through Apply, so they persist with the events.
+type durables Store
+
+func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery, holder string) (uint64, error) {
+	res, err := (*Store)(d).submit(Command{Op: OpAcquire, Name: name, Holder: holder, Query: q})
+	if err != nil {
+		return 0, err
+	}
+	if res.Err != nil {
+		return 0, res.Err
+	}
+	return res.Cursor, nil
+}
+
+func (d *durables) Advance(_ context.Context, name, holder string, cursor uint64) error {
+	res, err := (*Store)(d).submit(Command{Op: OpAdvance, Name: name, Holder: holder, Cursor: cursor})
+	if err != nil {
+		return err
+	}
+	return res.Err
+}
+
+func (d *durables) Release(_ context.Context, name, holder string) error {
+	res, err := (*Store)(d).submit(Command{Op: OpRelease, Name: name, Holder: holder})
+	if err != nil {
+		return err
+	}
+	return res.Err
+}

@@ -1,0 +1,281 @@
+package boltstore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/streams"
+)
+
+// ErrReplicated is returned by the embedded write methods of a store opened
+// WithReplicated: such a store changes only through Apply.
+var ErrReplicated = errors.New("boltstore: the store is replicated; it changes only through the Raft log (Apply)")
+
+// openTimeout bounds the wait for bbolt's file lock, so a second process on
+// the same file fails instead of hanging.
+const openTimeout = 10 * time.Second
+
+const defaultIdemRetention = 24 * time.Hour
+
+type options struct {
+	limits        contract.Limits
+	now           func() time.Time
+	logger        *slog.Logger
+	noSync        bool
+	replicated    bool
+	idemRetention time.Duration
+}
+
+// Option configures Open.
+type Option func(*options)
+
+// WithLimits sets the limits the embedded write methods enforce (default
+// contract.DefaultLimits). Apply does not apply them: they are the
+// proposer's, and replicas may be configured differently.
+func WithLimits(l contract.Limits) Option { return func(o *options) { o.limits = l } }
+
+// WithClock sets the clock that stamps OccurredAt in embedded mode. In
+// replicated mode the proposer's command carries the time.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithNoSync turns off the fsync of each commit (bbolt NoSync). Embedded
+// appends are then no longer durable on acknowledgement; a Raft FSM sets it
+// because the Raft log is the durability.
+func WithNoSync(noSync bool) Option { return func(o *options) { o.noSync = noSync } }
+
+// WithIdempotencyRetention sets how long embedded mode remembers an
+// idempotency key (contract.WithIdempotencyKey) before it may be pruned
+// (default 24h; 0 keeps keys forever). In replicated mode the proposer
+// prunes with OpPruneIdempotency.
+func WithIdempotencyRetention(d time.Duration) Option {
+	return func(o *options) { o.idemRetention = d }
+}
+
+// WithReplicated opens the store as a state machine: the embedded write
+// methods (Append, AppendIf, StreamAllDurable, StreamToDurable) return
+// ErrReplicated, and Open leaves durable leases alone because releasing
+// them locally would make this replica diverge from the others.
+func WithReplicated() Option { return func(o *options) { o.replicated = true } }
+
+// Store is the bbolt event store. It is safe for concurrent use.
+type Store struct {
+	path     string
+	opts     options
+	log      *slog.Logger
+	hub      *streams.Hub
+	engine   *streams.Engine
+	wasClean bool
+
+	// applyMu orders every change: Apply, Restore and Close.
+	applyMu sync.Mutex
+	// dbMu guards db against the swap in Restore and the close in Close;
+	// transactions hold it shared.
+	dbMu sync.RWMutex
+	db   *bbolt.DB // nil once closed
+
+	closing atomic.Bool // set when Close begins: public calls are refused
+	applied atomic.Uint64
+	head    atomic.Uint64
+
+	gc committer
+}
+
+var _ contract.EventStore = (*Store)(nil)
+var _ streams.Source = (*Store)(nil)
+
+// Open opens (creating if needed) the store file at path.
+func Open(path string, opts ...Option) (*Store, error) {
+	o := options{limits: contract.DefaultLimits, now: time.Now, logger: slog.Default(), idemRetention: defaultIdemRetention}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &Store{path: path, opts: o, log: o.logger.With("store", "boltstore", "path", path)}
+	db, state, err := openFile(path, o.noSync)
+	if err != nil {
+		return nil, err
+	}
+	s.db, s.wasClean = db, state.wasClean
+	s.applied.Store(state.applied)
+	s.head.Store(state.head)
+	s.hub = streams.NewHub(state.head)
+	cfg := streams.Config{Source: s, Hub: s.hub, HolderPrefix: "bolt", Logger: o.logger}
+	if !o.replicated {
+		cfg.Durables = (*durables)(s)
+	}
+	s.engine = streams.New(cfg)
+	if !o.replicated && state.heldLeases > 0 {
+		// Leases held in the file belong to subscriptions of a process
+		// that is gone; left held they would refuse those names forever.
+		if _, err := s.Apply([]Entry{{Index: s.applied.Load() + 1, Commands: []Command{{Op: OpReleaseHolders}}}}); err != nil {
+			_ = s.closeDB()
+			return nil, fmt.Errorf("open %s: release durable leases of the previous process: %w", path, err)
+		}
+		s.log.Info("released durable stream leases left by the previous process", "count", state.heldLeases)
+	}
+	s.log.Debug("opened", "head", state.head, "applied", state.applied, "was_clean", state.wasClean, "replicated", o.replicated)
+	return s, nil
+}
+
+// fileState is what Open learns from an existing file.
+type fileState struct {
+	applied, head uint64
+	wasClean      bool
+	heldLeases    int
+}
+
+// openFile opens the bbolt file, creates the buckets of a new file, checks
+// the schema and clears the clean marker with a synced commit before any
+// other write, so a crash from here on is seen by the next Open.
+func openFile(path string, noSync bool) (*bbolt.DB, fileState, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout:        openTimeout,
+		NoFreelistSync: true, // the freelist is rebuilt at open; commits write less
+		FreelistType:   bbolt.FreelistMapType,
+	})
+	if err != nil {
+		return nil, fileState{}, fmt.Errorf("open %s: %w", path, err)
+	}
+	var st fileState
+	err = db.Update(func(tx *bbolt.Tx) error {
+		fresh := tx.Bucket(bucketMeta) == nil
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if fresh {
+			if err := meta.Put(metaSchema, seqKey(schemaVersion)); err != nil {
+				return err
+			}
+		} else if v := uint64FromBytes(meta.Get(metaSchema)); v != schemaVersion {
+			return fmt.Errorf("schema version %d, this build reads %d", v, schemaVersion)
+		}
+		// A new file has no previous process to have crashed.
+		st.wasClean = fresh || bytes1(meta.Get(metaClean))
+		st.applied = uint64FromBytes(meta.Get(metaApplied))
+		st.head = uint64FromBytes(meta.Get(metaHead))
+		c := tx.Bucket(bucketDurables).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			d, err := decodeDurable(v)
+			if err != nil {
+				return fmt.Errorf("durable %q: %w", k, err)
+			}
+			if d.holder != "" {
+				st.heldLeases++
+			}
+		}
+		return meta.Put(metaClean, []byte{0})
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fileState{}, fmt.Errorf("open %s: %w", path, err)
+	}
+	// The marker clear above was synced; later commits follow the option.
+	db.NoSync = noSync
+	return db, st, nil
+}
+
+func bytes1(v []byte) bool { return len(v) == 1 && v[0] == 1 }
+
+// AppliedIndex is the index of the last applied entry.
+func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
+
+// Head is the last committed sequence number.
+func (s *Store) Head() uint64 { return s.head.Load() }
+
+// Hub broadcasts the committed head; a cluster's stream engine waits on it.
+func (s *Store) Hub() *streams.Hub { return s.hub }
+
+// WasClean reports whether the process that last had this file open closed
+// it with Close (true for a file this Open created). After a crash with
+// WithNoSync the file may be missing recent commits, and a replica should
+// rebuild it from a snapshot and the log.
+func (s *Store) WasClean() bool { return s.wasClean }
+
+// view runs fn in a read transaction.
+func (s *Store) view(fn func(*bbolt.Tx) error) error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.db == nil {
+		return contract.ErrClosed
+	}
+	return s.db.View(fn)
+}
+
+// Close ends every subscription (releasing durable names, in embedded mode
+// through Apply), then syncs the file, writes the clean marker and closes
+// it. Later calls return contract.ErrClosed; a second Close returns nil.
+func (s *Store) Close() error {
+	if !s.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.engine.Close()
+	s.hub.Close()
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	return s.closeDB()
+}
+
+// closeDB marks the file clean and closes it; applyMu is held or not yet
+// needed.
+func (s *Store) closeDB() error {
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	db := s.db
+	s.db = nil
+	// With NoSync the last commits may not be on disk yet: sync them before
+	// the marker is written, so the marker never claims more than the file
+	// holds, and sync the marker itself.
+	err := db.Sync()
+	if err == nil {
+		err = db.Update(func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketMeta).Put(metaClean, []byte{1})
+		})
+	}
+	if err == nil {
+		err = db.Sync()
+	}
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Abandon ends the store the way a crash would, for tests: subscriptions
+// end and the file is closed without a sync and without the clean marker,
+// so the next Open reports WasClean false. Later calls return
+// contract.ErrClosed.
+func (s *Store) Abandon() error {
+	if !s.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.engine.Close()
+	s.hub.Close()
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	return err
+}

@@ -1,0 +1,300 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc/codes"
+
+	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
+	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
+	"github.com/factstr/factstr-go/internal/streams"
+	"github.com/factstr/factstr-go/internal/wire"
+	"github.com/factstr/factstr-go/membership"
+)
+
+// More errors callers branch on.
+var (
+	ErrUnknownNode  = errors.New("unknown node")
+	ErrLastVoter    = errors.New("refusing to remove the last voter")
+	ErrWrongCluster = errors.New("node belongs to another cluster")
+)
+
+// Classify maps this package's errors to gRPC codes for the API server.
+func Classify(err error) (codes.Code, string, bool) {
+	switch {
+	case errors.Is(err, ErrOutcomeUnknown):
+		return codes.Unavailable, wire.ReasonOutcomeUnknown, true
+	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader):
+		return codes.Unavailable, wire.ReasonNoLeader, true
+	case errors.Is(err, streams.ErrPositionAhead):
+		return codes.OutOfRange, wire.ReasonPositionAhead, true
+	case errors.Is(err, ErrUnknownNode):
+		return codes.NotFound, wire.ReasonNotFound, true
+	case errors.Is(err, ErrLastVoter):
+		return codes.FailedPrecondition, wire.ReasonFailedPrecondion, true
+	case errors.Is(err, ErrWrongCluster), errors.Is(err, ErrWrongNode):
+		return codes.FailedPrecondition, wire.ReasonWrongCluster, true
+	}
+	return codes.Unknown, "", false
+}
+
+// MemberStatus is one server of the cluster as the node sees it.
+type MemberStatus struct {
+	ID, RaftAddr, GRPCAddr string
+	Suffrage               string // voter or nonvoter
+	State                  string // leader, follower, candidate, unreachable
+	GossipState            string
+	AppliedIndex           uint64
+	CommitIndex            uint64
+	Term                   uint64
+	Lag                    uint64
+	Healthy                bool
+}
+
+// Status is the cluster as one node sees it.
+type Status struct {
+	NodeID, LeaderID     string
+	Term                 uint64
+	CommitIndex, Applied uint64
+	Head                 uint64
+	Members              []MemberStatus
+	Warnings             []string
+}
+
+// Status reports the Raft configuration, each member's progress (asked
+// over the peer service) and warnings such as an even number of voters.
+func (n *Node) Status(ctx context.Context) (Status, error) {
+	st := Status{
+		NodeID: n.cfg.NodeID, LeaderID: n.LeaderID(), Term: n.raft.CurrentTerm(),
+		CommitIndex: n.raft.CommitIndex(), Applied: n.fsm.AppliedIndex(), Head: n.store.Head(),
+	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return st, fmt.Errorf("read raft configuration: %w", err)
+	}
+	voters := 0
+	var leaderApplied uint64
+	for _, s := range cf.Configuration().Servers {
+		m := MemberStatus{ID: string(s.ID), RaftAddr: string(s.Address), Suffrage: "nonvoter", State: "unreachable"}
+		if s.Suffrage == raft.Voter {
+			m.Suffrage = "voter"
+			voters++
+		}
+		if gm, ok := n.ml.Lookup(m.ID); ok {
+			m.GRPCAddr = gm.Meta.GRPCAddr
+			m.GossipState = gm.State.String()
+		}
+		if m.ID == n.cfg.NodeID {
+			m.GRPCAddr = n.cfg.GRPCAddr
+			m.State = stateName(n.raft.State())
+			m.AppliedIndex, m.CommitIndex, m.Term = n.fsm.AppliedIndex(), n.raft.CommitIndex(), n.raft.CurrentTerm()
+			m.Healthy = st.LeaderID != ""
+		} else if m.GRPCAddr != "" {
+			if ps, err := n.peerStatus(ctx, m.GRPCAddr); err == nil {
+				m.State = stateName2(ps.GetState())
+				m.AppliedIndex, m.CommitIndex, m.Term = ps.GetAppliedIndex(), ps.GetCommitIndex(), ps.GetTerm()
+				m.Healthy = ps.GetLeaderId() != ""
+			}
+		}
+		if m.State == "leader" {
+			leaderApplied = m.AppliedIndex
+		}
+		st.Members = append(st.Members, m)
+	}
+	for i := range st.Members {
+		if leaderApplied > st.Members[i].AppliedIndex {
+			st.Members[i].Lag = leaderApplied - st.Members[i].AppliedIndex
+		}
+	}
+	sort.Slice(st.Members, func(i, j int) bool { return st.Members[i].ID < st.Members[j].ID })
+	if voters%2 == 0 && voters > 0 {
+		st.Warnings = append(st.Warnings, fmt.Sprintf("%d voters: an even number tolerates no more failures than %d; add or remove one", voters, voters-1))
+	}
+	if st.LeaderID == "" {
+		st.Warnings = append(st.Warnings, "no leader known to this node")
+	}
+	return st, nil
+}
+
+func stateName(s raft.RaftState) string {
+	return stateName2(s.String())
+}
+
+func stateName2(s string) string {
+	switch s {
+	case "Leader":
+		return "leader"
+	case "Follower":
+		return "follower"
+	case "Candidate":
+		return "candidate"
+	case "Shutdown":
+		return "shutdown"
+	}
+	return s
+}
+
+func (n *Node) peerStatus(ctx context.Context, addr string) (*peerv1.NodeStatusResponse, error) {
+	c, err := n.peers.get(addr)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return peerv1.NewPeerServiceClient(c).NodeStatus(rctx, &peerv1.NodeStatusRequest{})
+}
+
+// Join contacts the gossip addresses; the leader then adds this node (or,
+// called on a member, the nodes behind the addresses) as non-voters.
+func (n *Node) Join(ctx context.Context, addrs []string) (int, error) {
+	return n.ml.JoinNow(ctx, addrs)
+}
+
+// leaderAdmin returns an AdminService client for the leader.
+func (n *Node) leaderAdmin() (factstrv1.AdminServiceClient, error) {
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		return nil, fmt.Errorf("%w: no leader known", ErrNoLeader)
+	}
+	m, ok := n.ml.Lookup(string(id))
+	if !ok || m.Meta.GRPCAddr == "" {
+		return nil, fmt.Errorf("%w: leader %s not known to gossip", ErrNoLeader, id)
+	}
+	c, err := n.peers.get(m.Meta.GRPCAddr)
+	if err != nil {
+		return nil, err
+	}
+	return factstrv1.NewAdminServiceClient(c), nil
+}
+
+// Remove removes a server from the Raft configuration (on the leader; a
+// follower forwards the request). It refuses to remove the last voter.
+func (n *Node) Remove(ctx context.Context, id string) error {
+	if n.raft.State() != raft.Leader {
+		cl, err := n.leaderAdmin()
+		if err != nil {
+			return err
+		}
+		_, err = cl.Remove(ctx, &factstrv1.RemoveRequest{NodeId: id})
+		return wire.FromStatus(err)
+	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return err
+	}
+	found, voters := false, 0
+	var target raft.Server
+	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+		if string(s.ID) == id {
+			found, target = true, s
+		}
+	}
+	if !found {
+		return fmt.Errorf("%w: %q is not in the raft configuration; see 'factstr-node admin members'", ErrUnknownNode, id)
+	}
+	if target.Suffrage == raft.Voter && voters == 1 {
+		return fmt.Errorf("%w: %q is the only voter; removing it would leave no cluster", ErrLastVoter, id)
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("remove %q: %w", id, err)
+	}
+	n.releaseLeasesOf(id)
+	return nil
+}
+
+// Leave removes this node from the cluster: a leader hands leadership over
+// first, then the new leader removes it.
+func (n *Node) Leave(ctx context.Context) error {
+	if n.raft.State() == raft.Leader && n.voterCount() > 1 {
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			return fmt.Errorf("hand leadership over before leaving: %w", err)
+		}
+	}
+	deadline := time.Now().Add(n.cfg.ApplyTimeout)
+	for {
+		err := n.Remove(ctx, n.cfg.NodeID)
+		if err == nil || !retryable(err) || time.Now().After(deadline) {
+			if err == nil {
+				_ = n.ml.Leave(5 * time.Second)
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// TransferLeadership moves leadership to id, or to the most up-to-date
+// voter when id is empty. It returns the new leader.
+func (n *Node) TransferLeadership(ctx context.Context, id string) (string, error) {
+	if n.raft.State() != raft.Leader {
+		cl, err := n.leaderAdmin()
+		if err != nil {
+			return "", err
+		}
+		resp, err := cl.TransferLeadership(ctx, &factstrv1.TransferLeadershipRequest{NodeId: id})
+		return resp.GetNewLeaderId(), wire.FromStatus(err)
+	}
+	var f raft.Future
+	if id == "" {
+		f = n.raft.LeadershipTransfer()
+	} else {
+		var addr raft.ServerAddress
+		cf := n.raft.GetConfiguration()
+		if err := cf.Error(); err != nil {
+			return "", err
+		}
+		for _, s := range cf.Configuration().Servers {
+			if string(s.ID) == id {
+				addr = s.Address
+			}
+		}
+		if addr == "" {
+			return "", fmt.Errorf("%w: %q is not in the raft configuration", ErrUnknownNode, id)
+		}
+		f = n.raft.LeadershipTransferToServer(raft.ServerID(id), addr)
+	}
+	if err := f.Error(); err != nil {
+		return "", fmt.Errorf("transfer leadership: %w", err)
+	}
+	lid, err := n.WaitLeader(ctx)
+	return lid, err
+}
+
+// SnapshotSave writes a consistent copy of this node's state, after a
+// linearizable read barrier, to w. It is a backup that can seed a new
+// cluster (SnapshotRestore).
+func (n *Node) SnapshotSave(ctx context.Context, w io.Writer) error {
+	if err := n.ReadBarrier(ctx); err != nil {
+		return err
+	}
+	return n.store.Snapshot(w)
+}
+
+// SnapshotRestore replaces the cluster's whole state with a backup made by
+// SnapshotSave. It runs on the leader (a follower refuses) and replicates to
+// every node as a Raft snapshot.
+func (n *Node) SnapshotRestore(ctx context.Context, r io.Reader) error {
+	if n.raft.State() != raft.Leader {
+		return fmt.Errorf("%w: restore runs on the leader (%s); send it there", ErrNotLeader, n.LeaderID())
+	}
+	if err := n.raft.Restore(&raft.SnapshotMeta{}, r, n.cfg.ApplyTimeout); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	return nil
+}
+
+// GossipMembers lists what gossip knows, for diagnostics.
+func (n *Node) GossipMembers() []membership.Member { return n.ml.Members() }

@@ -1,0 +1,131 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/raftlog"
+)
+
+// ErrInvalidConfig wraps every configuration error.
+var ErrInvalidConfig = errors.New("invalid cluster config")
+
+// Config configures a Node. Validate is the one place it is checked.
+type Config struct {
+	NodeID  string
+	DataDir string
+
+	RaftAddr          string // bind host:port for Raft
+	RaftAdvertiseAddr string // what peers dial; default RaftAddr
+	GossipAddr        string // bind host:port for memberlist
+	GossipAdvertise   string // default GossipAddr
+	// GRPCAddr is where peers reach this node's gRPC server (PeerService).
+	GRPCAddr string
+
+	// BootstrapExpect: the first N nodes that see each other bootstrap the
+	// cluster, exactly once. 0: never bootstrap, wait to be added.
+	BootstrapExpect int
+	// Join lists gossip addresses (host:port, DNS names allowed) of peers.
+	Join []string
+
+	Limits contract.Limits
+	// Raft tunes the Raft plumbing; NodeID, DataDir and addresses are
+	// filled in from the fields above. The zero value means
+	// raftlog.DefaultConfig(); to tune, start from DefaultConfig.
+	Raft raftlog.Config
+	// FastGossip shrinks memberlist intervals (tests on loopback).
+	FastGossip bool
+
+	// ApplyTimeout bounds a write without a ctx deadline (default 10s).
+	ApplyTimeout time.Duration
+	// ReadTimeout bounds a read-index wait without a ctx deadline (default 10s).
+	ReadTimeout time.Duration
+	// IdempotencyRetention is how long appended idempotency keys are kept
+	// (default 1h).
+	IdempotencyRetention time.Duration
+	// PromoteAfter is how long a caught-up non-voter stays one before the
+	// leader promotes it (default 2s).
+	PromoteAfter time.Duration
+
+	// PeerDialOptions are used to dial other nodes' gRPC servers (TLS).
+	PeerDialOptions []grpc.DialOption
+	// Clock stamps OccurredAt on the leader (default time.Now). Fault tests
+	// inject jumps here.
+	Clock func() time.Time
+	// UnsafeLocalReads serves default reads from local state without the
+	// read index. Debug only: it exists so the fault suite can prove that it
+	// catches stale reads.
+	UnsafeLocalReads bool
+	Version          string
+	Logger           *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.RaftAdvertiseAddr == "" {
+		c.RaftAdvertiseAddr = c.RaftAddr
+	}
+	if c.GossipAdvertise == "" {
+		c.GossipAdvertise = c.GossipAddr
+	}
+	if c.Limits == (contract.Limits{}) {
+		c.Limits = contract.DefaultLimits
+	}
+	if c.Raft == (raftlog.Config{}) {
+		c.Raft = raftlog.DefaultConfig()
+	}
+	if c.ApplyTimeout <= 0 {
+		c.ApplyTimeout = 10 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 10 * time.Second
+	}
+	if c.IdempotencyRetention <= 0 {
+		c.IdempotencyRetention = time.Hour
+	}
+	if c.PromoteAfter <= 0 {
+		c.PromoteAfter = 2 * time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+}
+
+// Validate reports the first thing wrong with c, after defaults.
+func (c *Config) Validate() error {
+	c.setDefaults()
+	bad := func(field, why string) error {
+		return fmt.Errorf("%w: %s %s", ErrInvalidConfig, field, why)
+	}
+	if c.NodeID == "" {
+		return bad("NodeID", "is empty; give every node a stable, unique id (for example the pod name)")
+	}
+	if c.DataDir == "" {
+		return bad("DataDir", "is empty; give the node a directory of its own")
+	}
+	for _, a := range []struct{ name, v string }{
+		{"RaftAddr", c.RaftAddr}, {"GossipAddr", c.GossipAddr}, {"GRPCAddr", c.GRPCAddr},
+	} {
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			return bad(a.name, fmt.Sprintf("%q is not host:port: %v", a.v, err))
+		}
+	}
+	if c.BootstrapExpect < 0 {
+		return bad("BootstrapExpect", "is negative")
+	}
+	if c.BootstrapExpect > 1 && len(c.Join) == 0 {
+		return bad("Join", fmt.Sprintf("is empty with BootstrapExpect %d; list the other nodes' gossip addresses", c.BootstrapExpect))
+	}
+	return nil
+}

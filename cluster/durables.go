@@ -1,0 +1,73 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/factstr/factstr-go/boltstore"
+	"github.com/factstr/factstr-go/contract"
+)
+
+// raftDurables keeps durable cursors and name leases in the replicated
+// state, so a cursor survives failover and a name is held once cluster-wide.
+type raftDurables Node
+
+func (d *raftDurables) node() *Node { return (*Node)(d) }
+
+func (d *raftDurables) Acquire(ctx context.Context, name string, q contract.EventQuery, holder string) (uint64, error) {
+	n := d.node()
+	if err := n.clearOwnLeases(ctx); err != nil {
+		return 0, err
+	}
+	res, idx, err := n.propose(ctx, []boltstore.Command{{Op: boltstore.OpAcquire, Name: name, Query: q, Holder: holder}})
+	if err != nil {
+		return 0, err
+	}
+	if res[0].Err != nil {
+		return 0, res[0].Err
+	}
+	// Replay reads this node's state: it must include everything committed
+	// up to the lease.
+	if err := n.fsm.WaitApplied(ctx, idx); err != nil {
+		return 0, fmt.Errorf("wait for this node to apply the lease: %w", err)
+	}
+	return res[0].Cursor, nil
+}
+
+func (d *raftDurables) Advance(ctx context.Context, name, holder string, cursor uint64) error {
+	res, _, err := d.node().propose(ctx, []boltstore.Command{{Op: boltstore.OpAdvance, Name: name, Holder: holder, Cursor: cursor}})
+	if err != nil {
+		return err
+	}
+	return res[0].Err
+}
+
+func (d *raftDurables) Release(ctx context.Context, name, holder string) error {
+	res, _, err := d.node().propose(ctx, []boltstore.Command{{Op: boltstore.OpRelease, Name: name, Holder: holder}})
+	if err != nil {
+		return err
+	}
+	return res[0].Err
+}
+
+// clearOwnLeases releases, once per process, leases a previous run of this
+// node held when it stopped (it cannot have released them if it crashed).
+func (n *Node) clearOwnLeases(ctx context.Context) error {
+	if n.leasesCleared.Load() {
+		return nil
+	}
+	n.leaseMu.Lock()
+	defer n.leaseMu.Unlock()
+	if n.leasesCleared.Load() {
+		return nil
+	}
+	res, _, err := n.propose(ctx, []boltstore.Command{{Op: boltstore.OpReleaseHolders, Holder: n.cfg.NodeID + "/"}})
+	if err != nil {
+		return fmt.Errorf("release leases of this node's previous run: %w", err)
+	}
+	if res[0].Err != nil {
+		return res[0].Err
+	}
+	n.leasesCleared.Store(true)
+	return nil
+}

@@ -1,0 +1,283 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+
+	"github.com/factstr/factstr-go/cluster"
+	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/raftlog"
+)
+
+const waitFor = 20 * time.Second
+
+// freePort returns a loopback port free for TCP and UDP right now.
+func freePort(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+type nodeSpec struct {
+	id                   string
+	dir                  string
+	raftPort, gossipPort int
+	grpcPort             int
+	join                 []string
+	expect               int
+	tune                 func(*cluster.Config)
+}
+
+type testNode struct {
+	*cluster.Node
+	spec nodeSpec
+	srv  *grpc.Server
+	lis  net.Listener
+}
+
+type testCluster struct {
+	t     testing.TB
+	mu    sync.Mutex
+	nodes []*testNode
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("FACTSTR_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func fastRaft() raftlog.Config {
+	rc := raftlog.DefaultConfig()
+	rc.HeartbeatTimeout = 300 * time.Millisecond
+	rc.ElectionTimeout = 300 * time.Millisecond
+	rc.LeaderLeaseTimeout = 150 * time.Millisecond
+	rc.CommitTimeout = 5 * time.Millisecond
+	return rc
+}
+
+func startNode(t testing.TB, spec nodeSpec) *testNode {
+	t.Helper()
+	lis, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", spec.grpcPort))
+	if err != nil {
+		t.Fatalf("listen grpc for %s: %v", spec.id, err)
+	}
+	cfg := cluster.Config{
+		NodeID:          spec.id,
+		DataDir:         spec.dir,
+		RaftAddr:        fmt.Sprintf("127.0.0.1:%d", spec.raftPort),
+		GossipAddr:      fmt.Sprintf("127.0.0.1:%d", spec.gossipPort),
+		GRPCAddr:        lis.Addr().String(),
+		BootstrapExpect: spec.expect,
+		Join:            spec.join,
+		Raft:            fastRaft(),
+		FastGossip:      true,
+		PromoteAfter:    300 * time.Millisecond,
+		ApplyTimeout:    10 * time.Second,
+		ReadTimeout:     10 * time.Second,
+		Logger:          testLogger(t),
+	}
+	if spec.tune != nil {
+		spec.tune(&cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	n, err := cluster.Start(ctx, cfg)
+	if err != nil {
+		lis.Close()
+		t.Fatalf("start %s: %v", spec.id, err)
+	}
+	srv := grpc.NewServer()
+	n.RegisterPeerService(srv)
+	go func() { _ = srv.Serve(lis) }()
+	spec.grpcPort = lis.Addr().(*net.TCPAddr).Port
+	return &testNode{Node: n, spec: spec, srv: srv, lis: lis}
+}
+
+func (n *testNode) stop() {
+	_ = n.Node.Close()
+	n.srv.Stop()
+}
+
+func (n *testNode) kill() {
+	n.Node.Kill()
+	n.srv.Stop()
+}
+
+// newCluster starts size nodes with --bootstrap-expect size, joined to each
+// other, and waits for a leader known to all.
+func newCluster(t testing.TB, size int, tune func(*cluster.Config)) *testCluster {
+	t.Helper()
+	base := t.TempDir()
+	specs := make([]nodeSpec, size)
+	for i := range specs {
+		specs[i] = nodeSpec{
+			id: fmt.Sprintf("n%d", i+1), dir: filepath.Join(base, fmt.Sprintf("n%d", i+1)),
+			raftPort: freePort(t), gossipPort: freePort(t), grpcPort: freePort(t), expect: size, tune: tune,
+		}
+	}
+	for i := range specs {
+		for j := range specs {
+			if i != j {
+				specs[i].join = append(specs[i].join, fmt.Sprintf("127.0.0.1:%d", specs[j].gossipPort))
+			}
+		}
+	}
+	c := &testCluster{t: t}
+	var wg sync.WaitGroup
+	nodes := make([]*testNode, size)
+	for i := range specs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nodes[i] = startNode(t, specs[i])
+		}()
+	}
+	wg.Wait()
+	c.nodes = nodes
+	t.Cleanup(c.stopAll)
+	c.waitStable()
+	return c
+}
+
+func (c *testCluster) stopAll() {
+	c.mu.Lock()
+	nodes := append([]*testNode(nil), c.nodes...)
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		if n == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); n.stop() }()
+	}
+	wg.Wait()
+}
+
+// waitStable waits until every running node knows the same leader and the
+// leader is ready for linearizable reads.
+func (c *testCluster) waitStable() *testNode {
+	c.t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for time.Now().Before(deadline) {
+		leader := c.leader()
+		if leader != nil {
+			agree := true
+			for _, n := range c.running() {
+				if n.LeaderID() != leader.ID() {
+					agree = false
+				}
+			}
+			if agree {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				err := leader.ReadBarrier(ctx)
+				cancel()
+				if err == nil {
+					return leader
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("cluster did not settle on a leader within %v", waitFor)
+	return nil
+}
+
+func (c *testCluster) running() []*testNode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*testNode
+	for _, n := range c.nodes {
+		if n != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (c *testCluster) leader() *testNode {
+	for _, n := range c.running() {
+		if n.Raft().State() == raft.Leader {
+			return n
+		}
+	}
+	return nil
+}
+
+func (c *testCluster) follower() *testNode {
+	for _, n := range c.running() {
+		if n.Raft().State() == raft.Follower {
+			return n
+		}
+	}
+	return nil
+}
+
+// remove forgets node i (after a stop or kill) and returns its spec.
+func (c *testCluster) remove(n *testNode) nodeSpec {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, m := range c.nodes {
+		if m == n {
+			c.nodes[i] = nil
+		}
+	}
+	return n.spec
+}
+
+func (c *testCluster) add(n *testNode) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, m := range c.nodes {
+		if m == nil {
+			c.nodes[i] = n
+			return
+		}
+	}
+	c.nodes = append(c.nodes, n)
+}
+
+// followerStore is a contract.EventStore on a follower whose Close stops the
+// whole cluster: the conformance suite opens and closes one per subtest.
+type followerStore struct {
+	*cluster.Node
+	c *testCluster
+}
+
+func (f followerStore) Close() error {
+	err := f.Node.Close()
+	f.c.stopAll()
+	return err
+}
+
+var _ contract.EventStore = followerStore{}
+
+func ev(typ, payload string) contract.NewEvent {
+	return contract.NewEvent{Type: typ, Payload: []byte(payload)}
+}

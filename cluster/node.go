@@ -1,0 +1,535 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+
+	"github.com/factstr/factstr-go/boltstore"
+	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm"
+	"github.com/factstr/factstr-go/internal/streams"
+	"github.com/factstr/factstr-go/membership"
+	"github.com/factstr/factstr-go/raftlog"
+)
+
+// Errors callers branch on.
+var (
+	// ErrNoLeader: the cluster has no reachable leader right now (an
+	// election, a partition). Safe to retry.
+	ErrNoLeader = errors.New("no leader")
+	// ErrOutcomeUnknown: a write may or may not have committed (leadership
+	// lost, timeout). Retrying with the same idempotency key is safe.
+	ErrOutcomeUnknown = errors.New("outcome unknown, safe to retry with the same idempotency key")
+	// ErrNotLeader is returned by leader-only operations on a follower.
+	ErrNotLeader = errors.New("this node is not the leader")
+	// ErrWrongNode: the data directory belongs to another node.
+	ErrWrongNode = errors.New("data directory belongs to another node")
+)
+
+// Node is one member of a FACTSTR cluster. It implements
+// contract.EventStore.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	bootID string
+
+	stores *raftlog.Stores
+	store  *boltstore.Store
+	fsm    *fsm.FSM
+	raft   *raft.Raft
+	ml     *membership.Membership
+	engine *streams.Engine
+	peers  *peerPool
+
+	readyTerm *streams.Hub // highest term in which this node, as leader, committed its own entry
+	leaderRI  *coalescer   // read-index rounds when leader
+	remoteRI  *coalescer   // read-index requests to the leader when follower
+
+	incarnation string
+	clusterID   atomic.Value // string; "" until known
+
+	leasesCleared atomic.Bool
+	leaseMu       sync.Mutex
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closed    atomic.Bool
+}
+
+var _ contract.EventStore = (*Node)(nil)
+
+type nodeFile struct {
+	NodeID    string `json:"node_id"`
+	ClusterID string `json:"cluster_id,omitempty"`
+}
+
+// Start opens the node's data directory, starts Raft and gossip, and begins
+// bootstrapping or joining in the background. It does not wait for a leader.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("node", cfg.NodeID)
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	clusterID, err := claimDataDir(cfg.DataDir, cfg.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	incarnation, err := membership.IncarnationFile(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: log, bootID: randomID(8), readyTerm: streams.NewHub(0), incarnation: incarnation}
+	n.clusterID.Store(clusterID)
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+
+	// The bbolt state machine is not fsynced per apply: the Raft log is the
+	// durability. After an unclean stop the file may miss applied entries
+	// (or, after power loss, be torn), so it is rebuilt from the latest
+	// snapshot plus the log instead of trusted.
+	fsmPath := filepath.Join(cfg.DataDir, "fsm.db")
+	restore := false
+	store, err := boltstore.Open(fsmPath, boltstore.WithReplicated(), boltstore.WithNoSync(true), boltstore.WithLogger(log))
+	if err != nil || (!store.WasClean() && store.AppliedIndex() > 0) {
+		if err == nil {
+			_ = store.Close()
+		}
+		log.Warn("state machine was not closed cleanly; rebuilding it from the latest snapshot and the raft log", "open_error", err)
+		if err := os.Remove(fsmPath); err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("remove unclean state machine: %w", err)
+		}
+		if store, err = boltstore.Open(fsmPath, boltstore.WithReplicated(), boltstore.WithNoSync(true), boltstore.WithLogger(log)); err != nil {
+			return nil, fmt.Errorf("open state machine: %w", err)
+		}
+		restore = true
+	}
+	n.store = store
+	n.fsm = fsm.New(store, log)
+
+	rcfg := cfg.Raft
+	rcfg.NodeID, rcfg.DataDir, rcfg.BindAddr, rcfg.AdvertiseAddr = cfg.NodeID, filepath.Join(cfg.DataDir), cfg.RaftAddr, cfg.RaftAdvertiseAddr
+	rcfg.Logger = log
+	stores, err := raftlog.Open(ctx, rcfg)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	n.stores = stores
+	hasState, err := stores.HasExistingState()
+	if err != nil {
+		n.closeStorage()
+		return nil, err
+	}
+	rc := stores.RaftConfig()
+	rc.NoSnapshotRestoreOnStart = !restore
+	r, err := raft.NewRaft(rc, n.fsm, stores.LogStore, stores.StableStore, stores.SnapshotStore, stores.Transport)
+	if err != nil {
+		n.closeStorage()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	n.raft = r
+	n.peers = newPeerPool(cfg.PeerDialOptions)
+	n.leaderRI = newCoalescer(n.leaderReadIndexRound)
+	n.remoteRI = newCoalescer(n.remoteReadIndexRound)
+	n.engine = streams.New(streams.Config{
+		Source:       store,
+		Hub:          store.Hub(),
+		Durables:     (*raftDurables)(n),
+		HolderPrefix: cfg.NodeID + "/" + n.bootID,
+		Logger:       log,
+	})
+
+	var tune func(*memberlist.Config)
+	if cfg.FastGossip {
+		tune = membership.FastTimings
+	}
+	// Gossip keeps looking for peers for the node's whole life, not just
+	// for the duration of Start's ctx.
+	ml, err := membership.Start(n.ctx, membership.Config{
+		BindAddr:      cfg.GossipAddr,
+		AdvertiseAddr: cfg.GossipAdvertise,
+		Join:          cfg.Join,
+		Tune:          tune,
+		Logger:        log,
+		Meta: membership.Meta{
+			NodeID:          cfg.NodeID,
+			RaftAddr:        cfg.RaftAdvertiseAddr,
+			GRPCAddr:        cfg.GRPCAddr,
+			Incarnation:     incarnation,
+			Version:         cfg.Version,
+			BootstrapExpect: cfg.BootstrapExpect,
+			HasRaftState:    hasState,
+			ClusterID:       clusterID,
+		},
+	})
+	if err != nil {
+		_ = r.Shutdown().Error()
+		n.closeStorage()
+		return nil, fmt.Errorf("start gossip: %w", err)
+	}
+	n.ml = ml
+
+	n.wg.Add(3)
+	go n.leaderLoop()
+	go n.bootstrap(hasState)
+	go n.learnClusterID()
+	return n, nil
+}
+
+// claimDataDir binds the data directory to this node id and returns the
+// cluster id recorded in it ("" before the node belongs to a cluster).
+func claimDataDir(dir, nodeID string) (string, error) {
+	path := filepath.Join(dir, "node.json")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		var f nodeFile
+		if err := json.Unmarshal(b, &f); err != nil {
+			return "", fmt.Errorf("read %s: %w", path, err)
+		}
+		if f.NodeID != nodeID {
+			return "", fmt.Errorf("%w: %s holds node %q, this node is %q; use that node id or an empty directory", ErrWrongNode, dir, f.NodeID, nodeID)
+		}
+		return f.ClusterID, nil
+	case os.IsNotExist(err):
+		b, _ := json.Marshal(nodeFile{NodeID: nodeID})
+		return "", writeFileSync(path, b)
+	default:
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+}
+
+// ClusterID returns the cluster's id, or "" while this node is not yet
+// part of a cluster.
+func (n *Node) ClusterID() string {
+	id, _ := n.clusterID.Load().(string)
+	return id
+}
+
+// setClusterID records the cluster id in the data directory and gossips it
+// together with the fact that this node now has Raft state, so no peer
+// ever bootstraps a second cluster next to this one.
+func (n *Node) setClusterID(id string) error {
+	if id == "" || n.ClusterID() == id {
+		return nil
+	}
+	if cur := n.ClusterID(); cur != "" {
+		return fmt.Errorf("%w: this node belongs to cluster %s, not %s", ErrWrongCluster, cur, id)
+	}
+	b, _ := json.Marshal(nodeFile{NodeID: n.cfg.NodeID, ClusterID: id})
+	if err := writeFileSync(filepath.Join(n.cfg.DataDir, "node.json"), b); err != nil {
+		return fmt.Errorf("record cluster id: %w", err)
+	}
+	n.clusterID.Store(id)
+	meta := n.ml.LocalMeta()
+	meta.ClusterID, meta.HasRaftState = id, true
+	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+	defer cancel()
+	if err := n.ml.UpdateMeta(ctx, meta); err != nil {
+		n.log.Warn("gossip cluster id", "error", err)
+	}
+	n.log.Info("node belongs to cluster", "cluster_id", id)
+	return nil
+}
+
+// learnClusterID asks the leader for the cluster id once a node that joined
+// (rather than bootstrapped) has a leader.
+func (n *Node) learnClusterID() {
+	defer n.wg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for n.ClusterID() == "" {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		_, lid := n.raft.LeaderWithID()
+		if lid == "" || string(lid) == n.cfg.NodeID {
+			continue
+		}
+		m, ok := n.ml.Lookup(string(lid))
+		if !ok || m.Meta.GRPCAddr == "" {
+			continue
+		}
+		st, err := n.peerStatus(n.ctx, m.Meta.GRPCAddr)
+		if err != nil || st.GetClusterId() == "" {
+			continue
+		}
+		if err := n.setClusterID(st.GetClusterId()); err != nil {
+			n.log.Error("cluster id", "error", err)
+			return
+		}
+	}
+}
+
+func writeFileSync(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// bootstrap forms the cluster once, if this node is one of the first
+// BootstrapExpect nodes; otherwise the leader adds it.
+func (n *Node) bootstrap(hasState bool) {
+	defer n.wg.Done()
+	if hasState || n.cfg.BootstrapExpect == 0 {
+		return
+	}
+	members, err := n.ml.WaitBootstrap(n.ctx, n.cfg.BootstrapExpect)
+	if err != nil {
+		if !errors.Is(err, membership.ErrNoBootstrap) && n.ctx.Err() == nil {
+			n.log.Error("bootstrap failed", "error", err)
+		}
+		return
+	}
+	var conf raft.Configuration
+	for _, m := range members {
+		conf.Servers = append(conf.Servers, raft.Server{
+			Suffrage: raft.Voter, ID: raft.ServerID(m.Meta.NodeID), Address: raft.ServerAddress(m.Meta.RaftAddr),
+		})
+	}
+	// Every node that decides passes the identical configuration, which is
+	// what makes a concurrent bootstrap safe.
+	if err := n.raft.BootstrapCluster(conf).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		n.log.Error("bootstrap failed", "error", err)
+		return
+	}
+	// The cluster id must be the same on every bootstrapping node without
+	// another round of agreement: the incarnation (random, per data
+	// directory) of the first server in the sorted list is.
+	if err := n.setClusterID(members[0].Meta.Incarnation); err != nil {
+		n.log.Error("bootstrap", "error", err)
+	}
+	n.log.Info("bootstrapped cluster", "servers", len(conf.Servers), "cluster_id", n.ClusterID())
+}
+
+// Raft exposes the Raft instance (status, tests).
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// ID returns the node id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// IsLeader reports whether this node leads and may serve reads in its term.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// AppliedIndex is the last Raft index this node's state machine applied.
+func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
+
+// Head is the last committed sequence number this node has applied.
+func (n *Node) Head() uint64 { return n.store.Head() }
+
+// Store exposes the local state machine store (read-only use).
+func (n *Node) Store() *boltstore.Store { return n.store }
+
+// Membership exposes gossip membership.
+func (n *Node) Membership() *membership.Membership { return n.ml }
+
+// StreamCount is the number of active subscriptions on this node.
+func (n *Node) StreamCount() int { return n.engine.Count() }
+
+// LeaderID returns the current leader's id, or "".
+func (n *Node) LeaderID() string {
+	_, id := n.raft.LeaderWithID()
+	return string(id)
+}
+
+// WaitLeader blocks until the cluster has a leader this node knows of.
+func (n *Node) WaitLeader(ctx context.Context) (string, error) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if id := n.LeaderID(); id != "" {
+			return id, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("wait for leader: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Close shuts the node down: a leader hands leadership over first. Gossip
+// is shut down without a leave, so a restart never changes the voter set.
+func (n *Node) Close() error {
+	var err error
+	n.closeOnce.Do(func() {
+		n.closed.Store(true)
+		n.engine.Close()
+		if n.raft.State() == raft.Leader && n.voterCount() > 1 {
+			if terr := n.raft.LeadershipTransfer().Error(); terr != nil {
+				n.log.Warn("leadership transfer on shutdown failed", "error", terr)
+			}
+		}
+		n.cancel()
+		_ = n.ml.Shutdown()
+		if serr := n.raft.Shutdown().Error(); serr != nil {
+			err = serr
+		}
+		n.wg.Wait()
+		n.peers.close()
+		n.fsm.Close()
+		n.readyTerm.Close()
+		n.closeStorage()
+	})
+	return err
+}
+
+// Kill stops the node the way a crash would, for tests: no leadership
+// transfer, no clean marker on the state machine.
+func (n *Node) Kill() {
+	n.closeOnce.Do(func() {
+		n.closed.Store(true)
+		n.cancel()
+		_ = n.ml.Shutdown()
+		_ = n.raft.Shutdown().Error()
+		n.engine.Close()
+		n.wg.Wait()
+		n.peers.close()
+		n.fsm.Close()
+		n.readyTerm.Close()
+		_ = n.store.Abandon()
+		if n.stores != nil {
+			_ = n.stores.Close()
+		}
+	})
+}
+
+func (n *Node) closeStorage() {
+	if n.store != nil {
+		if err := n.store.Close(); err != nil {
+			n.log.Warn("close state machine", "error", err)
+		}
+	}
+	if n.stores != nil {
+		if err := n.stores.Close(); err != nil {
+			n.log.Warn("close raft storage", "error", err)
+		}
+	}
+}
+
+func (n *Node) voterCount() int {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	c := 0
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			c++
+		}
+	}
+	return c
+}
+
+// leaderLoop reacts to leadership: on gaining it, commit an entry of the new
+// term before serving reads; while leading, prune idempotency keys and add
+// and promote servers that gossip says are out there.
+func (n *Node) leaderLoop() {
+	defer n.wg.Done()
+	obs := n.raft.LeaderCh()
+	stopLeading := func() {}
+	defer func() { stopLeading() }()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case isLeader := <-obs:
+			stopLeading()
+			stopLeading = func() {}
+			if isLeader {
+				lctx, cancel := context.WithCancel(n.ctx)
+				stopLeading = cancel
+				n.wg.Add(1)
+				go n.lead(lctx)
+			}
+		}
+	}
+}
+
+func (n *Node) lead(ctx context.Context) {
+	defer n.wg.Done()
+	term := n.raft.CurrentTerm()
+	// The commit index of a new leader may lag writes the old leader
+	// acknowledged until an entry of its own term commits (etcd#7331,
+	// consul#2644). An FSM command, not a raft Barrier, is used because
+	// barrier and no-op entries never reach the FSM, and followers wait for
+	// their FSM's applied index to reach the read index.
+	for {
+		if ctx.Err() != nil {
+			return
+		}
+		_, _, err := n.applyLocal([]boltstore.Command{{Op: boltstore.OpNoop}})
+		if err == nil {
+			break
+		}
+		if n.raft.State() != raft.Leader {
+			return
+		}
+		n.log.Warn("leader barrier failed, retrying", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	n.readyTerm.Publish(term)
+	n.log.Info("leader ready for linearizable reads", "term", term)
+	n.reconcile(ctx)
+}
+
+// RaftNetwork is the Raft transport's stream layer; tests cut a node off
+// with it.
+func (n *Node) RaftNetwork() *raftlog.PartitionableStreamLayer { return n.stores.Network }
+
+// RaftFirstIndex is the first index still in the Raft log (after compaction).
+func (n *Node) RaftFirstIndex() (uint64, error) { return n.stores.LogStore.FirstIndex() }
+
+// Ready reports whether the node knows a leader and its state machine has
+// caught up with the commit index it knows of (readiness).
+func (n *Node) Ready() bool {
+	if n.closed.Load() || n.LeaderID() == "" {
+		return false
+	}
+	const slack = 256
+	return n.fsm.AppliedIndex()+slack >= n.raft.CommitIndex()
+}

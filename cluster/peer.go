@@ -1,0 +1,130 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
+	"github.com/factstr/factstr-go/fsm"
+)
+
+// peerPool keeps one gRPC connection per peer address.
+type peerPool struct {
+	opts []grpc.DialOption
+
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func newPeerPool(opts []grpc.DialOption) *peerPool {
+	if len(opts) == 0 {
+		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	return &peerPool{opts: opts, conns: make(map[string]*grpc.ClientConn)}
+}
+
+func (p *peerPool) get(addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, p.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("dial peer %s: %w", addr, err)
+	}
+	p.conns[addr] = c
+	return c, nil
+}
+
+func (p *peerPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for a, c := range p.conns {
+		_ = c.Close()
+		delete(p.conns, a)
+	}
+}
+
+// leaderClient returns a PeerService client for the current leader.
+func (n *Node) leaderClient() (peerv1.PeerServiceClient, error) {
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		return nil, fmt.Errorf("%w: this node knows of no leader (election in progress or partitioned)", ErrNoLeader)
+	}
+	if string(id) == n.cfg.NodeID {
+		return nil, fmt.Errorf("%w: leadership is changing on this node", ErrNotLeader)
+	}
+	m, ok := n.ml.Lookup(string(id))
+	if !ok || m.Meta.GRPCAddr == "" {
+		return nil, fmt.Errorf("%w: leader %s is not known to gossip yet", ErrNoLeader, id)
+	}
+	c, err := n.peers.get(m.Meta.GRPCAddr)
+	if err != nil {
+		return nil, err
+	}
+	return peerv1.NewPeerServiceClient(c), nil
+}
+
+// RegisterPeerService registers the node-to-node service on s. The node's
+// gRPC server must serve it on Config.GRPCAddr.
+func (n *Node) RegisterPeerService(s grpc.ServiceRegistrar) {
+	peerv1.RegisterPeerServiceServer(s, &peerServer{n: n})
+}
+
+type peerServer struct {
+	peerv1.UnimplementedPeerServiceServer
+	n *Node
+}
+
+func (p *peerServer) Forward(ctx context.Context, req *peerv1.ForwardRequest) (*peerv1.ForwardResponse, error) {
+	n := p.n
+	if n.closed.Load() {
+		return nil, status.Error(codes.Unavailable, "node is shutting down")
+	}
+	if n.raft.State() != raft.Leader {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s is not the leader (leader: %q)", n.cfg.NodeID, n.LeaderID())
+	}
+	cmds, err := fsm.DecodeCommands(req.GetCommands())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	res, idx, err := n.applyLocalCtx(ctx, cmds)
+	if err != nil {
+		return nil, statusFromLocal(err)
+	}
+	return &peerv1.ForwardResponse{Results: fsm.EncodeResults(res), Index: idx}, nil
+}
+
+func (p *peerServer) ReadIndex(ctx context.Context, _ *peerv1.ReadIndexRequest) (*peerv1.ReadIndexResponse, error) {
+	n := p.n
+	if n.raft.State() != raft.Leader {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s is not the leader", n.cfg.NodeID)
+	}
+	idx, err := n.leaderRI.do(ctx)
+	if err != nil {
+		return nil, statusFromLocal(err)
+	}
+	return &peerv1.ReadIndexResponse{Index: idx, Term: n.raft.CurrentTerm()}, nil
+}
+
+func statusFromLocal(err error) error {
+	switch {
+	case errors.Is(err, ErrNotLeader):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, ErrOutcomeUnknown):
+		return status.Error(codes.Aborted, err.Error())
+	case errors.Is(err, ErrNoLeader):
+		return status.Error(codes.Unavailable, err.Error())
+	default:
+		return status.Error(codes.Internal, err.Error())
+	}
+}

@@ -1,0 +1,178 @@
+package cluster
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
+	"github.com/factstr/factstr-go/boltstore"
+	"github.com/factstr/factstr-go/membership"
+)
+
+// reconcile runs on the leader: it makes the Raft configuration follow what
+// gossip sees (new nodes join as non-voters and are promoted once caught
+// up; a known node at a new address is updated), releases durable leases of
+// nodes that are gone, and prunes idempotency keys.
+func (n *Node) reconcile(ctx context.Context) {
+	events, unsub := n.ml.Subscribe()
+	defer unsub()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	r := &reconciler{caughtUpSince: map[string]time.Time{}, incarnations: map[string]string{}}
+	for _, m := range n.ml.Members() {
+		r.incarnations[m.Meta.NodeID] = m.Meta.Incarnation
+	}
+	lastPrune := time.Time{}
+	for {
+		if n.raft.State() != raft.Leader {
+			return
+		}
+		n.reconcileOnce(ctx, r)
+		if time.Since(lastPrune) > time.Minute {
+			lastPrune = time.Now()
+			cutoff := n.cfg.Clock().Add(-n.cfg.IdempotencyRetention).UTC()
+			if _, _, err := n.applyLocal([]boltstore.Command{{Op: boltstore.OpPruneIdempotency, OccurredAt: cutoff}}); err != nil {
+				n.log.Debug("prune idempotency keys", "error", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-events:
+			if ev.Kind == membership.EventLeave || ev.Kind == membership.EventFail {
+				n.releaseLeasesOf(ev.Member.Meta.NodeID)
+			}
+		case <-tick.C:
+		}
+	}
+}
+
+func (n *Node) releaseLeasesOf(nodeID string) {
+	if nodeID == "" || nodeID == n.cfg.NodeID {
+		return
+	}
+	if _, _, err := n.applyLocal([]boltstore.Command{{Op: boltstore.OpReleaseHolders, Holder: nodeID + "/"}}); err != nil {
+		n.log.Warn("release durable leases of a gone node", "peer", nodeID, "error", err)
+		return
+	}
+	n.log.Info("released durable stream leases of a gone node", "peer", nodeID)
+}
+
+// reconciler is the leader's memory between reconcile rounds.
+type reconciler struct {
+	caughtUpSince map[string]time.Time
+	// incarnations seen per node id: a change means the node's data
+	// directory was wiped and it must not vote with a forgotten term.
+	incarnations map[string]string
+}
+
+func (n *Node) reconcileOnce(ctx context.Context, r *reconciler) {
+	caughtUpSince := r.caughtUpSince
+	cf := n.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return
+	}
+	servers := map[string]raft.Server{}
+	for _, s := range cf.Configuration().Servers {
+		servers[string(s.ID)] = s
+	}
+	for _, m := range n.ml.Members() {
+		id := m.Meta.NodeID
+		if id == "" || id == n.cfg.NodeID || m.State != membership.StateAlive || m.Meta.RaftAddr == "" {
+			continue
+		}
+		if m.Meta.ClusterID != "" && n.ClusterID() != "" && m.Meta.ClusterID != n.ClusterID() {
+			n.log.Warn("refusing to add a node of another cluster", "peer", id, "its_cluster", m.Meta.ClusterID, "our_cluster", n.ClusterID())
+			continue
+		}
+		s, known := servers[id]
+		if prev, seen := r.incarnations[id]; known && seen && prev != "" && m.Meta.Incarnation != "" && prev != m.Meta.Incarnation {
+			// A wiped node under a reused id has lost its vote and term:
+			// take it out and bring it back as a non-voter.
+			n.log.Warn("node came back with a new data directory; re-adding it as a non-voter", "peer", id)
+			if err := n.raft.RemoveServer(raft.ServerID(id), 0, 5*time.Second).Error(); err != nil {
+				n.log.Warn("remove re-incarnated node", "peer", id, "error", err)
+				continue
+			}
+			r.incarnations[id] = m.Meta.Incarnation
+			delete(caughtUpSince, id)
+			if err := n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(m.Meta.RaftAddr), 0, 5*time.Second).Error(); err != nil {
+				n.log.Warn("re-add node as non-voter", "peer", id, "error", err)
+			}
+			continue
+		}
+		r.incarnations[id] = m.Meta.Incarnation
+		switch {
+		case !known:
+			n.log.Info("adding node as non-voter", "peer", id, "raft_addr", m.Meta.RaftAddr)
+			if err := n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(m.Meta.RaftAddr), 0, 5*time.Second).Error(); err != nil {
+				n.log.Warn("add non-voter", "peer", id, "error", err)
+			}
+		case string(s.Address) != m.Meta.RaftAddr:
+			n.log.Info("updating node address", "peer", id, "old", s.Address, "new", m.Meta.RaftAddr)
+			var f raft.IndexFuture
+			if s.Suffrage == raft.Voter {
+				f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(m.Meta.RaftAddr), 0, 5*time.Second)
+			} else {
+				f = n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(m.Meta.RaftAddr), 0, 5*time.Second)
+			}
+			if err := f.Error(); err != nil {
+				n.log.Warn("update node address", "peer", id, "error", err)
+			}
+		case s.Suffrage == raft.Nonvoter:
+			if n.caughtUp(ctx, m) {
+				since, ok := caughtUpSince[id]
+				if !ok {
+					caughtUpSince[id] = time.Now()
+					continue
+				}
+				if time.Since(since) >= n.cfg.PromoteAfter {
+					n.log.Info("promoting caught-up non-voter to voter", "peer", id)
+					if err := n.raft.AddVoter(raft.ServerID(id), s.Address, 0, 5*time.Second).Error(); err != nil {
+						n.log.Warn("promote", "peer", id, "error", err)
+					}
+					delete(caughtUpSince, id)
+				}
+			} else {
+				delete(caughtUpSince, id)
+			}
+		}
+	}
+}
+
+// caughtUp asks a peer how far its state machine got.
+func (n *Node) caughtUp(ctx context.Context, m membership.Member) bool {
+	if m.Meta.GRPCAddr == "" {
+		return false
+	}
+	c, err := n.peers.get(m.Meta.GRPCAddr)
+	if err != nil {
+		return false
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	st, err := peerv1.NewPeerServiceClient(c).NodeStatus(rctx, &peerv1.NodeStatusRequest{})
+	if err != nil {
+		return false
+	}
+	const slack = 64 // entries; a busy leader keeps moving
+	return st.GetAppliedIndex()+slack >= n.raft.CommitIndex()
+}
+
+// NodeStatus reports this node's progress.
+func (p *peerServer) NodeStatus(_ context.Context, _ *peerv1.NodeStatusRequest) (*peerv1.NodeStatusResponse, error) {
+	n := p.n
+	return &peerv1.NodeStatusResponse{
+		NodeId:             n.cfg.NodeID,
+		State:              n.raft.State().String(),
+		Term:               n.raft.CurrentTerm(),
+		CommitIndex:        n.raft.CommitIndex(),
+		AppliedIndex:       n.fsm.AppliedIndex(),
+		HeadSequenceNumber: n.store.Head(),
+		LeaderId:           n.LeaderID(),
+		Incarnation:        n.incarnation,
+		ClusterId:          n.ClusterID(),
+	}, nil
+}

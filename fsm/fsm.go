@@ -1,0 +1,132 @@
+package fsm
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/factstr/factstr-go/boltstore"
+	"github.com/factstr/factstr-go/internal/streams"
+)
+
+// FSM applies committed Raft entries to a boltstore opened in replicated
+// mode. The response of each applied entry (ApplyFuture.Response) is a
+// []boltstore.Result, one per command, or an error for an entry that could
+// not be decoded.
+type FSM struct {
+	store   *boltstore.Store
+	applied *streams.Hub // the last Raft index this FSM has applied
+	logger  *slog.Logger
+	// OnApply, if set, is called after each applied batch with the number of
+	// entries and commands (for metrics). It must not block.
+	OnApply func(entries, commands int)
+}
+
+var (
+	_ raft.FSM         = (*FSM)(nil)
+	_ raft.BatchingFSM = (*FSM)(nil)
+)
+
+// New returns an FSM over store.
+func New(store *boltstore.Store, logger *slog.Logger) *FSM {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &FSM{store: store, applied: streams.NewHub(store.AppliedIndex()), logger: logger}
+}
+
+// Store returns the store the FSM applies to.
+func (f *FSM) Store() *boltstore.Store { return f.store }
+
+// AppliedIndex is the last Raft index whose effects are visible to readers of
+// the store. Unlike raft.AppliedIndex it never runs ahead of the FSM.
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Head() }
+
+// WaitApplied blocks until the FSM has applied index, or ctx ends.
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
+	_, err := f.applied.WaitAtLeast(ctx, index)
+	return err
+}
+
+// Apply implements raft.FSM.
+func (f *FSM) Apply(l *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch implements raft.BatchingFSM: one bbolt transaction for the
+// whole batch, so a burst of appends costs one commit.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	resp := make([]any, len(logs))
+	entries := make([]boltstore.Entry, len(logs))
+	commands := 0
+	for i, l := range logs {
+		entries[i].Index = l.Index
+		if l.Type != raft.LogCommand {
+			continue // configuration entries only move the applied index
+		}
+		cmds, err := DecodeCommands(l.Data)
+		if err != nil {
+			// Every node decodes the same bytes the same way, so skipping is
+			// deterministic; the proposer learns why.
+			f.logger.Error("skipping undecodable raft entry", "index", l.Index, "error", err)
+			resp[i] = err
+			continue
+		}
+		entries[i].Commands = cmds
+		commands += len(cmds)
+	}
+	results, err := f.store.Apply(entries)
+	if err != nil {
+		// The state on disk no longer follows the log. Carrying on would
+		// diverge from the other nodes; stopping makes the node rebuild from
+		// its snapshot and log on restart.
+		panic(fmt.Sprintf("factstr fsm: applying raft entries %d..%d failed: %v",
+			logs[0].Index, logs[len(logs)-1].Index, err))
+	}
+	for i := range logs {
+		if resp[i] == nil && results[i] != nil {
+			resp[i] = results[i]
+		}
+	}
+	f.applied.Publish(logs[len(logs)-1].Index)
+	if f.OnApply != nil {
+		f.OnApply(len(logs), commands)
+	}
+	return resp
+}
+
+// Snapshot implements raft.FSM. The copy is taken in Persist from a bbolt
+// read transaction; it may include entries applied after Raft's snapshot
+// index, which is harmless because the applied index travels inside the copy
+// and replayed entries at or below it are skipped.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &snapshot{store: f.store}, nil
+}
+
+// Restore implements raft.FSM: the snapshot replaces the whole state.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	if err := f.store.Restore(rc); err != nil {
+		return fmt.Errorf("restore fsm snapshot: %w", err)
+	}
+	f.applied.Reset(f.store.AppliedIndex())
+	return nil
+}
+
+// Close wakes every waiter for good.
+func (f *FSM) Close() { f.applied.Close() }
+
+type snapshot struct{ store *boltstore.Store }
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.store.Snapshot(sink); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("persist fsm snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() {}

@@ -1,0 +1,112 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/factstr/factstr-go/boltstore"
+	"github.com/factstr/factstr-go/contract"
+)
+
+// Result error kinds on the wire, so a forwarded command's outcome keeps the
+// sentinel a caller branches on.
+const (
+	errNone byte = iota
+	errConflict
+	errNameInUse
+	errQueryMismatch
+	errInvalidEvent
+	errInvalidQuery
+	errOther
+)
+
+// EncodeResults encodes the outcomes of forwarded commands.
+func EncodeResults(rs []boltstore.Result) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(rs)))
+	for _, r := range rs {
+		b = binary.AppendUvarint(b, r.Append.FirstSequenceNumber)
+		b = binary.AppendUvarint(b, r.Append.LastSequenceNumber)
+		b = binary.AppendUvarint(b, r.Append.CommittedCount)
+		b = binary.AppendUvarint(b, r.Cursor)
+		dup := byte(0)
+		if r.Duplicate {
+			dup = 1
+		}
+		b = append(b, dup)
+		var conflict *contract.ConflictError
+		switch {
+		case r.Err == nil:
+			b = append(b, errNone)
+		case errors.As(r.Err, &conflict):
+			b = append(b, errConflict)
+			b = binary.AppendUvarint(b, conflict.Expected)
+			b = binary.AppendUvarint(b, conflict.Actual)
+		default:
+			kind := errOther
+			switch {
+			case errors.Is(r.Err, contract.ErrDurableNameInUse):
+				kind = errNameInUse
+			case errors.Is(r.Err, contract.ErrDurableQueryMismatch):
+				kind = errQueryMismatch
+			case errors.Is(r.Err, contract.ErrInvalidEvent):
+				kind = errInvalidEvent
+			case errors.Is(r.Err, contract.ErrInvalidQuery):
+				kind = errInvalidQuery
+			}
+			b = append(b, kind)
+			b = appendString(b, r.Err.Error())
+		}
+	}
+	return b
+}
+
+// DecodeResults decodes what EncodeResults wrote.
+func DecodeResults(data []byte) ([]boltstore.Result, error) {
+	d := decoder{b: data}
+	n := d.uvarint()
+	if n > uint64(len(data)) {
+		return nil, fmt.Errorf("%w: bad result count", ErrCorruptEntry)
+	}
+	rs := make([]boltstore.Result, n)
+	for i := range rs {
+		r := &rs[i]
+		r.Append.FirstSequenceNumber = d.uvarint()
+		r.Append.LastSequenceNumber = d.uvarint()
+		r.Append.CommittedCount = d.uvarint()
+		r.Cursor = d.uvarint()
+		r.Duplicate = d.byte() == 1
+		switch kind := d.byte(); kind {
+		case errNone:
+		case errConflict:
+			r.Err = &contract.ConflictError{Expected: d.uvarint(), Actual: d.uvarint()}
+		default:
+			msg := d.string()
+			r.Err = remoteError{msg: msg, sentinel: sentinelFor(kind)}
+		}
+	}
+	return rs, d.err
+}
+
+func sentinelFor(kind byte) error {
+	switch kind {
+	case errNameInUse:
+		return contract.ErrDurableNameInUse
+	case errQueryMismatch:
+		return contract.ErrDurableQueryMismatch
+	case errInvalidEvent:
+		return contract.ErrInvalidEvent
+	case errInvalidQuery:
+		return contract.ErrInvalidQuery
+	}
+	return nil
+}
+
+// remoteError carries a forwarded outcome's message and its sentinel.
+type remoteError struct {
+	msg      string
+	sentinel error
+}
+
+func (e remoteError) Error() string { return e.msg }
+func (e remoteError) Unwrap() error { return e.sentinel }

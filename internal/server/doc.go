@@ -1,0 +1,5 @@
+// Package server serves the factstr.v1 gRPC API over a contract.EventStore
+// (in production a cluster.Node): it maps requests to the contract, errors to
+// gRPC statuses, and streams to server-streaming and bidirectional RPCs with
+// flow control, so a slow client slows only its own subscription.
+package server

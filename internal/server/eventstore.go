@@ -1,0 +1,260 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
+	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/streams"
+	"github.com/factstr/factstr-go/internal/wire"
+)
+
+// DefaultPageSize is the number of events per Query page when the request
+// gives none; pages are also cut by bytes (maxPageBytes).
+const (
+	DefaultPageSize = 1000
+	maxPageBytes    = 1 << 20
+)
+
+// EventStore serves factstr.v1.EventStoreService.
+type EventStore struct {
+	factstrv1.UnimplementedEventStoreServiceServer
+	store    contract.EventStore
+	classify wire.Classifier
+	log      *slog.Logger
+}
+
+// NewEventStore returns the service over store. classify maps errors of the
+// store's own packages (e.g. the cluster's ErrNoLeader) to codes.
+func NewEventStore(store contract.EventStore, classify wire.Classifier, log *slog.Logger) *EventStore {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &EventStore{store: store, classify: classify, log: log}
+}
+
+// Register registers the service on s.
+func (s *EventStore) Register(r grpc.ServiceRegistrar) {
+	factstrv1.RegisterEventStoreServiceServer(r, s)
+}
+
+func (s *EventStore) status(err error) error { return wire.ToStatus(err, s.classify) }
+
+func (s *EventStore) Append(ctx context.Context, req *factstrv1.AppendRequest) (*factstrv1.AppendResponse, error) {
+	if k := req.GetIdempotencyKey(); k != "" {
+		ctx = contract.WithIdempotencyKey(ctx, k)
+	}
+	r, err := s.store.Append(ctx, wire.EventsFromProto(req.GetEvents()))
+	if err != nil {
+		return nil, s.status(err)
+	}
+	return &factstrv1.AppendResponse{FirstSequenceNumber: r.FirstSequenceNumber, LastSequenceNumber: r.LastSequenceNumber, CommittedCount: r.CommittedCount}, nil
+}
+
+func (s *EventStore) AppendIf(ctx context.Context, req *factstrv1.AppendIfRequest) (*factstrv1.AppendIfResponse, error) {
+	if k := req.GetIdempotencyKey(); k != "" {
+		ctx = contract.WithIdempotencyKey(ctx, k)
+	}
+	r, err := s.store.AppendIf(ctx, wire.EventsFromProto(req.GetEvents()), wire.QueryFromProto(req.GetContext()), req.GetExpectedContextVersion())
+	if err != nil {
+		return nil, s.status(err)
+	}
+	return &factstrv1.AppendIfResponse{FirstSequenceNumber: r.FirstSequenceNumber, LastSequenceNumber: r.LastSequenceNumber, CommittedCount: r.CommittedCount}, nil
+}
+
+// Query sends the result in pages cut by count and by bytes, so no message
+// grows with the result; every page carries the result's versions.
+func (s *EventStore) Query(req *factstrv1.QueryRequest, stream grpc.ServerStreamingServer[factstrv1.QueryResponse]) error {
+	ctx := contract.WithReadOptions(stream.Context(), wire.ReadOptionsFromProto(req.GetRead()))
+	res, err := s.store.Query(ctx, wire.QueryFromProto(req.GetQuery()))
+	if err != nil {
+		return s.status(err)
+	}
+	pageSize := int(req.GetPageSize())
+	if pageSize <= 0 {
+		pageSize = DefaultPageSize
+	}
+	page := func(evs []contract.EventRecord) error {
+		return stream.Send(&factstrv1.QueryResponse{
+			Events:                     wire.RecordsToProto(evs),
+			LastReturnedSequenceNumber: res.LastReturnedSequenceNumber,
+			CurrentContextVersion:      res.CurrentContextVersion,
+		})
+	}
+	if len(res.Events) == 0 {
+		return page(nil)
+	}
+	start, bytes := 0, 0
+	for i, ev := range res.Events {
+		bytes += len(ev.Payload) + len(ev.Type) + 32
+		if i+1-start >= pageSize || bytes >= maxPageBytes || i == len(res.Events)-1 {
+			if err := page(res.Events[start : i+1]); err != nil {
+				return err
+			}
+			start, bytes = i+1, 0
+		}
+	}
+	return nil
+}
+
+// Stream serves StreamAll / StreamTo. The handler sends on the gRPC stream,
+// so a slow client holds back only its own subscription.
+func (s *EventStore) Stream(req *factstrv1.StreamRequest, stream grpc.ServerStreamingServer[factstrv1.StreamResponse]) error {
+	ctx := contract.WithReadOptions(stream.Context(), wire.ReadOptionsFromProto(req.GetRead()))
+	if req.GetCatchUp() {
+		ctx = streams.WithCatchUp(ctx)
+	}
+	var mu sync.Mutex
+	send := func(m *factstrv1.StreamResponse) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return stream.Send(m)
+	}
+	failed := make(chan error, 1)
+	sub, err := s.store.StreamTo(ctx, wire.QueryFromProto(req.GetQuery()), func(_ context.Context, batch []contract.EventRecord) error {
+		err := send(&factstrv1.StreamResponse{Kind: &factstrv1.StreamResponse_Batch{Batch: &factstrv1.Batch{Events: wire.RecordsToProto(batch)}}})
+		if err != nil {
+			select {
+			case failed <- err:
+			default:
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return s.status(err)
+	}
+	defer sub.Unsubscribe()
+	if err := send(&factstrv1.StreamResponse{Kind: &factstrv1.StreamResponse_Subscribed{Subscribed: subscribed(sub)}}); err != nil {
+		return err
+	}
+	select {
+	case <-stream.Context().Done():
+		return nil
+	case err := <-failed:
+		return err
+	}
+}
+
+// StreamDurable serves durable streams: each delivered batch waits for the
+// client's acknowledgement, and only an ack without error lets the cursor
+// advance.
+func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.StreamDurableRequest, factstrv1.StreamDurableResponse]) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	subReq := first.GetSubscribe()
+	if subReq == nil {
+		return status.Error(codes.InvalidArgument, "the first message of StreamDurable must be subscribe")
+	}
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	ctx = contract.WithReadOptions(ctx, wire.ReadOptionsFromProto(subReq.GetRead()))
+
+	acks := make(chan *factstrv1.DurableAck, 1)
+	unsub := make(chan struct{})
+	recvErr := make(chan error, 1)
+	go func() {
+		var once sync.Once
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			switch k := m.GetKind().(type) {
+			case *factstrv1.StreamDurableRequest_Ack:
+				select {
+				case acks <- k.Ack:
+				case <-ctx.Done():
+					return
+				}
+			case *factstrv1.StreamDurableRequest_Unsubscribe:
+				once.Do(func() { close(unsub) })
+			}
+		}
+	}()
+
+	var mu sync.Mutex
+	send := func(m *factstrv1.StreamDurableResponse) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return stream.Send(m)
+	}
+	ended := make(chan struct{})
+	var endOnce sync.Once
+	handler := func(hctx context.Context, batch []contract.EventRecord) error {
+		last := batch[len(batch)-1].SequenceNumber
+		err := send(&factstrv1.StreamDurableResponse{Kind: &factstrv1.StreamDurableResponse_Batch{Batch: &factstrv1.Batch{Events: wire.RecordsToProto(batch)}}})
+		if err == nil {
+			err = waitAck(ctx, acks, last)
+		}
+		if err != nil {
+			endOnce.Do(func() { close(ended) })
+		}
+		return err
+	}
+	sub, err := s.store.StreamToDurable(ctx, subReq.GetName(), wire.QueryFromProto(subReq.GetQuery()), handler)
+	if err != nil {
+		return s.status(err)
+	}
+	if err := send(&factstrv1.StreamDurableResponse{Kind: &factstrv1.StreamDurableResponse_Subscribed{Subscribed: subscribed(sub)}}); err != nil {
+		sub.Unsubscribe()
+		return err
+	}
+	select {
+	case <-unsub:
+		// Unsubscribe waits for an in-flight handler (and so for the
+		// client's ack of it) and for the name's release.
+		sub.Unsubscribe()
+		return send(&factstrv1.StreamDurableResponse{Kind: &factstrv1.StreamDurableResponse_Released{Released: &factstrv1.Released{}}})
+	case <-ended:
+		sub.Unsubscribe()
+		return status.Error(codes.Aborted, "durable stream stopped: the client's handler failed; the cursor stays before the failed batch")
+	case err := <-recvErr:
+		cancel()
+		sub.Unsubscribe()
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return nil
+	case <-stream.Context().Done():
+		sub.Unsubscribe()
+		return nil
+	}
+}
+
+func waitAck(ctx context.Context, acks <-chan *factstrv1.DurableAck, last uint64) error {
+	select {
+	case a := <-acks:
+		if a.GetError() != "" {
+			return fmt.Errorf("client handler failed: %s", a.GetError())
+		}
+		if a.GetLastSequenceNumber() != last {
+			return fmt.Errorf("client acknowledged %d, expected %d", a.GetLastSequenceNumber(), last)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+
+// subscribed describes a new subscription; its start position lets a client
+// resume elsewhere without a gap even before its first delivery.
+func subscribed(sub contract.Subscription) *factstrv1.Subscribed {
+	m := &factstrv1.Subscribed{SubscriptionId: sub.ID()}
+	if p, ok := sub.(interface{ StartPosition() uint64 }); ok {
+		m.Head = p.StartPosition()
+	}
+	return m
+}
