@@ -77,10 +77,10 @@ func (c *clientFlags) dial(ctx context.Context) (*client.Client, error) {
 
 // queryFlags build one EventFilter from the command line.
 type queryFlags struct {
-	types []string
-	preds rawList
-	after uint64
-	local bool
+	types  []string
+	preds  rawList
+	after  uint64
+	local  bool
 	minSeq uint64
 }
 

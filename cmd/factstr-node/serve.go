@@ -70,8 +70,6 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	return fs
 }
 
-
-
 func serve(ctx context.Context, args []string) error {
 	var f serveFlags
 	fs := serveFlagSet(&f)

@@ -248,7 +248,6 @@ func waitAck(ctx context.Context, acks <-chan *factstrv1.DurableAck, last uint64
 	}
 }
 
-
 // subscribed describes a new subscription; its start position lets a client
 // resume elsewhere without a gap even before its first delivery.
 func subscribed(sub contract.Subscription) *factstrv1.Subscribed {
