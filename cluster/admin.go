@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"time"
 
@@ -13,6 +14,9 @@ import (
 
 	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
+	"github.com/factstr/factstr-go/boltstore"
+	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm"
 	"github.com/factstr/factstr-go/internal/streams"
 	"github.com/factstr/factstr-go/internal/wire"
 	"github.com/factstr/factstr-go/membership"
@@ -280,7 +284,7 @@ func (n *Node) SnapshotSave(ctx context.Context, w io.Writer) error {
 	if err := n.ReadBarrier(ctx); err != nil {
 		return err
 	}
-	return n.store.Snapshot(w)
+	return fsm.WriteBackup(n.store, w)
 }
 
 // SnapshotRestore replaces the cluster's whole state with a backup made by
@@ -290,8 +294,33 @@ func (n *Node) SnapshotRestore(ctx context.Context, r io.Reader) error {
 	if n.raft.State() != raft.Leader {
 		return fmt.Errorf("%w: restore runs on the leader (%s); send it there", ErrNotLeader, n.LeaderID())
 	}
-	if err := n.raft.Restore(&raft.SnapshotMeta{}, r, n.cfg.ApplyTimeout); err != nil {
+	// raft.Restore needs the size up front: spool the backup to a file.
+	f, err := os.CreateTemp(n.cfg.DataDir, "restore-*.backup")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	size, err := io.Copy(f, r)
+	if err != nil {
+		return fmt.Errorf("receive backup: %w", err)
+	}
+	head := make([]byte, len(fsm.BackupHeader))
+	if _, err := f.ReadAt(head, 0); err != nil || string(head) != fsm.BackupHeader {
+		return fmt.Errorf("%w: not a FACTSTR backup (make one with 'factstr-node admin snapshot save')", contract.ErrInvalidQuery)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: size}
+	if err := n.raft.Restore(meta, f, n.cfg.ApplyTimeout); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	// raft.Restore ends with a no-op entry, which never reaches the FSM; a
+	// command moves every node's applied index past the restore point so
+	// linearizable reads can be served again.
+	if _, _, err := n.propose(ctx, []boltstore.Command{{Op: boltstore.OpNoop}}); err != nil {
+		return fmt.Errorf("commit after restore: %w", err)
 	}
 	return nil
 }

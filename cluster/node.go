@@ -106,9 +106,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	// (or, after power loss, be torn), so it is rebuilt from the latest
 	// snapshot plus the log instead of trusted.
 	fsmPath := filepath.Join(cfg.DataDir, "fsm.db")
-	restore := false
+	_, statErr := os.Stat(fsmPath)
+	existed := statErr == nil
 	store, err := boltstore.Open(fsmPath, boltstore.WithReplicated(), boltstore.WithNoSync(true), boltstore.WithLogger(log))
-	if err != nil || (!store.WasClean() && store.AppliedIndex() > 0) {
+	// Trust the file only if a previous run closed it cleanly. A missing
+	// file (first start, or removed by 'admin recover') is rebuilt the same
+	// way as an unclean one: Raft restores its latest snapshot, if any, and
+	// replays the log after it.
+	restore := !existed || err != nil || !store.WasClean()
+	if existed && restore {
 		if err == nil {
 			_ = store.Close()
 		}
@@ -119,7 +125,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		if store, err = boltstore.Open(fsmPath, boltstore.WithReplicated(), boltstore.WithNoSync(true), boltstore.WithLogger(log)); err != nil {
 			return nil, fmt.Errorf("open state machine: %w", err)
 		}
-		restore = true
+	} else if err != nil {
+		return nil, fmt.Errorf("open state machine: %w", err)
 	}
 	n.store = store
 	n.fsm = fsm.New(store, log)

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -106,11 +107,48 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	return &snapshot{store: f.store}, nil
 }
 
+// BackupHeader starts a backup written by WriteBackup. Raft's own snapshots
+// carry no header; a backup restored with raft.Restore does, and that is how
+// Restore tells the two apart.
+const BackupHeader = "FACTSTR-BACKUP-1\n"
+
+// WriteBackup writes a backup of store (see BackupHeader) to w.
+func WriteBackup(store *boltstore.Store, w io.Writer) error {
+	if _, err := io.WriteString(w, BackupHeader); err != nil {
+		return err
+	}
+	return store.Snapshot(w)
+}
+
 // Restore implements raft.FSM: the snapshot replaces the whole state.
+//
+// A backup (from this or another cluster) carries the applied index and
+// durable leases of the cluster it was taken from, and both mean nothing in
+// this Raft log: its leases are released and its applied index reset to 0,
+// so every entry after the restore point is applied. Every node installs
+// the same bytes and does the same, so replicas stay identical.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	if err := f.store.Restore(rc); err != nil {
+	br := bufio.NewReader(rc)
+	head, _ := br.Peek(len(BackupHeader))
+	backup := string(head) == BackupHeader
+	if backup {
+		if _, err := br.Discard(len(BackupHeader)); err != nil {
+			return err
+		}
+	}
+	if err := f.store.Restore(br); err != nil {
 		return fmt.Errorf("restore fsm snapshot: %w", err)
+	}
+	if backup {
+		next := f.store.AppliedIndex() + 1
+		if _, err := f.store.Apply([]boltstore.Entry{{Index: next, Commands: []boltstore.Command{{Op: boltstore.OpReleaseHolders}}}}); err != nil {
+			return fmt.Errorf("release the backup's durable leases: %w", err)
+		}
+		if err := f.store.ResetAppliedIndex(0); err != nil {
+			return err
+		}
+		f.logger.Info("restored a backup", "head", f.store.Head())
 	}
 	f.applied.Reset(f.store.AppliedIndex())
 	return nil

@@ -6,8 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"strings"
 	"text/tabwriter"
+	"time"
+
+	"github.com/factstr/factstr-go/cluster"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 )
@@ -304,5 +309,28 @@ func adminSnapshot(ctx context.Context, op string, args []string) error {
 }
 
 func adminRecover(args []string) error {
-	return errors.New("recover: not implemented yet")
+	var dataDir, nodeID string
+	var peers listFlag
+	fs := newFlagSet("admin recover", "admin recover --data-dir D --node-id ID --peers id=raft-addr,id=raft-addr,...")
+	fs.StringVar(&dataDir, "data-dir", "./factstr-data", "data directory of the STOPPED node to recover")
+	fs.StringVar(&nodeID, "node-id", "node1", "id of that node")
+	fs.Var(&peers, "peers", "the surviving voters as id=raft-addr (this node included), comma-separated")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var ps []cluster.Peer
+	for _, p := range peers {
+		id, addr, ok := strings.Cut(p, "=")
+		if !ok {
+			return fmt.Errorf("--peers entry %q is not id=raft-addr", p)
+		}
+		ps = append(ps, cluster.Peer{ID: id, RaftAddr: addr})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cluster.Recover(ctx, dataDir, nodeID, ps, slog.Default()); err != nil {
+		return err
+	}
+	fmt.Printf("recovered %s: its raft configuration is now %d voter(s); start the node\n", dataDir, len(ps))
+	return nil
 }

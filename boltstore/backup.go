@@ -1,0 +1,32 @@
+package boltstore
+
+import (
+	"fmt"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/factstr/factstr-go/contract"
+)
+
+// ResetAppliedIndex overwrites the stored applied index. A backup restored
+// into another cluster carries the applied index of the cluster it came
+// from, which means nothing in the new Raft log: left as is, it would make
+// the state machine skip (or re-apply) the new log's entries. The Raft FSM
+// resets it to the index at which the backup was installed.
+func (s *Store) ResetAppliedIndex(index uint64) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.db == nil {
+		return contract.ErrClosed
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(metaApplied, seqKey(index))
+	})
+	if err != nil {
+		return fmt.Errorf("reset applied index: %w", err)
+	}
+	s.applied.Store(index)
+	return nil
+}
