@@ -11,9 +11,9 @@ import (
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
-	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
@@ -123,6 +123,9 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	if st.LeaderID == "" {
 		st.Warnings = append(st.Warnings, "no leader known to this node")
 	}
+	if c := n.ml.Conflicts(); c > 0 {
+		st.Warnings = append(st.Warnings, fmt.Sprintf("gossip saw %d claim(s) of a node id already in use by another address; check for two nodes started with one --node-id", c))
+	}
 	return st, nil
 }
 
@@ -160,33 +163,16 @@ func (n *Node) Join(ctx context.Context, addrs []string) (int, error) {
 	return n.ml.JoinNow(ctx, addrs)
 }
 
-// leaderAdmin returns an AdminService client for the leader.
-func (n *Node) leaderAdmin() (factstrv1.AdminServiceClient, error) {
-	_, id := n.raft.LeaderWithID()
-	if id == "" {
-		return nil, fmt.Errorf("%w: no leader known", ErrNoLeader)
-	}
-	m, ok := n.ml.Lookup(string(id))
-	if !ok || m.Meta.GRPCAddr == "" {
-		return nil, fmt.Errorf("%w: leader %s not known to gossip", ErrNoLeader, id)
-	}
-	c, err := n.peers.get(m.Meta.GRPCAddr)
-	if err != nil {
-		return nil, err
-	}
-	return factstrv1.NewAdminServiceClient(c), nil
-}
-
 // Remove removes a server from the Raft configuration (on the leader; a
 // follower forwards the request). It refuses to remove the last voter.
 func (n *Node) Remove(ctx context.Context, id string) error {
 	if n.raft.State() != raft.Leader {
-		cl, err := n.leaderAdmin()
+		cl, err := n.leaderClient()
 		if err != nil {
 			return err
 		}
-		_, err = cl.Remove(ctx, &factstrv1.RemoveRequest{NodeId: id})
-		return wire.FromStatus(err)
+		_, err = cl.RemoveServer(ctx, &peerv1.RemoveServerRequest{NodeId: id})
+		return adminError(err)
 	}
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
@@ -244,12 +230,15 @@ func (n *Node) Leave(ctx context.Context) error {
 // voter when id is empty. It returns the new leader.
 func (n *Node) TransferLeadership(ctx context.Context, id string) (string, error) {
 	if n.raft.State() != raft.Leader {
-		cl, err := n.leaderAdmin()
+		cl, err := n.leaderClient()
 		if err != nil {
 			return "", err
 		}
-		resp, err := cl.TransferLeadership(ctx, &factstrv1.TransferLeadershipRequest{NodeId: id})
-		return resp.GetNewLeaderId(), wire.FromStatus(err)
+		resp, err := cl.TransferLeadership(ctx, &peerv1.TransferLeadershipRequest{NodeId: id})
+		if err != nil {
+			return "", adminError(err)
+		}
+		return resp.GetNewLeaderId(), nil
 	}
 	var f raft.Future
 	if id == "" {
@@ -327,3 +316,39 @@ func (n *Node) SnapshotRestore(ctx context.Context, r io.Reader) error {
 
 // GossipMembers lists what gossip knows, for diagnostics.
 func (n *Node) GossipMembers() []membership.Member { return n.ml.Members() }
+
+// adminError maps a forwarded admin call's status back to this package's
+// errors.
+func adminError(err error) error {
+	if err == nil {
+		return nil
+	}
+	switch wire.Reason(err) {
+	case wire.ReasonNotFound:
+		return fmt.Errorf("%w: %s", ErrUnknownNode, status.Convert(err).Message())
+	case wire.ReasonFailedPrecondion:
+		return fmt.Errorf("%w: %s", ErrLastVoter, status.Convert(err).Message())
+	}
+	return peerError(err)
+}
+
+func (p *peerServer) RemoveServer(ctx context.Context, req *peerv1.RemoveServerRequest) (*peerv1.RemoveServerResponse, error) {
+	if p.n.raft.State() != raft.Leader {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s is not the leader", p.n.cfg.NodeID)
+	}
+	if err := p.n.Remove(ctx, req.GetNodeId()); err != nil {
+		return nil, wire.ToStatus(err, Classify)
+	}
+	return &peerv1.RemoveServerResponse{}, nil
+}
+
+func (p *peerServer) TransferLeadership(ctx context.Context, req *peerv1.TransferLeadershipRequest) (*peerv1.TransferLeadershipResponse, error) {
+	if p.n.raft.State() != raft.Leader {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s is not the leader", p.n.cfg.NodeID)
+	}
+	id, err := p.n.TransferLeadership(ctx, req.GetNodeId())
+	if err != nil {
+		return nil, wire.ToStatus(err, Classify)
+	}
+	return &peerv1.TransferLeadershipResponse{NewLeaderId: id}, nil
+}

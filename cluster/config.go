@@ -53,6 +53,14 @@ type Config struct {
 	// leader promotes it (default 2s).
 	PromoteAfter time.Duration
 
+	// DeadServerCleanup, when positive, makes the leader remove a server
+	// that gossip has reported failed for longer than this, never taking the
+	// voter count below a quorum of the configured cluster size. Off by
+	// default: a node that is down for maintenance or a long network
+	// partition would otherwise silently shrink the cluster, and a
+	// StatefulSet pod comes back under the same id anyway.
+	DeadServerCleanup time.Duration
+
 	// PeerDialOptions are used to dial other nodes' gRPC servers (TLS).
 	PeerDialOptions []grpc.DialOption
 	// Clock stamps OccurredAt on the leader (default time.Now). Fault tests
@@ -62,8 +70,12 @@ type Config struct {
 	// read index. Debug only: it exists so the fault suite can prove that it
 	// catches stale reads.
 	UnsafeLocalReads bool
-	Version          string
-	Logger           *slog.Logger
+	// OnApply, if set, is called after every batch the state machine
+	// applies, with its entry and command counts and how long it took
+	// (metrics; see fsm.FSM.OnApply). It must not block.
+	OnApply func(entries, commands int, took time.Duration)
+	Version string
+	Logger  *slog.Logger
 }
 
 func (c *Config) setDefaults() {

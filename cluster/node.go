@@ -130,6 +130,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.store = store
 	n.fsm = fsm.New(store, log)
+	n.fsm.OnApply = cfg.OnApply
 
 	rcfg := cfg.Raft
 	rcfg.NodeID, rcfg.DataDir, rcfg.BindAddr, rcfg.AdvertiseAddr = cfg.NodeID, filepath.Join(cfg.DataDir), cfg.RaftAddr, cfg.RaftAdvertiseAddr
@@ -366,6 +367,9 @@ func (n *Node) Head() uint64 { return n.store.Head() }
 
 // Store exposes the local state machine store (read-only use).
 func (n *Node) Store() *boltstore.Store { return n.store }
+
+// DataDir is the node's data directory (fsm.db, raft/raft.db).
+func (n *Node) DataDir() string { return n.cfg.DataDir }
 
 // Membership exposes gossip membership.
 func (n *Node) Membership() *membership.Membership { return n.ml }

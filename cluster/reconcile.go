@@ -41,8 +41,12 @@ func (n *Node) reconcile(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case ev := <-events:
-			if ev.Kind == membership.EventLeave || ev.Kind == membership.EventFail {
+			switch ev.Kind {
+			case membership.EventLeave, membership.EventFail:
 				n.releaseLeasesOf(ev.Member.Meta.NodeID)
+			case membership.EventConflict:
+				n.log.Error("two nodes claim one node id; the second is ignored until it is stopped or renamed",
+					"node_id", ev.Member.Meta.NodeID, "rejected_addr", ev.Member.Addr)
 			}
 		case <-tick.C:
 		}
@@ -70,6 +74,9 @@ type reconciler struct {
 
 func (n *Node) reconcileOnce(ctx context.Context, r *reconciler) {
 	caughtUpSince := r.caughtUpSince
+	if n.cfg.DeadServerCleanup > 0 {
+		n.cleanupDeadServers()
+	}
 	cf := n.raft.GetConfiguration()
 	if cf.Error() != nil {
 		return
@@ -175,4 +182,49 @@ func (p *peerServer) NodeStatus(_ context.Context, _ *peerv1.NodeStatusRequest) 
 		Incarnation:        n.incarnation,
 		ClusterId:          n.ClusterID(),
 	}, nil
+}
+
+// cleanupDeadServers removes servers gossip has reported dead for longer
+// than Config.DeadServerCleanup, one at a time and never below a quorum of
+// the configured size (raft-autopilot's "never remove a majority" rule).
+func (n *Node) cleanupDeadServers() {
+	cf := n.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return
+	}
+	servers := cf.Configuration().Servers
+	voters := 0
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	// The floor is a quorum of the size the cluster was configured for
+	// (bootstrap-expect), or of its current size when that is unknown.
+	size := max(n.cfg.BootstrapExpect, 1)
+	if n.cfg.BootstrapExpect == 0 {
+		size = voters
+	}
+	quorum := size/2 + 1
+	for _, s := range servers {
+		id := string(s.ID)
+		if id == n.cfg.NodeID {
+			continue
+		}
+		m, ok := n.ml.Lookup(id)
+		if !ok || (m.State != membership.StateDead && m.State != membership.StateLeft) || time.Since(m.Since) < n.cfg.DeadServerCleanup {
+			continue
+		}
+		if s.Suffrage == raft.Voter && voters-1 < quorum {
+			n.log.Warn("dead server kept: removing it would go below a quorum of the configured size", "peer", id, "voters", voters)
+			continue
+		}
+		n.log.Warn("removing a server that has been dead too long", "peer", id, "dead_since", m.Since)
+		if err := n.raft.RemoveServer(s.ID, 0, 5*time.Second).Error(); err != nil {
+			n.log.Warn("remove dead server", "peer", id, "error", err)
+			return
+		}
+		n.releaseLeasesOf(id)
+		return // one per round; the configuration changed
+	}
 }

@@ -368,6 +368,175 @@ func (x *NodeStatusResponse) GetClusterId() string {
 	return ""
 }
 
+type RemoveServerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveServerRequest) Reset() {
+	*x = RemoveServerRequest{}
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveServerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveServerRequest) ProtoMessage() {}
+
+func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
+func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
+	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RemoveServerRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type RemoveServerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveServerResponse) Reset() {
+	*x = RemoveServerResponse{}
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveServerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveServerResponse) ProtoMessage() {}
+
+func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
+func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
+	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{7}
+}
+
+type TransferLeadershipRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty: the most up-to-date voter.
+	NodeId        string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipRequest) Reset() {
+	*x = TransferLeadershipRequest{}
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipRequest) ProtoMessage() {}
+
+func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
+	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *TransferLeadershipRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type TransferLeadershipResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NewLeaderId   string                 `protobuf:"bytes,1,opt,name=new_leader_id,json=newLeaderId,proto3" json:"new_leader_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipResponse) Reset() {
+	*x = TransferLeadershipResponse{}
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipResponse) ProtoMessage() {}
+
+func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
+	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TransferLeadershipResponse) GetNewLeaderId() string {
+	if x != nil {
+		return x.NewLeaderId
+	}
+	return ""
+}
+
 var File_factstr_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_factstr_peer_v1_peer_proto_rawDesc = "" +
@@ -397,12 +566,21 @@ const file_factstr_peer_v1_peer_proto_rawDesc = "" +
 	"\tleader_id\x18\a \x01(\tR\bleaderId\x12 \n" +
 	"\vincarnation\x18\b \x01(\tR\vincarnation\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\t \x01(\tR\tclusterId2\x86\x02\n" +
+	"cluster_id\x18\t \x01(\tR\tclusterId\".\n" +
+	"\x13RemoveServerRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\x16\n" +
+	"\x14RemoveServerResponse\"4\n" +
+	"\x19TransferLeadershipRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"@\n" +
+	"\x1aTransferLeadershipResponse\x12\"\n" +
+	"\rnew_leader_id\x18\x01 \x01(\tR\vnewLeaderId2\xd2\x03\n" +
 	"\vPeerService\x12L\n" +
 	"\aForward\x12\x1f.factstr.peer.v1.ForwardRequest\x1a .factstr.peer.v1.ForwardResponse\x12R\n" +
 	"\tReadIndex\x12!.factstr.peer.v1.ReadIndexRequest\x1a\".factstr.peer.v1.ReadIndexResponse\x12U\n" +
 	"\n" +
-	"NodeStatus\x12\".factstr.peer.v1.NodeStatusRequest\x1a#.factstr.peer.v1.NodeStatusResponseB>Z<github.com/factstr/factstr-go/api/gen/factstr/peer/v1;peerv1b\x06proto3"
+	"NodeStatus\x12\".factstr.peer.v1.NodeStatusRequest\x1a#.factstr.peer.v1.NodeStatusResponse\x12[\n" +
+	"\fRemoveServer\x12$.factstr.peer.v1.RemoveServerRequest\x1a%.factstr.peer.v1.RemoveServerResponse\x12m\n" +
+	"\x12TransferLeadership\x12*.factstr.peer.v1.TransferLeadershipRequest\x1a+.factstr.peer.v1.TransferLeadershipResponseB>Z<github.com/factstr/factstr-go/api/gen/factstr/peer/v1;peerv1b\x06proto3"
 
 var (
 	file_factstr_peer_v1_peer_proto_rawDescOnce sync.Once
@@ -416,24 +594,32 @@ func file_factstr_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_factstr_peer_v1_peer_proto_rawDescData
 }
 
-var file_factstr_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_factstr_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_factstr_peer_v1_peer_proto_goTypes = []any{
-	(*ForwardRequest)(nil),     // 0: factstr.peer.v1.ForwardRequest
-	(*ForwardResponse)(nil),    // 1: factstr.peer.v1.ForwardResponse
-	(*ReadIndexRequest)(nil),   // 2: factstr.peer.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),  // 3: factstr.peer.v1.ReadIndexResponse
-	(*NodeStatusRequest)(nil),  // 4: factstr.peer.v1.NodeStatusRequest
-	(*NodeStatusResponse)(nil), // 5: factstr.peer.v1.NodeStatusResponse
+	(*ForwardRequest)(nil),             // 0: factstr.peer.v1.ForwardRequest
+	(*ForwardResponse)(nil),            // 1: factstr.peer.v1.ForwardResponse
+	(*ReadIndexRequest)(nil),           // 2: factstr.peer.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 3: factstr.peer.v1.ReadIndexResponse
+	(*NodeStatusRequest)(nil),          // 4: factstr.peer.v1.NodeStatusRequest
+	(*NodeStatusResponse)(nil),         // 5: factstr.peer.v1.NodeStatusResponse
+	(*RemoveServerRequest)(nil),        // 6: factstr.peer.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),       // 7: factstr.peer.v1.RemoveServerResponse
+	(*TransferLeadershipRequest)(nil),  // 8: factstr.peer.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 9: factstr.peer.v1.TransferLeadershipResponse
 }
 var file_factstr_peer_v1_peer_proto_depIdxs = []int32{
 	0, // 0: factstr.peer.v1.PeerService.Forward:input_type -> factstr.peer.v1.ForwardRequest
 	2, // 1: factstr.peer.v1.PeerService.ReadIndex:input_type -> factstr.peer.v1.ReadIndexRequest
 	4, // 2: factstr.peer.v1.PeerService.NodeStatus:input_type -> factstr.peer.v1.NodeStatusRequest
-	1, // 3: factstr.peer.v1.PeerService.Forward:output_type -> factstr.peer.v1.ForwardResponse
-	3, // 4: factstr.peer.v1.PeerService.ReadIndex:output_type -> factstr.peer.v1.ReadIndexResponse
-	5, // 5: factstr.peer.v1.PeerService.NodeStatus:output_type -> factstr.peer.v1.NodeStatusResponse
-	3, // [3:6] is the sub-list for method output_type
-	0, // [0:3] is the sub-list for method input_type
+	6, // 3: factstr.peer.v1.PeerService.RemoveServer:input_type -> factstr.peer.v1.RemoveServerRequest
+	8, // 4: factstr.peer.v1.PeerService.TransferLeadership:input_type -> factstr.peer.v1.TransferLeadershipRequest
+	1, // 5: factstr.peer.v1.PeerService.Forward:output_type -> factstr.peer.v1.ForwardResponse
+	3, // 6: factstr.peer.v1.PeerService.ReadIndex:output_type -> factstr.peer.v1.ReadIndexResponse
+	5, // 7: factstr.peer.v1.PeerService.NodeStatus:output_type -> factstr.peer.v1.NodeStatusResponse
+	7, // 8: factstr.peer.v1.PeerService.RemoveServer:output_type -> factstr.peer.v1.RemoveServerResponse
+	9, // 9: factstr.peer.v1.PeerService.TransferLeadership:output_type -> factstr.peer.v1.TransferLeadershipResponse
+	5, // [5:10] is the sub-list for method output_type
+	0, // [0:5] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
 	0, // [0:0] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
@@ -450,7 +636,7 @@ func file_factstr_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_factstr_peer_v1_peer_proto_rawDesc), len(file_factstr_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

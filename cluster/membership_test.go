@@ -1,0 +1,245 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/factstr/factstr-go/cluster"
+	"github.com/factstr/factstr-go/contract"
+)
+
+// appender appends in the background through one node until stopped and
+// records what was acknowledged.
+type appender struct {
+	stop  atomic.Bool
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	acked map[uint64]string
+	node  atomic.Pointer[testNode]
+}
+
+func startAppender(t *testing.T, n *testNode) *appender {
+	a := &appender{acked: map[uint64]string{}}
+	a.node.Store(n)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		for i := 0; !a.stop.Load(); i++ {
+			p := fmt.Sprintf(`{"bg":%d}`, i)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			r, err := a.node.Load().Append(ctx, []contract.NewEvent{ev("bg", p)})
+			cancel()
+			if err == nil {
+				a.mu.Lock()
+				a.acked[r.FirstSequenceNumber] = p
+				a.mu.Unlock()
+			}
+		}
+	}()
+	return a
+}
+
+// finish stops the appender and checks every acknowledged append is on
+// every running node.
+func (a *appender) finish(t *testing.T, c *testCluster) {
+	t.Helper()
+	a.stop.Store(true)
+	a.wg.Wait()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.acked) == 0 {
+		t.Fatal("the background appender got no append acknowledged")
+	}
+	var head uint64
+	for s := range a.acked {
+		head = max(head, s)
+	}
+	sameLogs(t, c.running(), head)
+	evs := allEvents(t, c.running()[0])
+	for s, p := range a.acked {
+		if string(evs[s-1].Payload) != p {
+			t.Fatalf("acknowledged %s at %d, log holds %s", p, s, evs[s-1].Payload)
+		}
+	}
+}
+
+func suffrage(t *testing.T, n *testNode, id string) (raft.ServerSuffrage, bool) {
+	t.Helper()
+	f := n.Raft().GetConfiguration()
+	if err := f.Error(); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == id {
+			return s.Suffrage, true
+		}
+	}
+	return 0, false
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for: %s", waitFor, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestJoinAsNonVoterThenPromoted(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	bg := startAppender(t, c.follower())
+	spec := nodeSpec{id: "n4", dir: t.TempDir(), raftPort: freePort(t), gossipPort: freePort(t), grpcPort: freePort(t),
+		join: []string{fmt.Sprintf("127.0.0.1:%d", c.running()[1].spec.gossipPort)}}
+	n4 := startNode(t, spec)
+	c.add(n4)
+	sawNonvoter := false
+	eventually(t, "n4 promoted to voter", func() bool {
+		s, ok := suffrage(t, c.leader(), "n4")
+		if ok && s == raft.Nonvoter {
+			sawNonvoter = true
+		}
+		return ok && s == raft.Voter
+	})
+	if !sawNonvoter {
+		t.Fatal("n4 became a voter without first being a non-voter")
+	}
+	if n4.ClusterID() == "" || n4.ClusterID() != c.leader().ClusterID() {
+		t.Fatalf("n4 cluster id %q, leader's %q", n4.ClusterID(), c.leader().ClusterID())
+	}
+	bg.finish(t, c)
+}
+
+func TestLeaveOnLeaderHandsOverAndShrinks(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	bg := startAppender(t, c.follower())
+	leader := c.leader()
+	if err := leader.Leave(ctxT(t)); err != nil {
+		t.Fatalf("leave: %v", err)
+	}
+	c.remove(leader)
+	leader.stop()
+	newLeader := c.waitStable()
+	if _, ok := suffrage(t, newLeader, leader.ID()); ok {
+		t.Fatalf("%s is still in the configuration after leaving", leader.ID())
+	}
+	bg.node.Store(newLeader)
+	bg.finish(t, c)
+}
+
+func TestRemoveKilledNode(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	bg := startAppender(t, c.leader())
+	victim := c.follower()
+	c.remove(victim)
+	victim.kill()
+	if err := c.follower().Remove(ctxT(t), victim.ID()); err != nil { // forwarded to the leader
+		t.Fatalf("remove: %v", err)
+	}
+	if _, ok := suffrage(t, c.leader(), victim.ID()); ok {
+		t.Fatalf("%s is still in the configuration", victim.ID())
+	}
+	if err := c.leader().Remove(ctxT(t), "nobody"); err == nil {
+		t.Fatal("removing an unknown node succeeded")
+	}
+	bg.finish(t, c)
+}
+
+func TestRemoveLastVoterRefused(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	if err := c.leader().Remove(ctxT(t), c.leader().ID()); err == nil {
+		t.Fatal("removing the last voter succeeded")
+	}
+}
+
+func TestRestartOnNewAddressRejoins(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	bg := startAppender(t, c.leader())
+	victim := c.follower()
+	spec := c.remove(victim)
+	victim.stop()
+	spec.raftPort, spec.gossipPort, spec.grpcPort = freePort(t), freePort(t), freePort(t)
+	var others []string
+	for _, n := range c.running() {
+		others = append(others, fmt.Sprintf("127.0.0.1:%d", n.spec.gossipPort))
+	}
+	spec.join = others
+	back := startNode(t, spec)
+	c.add(back)
+	want := fmt.Sprintf("127.0.0.1:%d", spec.raftPort)
+	eventually(t, "the leader updated the restarted node's address", func() bool {
+		f := c.leader().Raft().GetConfiguration()
+		if f.Error() != nil {
+			return false
+		}
+		for _, s := range f.Configuration().Servers {
+			if string(s.ID) == spec.id {
+				return string(s.Address) == want && s.Suffrage == raft.Voter
+			}
+		}
+		return false
+	})
+	bg.finish(t, c)
+}
+
+func TestWipedDataDirComesBackAsNonVoter(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	bg := startAppender(t, c.leader())
+	victim := c.follower()
+	spec := c.remove(victim)
+	victim.kill()
+	if err := os.RemoveAll(spec.dir); err != nil {
+		t.Fatal(err)
+	}
+	back := startNode(t, spec)
+	c.add(back)
+	sawNonvoter := false
+	eventually(t, "the wiped node was re-added as a non-voter and promoted", func() bool {
+		s, ok := suffrage(t, c.leader(), spec.id)
+		if ok && s == raft.Nonvoter {
+			sawNonvoter = true
+		}
+		return sawNonvoter && ok && s == raft.Voter
+	})
+	bg.finish(t, c)
+}
+
+func TestDeadServerCleanup(t *testing.T) {
+	tune := func(cfg *cluster.Config) { cfg.DeadServerCleanup = 500 * time.Millisecond }
+	c := newCluster(t, 5, tune)
+	var dead []*testNode
+	for range 2 {
+		v := c.follower()
+		c.remove(v)
+		v.kill()
+		dead = append(dead, v)
+	}
+	eventually(t, "both dead servers removed", func() bool {
+		l := c.leader()
+		if l == nil {
+			return false
+		}
+		_, ok1 := suffrage(t, l, dead[0].ID())
+		_, ok2 := suffrage(t, l, dead[1].ID())
+		return !ok1 && !ok2
+	})
+	// Three voters left, the floor for a cluster of five: a third dead
+	// voter must stay in the configuration.
+	third := c.follower()
+	c.remove(third)
+	third.kill()
+	time.Sleep(2 * time.Second) // a negative check: nothing may happen in this window
+	l := c.waitStable()
+	if _, ok := suffrage(t, l, third.ID()); !ok {
+		t.Fatal("the leader removed a dead voter below a quorum of the configured size")
+	}
+}
