@@ -246,7 +246,7 @@ func TestSnapshotInstallBringsNewNodeUpToDate(t *testing.T) {
 	if first <= 1 {
 		t.Fatalf("leader log was not compacted after the snapshot (first index %d)", first)
 	}
-	spec := nodeSpec{id: "n4", dir: t.TempDir(), raftPort: freePort(t), gossipPort: freePort(t), grpcPort: freePort(t), tune: tune,
+	spec := nodeSpec{id: "n4", dir: t.TempDir(), raftPort: freePort(t), gossipPort: freePort(t), tune: tune,
 		join: []string{fmt.Sprintf("127.0.0.1:%d", c.running()[0].spec.gossipPort)}}
 	n4 := startNode(t, spec)
 	c.add(n4)

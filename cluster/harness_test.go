@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -74,18 +75,46 @@ func testLogger(t testing.TB) *slog.Logger {
 
 func fastRaft() raftlog.Config {
 	rc := raftlog.DefaultConfig()
-	rc.HeartbeatTimeout = 300 * time.Millisecond
-	rc.ElectionTimeout = 300 * time.Millisecond
-	rc.LeaderLeaseTimeout = 150 * time.Millisecond
+	// Short enough for quick failovers, long enough that a -race build on
+	// a loaded 2-core machine does not hold spurious elections.
+	rc.HeartbeatTimeout = 500 * time.Millisecond
+	rc.ElectionTimeout = 500 * time.Millisecond
+	rc.LeaderLeaseTimeout = 250 * time.Millisecond
 	rc.CommitTimeout = 5 * time.Millisecond
 	return rc
 }
 
 func startNode(t testing.TB, spec nodeSpec) *testNode {
 	t.Helper()
+	n, err := tryStartNode(t, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// startNodeRetry starts a node, picking new ports while the chosen ones
+// were taken in the meantime (other tests on this machine pick ports too).
+// It may run on any goroutine.
+func startNodeRetry(t testing.TB, spec nodeSpec) (*testNode, error) {
+	var err error
+	for range 5 {
+		var n *testNode
+		if n, err = tryStartNode(t, spec); err == nil {
+			return n, nil
+		}
+		if !strings.Contains(err.Error(), "address already in use") {
+			return nil, err
+		}
+		spec.raftPort, spec.gossipPort, spec.grpcPort = freePort(t), freePort(t), 0
+	}
+	return nil, err
+}
+
+func tryStartNode(t testing.TB, spec nodeSpec) (*testNode, error) {
 	lis, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", spec.grpcPort))
 	if err != nil {
-		t.Fatalf("listen grpc for %s: %v", spec.id, err)
+		return nil, fmt.Errorf("listen grpc for %s: %w", spec.id, err)
 	}
 	cfg := cluster.Config{
 		NodeID:          spec.id,
@@ -110,13 +139,13 @@ func startNode(t testing.TB, spec nodeSpec) *testNode {
 	n, err := cluster.Start(ctx, cfg)
 	if err != nil {
 		lis.Close()
-		t.Fatalf("start %s: %v", spec.id, err)
+		return nil, fmt.Errorf("start %s: %w", spec.id, err)
 	}
 	srv := grpc.NewServer()
 	n.RegisterPeerService(srv)
 	go func() { _ = srv.Serve(lis) }()
 	spec.grpcPort = lis.Addr().(*net.TCPAddr).Port
-	return &testNode{Node: n, spec: spec, srv: srv, lis: lis}
+	return &testNode{Node: n, spec: spec, srv: srv, lis: lis}, nil
 }
 
 func (n *testNode) stop() {
@@ -138,7 +167,7 @@ func newCluster(t testing.TB, size int, tune func(*cluster.Config)) *testCluster
 	for i := range specs {
 		specs[i] = nodeSpec{
 			id: fmt.Sprintf("n%d", i+1), dir: filepath.Join(base, fmt.Sprintf("n%d", i+1)),
-			raftPort: freePort(t), gossipPort: freePort(t), grpcPort: freePort(t), expect: size, tune: tune,
+			raftPort: freePort(t), gossipPort: freePort(t), expect: size, tune: tune,
 		}
 	}
 	for i := range specs {
@@ -151,15 +180,22 @@ func newCluster(t testing.TB, size int, tune func(*cluster.Config)) *testCluster
 	c := &testCluster{t: t}
 	var wg sync.WaitGroup
 	nodes := make([]*testNode, size)
+	errs := make([]error, size)
 	for i := range specs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			nodes[i] = startNode(t, specs[i])
+			nodes[i], errs[i] = startNodeRetry(t, specs[i])
 		}()
 	}
 	wg.Wait()
 	c.nodes = nodes
+	for _, err := range errs {
+		if err != nil {
+			c.stopAll()
+			t.Fatal(err)
+		}
+	}
 	t.Cleanup(c.stopAll)
 	c.waitStable()
 	return c
