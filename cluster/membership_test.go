@@ -103,7 +103,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestJoinAsNonVoterThenPromoted(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	bg := startAppender(t, c.follower())
-	spec := nodeSpec{id: "n4", dir: t.TempDir(), raftPort: freePort(t), gossipPort: freePort(t), 
+	spec := nodeSpec{id: "n4", dir: t.TempDir(), raftPort: freePort(t), gossipPort: freePort(t),
 		join: []string{fmt.Sprintf("127.0.0.1:%d", c.running()[1].spec.gossipPort)}}
 	n4 := startNode(t, spec)
 	c.add(n4)
