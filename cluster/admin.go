@@ -63,6 +63,7 @@ type MemberStatus struct {
 
 // Status is the cluster as one node sees it.
 type Status struct {
+	ClusterID            string
 	NodeID, LeaderID     string
 	Term                 uint64
 	CommitIndex, Applied uint64
@@ -75,7 +76,7 @@ type Status struct {
 // over the peer service) and warnings such as an even number of voters.
 func (n *Node) Status(ctx context.Context) (Status, error) {
 	st := Status{
-		NodeID: n.cfg.NodeID, LeaderID: n.LeaderID(), Term: n.raft.CurrentTerm(),
+		ClusterID: n.ClusterID(), NodeID: n.cfg.NodeID, LeaderID: n.LeaderID(), Term: n.raft.CurrentTerm(),
 		CommitIndex: n.raft.CommitIndex(), Applied: n.fsm.AppliedIndex(), Head: n.store.Head(),
 	}
 	cf := n.raft.GetConfiguration()
@@ -118,7 +119,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	}
 	sort.Slice(st.Members, func(i, j int) bool { return st.Members[i].ID < st.Members[j].ID })
 	if voters%2 == 0 && voters > 0 {
-		st.Warnings = append(st.Warnings, fmt.Sprintf("%d voters: an even number tolerates no more failures than %d; add or remove one", voters, voters-1))
+		st.Warnings = append(st.Warnings, fmt.Sprintf("%d voters: an even number of voters tolerates no more failures than %d would (%d); add or remove one", voters, voters-1, (voters-1)/2))
 	}
 	if st.LeaderID == "" {
 		st.Warnings = append(st.Warnings, "no leader known to this node")
@@ -202,26 +203,51 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 }
 
 // Leave removes this node from the cluster: a leader hands leadership over
-// first, then the new leader removes it.
+// first. The node then leaves gossip before the leader removes it, so the
+// leader's reconcile loop cannot see it still alive and add it back.
 func (n *Node) Leave(ctx context.Context) error {
 	if n.raft.State() == raft.Leader && n.voterCount() > 1 {
 		if err := n.raft.LeadershipTransfer().Error(); err != nil {
 			return fmt.Errorf("hand leadership over before leaving: %w", err)
 		}
 	}
-	deadline := time.Now().Add(n.cfg.ApplyTimeout)
+	if n.raft.State() == raft.Leader {
+		// The only voter: there is no one to hand over to.
+		return n.Remove(ctx, n.cfg.NodeID)
+	}
+	ctx, cancel := n.withDefaultTimeout(ctx, n.cfg.ApplyTimeout)
+	defer cancel()
+	var cl peerv1.PeerServiceClient
 	for {
-		err := n.Remove(ctx, n.cfg.NodeID)
-		if err == nil || !retryable(err) || time.Now().After(deadline) {
-			if err == nil {
-				_ = n.ml.Leave(5 * time.Second)
-			}
+		var err error
+		if cl, err = n.leaderClient(); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("leave: %w (%v)", ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err := n.ml.Leave(5 * time.Second); err != nil {
+		n.log.Warn("leave gossip", "error", err)
+	}
+	for {
+		_, err := cl.RemoveServer(ctx, &peerv1.RemoveServerRequest{NodeId: n.cfg.NodeID})
+		if err == nil {
+			return nil
+		}
+		if err = adminError(err); !retryable(err) {
 			return err
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("leave: %w (last attempt: %v)", ctx.Err(), err)
 		case <-time.After(100 * time.Millisecond):
+		}
+		// Leadership may have moved while we asked.
+		if c2, err := n.leaderClient(); err == nil {
+			cl = c2
 		}
 	}
 }

@@ -61,6 +61,10 @@ type Config struct {
 	// StatefulSet pod comes back under the same id anyway.
 	DeadServerCleanup time.Duration
 
+	// GossipKey encrypts and authenticates gossip (16, 24 or 32 bytes, the
+	// same on every node). Nil: gossip in the clear.
+	GossipKey []byte
+
 	// PeerDialOptions are used to dial other nodes' gRPC servers (TLS).
 	PeerDialOptions []grpc.DialOption
 	// Clock stamps OccurredAt on the leader (default time.Now). Fault tests
@@ -135,6 +139,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BootstrapExpect < 0 {
 		return bad("BootstrapExpect", "is negative")
+	}
+	if c.BootstrapExpect == 1 && len(c.Join) > 0 {
+		return bad("BootstrapExpect", "is 1 with a join list: a node that joins others must not bootstrap a cluster of its own; use 0 to join an existing cluster, or the size of a new cluster")
 	}
 	if c.BootstrapExpect > 1 && len(c.Join) == 0 {
 		return bad("Join", fmt.Sprintf("is empty with BootstrapExpect %d; list the other nodes' gossip addresses", c.BootstrapExpect))

@@ -131,7 +131,13 @@ func TestLeaveOnLeaderHandsOverAndShrinks(t *testing.T) {
 	if err := leader.Leave(ctxT(t)); err != nil {
 		t.Fatalf("leave: %v", err)
 	}
+	// Still running, the node must stay out: reconcile rounds run every
+	// 500ms and must not add it back.
 	c.remove(leader)
+	time.Sleep(1500 * time.Millisecond)
+	if _, ok := suffrage(t, c.waitStable(), leader.ID()); ok {
+		t.Fatalf("%s was added back after leaving", leader.ID())
+	}
 	leader.stop()
 	newLeader := c.waitStable()
 	if _, ok := suffrage(t, newLeader, leader.ID()); ok {

@@ -176,6 +176,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		AdvertiseAddr: cfg.GossipAdvertise,
 		Join:          cfg.Join,
 		Tune:          tune,
+		SecretKey:     cfg.GossipKey,
 		Logger:        log,
 		Meta: membership.Meta{
 			NodeID:          cfg.NodeID,

@@ -51,7 +51,24 @@ func (n *Node) appendCmd(ctx context.Context, cmd boltstore.Command) (contract.A
 	if err != nil {
 		return contract.AppendResult{}, err
 	}
+	if o, ok := ctx.Value(outcomeCtx{}).(*AppendOutcome); ok {
+		o.Duplicate = res[0].Duplicate
+	}
 	return res[0].Append, res[0].Err
+}
+
+// AppendOutcome receives what the contract's AppendResult cannot say.
+type AppendOutcome struct {
+	// Duplicate: the idempotency key was seen before and the result is the
+	// first outcome; nothing was appended this time.
+	Duplicate bool
+}
+
+type outcomeCtx struct{}
+
+// WithAppendOutcome returns a context whose Append or AppendIf fills o.
+func WithAppendOutcome(ctx context.Context, o *AppendOutcome) context.Context {
+	return context.WithValue(ctx, outcomeCtx{}, o)
 }
 
 // propose commits cmds through Raft, on the leader or forwarded to it, and

@@ -31,11 +31,12 @@ type Limits struct {
 	MaxPayloadBytes int // per event
 	MaxBatchEvents  int // per Append / AppendIf
 	MaxTypeBytes    int // per event type
+	MaxBatchBytes   int // per Append / AppendIf, types and payloads together
 }
 
 // DefaultLimits are the limits every FACTSTR store applies unless configured
 // otherwise. They keep one Raft entry well below the transport's message size.
-var DefaultLimits = Limits{MaxPayloadBytes: 1 << 20, MaxBatchEvents: 10_000, MaxTypeBytes: 256}
+var DefaultLimits = Limits{MaxPayloadBytes: 1 << 20, MaxBatchEvents: 10_000, MaxTypeBytes: 256, MaxBatchBytes: 16 << 20}
 
 // ValidateEvents checks a batch before anything is written: validation comes
 // first, so an empty batch is ErrEmptyAppend whatever else is wrong, and one
@@ -48,7 +49,13 @@ func ValidateEvents(events []NewEvent, limits Limits) error {
 		return fmt.Errorf("%w: batch has %d events, the maximum is %d; split it into smaller appends",
 			ErrLimitExceeded, len(events), limits.MaxBatchEvents)
 	}
+	total := 0
 	for i, ev := range events {
+		total += len(ev.Type) + len(ev.Payload)
+		if limits.MaxBatchBytes > 0 && total > limits.MaxBatchBytes {
+			return fmt.Errorf("%w: batch is over %d bytes (at event %d); split it into smaller appends",
+				ErrLimitExceeded, limits.MaxBatchBytes, i)
+		}
 		if ev.Type == "" {
 			return fmt.Errorf("%w: event %d has an empty type; every event needs a type", ErrInvalidEvent, i)
 		}

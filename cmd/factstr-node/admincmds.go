@@ -74,7 +74,7 @@ func adminStatus(ctx context.Context, name string, args []string) error {
 	}
 	if cf.json {
 		return json.NewEncoder(os.Stdout).Encode(map[string]any{
-			"node_id": st.GetNodeId(), "leader_id": st.GetLeaderId(), "term": st.GetTerm(),
+			"cluster_id": st.GetClusterId(), "node_id": st.GetNodeId(), "leader_id": st.GetLeaderId(), "term": st.GetTerm(),
 			"commit_index": st.GetCommitIndex(), "applied_index": st.GetAppliedIndex(),
 			"head_sequence_number": st.GetHeadSequenceNumber(), "members": membersJSON(st.GetMembers()), "warnings": st.GetWarnings(),
 		})
@@ -105,7 +105,7 @@ const adminUsage = `Usage: factstr-node admin <command> [flags]
   transfer-leadership [node-id] move leadership (to node-id, or the most up-to-date voter)
   snapshot save <file>          write a consistent backup of the store
   snapshot restore <file>       replace the cluster's state with a backup (run against the leader)
-  recover --data-dir D --peers id=raft-addr,...   offline: rewrite the peer set after quorum loss
+  recover --data-dir D --node-id ID --peers id=raft-addr,...   offline: rewrite the peer set after quorum loss
 
 Every command takes --addr (default 127.0.0.1:7400) and --json.
 `

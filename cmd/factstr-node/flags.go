@@ -70,3 +70,15 @@ func (l *rawList) Set(v string) error { *l = append(*l, v); return nil }
 func oneLine(err error) string {
 	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }
+
+// flagGiven reports whether name was set on the command line or through its
+// environment variable.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	if given {
+		return true
+	}
+	_, ok := os.LookupEnv("FACTSTR_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")))
+	return ok
+}

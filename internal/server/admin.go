@@ -53,7 +53,7 @@ func (a *Admin) Status(ctx context.Context, _ *factstrv1.StatusRequest) (*factst
 		return nil, a.status(err)
 	}
 	return &factstrv1.StatusResponse{
-		NodeId: st.NodeID, LeaderId: st.LeaderID, Term: st.Term, CommitIndex: st.CommitIndex,
+		ClusterId: st.ClusterID, NodeId: st.NodeID, LeaderId: st.LeaderID, Term: st.Term, CommitIndex: st.CommitIndex,
 		AppliedIndex: st.Applied, HeadSequenceNumber: st.Head, Members: membersToProto(st.Members), Warnings: st.Warnings,
 	}, nil
 }

@@ -250,6 +250,11 @@ type subscription struct {
 
 func (s *subscription) ID() uint64 { return s.id }
 
+// Done is closed when the subscription has ended, whether by Unsubscribe,
+// its ctx, Close, a durable handler failure or a lost durable lease. A
+// server relaying the stream ends its RPC on it.
+func (s *subscription) Done() <-chan struct{} { return s.done }
+
 // StartPosition is the sequence number through which the log was delivered
 // (or skipped) when the subscription went live: a client that loses its
 // connection before any delivery resumes after it.

@@ -71,15 +71,20 @@ func ToStatus(err error, classify Classifier) error {
 		return withReason(codes.FailedPrecondition, ReasonQueryMismatch, err.Error()+"; subscribe with the original query or use a new name")
 	case errors.Is(err, contract.ErrClosed):
 		return withReason(codes.Unavailable, ReasonClosed, "the node is shutting down; retry on another node")
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
 	}
+	// The store's own errors come before the context's: a node that gave up
+	// waiting for a leader wraps its deadline, and that is UNAVAILABLE (retry
+	// elsewhere), not the caller's DEADLINE_EXCEEDED.
 	if classify != nil {
 		if code, reason, ok := classify(err); ok {
 			return withReason(code, reason, err.Error())
 		}
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
 	}
 	return status.Error(codes.Internal, err.Error())
 }

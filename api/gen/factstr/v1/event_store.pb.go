@@ -900,8 +900,10 @@ func (*StreamDurableRequest_Unsubscribe) isStreamDurableRequest_Kind() {}
 
 // Released is the last message: the name is free again.
 type Released struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cursor        uint64                 `protobuf:"varint,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The last sequence number this subscription acknowledged (0: none); the
+	// stored cursor is at least this far.
+	Cursor        uint64 `protobuf:"varint,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
