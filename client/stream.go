@@ -97,6 +97,7 @@ func (c *Client) StreamTo(ctx context.Context, q contract.EventQuery, h contract
 		return nil, mapErr(err)
 	}
 	s.watchCallCtx(ctx)
+	s.markStarted()
 	go s.runLive(st)
 	return s, nil
 }
@@ -209,6 +210,7 @@ func (c *Client) StreamToDurable(ctx context.Context, name string, q contract.Ev
 		return nil, mapErr(err)
 	}
 	s.watchCallCtx(ctx)
+	s.markStarted()
 	go s.runDurable()
 	return s, nil
 }
@@ -345,6 +347,16 @@ func (s *subscription) deliver(recs []contract.EventRecord) (err error) {
 		}
 	}()
 	return s.handler(s.hctx, recs)
+}
+
+// markStarted is called just before the delivering goroutine is started,
+// so that an Unsubscribe right after StreamTo or StreamToDurable returned
+// waits for that goroutine to end (and, for a durable stream, for the
+// server to release the name) instead of returning at once.
+func (s *subscription) markStarted() {
+	s.mu.Lock()
+	s.started = true
+	s.mu.Unlock()
 }
 
 func (s *subscription) begin() {
