@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -22,6 +26,7 @@ import (
 
 	"github.com/factstr/factstr-go/cluster"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/metrics"
 	"github.com/factstr/factstr-go/internal/server"
 	"github.com/factstr/factstr-go/raftlog"
 )
@@ -34,13 +39,21 @@ type serveFlags struct {
 	join                           listFlag
 	tlsCert, tlsKey, tlsCA         string
 	token                          string
-	maxPayload, maxBatch           int
+	gossipKey                      string
+	maxPayload, maxBatch, maxBytes int
 	logLevel, logFormat            string
 	leaveOnTerminate               bool
 	unsafeLocalReads               bool
 	snapshotThreshold              uint64
 	heartbeat, election            time.Duration
 	shutdownTimeout                time.Duration
+	deadServerCleanup              time.Duration
+	metricsAddr                    string
+	pprof                          bool
+	blockProfileRate               int
+	mutexProfileFraction           int
+	gcPercent                      int
+	raftLogStore                   string
 }
 
 func serveFlagSet(f *serveFlags) *flag.FlagSet {
@@ -51,14 +64,16 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:7401", "host:port for Raft traffic")
 	fs.StringVar(&f.gossipAddr, "gossip-addr", "127.0.0.1:7402", "host:port for gossip (TCP and UDP)")
 	fs.StringVar(&f.advertise, "advertise-addr", "", "host (name or IP) other nodes reach this one on; the ports are the bind ports (default: the bind hosts)")
-	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", 1, "bootstrap a new cluster once this many nodes see each other (0: never, wait to be added)")
+	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", 1, "bootstrap a new cluster once this many nodes see each other (0: never, wait to be added; default 1 alone, 0 with --join)")
 	fs.Var(&f.join, "join", "gossip addresses (host:port, DNS names allowed) of other nodes, comma-separated or repeated")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate for the gRPC server and for dialing peers")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "PEM CA bundle: clients and peers must present a certificate it signed (mutual TLS)")
-	fs.StringVar(&f.token, "token", "", "require this bearer token from clients (health and peer calls exempt)")
+	fs.StringVar(&f.token, "token", "", "require this bearer token on every call but health checks (clients and peers; every node needs the same token)")
+	fs.StringVar(&f.gossipKey, "gossip-key", "", "base64 key (16, 24 or 32 bytes) that encrypts and authenticates gossip; the same on every node")
 	fs.IntVar(&f.maxPayload, "max-payload-bytes", contract.DefaultLimits.MaxPayloadBytes, "largest event payload accepted")
 	fs.IntVar(&f.maxBatch, "max-batch-events", contract.DefaultLimits.MaxBatchEvents, "most events accepted in one append")
+	fs.IntVar(&f.maxBytes, "max-batch-bytes", contract.DefaultLimits.MaxBatchBytes, "most bytes (types and payloads) accepted in one append")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&f.leaveOnTerminate, "leave-on-terminate", false, "on SIGTERM leave the cluster (remove this voter) instead of only handing leadership over")
@@ -67,6 +82,13 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.DurationVar(&f.heartbeat, "raft-heartbeat-timeout", time.Second, "Raft heartbeat timeout")
 	fs.DurationVar(&f.election, "raft-election-timeout", time.Second, "Raft election timeout")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 20*time.Second, "bound on a graceful shutdown")
+	fs.DurationVar(&f.deadServerCleanup, "dead-server-cleanup", 0, "leader removes servers gossip reports failed for longer than this, never below a quorum of --bootstrap-expect (0: off)")
+	fs.StringVar(&f.raftLogStore, "raft-log-store", raftlog.LogStoreBolt, "Raft log store for a new data directory: bolt (raft-boltdb, two fsyncs per append) or wal (hashicorp/raft-wal, one fsync per append, experimental upstream); an existing directory keeps its kind")
+	fs.IntVar(&f.gcPercent, "gc-percent", 400, "Go GC target percentage (runtime/debug.SetGCPercent); ignored when GOGC is set. Higher: less CPU on garbage collection, more heap; set GOMEMLIMIT to cap memory")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "host:port for Prometheus metrics on /metrics (empty: off)")
+	fs.BoolVar(&f.pprof, "pprof", false, "also serve /debug/pprof on --metrics-addr")
+	fs.IntVar(&f.blockProfileRate, "pprof-block-rate", 0, "with --pprof: runtime.SetBlockProfileRate (ns; 0: no block profile)")
+	fs.IntVar(&f.mutexProfileFraction, "pprof-mutex-fraction", 0, "with --pprof: runtime.SetMutexProfileFraction (0: no mutex profile)")
 	return fs
 }
 
@@ -76,11 +98,22 @@ func serve(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	// One node alone bootstraps itself by default; a node told to join
+	// others waits to be added, unless --bootstrap-expect says otherwise.
+	if len(f.join) > 0 && !flagGiven(fs, "bootstrap-expect") {
+		f.bootstrapExpect = 0
+	}
 	logger, err := newLogger(f.logLevel, f.logFormat)
 	if err != nil {
 		return err
 	}
 	slog.SetDefault(logger)
+	if _, ok := os.LookupEnv("GOGC"); !ok && f.gcPercent != 0 {
+		// The write path allocates per request in gRPC, raft and bbolt; at
+		// Go's default of 100 the collector took about a fifth of a loaded
+		// leader's CPU (docs/performance.md).
+		debug.SetGCPercent(f.gcPercent)
+	}
 
 	serverTLS, peerTLS, err := loadTLS(f.tlsCert, f.tlsKey, f.tlsCA)
 	if err != nil {
@@ -94,12 +127,23 @@ func serve(ctx context.Context, args []string) error {
 
 	rc := raftlog.DefaultConfig()
 	rc.SnapshotThreshold = f.snapshotThreshold
+	rc.LogStore = f.raftLogStore
 	rc.TrailingLogs = f.snapshotThreshold + f.snapshotThreshold/4
 	rc.HeartbeatTimeout, rc.ElectionTimeout = f.heartbeat, f.election
 	rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, f.heartbeat/2)
 	peerCreds := insecure.NewCredentials()
 	if peerTLS != nil {
 		peerCreds = credentials.NewTLS(peerTLS)
+	}
+	peerDial := []grpc.DialOption{grpc.WithTransportCredentials(peerCreds)}
+	if f.token != "" {
+		peerDial = append(peerDial, grpc.WithPerRPCCredentials(server.TokenCredentials(f.token, peerTLS != nil)))
+	}
+	var gossipKey []byte
+	if f.gossipKey != "" {
+		if gossipKey, err = base64.StdEncoding.DecodeString(f.gossipKey); err != nil {
+			return fmt.Errorf("--gossip-key: not base64: %w", err)
+		}
 	}
 	cfg := cluster.Config{
 		NodeID:            f.nodeID,
@@ -111,15 +155,33 @@ func serve(ctx context.Context, args []string) error {
 		GRPCAddr:          advertised(f.advertise, lis.Addr().String()),
 		BootstrapExpect:   f.bootstrapExpect,
 		Join:              f.join,
-		Limits:            contract.Limits{MaxPayloadBytes: f.maxPayload, MaxBatchEvents: f.maxBatch, MaxTypeBytes: contract.DefaultLimits.MaxTypeBytes},
+		Limits:            contract.Limits{MaxPayloadBytes: f.maxPayload, MaxBatchEvents: f.maxBatch, MaxTypeBytes: contract.DefaultLimits.MaxTypeBytes, MaxBatchBytes: f.maxBytes},
 		Raft:              rc,
-		PeerDialOptions:   []grpc.DialOption{grpc.WithTransportCredentials(peerCreds)},
+		PeerDialOptions:   peerDial,
+		GossipKey:         gossipKey,
 		UnsafeLocalReads:  f.unsafeLocalReads,
+		DeadServerCleanup: f.deadServerCleanup,
 		Version:           version,
 		Logger:            logger,
 	}
 	if f.unsafeLocalReads {
 		logger.Warn("--unsafe-local-reads is on: default reads may return stale data; never use this outside fault testing")
+	}
+	var met *metrics.Metrics
+	var metricsLis net.Listener
+	if f.metricsAddr != "" {
+		if metricsLis, err = net.Listen("tcp", f.metricsAddr); err != nil {
+			return fmt.Errorf("listen on --metrics-addr %s: %w", f.metricsAddr, err)
+		}
+		defer metricsLis.Close()
+		met = metrics.New()
+		cfg.OnApply = met.ObserveApply
+		if f.pprof {
+			runtime.SetBlockProfileRate(f.blockProfileRate)
+			runtime.SetMutexProfileFraction(f.mutexProfileFraction)
+		}
+	} else if f.pprof {
+		return errors.New("--pprof needs --metrics-addr (pprof is served on the metrics port)")
 	}
 	node, err := cluster.Start(ctx, cfg)
 	if err != nil {
@@ -127,6 +189,9 @@ func serve(ctx context.Context, args []string) error {
 	}
 
 	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(64 << 20)}
+	if met != nil {
+		opts = append(opts, met.ServerOptions()...)
+	}
 	if serverTLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(serverTLS)))
 	}
@@ -134,7 +199,16 @@ func serve(ctx context.Context, args []string) error {
 		opts = append(opts, server.TokenInterceptors(f.token)...)
 	}
 	srv := grpc.NewServer(opts...)
-	server.NewEventStore(node, cluster.Classify, logger).Register(srv)
+	es := server.NewEventStore(node, cluster.Classify, logger)
+	if met != nil {
+		es.WithObserver(met)
+		met.Attach(ctx, node)
+		hsrv := &http.Server{Handler: met.Handler(f.pprof), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = hsrv.Serve(metricsLis) }()
+		defer hsrv.Close()
+		logger.Info("metrics serving", "addr", metricsLis.Addr().String(), "pprof", f.pprof)
+	}
+	es.Register(srv)
 	server.NewAdmin(node, logger).Register(srv)
 	node.RegisterPeerService(srv)
 	hs := health.NewServer()
