@@ -1,0 +1,239 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/factstr/factstr-go/jepsen-style/history"
+)
+
+// Nemeses lists the faults a run can schedule.
+var Nemeses = map[string]string{
+	"partition-leader":   "isolate the leader from every other node",
+	"partition-follower": "isolate one follower (clients still reach it)",
+	"partition-halves":   "random minority/majority split",
+	"partition-bridge":   "one node sees both sides, the others do not see each other",
+	"partition-oneway":   "one node drops packets from another (one direction only)",
+	"loss":               "every node drops 25% of packets from its peers (nftables numgen)",
+	"kill":               "SIGKILL a random node, restart it when the fault ends",
+	"kill-leader":        "SIGKILL the leader, restart it when the fault ends",
+	"kill-all":           "SIGKILL every node, restart them all when the fault ends",
+	"pause":              "SIGSTOP a random node, SIGCONT when the fault ends",
+	"pause-leader":       "SIGSTOP the leader beyond the election timeout",
+	"pause-kill":         "pause one node, SIGKILL another, then resume and restart both",
+}
+
+type fault struct {
+	desc  string
+	heal  func(ctx context.Context)
+	nodes []string
+}
+
+func (c *cluster) others(i int) []int {
+	var o []int
+	for j := 1; j <= c.cfg.Nodes; j++ {
+		if j != i {
+			o = append(o, j)
+		}
+	}
+	return o
+}
+
+// grudge applies drop rules: node -> peers whose packets it drops.
+func (c *cluster) grudge(ctx context.Context, g map[int][]int) error {
+	for n, peers := range g {
+		if len(peers) == 0 {
+			continue
+		}
+		var ips []string
+		for _, p := range peers {
+			ips = append(ips, nodeIP(p))
+		}
+		if err := SetRules(ctx, n, []string{fmt.Sprintf("ip saddr { %s } drop", strings.Join(ips, ", "))}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *cluster) healNet(ctx context.Context) {
+	for i := 1; i <= c.cfg.Nodes; i++ {
+		if err := SetRules(ctx, i, nil); err != nil {
+			c.note("heal %s: %v", nsName(i), err)
+		}
+	}
+}
+
+func (c *cluster) pickLeader(ctx context.Context, rng *rand.Rand) int {
+	if l := c.leader(ctx); l > 0 {
+		return l
+	}
+	return 1 + rng.Intn(c.cfg.Nodes)
+}
+
+func (c *cluster) isolate(ctx context.Context, i int) error {
+	g := map[int][]int{i: c.others(i)}
+	for _, j := range c.others(i) {
+		g[j] = []int{i}
+	}
+	return c.grudge(ctx, g)
+}
+
+func (c *cluster) startFault(ctx context.Context, kind string, rng *rand.Rand) (*fault, error) {
+	n := c.cfg.Nodes
+	netHeal := func(ctx context.Context) { c.healNet(ctx) }
+	switch kind {
+	case "partition-leader":
+		l := c.pickLeader(ctx, rng)
+		return &fault{desc: fmt.Sprintf("partition {n%d} | rest (leader isolated)", l), heal: netHeal}, c.isolate(ctx, l)
+	case "partition-follower":
+		l := c.pickLeader(ctx, rng)
+		f := c.others(l)[rng.Intn(n-1)]
+		return &fault{desc: fmt.Sprintf("partition {n%d} | rest (follower isolated, leader n%d)", f, l), heal: netHeal}, c.isolate(ctx, f)
+	case "partition-halves":
+		perm := rng.Perm(n)
+		minority := map[int]bool{}
+		for _, p := range perm[:(n-1)/2] {
+			minority[p+1] = true
+		}
+		g := map[int][]int{}
+		var a, b []string
+		for i := 1; i <= n; i++ {
+			if minority[i] {
+				a = append(a, fmt.Sprintf("n%d", i))
+			} else {
+				b = append(b, fmt.Sprintf("n%d", i))
+			}
+			for j := 1; j <= n; j++ {
+				if minority[i] != minority[j] {
+					g[i] = append(g[i], j)
+				}
+			}
+		}
+		return &fault{desc: fmt.Sprintf("partition {%s} | {%s}", strings.Join(a, ","), strings.Join(b, ",")), heal: netHeal}, c.grudge(ctx, g)
+	case "partition-bridge":
+		perm := rng.Perm(n)
+		br := perm[0] + 1
+		var rest []int
+		for _, p := range perm[1:] {
+			rest = append(rest, p+1)
+		}
+		sort.Ints(rest)
+		half := len(rest) / 2
+		g := map[int][]int{}
+		for _, x := range rest[:half] {
+			g[x] = append(g[x], rest[half:]...)
+		}
+		for _, x := range rest[half:] {
+			g[x] = append(g[x], rest[:half]...)
+		}
+		return &fault{desc: fmt.Sprintf("bridge: n%d sees %v and %v, which do not see each other", br, rest[:half], rest[half:]), heal: netHeal}, c.grudge(ctx, g)
+	case "partition-oneway":
+		l := c.pickLeader(ctx, rng)
+		f := c.others(l)[rng.Intn(n-1)]
+		// the follower stops hearing the leader; the leader still hears it
+		return &fault{desc: fmt.Sprintf("one-way: n%d drops packets from leader n%d", f, l), heal: netHeal}, c.grudge(ctx, map[int][]int{f: {l}})
+	case "loss":
+		for i := 1; i <= n; i++ {
+			if err := SetRules(ctx, i, []string{fmt.Sprintf("ip saddr %s.0/24 ip saddr != %s numgen random mod 100 < 25 drop", Subnet, ClientIP)}); err != nil {
+				return nil, err
+			}
+		}
+		return &fault{desc: "25% packet loss between nodes", heal: netHeal}, nil
+	case "kill", "kill-leader":
+		i := 1 + rng.Intn(n)
+		if kind == "kill-leader" {
+			i = c.pickLeader(ctx, rng)
+		}
+		nd := c.nodes[i-1]
+		nd.kill()
+		return &fault{desc: fmt.Sprintf("SIGKILL n%d", i), heal: func(context.Context) {
+			if err := nd.start(); err != nil {
+				c.note("restart n%d: %v", i, err)
+			}
+		}}, nil
+	case "kill-all":
+		for _, nd := range c.nodes {
+			nd.kill()
+		}
+		return &fault{desc: "SIGKILL all nodes", heal: func(context.Context) {
+			for _, nd := range c.nodes {
+				if err := nd.start(); err != nil {
+					c.note("restart %s: %v", nd.name, err)
+				}
+			}
+		}}, nil
+	case "pause", "pause-leader":
+		i := 1 + rng.Intn(n)
+		if kind == "pause-leader" {
+			i = c.pickLeader(ctx, rng)
+		}
+		nd := c.nodes[i-1]
+		if err := nd.signal(syscall.SIGSTOP); err != nil {
+			return nil, err
+		}
+		return &fault{desc: fmt.Sprintf("SIGSTOP n%d", i), heal: func(context.Context) { _ = nd.signal(syscall.SIGCONT) }}, nil
+	case "pause-kill":
+		perm := rng.Perm(n)
+		p, k := c.nodes[perm[0]], c.nodes[perm[1]]
+		if err := p.signal(syscall.SIGSTOP); err != nil {
+			return nil, err
+		}
+		k.kill()
+		return &fault{desc: fmt.Sprintf("SIGSTOP %s + SIGKILL %s", p.name, k.name), heal: func(context.Context) {
+			_ = p.signal(syscall.SIGCONT)
+			if err := k.start(); err != nil {
+				c.note("restart %s: %v", k.name, err)
+			}
+		}}, nil
+	}
+	return nil, fmt.Errorf("unknown nemesis %q", kind)
+}
+
+// nemesis runs the schedule until ctx ends: warm-up, then fault / heal
+// cycles over cfg.Nemeses in order. The active fault is always healed.
+func (c *cluster) nemesis(ctx context.Context, rng *rand.Rand) {
+	if len(c.cfg.Nemeses) == 0 {
+		return
+	}
+	sleep := func(d time.Duration) bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(d):
+			return true
+		}
+	}
+	if !sleep(5 * time.Second) {
+		return
+	}
+	for k := 0; ; k++ {
+		kind := c.cfg.Nemeses[k%len(c.cfg.Nemeses)]
+		bg := context.Background()
+		op := c.rec.Invoke(-1, "nemesis", "", history.FNemesis, &history.Value{Fault: kind})
+		f, err := c.startFault(bg, kind, rng)
+		if err != nil {
+			c.note("nemesis %s failed to start: %v", kind, err)
+			if f == nil {
+				c.rec.Complete(op, -1, "nemesis", "", history.FNemesis, history.Fail, nil, err)
+				if !sleep(c.cfg.HealFor) {
+					return
+				}
+				continue
+			}
+		}
+		c.note("fault start: %s", f.desc)
+		ok := sleep(c.cfg.FaultFor)
+		f.heal(bg)
+		c.rec.Complete(op, -1, "nemesis", "", history.FNemesis, history.OK, &history.Value{Fault: f.desc}, nil)
+		c.note("fault end: %s", f.desc)
+		if !ok || !sleep(c.cfg.HealFor) {
+			return
+		}
+	}
+}

@@ -1,0 +1,287 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/factstr/factstr-go/client"
+	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/jepsen-style/history"
+)
+
+const eventType = "jepsen"
+
+type payload struct {
+	Ctx string `json:"ctx"`
+	ID  string `json:"id"`
+}
+
+func ctxQuery(ctx string) contract.EventQuery {
+	p, _ := json.Marshal(map[string]string{"ctx": ctx})
+	return contract.EventQuery{Filters: []contract.EventFilter{{EventTypes: []string{eventType}, PayloadPredicates: []json.RawMessage{p}}}}
+}
+
+func toEvents(recs []contract.EventRecord) []history.Event {
+	out := make([]history.Event, 0, len(recs))
+	for _, r := range recs {
+		var p payload
+		_ = json.Unmarshal(r.Payload, &p)
+		out = append(out, history.Event{Seq: r.SequenceNumber, ID: p.ID, Ctx: p.Ctx})
+	}
+	return out
+}
+
+var procSeq atomic.Int64
+
+func newProc() int { return int(procSeq.Add(1)) }
+
+// worker is one sequential client.
+type worker struct {
+	name    string
+	node    string // pinned node name, or "any"
+	cl      *client.Client
+	rec     *history.Recorder
+	rng     *rand.Rand
+	proc    int
+	n       int
+	ctxs    []string
+	timeout time.Duration
+	mix     mix
+	seen    map[string]uint64 // last context version seen
+	maxSeen uint64            // highest seq observed (for local reads)
+}
+
+// mix is the percentage of each operation kind (the rest: local reads).
+type mix struct{ appendIf, append, query, tail int }
+
+func (w *worker) pickCtx() string {
+	// skewed: the first contexts are hotter
+	a, b := w.rng.Intn(len(w.ctxs)), w.rng.Intn(len(w.ctxs))
+	return w.ctxs[min(a, b)]
+}
+
+func (w *worker) events(ctx string, n int) ([]contract.NewEvent, []string) {
+	var evs []contract.NewEvent
+	var ids []string
+	for i := 0; i < n; i++ {
+		w.n++
+		id := fmt.Sprintf("%s-%d", w.name, w.n)
+		b, _ := json.Marshal(payload{Ctx: ctx, ID: id})
+		evs = append(evs, contract.NewEvent{Type: eventType, Payload: b})
+		ids = append(ids, id)
+	}
+	return evs, ids
+}
+
+// classify: a conflict or a validation error is definite, everything else
+// (timeouts, lost connections, leadership changes) may have committed.
+func classifyWrite(err error) string {
+	var ce *contract.ConflictError
+	switch {
+	case errors.As(err, &ce), errors.Is(err, contract.ErrEmptyAppend), errors.Is(err, contract.ErrInvalidEvent), errors.Is(err, contract.ErrLimitExceeded):
+		return history.Fail
+	}
+	return history.Info
+}
+
+func (w *worker) step(ctx context.Context) {
+	roll := w.rng.Intn(100)
+	k := w.pickCtx()
+	octx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	m := w.mix
+	switch {
+	case roll < m.appendIf || roll < m.appendIf+m.append:
+		cond := roll < m.appendIf
+		evs, ids := w.events(k, 1+w.rng.Intn(3))
+		key := fmt.Sprintf("%s-k%d", w.name, w.n)
+		args := &history.Value{Ctx: k, IDs: ids, Key: key}
+		f := history.FAppend
+		exp := w.seen[k]
+		if cond {
+			f = history.FAppendIf
+			args.Expected = &exp
+		}
+		op := w.rec.Invoke(w.proc, w.name, w.node, f, args)
+		var res contract.AppendResult
+		var err error
+		octx = contract.WithIdempotencyKey(octx, key)
+		if cond {
+			res, err = w.cl.AppendIf(octx, evs, ctxQuery(k), exp)
+		} else {
+			res, err = w.cl.Append(octx, evs)
+		}
+		if err == nil {
+			w.rec.Complete(op, w.proc, w.name, w.node, f, history.OK, &history.Value{First: res.FirstSequenceNumber, Last: res.LastSequenceNumber}, nil)
+			w.seen[k] = res.LastSequenceNumber
+			w.maxSeen = max(w.maxSeen, res.LastSequenceNumber)
+			return
+		}
+		typ := classifyWrite(err)
+		var v *history.Value
+		var ce *contract.ConflictError
+		if errors.As(err, &ce) {
+			a := ce.Actual
+			v = &history.Value{Actual: &a}
+			w.seen[k] = ce.Actual
+		}
+		w.rec.Complete(op, w.proc, w.name, w.node, f, typ, v, err)
+		if typ == history.Info {
+			w.proc = newProc() // the old process may still be "running" that write
+		}
+	case roll < m.appendIf+m.append+m.query:
+		var min uint64
+		if w.seen[k] > 0 && w.rng.Intn(5) == 0 {
+			min = uint64(w.rng.Int63n(int64(w.seen[k])))
+		}
+		q := ctxQuery(k)
+		q.MinSequenceNumber = min
+		w.read(octx, history.FQuery, k, q, min, 0)
+	case roll < m.appendIf+m.append+m.query+m.tail:
+		w.read(octx, history.FTail, "", contract.EventQuery{MinSequenceNumber: ^uint64(0)}, 0, 0)
+	default:
+		ma := w.maxSeen
+		octx = contract.WithReadOptions(octx, contract.ReadOptions{Consistency: contract.Local, MinSequenceNumber: ma})
+		w.read(octx, history.FLocalQuery, k, ctxQuery(k), 0, ma)
+	}
+}
+
+func (w *worker) read(ctx context.Context, f, k string, q contract.EventQuery, min, minApplied uint64) {
+	op := w.rec.Invoke(w.proc, w.name, w.node, f, &history.Value{Ctx: k, Min: min, MinApplied: minApplied})
+	res, err := w.cl.Query(ctx, q)
+	if err != nil {
+		w.rec.Complete(op, w.proc, w.name, w.node, f, history.Fail, nil, err)
+		return
+	}
+	w.rec.Complete(op, w.proc, w.name, w.node, f, history.OK, &history.Value{Events: toEvents(res.Events), LR: res.LastReturnedSequenceNumber, CV: res.CurrentContextVersion}, nil)
+	if f == history.FTail {
+		w.maxSeen = max(w.maxSeen, res.CurrentContextVersion)
+		return
+	}
+	w.seen[k] = res.CurrentContextVersion
+	w.maxSeen = max(w.maxSeen, res.CurrentContextVersion)
+}
+
+// consumer is a durable subscriber that fails its handler now and then and
+// resubscribes after every stop.
+type consumer struct {
+	name   string
+	ctx    string // "" : every event
+	cl     *client.Client
+	rec    *history.Recorder
+	rng    *rand.Rand
+	failPc int
+
+	mu      sync.Mutex
+	inc     int
+	handled uint64 // last seq handled successfully
+	sub     contract.Subscription
+	subOp   int
+	subProc int
+	failed  chan struct{}
+}
+
+func (c *consumer) handler(inc int, failed chan struct{}) contract.StreamHandler {
+	return func(_ context.Context, batch []contract.EventRecord) error {
+		evs := toEvents(batch)
+		c.mu.Lock()
+		fail := c.rng.Intn(100) < c.failPc
+		c.mu.Unlock()
+		op := c.rec.Invoke(c.subProc, "consumer-"+c.name, "", history.FDeliver, &history.Value{Name: c.name, Incarnation: inc, Events: evs})
+		if fail {
+			c.rec.Complete(op, c.subProc, "consumer-"+c.name, "", history.FDeliver, history.Fail, nil, errors.New("injected handler failure"))
+			select {
+			case failed <- struct{}{}:
+			default:
+			}
+			return errors.New("injected handler failure")
+		}
+		c.rec.Complete(op, c.subProc, "consumer-"+c.name, "", history.FDeliver, history.OK, nil, nil)
+		c.mu.Lock()
+		if n := len(batch); n > 0 {
+			c.handled = max(c.handled, batch[n-1].SequenceNumber)
+		}
+		c.mu.Unlock()
+		return nil
+	}
+}
+
+func (c *consumer) subscribe(ctx context.Context) error {
+	c.mu.Lock()
+	c.inc++
+	inc := c.inc
+	c.subProc = newProc()
+	c.failed = make(chan struct{}, 1)
+	failed := c.failed
+	c.mu.Unlock()
+	op := c.rec.Invoke(c.subProc, "consumer-"+c.name, "", history.FSubscribe, &history.Value{Name: c.name, Ctx: c.ctx, Incarnation: inc})
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var sub contract.Subscription
+	var err error
+	// the stream outlives sctx: its handler ctx is cancelled by Unsubscribe
+	h := c.handler(inc, failed)
+	if c.ctx == "" {
+		sub, err = c.cl.StreamAllDurable(context.WithoutCancel(sctx), c.name, h)
+	} else {
+		sub, err = c.cl.StreamToDurable(context.WithoutCancel(sctx), c.name, ctxQuery(c.ctx), h)
+	}
+	if err != nil {
+		c.rec.Complete(op, c.subProc, "consumer-"+c.name, "", history.FSubscribe, history.Fail, nil, err)
+		return err
+	}
+	c.mu.Lock()
+	c.sub, c.subOp = sub, op
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *consumer) unsubscribe(reason string) {
+	c.mu.Lock()
+	sub, op, proc := c.sub, c.subOp, c.subProc
+	c.sub = nil
+	c.mu.Unlock()
+	if sub == nil {
+		return
+	}
+	sub.Unsubscribe()
+	c.rec.Complete(op, proc, "consumer-"+c.name, "", history.FSubscribe, history.OK, nil, errors.New(reason))
+}
+
+func (c *consumer) lastHandled() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.handled
+}
+
+// run keeps the consumer subscribed until ctx ends.
+func (c *consumer) run(ctx context.Context, resub <-chan struct{}) {
+	for ctx.Err() == nil {
+		if err := c.subscribe(ctx); err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+			continue
+		}
+		c.mu.Lock()
+		failed := c.failed
+		c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			c.unsubscribe("run ended")
+			return
+		case <-failed:
+			c.unsubscribe("handler failed")
+		case <-resub:
+			c.unsubscribe("forced resubscribe")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
