@@ -20,7 +20,8 @@ import (
 var benchFixtures struct {
 	mu     sync.Mutex
 	dir    string
-	stores map[string]*benchStore
+	stores map[int]*benchStore // shared, read-only use
+	copies int
 }
 
 func TestMain(m *testing.M) {
@@ -52,31 +53,54 @@ func benchPayload(customer string, i int) json.RawMessage {
 	return json.RawMessage(fmt.Sprintf(`{"customer":%q,"order":%d,"amount":%d,"tags":["x","y"]}`, customer, i, i%1000))
 }
 
-// benchFixture returns the store of n events for role, building the
-// events once per process with large batches through Apply (no fsync),
-// copying that file per role, so appends of one benchmark do not grow the
-// store another measures, and opening the copy in embedded mode with the
-// default fsync per commit.
-func benchFixture(b *testing.B, n int, role string) *benchStore {
+// benchFixture returns the shared store of n events, for benchmarks that
+// only read it.
+func benchFixture(b *testing.B, n int) *benchStore {
 	b.Helper()
 	benchFixtures.mu.Lock()
 	defer benchFixtures.mu.Unlock()
-	key := fmt.Sprintf("%d-%s", n, role)
-	if f, ok := benchFixtures.stores[key]; ok {
+	if f, ok := benchFixtures.stores[n]; ok {
 		return f
 	}
+	f := openBenchCopy(b, n, fmt.Sprintf("shared-%d.db", n))
+	benchFixtures.stores[n] = f
+	return f
+}
+
+// freshFixture returns a private copy of the store of n events, removed
+// when the benchmark ends, so every run of a writing benchmark starts from
+// the same n events instead of from what earlier runs appended.
+func freshFixture(b *testing.B, n int) *benchStore {
+	b.Helper()
+	benchFixtures.mu.Lock()
+	benchFixtures.copies++
+	name := fmt.Sprintf("copy-%d-%d.db", n, benchFixtures.copies)
+	f := openBenchCopy(b, n, name)
+	benchFixtures.mu.Unlock()
+	b.Cleanup(func() {
+		_ = f.s.Close()
+		_ = os.Remove(filepath.Join(benchFixtures.dir, name))
+	})
+	return f
+}
+
+// openBenchCopy builds the events once per process with large batches
+// through Apply (no fsync), copies that file to name and opens the copy in
+// embedded mode with the default fsync per commit. benchFixtures.mu is held.
+func openBenchCopy(b *testing.B, n int, name string) *benchStore {
+	b.Helper()
 	if benchFixtures.dir == "" {
 		dir, err := os.MkdirTemp("", "boltstore-bench-")
 		if err != nil {
 			b.Fatal(err)
 		}
-		benchFixtures.dir, benchFixtures.stores = dir, make(map[string]*benchStore)
+		benchFixtures.dir, benchFixtures.stores = dir, make(map[int]*benchStore)
 	}
 	base := filepath.Join(benchFixtures.dir, fmt.Sprintf("base-%d.db", n))
 	if _, err := os.Stat(base); err != nil {
 		buildBenchStore(b, base, n)
 	}
-	path := filepath.Join(benchFixtures.dir, key+".db")
+	path := filepath.Join(benchFixtures.dir, name)
 	if err := copyFile(base, path); err != nil {
 		b.Fatal(err)
 	}
@@ -84,9 +108,7 @@ func benchFixture(b *testing.B, n int, role string) *benchStore {
 	if err != nil {
 		b.Fatal(err)
 	}
-	f := &benchStore{s: s, n: n, customers: n / 40, versions: make(map[int]uint64)}
-	benchFixtures.stores[key] = f
-	return f
+	return &benchStore{s: s, n: n, customers: n / 40, versions: make(map[int]uint64)}
 }
 
 func buildBenchStore(b *testing.B, path string, n int) {
@@ -142,11 +164,16 @@ func copyFile(from, to string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
-		return err
+	_, err = io.Copy(dst, src)
+	if err == nil {
+		// Written back now, not by the kernel while the benchmark
+		// measures its own fsyncs.
+		err = dst.Sync()
 	}
-	return dst.Close()
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // shippedVersion is the version of the context "OrderShipped of customer
@@ -176,7 +203,7 @@ func BenchmarkAppend(b *testing.B) {
 	for _, events := range []int{1, 100} {
 		for _, size := range benchSizes {
 			b.Run(fmt.Sprintf("%devents/store=%s", events, size.name), func(b *testing.B) {
-				f := benchFixture(b, size.n, "append")
+				f := freshFixture(b, size.n)
 				batch := make([]contract.NewEvent, events)
 				i := 0
 				for b.Loop() {
@@ -199,8 +226,9 @@ func BenchmarkAppend(b *testing.B) {
 // BenchmarkAppendParallel shows the group commit: concurrent fsynced
 // appends share commits.
 func BenchmarkAppendParallel(b *testing.B) {
-	f := benchFixture(b, 10_000, "append")
+	f := freshFixture(b, 10_000)
 	b.SetParallelism(8)
+	b.ResetTimer()
 	var mu sync.Mutex
 	n := 0
 	b.RunParallel(func(pb *testing.PB) {
@@ -224,7 +252,7 @@ func BenchmarkAppendIf(b *testing.B) {
 	ctx := context.Background()
 	for _, size := range benchSizes {
 		b.Run("store="+size.name, func(b *testing.B) {
-			f := benchFixture(b, size.n, "read")
+			f := freshFixture(b, size.n)
 			i := 0
 			for b.Loop() {
 				k := i % f.customers
@@ -247,7 +275,7 @@ func BenchmarkQuery(b *testing.B) {
 	ctx := context.Background()
 	for _, size := range benchSizes {
 		b.Run("store="+size.name, func(b *testing.B) {
-			f := benchFixture(b, size.n, "read")
+			f := benchFixture(b, size.n)
 			q := func(k int) contract.EventQuery {
 				return contract.EventQuery{Filters: []contract.EventFilter{{
 					EventTypes:        []string{"OrderPlaced"},

@@ -99,6 +99,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
 	s := &Store{path: path, opts: o, log: o.logger.With("store", "boltstore", "path", path)}
 	db, state, err := openFile(path, o.noSync)
 	if err != nil {
