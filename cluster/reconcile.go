@@ -43,7 +43,12 @@ func (n *Node) reconcile(ctx context.Context) {
 		case ev := <-events:
 			switch ev.Kind {
 			case membership.EventLeave, membership.EventFail:
-				n.releaseLeasesOf(ev.Member.Meta.NodeID)
+				// A pod that came back under the same id at a new address
+				// may already hold new leases: release only if the id is
+				// not alive again.
+				if m, ok := n.ml.Lookup(ev.Member.Meta.NodeID); !ok || m.State != membership.StateAlive {
+					n.releaseLeasesOf(ev.Member.Meta.NodeID)
+				}
 			case membership.EventConflict:
 				n.log.Error("two nodes claim one node id; the second is ignored until it is stopped or renamed",
 					"node_id", ev.Member.Meta.NodeID, "rejected_addr", ev.Member.Addr)

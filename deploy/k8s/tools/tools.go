@@ -1,0 +1,14 @@
+//go:build tools
+
+// Package tools records the Kubernetes commands this module builds, so that
+// go mod tidy keeps their dependencies. dryrun.sh and e2e.sh build them with
+// go build; nothing imports this package.
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+)
