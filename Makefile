@@ -36,3 +36,58 @@ proto-check: proto ## fail if generated code is stale or the protos are not lint
 
 clean: ## remove build output
 	rm -rf $(BIN)
+
+# --- deploy (issue 7): container image, compose, Kubernetes checks ---
+IMAGE    ?= factstr-node:dev
+VERSION  ?= dev
+
+.PHONY: image compose-test k8s-validate k8s-dryrun k8s-e2e
+
+image: ## build the container image $(IMAGE) (static binary FROM scratch; no registry needed)
+	rm -rf $(BIN)/image && mkdir -p $(BIN)/image/data $(BIN)/image/etc
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/image/factstr-node ./cmd/factstr-node
+	cp deploy/image/etc/passwd deploy/image/etc/group $(BIN)/image/etc/
+	DOCKER_BUILDKIT=0 docker build -q -f deploy/Dockerfile -t $(IMAGE) $(BIN)/image
+
+compose-test: ## the docker compose cluster test (needs a Docker engine; part of make test)
+	CI=true $(GO) test -count=1 -v -timeout 15m -run TestCompose ./deploy/
+
+k8s-validate: ## strict decoding and invariants of deploy/k8s (own module under deploy/k8s/validate)
+	cd deploy/k8s/validate && $(GO) mod verify && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+k8s-dryrun: ## kubectl apply --dry-run=server against a real kube-apiserver+etcd on 127.0.0.1
+	deploy/k8s/dryrun.sh
+
+k8s-e2e: ## opt-in: the StatefulSet on a real kubelet+containerd on this host (root; changes and restores host settings)
+	deploy/k8s/e2e.sh
+
+# ---- performance (docs/performance.md) ----
+.PHONY: bench bench-tools bench-compare
+
+bench-tools: ## build factstr-node and the etcd helper (bench/etcd, a module of its own) into bin/
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/factstr-node ./cmd/factstr-node
+	cd bench/etcd && CGO_ENABLED=0 $(GO) build -o $(BIN)/factstr-etcd-bench .
+
+bench-compare: bench-tools ## FACTSTR vs etcd, 3 loopback nodes each, same workloads, ratios (a few minutes; COMPARE_FLAGS=...)
+	$(GO) run ./bench/compare --bin-dir $(BIN) $(COMPARE_FLAGS)
+
+bench: build ## load a running cluster: make bench BENCH_ARGS='--workload append --addr 127.0.0.1:7400'
+	$(BIN)/factstr-node bench $(BENCH_ARGS)
+
+# ---- fault-injection suite (issue 6; docs/fault-testing.md). Needs root: network namespaces, a bridge, nftables. ----
+.PHONY: jepsen-smoke jepsen-negative jepsen-full jepsen-cleanup
+JEPSEN_OUT   ?= $(BIN)/jepsen
+JEPSEN_FLAGS ?=
+
+jepsen-smoke: ## fault suite: 3 nodes in netns, leader partition + kill + pause, every checker (~3 min; exit 0 only without anomalies)
+	$(GO) test -count=1 -timeout 5m ./jepsen-style/...
+	$(GO) run ./jepsen-style/cmd/jepsen -mode smoke -repo $(CURDIR) -out $(JEPSEN_OUT)/smoke $(JEPSEN_FLAGS)
+
+jepsen-negative: ## negative control: the smoke against --unsafe-local-reads nodes; exit 0 only if stale reads are reported (~1.5 min)
+	$(GO) run ./jepsen-style/cmd/jepsen -mode negative -repo $(CURDIR) -out $(JEPSEN_OUT)/negative $(JEPSEN_FLAGS)
+
+jepsen-full: ## fault suite, every nemesis (~20 min; report in $(JEPSEN_OUT)/full)
+	$(GO) run ./jepsen-style/cmd/jepsen -mode full -repo $(CURDIR) -out $(JEPSEN_OUT)/full $(JEPSEN_FLAGS)
+
+jepsen-cleanup: ## remove what an interrupted fault run left (namespaces, bridge, FORWARD rule, node processes)
+	$(GO) run ./jepsen-style/cmd/jepsen -cleanup

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -22,8 +23,9 @@ type FSM struct {
 	applied *streams.Hub // the last Raft index this FSM has applied
 	logger  *slog.Logger
 	// OnApply, if set, is called after each applied batch with the number of
-	// entries and commands (for metrics). It must not block.
-	OnApply func(entries, commands int)
+	// entries and commands and the time the batch took to apply (decode and
+	// one bbolt transaction): for metrics. It must not block.
+	OnApply func(entries, commands int, took time.Duration)
 }
 
 var (
@@ -60,6 +62,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 // ApplyBatch implements raft.BatchingFSM: one bbolt transaction for the
 // whole batch, so a burst of appends costs one commit.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	start := time.Now()
 	resp := make([]any, len(logs))
 	entries := make([]boltstore.Entry, len(logs))
 	commands := 0
@@ -94,7 +97,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 	f.applied.Publish(logs[len(logs)-1].Index)
 	if f.OnApply != nil {
-		f.OnApply(len(logs), commands)
+		f.OnApply(len(logs), commands, time.Since(start))
 	}
 	return resp
 }

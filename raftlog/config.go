@@ -37,6 +37,12 @@ const (
 	maxAppendEntriesCap = 1024 // raft rejects larger values
 )
 
+// Log store kinds (Config.LogStore).
+const (
+	LogStoreBolt = "bolt"
+	LogStoreWAL  = "wal"
+)
+
 // Config is everything that shapes a node's Raft plumbing. Start from
 // DefaultConfig and set NodeID, DataDir and BindAddr.
 type Config struct {
@@ -87,6 +93,13 @@ type Config struct {
 	// LogCacheSize is how many recent entries raft.NewLogCache keeps in
 	// memory in front of the bolt store.
 	LogCacheSize int
+
+	// LogStore picks the Raft log and stable store for a new data directory:
+	// LogStoreBolt (raft-boltdb, the default: bbolt, two fsyncs per append)
+	// or LogStoreWAL (hashicorp/raft-wal: segment files, one fsync per
+	// append; its authors still call it experimental). A directory that
+	// already holds either kind keeps it, whatever this says.
+	LogStore string
 
 	// NoFreelistSync stops bbolt writing its freelist on every commit. That
 	// saves a lot of write IO on a log that is appended and truncated all
@@ -198,6 +211,9 @@ func (c Config) Validate() error {
 		// away entries a follower restarting mid-interval still needs, so
 		// routine restarts turn into full snapshot installs.
 		bad("TrailingLogs", "%d is less than SnapshotThreshold %d; set it to at least the threshold (1.25x is the default)", c.TrailingLogs, c.SnapshotThreshold)
+	}
+	if c.LogStore != "" && c.LogStore != LogStoreBolt && c.LogStore != LogStoreWAL {
+		bad("LogStore", "%q is not a log store; use %q (the default) or %q", c.LogStore, LogStoreBolt, LogStoreWAL)
 	}
 	if c.LogCacheSize < 1 {
 		bad("LogCacheSize", "must be at least 1; the default is 512")

@@ -7,10 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	raftwal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -18,6 +21,7 @@ import (
 const (
 	raftDirName       = "raft"
 	boltFileName      = "raft.db"
+	walDirName        = "wal"
 	snapshotsRetained = 2
 
 	// defaultLockWait bounds how long Open waits for raft.db's file lock
@@ -50,6 +54,10 @@ type Stores struct {
 	dir    string
 	logger *hclogAdapter
 	bolt   *raftboltdb.BoltStore
+	wal    *raftwal.WAL
+	walDB  *metadb.BoltMetaDB // raft-wal's Close leaves it open
+	lock   *os.File           // flock on the wal directory
+	kind   string             // LogStoreBolt or LogStoreWAL
 
 	closeOnce sync.Once
 	closeErr  error
@@ -79,7 +87,76 @@ func Open(ctx context.Context, cfg Config) (*Stores, error) {
 	return s, nil
 }
 
+// logStoreKind decides which log store dir uses: the kind it already holds,
+// else the configured one.
+func (s *Stores) logStoreKind() string {
+	if _, err := os.Stat(filepath.Join(s.dir, boltFileName)); err == nil {
+		return LogStoreBolt
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, walDirName)); err == nil {
+		return LogStoreWAL
+	}
+	if s.cfg.LogStore == LogStoreWAL {
+		return LogStoreWAL
+	}
+	return LogStoreBolt
+}
+
+// openWAL opens the raft-wal log and stable store in dir/wal. Every
+// StoreLogs is one write and one fsync of the tail segment.
+func (s *Stores) openWAL(ctx context.Context) error {
+	dir := filepath.Join(s.dir, walDirName)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("raftlog: create %s: %w", dir, err)
+	}
+	// raft-wal's meta database waits forever for its file lock; take our
+	// own first, bounded like the bolt store's.
+	lockWait := defaultLockWait
+	if deadline, ok := ctx.Deadline(); ok {
+		lockWait = max(time.Until(deadline), time.Millisecond)
+	}
+	lf, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("raftlog: %w", err)
+	}
+	s.lock = lf
+	for end := time.Now().Add(lockWait); ; {
+		err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("raftlog: open %s: lock not acquired within %v; is another process using DataDir %s? %w", dir, lockWait, s.cfg.DataDir, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.walDB = &metadb.BoltMetaDB{}
+	w, err := raftwal.Open(dir, raftwal.WithLogger(s.logger.Named("wal")), raftwal.WithMetaStore(s.walDB))
+	if err != nil {
+		return fmt.Errorf("raftlog: open %s: %w", dir, err)
+	}
+	s.wal = w
+	s.StableStore = w
+	cache, err := raft.NewLogCache(s.cfg.LogCacheSize, w)
+	if err != nil {
+		return fmt.Errorf("raftlog: log cache: %w", err)
+	}
+	s.LogStore = cache
+	return nil
+}
+
+// LogStoreKind is the log store this node uses (LogStoreBolt or
+// LogStoreWAL).
+func (s *Stores) LogStoreKind() string { return s.kind }
+
 func (s *Stores) open(ctx context.Context) error {
+	s.kind = s.logStoreKind()
+	if s.kind == LogStoreWAL {
+		if err := s.openWAL(ctx); err != nil {
+			return err
+		}
+		return s.openRest(ctx)
+	}
 	lockWait := defaultLockWait
 	if deadline, ok := ctx.Deadline(); ok {
 		lockWait = max(time.Until(deadline), time.Millisecond)
@@ -106,7 +183,11 @@ func (s *Stores) open(ctx context.Context) error {
 		return fmt.Errorf("raftlog: log cache: %w", err)
 	}
 	s.LogStore = cache
+	return s.openRest(ctx)
+}
 
+// openRest opens the snapshot store and the transport.
+func (s *Stores) openRest(ctx context.Context) error {
 	// NewFileSnapshotStore creates <dir>/snapshots itself.
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(s.dir, snapshotsRetained, s.logger.Named("snapshot"))
 	if err != nil {
@@ -184,6 +265,19 @@ func (s *Stores) closeAll() error {
 		if err := s.bolt.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("raftlog: close %s: %w", boltFileName, err))
 		}
+	}
+	if s.wal != nil {
+		if err := s.wal.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("raftlog: close %s: %w", walDirName, err))
+		}
+	}
+	if s.walDB != nil {
+		if err := s.walDB.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("raftlog: close %s meta: %w", walDirName, err))
+		}
+	}
+	if s.lock != nil {
+		_ = s.lock.Close() // releases the flock
 	}
 	return errors.Join(errs...)
 }

@@ -29,6 +29,7 @@ Usage:
   factstr-node tail    [flags]     print a live or durable stream as JSON lines
   factstr-node status  [flags]     cluster status
   factstr-node admin <command>     members, join, leave, remove, transfer-leadership, snapshot, recover
+  factstr-node bench   [flags]     load a running cluster: append, append-if, query, stream
   factstr-node version
 
 Run 'factstr-node <command> --help' for a command's flags. Every flag can also
@@ -45,6 +46,8 @@ func run(ctx context.Context, args []string) int {
 	cmd := "serve"
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	} else if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		cmd = "help"
 	}
 	var err error
 	switch cmd {
@@ -60,6 +63,8 @@ func run(ctx context.Context, args []string) int {
 		err = cmdStatus(ctx, args)
 	case "admin":
 		err = cmdAdmin(ctx, args)
+	case "bench":
+		err = cmdBench(ctx, args)
 	case "version":
 		fmt.Println(version)
 	case "help", "-h", "--help":

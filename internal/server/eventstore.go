@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
+	"github.com/factstr/factstr-go/cluster"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/streams"
 	"github.com/factstr/factstr-go/internal/wire"
@@ -30,6 +33,28 @@ type EventStore struct {
 	store    contract.EventStore
 	classify wire.Classifier
 	log      *slog.Logger
+	obs      StreamObserver
+}
+
+// StreamObserver learns about the streams this service serves (metrics).
+// Its methods must not block.
+type StreamObserver interface {
+	// SubscriberStarted and SubscriberEnded bracket every subscription;
+	// kind is "live" or "durable".
+	SubscriberStarted(kind string)
+	SubscriberEnded(kind string)
+	// DurableAt reports that the durable stream name has been delivered
+	// (and acknowledged) through sequence number pos; at is the commit
+	// time of that event (zero when unknown).
+	DurableAt(name string, pos uint64, at time.Time)
+	// DurableEnded reports that this node no longer serves name.
+	DurableEnded(name string)
+}
+
+// WithObserver sets the stream observer and returns s.
+func (s *EventStore) WithObserver(o StreamObserver) *EventStore {
+	s.obs = o
+	return s
 }
 
 // NewEventStore returns the service over store. classify maps errors of the
@@ -52,22 +77,26 @@ func (s *EventStore) Append(ctx context.Context, req *factstrv1.AppendRequest) (
 	if k := req.GetIdempotencyKey(); k != "" {
 		ctx = contract.WithIdempotencyKey(ctx, k)
 	}
+	var outcome cluster.AppendOutcome
+	ctx = cluster.WithAppendOutcome(ctx, &outcome)
 	r, err := s.store.Append(ctx, wire.EventsFromProto(req.GetEvents()))
 	if err != nil {
 		return nil, s.status(err)
 	}
-	return &factstrv1.AppendResponse{FirstSequenceNumber: r.FirstSequenceNumber, LastSequenceNumber: r.LastSequenceNumber, CommittedCount: r.CommittedCount}, nil
+	return &factstrv1.AppendResponse{FirstSequenceNumber: r.FirstSequenceNumber, LastSequenceNumber: r.LastSequenceNumber, CommittedCount: r.CommittedCount, Duplicate: outcome.Duplicate}, nil
 }
 
 func (s *EventStore) AppendIf(ctx context.Context, req *factstrv1.AppendIfRequest) (*factstrv1.AppendIfResponse, error) {
 	if k := req.GetIdempotencyKey(); k != "" {
 		ctx = contract.WithIdempotencyKey(ctx, k)
 	}
+	var outcome cluster.AppendOutcome
+	ctx = cluster.WithAppendOutcome(ctx, &outcome)
 	r, err := s.store.AppendIf(ctx, wire.EventsFromProto(req.GetEvents()), wire.QueryFromProto(req.GetContext()), req.GetExpectedContextVersion())
 	if err != nil {
 		return nil, s.status(err)
 	}
-	return &factstrv1.AppendIfResponse{FirstSequenceNumber: r.FirstSequenceNumber, LastSequenceNumber: r.LastSequenceNumber, CommittedCount: r.CommittedCount}, nil
+	return &factstrv1.AppendIfResponse{FirstSequenceNumber: r.FirstSequenceNumber, LastSequenceNumber: r.LastSequenceNumber, CommittedCount: r.CommittedCount, Duplicate: outcome.Duplicate}, nil
 }
 
 // Query sends the result in pages cut by count and by bytes, so no message
@@ -133,6 +162,10 @@ func (s *EventStore) Stream(req *factstrv1.StreamRequest, stream grpc.ServerStre
 		return s.status(err)
 	}
 	defer sub.Unsubscribe()
+	if s.obs != nil {
+		s.obs.SubscriberStarted("live")
+		defer s.obs.SubscriberEnded("live")
+	}
 	if err := send(&factstrv1.StreamResponse{Kind: &factstrv1.StreamResponse_Subscribed{Subscribed: subscribed(sub)}}); err != nil {
 		return err
 	}
@@ -141,7 +174,21 @@ func (s *EventStore) Stream(req *factstrv1.StreamRequest, stream grpc.ServerStre
 		return nil
 	case err := <-failed:
 		return err
+	case <-subDone(sub):
+		// The subscription ended on the server (the node is closing): end
+		// the RPC so the client resumes on another node.
+		return status.Error(codes.Unavailable, "the stream ended on this node; resume on another node")
 	}
+}
+
+// subDone returns a channel closed when sub ends on its own, if the store's
+// subscriptions tell (the stream engine's do); otherwise nil, which never
+// fires.
+func subDone(sub contract.Subscription) <-chan struct{} {
+	if d, ok := sub.(interface{ Done() <-chan struct{} }); ok {
+		return d.Done()
+	}
+	return nil
 }
 
 // StreamDurable serves durable streams: each delivered batch waits for the
@@ -192,20 +239,41 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 	}
 	ended := make(chan struct{})
 	var endOnce sync.Once
+	var lastAcked atomic.Uint64 // the cursor, as far as this subscription moved it
+	var reported atomic.Bool    // this call reported a position for the name
 	handler := func(hctx context.Context, batch []contract.EventRecord) error {
 		last := batch[len(batch)-1].SequenceNumber
 		err := send(&factstrv1.StreamDurableResponse{Kind: &factstrv1.StreamDurableResponse_Batch{Batch: &factstrv1.Batch{Events: wire.RecordsToProto(batch)}}})
 		if err == nil {
 			err = waitAck(ctx, acks, last)
 		}
+		if err == nil {
+			lastAcked.Store(last)
+		}
 		if err != nil {
 			endOnce.Do(func() { close(ended) })
+		} else if s.obs != nil {
+			reported.Store(true)
+			s.obs.DurableAt(subReq.GetName(), last, batch[len(batch)-1].OccurredAt)
 		}
 		return err
 	}
+	if s.obs != nil {
+		s.obs.SubscriberStarted("durable")
+		defer s.obs.SubscriberEnded("durable")
+	}
 	sub, err := s.store.StreamToDurable(ctx, subReq.GetName(), wire.QueryFromProto(subReq.GetQuery()), handler)
 	if err != nil {
+		if s.obs != nil && reported.Load() {
+			s.obs.DurableEnded(subReq.GetName())
+		}
 		return s.status(err)
+	}
+	if s.obs != nil {
+		defer s.obs.DurableEnded(subReq.GetName())
+		if p, ok := sub.(interface{ StartPosition() uint64 }); ok {
+			s.obs.DurableAt(subReq.GetName(), p.StartPosition(), time.Time{})
+		}
 	}
 	if err := send(&factstrv1.StreamDurableResponse{Kind: &factstrv1.StreamDurableResponse_Subscribed{Subscribed: subscribed(sub)}}); err != nil {
 		sub.Unsubscribe()
@@ -216,10 +284,20 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 		// Unsubscribe waits for an in-flight handler (and so for the
 		// client's ack of it) and for the name's release.
 		sub.Unsubscribe()
-		return send(&factstrv1.StreamDurableResponse{Kind: &factstrv1.StreamDurableResponse_Released{Released: &factstrv1.Released{}}})
+		return send(&factstrv1.StreamDurableResponse{Kind: &factstrv1.StreamDurableResponse_Released{Released: &factstrv1.Released{Cursor: lastAcked.Load()}}})
 	case <-ended:
 		sub.Unsubscribe()
 		return status.Error(codes.Aborted, "durable stream stopped: the client's handler failed; the cursor stays before the failed batch")
+	case <-subDone(sub):
+		select {
+		case <-ended:
+			return status.Error(codes.Aborted, "durable stream stopped: the client's handler failed; the cursor stays before the failed batch")
+		default:
+		}
+		// The subscription ended on the server: its lease was lost (this
+		// node was declared gone) or the node is closing. The client
+		// subscribes again, on this or another node, from the cursor.
+		return status.Error(codes.Unavailable, "the durable stream ended on this node (lease lost or node closing); subscribe again to resume from the cursor")
 	case err := <-recvErr:
 		cancel()
 		sub.Unsubscribe()

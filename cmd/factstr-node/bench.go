@@ -1,0 +1,394 @@
+package main
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"google.golang.org/grpc/status"
+
+	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
+	"github.com/factstr/factstr-go/bench/load"
+	"github.com/factstr/factstr-go/client"
+	"github.com/factstr/factstr-go/contract"
+)
+
+const benchUsage = `bench --workload append|append-if|query|stream [flags]
+
+Drives a running cluster through the Go client and reports ops/s, events/s,
+latency percentiles (HdrHistogram) and errors by kind.
+
+  append     Append batches of --batch events (payload --payload-bytes of JSON)
+  append-if  AppendIf on one of --contexts contexts with the version each
+             worker last saw; conflicts are counted (1 context: high
+             contention, 1000: low)
+  query      Query one context of one event among --contexts preloaded ones
+             (--consistency linearizable or local; --on follower to read on
+             followers)
+  stream     --subscribers live subscribers (StreamTo) while the workers
+             append; reports end-to-end delivery latency`
+
+type benchFlags struct {
+	cf            clientFlags
+	workload      string
+	concurrency   int
+	connections   int
+	duration      time.Duration
+	warmup        time.Duration
+	ops           int64
+	payloadBytes  int
+	batch         int
+	contexts      int
+	consistency   string
+	on            string
+	subscribers   int
+	rate          float64
+	quiet         bool
+	progressEvery time.Duration
+}
+
+func cmdBench(ctx context.Context, args []string) error {
+	var f benchFlags
+	fs := newFlagSet("bench", benchUsage)
+	f.cf.register(fs)
+	fs.StringVar(&f.workload, "workload", "append", "append, append-if, query or stream")
+	fs.IntVar(&f.concurrency, "concurrency", 64, "workers, each with one request in flight")
+	fs.IntVar(&f.connections, "connections", 4, "client instances (gRPC connections to each target) the workers share")
+	fs.DurationVar(&f.duration, "duration", 10*time.Second, "how long to measure")
+	fs.DurationVar(&f.warmup, "warmup", time.Second, "how long to run before measuring")
+	fs.Int64Var(&f.ops, "ops", 0, "stop after this many operations (0: run for --duration)")
+	fs.IntVar(&f.payloadBytes, "payload-bytes", 200, "size of each event's JSON payload")
+	fs.IntVar(&f.batch, "batch", 1, "events per append (append, stream)")
+	fs.IntVar(&f.contexts, "contexts", 1000, "contexts (append-if: 1 is high contention; query: preloaded contexts)")
+	fs.StringVar(&f.consistency, "consistency", "linearizable", "query and stream reads: linearizable or local")
+	fs.StringVar(&f.on, "on", "any", "send requests to: any (every --addr), leader or follower (resolved through admin status)")
+	fs.IntVar(&f.subscribers, "subscribers", 10, "stream: live subscribers")
+	fs.Float64Var(&f.rate, "rate", 0, "operations per second over all workers (0: as fast as they go)")
+	fs.BoolVar(&f.quiet, "quiet", false, "no progress lines on stderr")
+	fs.DurationVar(&f.progressEvery, "progress-every", time.Second, "interval of progress lines")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if f.concurrency < 1 || f.connections < 1 || f.batch < 1 || f.contexts < 1 {
+		return errors.New("--concurrency, --connections, --batch and --contexts must be at least 1")
+	}
+	targets, err := f.targets(ctx)
+	if err != nil {
+		return err
+	}
+	conns := make([]*client.Client, f.connections)
+	for i := range conns {
+		cf := f.cf
+		cf.addr = targets
+		cf.timeout = 30 * time.Second
+		if conns[i], err = cf.dial(ctx); err != nil {
+			return err
+		}
+		defer conns[i].Close()
+	}
+	var progress io.Writer = os.Stderr
+	if f.quiet {
+		progress = nil
+	}
+	opts := load.Options{
+		Name: f.workload, Concurrency: f.concurrency, Duration: f.duration, Ops: f.ops, Warmup: f.warmup,
+		Progress: progress, ProgressEvery: f.progressEvery, Classify: classifyErr, NotFailures: []string{"conflict"},
+		Rate: f.rate,
+	}
+	if progress != nil {
+		fmt.Fprintf(os.Stderr, "bench %s against %s: %d workers over %d connections\n", f.workload, strings.Join(targets, ","), f.concurrency, f.connections)
+	}
+	run := runID()
+	var res load.Result
+	switch f.workload {
+	case "append":
+		res = load.Run(ctx, opts, f.appendOp(conns, run))
+	case "append-if":
+		op, extra := f.appendIfOp(conns, run)
+		res = load.Run(ctx, opts, op)
+		res.Extra = extra()
+	case "query":
+		if err := f.preload(ctx, conns[0], run); err != nil {
+			return err
+		}
+		res = load.Run(ctx, opts, f.queryOp(conns, run))
+	case "stream":
+		res, err = f.stream(ctx, conns, opts, run)
+		if err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("--workload %q: want append, append-if, query or stream", f.workload)
+	}
+	res.Name = "factstr " + f.workload
+	if f.cf.json {
+		return load.PrintJSON(os.Stdout, res)
+	}
+	load.Print(os.Stdout, res)
+	return nil
+}
+
+// targets resolves --on to node addresses.
+func (f *benchFlags) targets(ctx context.Context) ([]string, error) {
+	addrs := []string(f.cf.addr)
+	if len(addrs) == 0 {
+		addrs = []string{"127.0.0.1:7400"}
+	}
+	if f.on == "any" {
+		return addrs, nil
+	}
+	if f.on != "leader" && f.on != "follower" {
+		return nil, fmt.Errorf("--on %q: want any, leader or follower", f.on)
+	}
+	cf := f.cf
+	cf.addr = addrs
+	c, err := cf.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for i := range addrs {
+			sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			st, err := c.AdminAt(i).Status(sctx, &factstrv1.StatusRequest{})
+			cancel()
+			if err != nil || st.GetLeaderId() == "" {
+				continue
+			}
+			var out []string
+			for _, m := range st.GetMembers() {
+				leader := m.GetId() == st.GetLeaderId()
+				if (f.on == "leader") == leader && m.GetGrpcAddr() != "" && m.GetSuffrage() == "voter" {
+					out = append(out, m.GetGrpcAddr())
+				}
+			}
+			if len(out) > 0 {
+				return out, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("--on %s: no such node found through %s", f.on, strings.Join(addrs, ","))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (f *benchFlags) readCtx(ctx context.Context) context.Context {
+	if f.consistency == "local" {
+		return contract.WithReadOptions(ctx, contract.ReadOptions{Consistency: contract.Local})
+	}
+	return ctx
+}
+
+func (f *benchFlags) appendOp(conns []*client.Client, run string) load.Op {
+	return func(ctx context.Context, w int) (int, error) {
+		evs := make([]contract.NewEvent, f.batch)
+		for i := range evs {
+			evs[i] = contract.NewEvent{Type: "bench-" + run, Payload: load.Payload(f.payloadBytes, map[string]any{"w": w})}
+		}
+		r, err := conns[w%len(conns)].Append(ctx, evs)
+		return int(r.CommittedCount), err
+	}
+}
+
+// appendIfOp appends to a random context with the version last learned for
+// it (from a success, or from a conflict's actual version), as a command
+// handler that caches its decision state would.
+func (f *benchFlags) appendIfOp(conns []*client.Client, run string) (load.Op, func() map[string]float64) {
+	versions := make([]atomic.Uint64, f.contexts)
+	typ := "bench-ctx-" + run
+	return func(ctx context.Context, w int) (int, error) {
+			i := rand.IntN(f.contexts)
+			key := fmt.Sprintf("c%d", i)
+			q := contract.EventQuery{Filters: []contract.EventFilter{{
+				EventTypes: []string{typ}, PayloadPredicates: []json.RawMessage{json.RawMessage(`{"ctx":"` + key + `"}`)},
+			}}}
+			evs := make([]contract.NewEvent, f.batch)
+			for j := range evs {
+				evs[j] = contract.NewEvent{Type: typ, Payload: load.Payload(f.payloadBytes, map[string]any{"ctx": key, "w": w})}
+			}
+			r, err := conns[w%len(conns)].AppendIf(ctx, evs, q, versions[i].Load())
+			var conflict *contract.ConflictError
+			switch {
+			case err == nil:
+				versions[i].Store(r.LastSequenceNumber)
+			case errors.As(err, &conflict):
+				versions[i].Store(conflict.Actual)
+			}
+			return int(r.CommittedCount), err
+		}, func() map[string]float64 {
+			return map[string]float64{"contexts": float64(f.contexts)}
+		}
+}
+
+// preload writes one event for each of --contexts read contexts.
+func (f *benchFlags) preload(ctx context.Context, c *client.Client, run string) error {
+	const per = 100
+	for i := 0; i < f.contexts; i += per {
+		var evs []contract.NewEvent
+		for j := i; j < min(i+per, f.contexts); j++ {
+			evs = append(evs, contract.NewEvent{Type: "bench-read-" + run, Payload: load.Payload(f.payloadBytes, map[string]any{"ctx": fmt.Sprintf("r%d", j)})})
+		}
+		if _, err := c.Append(ctx, evs); err != nil {
+			return fmt.Errorf("preload: %w", err)
+		}
+	}
+	return nil
+}
+
+func (f *benchFlags) queryOp(conns []*client.Client, run string) load.Op {
+	typ := "bench-read-" + run
+	return func(ctx context.Context, w int) (int, error) {
+		q := contract.EventQuery{Filters: []contract.EventFilter{{
+			EventTypes: []string{typ}, PayloadPredicates: []json.RawMessage{json.RawMessage(fmt.Sprintf(`{"ctx":"r%d"}`, rand.IntN(f.contexts)))},
+		}}}
+		r, err := conns[w%len(conns)].Query(f.readCtx(ctx), q)
+		if err == nil && len(r.Events) != 1 {
+			return 0, fmt.Errorf("query returned %d events, want 1", len(r.Events))
+		}
+		return len(r.Events), err
+	}
+}
+
+// stream runs --subscribers live subscriptions while the workers append
+// events stamped with their send time, and measures the delivery latency.
+func (f *benchFlags) stream(ctx context.Context, conns []*client.Client, opts load.Options, run string) (load.Result, error) {
+	typ := "bench-stream-" + run
+	q := contract.EventQuery{Filters: []contract.EventFilter{{EventTypes: []string{typ}}}}
+	type subStats struct {
+		mu        sync.Mutex
+		hist      *hdrhistogram.Histogram
+		delivered int64
+	}
+	stats := make([]*subStats, f.subscribers)
+	var subs []contract.Subscription
+	defer func() {
+		for _, s := range subs {
+			s.Unsubscribe()
+		}
+	}()
+	var measuring atomic.Bool
+	for i := range stats {
+		st := &subStats{hist: load.NewHistogram()}
+		stats[i] = st
+		sub, err := conns[i%len(conns)].StreamTo(f.readCtx(ctx), q, func(_ context.Context, batch []contract.EventRecord) error {
+			now := time.Now().UnixNano()
+			if !measuring.Load() {
+				return nil
+			}
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			for _, ev := range batch {
+				var p struct {
+					T int64 `json:"t"`
+				}
+				if json.Unmarshal(ev.Payload, &p) == nil && p.T > 0 {
+					_ = st.hist.RecordValue(max((now-p.T)/1000, 1))
+					st.delivered++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return load.Result{}, fmt.Errorf("subscriber %d: %w", i, err)
+		}
+		subs = append(subs, sub)
+	}
+	var written atomic.Int64
+	op := func(ctx context.Context, w int) (int, error) {
+		evs := make([]contract.NewEvent, f.batch)
+		for i := range evs {
+			evs[i] = contract.NewEvent{Type: typ, Payload: load.Payload(f.payloadBytes, map[string]any{"t": time.Now().UnixNano(), "w": w})}
+		}
+		r, err := conns[w%len(conns)].Append(ctx, evs)
+		if err == nil && measuring.Load() {
+			written.Add(int64(r.CommittedCount))
+		}
+		return int(r.CommittedCount), err
+	}
+	// Warm up without counting deliveries, then measure.
+	warm := opts
+	warm.Warmup, opts.Warmup = 0, 0
+	if warm.Duration = f.warmup; warm.Duration > 0 {
+		warm.Progress = nil
+		load.Run(ctx, warm, op)
+		time.Sleep(500 * time.Millisecond) // let the warm-up deliveries drain
+	}
+	measuring.Store(true)
+	res := load.Run(ctx, opts, op)
+	want := written.Load() * int64(f.subscribers)
+	drain := time.Now().Add(10 * time.Second)
+	var delivered int64
+	for {
+		delivered = 0
+		for _, st := range stats {
+			st.mu.Lock()
+			delivered += st.delivered
+			st.mu.Unlock()
+		}
+		if delivered >= want || time.Now().After(drain) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	measuring.Store(false)
+	h := load.NewHistogram()
+	for _, st := range stats {
+		st.mu.Lock()
+		h.Merge(st.hist)
+		st.mu.Unlock()
+	}
+	l := load.LatencyOf(h)
+	res.Extra = map[string]float64{
+		"subscribers":              float64(f.subscribers),
+		"delivered_events":         float64(delivered),
+		"missing_events":           float64(max(want-delivered, 0)),
+		"delivered_events_per_sec": float64(delivered) / res.Seconds,
+		"delivery_p50_ms":          l.P50,
+		"delivery_p90_ms":          l.P90,
+		"delivery_p99_ms":          l.P99,
+		"delivery_p99_9_ms":        l.P999,
+		"delivery_max_ms":          l.Max,
+	}
+	return res, nil
+}
+
+// classifyErr names an error's kind: conflicts, gRPC codes, contract errors.
+func classifyErr(err error) string {
+	var conflict *contract.ConflictError
+	if errors.As(err, &conflict) {
+		return "conflict"
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "deadline_exceeded"
+	}
+	if st, ok := status.FromError(errors.Unwrap(err)); ok && st.Code() != 0 {
+		return strings.ToLower(st.Code().String())
+	}
+	if st, ok := status.FromError(err); ok {
+		return strings.ToLower(st.Code().String())
+	}
+	return load.DefaultClassify(err)
+}
+
+func runID() string {
+	b := make([]byte, 4)
+	_, _ = crand.Read(b)
+	return hex.EncodeToString(b)
+}

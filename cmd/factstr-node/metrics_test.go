@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/factstr/factstr-go/client"
+	"github.com/factstr/factstr-go/contract"
+)
+
+// freeLoopbackPort returns a loopback port free for TCP and UDP right now.
+func freeLoopbackPort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// TestMetricsEndpoint starts a real node (the serve command) with
+// --metrics-addr and --pprof, drives appends, a live and a durable stream
+// through the Go client, then scrapes /metrics and checks the names.
+func TestMetricsEndpoint(t *testing.T) {
+	grpcAddr := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+	args := []string{
+		"--node-id", "m1", "--data-dir", filepath.Join(t.TempDir(), "m1"),
+		"--grpc-addr", grpcAddr,
+		"--raft-addr", fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)),
+		"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)),
+		"--bootstrap-expect", "1", "--log-level", "error",
+		"--raft-heartbeat-timeout", "300ms", "--raft-election-timeout", "300ms",
+		"--metrics-addr", metricsAddr, "--pprof",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, args) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not stop")
+		}
+	})
+
+	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer ccancel()
+	c, err := client.Dial(cctx, []string{grpcAddr}, client.WithRetryTimeout(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ev := []contract.NewEvent{{Type: "t", Payload: json.RawMessage(`{"a":1}`)}, {Type: "t", Payload: json.RawMessage(`{"a":2}`)}}
+	if _, err := c.Append(cctx, ev); err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	got := make(chan struct{}, 16)
+	live, err := c.StreamAll(cctx, func(context.Context, []contract.EventRecord) error { got <- struct{}{}; return nil })
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	defer live.Unsubscribe()
+	dur, err := c.StreamAllDurable(cctx, "billing", func(context.Context, []contract.EventRecord) error { got <- struct{}{}; return nil })
+	if err != nil {
+		t.Fatalf("durable stream: %v", err)
+	}
+	defer dur.Unsubscribe()
+	q := contract.EventQuery{Filters: []contract.EventFilter{{EventTypes: []string{"t"}}}}
+	if _, err := c.AppendIf(cctx, ev[:1], q, 2); err != nil {
+		t.Fatalf("append-if: %v", err)
+	}
+	if _, err := c.Query(cctx, q); err != nil {
+		t.Fatalf("query: %v", err)
+	}
+	for range 2 { // the live and the durable stream each get the AppendIf batch
+		select {
+		case <-got:
+		case <-cctx.Done():
+			t.Fatal("no delivery")
+		}
+	}
+
+	body := scrape(t, "http://"+metricsAddr+"/metrics")
+	for _, name := range []string{
+		"factstr_grpc_server_handled_total",
+		"factstr_grpc_server_handling_seconds_bucket",
+		`grpc_method="Append"`,
+		`grpc_code="OK"`,
+		"factstr_append_batch_events_bucket",
+		"factstr_fsm_apply_batch_entries_bucket",
+		"factstr_fsm_apply_batch_commands_bucket",
+		"factstr_fsm_apply_duration_seconds_bucket",
+		"factstr_raft_term",
+		"factstr_raft_commit_index",
+		"factstr_raft_applied_index",
+		"factstr_raft_last_log_index",
+		"factstr_fsm_applied_index",
+		`factstr_raft_state{state="leader"} 1`,
+		"factstr_raft_is_leader 1",
+		"factstr_raft_leader_changes_total",
+		"factstr_head_sequence_number 3",
+		`factstr_bbolt_file_size_bytes{file="fsm"}`,
+		`factstr_bbolt_file_size_bytes{file="raft"}`,
+		"factstr_stream_subscriptions 2",
+		`factstr_stream_subscribers{kind="live"} 1`,
+		`factstr_stream_subscribers{kind="durable"} 1`,
+		"factstr_stream_slow_subscribers_dropped_total 0",
+		`factstr_durable_stream_lag_events{name="billing"} 0`,
+		`factstr_durable_stream_lag_seconds{name="billing"} 0`,
+		"go_goroutines",
+		"process_resident_memory_bytes",
+	} {
+		if !strings.Contains(body, name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", body)
+	}
+	if pp := scrape(t, "http://"+metricsAddr+"/debug/pprof/"); !strings.Contains(pp, "goroutine") {
+		t.Errorf("/debug/pprof/ does not list profiles")
+	}
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	}
+	return string(b)
+}
