@@ -27,6 +27,8 @@ var (
 	ErrUnknownNode  = errors.New("unknown node")
 	ErrLastVoter    = errors.New("refusing to remove the last voter")
 	ErrWrongCluster = errors.New("node belongs to another cluster")
+	// ErrLeft: this node has left the cluster; use another node.
+	ErrLeft = errors.New("this node has left the cluster; send requests to another node")
 )
 
 // Classify maps this package's errors to gRPC codes for the API server.
@@ -34,7 +36,7 @@ func Classify(err error) (codes.Code, string, bool) {
 	switch {
 	case errors.Is(err, ErrOutcomeUnknown):
 		return codes.Unavailable, wire.ReasonOutcomeUnknown, true
-	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader):
+	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrLeft):
 		return codes.Unavailable, wire.ReasonNoLeader, true
 	case errors.Is(err, streams.ErrPositionAhead):
 		return codes.OutOfRange, wire.ReasonPositionAhead, true
@@ -124,6 +126,9 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	if st.LeaderID == "" {
 		st.Warnings = append(st.Warnings, "no leader known to this node")
 	}
+	if n.left.Load() {
+		st.Warnings = append(st.Warnings, "this node has left the cluster; it can be stopped")
+	}
 	if c := n.ml.Conflicts(); c > 0 {
 		st.Warnings = append(st.Warnings, fmt.Sprintf("gossip saw %d claim(s) of a node id already in use by another address; check for two nodes started with one --node-id", c))
 	}
@@ -195,6 +200,9 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 	if target.Suffrage == raft.Voter && voters == 1 {
 		return fmt.Errorf("%w: %q is the only voter; removing it would leave no cluster", ErrLastVoter, id)
 	}
+	n.removedMu.Lock()
+	n.removedAt[id] = time.Now()
+	n.removedMu.Unlock()
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("remove %q: %w", id, err)
 	}
@@ -213,7 +221,11 @@ func (n *Node) Leave(ctx context.Context) error {
 	}
 	if n.raft.State() == raft.Leader {
 		// The only voter: there is no one to hand over to.
-		return n.Remove(ctx, n.cfg.NodeID)
+		err := n.Remove(ctx, n.cfg.NodeID)
+		if err == nil {
+			n.left.Store(true)
+		}
+		return err
 	}
 	ctx, cancel := n.withDefaultTimeout(ctx, n.cfg.ApplyTimeout)
 	defer cancel()
@@ -235,6 +247,7 @@ func (n *Node) Leave(ctx context.Context) error {
 	for {
 		_, err := cl.RemoveServer(ctx, &peerv1.RemoveServerRequest{NodeId: n.cfg.NodeID})
 		if err == nil {
+			n.left.Store(true)
 			return nil
 		}
 		if err = adminError(err); !retryable(err) {

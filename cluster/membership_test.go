@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -134,6 +135,11 @@ func TestLeaveOnLeaderHandsOverAndShrinks(t *testing.T) {
 	// Still running, the node must stay out: reconcile rounds run every
 	// 500ms and must not add it back.
 	c.remove(leader)
+	// A node that left refuses calls at once, so clients go elsewhere.
+	start := time.Now()
+	if _, err := leader.Append(ctxT(t), []contract.NewEvent{ev("x", `1`)}); !errors.Is(err, cluster.ErrLeft) || time.Since(start) > time.Second {
+		t.Fatalf("append on a node that left = %v after %v; want ErrLeft at once", err, time.Since(start))
+	}
 	time.Sleep(1500 * time.Millisecond)
 	if _, ok := suffrage(t, c.waitStable(), leader.ID()); ok {
 		t.Fatalf("%s was added back after leaving", leader.ID())
@@ -163,6 +169,20 @@ func TestRemoveKilledNode(t *testing.T) {
 		t.Fatal("removing an unknown node succeeded")
 	}
 	bg.finish(t, c)
+}
+
+func TestRemoveAliveNodeStaysOut(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	victim := c.follower()
+	if err := c.leader().Remove(ctxT(t), victim.ID()); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	c.remove(victim)
+	defer victim.stop()
+	time.Sleep(2 * time.Second) // reconcile runs every 500ms; it must not add the node back
+	if _, ok := suffrage(t, c.waitStable(), victim.ID()); ok {
+		t.Fatalf("%s, removed while still running, was added back", victim.ID())
+	}
 }
 
 func TestRemoveLastVoterRefused(t *testing.T) {

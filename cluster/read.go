@@ -47,6 +47,9 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 		}
 		return nil
 	}
+	if n.left.Load() {
+		return ErrLeft
+	}
 	idx, err := n.readIndex(ctx)
 	if err != nil {
 		return err

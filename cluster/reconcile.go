@@ -116,6 +116,15 @@ func (n *Node) reconcileOnce(ctx context.Context, r *reconciler) {
 			continue
 		}
 		r.incarnations[id] = m.Meta.Incarnation
+		if !known {
+			n.removedMu.Lock()
+			at, removed := n.removedAt[id]
+			n.removedMu.Unlock()
+			// Removed by an operator and not restarted since: stay out.
+			if removed && !m.Since.After(at) {
+				continue
+			}
+		}
 		switch {
 		case !known:
 			n.log.Info("adding node as non-voter", "peer", id, "raft_addr", m.Meta.RaftAddr)
@@ -206,9 +215,16 @@ func (n *Node) cleanupDeadServers() {
 	}
 	// The floor is a quorum of the size the cluster was configured for
 	// (bootstrap-expect), or of its current size when that is unknown.
-	size := max(n.cfg.BootstrapExpect, 1)
-	if n.cfg.BootstrapExpect == 0 {
-		size = voters
+	// Without bootstrap-expect, the largest voter count seen stands in for
+	// the configured size, so the floor never moves down as servers go.
+	seen := int(n.maxVoters.Load())
+	if voters > seen {
+		n.maxVoters.Store(int64(voters))
+		seen = voters
+	}
+	size := n.cfg.BootstrapExpect
+	if size == 0 {
+		size = seen
 	}
 	quorum := size/2 + 1
 	for _, s := range servers {

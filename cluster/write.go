@@ -85,6 +85,9 @@ func (n *Node) propose(ctx context.Context, cmds []boltstore.Command) ([]boltsto
 		if n.closed.Load() {
 			return nil, 0, contract.ErrClosed
 		}
+		if n.left.Load() {
+			return nil, 0, ErrLeft
+		}
 		var res []boltstore.Result
 		var idx uint64
 		var err error

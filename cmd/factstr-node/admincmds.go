@@ -76,7 +76,7 @@ func adminStatus(ctx context.Context, name string, args []string) error {
 		return json.NewEncoder(os.Stdout).Encode(map[string]any{
 			"cluster_id": st.GetClusterId(), "node_id": st.GetNodeId(), "leader_id": st.GetLeaderId(), "term": st.GetTerm(),
 			"commit_index": st.GetCommitIndex(), "applied_index": st.GetAppliedIndex(),
-			"head_sequence_number": st.GetHeadSequenceNumber(), "members": membersJSON(st.GetMembers()), "warnings": st.GetWarnings(),
+			"head_sequence_number": st.GetHeadSequenceNumber(), "members": membersJSON(st.GetMembers()), "warnings": append([]string{}, st.GetWarnings()...),
 		})
 	}
 	fmt.Printf("node %s  leader %s  term %d  commit %d  applied %d  head sequence %d\n",
@@ -287,6 +287,10 @@ func adminSnapshot(ctx context.Context, op string, args []string) error {
 		n, rerr := f.Read(buf)
 		if n > 0 {
 			if err := st.Send(&factstrv1.SnapshotRestoreRequest{Chunk: append([]byte(nil), buf[:n]...)}); err != nil {
+				if err == io.EOF {
+					// The server ended the call early; its status says why.
+					_, err = st.CloseAndRecv()
+				}
 				return err
 			}
 		}

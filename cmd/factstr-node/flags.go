@@ -22,13 +22,29 @@ func newFlagSet(name, synopsis string) *flag.FlagSet {
 }
 
 // parse parses args, then fills every flag not given on the command line
-// from its environment variable.
+// from its environment variable. Flags may come before or after positional
+// arguments (`admin remove n5 --addr X` works like `admin remove --addr X
+// n5`); fs.Args() returns the positionals.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
 			return errUsage
 		}
-		return errUsage
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if rest[0] == "--" {
+			positional = append(positional, rest[1:]...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	if len(positional) > 0 {
+		// Leave the positionals where fs.Args() finds them.
+		_ = fs.Parse(append([]string{"--"}, positional...))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
