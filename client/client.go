@@ -16,7 +16,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
@@ -62,7 +61,7 @@ func Dial(ctx context.Context, targets []string, opts ...Option) (*Client, error
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
 	}, o.dialOpts...)
 	if o.token != "" {
-		dial = append(dial, grpc.WithPerRPCCredentials(tokenCreds{token: o.token, secure: o.tlsConfig != nil}))
+		dial = append(dial, grpc.WithPerRPCCredentials(wire.TokenCredentials(o.token, o.tlsConfig != nil)))
 	}
 	c := &Client{opts: o, targets: targets, log: o.logger, subs: make(map[uint64]*subscription)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -256,16 +255,3 @@ func (c *Client) Close() error {
 	c.closeConns()
 	return nil
 }
-
-type tokenCreds struct {
-	token  string
-	secure bool
-}
-
-func (t tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + t.token}, nil
-}
-
-func (t tokenCreds) RequireTransportSecurity() bool { return t.secure }
-
-var _ = metadata.Pairs

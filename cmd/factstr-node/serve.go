@@ -28,6 +28,7 @@ import (
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/metrics"
 	"github.com/factstr/factstr-go/internal/server"
+	"github.com/factstr/factstr-go/internal/wire"
 	"github.com/factstr/factstr-go/raftlog"
 )
 
@@ -137,7 +138,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	peerDial := []grpc.DialOption{grpc.WithTransportCredentials(peerCreds)}
 	if f.token != "" {
-		peerDial = append(peerDial, grpc.WithPerRPCCredentials(server.TokenCredentials(f.token, peerTLS != nil)))
+		peerDial = append(peerDial, grpc.WithPerRPCCredentials(wire.TokenCredentials(f.token, peerTLS != nil)))
 	}
 	var gossipKey []byte
 	if f.gossipKey != "" {

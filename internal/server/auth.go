@@ -7,36 +7,18 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
 // exempt lists methods that never need a token: health checks come from
 // kubelets and load balancers. Peer calls are not exempt: nodes send the
-// token to each other too (TokenCredentials), because the peer service
+// token to each other too (wire.TokenCredentials), because the peer service
 // accepts writes.
 func exempt(method string) bool {
 	return strings.HasPrefix(method, "/grpc.health.v1.Health/") ||
 		strings.HasPrefix(method, "/grpc.reflection.")
 }
-
-// TokenCredentials sends token as a bearer token on every call; nodes use
-// it to call each other's peer service when the cluster requires a token.
-func TokenCredentials(token string, requireTLS bool) credentials.PerRPCCredentials {
-	return tokenCreds{token: token, secure: requireTLS}
-}
-
-type tokenCreds struct {
-	token  string
-	secure bool
-}
-
-func (t tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + t.token}, nil
-}
-
-func (t tokenCreds) RequireTransportSecurity() bool { return t.secure }
 
 func checkToken(ctx context.Context, want string) error {
 	md, _ := metadata.FromIncomingContext(ctx)
