@@ -30,6 +30,7 @@ const (
 	OpReleaseHolders   Op = 6 // free every name whose holder starts with Holder ("" = all)
 	OpPruneIdempotency Op = 7 // forget idempotency keys recorded before OccurredAt
 	OpNoop             Op = 8 // only advances the applied index
+	OpSetIncarnation   Op = 9 // record Holder as node Name's data-directory incarnation ("" forgets it)
 )
 
 func (o Op) String() string {
@@ -50,6 +51,8 @@ func (o Op) String() string {
 		return "prune-idempotency"
 	case OpNoop:
 		return "noop"
+	case OpSetIncarnation:
+		return "set-incarnation"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -64,7 +67,7 @@ type Command struct {
 	Expected       uint64              // OpAppendIf: expected context version
 	OccurredAt     time.Time           // stamps appended events; OpPruneIdempotency: the cutoff
 	IdempotencyKey string              // optional, for OpAppend and OpAppendIf
-	Name, Holder   string              // durable ops; OpReleaseHolders: Holder is a prefix
+	Name, Holder   string              // durable ops; OpReleaseHolders: Holder is a prefix; OpSetIncarnation: node id, incarnation
 	Cursor         uint64              // OpAdvance
 }
 
@@ -230,6 +233,8 @@ func (a *applier) apply(c *Command) (Result, error) {
 		return a.pruneIdempotency(c)
 	case OpNoop:
 		return Result{}, nil
+	case OpSetIncarnation:
+		return a.setIncarnation(c)
 	}
 	return Result{Err: fmt.Errorf("%w: %d", ErrUnknownOp, uint8(c.Op))}, nil
 }
@@ -395,6 +400,26 @@ func checkName(what, name string) error {
 		return fmt.Errorf("%w: %s is %d bytes, the maximum is %d", contract.ErrInvalidQuery, what, len(name), maxNameBytes)
 	}
 	return nil
+}
+
+// setIncarnation records which data directory (its random incarnation)
+// node c.Name runs on, so that any later leader can tell a node whose
+// directory was wiped from the one it knew (see cluster's reconcile).
+func (a *applier) setIncarnation(c *Command) (Result, error) {
+	if err := checkName("node id", c.Name); err != nil {
+		return Result{Err: err}, nil
+	}
+	if len(c.Holder) > maxNameBytes {
+		return Result{Err: fmt.Errorf("%w: incarnation is %d bytes, the maximum is %d", contract.ErrInvalidQuery, len(c.Holder), maxNameBytes)}, nil
+	}
+	members := a.tx.Bucket(bucketMembers)
+	if members == nil {
+		return Result{}, fmt.Errorf("%w: missing bucket", errCorrupt)
+	}
+	if c.Holder == "" {
+		return Result{}, members.Delete([]byte(c.Name))
+	}
+	return Result{}, members.Put([]byte(c.Name), []byte(c.Holder))
 }
 
 func (a *applier) acquire(c *Command) (Result, error) {

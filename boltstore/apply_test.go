@@ -293,3 +293,53 @@ func TestQueryWhileApplying(t *testing.T) {
 		}
 	}
 }
+
+func TestApplyIncarnations(t *testing.T) {
+	s, path := openStore(t, boltstore.WithReplicated())
+	apply := func(c boltstore.Command) boltstore.Result {
+		t.Helper()
+		res, err := s.Apply([]boltstore.Entry{{Index: s.AppliedIndex() + 1, Commands: []boltstore.Command{c}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0][0]
+	}
+	steps := []struct {
+		name    string
+		cmd     boltstore.Command
+		wantErr error
+		want    map[string]string
+	}{
+		{"record", boltstore.Command{Op: boltstore.OpSetIncarnation, Name: "n1", Holder: "a"}, nil, map[string]string{"n1": "a"}},
+		{"second node", boltstore.Command{Op: boltstore.OpSetIncarnation, Name: "n2", Holder: "b"}, nil, map[string]string{"n1": "a", "n2": "b"}},
+		{"wiped n1 re-recorded", boltstore.Command{Op: boltstore.OpSetIncarnation, Name: "n1", Holder: "c"}, nil, map[string]string{"n1": "c", "n2": "b"}},
+		{"forget n2", boltstore.Command{Op: boltstore.OpSetIncarnation, Name: "n2"}, nil, map[string]string{"n1": "c"}},
+		{"empty node id refused", boltstore.Command{Op: boltstore.OpSetIncarnation, Holder: "x"}, contract.ErrInvalidQuery, map[string]string{"n1": "c"}},
+	}
+	for _, st := range steps {
+		r := apply(st.cmd)
+		if !errors.Is(r.Err, st.wantErr) {
+			t.Fatalf("%s: error %v, want %v", st.name, r.Err, st.wantErr)
+		}
+		got, err := s.Incarnations()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(st.want) {
+			t.Fatalf("%s: records %v, want %v", st.name, got, st.want)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, path, boltstore.WithReplicated())
+	if got, _ := s.Incarnations(); got["n1"] != "c" {
+		t.Fatalf("after reopen: %v", got)
+	}
+	if err := s.ForgetIncarnations(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Incarnations(); len(got) != 0 {
+		t.Fatalf("after ForgetIncarnations: %v", got)
+	}
+}

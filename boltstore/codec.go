@@ -19,8 +19,12 @@ var (
 	bucketDurables = []byte("durables") // name → durable record
 	bucketIdem     = []byte("idem")     // idempotency key → outcome record
 	bucketIdemTime = []byte("idem_by_time")
+	// node id → incarnation of its data directory, recorded by the leader
+	// (cluster mode). Not required in a snapshot: stores written before it
+	// existed get it empty when opened.
+	bucketMembers = []byte("members")
 
-	allBuckets = [][]byte{bucketMeta, bucketEvents, bucketBatches, bucketTypes, bucketPostings, bucketDurables, bucketIdem, bucketIdemTime}
+	allBuckets = [][]byte{bucketMeta, bucketEvents, bucketBatches, bucketTypes, bucketPostings, bucketDurables, bucketIdem, bucketIdemTime, bucketMembers}
 )
 
 // Keys of the meta bucket.

@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -108,7 +109,7 @@ func checkSnapshot(path string) error {
 	defer db.Close()
 	return db.View(func(tx *bbolt.Tx) error {
 		for _, name := range allBuckets {
-			if tx.Bucket(name) == nil {
+			if tx.Bucket(name) == nil && !bytes.Equal(name, bucketMembers) {
 				return fmt.Errorf("snapshot has no %s bucket", name)
 			}
 		}

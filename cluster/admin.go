@@ -87,6 +87,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	}
 	voters := 0
 	var leaderApplied uint64
+	recorded, _ := n.store.Incarnations()
 	for _, s := range cf.Configuration().Servers {
 		m := MemberStatus{ID: string(s.ID), RaftAddr: string(s.Address), Suffrage: "nonvoter", State: "unreachable"}
 		if s.Suffrage == raft.Voter {
@@ -107,6 +108,9 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 				m.State = stateName2(ps.GetState())
 				m.AppliedIndex, m.CommitIndex, m.Term = ps.GetAppliedIndex(), ps.GetCommitIndex(), ps.GetTerm()
 				m.Healthy = ps.GetLeaderId() != ""
+				if rec, inc := recorded[m.ID], ps.GetIncarnation(); s.Suffrage == raft.Voter && rec != "" && inc != "" && rec != inc {
+					st.Warnings = append(st.Warnings, fmt.Sprintf("%s runs on a data directory the cluster has not recorded (wiped?): it withholds its vote until the leader re-adds it, which needs the leader to see it over gossip (check its --join list)", m.ID))
+				}
 			}
 		}
 		if m.State == "leader" {
@@ -125,6 +129,9 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	}
 	if st.LeaderID == "" {
 		st.Warnings = append(st.Warnings, "no leader known to this node")
+	}
+	if !n.allowVoting() {
+		st.Warnings = append(st.Warnings, "this node withholds its vote: its data directory is new to the cluster and a leader has not recorded it yet (it is added as a non-voter first; check that it reaches a live member over gossip)")
 	}
 	if n.left.Load() {
 		st.Warnings = append(st.Warnings, "this node has left the cluster; it can be stopped")

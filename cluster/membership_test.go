@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -273,4 +274,72 @@ func TestDeadServerCleanup(t *testing.T) {
 	if _, ok := suffrage(t, l, third.ID()); !ok {
 		t.Fatal("the leader removed a dead voter below a quorum of the configured size")
 	}
+}
+
+// TestWipedNodeWithholdsVotesAcrossLeaderChange: the incarnation record is
+// replicated, so a wiped node is recognised even when the leader that knew
+// it is gone, and it cannot help elect anyone meanwhile (it may have
+// voted in the current term before it lost its state).
+func TestWipedNodeWithholdsVotesAcrossLeaderChange(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	for _, n := range c.running() {
+		eventually(t, "every node holds the three incarnation records", func() bool {
+			recs, err := n.Store().Incarnations()
+			return err == nil && len(recs) == 3
+		})
+		if !n.VotingAllowed() {
+			t.Fatalf("%s: a bootstrap voter must take part in elections", n.ID())
+		}
+	}
+	leader := c.leader()
+	victim := c.follower()
+	var witness *testNode
+	for _, n := range c.running() {
+		if n != leader && n != victim {
+			witness = n
+		}
+	}
+	bg := startAppender(t, witness)
+	victimSpec := c.remove(victim)
+	victim.kill()
+	if err := os.RemoveAll(victimSpec.dir); err != nil {
+		t.Fatal(err)
+	}
+	leaderSpec := c.remove(leader)
+	leader.kill()
+
+	// Only the witness and the wiped node are up: the witness campaigns,
+	// the wiped node withholds its vote, nobody leads.
+	back := startNode(t, victimSpec)
+	c.add(back)
+	if back.VotingAllowed() {
+		t.Fatal("a wiped node took part in elections before the cluster recorded it")
+	}
+	eventually(t, "the witness campaigned: the wiped node withheld votes, or someone was elected", func() bool {
+		return back.VotesWithheld() >= 2 || witness.Raft().State() == raft.Leader || back.Raft().State() == raft.Leader
+	})
+	for _, n := range []*testNode{witness, back} {
+		if n.Raft().State() == raft.Leader {
+			t.Fatalf("%s became leader with the vote of a node that lost its term", n.ID())
+		}
+	}
+	if st, err := back.Status(ctxT(t)); err != nil || !strings.Contains(strings.Join(st.Warnings, "\n"), "withholds its vote") {
+		t.Fatalf("status of the wiped node does not say it withholds its vote: %v %q", err, st.Warnings)
+	}
+
+	// The old leader returns with its data: a quorum of trustworthy voters
+	// elects a leader, which finds the record and re-adds the wiped node.
+	c.add(startNode(t, leaderSpec))
+	sawNonvoter := false
+	eventually(t, "the wiped node was re-added as a non-voter and promoted", func() bool {
+		s, ok := suffrage(t, c.leader(), victimSpec.id)
+		if ok && s == raft.Nonvoter {
+			sawNonvoter = true
+		}
+		return sawNonvoter && ok && s == raft.Voter
+	})
+	if !back.VotingAllowed() {
+		t.Fatal("the re-added node still withholds its vote")
+	}
+	bg.finish(t, c)
 }

@@ -61,6 +61,15 @@ type Node struct {
 	incarnation string
 	clusterID   atomic.Value // string; "" until known
 
+	// mayVote is set once this node may take part in elections: it kept
+	// its own Raft state, bootstrapped the cluster itself, or the
+	// replicated state records this data directory's incarnation for its
+	// id (the leader writes it when it adds the node). Until then the vote
+	// guard withholds its votes: it may be a wiped node that forgot a vote.
+	mayVote       atomic.Bool
+	votesWithheld atomic.Uint64
+	voteGuard     *raftlog.VoteGuard
+
 	// removedAt remembers, on the leader, when a server was removed, so the
 	// reconcile loop does not add a node that gossip still sees alive right
 	// back; a node that rejoins gossip after its removal is added again.
@@ -160,7 +169,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	rc := stores.RaftConfig()
 	rc.NoSnapshotRestoreOnStart = !restore
-	r, err := raft.NewRaft(rc, n.fsm, stores.LogStore, stores.StableStore, stores.SnapshotStore, stores.Transport)
+	// Raft state that survived (term and vote included) makes this node
+	// trustworthy at once; a fresh directory must first be recognised.
+	n.mayVote.Store(hasState)
+	n.voteGuard = raftlog.GuardVotes(stores.Transport, n.allowVoting, n.voteWithheld)
+	r, err := raft.NewRaft(rc, n.fsm, stores.LogStore, stores.StableStore, stores.SnapshotStore, n.voteGuard)
 	if err != nil {
 		n.closeStorage()
 		return nil, fmt.Errorf("start raft: %w", err)
@@ -350,7 +363,11 @@ func (n *Node) bootstrap(hasState bool) {
 	}
 	// Every node that decides passes the identical configuration, which is
 	// what makes a concurrent bootstrap safe.
-	if err := n.raft.BootstrapCluster(conf).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+	switch err := n.raft.BootstrapCluster(conf).Error(); {
+	case err == nil:
+		// Its first configuration is its own: it never voted before.
+		n.mayVote.Store(true)
+	case !errors.Is(err, raft.ErrCantBootstrap):
 		n.log.Error("bootstrap failed", "error", err)
 		return
 	}
@@ -452,6 +469,7 @@ func (n *Node) Kill() {
 		n.fsm.Close()
 		n.readyTerm.Close()
 		_ = n.store.Abandon()
+		_ = n.voteGuard.Close()
 		if n.stores != nil {
 			_ = n.stores.Close()
 		}
@@ -459,6 +477,9 @@ func (n *Node) Kill() {
 }
 
 func (n *Node) closeStorage() {
+	if n.voteGuard != nil {
+		_ = n.voteGuard.Close()
+	}
 	if n.store != nil {
 		if err := n.store.Close(); err != nil {
 			n.log.Warn("close state machine", "error", err)

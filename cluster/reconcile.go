@@ -20,10 +20,7 @@ func (n *Node) reconcile(ctx context.Context) {
 	defer unsub()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
-	r := &reconciler{caughtUpSince: map[string]time.Time{}, incarnations: map[string]string{}}
-	for _, m := range n.ml.Members() {
-		r.incarnations[m.Meta.NodeID] = m.Meta.Incarnation
-	}
+	r := &reconciler{caughtUpSince: map[string]time.Time{}}
 	lastPrune := time.Time{}
 	for {
 		if n.raft.State() != raft.Leader {
@@ -72,9 +69,6 @@ func (n *Node) releaseLeasesOf(nodeID string) {
 // reconciler is the leader's memory between reconcile rounds.
 type reconciler struct {
 	caughtUpSince map[string]time.Time
-	// incarnations seen per node id: a change means the node's data
-	// directory was wiped and it must not vote with a forgotten term.
-	incarnations map[string]string
 }
 
 func (n *Node) reconcileOnce(ctx context.Context, r *reconciler) {
@@ -90,6 +84,15 @@ func (n *Node) reconcileOnce(ctx context.Context, r *reconciler) {
 	for _, s := range cf.Configuration().Servers {
 		servers[string(s.ID)] = s
 	}
+	recorded, err := n.store.Incarnations()
+	if err != nil {
+		return
+	}
+	if recorded[n.cfg.NodeID] != n.incarnation {
+		if err := n.recordIncarnation(n.cfg.NodeID, n.incarnation); err != nil {
+			return
+		}
+	}
 	for _, m := range n.ml.Members() {
 		id := m.Meta.NodeID
 		if id == "" || id == n.cfg.NodeID || m.State != membership.StateAlive || m.Meta.RaftAddr == "" {
@@ -100,22 +103,22 @@ func (n *Node) reconcileOnce(ctx context.Context, r *reconciler) {
 			continue
 		}
 		s, known := servers[id]
-		if prev, seen := r.incarnations[id]; known && seen && prev != "" && m.Meta.Incarnation != "" && prev != m.Meta.Incarnation {
-			// A wiped node under a reused id has lost its vote and term:
-			// take it out and bring it back as a non-voter.
-			n.log.Warn("node came back with a new data directory; re-adding it as a non-voter", "peer", id)
-			if err := n.raft.RemoveServer(raft.ServerID(id), 0, 5*time.Second).Error(); err != nil {
-				n.log.Warn("remove re-incarnated node", "peer", id, "error", err)
-				continue
-			}
-			r.incarnations[id] = m.Meta.Incarnation
+		inc := m.Meta.Incarnation
+		rec, has := recorded[id]
+		if known && has && inc != "" && rec != inc {
+			// A wiped node under a reused id has lost its vote and term.
 			delete(caughtUpSince, id)
-			if err := n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(m.Meta.RaftAddr), 0, 5*time.Second).Error(); err != nil {
-				n.log.Warn("re-add node as non-voter", "peer", id, "error", err)
-			}
+			n.reincarnate(id, inc, raft.ServerAddress(m.Meta.RaftAddr))
 			continue
 		}
-		r.incarnations[id] = m.Meta.Incarnation
+		if inc != "" && rec != inc {
+			// A new node is recorded before it is added; a server without
+			// a record (one of the bootstrap voters) gets one now.
+			if err := n.recordIncarnation(id, inc); err != nil {
+				n.log.Debug("record incarnation", "peer", id, "error", err)
+				continue
+			}
+		}
 		if !known {
 			n.removedMu.Lock()
 			at, removed := n.removedAt[id]

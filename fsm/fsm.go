@@ -126,8 +126,9 @@ func WriteBackup(store *boltstore.Store, w io.Writer) error {
 // Restore implements raft.FSM: the snapshot replaces the whole state.
 //
 // A backup (from this or another cluster) carries the applied index and
-// durable leases of the cluster it was taken from, and both mean nothing in
-// this Raft log: its leases are released and its applied index reset to 0,
+// durable leases and node incarnations of the cluster it was taken from,
+// and they mean nothing in this Raft log: its leases are released, its
+// incarnation records dropped and its applied index reset to 0,
 // so every entry after the restore point is applied. Every node installs
 // the same bytes and does the same, so replicas stay identical.
 func (f *FSM) Restore(rc io.ReadCloser) error {
@@ -149,6 +150,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 			return fmt.Errorf("release the backup's durable leases: %w", err)
 		}
 		if err := f.store.ResetAppliedIndex(0); err != nil {
+			return err
+		}
+		if err := f.store.ForgetIncarnations(); err != nil {
 			return err
 		}
 		f.logger.Info("restored a backup", "head", f.store.Head())
