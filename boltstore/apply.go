@@ -30,7 +30,7 @@ const (
 	OpReleaseHolders   Op = 6 // free every name whose holder starts with Holder ("" = all)
 	OpPruneIdempotency Op = 7 // forget idempotency keys recorded before OccurredAt
 	OpNoop             Op = 8 // only advances the applied index
-	OpSetIncarnation   Op = 9 // record Holder as node Name's data-directory incarnation ("" forgets it)
+	OpSetIncarnation   Op = 9 // record Holder as node Name's data-directory incarnation ("" forgets it); a non-zero OccurredAt marks it removed then
 )
 
 func (o Op) String() string {
@@ -419,7 +419,7 @@ func (a *applier) setIncarnation(c *Command) (Result, error) {
 	if c.Holder == "" {
 		return Result{}, members.Delete([]byte(c.Name))
 	}
-	return Result{}, members.Put([]byte(c.Name), []byte(c.Holder))
+	return Result{}, members.Put([]byte(c.Name), encodeMember(c.Holder, c.OccurredAt))
 }
 
 func (a *applier) acquire(c *Command) (Result, error) {

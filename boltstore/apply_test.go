@@ -329,6 +329,16 @@ func TestApplyIncarnations(t *testing.T) {
 			t.Fatalf("%s: records %v, want %v", st.name, got, st.want)
 		}
 	}
+	removed := epoch.Add(time.Minute)
+	apply(boltstore.Command{Op: boltstore.OpSetIncarnation, Name: "n3", Holder: "d", OccurredAt: removed})
+	ms, err := s.Members()
+	if err != nil || ms["n3"].Incarnation != "d" || !ms["n3"].RemovedAt.Equal(removed) || !ms["n1"].RemovedAt.IsZero() {
+		t.Fatalf("removal record: %+v %v", ms, err)
+	}
+	apply(boltstore.Command{Op: boltstore.OpSetIncarnation, Name: "n3", Holder: "d"})
+	if ms, _ := s.Members(); !ms["n3"].RemovedAt.IsZero() {
+		t.Fatalf("re-recording a removed node must clear its removal: %+v", ms["n3"])
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,10 @@
 package boltstore
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -31,6 +34,53 @@ func (s *Store) ResetAppliedIndex(index uint64) error {
 	return nil
 }
 
+// Member is what the cluster recorded about a node id (OpSetIncarnation).
+type Member struct {
+	// Incarnation identifies the node's data directory.
+	Incarnation string
+	// RemovedAt is set when an operator removed the node (the leader's
+	// clock): it stays out until it restarts or comes back with another
+	// data directory. Zero for a member.
+	RemovedAt time.Time
+}
+
+// encodeMember is the record's value: the incarnation, then, for a
+// removed node, a NUL and the removal time in Unix nanoseconds.
+func encodeMember(incarnation string, removedAt time.Time) []byte {
+	b := []byte(incarnation)
+	if !removedAt.IsZero() {
+		b = append(b, 0)
+		b = binary.BigEndian.AppendUint64(b, uint64(removedAt.UnixNano()))
+	}
+	return b
+}
+
+func decodeMember(v []byte) Member {
+	if i := bytes.IndexByte(v, 0); i >= 0 && len(v) == i+9 {
+		return Member{Incarnation: string(v[:i]), RemovedAt: time.Unix(0, int64(binary.BigEndian.Uint64(v[i+1:]))).UTC()}
+	}
+	return Member{Incarnation: string(v)}
+}
+
+// Members returns what the cluster recorded per node id (OpSetIncarnation).
+func (s *Store) Members() (map[string]Member, error) {
+	if s.closing.Load() {
+		return nil, contract.ErrClosed
+	}
+	out := map[string]Member{}
+	err := s.view(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketMembers)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			out[string(k)] = decodeMember(v)
+			return nil
+		})
+	})
+	return out, err
+}
+
 // Incarnations returns the data-directory incarnation recorded for each
 // node id (OpSetIncarnation).
 func (s *Store) Incarnations() (map[string]string, error) {
@@ -44,7 +94,7 @@ func (s *Store) Incarnations() (map[string]string, error) {
 			return nil
 		}
 		return b.ForEach(func(k, v []byte) error {
-			out[string(k)] = string(v)
+			out[string(k)] = decodeMember(v).Incarnation
 			return nil
 		})
 	})

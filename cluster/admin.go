@@ -207,9 +207,9 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 	if target.Suffrage == raft.Voter && voters == 1 {
 		return fmt.Errorf("%w: %q is the only voter; removing it would leave no cluster", ErrLastVoter, id)
 	}
-	n.removedMu.Lock()
-	n.removedAt[id] = time.Now()
-	n.removedMu.Unlock()
+	if err := n.recordRemoval(id); err != nil {
+		return fmt.Errorf("remove %q: %w", id, err)
+	}
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("remove %q: %w", id, err)
 	}

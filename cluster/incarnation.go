@@ -47,6 +47,31 @@ func (n *Node) voteWithheld(kind string) {
 func (n *Node) VotingAllowed() bool   { return n.allowVoting() }
 func (n *Node) VotesWithheld() uint64 { return n.votesWithheld.Load() }
 
+// unknownIncarnation stands in the record of a node removed before any
+// incarnation of it was known: any data directory counts as its own.
+const unknownIncarnation = "-"
+
+// recordRemoval marks id as removed by an operator (leader only), keeping
+// its incarnation: the reconcile loop of any later leader leaves it out
+// until it restarts or comes back with another data directory.
+func (n *Node) recordRemoval(id string) error {
+	members, err := n.store.Members()
+	if err != nil {
+		return err
+	}
+	inc := members[id].Incarnation
+	if id == n.cfg.NodeID {
+		inc = n.incarnation
+	} else if m, ok := n.ml.Lookup(id); ok && m.Meta.Incarnation != "" && inc == "" {
+		inc = m.Meta.Incarnation
+	}
+	if inc == "" {
+		inc = unknownIncarnation
+	}
+	_, _, err = n.applyLocal([]boltstore.Command{{Op: boltstore.OpSetIncarnation, Name: id, Holder: inc, OccurredAt: time.Now().UTC()}})
+	return err
+}
+
 // recordIncarnation proposes id's incarnation (leader only).
 func (n *Node) recordIncarnation(id, incarnation string) error {
 	_, _, err := n.applyLocal([]boltstore.Command{{Op: boltstore.OpSetIncarnation, Name: id, Holder: incarnation}})

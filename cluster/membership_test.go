@@ -172,17 +172,66 @@ func TestRemoveKilledNode(t *testing.T) {
 	bg.finish(t, c)
 }
 
-func TestRemoveAliveNodeStaysOut(t *testing.T) {
-	c := newCluster(t, 3, nil)
-	victim := c.follower()
-	if err := c.leader().Remove(ctxT(t), victim.ID()); err != nil {
-		t.Fatalf("remove: %v", err)
-	}
-	c.remove(victim)
-	defer victim.stop()
-	time.Sleep(2 * time.Second) // reconcile runs every 500ms; it must not add the node back
-	if _, ok := suffrage(t, c.waitStable(), victim.ID()); ok {
-		t.Fatalf("%s, removed while still running, was added back", victim.ID())
+// TestRemovedNodeStaysOutWhoeverLeads: a node removed while it runs is not
+// added back, also by a leader elected after the removal (the removal is
+// in the replicated state, not only in the memory of the leader that
+// removed it), and also when the removed node was the leader. Wiped and
+// started again at once, under the same id, it is a new member.
+func TestRemovedNodeStaysOutWhoeverLeads(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		leader   bool // remove the leader (else a follower)
+		handOver bool // then move leadership, so a leader that did not remove it decides
+	}{
+		{"follower", false, false},
+		{"follower, then another leader", false, true},
+		{"leader", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, 3, nil)
+			victim := c.follower()
+			if tc.leader {
+				victim = c.leader()
+			}
+			var asker *testNode
+			for _, n := range c.running() {
+				if n != victim {
+					asker = n
+				}
+			}
+			if err := asker.Remove(ctxT(t), victim.ID()); err != nil {
+				t.Fatalf("remove: %v", err)
+			}
+			spec := c.remove(victim)
+			leader := c.waitStable()
+			if tc.handOver {
+				if err := leader.Raft().LeadershipTransfer().Error(); err != nil {
+					t.Fatalf("leadership transfer: %v", err)
+				}
+				if l := c.waitStable(); l == leader {
+					t.Fatal("leadership did not move")
+				}
+			}
+			// Observation window: reconcile runs every 500 ms.
+			for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+				if _, ok := suffrage(t, c.leader(), victim.ID()); ok {
+					t.Fatalf("%s, removed while still running, was added back", victim.ID())
+				}
+			}
+			// Wiped and restarted at once: a new data directory is a new
+			// member, even before gossip has noticed the old one is gone.
+			victim.kill()
+			if err := os.RemoveAll(spec.dir); err != nil {
+				t.Fatal(err)
+			}
+			spec.expect = 0
+			back := startNode(t, spec)
+			c.add(back)
+			eventually(t, "the wiped node was added back and promoted", func() bool {
+				s, ok := suffrage(t, c.leader(), spec.id)
+				return ok && s == raft.Voter
+			})
+		})
 	}
 }
 

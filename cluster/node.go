@@ -70,11 +70,6 @@ type Node struct {
 	votesWithheld atomic.Uint64
 	voteGuard     *raftlog.VoteGuard
 
-	// removedAt remembers, on the leader, when a server was removed, so the
-	// reconcile loop does not add a node that gossip still sees alive right
-	// back; a node that rejoins gossip after its removal is added again.
-	removedMu sync.Mutex
-	removedAt map[string]time.Time
 	// maxVoters is the largest voter count this node has seen as leader: the
 	// dead-server cleanup floor when bootstrap-expect is 0.
 	maxVoters atomic.Int64
@@ -118,7 +113,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, bootID: randomID(8), readyTerm: streams.NewHub(0), incarnation: incarnation, removedAt: map[string]time.Time{}}
+	n := &Node{cfg: cfg, log: log, bootID: randomID(8), readyTerm: streams.NewHub(0), incarnation: incarnation}
 	n.clusterID.Store(clusterID)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 

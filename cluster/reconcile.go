@@ -84,11 +84,11 @@ func (n *Node) reconcileOnce(ctx context.Context, r *reconciler) {
 	for _, s := range cf.Configuration().Servers {
 		servers[string(s.ID)] = s
 	}
-	recorded, err := n.store.Incarnations()
+	members, err := n.store.Members()
 	if err != nil {
 		return
 	}
-	if recorded[n.cfg.NodeID] != n.incarnation {
+	if members[n.cfg.NodeID].Incarnation != n.incarnation {
 		if err := n.recordIncarnation(n.cfg.NodeID, n.incarnation); err != nil {
 			return
 		}
@@ -104,27 +104,26 @@ func (n *Node) reconcileOnce(ctx context.Context, r *reconciler) {
 		}
 		s, known := servers[id]
 		inc := m.Meta.Incarnation
-		rec, has := recorded[id]
-		if known && has && inc != "" && rec != inc {
+		rec, has := members[id]
+		sameDir := rec.Incarnation == inc || rec.Incarnation == unknownIncarnation
+		if known && has && inc != "" && !sameDir {
 			// A wiped node under a reused id has lost its vote and term.
 			delete(caughtUpSince, id)
 			n.reincarnate(id, inc, raft.ServerAddress(m.Meta.RaftAddr))
 			continue
 		}
-		if inc != "" && rec != inc {
+		if !known && has && !rec.RemovedAt.IsZero() && sameDir && !m.Since.After(rec.RemovedAt) {
+			// Removed by an operator, and neither restarted nor wiped
+			// since: stay out. The record is replicated, so this holds
+			// whoever leads, also after the removed node led itself.
+			continue
+		}
+		if inc != "" && (rec.Incarnation != inc || !rec.RemovedAt.IsZero()) {
 			// A new node is recorded before it is added; a server without
-			// a record (one of the bootstrap voters) gets one now.
+			// a record (one of the bootstrap voters) gets one now; a
+			// removed node that came back is a member again.
 			if err := n.recordIncarnation(id, inc); err != nil {
 				n.log.Debug("record incarnation", "peer", id, "error", err)
-				continue
-			}
-		}
-		if !known {
-			n.removedMu.Lock()
-			at, removed := n.removedAt[id]
-			n.removedMu.Unlock()
-			// Removed by an operator and not restarted since: stay out.
-			if removed && !m.Since.After(at) {
 				continue
 			}
 		}
