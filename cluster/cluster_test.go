@@ -295,3 +295,45 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestIdempotencyKeysSurviveLeaderClockJump: keys are pruned after the
+// retention as the leader's monotonic clock measures it. A forward jump
+// of the leader's wall clock far beyond the retention must not make a key
+// written a moment ago look old (a retried append would then be applied
+// twice); the key is still pruned once it really is older.
+func TestIdempotencyKeysSurviveLeaderClockJump(t *testing.T) {
+	const retention = 4 * time.Second
+	var offset atomic.Int64
+	c := newCluster(t, 1, func(cfg *cluster.Config) {
+		cfg.IdempotencyRetention = retention
+		cfg.Clock = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	})
+	n := c.leader()
+	// Pruning starts once this leadership is a retention old.
+	time.Sleep(retention + 500*time.Millisecond)
+	ctx := contract.WithIdempotencyKey(ctxT(t), "k1")
+	first, err := n.Append(ctx, []contract.NewEvent{ev("A", `{"try":1}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	offset.Store(int64(3 * time.Hour))
+	// Let a few prune rounds (every retention/4) run after the jump while
+	// k1 is younger than the retention.
+	time.Sleep(retention / 2)
+	again, err := n.Append(ctx, []contract.NewEvent{ev("A", `{"try":2}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != first {
+		t.Fatalf("retry with key k1 %.1fs after it was written was appended again (%+v, first %+v): the clock jump pruned the key early", (retention / 2).Seconds(), again, first)
+	}
+	// Well past the retention, the key is gone: pruning still works.
+	time.Sleep(retention)
+	late, err := n.Append(ctx, []contract.NewEvent{ev("A", `{"try":3}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if late == first {
+		t.Fatalf("key k1 was never pruned: %+v", late)
+	}
+}

@@ -66,6 +66,10 @@ type Node struct {
 	// replicated state records this data directory's incarnation for its
 	// id (the leader writes it when it adds the node). Until then the vote
 	// guard withholds its votes: it may be a wiped node that forgot a vote.
+	// stamps tracks the wall-clock stamps used as leader, so that pruning
+	// idempotency keys survives clock jumps (stampwindow.go).
+	stamps *stampWindow
+
 	mayVote       atomic.Bool
 	votesWithheld atomic.Uint64
 	voteGuard     *raftlog.VoteGuard
@@ -113,7 +117,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, bootID: randomID(8), readyTerm: streams.NewHub(0), incarnation: incarnation}
+	n := &Node{cfg: cfg, log: log, bootID: randomID(8), readyTerm: streams.NewHub(0), incarnation: incarnation, stamps: newStampWindow(cfg.IdempotencyRetention, nil)}
 	n.clusterID.Store(clusterID)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
@@ -528,6 +532,7 @@ func (n *Node) leaderLoop() {
 
 func (n *Node) lead(ctx context.Context) {
 	defer n.wg.Done()
+	n.stamps.reset()
 	term := n.raft.CurrentTerm()
 	// The commit index of a new leader may lag writes the old leader
 	// acknowledged until an entry of its own term commits (etcd#7331,

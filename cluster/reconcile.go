@@ -27,11 +27,16 @@ func (n *Node) reconcile(ctx context.Context) {
 			return
 		}
 		n.reconcileOnce(ctx, r)
-		if time.Since(lastPrune) > time.Minute {
+		// Stamps of an idle leader count too: they bound the cut-off.
+		n.stamps.observe(n.cfg.Clock().UTC())
+		if time.Since(lastPrune) > min(time.Minute, n.cfg.IdempotencyRetention/4) {
 			lastPrune = time.Now()
-			cutoff := n.cfg.Clock().Add(-n.cfg.IdempotencyRetention).UTC()
-			if _, _, err := n.applyLocal([]boltstore.Command{{Op: boltstore.OpPruneIdempotency, OccurredAt: cutoff}}); err != nil {
-				n.log.Debug("prune idempotency keys", "error", err)
+			// Keys are kept for the retention as measured by this leader's
+			// monotonic clock, whatever the wall clock does (stampwindow.go).
+			if cutoff, ok := n.stamps.cutoff(); ok {
+				if _, _, err := n.applyLocal([]boltstore.Command{{Op: boltstore.OpPruneIdempotency, OccurredAt: cutoff}}); err != nil {
+					n.log.Debug("prune idempotency keys", "error", err)
+				}
 			}
 		}
 		select {

@@ -146,6 +146,7 @@ func (n *Node) applyLocalCtx(ctx context.Context, cmds []boltstore.Command) ([]b
 // and applies them.
 func (n *Node) applyLocal(cmds []boltstore.Command) ([]boltstore.Result, uint64, error) {
 	now := n.cfg.Clock().UTC()
+	n.stamps.observe(now)
 	for i := range cmds {
 		if cmds[i].OccurredAt.IsZero() {
 			cmds[i].OccurredAt = now
