@@ -14,6 +14,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +37,8 @@ type serveFlags struct {
 	nodeID, dataDir                string
 	grpcAddr, raftAddr, gossipAddr string
 	advertise                      string
+	raftAdvertise                  string
+	debugClockOffsetFile           string
 	bootstrapExpect                int
 	join                           listFlag
 	tlsCert, tlsKey, tlsCA         string
@@ -65,6 +68,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:7401", "host:port for Raft traffic")
 	fs.StringVar(&f.gossipAddr, "gossip-addr", "127.0.0.1:7402", "host:port for gossip (TCP and UDP)")
 	fs.StringVar(&f.advertise, "advertise-addr", "", "host (name or IP) other nodes reach this one on; the ports are the bind ports (default: the bind hosts)")
+	fs.StringVar(&f.raftAdvertise, "raft-advertise-addr", "", "host:port other nodes dial for Raft, when it differs from the --advertise-addr host with the --raft-addr port (e.g. a proxy in front of the Raft port)")
 	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", 1, "bootstrap a new cluster once this many nodes see each other (0: never, wait to be added; default 1 alone, 0 with --join)")
 	fs.Var(&f.join, "join", "gossip addresses (host:port, DNS names allowed) of other nodes, comma-separated or repeated")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate for the gRPC server and for dialing peers")
@@ -79,6 +83,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&f.leaveOnTerminate, "leave-on-terminate", false, "on SIGTERM leave the cluster (remove this voter) instead of only handing leadership over")
 	fs.BoolVar(&f.unsafeLocalReads, "unsafe-local-reads", false, "DEBUG ONLY: serve default reads from local state without the read index (stale reads)")
+	fs.StringVar(&f.debugClockOffsetFile, "debug-clock-offset-file", "", "DEBUG ONLY: add the Go duration in this file (e.g. -90s, +10m; missing or empty: 0, re-read every 50ms) to the clock that stamps OccurredAt and prunes idempotency keys (fault testing)")
 	fs.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", 8192, "Raft entries between snapshots")
 	fs.DurationVar(&f.heartbeat, "raft-heartbeat-timeout", time.Second, "Raft heartbeat timeout")
 	fs.DurationVar(&f.election, "raft-election-timeout", time.Second, "Raft election timeout")
@@ -116,6 +121,13 @@ func serve(ctx context.Context, args []string) error {
 		debug.SetGCPercent(f.gcPercent)
 	}
 
+	raftAdvertise := advertised(f.advertise, f.raftAddr)
+	if f.raftAdvertise != "" {
+		if err := checkDialAddr(f.raftAdvertise); err != nil {
+			return fmt.Errorf("--raft-advertise-addr: %w", err)
+		}
+		raftAdvertise = f.raftAdvertise
+	}
 	serverTLS, peerTLS, err := loadTLS(f.tlsCert, f.tlsKey, f.tlsCA)
 	if err != nil {
 		return err
@@ -150,7 +162,7 @@ func serve(ctx context.Context, args []string) error {
 		NodeID:            f.nodeID,
 		DataDir:           f.dataDir,
 		RaftAddr:          f.raftAddr,
-		RaftAdvertiseAddr: advertised(f.advertise, f.raftAddr),
+		RaftAdvertiseAddr: raftAdvertise,
 		GossipAddr:        f.gossipAddr,
 		GossipAdvertise:   advertised(f.advertise, f.gossipAddr),
 		GRPCAddr:          advertised(f.advertise, lis.Addr().String()),
@@ -164,6 +176,16 @@ func serve(ctx context.Context, args []string) error {
 		DeadServerCleanup: f.deadServerCleanup,
 		Version:           version,
 		Logger:            logger,
+	}
+	if f.debugClockOffsetFile != "" {
+		clk, err := startOffsetClock(f.debugClockOffsetFile, 50*time.Millisecond, logger)
+		if err != nil {
+			return err
+		}
+		defer clk.Stop()
+		cfg.Clock = clk.Now
+		logger.Warn("--debug-clock-offset-file is on: OccurredAt follows an injected clock; never use this outside fault testing",
+			"file", f.debugClockOffsetFile, "offset", clk.Offset())
 	}
 	if f.unsafeLocalReads {
 		logger.Warn("--unsafe-local-reads is on: default reads may return stale data; never use this outside fault testing")
@@ -269,6 +291,25 @@ func advertised(host, bind string) string {
 		return bind
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// checkDialAddr accepts a host:port peers can dial: a host that is neither
+// empty nor a wildcard, and a port in 1..65535.
+func checkDialAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	if host == "" {
+		return fmt.Errorf("%q has no host; name the address peers dial", addr)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("%q is a wildcard address, which peers cannot dial", addr)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("%q has port %q, not a number in 1..65535", addr, port)
+	}
+	return nil
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {

@@ -101,10 +101,13 @@ func Check(ops []history.Op, opt Options) *Result {
 	r.agreement()
 	r.wellFormed()
 	r.durability()
+	r.occurredAt() // occurred.go
 	r.appendIf()
 	r.realTime()
 	r.reads()
 	r.consumers()
+	r.live()       // live.go
+	r.membership() // membership.go
 	if !opt.SkipPorcupine {
 		r.porcupine(opt.PorcupineTimeoutSec)
 	}
@@ -218,7 +221,7 @@ func (r *run) agreement() {
 		n := min(len(a), len(b))
 		diff := -1
 		for i := 0; i < n; i++ {
-			if a[i] != b[i] {
+			if a[i].Seq != b[i].Seq || a[i].ID != b[i].ID || a[i].Ctx != b[i].Ctx { // OccurredAt: occurred.go
 				diff = i
 				break
 			}

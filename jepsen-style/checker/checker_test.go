@@ -3,6 +3,7 @@ package checker
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/factstr/factstr-go/jepsen-style/history"
 )
@@ -84,13 +85,18 @@ func good() *hb {
 		query(2, "w2", "c1", 50, 52, e1, e2, e4).
 		add(history.Op{Proc: 2, Worker: "w2", F: history.FLocalQuery, Type: history.OK, Call: ms(53), Return: ms(54),
 			Args: history.Value{Ctx: "c2", MinApplied: 4}, Result: history.Value{Events: []history.Event{e3}, CV: 3, LR: 3}}).
+		// live subscribers (live_test.go): StreamAll from 1 ms, StreamTo c1 from 12 ms
+		liveSub("live-all", "", 1, 1, 2).live("live-all", 1, 11, e1, e2).live("live-all", 1, 21, e3).live("live-all", 1, 41, e4).
+		liveSub("live-c1", "c1", 1, 12, 13).live("live-c1", 1, 41, e4).
 		add(history.Op{Proc: 3, Worker: "consumer", F: history.FSubscribe, Type: history.Info, Call: 0, Return: ms(100), Args: history.Value{Name: "d1"}}).
 		deliver("d1", 1, 11, true, e1, e2).
 		deliver("d1", 1, 21, false, e3).
 		deliver("d1", 2, 22, true, e3).
-		deliver("d1", 2, 41, true, e4)
+		deliver("d1", 2, 41, true, e4).
+		add(history.Op{Proc: -1, Worker: "nemesis", F: history.FMemberCheck, Type: history.OK, Call: ms(60), Return: ms(61),
+			Args: history.Value{Fault: "n3 stayed out of the configuration while it kept running"}})
 	for _, n := range []string{"n1", "n2", "n3"} {
-		b.final(n, e1, e2, e3, e4)
+		b.final(n, stampAt(t0, e1, e2, e3, e4)...) // OccurredAt: occurred.go
 	}
 	return b
 }
@@ -242,4 +248,63 @@ func TestIndefiniteAppendResolved(t *testing.T) {
 	for _, a := range check(t, b).Anomalies {
 		t.Errorf("unexpected %s: %s %v", a.Kind, a.Explain, a.Ops)
 	}
+}
+
+// t0 is an OccurredAt (Unix ns) for hand-made final logs.
+const t0 = int64(1_800_000_000_000_000_000)
+
+// stampAt returns copies of evs with OccurredAt at.
+func stampAt(at int64, evs ...history.Event) []history.Event {
+	out := make([]history.Event, len(evs))
+	for i, e := range evs {
+		e.At = at
+		out[i] = e
+	}
+	return out
+}
+
+// finalsStamped replaces good()'s final reads: node -> its log.
+func finalsStamped(logs map[string][]history.Event) *hb {
+	b := finalsOnly(good())
+	for _, n := range []string{"n1", "n2", "n3"} {
+		b.final(n, logs[n]...)
+	}
+	return b
+}
+
+func TestOccurredAt(t *testing.T) {
+	e1, e2, e3, e4 := ev(1, "a1", "c1"), ev(2, "a2", "c1"), ev(3, "b1", "c2"), ev(4, "a3", "c1")
+	// clock jumps between appends (−10 min, then +5 min): allowed
+	jumpy := append(append(stampAt(t0, e1, e2), stampAt(t0-int64(10*time.Minute), e3)...), stampAt(t0+int64(5*time.Minute), e4)...)
+	ok := finalsStamped(map[string][]history.Event{"n1": jumpy, "n2": jumpy, "n3": jumpy})
+	for _, a := range check(t, ok).Anomalies {
+		t.Errorf("clock jumps between appends: unexpected %s: %s", a.Kind, a.Explain)
+	}
+
+	// n3 stamped seq 4 with its own clock: same events, different OccurredAt
+	n3 := append(stampAt(t0, e1, e2, e3), stampAt(t0+int64(90*time.Second), e4)...)
+	r := check(t, finalsStamped(map[string][]history.Event{"n1": stampAt(t0, e1, e2, e3, e4), "n2": stampAt(t0, e1, e2, e3, e4), "n3": n3}))
+	wantKind(t, r, "occurred-at-divergent")
+	for _, a := range r.Anomalies {
+		if a.Kind == "divergent-logs" {
+			t.Errorf("an OccurredAt difference reported as divergent seqs/ids: %s", a.Explain)
+		}
+	}
+
+	// a node without OccurredAt on one event
+	n2 := stampAt(t0, e1, e2, e3, e4)
+	n2[2].At = 0
+	wantKind(t, check(t, finalsStamped(map[string][]history.Event{"n1": stampAt(t0, e1, e2, e3, e4), "n2": n2, "n3": stampAt(t0, e1, e2, e3, e4)})), "occurred-at-zero")
+
+	// the two events of one append (seq 1–2) with different stamps, on every node
+	torn := append(append(stampAt(t0, e1), stampAt(t0+1, e2)...), stampAt(t0+2, e3, e4)...)
+	wantKind(t, check(t, finalsStamped(map[string][]history.Event{"n1": torn, "n2": torn, "n3": torn})), "occurred-at-torn-batch")
+}
+
+func TestMembershipPromiseBroken(t *testing.T) {
+	b := good()
+	b.add(history.Op{Proc: -1, Worker: "nemesis", F: history.FMemberCheck, Type: history.Fail, Call: ms(70), Return: ms(71),
+		Args:   history.Value{Fault: "n2 stayed out of the configuration while it kept running"},
+		Result: history.Value{Fault: "leader n1 lists n2 as nonvoter again"}, Err: "removed node is back in the configuration"})
+	wantKind(t, check(t, b), "membership")
 }

@@ -32,6 +32,15 @@ const (
 	FSubscribe  = "subscribe"   // a durable consumer (re)subscribing; completion ends the incarnation
 	FFinalRead  = "final_read"  // full log read from one node after healing
 	FNemesis    = "nemesis"     // a fault starting (invoke) or ending (ok)
+	// FMemberCheck is an expectation about membership the nemesis checked
+	// (a removed node stayed out; a re-added node became a caught-up
+	// voter): ok or fail, v.fault says what was seen.
+	FMemberCheck = "member_check"
+	// FLiveSubscribe is a live (non-durable) StreamAll / StreamTo call:
+	// v.name, v.ctx (filter, "" for every event), v.inc (incarnation).
+	FLiveSubscribe = "live_subscribe"
+	// FLive is one batch delivered to a live subscription: v.name, v.inc, v.events.
+	FLive = "live"
 )
 
 // Event is one committed fact as observed: its sequence number and its
@@ -40,6 +49,8 @@ type Event struct {
 	Seq uint64 `json:"s"`
 	ID  string `json:"id"`
 	Ctx string `json:"c,omitempty"`
+	// At is OccurredAt in Unix ns; recorded in final reads only.
+	At int64 `json:"at,omitempty"`
 }
 
 // Value is the argument (on invoke) or result (on completion) of an operation.
@@ -261,6 +272,16 @@ func (o Op) String() string {
 	}
 	if o.F == FDeliver && len(r.Events) > 0 {
 		s += fmt.Sprintf(" %s#%d seq %d–%d", r.Name, r.Incarnation, r.Events[0].Seq, r.Events[len(r.Events)-1].Seq)
+	}
+	if o.F == FLive || o.F == FLiveSubscribe {
+		s += fmt.Sprintf(" %s#%d", a.Name, a.Incarnation)
+		for i, e := range a.Events {
+			if i == 8 {
+				s += fmt.Sprintf(" …(%d events)", len(a.Events))
+				break
+			}
+			s += fmt.Sprintf(" %d:%s", e.Seq, e.ID)
+		}
 	}
 	if o.Err != "" {
 		s += " err=" + o.Err

@@ -26,6 +26,12 @@ var Nemeses = map[string]string{
 	"pause":              "SIGSTOP a random node, SIGCONT when the fault ends",
 	"pause-leader":       "SIGSTOP the leader beyond the election timeout",
 	"pause-kill":         "pause one node, SIGKILL another, then resume and restart both",
+	"latency":            "50–110 ms (+0–40 ms jitter) each way on every Raft connection, via a proxy per node (runner/latency.go)",
+	"clock-bump":         "move the leader's OccurredAt clock ±10 min (--debug-clock-offset-file, runner/clock.go)",
+	"clock-strobe":       "flip the leader's OccurredAt clock between -5 and +5 min every 100 ms (runner/clock.go)",
+	"membership":         "admin remove a follower (sent to another node, forwarded to the leader); at heal stop it, wait until gossip declares it failed, wipe its data dir and restart it: it rejoins as a non-voter and is promoted (runner/membership.go)",
+	"membership-leader":  "admin remove the leader (it steps down, the others elect); at heal stop it, wait for gossip, wipe its data dir and restart it (runner/membership.go)",
+	"membership-quick":   "as membership, but restart the wiped node at once: only its new incarnation tells it from the removed node that kept running (runner/membership.go)",
 }
 
 type fault struct {
@@ -191,6 +197,14 @@ func (c *cluster) startFault(ctx context.Context, kind string, rng *rand.Rand) (
 				c.note("restart %s: %v", k.name, err)
 			}
 		}}, nil
+	case "membership", "membership-leader", "membership-quick":
+		return c.membershipFault(ctx, kind, rng)
+	case "latency":
+		return c.latencyFault(ctx, rng)
+	case "clock-bump":
+		return c.clockBump(ctx, rng)
+	case "clock-strobe":
+		return c.clockStrobe(ctx, rng)
 	}
 	return nil, fmt.Errorf("unknown nemesis %q", kind)
 }

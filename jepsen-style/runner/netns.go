@@ -125,7 +125,7 @@ func SetRules(ctx context.Context, i int, rules []string) error {
 // the pid file (only if they are factstr-node), namespaces (their nft
 // tables go with them), veths and the bridge. Safe to run any time.
 func Cleanup(maxNodes int) []string {
-	var did []string
+	did := cleanupProxies() // runner/latency.go
 	if b, err := os.ReadFile(filepath.Join(StateDir, "pids")); err == nil {
 		for _, f := range strings.Fields(string(b)) {
 			pid, err := strconv.Atoi(f)

@@ -28,7 +28,10 @@ type node struct {
 	pids   *pidFile
 }
 
+// pidFile mirrors a set of child pids into StateDir/name, so that Cleanup
+// (jepsen -cleanup) can kill what an interrupted run left.
 type pidFile struct {
+	name string // default "pids"
 	mu   sync.Mutex
 	pids map[int]bool
 }
@@ -45,7 +48,11 @@ func (p *pidFile) set(pid int, on bool) {
 	for k := range p.pids {
 		fmt.Fprintf(&b, "%d\n", k)
 	}
-	_ = os.WriteFile(filepath.Join(StateDir, "pids"), []byte(b.String()), 0o644)
+	name := p.name
+	if name == "" {
+		name = "pids"
+	}
+	_ = os.WriteFile(filepath.Join(StateDir, name), []byte(b.String()), 0o644)
 }
 
 // Children are forked from one locked thread so Pdeathsig (SIGKILL when the

@@ -41,6 +41,10 @@ type Config struct {
 	Bin         string        `json:"bin"`
 	OutDir      string        `json:"out_dir"`
 	Election    time.Duration `json:"raft_election_timeout"`
+	// RaftProxy puts a latency proxy in front of every node's Raft port
+	// (runner/latency.go); cmd/jepsen sets it when the schedule has latency.
+	RaftProxy bool   `json:"raft_proxy,omitempty"`
+	ProxyBin  string `json:"proxy_bin,omitempty"` // runs `ProxyBin -proxy SPEC` (default: this executable)
 }
 
 // Outcome of Run.
@@ -58,6 +62,9 @@ type cluster struct {
 	admin []*client.Client // one per node, for status
 	mu    sync.Mutex
 	notes []string
+
+	proxies   []*proxyProc // Raft latency proxies (runner/latency.go)
+	proxyPids *pidFile
 }
 
 func (c *cluster) note(format string, a ...any) {
@@ -91,7 +98,7 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{cfg: cfg, rec: rec}
+	c := &cluster{cfg: cfg, rec: rec, proxyPids: &pidFile{name: proxyPidFile, pids: map[int]bool{}}}
 	out = &Outcome{Started: rec.Start()}
 	defer func() {
 		c.teardown()
@@ -182,6 +189,7 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 		cwg.Add(1)
 		go func(co *consumer, ch chan struct{}) { defer cwg.Done(); co.run(consCtx, ch) }(co, resub[i])
 	}
+	c.startLive(consCtx, dial, &cwg) // live StreamAll / StreamTo subscribers (runner/live.go)
 
 	// nemesis
 	nctx, ncancel := context.WithTimeout(ctx, cfg.Duration)
@@ -234,6 +242,9 @@ func grpcAddr(i int) string { return fmt.Sprintf("%s:%d", nodeIP(i), GRPCPort) }
 
 func (c *cluster) startNodes(ctx context.Context) error {
 	pf := &pidFile{pids: map[int]bool{}}
+	if err := c.startProxies(ctx); err != nil { // only with cfg.RaftProxy
+		return err
+	}
 	for i := 1; i <= c.cfg.Nodes; i++ {
 		var join []string
 		for j := 1; j <= c.cfg.Nodes; j++ {
@@ -255,6 +266,7 @@ func (c *cluster) startNodes(ctx context.Context) error {
 		if c.cfg.UnsafeReads {
 			args = append(args, "--unsafe-local-reads")
 		}
+		args = append(args, c.nodeExtraArgs(i)...) // clock offset file, proxied Raft address
 		n := &node{i: i, name: fmt.Sprintf("n%d", i), args: args, bin: c.cfg.Bin, logPath: filepath.Join(c.cfg.OutDir, fmt.Sprintf("n%d.log", i)), pids: pf}
 		c.nodes = append(c.nodes, n)
 		if err := n.start(); err != nil {
@@ -363,7 +375,7 @@ func (c *cluster) finalReads(ctx context.Context, barrier uint64) {
 			c.note("final read on %s failed: %v", name, err)
 			continue
 		}
-		evs := toEvents(res.Events)
+		evs := withOccurredAt(toEvents(res.Events), res.Events)
 		c.rec.Complete(op, proc, "final", name, history.FFinalRead, history.OK, &history.Value{Events: evs, CV: res.CurrentContextVersion}, nil)
 		c.note("final read on %s: %d events", name, len(evs))
 	}
@@ -381,6 +393,7 @@ func (c *cluster) teardown() {
 		go func(n *node) { defer wg.Done(); n.stop(ctx) }(n)
 	}
 	wg.Wait()
+	c.stopProxies()
 	for _, d := range Cleanup(c.cfg.Nodes + 2) {
 		c.note("cleanup: %s", d)
 	}

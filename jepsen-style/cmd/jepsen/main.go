@@ -23,6 +23,7 @@ import (
 
 	"github.com/factstr/factstr-go/jepsen-style/checker"
 	"github.com/factstr/factstr-go/jepsen-style/history"
+	"github.com/factstr/factstr-go/jepsen-style/proxy"
 	"github.com/factstr/factstr-go/jepsen-style/report"
 	"github.com/factstr/factstr-go/jepsen-style/runner"
 )
@@ -30,6 +31,9 @@ import (
 func main() { os.Exit(run()) }
 
 func run() int {
+	if len(os.Args) == 3 && os.Args[1] == runner.ProxyArg { // a Raft latency proxy the runner started (runner/latency.go)
+		return proxy.Main(os.Args[2])
+	}
 	mode := flag.String("mode", "smoke", "smoke, negative or full")
 	out := flag.String("out", "", "output directory (default: bin/jepsen/<mode>-<time>)")
 	seed := flag.Int64("seed", 0, "random seed (0: from the clock)")
@@ -96,7 +100,8 @@ func run() int {
 	case "full":
 		cfg.Duration, cfg.FaultFor, cfg.HealFor = 17*time.Minute, 12*time.Second, 8*time.Second
 		cfg.Nemeses = []string{"partition-leader", "kill", "partition-halves", "pause-leader", "partition-bridge", "kill-leader",
-			"loss", "partition-oneway", "pause", "kill-all", "pause-kill", "partition-follower"}
+			"loss", "partition-oneway", "pause", "kill-all", "pause-kill", "partition-follower", "membership", "membership-leader", "membership-quick",
+			"latency", "clock-bump", "clock-strobe"}
 	default:
 		fmt.Fprintf(os.Stderr, "unknown -mode %q: smoke, negative or full\n", *mode)
 		return 2
@@ -108,6 +113,7 @@ func run() int {
 		cfg.Nemeses = strings.Split(*nemeses, ",")
 	}
 	for _, n := range cfg.Nemeses {
+		cfg.RaftProxy = cfg.RaftProxy || n == "latency" // Raft proxies only when needed
 		if _, ok := runner.Nemeses[n]; !ok {
 			fmt.Fprintf(os.Stderr, "unknown nemesis %q (see -list)\n", n)
 			return 2
