@@ -136,11 +136,17 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	if n.left.Load() {
 		st.Warnings = append(st.Warnings, "this node has left the cluster; it can be stopped")
 	}
-	if c := n.ml.Conflicts(); c > 0 {
-		st.Warnings = append(st.Warnings, fmt.Sprintf("gossip saw %d claim(s) of a node id already in use by another address; check for two nodes started with one --node-id", c))
+	// The counter only grows (it is also a metric); warn while claims are
+	// recent, so a restart on a new address stops being reported once
+	// peers have accepted it.
+	if c, last := n.ml.Conflicts(), n.ml.LastConflict(); c > 0 && time.Since(last) < conflictWarnFor {
+		st.Warnings = append(st.Warnings, fmt.Sprintf("gossip saw %d claim(s) of a node id already in use by another address, the last %s ago; check for two nodes started with one --node-id", c, time.Since(last).Round(time.Second)))
 	}
 	return st, nil
 }
+
+// conflictWarnFor is how long status keeps warning about a node-id conflict.
+const conflictWarnFor = 2 * time.Minute
 
 func stateName(s raft.RaftState) string {
 	return stateName2(s.String())

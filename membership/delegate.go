@@ -215,6 +215,7 @@ func (m *Membership) observeGone(n *memberlist.Node) {
 func (m *Membership) observeConflict(existing, other *memberlist.Node) {
 	total := m.conflicts.Add(1)
 	now := time.Now()
+	m.lastConflict.Store(now.UnixNano())
 	kept, _ := m.decodeNode(existing, StateAlive, now)
 	rival, _ := m.decodeNode(other, StateAlive, now)
 	self := existing.Name == m.name

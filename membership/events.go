@@ -3,6 +3,7 @@ package membership
 import (
 	"fmt"
 	"sync/atomic"
+	"time"
 )
 
 // SubscriberBuffer is how many events a subscription holds before new ones
@@ -133,3 +134,12 @@ func (m *Membership) DroppedEvents() uint64 { return m.dropped.Load() }
 // processes share a NodeID (a misconfiguration, or a restarted pod whose old
 // entry is not yet reclaimable); the cluster should refuse the newcomer.
 func (m *Membership) Conflicts() uint64 { return m.conflicts.Load() }
+
+// LastConflict is when gossip last reported a node-id conflict (zero if
+// never).
+func (m *Membership) LastConflict() time.Time {
+	if ns := m.lastConflict.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}

@@ -69,7 +69,9 @@ type Membership struct {
 	joinTarget string
 
 	conflicts atomic.Uint64
-	dropped   atomic.Uint64
+	// lastConflict is when the last conflict was seen (Unix ns; 0: never).
+	lastConflict atomic.Int64
+	dropped      atomic.Uint64
 	// staleSelf: a peer may not hold this node's current address, so the
 	// join loop should re-announce it (see reannounce in join.go).
 	staleSelf atomic.Bool
