@@ -331,9 +331,9 @@ func (s *Store) Query(ctx context.Context, query contract.EventQuery) (contract.
 // ReadBatches implements streams.Source: the committed batches with events
 // in (after, upTo], filtered by m and grouped as committed.
 //
-// It scans the range rather than using the indexes: the engine hands over
-// a compiled Matcher, not the query, and live streams read only the few
-// batches since their last read.
+// A selective query (a durable stream replaying a long log for one
+// context) is narrowed with the same indexes as Query; a query the indexes
+// cannot narrow scans the range.
 func (s *Store) ReadBatches(ctx context.Context, after, upTo uint64, m *contract.Matcher, maxBatches int) ([][]contract.EventRecord, uint64, error) {
 	if s.closing.Load() {
 		return nil, after, contract.ErrClosed
@@ -361,6 +361,15 @@ func (r *reader) readBatches(ctx context.Context, after, upTo uint64, m *contrac
 	upTo = min(upTo, r.head)
 	if upTo <= after {
 		return nil, after, nil
+	}
+	if m != nil && !m.MatchesEverything() {
+		p, err := r.plan(m.Query())
+		if err != nil {
+			return nil, after, err
+		}
+		if !p.scan {
+			return r.readBatchesIndexed(ctx, p, after, upTo, m, maxBatches)
+		}
 	}
 	var (
 		out    [][]contract.EventRecord
@@ -403,6 +412,51 @@ func (r *reader) readBatches(ctx context.Context, after, upTo uint64, m *contrac
 			}
 			cur = append(cur, rec)
 		}
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out, upTo, nil
+}
+
+// readBatchesIndexed is readBatches over the plan's candidates: the same
+// batches, the same resume position.
+func (r *reader) readBatchesIndexed(ctx context.Context, p plan, after, upTo uint64, m *contract.Matcher, maxBatches int) ([][]contract.EventRecord, uint64, error) {
+	var (
+		out       [][]contract.EventRecord
+		cur       []contract.EventRecord
+		curEnd    uint64
+		pushedEnd uint64 // last sequence number of the last batch in out
+	)
+	bc := r.batches.Cursor()
+	err := r.ascend(ctx, p, m, after, upTo, func(seq uint64, v []byte) (bool, error) {
+		if seq > curEnd {
+			if len(cur) > 0 {
+				out, cur, pushedEnd = append(out, cur), nil, curEnd
+				if len(out) >= maxBatches {
+					return false, nil
+				}
+			}
+			bk, _ := bc.Seek(seqKey(seq))
+			if bk == nil {
+				return false, fmt.Errorf("%w: event %d has no committed batch", errCorrupt, seq)
+			}
+			curEnd = binary.BigEndian.Uint64(bk)
+		}
+		rec, err := eventRecord(seq, v)
+		if err != nil {
+			return false, err
+		}
+		cur = append(cur, rec)
+		return true, nil
+	})
+	if err != nil {
+		return nil, after, err
+	}
+	if len(out) >= maxBatches {
+		// Stopped at the first event of a batch beyond the limit: resume
+		// after the last batch returned, as the scan does.
+		return out, pushedEnd, nil
 	}
 	if len(cur) > 0 {
 		out = append(out, cur)

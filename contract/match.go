@@ -27,6 +27,7 @@ func Matches(q EventQuery, rec EventRecord) bool {
 type Matcher struct {
 	all     bool
 	filters []compiledFilter
+	query   EventQuery // what it was compiled from, for stores that plan with indexes
 }
 
 type compiledFilter struct {
@@ -37,7 +38,7 @@ type compiledFilter struct {
 
 // NewMatcher compiles q. It fails when a payload predicate is not JSON.
 func NewMatcher(q EventQuery) (*Matcher, error) {
-	m := &Matcher{all: len(q.Filters) == 0}
+	m := &Matcher{all: len(q.Filters) == 0, query: cloneQuery(q)}
 	for i, f := range q.Filters {
 		cf := compiledFilter{anyPayload: f.PayloadPredicates == nil}
 		if f.EventTypes != nil {
@@ -62,6 +63,29 @@ func NewMatcher(q EventQuery) (*Matcher, error) {
 		m.filters = append(m.filters, cf)
 	}
 	return m, nil
+}
+
+// Query returns the query m was compiled from (a copy), so that a store can
+// narrow candidates with its indexes before matching.
+func (m *Matcher) Query() EventQuery { return cloneQuery(m.query) }
+
+func cloneQuery(q EventQuery) EventQuery {
+	out := EventQuery{MinSequenceNumber: q.MinSequenceNumber}
+	if q.Filters != nil {
+		out.Filters = make([]EventFilter, len(q.Filters))
+		for i, f := range q.Filters {
+			if f.EventTypes != nil {
+				out.Filters[i].EventTypes = append([]string{}, f.EventTypes...)
+			}
+			if f.PayloadPredicates != nil {
+				out.Filters[i].PayloadPredicates = make([]json.RawMessage, len(f.PayloadPredicates))
+				for j, p := range f.PayloadPredicates {
+					out.Filters[i].PayloadPredicates[j] = append(json.RawMessage{}, p...)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // MatchesEverything reports whether the query has no filters.
