@@ -337,3 +337,51 @@ func TestIdempotencyKeysSurviveLeaderClockJump(t *testing.T) {
 		t.Fatalf("key k1 was never pruned: %+v", late)
 	}
 }
+
+// TestCrashedHolderReleasesItsDurableNameAtRestart: a node that crashed
+// while holding a durable name and restarted at once (faster than gossip
+// declares it failed, so the leader releases nothing) frees the name
+// itself, so the consumer can continue on another node.
+func TestCrashedHolderReleasesItsDurableNameAtRestart(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	holder := c.follower()
+	ctx := ctxT(t)
+	if _, err := c.leader().Append(ctx, []contract.NewEvent{ev("A", `{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	delivered := make(chan struct{}, 1)
+	if _, err := holder.StreamAllDurable(ctx, "d", func(context.Context, []contract.EventRecord) error {
+		select {
+		case delivered <- struct{}{}:
+		default:
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-delivered:
+	case <-ctx.Done():
+		t.Fatal("no delivery to the first holder")
+	}
+	var other *testNode
+	for _, n := range c.running() {
+		if n != holder {
+			other = n
+		}
+	}
+	if _, err := other.StreamAllDurable(ctx, "d", func(context.Context, []contract.EventRecord) error { return nil }); !errors.Is(err, contract.ErrDurableNameInUse) {
+		t.Fatalf("second holder while the first runs: %v, want ErrDurableNameInUse", err)
+	}
+	spec := c.remove(holder)
+	holder.kill()
+	c.add(startNode(t, spec))
+	eventually(t, "another node can take the durable name of the crashed holder", func() bool {
+		sub, err := other.StreamAllDurable(ctx, "d", func(context.Context, []contract.EventRecord) error { return nil })
+		if err != nil {
+			return false
+		}
+		sub.Unsubscribe()
+		return true
+	})
+}

@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
@@ -48,6 +50,34 @@ func (d *raftDurables) Release(ctx context.Context, name, holder string) error {
 		return err
 	}
 	return res[0].Err
+}
+
+// releaseOwnLeasesAtStart runs clearOwnLeases as soon as there is a leader.
+// Waiting for this node's first durable subscription is not enough: a
+// consumer that fails over to another node would find its name still held
+// by this node's previous run, and when the node restarted faster than
+// gossip declares a node failed, the leader never releases it either.
+func (n *Node) releaseOwnLeasesAtStart() {
+	defer n.wg.Done()
+	backoff := 100 * time.Millisecond
+	for n.ctx.Err() == nil {
+		if _, err := n.WaitLeader(n.ctx); err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.ApplyTimeout)
+		err := n.clearOwnLeases(ctx)
+		cancel()
+		if err == nil || errors.Is(err, ErrLeft) || errors.Is(err, contract.ErrClosed) {
+			return
+		}
+		n.log.Debug("release leases of this node's previous run", "error", err)
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
 }
 
 // clearOwnLeases releases, once per process, leases a previous run of this

@@ -220,10 +220,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.ml = ml
 
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.leaderLoop()
 	go n.bootstrap(hasState)
 	go n.learnClusterID()
+	go n.releaseOwnLeasesAtStart()
 	return n, nil
 }
 
