@@ -214,7 +214,7 @@ func (c *cluster) readd(ctx context.Context, victim int, quick bool) {
 		if dir == "" {
 			return "no --data-dir in the node's arguments", errors.New("cannot wipe")
 		}
-		if err := os.RemoveAll(dir); err != nil {
+		if err := wipeDir(dir); err != nil { // the contents: dir may be a lazyfs mount
 			return "wipe " + dir, err
 		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -26,6 +26,8 @@ var Nemeses = map[string]string{
 	"pause":              "SIGSTOP a random node, SIGCONT when the fault ends",
 	"pause-leader":       "SIGSTOP the leader beyond the election timeout",
 	"pause-kill":         "pause one node, SIGKILL another, then resume and restart both",
+	"power-loss":         "SIGKILL a random node and drop its un-fsynced writes (lazyfs), restart it when the fault ends",
+	"power-loss-all":     "SIGKILL every node and drop their un-fsynced writes (lazyfs), restart them when the fault ends",
 	"latency":            "50–110 ms (+0–40 ms jitter) each way on every Raft connection, via a proxy per node (runner/latency.go)",
 	"clock-bump":         "move the leader's OccurredAt clock ±10 min (--debug-clock-offset-file, runner/clock.go)",
 	"clock-strobe":       "flip the leader's OccurredAt clock between -5 and +5 min every 100 ms (runner/clock.go)",
@@ -184,6 +186,8 @@ func (c *cluster) startFault(ctx context.Context, kind string, rng *rand.Rand) (
 			return nil, err
 		}
 		return &fault{desc: fmt.Sprintf("SIGSTOP n%d", i), heal: func(context.Context) { _ = nd.signal(syscall.SIGCONT) }}, nil
+	case "power-loss", "power-loss-all":
+		return c.powerLoss(kind, rng)
 	case "pause-kill":
 		perm := rng.Perm(n)
 		p, k := c.nodes[perm[0]], c.nodes[perm[1]]

@@ -163,6 +163,7 @@ func Cleanup(maxNodes int) []string {
 			}
 		}
 	}
+	did = append(did, cleanupLazyMounts()...) // lazyfs data mounts (powerloss.go)
 	for i := 1; i <= maxNodes; i++ {
 		if exec.Command("ip", "link", "show", vethName(i)).Run() == nil {
 			_ = exec.Command("ip", "link", "del", vethName(i)).Run()

@@ -41,6 +41,7 @@ type Config struct {
 	Bin         string        `json:"bin"`
 	OutDir      string        `json:"out_dir"`
 	Election    time.Duration `json:"raft_election_timeout"`
+	LazyFS      bool          `json:"lazyfs"` // data directories on lazyfs mounts (power-loss nemeses; powerloss.go)
 	// RaftProxy puts a latency proxy in front of every node's Raft port
 	// (runner/latency.go); cmd/jepsen sets it when the schedule has latency.
 	RaftProxy bool   `json:"raft_proxy,omitempty"`
@@ -60,6 +61,7 @@ type cluster struct {
 	nodes []*node
 	rec   *history.Recorder
 	admin []*client.Client // one per node, for status
+	lfs   *lazyMounts      // lazyfs data mounts when cfg.LazyFS (powerloss.go)
 	mu    sync.Mutex
 	notes []string
 
@@ -231,7 +233,7 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	time.Sleep(time.Second) // let c0 finish too
+	c.waitConsumers(consumers, deadline) // let c0 finish too (catchup.go)
 	c.note("consumer 'all' handled up to seq %d, 'c0' up to %d", consumers[0].lastHandled(), consumers[1].lastHandled())
 	consCancel()
 	cwg.Wait()
@@ -255,6 +257,9 @@ func (c *cluster) startNodes(ctx context.Context) error {
 		dataDir := filepath.Join(StateDir, "data", fmt.Sprintf("n%d", i))
 		_ = os.RemoveAll(dataDir)
 		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+			return err
+		}
+		if err := c.mountData(i, dataDir); err != nil {
 			return err
 		}
 		args := []string{"serve", "--node-id", fmt.Sprintf("n%d", i), "--data-dir", dataDir,
@@ -394,6 +399,7 @@ func (c *cluster) teardown() {
 	}
 	wg.Wait()
 	c.stopProxies()
+	c.unmountData()
 	for _, d := range Cleanup(c.cfg.Nodes + 2) {
 		c.note("cleanup: %s", d)
 	}

@@ -100,7 +100,7 @@ func run() int {
 	case "full":
 		cfg.Duration, cfg.FaultFor, cfg.HealFor = 17*time.Minute, 12*time.Second, 8*time.Second
 		cfg.Nemeses = []string{"partition-leader", "kill", "partition-halves", "pause-leader", "partition-bridge", "kill-leader",
-			"loss", "partition-oneway", "pause", "kill-all", "pause-kill", "partition-follower", "membership", "membership-leader", "membership-quick",
+			"loss", "partition-oneway", "pause", "kill-all", "power-loss", "power-loss-all", "pause-kill", "partition-follower", "membership", "membership-leader", "membership-quick",
 			"latency", "clock-bump", "clock-strobe"}
 	default:
 		fmt.Fprintf(os.Stderr, "unknown -mode %q: smoke, negative or full\n", *mode)
@@ -119,6 +119,7 @@ func run() int {
 			return 2
 		}
 	}
+	cfg.LazyFS = runner.NeedsLazyFS(cfg.Nemeses) // data directories on lazyfs only for power loss
 	if cfg.Seed == 0 {
 		cfg.Seed = time.Now().UnixNano()
 	}
