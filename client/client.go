@@ -16,11 +16,23 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/wire"
+)
+
+// Keepalive pings of the client's connections while calls or streams are
+// open: after KeepaliveTime without traffic the client pings, and a
+// connection whose ping is not answered within KeepaliveTimeout is closed
+// (its calls fail UNAVAILABLE and are retried, its streams resume
+// elsewhere). Nodes must permit pings this often: factstr-node allows one
+// every 10 s.
+const (
+	KeepaliveTime    = 30 * time.Second
+	KeepaliveTimeout = 10 * time.Second
 )
 
 // Client talks to a FACTSTR cluster. It is safe for concurrent use.
@@ -48,9 +60,12 @@ func Dial(ctx context.Context, targets []string, opts ...Option) (*Client, error
 	if len(targets) == 0 {
 		return nil, errors.New("client: no targets; give at least one node address (host:port)")
 	}
-	o := options{retryTimeout: 30 * time.Second, logger: slog.Default()}
+	o := options{retryTimeout: 30 * time.Second, attemptTimeout: DefaultAttemptTimeout, logger: slog.Default()}
 	for _, f := range opts {
 		f(&o)
+	}
+	if o.attemptTimeout < 0 {
+		return nil, fmt.Errorf("client: negative attempt timeout %v; give 0 (no per-attempt bound) or more", o.attemptTimeout)
 	}
 	creds := insecure.NewCredentials()
 	if o.tlsConfig != nil {
@@ -59,6 +74,12 @@ func Dial(ctx context.Context, targets []string, opts ...Option) (*Client, error
 	dial := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
+		// Pings while a call or stream is open notice a connection whose
+		// peer vanished without a reset (a long-lived stream would
+		// otherwise wait for TCP to give up, many minutes). Nodes permit a
+		// ping every 10 s (their keepalive enforcement policy, set in
+		// factstr-node serve); WithDialOptions can override this.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}),
 	}, o.dialOpts...)
 	if o.token != "" {
 		dial = append(dial, grpc.WithPerRPCCredentials(wire.TokenCredentials(o.token, o.tlsConfig != nil)))
@@ -113,9 +134,82 @@ func retryable(err error) bool {
 	return false
 }
 
+// attempt is one try on one node. Its ctx is cancelled when the client's
+// per-attempt timeout passes before the node first answered.
+type attempt struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	parent  context.Context
+	timer   *time.Timer
+	stopped bool // answered was called (by the attempt's goroutine only)
+	fired   atomic.Bool
+}
+
+// newAttempt starts an attempt under parent. It is bounded only when
+// parent leaves more time than the attempt timeout: otherwise the caller's
+// own deadline comes first and its error is the caller's.
+func (c *Client) newAttempt(parent context.Context) *attempt {
+	a := &attempt{parent: parent}
+	a.ctx, a.cancel = context.WithCancel(parent)
+	if d := c.opts.attemptTimeout; d > 0 {
+		if dl, ok := parent.Deadline(); !ok || time.Until(dl) > d {
+			a.timer = time.AfterFunc(d, func() {
+				a.fired.Store(true)
+				a.cancel()
+			})
+		}
+	}
+	return a
+}
+
+// answered stops the clock once the node answered; the rest of the call
+// (further pages, a live stream) runs under the parent's ctx alone. It
+// reports false when the attempt had already timed out.
+func (a *attempt) answered() bool {
+	if a.timer == nil || a.stopped {
+		return !a.fired.Load()
+	}
+	a.stopped = true
+	return a.timer.Stop()
+}
+
+// timedOut reports whether the attempt ended because its own time ran
+// out while the parent was still alive.
+func (a *attempt) timedOut() bool { return a.fired.Load() && a.parent.Err() == nil }
+
+// end stops the clock and releases the attempt's ctx.
+func (a *attempt) end() {
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+	a.cancel()
+}
+
+// timeoutErr is the error of an attempt that timed out: UNAVAILABLE, so
+// that the call moves on to the next node.
+func (c *Client) timeoutErr(node int, err error) error {
+	return status.Errorf(codes.Unavailable, "client: %s did not answer within the attempt timeout (%v): %v", c.targets[node], c.opts.attemptTimeout, err)
+}
+
 // call runs f against node after node until it succeeds, fails for a
-// reason retrying cannot fix, or the retry budget ends.
-func (c *Client) call(ctx context.Context, f func(ctx context.Context, node int) error) error {
+// reason retrying cannot fix, or the retry budget ends. Each attempt is
+// bounded by the attempt timeout until f calls answered (or returns).
+func (c *Client) call(ctx context.Context, f func(a *attempt, node int) error) error {
+	return c.retry(ctx, func(ctx context.Context, node int) (bool, error) {
+		a := c.newAttempt(ctx)
+		defer a.end()
+		err := f(a, node)
+		if err != nil && a.timedOut() {
+			err = c.timeoutErr(node, err)
+		}
+		return retryable(err), err
+	})
+}
+
+// retry runs f against node after node while it fails with again set,
+// backing off after each full round, until the ctx (or, when it has no
+// deadline, the retry budget) ends.
+func (c *Client) retry(ctx context.Context, f func(ctx context.Context, node int) (again bool, err error)) error {
 	if c.isClosed() {
 		return contract.ErrClosed
 	}
@@ -127,8 +221,8 @@ func (c *Client) call(ctx context.Context, f func(ctx context.Context, node int)
 	backoff := 20 * time.Millisecond
 	node := c.pick()
 	for attempt := 0; ; attempt++ {
-		err := f(ctx, node)
-		if err == nil || !retryable(err) {
+		again, err := f(ctx, node)
+		if err == nil || !again {
 			return err
 		}
 		if c.isClosed() {
@@ -171,9 +265,9 @@ func (c *Client) Append(ctx context.Context, events []contract.NewEvent) (contra
 	}
 	req := &factstrv1.AppendRequest{Events: wire.EventsToProto(events), IdempotencyKey: key}
 	var resp *factstrv1.AppendResponse
-	err := c.call(ctx, func(ctx context.Context, node int) error {
+	err := c.call(ctx, func(a *attempt, node int) error {
 		var err error
-		resp, err = c.es(node).Append(ctx, req)
+		resp, err = c.es(node).Append(a.ctx, req)
 		return err
 	})
 	if err != nil {
@@ -193,9 +287,9 @@ func (c *Client) AppendIf(ctx context.Context, events []contract.NewEvent, query
 	}
 	req := &factstrv1.AppendIfRequest{Events: wire.EventsToProto(events), Context: wire.QueryToProto(query), ExpectedContextVersion: expected, IdempotencyKey: key}
 	var resp *factstrv1.AppendIfResponse
-	err := c.call(ctx, func(ctx context.Context, node int) error {
+	err := c.call(ctx, func(a *attempt, node int) error {
 		var err error
-		resp, err = c.es(node).AppendIf(ctx, req)
+		resp, err = c.es(node).AppendIf(a.ctx, req)
 		return err
 	})
 	if err != nil {
@@ -209,9 +303,9 @@ func (c *Client) AppendIf(ctx context.Context, events []contract.NewEvent, query
 func (c *Client) Query(ctx context.Context, query contract.EventQuery) (contract.QueryResult, error) {
 	req := &factstrv1.QueryRequest{Query: wire.QueryToProto(query), Read: wire.ReadOptionsToProto(contract.ReadOptionsFrom(ctx))}
 	var res contract.QueryResult
-	err := c.call(ctx, func(ctx context.Context, node int) error {
+	err := c.call(ctx, func(a *attempt, node int) error {
 		res = contract.QueryResult{}
-		st, err := c.es(node).Query(ctx, req)
+		st, err := c.es(node).Query(a.ctx, req)
 		if err != nil {
 			return err
 		}
@@ -222,6 +316,9 @@ func (c *Client) Query(ctx context.Context, query contract.EventQuery) (contract
 			}
 			if err != nil {
 				return err
+			}
+			if !a.answered() {
+				return context.Canceled // the attempt timed out as the page came
 			}
 			res.Events = append(res.Events, wire.RecordsFromProto(page.GetEvents())...)
 			res.LastReturnedSequenceNumber = page.GetLastReturnedSequenceNumber()

@@ -12,12 +12,20 @@ import (
 type Option func(*options)
 
 type options struct {
-	tlsConfig    *tls.Config
-	token        string
-	dialOpts     []grpc.DialOption
-	retryTimeout time.Duration
-	logger       *slog.Logger
+	tlsConfig      *tls.Config
+	token          string
+	dialOpts       []grpc.DialOption
+	retryTimeout   time.Duration
+	attemptTimeout time.Duration
+	logger         *slog.Logger
 }
+
+// DefaultAttemptTimeout is the per-attempt timeout of WithAttemptTimeout
+// when the option is not given. It is far above a healthy node's answer
+// time (milliseconds; a node without a leader answers UNAVAILABLE itself)
+// and well below the ~20 s gRPC spends trying to connect to an address
+// that never answers, such as a Kubernetes pod's vanished IP.
+const DefaultAttemptTimeout = 5 * time.Second
 
 // WithTLS uses TLS (mutual TLS when cfg has client certificates).
 func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tlsConfig = cfg } }
@@ -33,6 +41,27 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // WithRetryTimeout bounds how long a call retries UNAVAILABLE across nodes
 // when its ctx has no deadline (default 30s).
 func WithRetryTimeout(d time.Duration) Option { return func(o *options) { o.retryTimeout = d } }
+
+// WithAttemptTimeout bounds each attempt on one node until that node first
+// answers (default DefaultAttemptTimeout, 5s; 0 turns the bound off; a
+// negative value makes Dial fail). When an attempt's own time runs out
+// while the call's ctx is still alive, the client gives up on that node and
+// moves on to the next one, as for UNAVAILABLE: a node whose address
+// vanished or that accepts connections but never answers then costs d, not
+// the whole call. The bound ends at the node's first answer: a unary call's
+// response, a Query's first page, a stream's first message (so a long
+// catch-up, replay or live stream is never cut short). An attempt is
+// bounded only when the call's ctx leaves more than d.
+//
+// Retrying a write whose attempt timed out is safe because every Append and
+// AppendIf carries an idempotency key, the same on every attempt of one
+// call: a write that did reach the node is not appended twice. Reads are
+// always safe to retry. Admin calls that are not idempotent (Join, Remove,
+// TransferLeadership, SnapshotRestore) use the bound only while connecting
+// and never send twice; see Client.Admin.
+func WithAttemptTimeout(d time.Duration) Option {
+	return func(o *options) { o.attemptTimeout = d }
+}
 
 // WithLogger sets the logger for reconnects and retries.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }

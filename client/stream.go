@@ -87,10 +87,10 @@ func (c *Client) StreamTo(ctx context.Context, q contract.EventQuery, h contract
 		return nil, err
 	}
 	var st grpc.ServerStreamingClient[factstrv1.StreamResponse]
-	err = c.call(ctx, func(_ context.Context, node int) error {
+	err = c.retry(ctx, func(_ context.Context, node int) (bool, error) {
 		var err error
 		st, err = s.openLive(node, q.MinSequenceNumber, false)
-		return err
+		return retryable(err), err
 	})
 	if err != nil {
 		c.dropSub(s)
@@ -103,11 +103,27 @@ func (c *Client) StreamTo(ctx context.Context, q contract.EventQuery, h contract
 }
 
 // openLive opens a Stream on node and delivers any catch-up batches before
-// the server says the subscription is in place.
+// the server says the subscription is in place. The attempt timeout bounds
+// only the wait for the node's first message, never the stream.
 func (s *subscription) openLive(node int, from uint64, catchUp bool) (grpc.ServerStreamingClient[factstrv1.StreamResponse], error) {
+	a := s.c.newAttempt(s.sctx)
+	st, err := s.openLiveOn(a, node, from, catchUp)
+	if err != nil {
+		if a.timedOut() {
+			err = s.c.timeoutErr(node, err)
+		}
+		a.end()
+		return nil, err
+	}
+	// The stream lives on a.ctx, which ends with s.sctx; its clock stopped
+	// at the first message.
+	return st, nil
+}
+
+func (s *subscription) openLiveOn(a *attempt, node int, from uint64, catchUp bool) (grpc.ServerStreamingClient[factstrv1.StreamResponse], error) {
 	q := s.query
 	q.MinSequenceNumber = from
-	st, err := s.c.es(node).Stream(s.sctx, &factstrv1.StreamRequest{Query: wire.QueryToProto(q), Read: wire.ReadOptionsToProto(s.read), CatchUp: catchUp})
+	st, err := s.c.es(node).Stream(a.ctx, &factstrv1.StreamRequest{Query: wire.QueryToProto(q), Read: wire.ReadOptionsToProto(s.read), CatchUp: catchUp})
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +131,9 @@ func (s *subscription) openLive(node int, from uint64, catchUp bool) (grpc.Serve
 		m, err := st.Recv()
 		if err != nil {
 			return nil, err
+		}
+		if !a.answered() {
+			return nil, context.Canceled // the attempt timed out as the message came
 		}
 		switch k := m.GetKind().(type) {
 		case *factstrv1.StreamResponse_Batch:
@@ -202,8 +221,9 @@ func (c *Client) StreamToDurable(ctx context.Context, name string, q contract.Ev
 	if err != nil {
 		return nil, err
 	}
-	err = c.call(ctx, func(_ context.Context, node int) error {
-		return s.openDurable(node)
+	err = c.retry(ctx, func(_ context.Context, node int) (bool, error) {
+		err := s.openDurable(node)
+		return retryable(err), err
 	})
 	if err != nil {
 		c.dropSub(s)
@@ -216,9 +236,26 @@ func (c *Client) StreamToDurable(ctx context.Context, name string, q contract.Ev
 }
 
 // openDurable subscribes on node and runs the replay; it returns once the
-// server says the subscription is live.
+// server says the subscription is live. The attempt timeout bounds only the
+// wait for the node's first message.
 func (s *subscription) openDurable(node int) error {
-	st, err := s.c.es(node).StreamDurable(s.sctx)
+	a := s.c.newAttempt(s.sctx)
+	err := s.openDurableOn(a, node)
+	switch {
+	case err == nil:
+	case a.timedOut():
+		err = s.c.timeoutErr(node, err)
+		a.end()
+	default:
+		// Leave the stream's ctx alone (it ends with s.sctx): an ack
+		// carrying the handler's error may still be on its way.
+		a.answered()
+	}
+	return err
+}
+
+func (s *subscription) openDurableOn(a *attempt, node int) error {
+	st, err := s.c.es(node).StreamDurable(a.ctx)
 	if err != nil {
 		return err
 	}
@@ -235,6 +272,9 @@ func (s *subscription) openDurable(node int) error {
 		m, err := st.Recv()
 		if err != nil {
 			return err
+		}
+		if !a.answered() {
+			return context.Canceled // the attempt timed out as the message came
 		}
 		switch k := m.GetKind().(type) {
 		case *factstrv1.StreamDurableResponse_Batch:

@@ -235,7 +235,7 @@ func runningNodes(c *testcluster.Cluster) []nodeAddr {
 func statusAt(ctx context.Context, cl *client.Client) (*factstrv1.StatusResponse, error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return cl.Admin().Status(cctx, &factstrv1.StatusRequest{})
+	return cl.AdminAt(0).Status(cctx, &factstrv1.StatusRequest{})
 }
 
 // memberOf returns id's entry in st, or nil.

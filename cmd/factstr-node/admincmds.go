@@ -68,7 +68,7 @@ func adminStatus(ctx context.Context, name string, args []string) error {
 		return err
 	}
 	defer c.Close()
-	st, err := c.Admin().Status(ctx, &factstrv1.StatusRequest{})
+	st, err := c.AdminAt(0).Status(ctx, &factstrv1.StatusRequest{})
 	if err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ func cmdAdmin(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
-	adm := c.Admin()
+	adm := c.AdminAt(0)
 	out := map[string]any{}
 	switch sub {
 	case "members":
@@ -229,7 +229,7 @@ func adminSnapshot(ctx context.Context, op string, args []string) error {
 	}
 	defer c.Close()
 	if op == "save" {
-		st, err := c.Admin().SnapshotSave(ctx, &factstrv1.SnapshotSaveRequest{})
+		st, err := c.AdminAt(0).SnapshotSave(ctx, &factstrv1.SnapshotSaveRequest{})
 		if err != nil {
 			return err
 		}
@@ -278,7 +278,7 @@ func adminSnapshot(ctx context.Context, op string, args []string) error {
 		return err
 	}
 	defer f.Close()
-	st, err := c.Admin().SnapshotRestore(ctx)
+	st, err := c.AdminAt(0).SnapshotRestore(ctx)
 	if err != nil {
 		return err
 	}

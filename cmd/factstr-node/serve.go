@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/factstr/factstr-go/cluster"
@@ -211,7 +212,13 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 
-	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(64 << 20)}
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(64 << 20),
+		// Permit the Go client's keepalive pings (every 30 s while a call
+		// or stream is open): gRPC's default policy answers pings more
+		// often than every 5 minutes with GOAWAY "too_many_pings".
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
 	if met != nil {
 		opts = append(opts, met.ServerOptions()...)
 	}
