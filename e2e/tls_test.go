@@ -2,20 +2,15 @@ package e2e
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +20,7 @@ import (
 	"github.com/factstr/factstr-go/client"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/testcluster"
+	"github.com/factstr/factstr-go/internal/testpki"
 )
 
 type testPKI struct {
@@ -37,60 +33,24 @@ type testPKI struct {
 }
 
 // newPKI makes a CA, a node certificate for 127.0.0.1 (server and client
-// use: nodes dial each other with it), a client certificate, and a client
-// certificate from a different CA.
+// use: nodes dial each other with it, over gRPC and, with --raft-tls, Raft),
+// a client certificate, and a client certificate from a different CA.
 func newPKI(t *testing.T) *testPKI {
 	t.Helper()
 	dir := t.TempDir()
-	p := &testPKI{dir: dir, caPool: x509.NewCertPool()}
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "factstr test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	p.caPool.AddCert(ca)
-	p.caFile = writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER)
-	issue := func(name string, serial int64, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) ([]byte, *ecdsa.PrivateKey) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return der, key
-	}
-	der, key := issue("node", 2, ca, caKey)
-	p.nodeCert = writePEM(t, dir, "node.pem", "CERTIFICATE", der)
-	kb, _ := x509.MarshalECPrivateKey(key)
-	p.nodeKey = writePEM(t, dir, "node-key.pem", "EC PRIVATE KEY", kb)
-	der, key = issue("client", 3, ca, caKey)
-	p.clientCert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	otherCA := *caTmpl
-	otherCA.SerialNumber = big.NewInt(9)
-	otherDER, _ := x509.CreateCertificate(rand.Reader, &otherCA, &otherCA, &otherKey.PublicKey, otherKey)
-	other, _ := x509.ParseCertificate(otherDER)
-	der, key = issue("stranger", 4, other, otherKey)
-	p.strangerCert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	ca := testpki.NewCA(t, "factstr test CA")
+	p := &testPKI{dir: dir, caPool: ca.Pool, caFile: ca.WriteCA(t, dir, "ca.pem")}
+	p.nodeCert, p.nodeKey = testpki.WriteCert(t, dir, "node", ca.Issue(t, "node"))
+	p.clientCert = ca.Issue(t, "client")
+	p.strangerCert = testpki.NewCA(t, "another CA").Issue(t, "stranger")
 	return p
 }
 
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
+// TestMutualTLSAndToken runs three nodes with mutual TLS on gRPC and Raft
+// (--raft-tls) and a token, checks that appends (forwarded ones too) work
+// and that clients without the right certificate or token are refused, and
+// that a node started without --raft-tls never becomes a voter while the
+// cluster keeps working.
 func TestMutualTLSAndToken(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three processes")
@@ -122,7 +82,7 @@ func TestMutualTLSAndToken(t *testing.T) {
 			"--node-id", fmt.Sprintf("t%d", i+1), "--data-dir", filepath.Join(pki.dir, fmt.Sprintf("data%d", i+1)),
 			"--grpc-addr", addrs[i], "--raft-addr", fmt.Sprintf("127.0.0.1:%d", n.raft), "--gossip-addr", fmt.Sprintf("127.0.0.1:%d", n.gossip),
 			"--bootstrap-expect", "3", "--join", join[0]+","+join[1],
-			"--tls-cert", pki.nodeCert, "--tls-key", pki.nodeKey, "--tls-ca", pki.caFile, "--token", token,
+			"--tls-cert", pki.nodeCert, "--tls-key", pki.nodeKey, "--tls-ca", pki.caFile, "--token", token, "--raft-tls",
 			"--raft-heartbeat-timeout", "300ms", "--raft-election-timeout", "300ms")
 		logf, err := os.Create(filepath.Join(pki.dir, fmt.Sprintf("node%d.log", i+1)))
 		if err != nil {
@@ -207,4 +167,50 @@ func TestMutualTLSAndToken(t *testing.T) {
 	if len(res.Events) != 3 {
 		t.Fatalf("log holds %d events, want the 3 appended over TLS", len(res.Events))
 	}
+
+	// A node without --raft-tls (same certificates and token otherwise)
+	// joins gossip and is added as a nonvoter, but the leader's TLS
+	// handshakes to its plain Raft port fail, so it never catches up and is
+	// never promoted. Both sides say so in their logs.
+	plain := startExtraNode(t, pki.dir, "t4", "--join", fmt.Sprintf("127.0.0.1:%d", nodes[0].gossip),
+		"--tls-cert", pki.nodeCert, "--tls-key", pki.nodeKey, "--tls-ca", pki.caFile, "--token", token)
+	lineWith := func(path, s string) string {
+		b, _ := os.ReadFile(path)
+		for l := range strings.Lines(string(b)) {
+			if strings.Contains(l, s) {
+				return strings.TrimSpace(l)
+			}
+		}
+		return ""
+	}
+	var leaderLine, plainLine string
+	sawLogs := func() bool {
+		for i := range nodes {
+			if leaderLine == "" {
+				leaderLine = lineWith(filepath.Join(pki.dir, fmt.Sprintf("node%d.log", i+1)), "TLS handshake")
+			}
+		}
+		plainLine = lineWith(plain.logPath, "unknown rpc type 22")
+		return leaderLine != "" && plainLine != ""
+	}
+	waitFor(t, 30*time.Second, sawLogs, func() string {
+		return "the leader's failed TLS handshakes to t4 and t4's \"unknown rpc type 22\" in the logs"
+	})
+	t.Logf("leader: %s\nt4: %s", leaderLine, plainLine)
+	time.Sleep(3 * time.Second) // past PromoteAfter (2s): it would have been promoted by now
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := c.Append(ctx, []contract.NewEvent{{Type: "tls", Payload: []byte(`{"after":"t4"}`)}})
+	if err != nil || r.CommittedCount != 1 {
+		dumpLogs()
+		t.Fatalf("append with t4 around: %+v, %v", r, err)
+	}
+	st, err := statusAt(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(voters(st), "t4") || len(voters(st)) != 3 {
+		t.Fatalf("t4 without --raft-tls became a voter: %s", describeMembers(st))
+	}
+	t.Logf("with t4 (no --raft-tls) running: %s", describeMembers(st))
 }

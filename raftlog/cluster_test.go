@@ -20,13 +20,17 @@ type testNode struct {
 }
 
 // startCluster opens n nodes on loopback and bootstraps them all with the
-// same configuration, which raft documents as safe.
-func startCluster(t *testing.T, n int) []*testNode {
+// same configuration, which raft documents as safe. mutate, if given,
+// adjusts each node's Config.
+func startCluster(t *testing.T, n int, mutate ...func(*Config)) []*testNode {
 	t.Helper()
 	nodes := make([]*testNode, n)
 	var conf raft.Configuration
 	for i := range nodes {
 		cfg := testConfig(t, fmt.Sprintf("n%d", i))
+		for _, m := range mutate {
+			m(&cfg)
+		}
 		s := openStores(t, cfg)
 		nodes[i] = &testNode{id: raft.ServerID(cfg.NodeID), s: s, fsm: &countingFSM{}}
 		conf.Servers = append(conf.Servers, raft.Server{ID: nodes[i].id, Address: s.Transport.LocalAddr()})
@@ -77,7 +81,13 @@ func waitCount(t *testing.T, nodes []*testNode, want uint64) {
 }
 
 func TestThreeNodePartitionLeader(t *testing.T) {
-	nodes := startCluster(t, 3)
+	testPartitionLeader(t, startCluster(t, 3))
+}
+
+// testPartitionLeader replicates on nodes (three), cuts the leader off,
+// checks the other two elect a new leader and carry on, and heals.
+func testPartitionLeader(t *testing.T, nodes []*testNode) {
+	t.Helper()
 	leader := waitLeader(t, nodes, 10*time.Second)
 
 	applyN(t, leader.r, 10)

@@ -1,6 +1,7 @@
 package raftlog
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -114,6 +115,19 @@ type Config struct {
 	// snapshot installs).
 	TransportTimeout time.Duration
 
+	// TLS, if not nil, turns on mutual TLS for all Raft traffic, inbound
+	// and outbound; nil means plain TCP. Every node of a cluster must agree:
+	// a TLS node refuses plain peers and cannot reach them. One config
+	// serves both directions (a node is server and client of the same
+	// peers with one identity; see tls.go). It must hold this node's
+	// certificate (Certificates, used on accept and on dial) and the CA pool
+	// (RootCAs) that verifies peers in both directions; ClientCAs and
+	// ClientAuth are ignored. A peer must present a certificate that chains
+	// to RootCAs and is valid for server and client auth; its host name is
+	// not checked (see tls.go for why). Refused connections are logged at
+	// warn level with the remote address.
+	TLS *tls.Config
+
 	// Logger receives raft's and the transport's logs. Nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -223,6 +237,11 @@ func (c Config) Validate() error {
 	}
 	if c.TransportTimeout <= 0 {
 		bad("TransportTimeout", "must be positive, or a hung peer blocks replication forever; the default is 10s")
+	}
+	if c.TLS != nil {
+		if err := checkTLS(c.TLS); err != nil {
+			bad("TLS", "%v", err)
+		}
 	}
 
 	if len(errs) == 0 {

@@ -10,8 +10,9 @@
 //
 // The log store is the bolt store wrapped in raft.NewLogCache so the leader
 // replicates recent entries from memory. The transport is a
-// raft.NetworkTransport over a PartitionableStreamLayer: plain TCP whose
-// connections a test can cut to simulate a partition.
+// raft.NetworkTransport over a PartitionableStreamLayer: TCP, or mutual TLS
+// with Config.TLS, whose connections a test can cut to simulate a
+// partition.
 //
 // Every tunable is in Config, and Config.Validate is the only place that
 // checks it, so a bad setting fails at Open with a message that names the

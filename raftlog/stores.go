@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -195,7 +196,15 @@ func (s *Stores) openRest(ctx context.Context) error {
 	}
 	s.SnapshotStore = snaps
 
-	stream, err := NewPartitionableStreamLayer(ctx, s.cfg.BindAddr, s.cfg.AdvertiseAddr)
+	logger := s.cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	opts := []StreamLayerOption{WithLogger(logger.With("logger", "raft-net"))}
+	if s.cfg.TLS != nil {
+		opts = append(opts, WithTLS(s.cfg.TLS))
+	}
+	stream, err := NewPartitionableStreamLayer(ctx, s.cfg.BindAddr, s.cfg.AdvertiseAddr, opts...)
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,7 @@ type serveFlags struct {
 	bootstrapExpect                int
 	join                           listFlag
 	tlsCert, tlsKey, tlsCA         string
+	raftTLS                        bool
 	token                          string
 	gossipKey                      string
 	maxPayload, maxBatch, maxBytes int
@@ -75,6 +76,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate for the gRPC server and for dialing peers")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "PEM CA bundle: clients and peers must present a certificate it signed (mutual TLS)")
+	fs.BoolVar(&f.raftTLS, "raft-tls", false, "mutual TLS for Raft traffic with --tls-cert, --tls-key and --tls-ca (peers are verified by CA, not host name); every node of a cluster must agree")
 	fs.StringVar(&f.token, "token", "", "require this bearer token on every call but health checks (clients and peers; every node needs the same token)")
 	fs.StringVar(&f.gossipKey, "gossip-key", "", "base64 key (16, 24 or 32 bytes) that encrypts and authenticates gossip; the same on every node")
 	fs.IntVar(&f.maxPayload, "max-payload-bytes", contract.DefaultLimits.MaxPayloadBytes, "largest event payload accepted")
@@ -129,6 +131,9 @@ func serve(ctx context.Context, args []string) error {
 		}
 		raftAdvertise = f.raftAdvertise
 	}
+	if f.raftTLS && (f.tlsCert == "" || f.tlsKey == "" || f.tlsCA == "") {
+		return errors.New("--raft-tls needs --tls-cert, --tls-key and --tls-ca: nodes present their certificate on the Raft port and verify each other's against the CA")
+	}
 	serverTLS, peerTLS, err := loadTLS(f.tlsCert, f.tlsKey, f.tlsCA)
 	if err != nil {
 		return err
@@ -145,6 +150,9 @@ func serve(ctx context.Context, args []string) error {
 	rc.TrailingLogs = f.snapshotThreshold + f.snapshotThreshold/4
 	rc.HeartbeatTimeout, rc.ElectionTimeout = f.heartbeat, f.election
 	rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, f.heartbeat/2)
+	if f.raftTLS {
+		rc.TLS = &tls.Config{Certificates: peerTLS.Certificates, RootCAs: peerTLS.RootCAs}
+	}
 	peerCreds := insecure.NewCredentials()
 	if peerTLS != nil {
 		peerCreds = credentials.NewTLS(peerTLS)
