@@ -217,14 +217,7 @@ func TestApplyIdempotencyKeys(t *testing.T) {
 
 func TestApplyDurables(t *testing.T) {
 	s, _ := openStore(t, boltstore.WithReplicated())
-	apply := func(c boltstore.Command) boltstore.Result {
-		t.Helper()
-		res, err := s.Apply([]boltstore.Entry{{Index: s.AppliedIndex() + 1, Commands: []boltstore.Command{c}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res[0][0]
-	}
+	apply := func(c boltstore.Command) boltstore.Result { t.Helper(); return applyOne(t, s, c) }
 	q := typeQ("A")
 	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "d", Holder: "n1/1", Query: q}); r.Err != nil || r.Cursor != 0 {
 		t.Fatalf("acquire: %+v", r)
@@ -296,14 +289,7 @@ func TestQueryWhileApplying(t *testing.T) {
 
 func TestApplyIncarnations(t *testing.T) {
 	s, path := openStore(t, boltstore.WithReplicated())
-	apply := func(c boltstore.Command) boltstore.Result {
-		t.Helper()
-		res, err := s.Apply([]boltstore.Entry{{Index: s.AppliedIndex() + 1, Commands: []boltstore.Command{c}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res[0][0]
-	}
+	apply := func(c boltstore.Command) boltstore.Result { t.Helper(); return applyOne(t, s, c) }
 	steps := []struct {
 		name    string
 		cmd     boltstore.Command
@@ -352,4 +338,14 @@ func TestApplyIncarnations(t *testing.T) {
 	if got, _ := s.Incarnations(); len(got) != 0 {
 		t.Fatalf("after ForgetIncarnations: %v", got)
 	}
+}
+
+// applyOne applies c as the next entry and returns its result.
+func applyOne(t *testing.T, s *boltstore.Store, c boltstore.Command) boltstore.Result {
+	t.Helper()
+	res, err := s.Apply([]boltstore.Entry{{Index: s.AppliedIndex() + 1, Commands: []boltstore.Command{c}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res[0][0]
 }

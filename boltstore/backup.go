@@ -84,21 +84,15 @@ func (s *Store) Members() (map[string]Member, error) {
 // Incarnations returns the data-directory incarnation recorded for each
 // node id (OpSetIncarnation).
 func (s *Store) Incarnations() (map[string]string, error) {
-	if s.closing.Load() {
-		return nil, contract.ErrClosed
+	ms, err := s.Members()
+	if err != nil {
+		return nil, err
 	}
-	out := map[string]string{}
-	err := s.view(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketMembers)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			out[string(k)] = decodeMember(v).Incarnation
-			return nil
-		})
-	})
-	return out, err
+	out := make(map[string]string, len(ms))
+	for id, m := range ms {
+		out[id] = m.Incarnation
+	}
+	return out, nil
 }
 
 // ForgetIncarnations empties the incarnation records. A backup restored
