@@ -328,6 +328,12 @@ func (s *subscription) run(until uint64) error {
 		if s.isStopped() {
 			return errStopped
 		}
+		// A cancelled ctx ends the stream even when the hub or the source
+		// would still answer (a batch committed right after the cancel
+		// must not be delivered).
+		if err := s.ctx.Err(); err != nil {
+			return err
+		}
 		if until != 0 && s.pos >= until {
 			return nil
 		}
@@ -358,6 +364,9 @@ func (s *subscription) run(until uint64) error {
 		for _, b := range batches {
 			if s.isStopped() {
 				return errStopped
+			}
+			if err := s.ctx.Err(); err != nil {
+				return err
 			}
 			if herr := s.deliver(b); herr != nil {
 				if s.durable {
