@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"time"
 
 	"google.golang.org/grpc"
@@ -92,7 +93,7 @@ func (c *Config) setDefaults() {
 	if c.Limits == (contract.Limits{}) {
 		c.Limits = contract.DefaultLimits
 	}
-	if c.Raft == (raftlog.Config{}) {
+	if reflect.ValueOf(c.Raft).IsZero() { // not ==: raftlog.Config holds a func
 		c.Raft = raftlog.DefaultConfig()
 	}
 	if c.ApplyTimeout <= 0 {

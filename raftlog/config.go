@@ -2,6 +2,7 @@ package raftlog
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -126,7 +127,17 @@ type Config struct {
 	// to RootCAs and is valid for server and client auth; its host name is
 	// not checked (see tls.go for why). Refused connections are logged at
 	// warn level with the remote address.
+	//
+	// For certificates that rotate while the node runs, TLS may set
+	// GetCertificate and GetClientCertificate (both; they are called on
+	// accept and on dial) instead of Certificates, and TLSRootCAs instead
+	// of RootCAs.
 	TLS *tls.Config
+	// TLSRootCAs, if not nil, returns the current CA pool that verifies
+	// Raft peers; it is called on every handshake and replaces TLS.RootCAs
+	// (which must then be nil). Verification is the same chain-only check.
+	// It is ignored without TLS.
+	TLSRootCAs func() *x509.CertPool
 
 	// Logger receives raft's and the transport's logs. Nil means
 	// slog.Default().
@@ -239,7 +250,7 @@ func (c Config) Validate() error {
 		bad("TransportTimeout", "must be positive, or a hung peer blocks replication forever; the default is 10s")
 	}
 	if c.TLS != nil {
-		if err := checkTLS(c.TLS); err != nil {
+		if err := checkTLS(c.TLS, c.TLSRootCAs); err != nil {
 			bad("TLS", "%v", err)
 		}
 	}

@@ -3,6 +3,7 @@ package raftlog
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -53,11 +54,18 @@ type StreamLayerOption func(*PartitionableStreamLayer) error
 // WithTLS makes the layer speak mutual TLS with cfg (see Config.TLS for
 // what cfg must hold and how peers are verified).
 func WithTLS(cfg *tls.Config) StreamLayerOption {
+	return WithTLSRootCAs(cfg, nil)
+}
+
+// WithTLSRootCAs is WithTLS with the CA pool taken from roots, called on
+// every handshake, instead of cfg.RootCAs (which must then be nil); see
+// Config.TLSRootCAs. A nil roots makes it WithTLS.
+func WithTLSRootCAs(cfg *tls.Config, roots func() *x509.CertPool) StreamLayerOption {
 	return func(s *PartitionableStreamLayer) error {
-		if err := checkTLS(cfg); err != nil {
+		if err := checkTLS(cfg, roots); err != nil {
 			return fmt.Errorf("raftlog: TLS: %w", err)
 		}
-		s.serverTLS, s.clientTLS = peerTLSConfigs(cfg)
+		s.serverTLS, s.clientTLS = peerTLSConfigs(cfg, roots)
 		return nil
 	}
 }

@@ -202,7 +202,7 @@ func (s *Stores) openRest(ctx context.Context) error {
 	}
 	opts := []StreamLayerOption{WithLogger(logger.With("logger", "raft-net"))}
 	if s.cfg.TLS != nil {
-		opts = append(opts, WithTLS(s.cfg.TLS))
+		opts = append(opts, WithTLSRootCAs(s.cfg.TLS, s.cfg.TLSRootCAs))
 	}
 	stream, err := NewPartitionableStreamLayer(ctx, s.cfg.BindAddr, s.cfg.AdvertiseAddr, opts...)
 	if err != nil {

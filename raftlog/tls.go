@@ -47,15 +47,26 @@ const tlsHandshakeTimeout = 10 * time.Second
 // ones in between are counted in the next.
 const refusalLogInterval = 5 * time.Second
 
-// checkTLS reports why cfg cannot be used for Raft mutual TLS. Config.Validate
-// and WithTLS both call it.
-func checkTLS(cfg *tls.Config) error {
+// Certificates that change while the node runs (a Secret rotated by
+// cert-manager, reloaded by internal/certreload) fit the same model: the
+// config may carry GetCertificate and GetClientCertificate instead of
+// Certificates, and the CA pool may come from a function (Config.TLSRootCAs,
+// WithTLSRootCAs) called on every handshake instead of the static RootCAs.
+// The verification is the same chain-only check against whatever pool the
+// function returns at that moment.
+
+// checkTLS reports why cfg cannot be used for Raft mutual TLS, given the
+// optional dynamic CA source roots. Config.Validate and WithTLS both call it.
+func checkTLS(cfg *tls.Config, roots func() *x509.CertPool) error {
 	var errs []string
-	if len(cfg.Certificates) == 0 {
-		errs = append(errs, "has no Certificates; set this node's certificate and key (they are presented on accept and on dial)")
+	if len(cfg.Certificates) == 0 && (cfg.GetCertificate == nil || cfg.GetClientCertificate == nil) {
+		errs = append(errs, "has no Certificates (nor both GetCertificate and GetClientCertificate); set this node's certificate and key (they are presented on accept and on dial)")
 	}
-	if cfg.RootCAs == nil {
+	switch {
+	case cfg.RootCAs == nil && roots == nil:
 		errs = append(errs, "has no RootCAs; set the CA pool that signs every node's certificate (peers are verified against it in both directions)")
+	case cfg.RootCAs != nil && roots != nil:
+		errs = append(errs, "sets RootCAs and a CA pool function (TLSRootCAs); set one")
 	}
 	if cfg.InsecureSkipVerify {
 		errs = append(errs, "sets InsecureSkipVerify; Raft peers are always verified against RootCAs, leave it false")
@@ -71,11 +82,19 @@ func checkTLS(cfg *tls.Config) error {
 
 // peerTLSConfigs derives the accept and dial sides from cfg (checked by
 // checkTLS). Both verify the peer with verifyPeer, which checks the chain
-// but no host name.
-func peerTLSConfigs(cfg *tls.Config) (server, client *tls.Config) {
-	roots := cfg.RootCAs
+// but no host name, against roots() if roots is not nil (called on every
+// handshake) and cfg.RootCAs otherwise.
+func peerTLSConfigs(cfg *tls.Config, roots func() *x509.CertPool) (server, client *tls.Config) {
+	if roots == nil {
+		static := cfg.RootCAs
+		roots = func() *x509.CertPool { return static }
+	}
 	verify := func(cs tls.ConnectionState) error {
-		if err := verifyPeer(roots, cfg.Time, cs.PeerCertificates); err != nil {
+		pool := roots()
+		if pool == nil {
+			return errors.New("raft peer certificate: no CA pool to verify it against")
+		}
+		if err := verifyPeer(pool, cfg.Time, cs.PeerCertificates); err != nil {
 			return err
 		}
 		if cfg.VerifyConnection != nil {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,18 +216,26 @@ func TestTLSPlainMismatch(t *testing.T) {
 func TestTLSConfigValidate(t *testing.T) {
 	ca := testpki.NewCA(t, "raft test CA")
 	cert := ca.Issue(t, "n")
+	getCert := func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }
+	getClient := func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+	roots := func() *x509.CertPool { return ca.Pool }
 	for name, tc := range map[string]struct {
-		cfg  *tls.Config
-		want string
+		cfg   *tls.Config
+		roots func() *x509.CertPool
+		want  string
 	}{
-		"good":        {nodeTLS(ca, cert), ""},
-		"no cert":     {&tls.Config{RootCAs: ca.Pool}, "Certificates"},
-		"no CA":       {&tls.Config{Certificates: []tls.Certificate{cert}}, "RootCAs"},
-		"skip verify": {&tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: ca.Pool, InsecureSkipVerify: true}, "InsecureSkipVerify"},
-		"TLS 1.2 max": {&tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: ca.Pool, MaxVersion: tls.VersionTLS12}, "TLS 1.3"},
+		"good":                    {cfg: nodeTLS(ca, cert)},
+		"dynamic":                 {cfg: &tls.Config{GetCertificate: getCert, GetClientCertificate: getClient}, roots: roots},
+		"dynamic cert, static CA": {cfg: &tls.Config{GetCertificate: getCert, GetClientCertificate: getClient, RootCAs: ca.Pool}},
+		"no dial cert":            {&tls.Config{GetCertificate: getCert}, roots, "Certificates"},
+		"two CA sources":          {nodeTLS(ca, cert), roots, "set one"},
+		"no cert":                 {&tls.Config{RootCAs: ca.Pool}, nil, "Certificates"},
+		"no CA":                   {&tls.Config{Certificates: []tls.Certificate{cert}}, nil, "RootCAs"},
+		"skip verify":             {&tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: ca.Pool, InsecureSkipVerify: true}, nil, "InsecureSkipVerify"},
+		"TLS 1.2 max":             {&tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: ca.Pool, MaxVersion: tls.VersionTLS12}, nil, "TLS 1.3"},
 	} {
 		c := validTestConfig()
-		c.TLS = tc.cfg
+		c.TLS, c.TLSRootCAs = tc.cfg, tc.roots
 		err := c.Validate()
 		if tc.want == "" {
 			if err != nil {
@@ -238,8 +247,60 @@ func TestTLSConfigValidate(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Field != "TLS" || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: Validate = %v, want a TLS error about %s", name, err, tc.want)
 		}
-		if _, err := NewPartitionableStreamLayer(t.Context(), "127.0.0.1:0", "", WithTLS(tc.cfg)); err == nil {
+		if _, err := NewPartitionableStreamLayer(t.Context(), "127.0.0.1:0", "", WithTLSRootCAs(tc.cfg, tc.roots)); err == nil {
 			t.Errorf("%s: WithTLS accepted it", name)
 		}
+	}
+}
+
+// TestTLSDynamicRootCAs checks that a layer with a CA pool function
+// verifies each handshake against the pool of the moment, on accept and
+// on dial, by chain only.
+func TestTLSDynamicRootCAs(t *testing.T) {
+	oldCA, newCA := testpki.NewCA(t, "old CA"), testpki.NewCA(t, "new CA")
+	both := x509.NewCertPool()
+	both.AddCert(oldCA.Cert)
+	both.AddCert(newCA.Cert)
+	var pool atomic.Pointer[x509.CertPool]
+	pool.Store(oldCA.Pool)
+	mine := oldCA.Issue(t, "dynamic")
+	dyn := &tls.Config{
+		GetCertificate:       func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &mine, nil },
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &mine, nil },
+	}
+	layer, err := NewPartitionableStreamLayer(t.Context(), "127.0.0.1:0", "", WithTLSRootCAs(dyn, pool.Load), WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer layer.Close()
+	// The peer trusts both CAs and holds a certificate of the new one.
+	peer, err := NewPartitionableStreamLayer(t.Context(), "127.0.0.1:0", "", WithTLS(&tls.Config{Certificates: []tls.Certificate{newCA.Issue(t, "peer")}, RootCAs: both}), WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	accept := func(l *PartitionableStreamLayer) {
+		go func() {
+			if c, err := l.Accept(); err == nil {
+				var b [1]byte
+				_, _ = c.Read(b[:]) // runs the server handshake
+				c.Close()
+			}
+		}()
+	}
+	dial := func() error {
+		accept(peer)
+		c, err := layer.Dial(raft.ServerAddress(peer.Addr().String()), 2*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := dial(); err == nil {
+		t.Fatal("dialed a peer whose CA is not in the current pool")
+	}
+	pool.Store(both)
+	if err := dial(); err != nil {
+		t.Fatalf("after the pool gained the peer's CA: %v", err)
 	}
 }

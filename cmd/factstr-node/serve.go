@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/factstr/factstr-go/cluster"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/certreload"
 	"github.com/factstr/factstr-go/internal/metrics"
 	"github.com/factstr/factstr-go/internal/server"
 	"github.com/factstr/factstr-go/internal/wire"
@@ -134,9 +134,12 @@ func serve(ctx context.Context, args []string) error {
 	if f.raftTLS && (f.tlsCert == "" || f.tlsKey == "" || f.tlsCA == "") {
 		return errors.New("--raft-tls needs --tls-cert, --tls-key and --tls-ca: nodes present their certificate on the Raft port and verify each other's against the CA")
 	}
-	serverTLS, peerTLS, err := loadTLS(f.tlsCert, f.tlsKey, f.tlsCA)
+	certs, err := loadTLS(ctx, f.tlsCert, f.tlsKey, f.tlsCA, logger)
 	if err != nil {
 		return err
+	}
+	if certs != nil {
+		defer certs.Close()
 	}
 	lis, err := net.Listen("tcp", f.grpcAddr)
 	if err != nil {
@@ -151,15 +154,16 @@ func serve(ctx context.Context, args []string) error {
 	rc.HeartbeatTimeout, rc.ElectionTimeout = f.heartbeat, f.election
 	rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, f.heartbeat/2)
 	if f.raftTLS {
-		rc.TLS = &tls.Config{Certificates: peerTLS.Certificates, RootCAs: peerTLS.RootCAs}
+		rc.TLS = &tls.Config{GetCertificate: certs.GetCertificate, GetClientCertificate: certs.GetClientCertificate}
+		rc.TLSRootCAs = certs.CAPool
 	}
 	peerCreds := insecure.NewCredentials()
-	if peerTLS != nil {
-		peerCreds = credentials.NewTLS(peerTLS)
+	if certs != nil {
+		peerCreds = certs.GRPCClientCredentials()
 	}
 	peerDial := []grpc.DialOption{grpc.WithTransportCredentials(peerCreds)}
 	if f.token != "" {
-		peerDial = append(peerDial, grpc.WithPerRPCCredentials(wire.TokenCredentials(f.token, peerTLS != nil)))
+		peerDial = append(peerDial, grpc.WithPerRPCCredentials(wire.TokenCredentials(f.token, certs != nil)))
 	}
 	var gossipKey []byte
 	if f.gossipKey != "" {
@@ -230,8 +234,8 @@ func serve(ctx context.Context, args []string) error {
 	if met != nil {
 		opts = append(opts, met.ServerOptions()...)
 	}
-	if serverTLS != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(serverTLS)))
+	if certs != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(certs.ServerConfig())))
 	}
 	if f.token != "" {
 		opts = append(opts, server.TokenInterceptors(f.token)...)
@@ -342,33 +346,21 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
-// loadTLS builds the server and peer-dialing TLS configs. With a CA, both
-// sides require certificates it signed (mutual TLS).
-func loadTLS(certFile, keyFile, caFile string) (server, peer *tls.Config, err error) {
+// loadTLS loads the certificate, key and CA bundle and keeps re-reading
+// them when they change (internal/certreload), until ctx is done or the
+// reloader is closed; nil without TLS flags. With a CA, the gRPC server,
+// peer dials and Raft require certificates it signed (mutual TLS).
+func loadTLS(ctx context.Context, certFile, keyFile, caFile string, logger *slog.Logger) (*certreload.Reloader, error) {
 	if certFile == "" && keyFile == "" && caFile == "" {
-		return nil, nil, nil
+		return nil, nil
 	}
 	if certFile == "" || keyFile == "" {
-		return nil, nil, errors.New("--tls-cert and --tls-key go together")
+		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	r, err := certreload.Start(ctx, certreload.Options{CertFile: certFile, KeyFile: keyFile, CAFile: caFile,
+		Logger: logger.With("logger", "certreload")})
 	if err != nil {
-		return nil, nil, fmt.Errorf("load --tls-cert/--tls-key: %w", err)
+		return nil, fmt.Errorf("--tls-cert/--tls-key/--tls-ca: %w", err)
 	}
-	server = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	peer = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read --tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, nil, fmt.Errorf("--tls-ca %s holds no PEM certificate", caFile)
-		}
-		server.ClientCAs = pool
-		server.ClientAuth = tls.RequireAndVerifyClientCert
-		peer.RootCAs = pool
-	}
-	return server, peer, nil
+	return r, nil
 }

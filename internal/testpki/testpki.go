@@ -86,6 +86,17 @@ func (ca *CA) WriteCA(t testing.TB, dir, name string) string {
 	return writePEM(t, filepath.Join(dir, name), "CERTIFICATE", ca.Cert.Raw)
 }
 
+// CertPEM returns cert's leaf and its key as PEM, as WriteCert writes them.
+func CertPEM(t testing.TB, cert tls.Certificate) (certPEM, keyPEM []byte) {
+	t.Helper()
+	kb, err := x509.MarshalECPrivateKey(cert.PrivateKey.(*ecdsa.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+}
+
 // WriteCert writes cert and its key as PEM to dir/name.pem and
 // dir/name-key.pem and returns both paths.
 func WriteCert(t testing.TB, dir, name string, cert tls.Certificate) (certFile, keyFile string) {
