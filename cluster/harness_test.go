@@ -241,7 +241,12 @@ func (c *testCluster) waitStable() *testNode {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	c.t.Fatalf("cluster did not settle on a leader within %v", waitFor)
+	var states []string
+	for _, n := range c.running() {
+		states = append(states, fmt.Sprintf("%s: %s term %d leader %q voting %v withheld %d applied %d",
+			n.ID(), n.Raft().State(), n.Raft().CurrentTerm(), n.LeaderID(), n.VotingAllowed(), n.VotesWithheld(), n.AppliedIndex()))
+	}
+	c.t.Fatalf("cluster did not settle on a leader within %v: %s", waitFor, strings.Join(states, "; "))
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/factstr/factstr-go/boltstore"
+	"github.com/factstr/factstr-go/raftlog"
 )
 
 // A node's data directory carries a random incarnation id (membership's
@@ -19,7 +20,21 @@ import (
 // leader elected after the node came back would take the new incarnation
 // for the only one.
 
-// allowVoting is the vote guard's predicate.
+// guardVote is the vote guard's predicate. A node not yet recognised never
+// campaigns, and grants a vote only to a candidate whose log holds nothing
+// but the bootstrap configuration (index 1): that is a cluster forming
+// for the first time, where nodes that saw a peer bootstrap first wait to
+// be added and must still help elect the first leader. Once any leader has
+// committed an entry, every candidate's log is longer, so a wiped node
+// rejoining a running cluster is refused.
+func (n *Node) guardVote(r raftlog.VoteRequest) bool {
+	if n.allowVoting() {
+		return true
+	}
+	return !r.Outgoing && r.LastLogIndex <= 1
+}
+
+// allowVoting reports whether this node is recognised (see mayVote).
 func (n *Node) allowVoting() bool {
 	if n.mayVote.Load() {
 		return true

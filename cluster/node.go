@@ -171,7 +171,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	// Raft state that survived (term and vote included) makes this node
 	// trustworthy at once; a fresh directory must first be recognised.
 	n.mayVote.Store(hasState)
-	n.voteGuard = raftlog.GuardVotes(stores.Transport, n.allowVoting, n.voteWithheld)
+	n.voteGuard = raftlog.GuardVotes(stores.Transport, n.guardVote, n.voteWithheld)
 	r, err := raft.NewRaft(rc, n.fsm, stores.LogStore, stores.StableStore, stores.SnapshotStore, n.voteGuard)
 	if err != nil {
 		n.closeStorage()

@@ -11,10 +11,21 @@ import (
 // sends while its guard withholds voting.
 var ErrVotingWithheld = errors.New("raftlog: this node may not take part in elections yet")
 
-// VoteGuard wraps a NetworkTransport so that a node takes no part in
-// elections while allow reports false: it neither grants votes or
-// pre-votes to candidates nor asks for any itself. Everything else
-// (replication, snapshots, heartbeats, TimeoutNow) passes through.
+// VoteRequest is what the guard's predicate is asked about: a vote or
+// pre-vote request a candidate sent to this node, or (Outgoing) one this
+// node is about to send as a candidate.
+type VoteRequest struct {
+	Outgoing     bool
+	PreVote      bool
+	Term         uint64
+	LastLogIndex uint64 // the candidate's (incoming only)
+}
+
+// VoteGuard wraps a NetworkTransport so that a node takes part in
+// elections only as far as allow says: a refused incoming request is
+// answered "not granted" without reaching Raft, a refused outgoing one
+// fails, so the node never campaigns. Everything else (replication,
+// snapshots, heartbeats, TimeoutNow) passes through.
 //
 // hashicorp/raft keeps a node's term and vote in its stable store; a node
 // whose data directory was wiped has lost both and would grant a second
@@ -24,7 +35,7 @@ var ErrVotingWithheld = errors.New("raftlog: this node may not take part in elec
 // directory's incarnation for the node id).
 type VoteGuard struct {
 	*raft.NetworkTransport
-	allow   func() bool
+	allow   func(VoteRequest) bool
 	refused func(kind string)
 	out     chan raft.RPC
 	done    chan struct{}
@@ -34,7 +45,7 @@ type VoteGuard struct {
 // GuardVotes wraps t. allow is called for every vote and pre-vote request,
 // in and out, and must be cheap; refused (may be nil) is called for each
 // one withheld, with "vote" or "pre-vote".
-func GuardVotes(t *raft.NetworkTransport, allow func() bool, refused func(kind string)) *VoteGuard {
+func GuardVotes(t *raft.NetworkTransport, allow func(VoteRequest) bool, refused func(kind string)) *VoteGuard {
 	if refused == nil {
 		refused = func(string) {}
 	}
@@ -55,15 +66,15 @@ func (g *VoteGuard) filter() {
 		case <-g.done:
 			return
 		}
-		switch rpc.Command.(type) {
+		switch req := rpc.Command.(type) {
 		case *raft.RequestVoteRequest:
-			if !g.allow() {
+			if !g.allow(VoteRequest{Term: req.Term, LastLogIndex: req.LastLogIndex}) {
 				g.refused("vote")
 				rpc.Respond(&raft.RequestVoteResponse{Granted: false}, nil)
 				continue
 			}
 		case *raft.RequestPreVoteRequest:
-			if !g.allow() {
+			if !g.allow(VoteRequest{PreVote: true, Term: req.Term, LastLogIndex: req.LastLogIndex}) {
 				g.refused("pre-vote")
 				rpc.Respond(&raft.RequestPreVoteResponse{Granted: false}, nil)
 				continue
@@ -82,7 +93,7 @@ func (g *VoteGuard) Consumer() <-chan raft.RPC { return g.out }
 
 // RequestVote implements raft.Transport: a withheld node never campaigns.
 func (g *VoteGuard) RequestVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
-	if !g.allow() {
+	if !g.allow(VoteRequest{Outgoing: true, Term: args.Term}) {
 		return ErrVotingWithheld
 	}
 	return g.NetworkTransport.RequestVote(id, target, args, resp)
@@ -90,7 +101,7 @@ func (g *VoteGuard) RequestVote(id raft.ServerID, target raft.ServerAddress, arg
 
 // RequestPreVote implements raft.WithPreVote.
 func (g *VoteGuard) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
-	if !g.allow() {
+	if !g.allow(VoteRequest{Outgoing: true, PreVote: true, Term: args.Term}) {
 		return ErrVotingWithheld
 	}
 	return g.NetworkTransport.RequestPreVote(id, target, args, resp)

@@ -22,7 +22,13 @@ func TestVoteGuard(t *testing.T) {
 	}
 	var allow atomic.Bool
 	var refusals atomic.Int64
-	b := GuardVotes(inner, allow.Load, func(string) { refusals.Add(1) })
+	var lastIndexSeen atomic.Uint64
+	b := GuardVotes(inner, func(r VoteRequest) bool {
+		if !r.Outgoing {
+			lastIndexSeen.Store(r.LastLogIndex)
+		}
+		return allow.Load()
+	}, func(string) { refusals.Add(1) })
 	defer b.Close()
 
 	// b's Raft: answers whatever reaches it, granting votes.
@@ -46,12 +52,15 @@ func TestVoteGuard(t *testing.T) {
 	vote := func() (*raft.RequestVoteResponse, *raft.RequestPreVoteResponse) {
 		t.Helper()
 		var vr raft.RequestVoteResponse
-		if err := a.RequestVote("b", b.LocalAddr(), &raft.RequestVoteRequest{RPCHeader: header, Term: 7}, &vr); err != nil {
+		if err := a.RequestVote("b", b.LocalAddr(), &raft.RequestVoteRequest{RPCHeader: header, Term: 7, LastLogIndex: 42}, &vr); err != nil {
 			t.Fatal(err)
 		}
 		var pr raft.RequestPreVoteResponse
-		if err := a.RequestPreVote("b", b.LocalAddr(), &raft.RequestPreVoteRequest{RPCHeader: header, Term: 8}, &pr); err != nil {
+		if err := a.RequestPreVote("b", b.LocalAddr(), &raft.RequestPreVoteRequest{RPCHeader: header, Term: 8, LastLogIndex: 42}, &pr); err != nil {
 			t.Fatal(err)
+		}
+		if got := lastIndexSeen.Load(); got != 42 {
+			t.Fatalf("the predicate saw LastLogIndex %d, want the candidate's 42", got)
 		}
 		return &vr, &pr
 	}
