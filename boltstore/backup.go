@@ -17,14 +17,7 @@ import (
 // the state machine skip (or re-apply) the new log's entries. The Raft FSM
 // resets it to the index at which the backup was installed.
 func (s *Store) ResetAppliedIndex(index uint64) error {
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
-	if s.db == nil {
-		return contract.ErrClosed
-	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.adminUpdate(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketMeta).Put(metaApplied, seqKey(index))
 	})
 	if err != nil {
@@ -99,14 +92,7 @@ func (s *Store) Incarnations() (map[string]string, error) {
 // into another cluster carries the source cluster's records, which would
 // make that cluster's leader take same-named nodes for wiped ones.
 func (s *Store) ForgetIncarnations() error {
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
-	if s.db == nil {
-		return contract.ErrClosed
-	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.adminUpdate(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketMembers) == nil {
 			return nil
 		}
@@ -120,4 +106,17 @@ func (s *Store) ForgetIncarnations() error {
 		return fmt.Errorf("forget incarnations: %w", err)
 	}
 	return nil
+}
+
+// adminUpdate runs fn in a write transaction outside Apply, excluding
+// Apply and a concurrent Restore or Close.
+func (s *Store) adminUpdate(fn func(*bbolt.Tx) error) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.db == nil {
+		return contract.ErrClosed
+	}
+	return s.db.Update(fn)
 }
