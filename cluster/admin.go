@@ -186,13 +186,15 @@ func (n *Node) Join(ctx context.Context, addrs []string) (int, error) {
 // follower forwards the request). It refuses to remove the last voter.
 func (n *Node) Remove(ctx context.Context, id string) error {
 	if n.raft.State() != raft.Leader {
-		cl, err := n.leaderClient()
+		_, cl, err := n.leaderClient()
 		if err != nil {
 			return err
 		}
 		_, err = cl.RemoveServer(ctx, &peerv1.RemoveServerRequest{NodeId: id})
 		return adminError(err)
 	}
+	n.memberMu.Lock()
+	defer n.memberMu.Unlock()
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
 		return err
@@ -245,7 +247,7 @@ func (n *Node) Leave(ctx context.Context) error {
 	var cl peerv1.PeerServiceClient
 	for {
 		var err error
-		if cl, err = n.leaderClient(); err == nil {
+		if _, cl, err = n.leaderClient(); err == nil {
 			break
 		}
 		select {
@@ -272,7 +274,7 @@ func (n *Node) Leave(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 		// Leadership may have moved while we asked.
-		if c2, err := n.leaderClient(); err == nil {
+		if _, c2, err := n.leaderClient(); err == nil {
 			cl = c2
 		}
 	}
@@ -282,7 +284,7 @@ func (n *Node) Leave(ctx context.Context) error {
 // voter when id is empty. It returns the new leader.
 func (n *Node) TransferLeadership(ctx context.Context, id string) (string, error) {
 	if n.raft.State() != raft.Leader {
-		cl, err := n.leaderClient()
+		_, cl, err := n.leaderClient()
 		if err != nil {
 			return "", err
 		}

@@ -17,6 +17,12 @@ import (
 // ErrInvalidConfig wraps every configuration error.
 var ErrInvalidConfig = errors.New("invalid cluster config")
 
+// Kinds of Config.OnPropose.
+const (
+	ProposeEntry   = "entry"
+	ProposeForward = "forward"
+)
+
 // Config configures a Node. Validate is the one place it is checked.
 type Config struct {
 	NodeID  string
@@ -79,6 +85,15 @@ type Config struct {
 	// applies, with its entry and command counts and how long it took
 	// (metrics; see fsm.FSM.OnApply). It must not block.
 	OnApply func(entries, commands int, took time.Duration)
+	// OnPropose, if set, is called for every coalesced batch: kind
+	// ProposeEntry for a Raft entry this node proposed as leader,
+	// ProposeForward for a batch it forwarded to the leader; groups is
+	// the number of callers (or forwarded batches) in it (metrics). It
+	// must not block.
+	OnPropose func(kind string, groups, commands int)
+	// OnStoreLogs, if set, is called with the number of entries of every
+	// write to the Raft log (metrics). It must not block.
+	OnStoreLogs func(entries int)
 	Version string
 	Logger  *slog.Logger
 }

@@ -54,6 +54,9 @@ type Node struct {
 	engine *streams.Engine
 	peers  *peerPool
 
+	proposer *proposer
+	autoKeys *autoKeys
+
 	readyTerm *streams.Hub // highest term in which this node, as leader, committed its own entry
 	leaderRI  *coalescer   // read-index rounds when leader
 	remoteRI  *coalescer   // read-index requests to the leader when follower
@@ -83,6 +86,12 @@ type Node struct {
 
 	leasesCleared atomic.Bool
 	leaseMu       sync.Mutex
+
+	// memberMu serialises the leader's membership decisions: a reconcile
+	// round reads the member records and then writes some, and an
+	// operator's Remove writes a removal in between would be overwritten
+	// (and the removed node added back).
+	memberMu sync.Mutex
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -172,13 +181,19 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	// trustworthy at once; a fresh directory must first be recognised.
 	n.mayVote.Store(hasState)
 	n.voteGuard = raftlog.GuardVotes(stores.Transport, n.guardVote, n.voteWithheld)
-	r, err := raft.NewRaft(rc, n.fsm, stores.LogStore, stores.StableStore, stores.SnapshotStore, n.voteGuard)
+	logs := stores.LogStore
+	if cfg.OnStoreLogs != nil {
+		logs = countingLogStore{LogStore: logs, observe: cfg.OnStoreLogs}
+	}
+	r, err := raft.NewRaft(rc, n.fsm, logs, stores.StableStore, stores.SnapshotStore, n.voteGuard)
 	if err != nil {
 		n.closeStorage()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
 	n.peers = newPeerPool(cfg.PeerDialOptions)
+	n.autoKeys = newAutoKeys(cfg.NodeID, time.Now())
+	n.proposer = newProposer(n)
 	n.leaderRI = newCoalescer(n.leaderReadIndexRound)
 	n.remoteRI = newCoalescer(n.remoteReadIndexRound)
 	n.engine = streams.New(streams.Config{
@@ -220,6 +235,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.ml = ml
 
+	n.proposer.start(n.ctx, &n.wg)
 	n.wg.Add(4)
 	go n.leaderLoop()
 	go n.bootstrap(hasState)
@@ -578,4 +594,21 @@ func (n *Node) Ready() bool {
 	}
 	const slack = 256
 	return n.fsm.AppliedIndex()+slack >= n.raft.CommitIndex()
+}
+
+// countingLogStore reports the size of every write to the Raft log: how
+// many entries share one fsync.
+type countingLogStore struct {
+	raft.LogStore
+	observe func(entries int)
+}
+
+func (s countingLogStore) StoreLog(l *raft.Log) error {
+	s.observe(1)
+	return s.LogStore.StoreLog(l)
+}
+
+func (s countingLogStore) StoreLogs(logs []*raft.Log) error {
+	s.observe(len(logs))
+	return s.LogStore.StoreLogs(logs)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -13,7 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
-	"github.com/factstr/factstr-go/fsm"
+	"github.com/factstr/factstr-go/contract"
 )
 
 // peerPool keeps one gRPC connection per peer address.
@@ -54,24 +55,25 @@ func (p *peerPool) close() {
 	}
 }
 
-// leaderClient returns a PeerService client for the current leader.
-func (n *Node) leaderClient() (peerv1.PeerServiceClient, error) {
+// leaderClient returns the current leader's id and a PeerService client for
+// it.
+func (n *Node) leaderClient() (string, peerv1.PeerServiceClient, error) {
 	_, id := n.raft.LeaderWithID()
 	if id == "" {
-		return nil, fmt.Errorf("%w: this node knows of no leader (election in progress or partitioned)", ErrNoLeader)
+		return "", nil, fmt.Errorf("%w: this node knows of no leader (election in progress or partitioned)", ErrNoLeader)
 	}
 	if string(id) == n.cfg.NodeID {
-		return nil, fmt.Errorf("%w: leadership is changing on this node", ErrNotLeader)
+		return "", nil, fmt.Errorf("%w: leadership is changing on this node", ErrNotLeader)
 	}
 	m, ok := n.ml.Lookup(string(id))
 	if !ok || m.Meta.GRPCAddr == "" {
-		return nil, fmt.Errorf("%w: leader %s is not known to gossip yet", ErrNoLeader, id)
+		return "", nil, fmt.Errorf("%w: leader %s is not known to gossip yet", ErrNoLeader, id)
 	}
 	c, err := n.peers.get(m.Meta.GRPCAddr)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	return peerv1.NewPeerServiceClient(c), nil
+	return string(id), peerv1.NewPeerServiceClient(c), nil
 }
 
 // RegisterPeerService registers the node-to-node service on s. The node's
@@ -85,23 +87,99 @@ type peerServer struct {
 	n *Node
 }
 
+// Forward serves nodes of earlier versions, which forward one call at a
+// time; ForwardStream is what this version uses.
 func (p *peerServer) Forward(ctx context.Context, req *peerv1.ForwardRequest) (*peerv1.ForwardResponse, error) {
-	n := p.n
-	if n.closed.Load() {
-		return nil, status.Error(codes.Unavailable, "node is shutting down")
+	ch := make(chan *peerv1.ForwardStreamResponse, 1)
+	p.n.acceptForwarded(&peerv1.ForwardStreamRequest{Commands: req.GetCommands(), FromNodeId: req.GetFromNodeId()}, func(r *peerv1.ForwardStreamResponse) { ch <- r })
+	select {
+	case r := <-ch:
+		if c := codes.Code(r.GetCode()); c != codes.OK {
+			return nil, status.Error(c, r.GetMessage())
+		}
+		return &peerv1.ForwardResponse{Results: r.GetResults(), Index: r.GetIndex()}, nil
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
 	}
-	if n.raft.State() != raft.Leader {
-		return nil, status.Errorf(codes.FailedPrecondition, "%s is not the leader (leader: %q)", n.cfg.NodeID, n.LeaderID())
+}
+
+// ForwardStream answers a follower's batches as their entries apply. Answers
+// go out through one sender goroutine from a queue, so the proposer, which
+// produces them, never waits for the network.
+func (p *peerServer) ForwardStream(stream peerv1.PeerService_ForwardStreamServer) error {
+	ctx := stream.Context()
+	out := newAnswerQueue()
+	sendErr := make(chan error, 1)
+	go func() { sendErr <- out.drain(ctx, stream.Send) }()
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			out.close()
+			if serr := <-sendErr; serr != nil {
+				return serr
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		p.n.acceptForwarded(req, out.push)
 	}
-	cmds, err := fsm.DecodeCommands(req.GetCommands())
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+}
+
+// answerQueue is an unbounded queue of answers with one consumer. It stays
+// small: a follower has at most as many batches in flight as it has callers
+// waiting.
+type answerQueue struct {
+	mu     sync.Mutex
+	items  []*peerv1.ForwardStreamResponse
+	closed bool
+	wake   chan struct{}
+}
+
+func newAnswerQueue() *answerQueue { return &answerQueue{wake: make(chan struct{}, 1)} }
+
+func (q *answerQueue) push(r *peerv1.ForwardStreamResponse) {
+	q.mu.Lock()
+	q.items = append(q.items, r)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
 	}
-	res, idx, err := n.applyLocalCtx(ctx, cmds)
-	if err != nil {
-		return nil, statusFromLocal(err)
+}
+
+func (q *answerQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
 	}
-	return &peerv1.ForwardResponse{Results: fsm.EncodeResults(res), Index: idx}, nil
+}
+
+// drain sends answers until the queue is closed or ctx ends.
+func (q *answerQueue) drain(ctx context.Context, send func(*peerv1.ForwardStreamResponse) error) error {
+	for {
+		q.mu.Lock()
+		items, closed := q.items, q.closed
+		q.items = nil
+		q.mu.Unlock()
+		for _, r := range items {
+			if err := send(r); err != nil {
+				return err
+			}
+		}
+		if closed {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-q.wake:
+		}
+	}
 }
 
 func (p *peerServer) ReadIndex(ctx context.Context, _ *peerv1.ReadIndexRequest) (*peerv1.ReadIndexResponse, error) {
@@ -122,7 +200,7 @@ func statusFromLocal(err error) error {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, ErrOutcomeUnknown):
 		return status.Error(codes.Aborted, err.Error())
-	case errors.Is(err, ErrNoLeader):
+	case errors.Is(err, ErrNoLeader), errors.Is(err, contract.ErrClosed):
 		return status.Error(codes.Unavailable, err.Error())
 	default:
 		return status.Error(codes.Internal, err.Error())

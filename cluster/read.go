@@ -121,7 +121,7 @@ func (n *Node) leaderReadIndexRound(ctx context.Context) (uint64, error) {
 // remoteReadIndexRound asks the leader for a read index, shared by every
 // read on this follower that queued for it.
 func (n *Node) remoteReadIndexRound(ctx context.Context) (uint64, error) {
-	cl, err := n.leaderClient()
+	_, cl, err := n.leaderClient()
 	if err != nil {
 		return 0, err
 	}

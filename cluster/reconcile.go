@@ -77,6 +77,8 @@ type reconciler struct {
 }
 
 func (n *Node) reconcileOnce(ctx context.Context, r *reconciler) {
+	n.memberMu.Lock()
+	defer n.memberMu.Unlock()
 	caughtUpSince := r.caughtUpSince
 	if n.cfg.DeadServerCleanup > 0 {
 		n.cleanupDeadServers()

@@ -2,8 +2,11 @@ package cluster
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -45,7 +48,7 @@ func (n *Node) appendCmd(ctx context.Context, cmd boltstore.Command) (contract.A
 	}
 	cmd.IdempotencyKey = contract.IdempotencyKey(ctx)
 	if cmd.IdempotencyKey == "" {
-		cmd.IdempotencyKey = "auto-" + n.cfg.NodeID + "-" + randomID(12)
+		cmd.IdempotencyKey = n.autoKeys.next()
 	}
 	res, _, err := n.propose(ctx, []boltstore.Command{cmd})
 	if err != nil {
@@ -55,6 +58,34 @@ func (n *Node) appendCmd(ctx context.Context, cmd boltstore.Command) (contract.A
 		o.Duplicate = res[0].Duplicate
 	}
 	return res[0].Append, res[0].Err
+}
+
+// autoKeys makes the idempotency keys of appends whose caller gave none.
+// They must be unique for the cluster's lifetime, but they need not be
+// random: a key is the node id, the time this process started and a
+// counter, after a 0xff byte that no UTF-8 key a caller gives starts with.
+// Each node's keys therefore sort at the end of its own range of the
+// idempotency buckets, and recording one dirties the last page there
+// instead of a random page per append.
+type autoKeys struct {
+	prefix  []byte
+	counter atomic.Uint64
+}
+
+func newAutoKeys(nodeID string, start time.Time) *autoKeys {
+	p := make([]byte, 0, len(nodeID)+10)
+	p = append(p, 0xff)
+	p = append(p, nodeID...)
+	p = append(p, 0)
+	p = binary.BigEndian.AppendUint64(p, uint64(start.UnixNano()))
+	return &autoKeys{prefix: p}
+}
+
+func (k *autoKeys) next() string {
+	b := make([]byte, 0, len(k.prefix)+8)
+	b = append(b, k.prefix...)
+	b = binary.BigEndian.AppendUint64(b, k.counter.Add(1))
+	return string(b)
 }
 
 // AppendOutcome receives what the contract's AppendResult cannot say.
@@ -88,14 +119,7 @@ func (n *Node) propose(ctx context.Context, cmds []boltstore.Command) ([]boltsto
 		if n.left.Load() {
 			return nil, 0, ErrLeft
 		}
-		var res []boltstore.Result
-		var idx uint64
-		var err error
-		if n.raft.State() == raft.Leader {
-			res, idx, err = n.applyLocalCtx(ctx, cmds)
-		} else {
-			res, idx, err = n.forward(ctx, cmds)
-		}
+		res, idx, err := n.submitOnce(ctx, cmds, false)
 		if err == nil {
 			return res, idx, nil
 		}
@@ -121,81 +145,111 @@ func retryable(err error) bool {
 	return errors.Is(err, ErrNoLeader) || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrOutcomeUnknown)
 }
 
-// applyLocalCtx applies on this node as leader, giving up waiting when ctx
-// ends (the entry may still commit: the outcome is then unknown).
-func (n *Node) applyLocalCtx(ctx context.Context, cmds []boltstore.Command) ([]boltstore.Result, uint64, error) {
-	type out struct {
-		res []boltstore.Result
-		idx uint64
-		err error
-	}
-	ch := make(chan out, 1)
-	go func() {
-		r, i, e := n.applyLocal(cmds)
-		ch <- out{r, i, e}
-	}()
-	select {
-	case o := <-ch:
-		return o.res, o.idx, o.err
-	case <-ctx.Done():
-		return nil, 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
-	}
-}
+// ErrRefusedFromPeer is the outcome of a forwarded command that no
+// follower may send: a kind only the leader proposes, or a lease command
+// for another node's holder.
+var ErrRefusedFromPeer = fsm.ErrRefusedFromPeer
 
-// applyLocal stamps the leader's clock on commands that have no time yet
-// and applies them.
-func (n *Node) applyLocal(cmds []boltstore.Command) ([]boltstore.Result, uint64, error) {
-	now := n.cfg.Clock().UTC()
-	n.stamps.observe(now)
+// acceptForwarded proposes a batch a follower forwarded and answers it
+// once. The leader trusts nothing in it: every command is checked again
+// against this node's limits, commands a client cannot cause are refused
+// (each on its own: the other callers' commands in the batch go ahead),
+// and appends are stamped with this leader's clock by the proposer.
+func (n *Node) acceptForwarded(req *peerv1.ForwardStreamRequest, answer func(*peerv1.ForwardStreamResponse)) {
+	id := req.GetId()
+	reply := func(err error) {
+		st, _ := status.FromError(statusFromLocal(err))
+		answer(&peerv1.ForwardStreamResponse{Id: id, Code: uint32(st.Code()), Message: st.Message()})
+	}
+	if n.closed.Load() {
+		reply(contract.ErrClosed)
+		return
+	}
+	if n.raft.State() != raft.Leader {
+		reply(fmt.Errorf("%w: %s is not the leader (leader: %q)", ErrNotLeader, n.cfg.NodeID, n.LeaderID()))
+		return
+	}
+	cmds, err := fsm.DecodeCommands(req.GetCommands())
+	if err != nil {
+		answer(&peerv1.ForwardStreamResponse{Id: id, Code: uint32(codes.InvalidArgument), Message: err.Error()})
+		return
+	}
+	results := make([]boltstore.Result, len(cmds))
+	valid := make([]boltstore.Command, 0, len(cmds))
+	pos := make([]int, 0, len(cmds))
 	for i := range cmds {
-		if cmds[i].OccurredAt.IsZero() {
-			cmds[i].OccurredAt = now
+		if err := n.checkForwarded(&cmds[i], req.GetFromNodeId()); err != nil {
+			results[i].Err = err
+			continue
 		}
+		valid = append(valid, cmds[i])
+		pos = append(pos, i)
 	}
-	f := n.raft.Apply(fsm.EncodeCommands(cmds), n.cfg.ApplyTimeout)
-	if err := f.Error(); err != nil {
-		switch {
-		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
-			return nil, 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
-		case errors.Is(err, raft.ErrRaftShutdown):
-			return nil, 0, contract.ErrClosed
-		default:
-			// ErrLeadershipLost and anything else after enqueueing: the
-			// entry may commit under the next leader.
-			return nil, 0, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
-		}
+	if len(valid) == 0 {
+		answer(&peerv1.ForwardStreamResponse{Id: id, Results: fsm.EncodeResults(results)})
+		return
 	}
-	switch r := f.Response().(type) {
-	case []boltstore.Result:
-		if len(r) != len(cmds) {
-			return nil, 0, fmt.Errorf("state machine returned %d results for %d commands", len(r), len(cmds))
+	n.proposer.submit(newGroup(valid, true, func(res []boltstore.Result, idx uint64, err error) {
+		if err != nil {
+			reply(err)
+			return
 		}
-		return r, f.Index(), nil
-	case error:
-		return nil, 0, r
-	default:
-		return nil, 0, fmt.Errorf("state machine returned %T", r)
+		for j := range res {
+			results[pos[j]] = res[j]
+		}
+		answer(&peerv1.ForwardStreamResponse{Id: id, Results: fsm.EncodeResults(results), Index: idx})
+	}))
+}
+
+// checkForwarded is the leader's own check of a forwarded command.
+func (n *Node) checkForwarded(c *boltstore.Command, from string) error {
+	ownHolder := func() error {
+		if from == "" || !strings.HasPrefix(c.Holder, from+"/") {
+			return fmt.Errorf("%w: %s of holder %q from node %q", ErrRefusedFromPeer, c.Op, c.Holder, from)
+		}
+		return nil
+	}
+	c.OccurredAt = time.Time{}
+	switch c.Op {
+	case boltstore.OpAppend, boltstore.OpAppendIf:
+		if c.IdempotencyKey == "" {
+			return fmt.Errorf("%w: a forwarded %s carries no idempotency key", ErrRefusedFromPeer, c.Op)
+		}
+		if err := contract.ValidateEvents(c.Events, n.cfg.Limits); err != nil {
+			return err
+		}
+		if c.Op == boltstore.OpAppendIf {
+			return contract.ValidateQuery(c.Query)
+		}
+		return nil
+	case boltstore.OpAcquire:
+		if err := contract.ValidateQuery(c.Query); err != nil {
+			return err
+		}
+		return ownHolder()
+	case boltstore.OpAdvance, boltstore.OpRelease:
+		return ownHolder()
+	case boltstore.OpReleaseHolders:
+		if from == "" || c.Holder != from+"/" {
+			return fmt.Errorf("%w: release of holders %q from node %q", ErrRefusedFromPeer, c.Holder, from)
+		}
+		return nil
+	case boltstore.OpNoop:
+		return nil
+	}
+	return fmt.Errorf("%w: %s is proposed by the leader only", ErrRefusedFromPeer, c.Op)
+}
+
+func (n *Node) metricEntry(groups, commands int) {
+	if n.cfg.OnPropose != nil {
+		n.cfg.OnPropose(ProposeEntry, groups, commands)
 	}
 }
 
-// forward sends cmds to the leader's PeerService.
-func (n *Node) forward(ctx context.Context, cmds []boltstore.Command) ([]boltstore.Result, uint64, error) {
-	cl, err := n.leaderClient()
-	if err != nil {
-		return nil, 0, err
+func (n *Node) metricForward(groups, commands int) {
+	if n.cfg.OnPropose != nil {
+		n.cfg.OnPropose(ProposeForward, groups, commands)
 	}
-	resp, err := cl.Forward(ctx, &peerv1.ForwardRequest{Commands: fsm.EncodeCommands(cmds), FromNodeId: n.cfg.NodeID})
-	if err != nil {
-		return nil, 0, peerError(err)
-	}
-	res, err := fsm.DecodeResults(resp.GetResults())
-	if err != nil {
-		return nil, 0, err
-	}
-	if len(res) != len(cmds) {
-		return nil, 0, fmt.Errorf("leader returned %d results for %d commands", len(res), len(cmds))
-	}
-	return res, resp.GetIndex(), nil
 }
 
 // peerError turns a PeerService status into this package's errors.

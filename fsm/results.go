@@ -19,7 +19,14 @@ const (
 	errInvalidEvent
 	errInvalidQuery
 	errOther
+	errRefused
 )
+
+// ErrRefusedFromPeer is the outcome of a forwarded command that no
+// follower may send: a kind only the leader proposes, or a lease command
+// for another node's holder. It is here, with the result encoding, so that
+// the sentinel survives the trip back to the follower.
+var ErrRefusedFromPeer = errors.New("command refused from a peer")
 
 // EncodeResults encodes the outcomes of forwarded commands.
 func EncodeResults(rs []boltstore.Result) []byte {
@@ -53,6 +60,8 @@ func EncodeResults(rs []boltstore.Result) []byte {
 				kind = errInvalidEvent
 			case errors.Is(r.Err, contract.ErrInvalidQuery):
 				kind = errInvalidQuery
+			case errors.Is(r.Err, ErrRefusedFromPeer):
+				kind = errRefused
 			}
 			b = append(b, kind)
 			b = appendString(b, r.Err.Error())
@@ -98,6 +107,8 @@ func sentinelFor(kind byte) error {
 		return contract.ErrInvalidEvent
 	case errInvalidQuery:
 		return contract.ErrInvalidQuery
+	case errRefused:
+		return ErrRefusedFromPeer
 	}
 	return nil
 }

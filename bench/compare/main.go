@@ -69,10 +69,10 @@ type workload struct {
 }
 
 var workloads = []workload{
-	{key: "append", title: "Append vs Put (new key)", factstr: []string{"--workload", "append", "--on", "leader"}, etcd: []string{"--workload", "put", "--on", "leader"}, ratioTarget: 3, p99Below: true},
-	{key: "append-if", title: "AppendIf vs Txn (1,000 contexts)", factstr: []string{"--workload", "append-if", "--on", "leader"}, etcd: []string{"--workload", "txn", "--on", "leader"}, ratioTarget: 3, p99Below: true},
+	{key: "append", title: "Append vs Put (new key)", factstr: []string{"--workload", "append", "--on", "any"}, etcd: []string{"--workload", "put", "--on", "any"}, ratioTarget: 3, p99Below: true},
+	{key: "append-if", title: "AppendIf vs Txn (1,000 contexts)", factstr: []string{"--workload", "append-if", "--on", "any"}, etcd: []string{"--workload", "txn", "--on", "any"}, ratioTarget: 3, p99Below: true},
 	{key: "read", title: "Linearizable read on a follower", factstr: []string{"--workload", "query", "--on", "follower"}, etcd: []string{"--workload", "get", "--on", "follower"}, ratioTarget: 1.5},
-	{key: "single", title: "Single-client Append vs Put", factstr: []string{"--workload", "append", "--on", "leader"}, etcd: []string{"--workload", "put", "--on", "leader"}, single: true, p50Max: true},
+	{key: "single", title: "Single-client Append vs Put", factstr: []string{"--workload", "append", "--on", "any"}, etcd: []string{"--workload", "put", "--on", "any"}, single: true, p50Max: true},
 }
 
 type report struct {
@@ -360,6 +360,13 @@ func runFactstr(ctx context.Context, c config, ws []workload, rep *report, v var
 			r.Extra["leader_entries_per_batch"] = (after["factstr_fsm_apply_batch_entries_sum"] - before["factstr_fsm_apply_batch_entries_sum"]) / n
 			r.Extra["leader_commands_per_batch"] = (after["factstr_fsm_apply_batch_commands_sum"] - before["factstr_fsm_apply_batch_commands_sum"]) / n
 		}
+		// Coalescing: commands per Raft entry, entries per Raft log write.
+		if n := after[`factstr_propose_batch_commands_count{kind="entry"}`] - before[`factstr_propose_batch_commands_count{kind="entry"}`]; n > 0 {
+			r.Extra["leader_commands_per_entry"] = (after[`factstr_propose_batch_commands_sum{kind="entry"}`] - before[`factstr_propose_batch_commands_sum{kind="entry"}`]) / n
+		}
+		if n := after["factstr_raft_store_logs_entries_count"] - before["factstr_raft_store_logs_entries_count"]; n > 0 {
+			r.Extra["leader_entries_per_store_logs"] = (after["factstr_raft_store_logs_entries_sum"] - before["factstr_raft_store_logs_entries_sum"]) / n
+		}
 		rep.Results[w.key][v.key] = r
 	}
 	return nil
@@ -617,7 +624,7 @@ func scrapeMetrics(addr string) map[string]float64 {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) == 2 && !strings.HasPrefix(f[0], "#") && !strings.Contains(f[0], "{") {
+		if len(f) == 2 && !strings.HasPrefix(f[0], "#") {
 			var v float64
 			if _, err := fmt.Sscan(f[1], &v); err == nil {
 				out[f[0]] = v
@@ -724,8 +731,9 @@ func printDetails(out io.Writer, ws []workload, rep *report, systems []variant) 
 	for _, w := range ws {
 		for _, v := range systems {
 			if r := rep.Results[w.key][v.key]; r != nil && r.Extra["leader_fsm_batches"] > 0 {
-				fmt.Fprintf(out, "  %-10s %-12s %6.1f entries, %6.1f commands per batch (%0.f batches)\n", w.key, v.key,
-					r.Extra["leader_entries_per_batch"], r.Extra["leader_commands_per_batch"], r.Extra["leader_fsm_batches"])
+				fmt.Fprintf(out, "  %-10s %-12s %6.1f entries, %6.1f commands per batch (%0.f batches); %6.1f commands per Raft entry, %5.1f entries per Raft log write\n", w.key, v.key,
+					r.Extra["leader_entries_per_batch"], r.Extra["leader_commands_per_batch"], r.Extra["leader_fsm_batches"],
+					r.Extra["leader_commands_per_entry"], r.Extra["leader_entries_per_store_logs"])
 			}
 		}
 	}

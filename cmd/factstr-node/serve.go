@@ -212,6 +212,8 @@ func serve(ctx context.Context, args []string) error {
 		defer metricsLis.Close()
 		met = metrics.New()
 		cfg.OnApply = met.ObserveApply
+		cfg.OnPropose = met.ObservePropose
+		cfg.OnStoreLogs = met.ObserveStoreLogs
 		if f.pprof {
 			runtime.SetBlockProfileRate(f.blockProfileRate)
 			runtime.SetMutexProfileFraction(f.mutexProfileFraction)

@@ -44,9 +44,12 @@ type Metrics struct {
 	rpcSeconds  *prometheus.HistogramVec
 	appendBatch *prometheus.HistogramVec
 
-	applyEntries  prometheus.Histogram
-	applyCommands prometheus.Histogram
-	applySeconds  prometheus.Histogram
+	applyEntries    prometheus.Histogram
+	applyCommands   prometheus.Histogram
+	applySeconds    prometheus.Histogram
+	proposeCommands *prometheus.HistogramVec
+	proposeGroups   *prometheus.HistogramVec
+	storeLogs       prometheus.Histogram
 
 	leaderChanges     prometheus.Counter
 	heartbeatFailures *prometheus.CounterVec
@@ -98,6 +101,21 @@ func New() *Metrics {
 		Help:    "Time to apply one batch to the state machine (decode and one bbolt transaction).",
 		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16), // 50µs .. 1.6s
 	})
+	m.proposeCommands = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "propose_batch_commands",
+		Help:    "Commands per coalesced proposal: kind entry is one Raft entry this node proposed as leader, kind forward one batch it forwarded to the leader.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+	}, []string{"kind"})
+	m.proposeGroups = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "propose_batch_callers",
+		Help:    "Callers (or forwarded batches) per coalesced proposal, by kind as propose_batch_commands.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+	}, []string{"kind"})
+	m.storeLogs = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "raft_store_logs_entries",
+		Help:    "Raft log entries per write to the Raft log (one fsync'd commit).",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+	})
 	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace, Name: "raft_leader_changes_total",
 		Help: "Times this node observed a new leader (including itself).",
@@ -119,6 +137,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.rpcHandled, m.rpcSeconds, m.appendBatch,
 		m.applyEntries, m.applyCommands, m.applySeconds,
+		m.proposeCommands, m.proposeGroups, m.storeLogs,
 		m.leaderChanges, m.heartbeatFailures,
 		m.subscribers, m.slowDropped,
 		&nodeCollector{m: m},
@@ -139,6 +158,15 @@ func (m *Metrics) ObserveApply(entries, commands int, took time.Duration) {
 	m.applyCommands.Observe(float64(commands))
 	m.applySeconds.Observe(took.Seconds())
 }
+
+// ObservePropose records one coalesced proposal (cluster.Config.OnPropose).
+func (m *Metrics) ObservePropose(kind string, groups, commands int) {
+	m.proposeCommands.WithLabelValues(kind).Observe(float64(commands))
+	m.proposeGroups.WithLabelValues(kind).Observe(float64(groups))
+}
+
+// ObserveStoreLogs records one write to the Raft log (cluster.Config.OnStoreLogs).
+func (m *Metrics) ObserveStoreLogs(entries int) { m.storeLogs.Observe(float64(entries)) }
 
 // Attach starts reading node at scrape time and observing its Raft
 // (leader changes, heartbeat failures) until ctx ends.

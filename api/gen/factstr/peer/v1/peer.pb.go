@@ -128,6 +128,149 @@ func (x *ForwardResponse) GetIndex() uint64 {
 	return 0
 }
 
+type ForwardStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the sender, unique on its stream; the answer carries it.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Commands in the Raft entry encoding of package fsm.
+	Commands      []byte `protobuf:"bytes,2,opt,name=commands,proto3" json:"commands,omitempty"`
+	FromNodeId    string `protobuf:"bytes,3,opt,name=from_node_id,json=fromNodeId,proto3" json:"from_node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardStreamRequest) Reset() {
+	*x = ForwardStreamRequest{}
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardStreamRequest) ProtoMessage() {}
+
+func (x *ForwardStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardStreamRequest.ProtoReflect.Descriptor instead.
+func (*ForwardStreamRequest) Descriptor() ([]byte, []int) {
+	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ForwardStreamRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ForwardStreamRequest) GetCommands() []byte {
+	if x != nil {
+		return x.Commands
+	}
+	return nil
+}
+
+func (x *ForwardStreamRequest) GetFromNodeId() string {
+	if x != nil {
+		return x.FromNodeId
+	}
+	return ""
+}
+
+type ForwardStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// With code 0: one outcome per command, in the encoding of
+	// fsm.EncodeResults, and the Raft index of their entry.
+	Results []byte `protobuf:"bytes,2,opt,name=results,proto3" json:"results,omitempty"`
+	Index   uint64 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	// Otherwise the batch as a whole was not applied, or its outcome is not
+	// known: a gRPC status code (FailedPrecondition: not the leader;
+	// Aborted: the entry may still commit; InvalidArgument: refused) and why.
+	Code          uint32 `protobuf:"varint,4,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardStreamResponse) Reset() {
+	*x = ForwardStreamResponse{}
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardStreamResponse) ProtoMessage() {}
+
+func (x *ForwardStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardStreamResponse.ProtoReflect.Descriptor instead.
+func (*ForwardStreamResponse) Descriptor() ([]byte, []int) {
+	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ForwardStreamResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ForwardStreamResponse) GetResults() []byte {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *ForwardStreamResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ForwardStreamResponse) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ForwardStreamResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type ReadIndexRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	FromNodeId    string                 `protobuf:"bytes,1,opt,name=from_node_id,json=fromNodeId,proto3" json:"from_node_id,omitempty"`
@@ -137,7 +280,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_factstr_peer_v1_peer_proto_msgTypes[2]
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -149,7 +292,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_peer_v1_peer_proto_msgTypes[2]
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -162,7 +305,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{2}
+	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ReadIndexRequest) GetFromNodeId() string {
@@ -182,7 +325,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_factstr_peer_v1_peer_proto_msgTypes[3]
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -194,7 +337,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_peer_v1_peer_proto_msgTypes[3]
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -207,7 +350,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{3}
+	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -232,7 +375,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_factstr_peer_v1_peer_proto_msgTypes[4]
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +387,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_peer_v1_peer_proto_msgTypes[4]
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +400,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{4}
+	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{6}
 }
 
 type NodeStatusResponse struct {
@@ -277,7 +420,7 @@ type NodeStatusResponse struct {
 
 func (x *NodeStatusResponse) Reset() {
 	*x = NodeStatusResponse{}
-	mi := &file_factstr_peer_v1_peer_proto_msgTypes[5]
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -289,7 +432,7 @@ func (x *NodeStatusResponse) String() string {
 func (*NodeStatusResponse) ProtoMessage() {}
 
 func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_peer_v1_peer_proto_msgTypes[5]
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -302,7 +445,7 @@ func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusResponse.ProtoReflect.Descriptor instead.
 func (*NodeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *NodeStatusResponse) GetNodeId() string {
@@ -377,7 +520,7 @@ type RemoveServerRequest struct {
 
 func (x *RemoveServerRequest) Reset() {
 	*x = RemoveServerRequest{}
-	mi := &file_factstr_peer_v1_peer_proto_msgTypes[6]
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +532,7 @@ func (x *RemoveServerRequest) String() string {
 func (*RemoveServerRequest) ProtoMessage() {}
 
 func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_peer_v1_peer_proto_msgTypes[6]
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +545,7 @@ func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{6}
+	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RemoveServerRequest) GetNodeId() string {
@@ -420,7 +563,7 @@ type RemoveServerResponse struct {
 
 func (x *RemoveServerResponse) Reset() {
 	*x = RemoveServerResponse{}
-	mi := &file_factstr_peer_v1_peer_proto_msgTypes[7]
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +575,7 @@ func (x *RemoveServerResponse) String() string {
 func (*RemoveServerResponse) ProtoMessage() {}
 
 func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_peer_v1_peer_proto_msgTypes[7]
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +588,7 @@ func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{7}
+	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{9}
 }
 
 type TransferLeadershipRequest struct {
@@ -458,7 +601,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_factstr_peer_v1_peer_proto_msgTypes[8]
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -470,7 +613,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_peer_v1_peer_proto_msgTypes[8]
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -483,7 +626,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{8}
+	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TransferLeadershipRequest) GetNodeId() string {
@@ -502,7 +645,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_factstr_peer_v1_peer_proto_msgTypes[9]
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +657,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_peer_v1_peer_proto_msgTypes[9]
+	mi := &file_factstr_peer_v1_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +670,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{9}
+	return file_factstr_peer_v1_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeaderId() string {
@@ -548,7 +691,18 @@ const file_factstr_peer_v1_peer_proto_rawDesc = "" +
 	"fromNodeId\"A\n" +
 	"\x0fForwardResponse\x12\x18\n" +
 	"\aresults\x18\x01 \x01(\fR\aresults\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index\"4\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"d\n" +
+	"\x14ForwardStreamRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1a\n" +
+	"\bcommands\x18\x02 \x01(\fR\bcommands\x12 \n" +
+	"\ffrom_node_id\x18\x03 \x01(\tR\n" +
+	"fromNodeId\"\x85\x01\n" +
+	"\x15ForwardStreamResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x18\n" +
+	"\aresults\x18\x02 \x01(\fR\aresults\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\x12\x12\n" +
+	"\x04code\x18\x04 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\"4\n" +
 	"\x10ReadIndexRequest\x12 \n" +
 	"\ffrom_node_id\x18\x01 \x01(\tR\n" +
 	"fromNodeId\"=\n" +
@@ -573,9 +727,10 @@ const file_factstr_peer_v1_peer_proto_rawDesc = "" +
 	"\x19TransferLeadershipRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"@\n" +
 	"\x1aTransferLeadershipResponse\x12\"\n" +
-	"\rnew_leader_id\x18\x01 \x01(\tR\vnewLeaderId2\xd2\x03\n" +
+	"\rnew_leader_id\x18\x01 \x01(\tR\vnewLeaderId2\xb6\x04\n" +
 	"\vPeerService\x12L\n" +
-	"\aForward\x12\x1f.factstr.peer.v1.ForwardRequest\x1a .factstr.peer.v1.ForwardResponse\x12R\n" +
+	"\aForward\x12\x1f.factstr.peer.v1.ForwardRequest\x1a .factstr.peer.v1.ForwardResponse\x12b\n" +
+	"\rForwardStream\x12%.factstr.peer.v1.ForwardStreamRequest\x1a&.factstr.peer.v1.ForwardStreamResponse(\x010\x01\x12R\n" +
 	"\tReadIndex\x12!.factstr.peer.v1.ReadIndexRequest\x1a\".factstr.peer.v1.ReadIndexResponse\x12U\n" +
 	"\n" +
 	"NodeStatus\x12\".factstr.peer.v1.NodeStatusRequest\x1a#.factstr.peer.v1.NodeStatusResponse\x12[\n" +
@@ -594,35 +749,39 @@ func file_factstr_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_factstr_peer_v1_peer_proto_rawDescData
 }
 
-var file_factstr_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_factstr_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_factstr_peer_v1_peer_proto_goTypes = []any{
 	(*ForwardRequest)(nil),             // 0: factstr.peer.v1.ForwardRequest
 	(*ForwardResponse)(nil),            // 1: factstr.peer.v1.ForwardResponse
-	(*ReadIndexRequest)(nil),           // 2: factstr.peer.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),          // 3: factstr.peer.v1.ReadIndexResponse
-	(*NodeStatusRequest)(nil),          // 4: factstr.peer.v1.NodeStatusRequest
-	(*NodeStatusResponse)(nil),         // 5: factstr.peer.v1.NodeStatusResponse
-	(*RemoveServerRequest)(nil),        // 6: factstr.peer.v1.RemoveServerRequest
-	(*RemoveServerResponse)(nil),       // 7: factstr.peer.v1.RemoveServerResponse
-	(*TransferLeadershipRequest)(nil),  // 8: factstr.peer.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 9: factstr.peer.v1.TransferLeadershipResponse
+	(*ForwardStreamRequest)(nil),       // 2: factstr.peer.v1.ForwardStreamRequest
+	(*ForwardStreamResponse)(nil),      // 3: factstr.peer.v1.ForwardStreamResponse
+	(*ReadIndexRequest)(nil),           // 4: factstr.peer.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 5: factstr.peer.v1.ReadIndexResponse
+	(*NodeStatusRequest)(nil),          // 6: factstr.peer.v1.NodeStatusRequest
+	(*NodeStatusResponse)(nil),         // 7: factstr.peer.v1.NodeStatusResponse
+	(*RemoveServerRequest)(nil),        // 8: factstr.peer.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),       // 9: factstr.peer.v1.RemoveServerResponse
+	(*TransferLeadershipRequest)(nil),  // 10: factstr.peer.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 11: factstr.peer.v1.TransferLeadershipResponse
 }
 var file_factstr_peer_v1_peer_proto_depIdxs = []int32{
-	0, // 0: factstr.peer.v1.PeerService.Forward:input_type -> factstr.peer.v1.ForwardRequest
-	2, // 1: factstr.peer.v1.PeerService.ReadIndex:input_type -> factstr.peer.v1.ReadIndexRequest
-	4, // 2: factstr.peer.v1.PeerService.NodeStatus:input_type -> factstr.peer.v1.NodeStatusRequest
-	6, // 3: factstr.peer.v1.PeerService.RemoveServer:input_type -> factstr.peer.v1.RemoveServerRequest
-	8, // 4: factstr.peer.v1.PeerService.TransferLeadership:input_type -> factstr.peer.v1.TransferLeadershipRequest
-	1, // 5: factstr.peer.v1.PeerService.Forward:output_type -> factstr.peer.v1.ForwardResponse
-	3, // 6: factstr.peer.v1.PeerService.ReadIndex:output_type -> factstr.peer.v1.ReadIndexResponse
-	5, // 7: factstr.peer.v1.PeerService.NodeStatus:output_type -> factstr.peer.v1.NodeStatusResponse
-	7, // 8: factstr.peer.v1.PeerService.RemoveServer:output_type -> factstr.peer.v1.RemoveServerResponse
-	9, // 9: factstr.peer.v1.PeerService.TransferLeadership:output_type -> factstr.peer.v1.TransferLeadershipResponse
-	5, // [5:10] is the sub-list for method output_type
-	0, // [0:5] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	0,  // 0: factstr.peer.v1.PeerService.Forward:input_type -> factstr.peer.v1.ForwardRequest
+	2,  // 1: factstr.peer.v1.PeerService.ForwardStream:input_type -> factstr.peer.v1.ForwardStreamRequest
+	4,  // 2: factstr.peer.v1.PeerService.ReadIndex:input_type -> factstr.peer.v1.ReadIndexRequest
+	6,  // 3: factstr.peer.v1.PeerService.NodeStatus:input_type -> factstr.peer.v1.NodeStatusRequest
+	8,  // 4: factstr.peer.v1.PeerService.RemoveServer:input_type -> factstr.peer.v1.RemoveServerRequest
+	10, // 5: factstr.peer.v1.PeerService.TransferLeadership:input_type -> factstr.peer.v1.TransferLeadershipRequest
+	1,  // 6: factstr.peer.v1.PeerService.Forward:output_type -> factstr.peer.v1.ForwardResponse
+	3,  // 7: factstr.peer.v1.PeerService.ForwardStream:output_type -> factstr.peer.v1.ForwardStreamResponse
+	5,  // 8: factstr.peer.v1.PeerService.ReadIndex:output_type -> factstr.peer.v1.ReadIndexResponse
+	7,  // 9: factstr.peer.v1.PeerService.NodeStatus:output_type -> factstr.peer.v1.NodeStatusResponse
+	9,  // 10: factstr.peer.v1.PeerService.RemoveServer:output_type -> factstr.peer.v1.RemoveServerResponse
+	11, // 11: factstr.peer.v1.PeerService.TransferLeadership:output_type -> factstr.peer.v1.TransferLeadershipResponse
+	6,  // [6:12] is the sub-list for method output_type
+	0,  // [0:6] is the sub-list for method input_type
+	0,  // [0:0] is the sub-list for extension type_name
+	0,  // [0:0] is the sub-list for extension extendee
+	0,  // [0:0] is the sub-list for field type_name
 }
 
 func init() { file_factstr_peer_v1_peer_proto_init() }
@@ -636,7 +795,7 @@ func file_factstr_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_factstr_peer_v1_peer_proto_rawDesc), len(file_factstr_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

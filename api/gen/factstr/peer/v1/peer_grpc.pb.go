@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	PeerService_Forward_FullMethodName            = "/factstr.peer.v1.PeerService/Forward"
+	PeerService_ForwardStream_FullMethodName      = "/factstr.peer.v1.PeerService/ForwardStream"
 	PeerService_ReadIndex_FullMethodName          = "/factstr.peer.v1.PeerService/ReadIndex"
 	PeerService_NodeStatus_FullMethodName         = "/factstr.peer.v1.PeerService/NodeStatus"
 	PeerService_RemoveServer_FullMethodName       = "/factstr.peer.v1.PeerService/RemoveServer"
@@ -34,7 +35,13 @@ const (
 // leader and read-index requests. It is not for clients.
 type PeerServiceClient interface {
 	// Forward proposes encoded commands on the leader and returns their outcomes.
+	// Nodes use ForwardStream; Forward stays for nodes of earlier versions.
 	Forward(ctx context.Context, in *ForwardRequest, opts ...grpc.CallOption) (*ForwardResponse, error)
+	// ForwardStream is Forward over one long-lived stream per follower: the
+	// follower sends a batch of commands as soon as it has gathered them,
+	// without waiting for earlier answers, and the leader answers each batch
+	// by id once its entry is applied (answers may come out of order).
+	ForwardStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ForwardStreamRequest, ForwardStreamResponse], error)
 	// ReadIndex returns a commit index that is safe for a linearizable read
 	// once the asking node's state machine has applied it.
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
@@ -63,6 +70,19 @@ func (c *peerServiceClient) Forward(ctx context.Context, in *ForwardRequest, opt
 	}
 	return out, nil
 }
+
+func (c *peerServiceClient) ForwardStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ForwardStreamRequest, ForwardStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PeerService_ServiceDesc.Streams[0], PeerService_ForwardStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ForwardStreamRequest, ForwardStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PeerService_ForwardStreamClient = grpc.BidiStreamingClient[ForwardStreamRequest, ForwardStreamResponse]
 
 func (c *peerServiceClient) ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -112,7 +132,13 @@ func (c *peerServiceClient) TransferLeadership(ctx context.Context, in *Transfer
 // leader and read-index requests. It is not for clients.
 type PeerServiceServer interface {
 	// Forward proposes encoded commands on the leader and returns their outcomes.
+	// Nodes use ForwardStream; Forward stays for nodes of earlier versions.
 	Forward(context.Context, *ForwardRequest) (*ForwardResponse, error)
+	// ForwardStream is Forward over one long-lived stream per follower: the
+	// follower sends a batch of commands as soon as it has gathered them,
+	// without waiting for earlier answers, and the leader answers each batch
+	// by id once its entry is applied (answers may come out of order).
+	ForwardStream(grpc.BidiStreamingServer[ForwardStreamRequest, ForwardStreamResponse]) error
 	// ReadIndex returns a commit index that is safe for a linearizable read
 	// once the asking node's state machine has applied it.
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
@@ -134,6 +160,9 @@ type UnimplementedPeerServiceServer struct{}
 
 func (UnimplementedPeerServiceServer) Forward(context.Context, *ForwardRequest) (*ForwardResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Forward not implemented")
+}
+func (UnimplementedPeerServiceServer) ForwardStream(grpc.BidiStreamingServer[ForwardStreamRequest, ForwardStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method ForwardStream not implemented")
 }
 func (UnimplementedPeerServiceServer) ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReadIndex not implemented")
@@ -185,6 +214,13 @@ func _PeerService_Forward_Handler(srv interface{}, ctx context.Context, dec func
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _PeerService_ForwardStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PeerServiceServer).ForwardStream(&grpc.GenericServerStream[ForwardStreamRequest, ForwardStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PeerService_ForwardStreamServer = grpc.BidiStreamingServer[ForwardStreamRequest, ForwardStreamResponse]
 
 func _PeerService_ReadIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ReadIndexRequest)
@@ -286,6 +322,13 @@ var PeerService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _PeerService_TransferLeadership_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ForwardStream",
+			Handler:       _PeerService_ForwardStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "factstr/peer/v1/peer.proto",
 }

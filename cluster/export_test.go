@@ -1,0 +1,48 @@
+package cluster
+
+import (
+	"context"
+
+	"github.com/factstr/factstr-go/boltstore"
+)
+
+// ProposedOutcome is one command's outcome from ProposeTogether.
+type ProposedOutcome struct {
+	Result boltstore.Result
+	Index  uint64
+	Err    error
+}
+
+// ProposeTogether queues cmds on n's proposer, each as a caller's group of
+// its own, in one step, so that the proposer takes them as one batch (on a
+// follower: one forwarded batch), and waits for every outcome.
+func ProposeTogether(ctx context.Context, n *Node, cmds []boltstore.Command) []ProposedOutcome {
+	out := make([]ProposedOutcome, len(cmds))
+	chans := make([]chan outcome, len(cmds))
+	p := n.proposer
+	p.mu.Lock()
+	for i := range cmds {
+		ch := make(chan outcome, 1)
+		chans[i] = ch
+		p.queue = append(p.queue, newGroup(cmds[i:i+1:i+1], false, func(res []boltstore.Result, idx uint64, err error) {
+			ch <- outcome{res, idx, err}
+		}))
+	}
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	for i, ch := range chans {
+		select {
+		case o := <-ch:
+			out[i] = ProposedOutcome{Index: o.idx, Err: o.err}
+			if o.err == nil {
+				out[i].Result = o.res[0]
+			}
+		case <-ctx.Done():
+			out[i].Err = ctx.Err()
+		}
+	}
+	return out
+}

@@ -1,0 +1,198 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
+	"github.com/factstr/factstr-go/boltstore"
+	"github.com/factstr/factstr-go/fsm"
+)
+
+// forwarder sends a follower's batches to the leader over one long-lived
+// ForwardStream, without waiting for earlier answers, and answers each
+// batch's groups when the leader does.
+//
+// An answer that never comes (the stream broke, the leader changed, the
+// leader stalls) leaves the outcome unknown: the groups fail with
+// ErrOutcomeUnknown and callers retry with the same idempotency key, so a
+// batch the old leader did commit is never appended twice. Only the proposer
+// goroutine calls send, so the stream has one sender.
+type forwarder struct {
+	n *Node
+
+	mu  sync.Mutex
+	cur *fwdStream
+	ids uint64
+}
+
+// fwdStream is one ForwardStream to one leader.
+type fwdStream struct {
+	leaderID string
+	stream   peerv1.PeerService_ForwardStreamClient
+	cancel   context.CancelFunc
+
+	mu      sync.Mutex
+	pending map[uint64]*fwdBatch
+	broken  error // set once; pending batches are then failed
+}
+
+type fwdBatch struct {
+	groups []*group
+	count  int
+	sent   time.Time
+}
+
+// fwdStallTimeout: a stream whose oldest unanswered batch is older than this
+// is abandoned (its batches become unknown outcomes, retried elsewhere).
+func (n *Node) fwdStallTimeout() time.Duration { return n.cfg.ApplyTimeout + 5*time.Second }
+
+func newForwarder(n *Node) *forwarder { return &forwarder{n: n} }
+
+// send forwards groups as one batch.
+func (f *forwarder) send(ctx context.Context, groups []*group) {
+	s, err := f.stream(ctx)
+	if err != nil {
+		fail(groups, err)
+		return
+	}
+	count := 0
+	for _, g := range groups {
+		count += len(g.cmds)
+	}
+	cmds := make([]boltstore.Command, 0, count)
+	for _, g := range groups {
+		cmds = append(cmds, g.cmds...)
+	}
+	f.ids++
+	id := f.ids
+	b := &fwdBatch{groups: groups, count: count, sent: time.Now()}
+	s.mu.Lock()
+	if s.broken != nil {
+		err := s.broken
+		s.mu.Unlock()
+		fail(groups, err)
+		return
+	}
+	s.pending[id] = b
+	s.mu.Unlock()
+	f.n.metricForward(len(groups), count)
+	if err := s.stream.Send(&peerv1.ForwardStreamRequest{Id: id, Commands: fsm.EncodeCommands(cmds), FromNodeId: f.n.cfg.NodeID}); err != nil {
+		// The receive loop sees the broken stream too and fails every
+		// pending batch, this one included; the request may have left.
+		s.breakWith(fmt.Errorf("%w: forward stream to %s: %v", ErrOutcomeUnknown, s.leaderID, err))
+	}
+}
+
+// stream returns the stream to the current leader, opening one (and
+// abandoning a stream to a former leader) when needed.
+func (f *forwarder) stream(ctx context.Context) (*fwdStream, error) {
+	lid, cl, err := f.n.leaderClient()
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s := f.cur; s != nil {
+		if s.leaderID == lid && s.healthy(f.n.fwdStallTimeout()) {
+			return s, nil
+		}
+		s.breakWith(fmt.Errorf("%w: forward stream to %s abandoned (leader is now %s)", ErrOutcomeUnknown, s.leaderID, lid))
+		f.cur = nil
+	}
+	sctx, cancel := context.WithCancel(f.n.ctx)
+	stream, err := cl.ForwardStream(sctx)
+	if err != nil {
+		cancel()
+		return nil, peerError(err)
+	}
+	s := &fwdStream{leaderID: lid, stream: stream, cancel: cancel, pending: make(map[uint64]*fwdBatch)}
+	f.cur = s
+	f.n.wg.Add(1)
+	go func() {
+		defer f.n.wg.Done()
+		s.receive()
+	}()
+	return s, nil
+}
+
+func (f *forwarder) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cur != nil {
+		f.cur.breakWith(fmt.Errorf("%w: node is shutting down", ErrOutcomeUnknown))
+		f.cur = nil
+	}
+}
+
+// healthy: not broken and no answer overdue.
+func (s *fwdStream) healthy(stall time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken != nil {
+		return false
+	}
+	for _, b := range s.pending {
+		if time.Since(b.sent) > stall {
+			return false
+		}
+	}
+	return true
+}
+
+// breakWith ends the stream and fails every pending batch with err.
+func (s *fwdStream) breakWith(err error) {
+	s.mu.Lock()
+	if s.broken == nil {
+		s.broken = err
+	}
+	pending := s.pending
+	s.pending = make(map[uint64]*fwdBatch)
+	s.mu.Unlock()
+	s.cancel()
+	for _, b := range pending {
+		fail(b.groups, err)
+	}
+}
+
+func (s *fwdStream) receive() {
+	for {
+		resp, err := s.stream.Recv()
+		if err != nil {
+			s.breakWith(peerError(err))
+			return
+		}
+		s.mu.Lock()
+		b := s.pending[resp.GetId()]
+		delete(s.pending, resp.GetId())
+		s.mu.Unlock()
+		if b == nil {
+			continue // answered after the batch was failed already
+		}
+		s.answer(b, resp)
+	}
+}
+
+func (s *fwdStream) answer(b *fwdBatch, resp *peerv1.ForwardStreamResponse) {
+	if code := codes.Code(resp.GetCode()); code != codes.OK {
+		fail(b.groups, peerError(status.Error(code, resp.GetMessage())))
+		return
+	}
+	res, err := fsm.DecodeResults(resp.GetResults())
+	if err == nil && len(res) != b.count {
+		err = fmt.Errorf("leader returned %d results for %d commands", len(res), b.count)
+	}
+	if err != nil {
+		fail(b.groups, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err))
+		return
+	}
+	for _, g := range b.groups {
+		g.done(res[:len(g.cmds):len(g.cmds)], resp.GetIndex(), nil)
+		res = res[len(g.cmds):]
+	}
+}

@@ -1,0 +1,318 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/factstr/factstr-go/boltstore"
+	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm"
+)
+
+// The proposer turns concurrent commands into few Raft entries.
+//
+// Callers submit groups of commands. One goroutine takes every group queued
+// so far, up to maxEntryCommands commands and maxEntryBytes bytes (a group
+// is never split, and one larger than that goes alone), and proposes them as
+// one Raft entry when this node leads, or sends them to the leader over the
+// forward stream when it follows. On the leader raft.Apply blocks while
+// Raft's leader loop is still writing the previous entry to the log: that
+// wait is the pipelining, the next batch gathers meanwhile. A lone command
+// on a quiet node is proposed at once; nothing waits on a timer (etcd's
+// proposal loop and rqlite's queue make the same choice, without the
+// timer rqlite adds).
+//
+// Every group's done is called exactly once, from the proposer's goroutines,
+// and must not block.
+
+const (
+	// maxEntryCommands and maxEntryBytes bound one coalesced entry, well
+	// below the Raft transport's and gRPC's message limits.
+	maxEntryCommands = 1024
+	maxEntryBytes    = 1 << 20
+	// maxInflightEntries bounds the entries proposed on the leader whose
+	// outcome is not known yet.
+	maxInflightEntries = 256
+)
+
+// group is commands that share one outcome of Raft: a caller's command, or
+// a batch a follower forwarded (its answer covers one entry).
+type group struct {
+	cmds []boltstore.Command
+	size int
+	// localOnly groups are never forwarded: leader duties, and batches that
+	// followers forwarded here (forwarding them on would chain hops).
+	localOnly bool
+	done      func(res []boltstore.Result, index uint64, err error)
+}
+
+func newGroup(cmds []boltstore.Command, localOnly bool, done func([]boltstore.Result, uint64, error)) *group {
+	size := 0
+	for i := range cmds {
+		size += commandSize(&cmds[i])
+	}
+	return &group{cmds: cmds, size: size, localOnly: localOnly, done: done}
+}
+
+// commandSize estimates a command's encoded size.
+func commandSize(c *boltstore.Command) int {
+	size := 48 + len(c.IdempotencyKey) + len(c.Name) + len(c.Holder)
+	for _, ev := range c.Events {
+		size += 8 + len(ev.Type) + len(ev.Payload)
+	}
+	for _, f := range c.Query.Filters {
+		for _, t := range f.EventTypes {
+			size += 4 + len(t)
+		}
+		for _, p := range f.PayloadPredicates {
+			size += 4 + len(p)
+		}
+	}
+	return size
+}
+
+// inflightEntry is an entry handed to Raft whose future the completer waits
+// for.
+type inflightEntry struct {
+	future raft.ApplyFuture
+	groups []*group
+	count  int
+}
+
+type proposer struct {
+	n   *Node
+	fwd *forwarder
+
+	mu      sync.Mutex
+	queue   []*group
+	stopped bool
+	wake    chan struct{}
+
+	inflight chan inflightEntry
+}
+
+func newProposer(n *Node) *proposer {
+	return &proposer{
+		n:        n,
+		fwd:      newForwarder(n),
+		wake:     make(chan struct{}, 1),
+		inflight: make(chan inflightEntry, maxInflightEntries),
+	}
+}
+
+// start runs the proposer until ctx ends; wg tracks its goroutines.
+func (p *proposer) start(ctx context.Context, wg *sync.WaitGroup) {
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		p.run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		p.complete()
+	}()
+}
+
+// submit queues g. After the proposer stopped, g fails at once.
+func (p *proposer) submit(g *group) {
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		g.done(nil, 0, contract.ErrClosed)
+		return
+	}
+	p.queue = append(p.queue, g)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take removes the next batch from the queue.
+func (p *proposer) take() []*group {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n, cmds, bytes := 0, 0, 0
+	for _, g := range p.queue {
+		if n > 0 && (cmds+len(g.cmds) > maxEntryCommands || bytes+g.size > maxEntryBytes) {
+			break
+		}
+		n++
+		cmds += len(g.cmds)
+		bytes += g.size
+	}
+	batch := make([]*group, n)
+	copy(batch, p.queue)
+	rest := copy(p.queue, p.queue[n:])
+	clear(p.queue[rest:])
+	p.queue = p.queue[:rest]
+	return batch
+}
+
+func (p *proposer) run(ctx context.Context) {
+	defer func() {
+		close(p.inflight)
+		p.fwd.close()
+		p.mu.Lock()
+		p.stopped = true
+		queued := p.queue
+		p.queue = nil
+		p.mu.Unlock()
+		for _, g := range queued {
+			g.done(nil, 0, contract.ErrClosed)
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+		}
+		for {
+			batch := p.take()
+			if len(batch) == 0 {
+				break
+			}
+			if ctx.Err() != nil {
+				fail(batch, contract.ErrClosed)
+				return
+			}
+			p.dispatch(ctx, batch)
+		}
+	}
+}
+
+func (p *proposer) dispatch(ctx context.Context, batch []*group) {
+	if p.n.raft.State() == raft.Leader {
+		p.proposeEntry(batch)
+		return
+	}
+	var forward []*group
+	for _, g := range batch {
+		if g.localOnly {
+			g.done(nil, 0, fmt.Errorf("%w: %s is no longer the leader", ErrNotLeader, p.n.cfg.NodeID))
+			continue
+		}
+		forward = append(forward, g)
+	}
+	if len(forward) > 0 {
+		p.fwd.send(ctx, forward)
+	}
+}
+
+// proposeEntry stamps the leader's clock on appends and proposes batch as
+// one Raft entry. Appends are stamped here, whoever sent them: a follower's
+// or a client's clock never reaches the log.
+func (p *proposer) proposeEntry(batch []*group) {
+	now := p.n.cfg.Clock().UTC()
+	count := 0
+	for _, g := range batch {
+		count += len(g.cmds)
+	}
+	cmds := make([]boltstore.Command, 0, count)
+	stamped := false
+	for _, g := range batch {
+		for i := range g.cmds {
+			c := g.cmds[i]
+			if c.Op == boltstore.OpAppend || c.Op == boltstore.OpAppendIf {
+				c.OccurredAt = now
+				stamped = true
+			}
+			cmds = append(cmds, c)
+		}
+	}
+	if stamped {
+		p.n.stamps.observe(now)
+	}
+	f := p.n.raft.Apply(fsm.EncodeCommands(cmds), p.n.cfg.ApplyTimeout)
+	p.n.metricEntry(len(batch), count)
+	p.inflight <- inflightEntry{future: f, groups: batch, count: count}
+}
+
+// complete waits for the entries in the order they were proposed (Raft
+// applies them in that order) and answers their groups.
+func (p *proposer) complete() {
+	for e := range p.inflight {
+		res, idx, err := entryOutcome(e.future, e.count)
+		if err != nil {
+			fail(e.groups, err)
+			continue
+		}
+		for _, g := range e.groups {
+			g.done(res[:len(g.cmds):len(g.cmds)], idx, nil)
+			res = res[len(g.cmds):]
+		}
+	}
+}
+
+// entryOutcome maps an applied entry's future to its results, or to the
+// errors callers branch on: ErrNotLeader when the entry never entered the
+// log, ErrOutcomeUnknown when it may still commit.
+func entryOutcome(f raft.ApplyFuture, count int) ([]boltstore.Result, uint64, error) {
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
+			return nil, 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		case errors.Is(err, raft.ErrRaftShutdown):
+			return nil, 0, contract.ErrClosed
+		default:
+			// ErrLeadershipLost and anything else after enqueueing: the
+			// entry may commit under the next leader.
+			return nil, 0, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+		}
+	}
+	switch r := f.Response().(type) {
+	case []boltstore.Result:
+		if len(r) != count {
+			return nil, 0, fmt.Errorf("state machine returned %d results for %d commands", len(r), count)
+		}
+		return r, f.Index(), nil
+	case error:
+		return nil, 0, r
+	default:
+		return nil, 0, fmt.Errorf("state machine returned %T", r)
+	}
+}
+
+func fail(groups []*group, err error) {
+	for _, g := range groups {
+		g.done(nil, 0, err)
+	}
+}
+
+// outcome is what one submitWait receives.
+type outcome struct {
+	res []boltstore.Result
+	idx uint64
+	err error
+}
+
+// submitOnce submits cmds as one group and waits for its outcome or ctx. A
+// ctx that ends first leaves the outcome unknown: the group may still
+// commit.
+func (n *Node) submitOnce(ctx context.Context, cmds []boltstore.Command, localOnly bool) ([]boltstore.Result, uint64, error) {
+	ch := make(chan outcome, 1)
+	n.proposer.submit(newGroup(cmds, localOnly, func(res []boltstore.Result, idx uint64, err error) {
+		ch <- outcome{res, idx, err}
+	}))
+	select {
+	case o := <-ch:
+		return o.res, o.idx, o.err
+	case <-ctx.Done():
+		return nil, 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
+	}
+}
+
+// applyLocal proposes leader duties (the term's barrier, pruning, lease and
+// incarnation records) on this node as leader; they are never forwarded.
+func (n *Node) applyLocal(cmds []boltstore.Command) ([]boltstore.Result, uint64, error) {
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.ApplyTimeout+time.Second)
+	defer cancel()
+	return n.submitOnce(ctx, cmds, true)
+}
