@@ -94,8 +94,8 @@ type Config struct {
 	// OnStoreLogs, if set, is called with the number of entries of every
 	// write to the Raft log (metrics). It must not block.
 	OnStoreLogs func(entries int)
-	Version string
-	Logger  *slog.Logger
+	Version     string
+	Logger      *slog.Logger
 }
 
 func (c *Config) setDefaults() {
