@@ -90,13 +90,33 @@ func (s *EventStore) AppendIf(ctx context.Context, req *factstrv1.AppendIfReques
 	if k := req.GetIdempotencyKey(); k != "" {
 		ctx = contract.WithIdempotencyKey(ctx, k)
 	}
+	events, query := wire.EventsFromProto(req.GetEvents()), wire.QueryFromProto(req.GetContext())
+	if err := refuseUnnarrowed(events, query); err != nil {
+		return nil, s.status(err)
+	}
 	var outcome cluster.AppendOutcome
 	ctx = cluster.WithAppendOutcome(ctx, &outcome)
-	r, err := s.store.AppendIf(ctx, wire.EventsFromProto(req.GetEvents()), wire.QueryFromProto(req.GetContext()), req.GetExpectedContextVersion())
+	r, err := s.store.AppendIf(ctx, events, query, req.GetExpectedContextVersion())
 	if err != nil {
 		return nil, s.status(err)
 	}
 	return &factstrv1.AppendIfResponse{FirstSequenceNumber: r.FirstSequenceNumber, LastSequenceNumber: r.LastSequenceNumber, CommittedCount: r.CommittedCount, Duplicate: outcome.Duplicate}, nil
+}
+
+// refuseUnnarrowed refuses an AppendIf context no index narrows before the
+// store sees it: deciding its version would scan the log inside every
+// replica's Apply. The store applies its own limits to the rest; on this
+// path only, the events are checked first, so that an empty or invalid
+// batch keeps its own error, as the contract orders them.
+func refuseUnnarrowed(events []contract.NewEvent, query contract.EventQuery) error {
+	err := contract.ValidateContext(query, contract.Limits{})
+	if err == nil {
+		return nil
+	}
+	if eerr := contract.ValidateEvents(events, contract.Limits{}); eerr != nil {
+		return eerr
+	}
+	return err
 }
 
 // Query sends the result in pages cut by count and by bytes, so no message
