@@ -252,6 +252,7 @@ func serve(ctx context.Context, args []string) error {
 	if f.token != "" {
 		opts = append(opts, server.TokenInterceptors(f.token)...)
 	}
+	opts = append(opts, server.CodecOption())
 	opts = append(opts, server.LoggingInterceptors(logger, f.nodeID, func() uint64 { return node.Raft().CurrentTerm() })...)
 	srv := grpc.NewServer(opts...)
 	es := server.NewEventStore(node, cluster.Classify, logger)

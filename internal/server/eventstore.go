@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -75,6 +76,9 @@ func (s *EventStore) status(err error) error { return wire.ToStatus(err, s.class
 
 func (s *EventStore) Append(ctx context.Context, req *factstrv1.AppendRequest) (*factstrv1.AppendResponse, error) {
 	if k := req.GetIdempotencyKey(); k != "" {
+		if !utf8.ValidString(k) {
+			return nil, status.Error(codes.InvalidArgument, "the idempotency key is not valid UTF-8")
+		}
 		ctx = contract.WithIdempotencyKey(ctx, k)
 	}
 	var outcome cluster.AppendOutcome
@@ -88,6 +92,9 @@ func (s *EventStore) Append(ctx context.Context, req *factstrv1.AppendRequest) (
 
 func (s *EventStore) AppendIf(ctx context.Context, req *factstrv1.AppendIfRequest) (*factstrv1.AppendIfResponse, error) {
 	if k := req.GetIdempotencyKey(); k != "" {
+		if !utf8.ValidString(k) {
+			return nil, status.Error(codes.InvalidArgument, "the idempotency key is not valid UTF-8")
+		}
 		ctx = contract.WithIdempotencyKey(ctx, k)
 	}
 	events, query := wire.EventsFromProto(req.GetEvents()), wire.QueryFromProto(req.GetContext())
@@ -222,6 +229,9 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 	subReq := first.GetSubscribe()
 	if subReq == nil {
 		return status.Error(codes.InvalidArgument, "the first message of StreamDurable must be subscribe")
+	}
+	if err := contract.ValidateDurableName(subReq.GetName()); err != nil {
+		return s.status(err)
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
