@@ -266,6 +266,9 @@ func (a *applier) append(c *Command) (Result, error) {
 			return Result{Err: err}, nil
 		}
 		actual, err := a.r.contextVersion(context.Background(), c.Query, m)
+		if errors.Is(err, contract.ErrInvalidQuery) {
+			return Result{Err: err}, nil // the command's own outcome, the same on every replica
+		}
 		if err != nil {
 			return Result{}, err
 		}

@@ -40,7 +40,7 @@ func (s *Store) AppendIf(ctx context.Context, events []contract.NewEvent, query 
 	if err := contract.ValidateEvents(events, s.opts.limits); err != nil {
 		return contract.AppendResult{}, err
 	}
-	if _, err := contract.NewMatcher(query); err != nil {
+	if err := contract.ValidateContext(query, s.opts.limits); err != nil {
 		return contract.AppendResult{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -81,6 +81,9 @@ func (s *Store) StreamTo(ctx context.Context, q contract.EventQuery, h contract.
 	if s.closing.Load() {
 		return nil, contract.ErrClosed
 	}
+	if err := contract.ValidateQueryLimits(q, s.opts.limits); err != nil {
+		return nil, err
+	}
 	return s.engine.Live(ctx, q, h)
 }
 
@@ -93,6 +96,9 @@ func (s *Store) StreamAllDurable(ctx context.Context, name string, h contract.St
 // the cursor persists in the file.
 func (s *Store) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
 	if err := s.writable(); err != nil {
+		return nil, err
+	}
+	if err := contract.ValidateQueryLimits(q, s.opts.limits); err != nil {
 		return nil, err
 	}
 	return s.engine.Durable(ctx, name, q, h)

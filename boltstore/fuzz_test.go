@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
@@ -241,7 +242,21 @@ func FuzzQueryMatchesOracle(f *testing.F) {
 			}
 			// The conditional append computes the version over the whole
 			// log inside the write transaction: force a conflict to see it.
+			// A context no index narrows is refused before it is proposed;
+			// Apply still decides it (within its scan budget, which these
+			// small logs never reach).
 			_, err = s.AppendIf(ctx, []contract.NewEvent{{Type: "Z", Payload: json.RawMessage(`0`)}}, q, version+1)
+			if contract.ValidateContext(q, contract.DefaultLimits) != nil {
+				if !errors.Is(err, contract.ErrInvalidQuery) {
+					t.Fatalf("AppendIf on the unnarrowed context %s: %v, want ErrInvalidQuery", mustJSONf(q), err)
+				}
+				res, aerr := s.Apply([]boltstore.Entry{{Index: s.AppliedIndex() + 1, Commands: []boltstore.Command{{Op: boltstore.OpAppendIf,
+					Events: []contract.NewEvent{{Type: "Z", Payload: json.RawMessage(`0`)}}, Query: q, Expected: version + 1, OccurredAt: time.Now()}}}})
+				if aerr != nil {
+					t.Fatal(aerr)
+				}
+				err = res[0][0].Err
+			}
 			var ce *contract.ConflictError
 			if !errors.As(err, &ce) || ce.Actual != version {
 				t.Fatalf("AppendIf on %s with expected %d: %v, want a conflict with actual %d", mustJSONf(q), version+1, err, version)

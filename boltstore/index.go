@@ -3,8 +3,11 @@ package boltstore
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"hash"
 	"slices"
 
 	"go.etcd.io/bbolt"
@@ -59,31 +62,50 @@ func typePrefix(typ string) []byte { return listPrefix([]byte(typ)) }
 // a decoded JSON value (contract.DecodeJSON), sorted. A predicate and every
 // payload it matches produce leaves such that the predicate's are a subset
 // of the payload's: that is the one property the index relies on.
+//
+// Its memory and work are linear in the value's encoded size whatever the
+// nesting: the walk extends and truncates one path buffer, and a leaf whose
+// (path, value) bytes are long enough to be hashed continues a SHA-256 state
+// saved for its path instead of hashing the path again. Without both, a
+// payload 6,000 levels deep with long keys took gigabytes (every level
+// copied the path so far) and many leaves under one long path would each
+// have hashed all of it.
 func leafPrefixes(v any) [][]byte {
-	var raws [][]byte
-	walkLeaves(v, nil, func(raw []byte) {
-		raws = append(raws, listPrefix(raw))
-	})
-	slices.SortFunc(raws, bytes.Compare)
-	return slices.CompactFunc(raws, bytes.Equal)
+	var w leafWalker
+	w.walk(v)
+	slices.SortFunc(w.out, bytes.Compare)
+	return slices.CompactFunc(w.out, bytes.Equal)
 }
 
-// walkLeaves calls emit with the raw (path, value) bytes of each scalar
-// leaf. path is the encoded path so far; emit must not keep raw.
-func walkLeaves(v any, path []byte, emit func(raw []byte)) {
+type leafWalker struct {
+	path   []byte   // encoded path of the value being walked
+	bounds []int    // len(path) at each object level entered, outermost first
+	states [][]byte // marshaled SHA-256 state of path[:bounds[i]], for i < valid
+	valid  int
+	h      hash.Hash
+	out    [][]byte
+}
+
+func (w *leafWalker) walk(v any) {
 	switch x := v.(type) {
 	case map[string]any:
+		n := len(w.path)
 		for k, child := range x {
-			p := append(path[:len(path):len(path)], 0x01)
-			p = putUvarintBytes(p, []byte(k))
-			walkLeaves(child, p, emit)
+			w.path = append(w.path, 0x01)
+			w.path = putUvarintBytes(w.path, []byte(k))
+			w.bounds = append(w.bounds, len(w.path))
+			w.walk(child)
+			w.bounds = w.bounds[:len(w.bounds)-1]
+			w.valid = min(w.valid, len(w.bounds))
+			w.path = w.path[:n]
 		}
 	case []any:
 		for _, child := range x {
-			walkLeaves(child, path, emit)
+			w.walk(child)
 		}
 	default:
-		raw := append(path[:len(path):len(path)], 0x00)
+		n := len(w.path)
+		raw := append(w.path, 0x00)
 		switch s := x.(type) {
 		case json.Number:
 			raw = append(raw, 'n')
@@ -102,8 +124,48 @@ func walkLeaves(v any, path []byte, emit func(raw []byte)) {
 		default:
 			return // DecodeJSON produces nothing else
 		}
-		emit(raw)
+		w.path = raw[:n] // keep the grown buffer
+		if len(raw) <= maxInline {
+			w.out = append(w.out, listPrefix(raw))
+			return
+		}
+		w.pathHash()
+		w.h.Write(raw[n:])
+		w.out = append(w.out, w.h.Sum([]byte{prefixHashed}))
 	}
+}
+
+// pathHash leaves w.h holding the SHA-256 state of the current path, the
+// same as listPrefix's hash of the leaf's bytes would have after the path.
+// It saves the state at every object level on the way, so the path's bytes
+// are hashed once per time the walk enters them.
+func (w *leafWalker) pathHash() {
+	if w.h == nil {
+		w.h = sha256.New()
+	}
+	from := 0
+	if w.valid > 0 {
+		if err := w.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(w.states[w.valid-1]); err != nil {
+			panic(fmt.Sprintf("sha256 state: %v", err)) // its own MarshalBinary output
+		}
+		from = w.bounds[w.valid-1]
+	} else {
+		w.h.Reset()
+	}
+	for ; w.valid < len(w.bounds); w.valid++ {
+		to := w.bounds[w.valid]
+		w.h.Write(w.path[from:to])
+		from = to
+		if w.valid == len(w.states) {
+			w.states = append(w.states, nil)
+		}
+		st, err := w.h.(encoding.BinaryAppender).AppendBinary(w.states[w.valid][:0])
+		if err != nil {
+			panic(fmt.Sprintf("sha256 state: %v", err))
+		}
+		w.states[w.valid] = st
+	}
+	w.h.Write(w.path[from:])
 }
 
 // seqSet is an ordered set of sequence numbers that can be probed from

@@ -207,8 +207,9 @@ func (r *reader) ascend(ctx context.Context, p plan, m *contract.Matcher, after,
 	return nil
 }
 
-// lastMatch returns the highest matching sequence number <= from, or 0.
-func (r *reader) lastMatch(ctx context.Context, p plan, m *contract.Matcher, from uint64) (uint64, error) {
+// lastMatch returns the highest matching sequence number <= from, or 0. A
+// scan spends budget (nil: unbounded) on every event it examines.
+func (r *reader) lastMatch(ctx context.Context, p plan, m *contract.Matcher, from uint64, budget *scanBudget) (uint64, error) {
 	from = min(from, r.head)
 	if p.none || from == 0 {
 		return 0, nil
@@ -230,6 +231,9 @@ func (r *reader) lastMatch(ctx context.Context, p plan, m *contract.Matcher, fro
 		}
 		for ; k != nil; k, v = c.Prev() {
 			if err := check(); err != nil {
+				return 0, err
+			}
+			if err := budget.spend(len(v)); err != nil {
 				return 0, err
 			}
 			seq := binary.BigEndian.Uint64(k)
@@ -259,14 +263,42 @@ func (r *reader) lastMatch(ctx context.Context, p plan, m *contract.Matcher, fro
 	return 0, nil
 }
 
-// contextVersion is the current version of a query's context: its highest
-// matching sequence number.
+// Apply's bound on a context the indexes cannot narrow. Such a context is
+// refused before it is proposed (contract.ValidateContext); one that got into
+// the log anyway (an older node, a direct caller of Apply) must not scan the
+// whole log inside Apply, where every write on every replica waits for it.
+// The bound is a constant of the log's contents, never of time, so every
+// replica decides the same outcome.
+const (
+	applyScanEvents = 10_000
+	applyScanBytes  = 16 << 20
+)
+
+// scanBudget counts what a scan examined; a nil budget is unbounded.
+type scanBudget struct{ events, bytes int }
+
+func (b *scanBudget) spend(recordBytes int) error {
+	if b == nil {
+		return nil
+	}
+	b.events++
+	b.bytes += recordBytes
+	if b.events > applyScanEvents || b.bytes > applyScanBytes {
+		return fmt.Errorf("%w: the AppendIf context matched nothing in the newest %d events (%d bytes) and no index narrows it; "+
+			"add an event type to each filter or a scalar value to each payload predicate", contract.ErrInvalidQuery, b.events-1, b.bytes-recordBytes)
+	}
+	return nil
+}
+
+// contextVersion is the current version of an AppendIf context inside
+// Apply: its highest matching sequence number, found within the scan
+// budget.
 func (r *reader) contextVersion(ctx context.Context, q contract.EventQuery, m *contract.Matcher) (uint64, error) {
 	p, err := r.plan(q)
 	if err != nil {
 		return 0, err
 	}
-	return r.lastMatch(ctx, p, m, r.head)
+	return r.lastMatch(ctx, p, m, r.head, &scanBudget{})
 }
 
 func (r *reader) query(ctx context.Context, q contract.EventQuery, m *contract.Matcher) (contract.QueryResult, error) {
@@ -293,7 +325,7 @@ func (r *reader) query(ctx context.Context, q contract.EventQuery, m *contract.M
 		res.CurrentContextVersion = res.LastReturnedSequenceNumber
 		return res, nil
 	}
-	res.CurrentContextVersion, err = r.lastMatch(ctx, p, m, q.MinSequenceNumber)
+	res.CurrentContextVersion, err = r.lastMatch(ctx, p, m, q.MinSequenceNumber, nil)
 	if err != nil {
 		return contract.QueryResult{}, err
 	}
@@ -305,6 +337,13 @@ func (r *reader) query(ctx context.Context, q contract.EventQuery, m *contract.M
 func (s *Store) Query(ctx context.Context, query contract.EventQuery) (contract.QueryResult, error) {
 	if s.closing.Load() {
 		return contract.QueryResult{}, contract.ErrClosed
+	}
+	if !s.opts.replicated {
+		// A replica's reads are checked by the node that serves them,
+		// with the limits it was configured with.
+		if err := contract.ValidateQueryLimits(query, s.opts.limits); err != nil {
+			return contract.QueryResult{}, err
+		}
 	}
 	m, err := contract.NewMatcher(query)
 	if err != nil {

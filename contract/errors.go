@@ -3,6 +3,7 @@ package contract
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -32,11 +33,28 @@ type Limits struct {
 	MaxBatchEvents  int // per Append / AppendIf
 	MaxTypeBytes    int // per event type
 	MaxBatchBytes   int // per Append / AppendIf, types and payloads together
+
+	// Shape of every payload and payload predicate. Each scalar leaf is a
+	// posting in a persistent store's index, and numbers are compared by
+	// exact value: these keep the work of indexing and matching one event
+	// proportional to its size, on every replica.
+	MaxPayloadDepth  int // nested objects and arrays
+	MaxPayloadLeaves int // scalar values in one payload or predicate
+	MaxNumberDigits  int // digits of one JSON number, exponent included
+
+	// Size of a query (Query, streams, an AppendIf context).
+	MaxQueryFilters     int // filters per query
+	MaxFilterPredicates int // payload predicates per filter
+	MaxPredicateBytes   int // per payload predicate
 }
 
 // DefaultLimits are the limits every FACTSTR store applies unless configured
 // otherwise. They keep one Raft entry well below the transport's message size.
-var DefaultLimits = Limits{MaxPayloadBytes: 1 << 20, MaxBatchEvents: 10_000, MaxTypeBytes: 256, MaxBatchBytes: 16 << 20}
+var DefaultLimits = Limits{
+	MaxPayloadBytes: 1 << 20, MaxBatchEvents: 10_000, MaxTypeBytes: 256, MaxBatchBytes: 16 << 20,
+	MaxPayloadDepth: 64, MaxPayloadLeaves: 10_000, MaxNumberDigits: 100,
+	MaxQueryFilters: 256, MaxFilterPredicates: 256, MaxPredicateBytes: 64 << 10,
+}
 
 // ValidateEvents checks a batch before anything is written: validation comes
 // first, so an empty batch is ErrEmptyAppend whatever else is wrong, and one
@@ -73,14 +91,128 @@ func ValidateEvents(events []NewEvent, limits Limits) error {
 		if !validJSON(ev.Payload) {
 			return fmt.Errorf("%w: event %d (type %q) payload is not a valid JSON value", ErrInvalidEvent, i, ev.Type)
 		}
+		if err := checkShape(ev.Payload, limits.shape()); err != nil {
+			return fmt.Errorf("%w: event %d (type %q) payload: %w", ErrInvalidEvent, i, ev.Type, err)
+		}
 	}
 	return nil
 }
 
-// ValidateQuery checks that every payload predicate is a JSON value.
+// ValidateQuery is ValidateQueryLimits with DefaultLimits.
 func ValidateQuery(q EventQuery) error {
+	return ValidateQueryLimits(q, DefaultLimits)
+}
+
+// ValidateQueryLimits checks a query before it runs: its size against
+// limits, and that every payload predicate is a JSON value of the shape
+// a payload may have.
+func ValidateQueryLimits(q EventQuery, limits Limits) error {
+	if limits.MaxQueryFilters > 0 && len(q.Filters) > limits.MaxQueryFilters {
+		return fmt.Errorf("%w: query has %d filters, the maximum is %d; merge filters (one filter takes many event types)",
+			ErrInvalidQuery, len(q.Filters), limits.MaxQueryFilters)
+	}
+	for i, f := range q.Filters {
+		if limits.MaxFilterPredicates > 0 && len(f.PayloadPredicates) > limits.MaxFilterPredicates {
+			return fmt.Errorf("%w: filter %d has %d payload predicates, the maximum is %d",
+				ErrInvalidQuery, i, len(f.PayloadPredicates), limits.MaxFilterPredicates)
+		}
+		for j, p := range f.PayloadPredicates {
+			if limits.MaxPredicateBytes > 0 && len(p) > limits.MaxPredicateBytes {
+				return fmt.Errorf("%w: filter %d payload predicate %d is %d bytes, the maximum is %d",
+					ErrInvalidQuery, i, j, len(p), limits.MaxPredicateBytes)
+			}
+			if !validJSON(p) {
+				return fmt.Errorf("%w: filter %d payload predicate %d is not a JSON value", ErrInvalidQuery, i, j)
+			}
+			if err := checkShape(p, limits.shape()); err != nil {
+				return fmt.Errorf("%w: filter %d payload predicate %d: %w", ErrInvalidQuery, i, j, err)
+			}
+		}
+	}
 	_, err := NewMatcher(q)
 	return err
+}
+
+// ValidateContext checks an AppendIf context: ValidateQueryLimits, and that
+// a store's indexes can find the context's version without reading the
+// log. A store decides that version while it commits, in log order, so a
+// context only a scan of the log could answer would stall every write.
+//
+// A context narrows when it has no filters (its version is the last event),
+// when one filter matches every event (no types and no predicates: the same),
+// or when every filter names event types or has predicates that each hold a
+// scalar value ({"seat":"12A"}, not {} or {"tags":[]}). Filters that match
+// nothing (an empty type or predicate list) narrow trivially.
+func ValidateContext(q EventQuery, limits Limits) error {
+	if err := ValidateQueryLimits(q, limits); err != nil {
+		return err
+	}
+	return checkNarrows(q)
+}
+
+func checkNarrows(q EventQuery) error {
+	for _, f := range q.Filters {
+		if f.EventTypes == nil && f.PayloadPredicates == nil {
+			return nil
+		}
+	}
+	for i, f := range q.Filters {
+		if f.EventTypes != nil || f.PayloadPredicates == nil {
+			continue
+		}
+		for j, p := range f.PayloadPredicates {
+			if !hasScalar(p) {
+				return fmt.Errorf("%w: AppendIf context filter %d payload predicate %d (%s) holds no scalar value and the filter names no event type, "+
+					"so no index can narrow it; add an event type to the filter or a scalar to the predicate (such as {\"id\":\"...\"})",
+					ErrInvalidQuery, i, j, abbreviate(p))
+			}
+		}
+	}
+	return nil
+}
+
+// hasScalar reports whether a valid JSON value holds a string, number,
+// true, false or null anywhere; only structure ({}, [], {"a":[]}) does not.
+func hasScalar(raw []byte) bool {
+	for i := 0; i < len(raw); i++ {
+		switch raw[i] {
+		case ' ', '\t', '\n', '\r', ',', ':', '{', '}', '[', ']':
+		case '"':
+			// A string right after '{' or ',' inside an object is a key,
+			// not a value; skip it and look on.
+			end := stringEnd(raw, i)
+			if !isKey(raw, end) {
+				return true
+			}
+			i = end
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+// isKey reports whether the string closing at raw[end] is an object key:
+// the next non-space byte is ':'.
+func isKey(raw []byte, end int) bool {
+	for i := end + 1; i < len(raw); i++ {
+		switch raw[i] {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case ':':
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+func abbreviate(p []byte) string {
+	const max = 64
+	if len(p) <= max {
+		return string(p)
+	}
+	return strings.ToValidUTF8(string(p[:max]), "") + "..."
 }
 
 // ValidateDurableName checks a durable stream name.

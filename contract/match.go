@@ -219,17 +219,103 @@ func NumbersEqual(a, b json.Number) bool {
 
 // CanonicalNumber returns one spelling for every JSON number of equal value
 // (an exact rational, such as "10" or "1/4"), so indexes can key on it.
+//
+// Its cost is linear in the spelling's length: exact rational arithmetic is
+// done only on a number whose significant digits and exponent are both
+// small; a longer number's spelling is its normalized decimal (digits, 'e',
+// exponent), which is as exact and cannot be confused with a rational.
 func CanonicalNumber(n json.Number) string {
+	s := string(n)
 	// An exponent beyond float64's range would make big.Rat allocate huge
 	// integers; such numbers keep their spelling.
-	if i := strings.IndexAny(string(n), "eE"); i >= 0 {
-		if e, err := strconv.Atoi(strings.TrimPrefix(string(n)[i+1:], "+")); err != nil || e > 400 || e < -400 {
-			return string(n)
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		if e, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], "+")); err != nil || e > 400 || e < -400 {
+			return s
 		}
 	}
+	neg, digits, exp, ok := normalizeDecimal(s)
+	if !ok {
+		// Not a JSON number (an exported caller's input): the old rules.
+		var r big.Rat
+		if _, ok := r.SetString(s); !ok {
+			return s
+		}
+		return r.RatString()
+	}
+	if digits == "" {
+		return "0"
+	}
+	sign := ""
+	if neg {
+		sign = "-"
+	}
+	short := sign + digits + "e" + strconv.Itoa(exp)
+	if len(digits) > maxRatDigits || exp > maxRatDigits || exp < -maxRatDigits {
+		return short
+	}
 	var r big.Rat
-	if _, ok := r.SetString(string(n)); !ok {
-		return string(n)
+	if _, ok := r.SetString(short); !ok {
+		return s
 	}
 	return r.RatString()
+}
+
+// maxRatDigits bounds the significant digits and the exponent of a number
+// CanonicalNumber spells as a rational: big.Rat's decimal conversions are
+// quadratic, cheap below this and seconds for a million digits.
+const maxRatDigits = 1000
+
+// normalizeDecimal splits a JSON number into its sign, its significant
+// digits (no leading or trailing zeros; "" for zero) and the exponent that
+// makes value = digits × 10^exp. ok is false when s is not a JSON number
+// or its exponent does not fit an int.
+func normalizeDecimal(s string) (neg bool, digits string, exp int, ok bool) {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		neg, i = true, 1
+	}
+	intStart := i
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	intPart := s[intStart:i]
+	if intPart == "" {
+		return false, "", 0, false
+	}
+	var frac string
+	if i < len(s) && s[i] == '.' {
+		i++
+		fracStart := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		frac = s[fracStart:i]
+		if frac == "" {
+			return false, "", 0, false
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		e, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], "+"))
+		if err != nil {
+			return false, "", 0, false
+		}
+		exp, i = e, len(s)
+	}
+	if i != len(s) {
+		return false, "", 0, false
+	}
+	// value = (intPart frac) × 10^(exp - len(frac)), without building the
+	// concatenation when one part is empty after trimming.
+	all := intPart + frac
+	exp -= len(frac)
+	trimmed := strings.TrimLeft(all, "0")
+	if trimmed == "" {
+		return neg, "", 0, true
+	}
+	end := len(trimmed)
+	for end > 0 && trimmed[end-1] == '0' {
+		end--
+	}
+	exp += len(trimmed) - end
+	return neg, trimmed[:end], exp, true
 }

@@ -234,6 +234,77 @@ func TestBadInputStatusCodes(t *testing.T) {
 	checkGapless(t, "the log", res.Events)
 }
 
+// TestHostileInputRefused replays hostile payloads and queries against a
+// real node with its default limits: each is refused with InvalidArgument
+// before anything is proposed, and the log holds only the valid append.
+func TestHostileInputRefused(t *testing.T) {
+	skipShort(t)
+	c := testcluster.Start(t, testcluster.Options{Nodes: 1})
+	ctx := testCtx(t, 2*time.Minute)
+	conn, err := c.Node(0).Conn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := factstrv1.NewEventStoreServiceClient(conn)
+	pe := func(payload string) []*factstrv1.Event {
+		return []*factstrv1.Event{{Type: "T", Payload: []byte(payload)}}
+	}
+	nested := func(depth int, key string) string {
+		return strings.Repeat(`{"`+key+`":`, depth) + "1" + strings.Repeat("}", depth)
+	}
+	if _, err := es.Append(ctx, &factstrv1.AppendRequest{Events: pe(`{"seat":"12A"}`)}); err != nil {
+		t.Fatalf("valid append: %v", err)
+	}
+	deep := nested(6000, strings.Repeat("k", 98))
+	if len(deep) < 600_000 {
+		t.Fatalf("the finding's payload is %d bytes, want about 618 KB", len(deep))
+	}
+	appends := []struct{ what, payload, says string }{
+		{"the finding's payload (depth 6,000, 98-byte keys)", deep, "nested deeper than 64"},
+		{"depth 10,000 in under 1 MiB", nested(10_000, "k"), "nested deeper than 64"},
+		{"a number of a million digits", `{"n":` + strings.Repeat("7", 1_000_000) + `}`, "1000000 digits"},
+		{"20,000 leaves", "[" + strings.Repeat("1,", 19_999) + "1]", "scalar values"},
+		{"a duplicate key", `{"seat":"12A","seat":"12B"}`, "twice"},
+		{"invalid UTF-8 in a string", "{\"seat\":\"\xff\"}", "UTF-8"},
+	}
+	for _, a := range appends {
+		_, err := es.Append(ctx, &factstrv1.AppendRequest{Events: pe(a.payload)})
+		if st := status.Convert(err); st.Code() != codes.InvalidArgument || wire.Reason(err) != wire.ReasonInvalidEvent || !strings.Contains(st.Message(), a.says) {
+			t.Errorf("Append of %s: %v, want InvalidArgument %s saying %q", a.what, err, wire.ReasonInvalidEvent, a.says)
+		}
+	}
+
+	manyFilters := &factstrv1.EventQuery{}
+	for range 100_000 {
+		manyFilters.Filters = append(manyFilters.Filters, &factstrv1.EventFilter{EventTypes: &factstrv1.StringList{Values: []string{"T"}}})
+	}
+	unnarrowed := &factstrv1.EventQuery{Filters: []*factstrv1.EventFilter{{PayloadPredicates: &factstrv1.BytesList{Values: [][]byte{[]byte(`{}`)}}}}}
+	contexts := []struct {
+		what string
+		ctx  *factstrv1.EventQuery
+		says string
+	}{
+		{"100,000 filters", manyFilters, "100000 filters"},
+		{"a context no index narrows", unnarrowed, "add an event type"},
+	}
+	for _, q := range contexts {
+		_, err := es.AppendIf(ctx, &factstrv1.AppendIfRequest{Events: pe(`{"seat":"12C"}`), Context: q.ctx, ExpectedContextVersion: 1})
+		if st := status.Convert(err); st.Code() != codes.InvalidArgument || wire.Reason(err) != wire.ReasonInvalidQuery || !strings.Contains(st.Message(), q.says) {
+			t.Errorf("AppendIf with %s: %v, want InvalidArgument %s saying %q", q.what, err, wire.ReasonInvalidQuery, q.says)
+		}
+	}
+	qs, err := es.Query(ctx, &factstrv1.QueryRequest{Query: manyFilters})
+	if err == nil {
+		_, err = qs.Recv()
+	}
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("Query with 100,000 filters: %v, want InvalidArgument", err)
+	}
+	if v := queryVersion(t, ctx, es, &factstrv1.EventQuery{}); v != 1 {
+		t.Fatalf("the log holds %d events after the refused requests, want only the valid one", v)
+	}
+}
+
 func queryVersion(t *testing.T, ctx context.Context, es factstrv1.EventStoreServiceClient, q *factstrv1.EventQuery) uint64 {
 	t.Helper()
 	st, err := es.Query(ctx, &factstrv1.QueryRequest{Query: q})

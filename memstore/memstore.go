@@ -67,6 +67,9 @@ func (s *Store) AppendIf(ctx context.Context, events []contract.NewEvent, query 
 	if err := contract.ValidateEvents(events, s.limits); err != nil {
 		return contract.AppendResult{}, err
 	}
+	if err := contract.ValidateContext(query, s.limits); err != nil {
+		return contract.AppendResult{}, err
+	}
 	m, err := contract.NewMatcher(query)
 	if err != nil {
 		return contract.AppendResult{}, err
@@ -118,6 +121,9 @@ func (s *Store) versionLocked(m *contract.Matcher) uint64 {
 
 // Query returns the matching events after query.MinSequenceNumber.
 func (s *Store) Query(ctx context.Context, query contract.EventQuery) (contract.QueryResult, error) {
+	if err := contract.ValidateQueryLimits(query, s.limits); err != nil {
+		return contract.QueryResult{}, err
+	}
 	m, err := contract.NewMatcher(query)
 	if err != nil {
 		return contract.QueryResult{}, err
@@ -177,6 +183,9 @@ func (s *Store) StreamAll(ctx context.Context, h contract.StreamHandler) (contra
 }
 
 func (s *Store) StreamTo(ctx context.Context, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+	if err := contract.ValidateQueryLimits(q, s.limits); err != nil {
+		return nil, err
+	}
 	return s.engine.Live(ctx, q, h)
 }
 
@@ -185,6 +194,9 @@ func (s *Store) StreamAllDurable(ctx context.Context, name string, h contract.St
 }
 
 func (s *Store) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+	if err := contract.ValidateQueryLimits(q, s.limits); err != nil {
+		return nil, err
+	}
 	return s.engine.Durable(ctx, name, q, h)
 }
 

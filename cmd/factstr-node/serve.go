@@ -47,6 +47,7 @@ type serveFlags struct {
 	token                          string
 	gossipKey                      string
 	maxPayload, maxBatch, maxBytes int
+	maxDepth, maxLeaves, maxDigits int
 	logLevel, logFormat            string
 	leaveOnTerminate               bool
 	unsafeLocalReads               bool
@@ -82,6 +83,9 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.IntVar(&f.maxPayload, "max-payload-bytes", contract.DefaultLimits.MaxPayloadBytes, "largest event payload accepted")
 	fs.IntVar(&f.maxBatch, "max-batch-events", contract.DefaultLimits.MaxBatchEvents, "most events accepted in one append")
 	fs.IntVar(&f.maxBytes, "max-batch-bytes", contract.DefaultLimits.MaxBatchBytes, "most bytes (types and payloads) accepted in one append")
+	fs.IntVar(&f.maxDepth, "max-payload-depth", contract.DefaultLimits.MaxPayloadDepth, "deepest nesting of objects and arrays accepted in a payload or predicate")
+	fs.IntVar(&f.maxLeaves, "max-payload-leaves", contract.DefaultLimits.MaxPayloadLeaves, "most scalar values accepted in one payload or predicate (each is an index entry)")
+	fs.IntVar(&f.maxDigits, "max-number-digits", contract.DefaultLimits.MaxNumberDigits, "most digits accepted in one JSON number (larger numbers: send them as strings)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&f.leaveOnTerminate, "leave-on-terminate", false, "on SIGTERM leave the cluster (remove this voter) instead of only handing leadership over")
@@ -99,6 +103,14 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.IntVar(&f.blockProfileRate, "pprof-block-rate", 0, "with --pprof: runtime.SetBlockProfileRate (ns; 0: no block profile)")
 	fs.IntVar(&f.mutexProfileFraction, "pprof-mutex-fraction", 0, "with --pprof: runtime.SetMutexProfileFraction (0: no mutex profile)")
 	return fs
+}
+
+// limits are the defaults with the flags' values.
+func (f *serveFlags) limits() contract.Limits {
+	l := contract.DefaultLimits
+	l.MaxPayloadBytes, l.MaxBatchEvents, l.MaxBatchBytes = f.maxPayload, f.maxBatch, f.maxBytes
+	l.MaxPayloadDepth, l.MaxPayloadLeaves, l.MaxNumberDigits = f.maxDepth, f.maxLeaves, f.maxDigits
+	return l
 }
 
 func serve(ctx context.Context, args []string) error {
@@ -181,7 +193,7 @@ func serve(ctx context.Context, args []string) error {
 		GRPCAddr:          advertised(f.advertise, lis.Addr().String()),
 		BootstrapExpect:   f.bootstrapExpect,
 		Join:              f.join,
-		Limits:            contract.Limits{MaxPayloadBytes: f.maxPayload, MaxBatchEvents: f.maxBatch, MaxTypeBytes: contract.DefaultLimits.MaxTypeBytes, MaxBatchBytes: f.maxBytes},
+		Limits:            f.limits(),
 		Raft:              rc,
 		PeerDialOptions:   peerDial,
 		GossipKey:         gossipKey,
@@ -242,6 +254,7 @@ func serve(ctx context.Context, args []string) error {
 	if f.token != "" {
 		opts = append(opts, server.TokenInterceptors(f.token)...)
 	}
+	opts = append(opts, server.CodecOption())
 	opts = append(opts, server.LoggingInterceptors(logger, f.nodeID, func() uint64 { return node.Raft().CurrentTerm() })...)
 	srv := grpc.NewServer(opts...)
 	es := server.NewEventStore(node, cluster.Classify, logger)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -75,6 +76,9 @@ func (s *EventStore) status(err error) error { return wire.ToStatus(err, s.class
 
 func (s *EventStore) Append(ctx context.Context, req *factstrv1.AppendRequest) (*factstrv1.AppendResponse, error) {
 	if k := req.GetIdempotencyKey(); k != "" {
+		if !utf8.ValidString(k) {
+			return nil, status.Error(codes.InvalidArgument, "the idempotency key is not valid UTF-8")
+		}
 		ctx = contract.WithIdempotencyKey(ctx, k)
 	}
 	var outcome cluster.AppendOutcome
@@ -88,15 +92,38 @@ func (s *EventStore) Append(ctx context.Context, req *factstrv1.AppendRequest) (
 
 func (s *EventStore) AppendIf(ctx context.Context, req *factstrv1.AppendIfRequest) (*factstrv1.AppendIfResponse, error) {
 	if k := req.GetIdempotencyKey(); k != "" {
+		if !utf8.ValidString(k) {
+			return nil, status.Error(codes.InvalidArgument, "the idempotency key is not valid UTF-8")
+		}
 		ctx = contract.WithIdempotencyKey(ctx, k)
+	}
+	events, query := wire.EventsFromProto(req.GetEvents()), wire.QueryFromProto(req.GetContext())
+	if err := refuseUnnarrowed(events, query); err != nil {
+		return nil, s.status(err)
 	}
 	var outcome cluster.AppendOutcome
 	ctx = cluster.WithAppendOutcome(ctx, &outcome)
-	r, err := s.store.AppendIf(ctx, wire.EventsFromProto(req.GetEvents()), wire.QueryFromProto(req.GetContext()), req.GetExpectedContextVersion())
+	r, err := s.store.AppendIf(ctx, events, query, req.GetExpectedContextVersion())
 	if err != nil {
 		return nil, s.status(err)
 	}
 	return &factstrv1.AppendIfResponse{FirstSequenceNumber: r.FirstSequenceNumber, LastSequenceNumber: r.LastSequenceNumber, CommittedCount: r.CommittedCount, Duplicate: outcome.Duplicate}, nil
+}
+
+// refuseUnnarrowed refuses an AppendIf context no index narrows before the
+// store sees it: deciding its version would scan the log inside every
+// replica's Apply. The store applies its own limits to the rest; on this
+// path only, the events are checked first, so that an empty or invalid
+// batch keeps its own error, as the contract orders them.
+func refuseUnnarrowed(events []contract.NewEvent, query contract.EventQuery) error {
+	err := contract.ValidateContext(query, contract.Limits{})
+	if err == nil {
+		return nil
+	}
+	if eerr := contract.ValidateEvents(events, contract.Limits{}); eerr != nil {
+		return eerr
+	}
+	return err
 }
 
 // Query sends the result in pages cut by count and by bytes, so no message
@@ -202,6 +229,9 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 	subReq := first.GetSubscribe()
 	if subReq == nil {
 		return status.Error(codes.InvalidArgument, "the first message of StreamDurable must be subscribe")
+	}
+	if err := contract.ValidateDurableName(subReq.GetName()); err != nil {
+		return s.status(err)
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
