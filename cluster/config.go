@@ -85,6 +85,12 @@ type Config struct {
 	// applies, with its entry and command counts and how long it took
 	// (metrics; see fsm.FSM.OnApply). It must not block.
 	OnApply func(entries, commands int, took time.Duration)
+	// MaxInflightProposals bounds the coalesced batches a node has in
+	// flight: Raft entries proposed and not yet applied on the leader,
+	// batches forwarded and not yet answered on a follower (default 2).
+	// Fewer means larger entries (one fsync each, on every node), more
+	// means less waiting on a lightly loaded node.
+	MaxInflightProposals int
 	// OnPropose, if set, is called for every coalesced batch: kind
 	// ProposeEntry for a Raft entry this node proposed as leader,
 	// ProposeForward for a batch it forwarded to the leader; groups is
@@ -110,6 +116,9 @@ func (c *Config) setDefaults() {
 	}
 	if reflect.ValueOf(c.Raft).IsZero() { // not ==: raftlog.Config holds a func
 		c.Raft = raftlog.DefaultConfig()
+	}
+	if c.MaxInflightProposals <= 0 {
+		c.MaxInflightProposals = 2
 	}
 	if c.ApplyTimeout <= 0 {
 		c.ApplyTimeout = 10 * time.Second

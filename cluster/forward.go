@@ -43,9 +43,16 @@ type fwdStream struct {
 }
 
 type fwdBatch struct {
-	groups []*group
-	count  int
-	sent   time.Time
+	groups  []*group
+	count   int
+	sent    time.Time
+	release func() // the proposer's slot, freed once the batch is answered or failed
+}
+
+// fail answers every group of b with err and frees its slot.
+func (b *fwdBatch) fail(err error) {
+	b.release()
+	fail(b.groups, err)
 }
 
 // fwdStallTimeout: a stream whose oldest unanswered batch is older than this
@@ -54,10 +61,12 @@ func (n *Node) fwdStallTimeout() time.Duration { return n.cfg.ApplyTimeout + 5*t
 
 func newForwarder(n *Node) *forwarder { return &forwarder{n: n} }
 
-// send forwards groups as one batch.
-func (f *forwarder) send(ctx context.Context, groups []*group) {
+// send forwards groups as one batch; release is called once the batch is
+// answered or failed.
+func (f *forwarder) send(ctx context.Context, groups []*group, release func()) {
 	s, err := f.stream(ctx)
 	if err != nil {
+		release()
 		fail(groups, err)
 		return
 	}
@@ -71,12 +80,12 @@ func (f *forwarder) send(ctx context.Context, groups []*group) {
 	}
 	f.ids++
 	id := f.ids
-	b := &fwdBatch{groups: groups, count: count, sent: time.Now()}
+	b := &fwdBatch{groups: groups, count: count, sent: time.Now(), release: release}
 	s.mu.Lock()
 	if s.broken != nil {
 		err := s.broken
 		s.mu.Unlock()
-		fail(groups, err)
+		b.fail(err)
 		return
 	}
 	s.pending[id] = b
@@ -156,7 +165,7 @@ func (s *fwdStream) breakWith(err error) {
 	s.mu.Unlock()
 	s.cancel()
 	for _, b := range pending {
-		fail(b.groups, err)
+		b.fail(err)
 	}
 }
 
@@ -180,7 +189,7 @@ func (s *fwdStream) receive() {
 
 func (s *fwdStream) answer(b *fwdBatch, resp *peerv1.ForwardStreamResponse) {
 	if code := codes.Code(resp.GetCode()); code != codes.OK {
-		fail(b.groups, peerError(status.Error(code, resp.GetMessage())))
+		b.fail(peerError(status.Error(code, resp.GetMessage())))
 		return
 	}
 	res, err := fsm.DecodeResults(resp.GetResults())
@@ -188,9 +197,10 @@ func (s *fwdStream) answer(b *fwdBatch, resp *peerv1.ForwardStreamResponse) {
 		err = fmt.Errorf("leader returned %d results for %d commands", len(res), b.count)
 	}
 	if err != nil {
-		fail(b.groups, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err))
+		b.fail(fmt.Errorf("%w: %v", ErrOutcomeUnknown, err))
 		return
 	}
+	b.release()
 	for _, g := range b.groups {
 		g.done(res[:len(g.cmds):len(g.cmds)], resp.GetIndex(), nil)
 		res = res[len(g.cmds):]

@@ -88,6 +88,13 @@ type proposer struct {
 	n   *Node
 	fwd *forwarder
 
+	// slots bounds the batches in flight: entries proposed and not yet
+	// applied on the leader, batches forwarded and not yet answered on a
+	// follower. While every slot is taken, commands gather in the queue,
+	// so the next batch is larger and the Raft log (and every follower)
+	// writes one entry per fsync instead of a train of small ones.
+	slots chan struct{}
+
 	mu      sync.Mutex
 	queue   []*group
 	stopped bool
@@ -102,8 +109,11 @@ func newProposer(n *Node) *proposer {
 		fwd:      newForwarder(n),
 		wake:     make(chan struct{}, 1),
 		inflight: make(chan inflightEntry, maxInflightEntries),
+		slots:    make(chan struct{}, n.cfg.MaxInflightProposals),
 	}
 }
+
+func (p *proposer) release() { <-p.slots }
 
 // start runs the proposer until ctx ends; wg tracks its goroutines.
 func (p *proposer) start(ctx context.Context, wg *sync.WaitGroup) {
@@ -175,19 +185,23 @@ func (p *proposer) run(ctx context.Context) {
 		case <-p.wake:
 		}
 		for {
+			select {
+			case p.slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
 			batch := p.take()
 			if len(batch) == 0 {
+				p.release()
 				break
-			}
-			if ctx.Err() != nil {
-				fail(batch, contract.ErrClosed)
-				return
 			}
 			p.dispatch(ctx, batch)
 		}
 	}
 }
 
+// dispatch sends batch on, holding one slot that the batch's answer
+// releases.
 func (p *proposer) dispatch(ctx context.Context, batch []*group) {
 	if p.n.raft.State() == raft.Leader {
 		p.proposeEntry(batch)
@@ -201,9 +215,11 @@ func (p *proposer) dispatch(ctx context.Context, batch []*group) {
 		}
 		forward = append(forward, g)
 	}
-	if len(forward) > 0 {
-		p.fwd.send(ctx, forward)
+	if len(forward) == 0 {
+		p.release()
+		return
 	}
+	p.fwd.send(ctx, forward, p.release)
 }
 
 // proposeEntry stamps the leader's clock on appends and proposes batch as
@@ -240,6 +256,7 @@ func (p *proposer) proposeEntry(batch []*group) {
 func (p *proposer) complete() {
 	for e := range p.inflight {
 		res, idx, err := entryOutcome(e.future, e.count)
+		p.release()
 		if err != nil {
 			fail(e.groups, err)
 			continue

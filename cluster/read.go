@@ -20,7 +20,7 @@ func (n *Node) Query(ctx context.Context, q contract.EventQuery) (contract.Query
 	if n.closed.Load() {
 		return contract.QueryResult{}, contract.ErrClosed
 	}
-	if err := contract.ValidateQuery(q); err != nil {
+	if err := contract.ValidateQueryLimits(q, n.cfg.Limits); err != nil {
 		return contract.QueryResult{}, err
 	}
 	if err := n.ReadBarrier(ctx); err != nil {
@@ -203,7 +203,7 @@ func (n *Node) StreamTo(ctx context.Context, q contract.EventQuery, h contract.S
 	if n.closed.Load() {
 		return nil, contract.ErrClosed
 	}
-	if err := contract.ValidateQuery(q); err != nil {
+	if err := contract.ValidateQueryLimits(q, n.cfg.Limits); err != nil {
 		return nil, err
 	}
 	if err := n.ReadBarrier(ctx); err != nil {

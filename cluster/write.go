@@ -36,7 +36,7 @@ func (n *Node) AppendIf(ctx context.Context, events []contract.NewEvent, query c
 	if err := contract.ValidateEvents(events, n.cfg.Limits); err != nil {
 		return contract.AppendResult{}, err
 	}
-	if err := contract.ValidateQuery(query); err != nil {
+	if err := contract.ValidateContext(query, n.cfg.Limits); err != nil {
 		return contract.AppendResult{}, err
 	}
 	return n.appendCmd(ctx, boltstore.Command{Op: boltstore.OpAppendIf, Events: events, Query: query, Expected: expected})
@@ -219,11 +219,11 @@ func (n *Node) checkForwarded(c *boltstore.Command, from string) error {
 			return err
 		}
 		if c.Op == boltstore.OpAppendIf {
-			return contract.ValidateQuery(c.Query)
+			return contract.ValidateContext(c.Query, n.cfg.Limits)
 		}
 		return nil
 	case boltstore.OpAcquire:
-		if err := contract.ValidateQuery(c.Query); err != nil {
+		if err := contract.ValidateQueryLimits(c.Query, n.cfg.Limits); err != nil {
 			return err
 		}
 		return ownHolder()
