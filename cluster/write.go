@@ -142,13 +142,14 @@ func (n *Node) applyLocalCtx(ctx context.Context, cmds []boltstore.Command) ([]b
 	}
 }
 
-// applyLocal stamps the leader's clock on commands that have no time yet
+// applyLocal stamps the leader's clock on appends that have no time yet
+// (on other commands a time means something else: a removal, a cutoff)
 // and applies them.
 func (n *Node) applyLocal(cmds []boltstore.Command) ([]boltstore.Result, uint64, error) {
 	now := n.cfg.Clock().UTC()
 	n.stamps.observe(now)
 	for i := range cmds {
-		if cmds[i].OccurredAt.IsZero() {
+		if op := cmds[i].Op; (op == boltstore.OpAppend || op == boltstore.OpAppendIf) && cmds[i].OccurredAt.IsZero() {
 			cmds[i].OccurredAt = now
 		}
 	}
