@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,12 +12,18 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/boltcheck"
 	"github.com/factstr/factstr-go/internal/streams"
 )
 
 // ErrReplicated is returned by the embedded write methods of a store opened
 // WithReplicated: such a store changes only through Apply.
 var ErrReplicated = errors.New("boltstore: the store is replicated; it changes only through the Raft log (Apply)")
+
+// ErrCorrupt is returned by Open for a file whose structure is damaged
+// (truncated, overwritten pages). A replica rebuilds such a file from its
+// snapshot and log; an embedded store has to be restored from a backup.
+var ErrCorrupt = boltcheck.ErrCorrupt
 
 // openTimeout bounds the wait for bbolt's file lock, so a second process on
 // the same file fails instead of hanging.
@@ -142,8 +149,23 @@ type fileState struct {
 // openFile opens the bbolt file, creates the buckets of a new file, checks
 // the schema and clears the clean marker with a synced commit before any
 // other write, so a crash from here on is seen by the next Open.
-func openFile(path string, noSync bool) (*bbolt.DB, fileState, error) {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+func openFile(path string, noSync bool) (db *bbolt.DB, st fileState, err error) {
+	// bbolt faults (SIGBUS) or panics on a damaged file; the check reads it
+	// with plain reads first, and a fault that still happens in the mapped
+	// file during the open below becomes an error instead of a crash.
+	if err := boltcheck.Check(path); err != nil {
+		return nil, fileState{}, fmt.Errorf("open: %w", err)
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				_ = db.Close()
+			}
+			db, err = nil, fmt.Errorf("open %s: %w: %v", path, ErrCorrupt, r)
+		}
+	}()
+	db, err = bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout:        openTimeout,
 		NoFreelistSync: true, // the freelist is rebuilt at open; commits write less
 		FreelistType:   bbolt.FreelistMapType,
@@ -151,7 +173,6 @@ func openFile(path string, noSync bool) (*bbolt.DB, fileState, error) {
 	if err != nil {
 		return nil, fileState{}, fmt.Errorf("open %s: %w", path, err)
 	}
-	var st fileState
 	err = db.Update(func(tx *bbolt.Tx) error {
 		fresh := tx.Bucket(bucketMeta) == nil
 		for _, name := range allBuckets {
@@ -193,6 +214,9 @@ func openFile(path string, noSync bool) (*bbolt.DB, fileState, error) {
 }
 
 func bytes1(v []byte) bool { return len(v) == 1 && v[0] == 1 }
+
+// Path is the store's file.
+func (s *Store) Path() string { return s.path }
 
 // AppliedIndex is the index of the last applied entry.
 func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
