@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/boltcheck"
+	"github.com/factstr/factstr-go/internal/diskguard"
 	"github.com/factstr/factstr-go/internal/streams"
 )
 
@@ -38,6 +40,7 @@ type options struct {
 	noSync        bool
 	replicated    bool
 	idemRetention time.Duration
+	minFreeDisk   uint64
 }
 
 // Option configures Open.
@@ -68,6 +71,15 @@ func WithIdempotencyRetention(d time.Duration) Option {
 	return func(o *options) { o.idemRetention = d }
 }
 
+// WithMinFreeDisk refuses embedded appends with ErrNoSpace while the file
+// system holding the store has fewer than bytes available, so the store
+// never runs out of space in the middle of a commit (0, the default: off).
+func WithMinFreeDisk(bytes uint64) Option { return func(o *options) { o.minFreeDisk = bytes } }
+
+// ErrNoSpace is returned by appends refused for lack of free disk space
+// (WithMinFreeDisk); it clears itself when space returns.
+var ErrNoSpace = diskguard.ErrNoSpace
+
 // WithReplicated opens the store as a state machine: the embedded write
 // methods (Append, AppendIf, StreamAllDurable, StreamToDurable) return
 // ErrReplicated, and Open leaves durable leases alone because releasing
@@ -82,6 +94,7 @@ type Store struct {
 	hub      *streams.Hub
 	engine   *streams.Engine
 	wasClean bool
+	disk     *diskguard.Guard
 
 	// applyMu orders every change: Apply, Restore and Close.
 	applyMu sync.Mutex
@@ -113,6 +126,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		o.now = time.Now
 	}
 	s := &Store{path: path, opts: o, log: o.logger.With("store", "boltstore", "path", path)}
+	s.disk = diskguard.New(filepath.Dir(path), o.minFreeDisk, s.log)
 	db, state, err := openFile(path, o.noSync)
 	if err != nil {
 		return nil, err

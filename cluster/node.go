@@ -20,6 +20,7 @@ import (
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
+	"github.com/factstr/factstr-go/internal/diskguard"
 	"github.com/factstr/factstr-go/internal/streams"
 	"github.com/factstr/factstr-go/membership"
 	"github.com/factstr/factstr-go/raftlog"
@@ -53,6 +54,7 @@ type Node struct {
 	ml     *membership.Membership
 	engine *streams.Engine
 	peers  *peerPool
+	disk   *diskguard.Guard // refuses writes before the data disk fills
 
 	readyTerm *streams.Hub // highest term in which this node, as leader, committed its own entry
 	leaderRI  *coalescer   // read-index rounds when leader
@@ -117,7 +119,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, bootID: randomID(8), readyTerm: streams.NewHub(0), incarnation: incarnation, stamps: newStampWindow(cfg.IdempotencyRetention, nil)}
+	n := &Node{cfg: cfg, log: log, bootID: randomID(8), readyTerm: streams.NewHub(0), incarnation: incarnation, stamps: newStampWindow(cfg.IdempotencyRetention, nil),
+		disk: diskguard.New(cfg.DataDir, cfg.MinFreeDisk, log)}
 	n.clusterID.Store(clusterID)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
@@ -462,6 +465,10 @@ func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
 
 // Head is the last committed sequence number this node has applied.
 func (n *Node) Head() uint64 { return n.store.Head() }
+
+// DiskLow reports whether this node refuses writes because its data disk
+// is below the free-space watermark (Config.MinFreeDisk).
+func (n *Node) DiskLow() bool { return n.disk.Low() }
 
 // Store exposes the local state machine store (read-only use).
 func (n *Node) Store() *boltstore.Store { return n.store }

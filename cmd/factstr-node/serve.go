@@ -28,6 +28,7 @@ import (
 	"github.com/factstr/factstr-go/cluster"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/certreload"
+	"github.com/factstr/factstr-go/internal/diskguard"
 	"github.com/factstr/factstr-go/internal/metrics"
 	"github.com/factstr/factstr-go/internal/server"
 	"github.com/factstr/factstr-go/internal/wire"
@@ -60,6 +61,7 @@ type serveFlags struct {
 	mutexProfileFraction           int
 	gcPercent                      int
 	raftLogStore                   string
+	minFreeDisk                    uint64
 }
 
 func serveFlagSet(f *serveFlags) *flag.FlagSet {
@@ -98,6 +100,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.BoolVar(&f.pprof, "pprof", false, "also serve /debug/pprof on --metrics-addr")
 	fs.IntVar(&f.blockProfileRate, "pprof-block-rate", 0, "with --pprof: runtime.SetBlockProfileRate (ns; 0: no block profile)")
 	fs.IntVar(&f.mutexProfileFraction, "pprof-mutex-fraction", 0, "with --pprof: runtime.SetMutexProfileFraction (0: no mutex profile)")
+	fs.Uint64Var(&f.minFreeDisk, "min-free-disk", diskguard.DefaultMinFree, "refuse appends (ResourceExhausted) while the data directory's file system has fewer free bytes than this, so it never fills mid-apply; writes resume by themselves when space returns (0: off)")
 	return fs
 }
 
@@ -187,6 +190,7 @@ func serve(ctx context.Context, args []string) error {
 		GossipKey:         gossipKey,
 		UnsafeLocalReads:  f.unsafeLocalReads,
 		DeadServerCleanup: f.deadServerCleanup,
+		MinFreeDisk:       f.minFreeDisk,
 		Version:           version,
 		Logger:            logger,
 	}
