@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
@@ -124,10 +125,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.clusterID.Store(clusterID)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
-	// The bbolt state machine is not fsynced per apply: the Raft log is the
-	// durability. After an unclean stop the file may miss applied entries
-	// (or, after power loss, be torn), so it is rebuilt from the latest
-	// snapshot plus the log instead of trusted.
 	fsmPath := filepath.Join(cfg.DataDir, "fsm.db")
 	store, restore, err := openStateMachine(fsmPath, log)
 	if err != nil {
@@ -251,6 +248,9 @@ func openStateMachine(path string, log *slog.Logger) (*boltstore.Store, bool, er
 		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 			return nil, false, fmt.Errorf("remove unclean state machine: %w", err)
 		}
+	case errors.Is(err, bolterrors.ErrTimeout):
+		// Another process has the file open: it is in use, not damaged.
+		return nil, false, fmt.Errorf("open state machine: %w; is another process using %s?", err, path)
 	case errors.Is(err, boltstore.ErrCorrupt):
 		aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405Z"))
 		if rerr := os.Rename(path, aside); rerr != nil {
