@@ -120,3 +120,19 @@ func (s *Store) adminUpdate(fn func(*bbolt.Tx) error) error {
 	}
 	return s.db.Update(fn)
 }
+
+// HasIdempotencyKeysBefore reports whether any idempotency key was recorded
+// before cutoff: the leader proposes a prune only then, so an idle cluster
+// writes no Raft entries.
+func (s *Store) HasIdempotencyKeysBefore(cutoff time.Time) (bool, error) {
+	if s.closing.Load() {
+		return false, contract.ErrClosed
+	}
+	var found bool
+	err := s.view(func(tx *bbolt.Tx) error {
+		k, _ := tx.Bucket(bucketIdemTime).Cursor().First()
+		found = k != nil && idemTimeOf(k) < unixNanos(cutoff)
+		return nil
+	})
+	return found, err
+}

@@ -21,6 +21,9 @@ func (s *Store) Append(ctx context.Context, events []contract.NewEvent) (contrac
 	if err := s.writable(); err != nil {
 		return contract.AppendResult{}, err
 	}
+	if err := s.disk.Check(); err != nil {
+		return contract.AppendResult{}, err
+	}
 	if err := contract.ValidateEvents(events, s.opts.limits); err != nil {
 		return contract.AppendResult{}, err
 	}
@@ -35,6 +38,9 @@ func (s *Store) Append(ctx context.Context, events []contract.NewEvent) (contrac
 // expected; otherwise it returns *contract.ConflictError (contract.EventStore).
 func (s *Store) AppendIf(ctx context.Context, events []contract.NewEvent, query contract.EventQuery, expected uint64) (contract.AppendResult, error) {
 	if err := s.writable(); err != nil {
+		return contract.AppendResult{}, err
+	}
+	if err := s.disk.Check(); err != nil {
 		return contract.AppendResult{}, err
 	}
 	if err := contract.ValidateEvents(events, s.opts.limits); err != nil {

@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/boltcheck"
 )
 
 // Snapshot writes a consistent copy of the whole store file to w. It runs
@@ -102,6 +103,9 @@ func (s *Store) writeTemp(r io.Reader) (string, error) {
 // checkSnapshot refuses a file that is not a store of this schema before
 // the current state is given up for it.
 func checkSnapshot(path string) error {
+	if err := boltcheck.Check(path); err != nil {
+		return fmt.Errorf("snapshot is damaged: %w", err)
+	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: openTimeout})
 	if err != nil {
 		return fmt.Errorf("snapshot is not a bbolt file: %w", err)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,12 +13,19 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/boltcheck"
+	"github.com/factstr/factstr-go/internal/diskguard"
 	"github.com/factstr/factstr-go/internal/streams"
 )
 
 // ErrReplicated is returned by the embedded write methods of a store opened
 // WithReplicated: such a store changes only through Apply.
 var ErrReplicated = errors.New("boltstore: the store is replicated; it changes only through the Raft log (Apply)")
+
+// ErrCorrupt is returned by Open for a file whose structure is damaged
+// (truncated, overwritten pages). A replica rebuilds such a file from its
+// snapshot and log; an embedded store has to be restored from a backup.
+var ErrCorrupt = boltcheck.ErrCorrupt
 
 // openTimeout bounds the wait for bbolt's file lock, so a second process on
 // the same file fails instead of hanging.
@@ -31,6 +40,7 @@ type options struct {
 	noSync        bool
 	replicated    bool
 	idemRetention time.Duration
+	minFreeDisk   uint64
 }
 
 // Option configures Open.
@@ -61,6 +71,15 @@ func WithIdempotencyRetention(d time.Duration) Option {
 	return func(o *options) { o.idemRetention = d }
 }
 
+// WithMinFreeDisk refuses embedded appends with ErrNoSpace while the file
+// system holding the store has fewer than bytes available, so the store
+// never runs out of space in the middle of a commit (0, the default: off).
+func WithMinFreeDisk(bytes uint64) Option { return func(o *options) { o.minFreeDisk = bytes } }
+
+// ErrNoSpace is returned by appends refused for lack of free disk space
+// (WithMinFreeDisk); it clears itself when space returns.
+var ErrNoSpace = diskguard.ErrNoSpace
+
 // WithReplicated opens the store as a state machine: the embedded write
 // methods (Append, AppendIf, StreamAllDurable, StreamToDurable) return
 // ErrReplicated, and Open leaves durable leases alone because releasing
@@ -75,6 +94,7 @@ type Store struct {
 	hub      *streams.Hub
 	engine   *streams.Engine
 	wasClean bool
+	disk     *diskguard.Guard
 
 	// applyMu orders every change: Apply, Restore and Close.
 	applyMu sync.Mutex
@@ -106,6 +126,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		o.now = time.Now
 	}
 	s := &Store{path: path, opts: o, log: o.logger.With("store", "boltstore", "path", path)}
+	s.disk = diskguard.New(filepath.Dir(path), o.minFreeDisk, s.log)
 	db, state, err := openFile(path, o.noSync)
 	if err != nil {
 		return nil, err
@@ -142,8 +163,23 @@ type fileState struct {
 // openFile opens the bbolt file, creates the buckets of a new file, checks
 // the schema and clears the clean marker with a synced commit before any
 // other write, so a crash from here on is seen by the next Open.
-func openFile(path string, noSync bool) (*bbolt.DB, fileState, error) {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+func openFile(path string, noSync bool) (db *bbolt.DB, st fileState, err error) {
+	// bbolt faults (SIGBUS) or panics on a damaged file; the check reads it
+	// with plain reads first, and a fault that still happens in the mapped
+	// file during the open below becomes an error instead of a crash.
+	if err := boltcheck.Check(path); err != nil {
+		return nil, fileState{}, fmt.Errorf("open: %w", err)
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				_ = db.Close()
+			}
+			db, err = nil, fmt.Errorf("open %s: %w: %v", path, ErrCorrupt, r)
+		}
+	}()
+	db, err = bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout:        openTimeout,
 		NoFreelistSync: true, // the freelist is rebuilt at open; commits write less
 		FreelistType:   bbolt.FreelistMapType,
@@ -151,7 +187,6 @@ func openFile(path string, noSync bool) (*bbolt.DB, fileState, error) {
 	if err != nil {
 		return nil, fileState{}, fmt.Errorf("open %s: %w", path, err)
 	}
-	var st fileState
 	err = db.Update(func(tx *bbolt.Tx) error {
 		fresh := tx.Bucket(bucketMeta) == nil
 		for _, name := range allBuckets {
@@ -193,6 +228,9 @@ func openFile(path string, noSync bool) (*bbolt.DB, fileState, error) {
 }
 
 func bytes1(v []byte) bool { return len(v) == 1 && v[0] == 1 }
+
+// Path is the store's file.
+func (s *Store) Path() string { return s.path }
 
 // AppliedIndex is the index of the last applied entry.
 func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }

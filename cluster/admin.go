@@ -17,6 +17,7 @@ import (
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
+	"github.com/factstr/factstr-go/internal/diskguard"
 	"github.com/factstr/factstr-go/internal/streams"
 	"github.com/factstr/factstr-go/internal/wire"
 	"github.com/factstr/factstr-go/membership"
@@ -46,6 +47,8 @@ func Classify(err error) (codes.Code, string, bool) {
 		return codes.FailedPrecondition, wire.ReasonFailedPrecondion, true
 	case errors.Is(err, ErrWrongCluster), errors.Is(err, ErrWrongNode):
 		return codes.FailedPrecondition, wire.ReasonWrongCluster, true
+	case errors.Is(err, diskguard.ErrNoSpace):
+		return codes.ResourceExhausted, wire.ReasonNoSpace, true
 	}
 	return codes.Unknown, "", false
 }

@@ -81,6 +81,12 @@ type Config struct {
 	// read index. Debug only: it exists so the fault suite can prove that it
 	// catches stale reads.
 	UnsafeLocalReads bool
+	// MinFreeDisk is the free-space watermark of DataDir's file system, in
+	// bytes: while less is available, Append and AppendIf on this node fail
+	// with diskguard.ErrNoSpace (gRPC ResourceExhausted) instead of letting
+	// the state machine run out of space mid-apply. 0 turns it off;
+	// factstr-node defaults to diskguard.DefaultMinFree.
+	MinFreeDisk uint64
 	// OnApply, if set, is called after every batch the state machine
 	// applies, with its entry and command counts and how long it took
 	// (metrics; see fsm.FSM.OnApply). It must not block.

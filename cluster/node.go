@@ -16,10 +16,12 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
+	"github.com/factstr/factstr-go/internal/diskguard"
 	"github.com/factstr/factstr-go/internal/streams"
 	"github.com/factstr/factstr-go/membership"
 	"github.com/factstr/factstr-go/raftlog"
@@ -53,6 +55,7 @@ type Node struct {
 	ml     *membership.Membership
 	engine *streams.Engine
 	peers  *peerPool
+	disk   *diskguard.Guard // refuses writes before the data disk fills
 
 	proposer *proposer
 	autoKeys *autoKeys
@@ -126,36 +129,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, bootID: randomID(8), readyTerm: streams.NewHub(0), incarnation: incarnation, stamps: newStampWindow(cfg.IdempotencyRetention, nil)}
+	n := &Node{cfg: cfg, log: log, bootID: randomID(8), readyTerm: streams.NewHub(0), incarnation: incarnation, stamps: newStampWindow(cfg.IdempotencyRetention, nil),
+		disk: diskguard.New(cfg.DataDir, cfg.MinFreeDisk, log)}
 	n.clusterID.Store(clusterID)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
-	// The bbolt state machine is not fsynced per apply: the Raft log is the
-	// durability. After an unclean stop the file may miss applied entries
-	// (or, after power loss, be torn), so it is rebuilt from the latest
-	// snapshot plus the log instead of trusted.
 	fsmPath := filepath.Join(cfg.DataDir, "fsm.db")
-	_, statErr := os.Stat(fsmPath)
-	existed := statErr == nil
-	store, err := boltstore.Open(fsmPath, boltstore.WithReplicated(), boltstore.WithNoSync(true), boltstore.WithLogger(log))
-	// Trust the file only if a previous run closed it cleanly. A missing
-	// file (first start, or removed by 'admin recover') is rebuilt the same
-	// way as an unclean one: Raft restores its latest snapshot, if any, and
-	// replays the log after it.
-	restore := !existed || err != nil || !store.WasClean()
-	if existed && restore {
-		if err == nil {
-			_ = store.Close()
-		}
-		log.Warn("state machine was not closed cleanly; rebuilding it from the latest snapshot and the raft log", "open_error", err)
-		if err := os.Remove(fsmPath); err != nil && !os.IsNotExist(err) {
-			return nil, fmt.Errorf("remove unclean state machine: %w", err)
-		}
-		if store, err = boltstore.Open(fsmPath, boltstore.WithReplicated(), boltstore.WithNoSync(true), boltstore.WithLogger(log)); err != nil {
-			return nil, fmt.Errorf("open state machine: %w", err)
-		}
-	} else if err != nil {
-		return nil, fmt.Errorf("open state machine: %w", err)
+	store, restore, err := openStateMachine(fsmPath, log)
+	if err != nil {
+		return nil, err
 	}
 	n.store = store
 	n.fsm = fsm.New(store, log)
@@ -174,6 +156,19 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		n.closeStorage()
 		return nil, err
+	}
+	if !restore {
+		// A file that looks clean may still be behind what the log can
+		// replay (emptied, or replaced by an older copy): replaying only the
+		// log's tail into it would renumber events.
+		if restore, err = stateMachineBehind(stores, store.AppliedIndex()); err != nil {
+			n.closeStorage()
+			return nil, err
+		}
+		if restore {
+			log.Warn("state machine is behind the latest snapshot or the start of the raft log; rebuilding it from the snapshot and the log",
+				"file", fsmPath, "applied_index", store.AppliedIndex())
+		}
 	}
 	rc := stores.RaftConfig()
 	rc.NoSnapshotRestoreOnStart = !restore
@@ -242,6 +237,82 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	go n.learnClusterID()
 	go n.releaseOwnLeasesAtStart()
 	return n, nil
+}
+
+// openStateMachine opens fsm.db and reports whether it must be rebuilt
+// from the latest snapshot and the log. The bbolt state machine is not
+// fsynced per apply: the Raft log is the durability. After an unclean stop
+// the file may miss applied entries (or, after power loss, be torn), so it
+// is rebuilt instead of trusted; a damaged file is moved aside (it is
+// derived state, kept only for a post-mortem) and rebuilt the same way.
+// A missing file (first start, or removed by 'admin recover') is rebuilt
+// too: Raft restores its latest snapshot, if any, and replays the log
+// after it.
+func openStateMachine(path string, log *slog.Logger) (*boltstore.Store, bool, error) {
+	open := func() (*boltstore.Store, error) {
+		return boltstore.Open(path, boltstore.WithReplicated(), boltstore.WithNoSync(true), boltstore.WithLogger(log))
+	}
+	_, statErr := os.Stat(path)
+	existed := statErr == nil
+	store, err := open()
+	switch {
+	case err == nil && (!existed || store.WasClean()):
+		return store, !existed, nil
+	case err == nil:
+		_ = store.Close()
+		log.Warn("state machine was not closed cleanly; rebuilding it from the latest snapshot and the raft log", "file", path)
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			return nil, false, fmt.Errorf("remove unclean state machine: %w", err)
+		}
+	case errors.Is(err, bolterrors.ErrTimeout):
+		// Another process has the file open: it is in use, not damaged.
+		return nil, false, fmt.Errorf("open state machine: %w; is another process using %s?", err, path)
+	case errors.Is(err, boltstore.ErrCorrupt):
+		aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405Z"))
+		if rerr := os.Rename(path, aside); rerr != nil {
+			return nil, false, fmt.Errorf("move damaged state machine aside: %w (damage: %w)", rerr, err)
+		}
+		log.Warn("state machine file is damaged; moved it aside, rebuilding from the latest snapshot and the raft log", "file", path, "moved_to", aside, "error", err)
+	case existed:
+		// Any other open error of an existing file (an older crash left it
+		// unreadable): the file is derived, rebuild it.
+		log.Warn("state machine could not be opened; rebuilding it from the latest snapshot and the raft log", "file", path, "error", err)
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			return nil, false, fmt.Errorf("remove unreadable state machine: %w", err)
+		}
+	default:
+		return nil, false, fmt.Errorf("open state machine: %w", err)
+	}
+	if store, err = open(); err != nil {
+		return nil, false, fmt.Errorf("open state machine: %w", err)
+	}
+	return store, true, nil
+}
+
+// stateMachineBehind reports whether a state machine that applied up to
+// applied cannot simply continue with the log: the latest snapshot is
+// beyond it, or the log was compacted past it. Raft then restores the
+// snapshot and replays the log after it.
+func stateMachineBehind(stores *raftlog.Stores, applied uint64) (bool, error) {
+	snaps, err := stores.SnapshotStore.List()
+	if err != nil {
+		return false, fmt.Errorf("list raft snapshots: %w", err)
+	}
+	if len(snaps) > 0 && snaps[0].Index > applied {
+		return true, nil
+	}
+	first, err := stores.LogStore.FirstIndex()
+	if err != nil {
+		return false, fmt.Errorf("read the raft log's first index: %w", err)
+	}
+	if first > applied+1 {
+		if len(snaps) == 0 {
+			return false, fmt.Errorf("the state machine applied up to %d, the raft log starts at %d and there is no snapshot: it cannot be rebuilt; %s",
+				applied, first, "remove the data directory and start the node again to rejoin as a new member")
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
 // claimDataDir binds the data directory to this node id and returns the
@@ -410,6 +481,10 @@ func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
 
 // Head is the last committed sequence number this node has applied.
 func (n *Node) Head() uint64 { return n.store.Head() }
+
+// DiskLow reports whether this node refuses writes because its data disk
+// is below the free-space watermark (Config.MinFreeDisk).
+func (n *Node) DiskLow() bool { return n.disk.Low() }
 
 // Store exposes the local state machine store (read-only use).
 func (n *Node) Store() *boltstore.Store { return n.store }

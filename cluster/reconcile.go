@@ -33,7 +33,8 @@ func (n *Node) reconcile(ctx context.Context) {
 			lastPrune = time.Now()
 			// Keys are kept for the retention as measured by this leader's
 			// monotonic clock, whatever the wall clock does (stampwindow.go).
-			if cutoff, ok := n.stamps.cutoff(); ok {
+			// Only when a key is due: an idle cluster writes no entries.
+			if cutoff, ok := n.stamps.cutoff(); ok && n.idempotencyKeysDue(cutoff) {
 				if _, _, err := n.applyLocal([]boltstore.Command{{Op: boltstore.OpPruneIdempotency, OccurredAt: cutoff}}); err != nil {
 					n.log.Debug("prune idempotency keys", "error", err)
 				}
@@ -58,6 +59,11 @@ func (n *Node) reconcile(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+func (n *Node) idempotencyKeysDue(cutoff time.Time) bool {
+	due, err := n.store.HasIdempotencyKeysBefore(cutoff)
+	return err == nil && due
 }
 
 func (n *Node) releaseLeasesOf(nodeID string) {

@@ -24,6 +24,9 @@ import (
 // so the node retries through elections and leader changes without ever
 // appending twice.
 func (n *Node) Append(ctx context.Context, events []contract.NewEvent) (contract.AppendResult, error) {
+	if err := n.disk.Check(); err != nil {
+		return contract.AppendResult{}, err
+	}
 	if err := contract.ValidateEvents(events, n.cfg.Limits); err != nil {
 		return contract.AppendResult{}, err
 	}
@@ -33,6 +36,9 @@ func (n *Node) Append(ctx context.Context, events []contract.NewEvent) (contract
 // AppendIf commits events only if the context's version is expected. The
 // check is decided inside the state machine, in log order.
 func (n *Node) AppendIf(ctx context.Context, events []contract.NewEvent, query contract.EventQuery, expected uint64) (contract.AppendResult, error) {
+	if err := n.disk.Check(); err != nil {
+		return contract.AppendResult{}, err
+	}
 	if err := contract.ValidateEvents(events, n.cfg.Limits); err != nil {
 		return contract.AppendResult{}, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -26,6 +27,13 @@ type FSM struct {
 	// entries and commands and the time the batch took to apply (decode and
 	// one bbolt transaction): for metrics. It must not block.
 	OnApply func(entries, commands int, took time.Duration)
+	// Fatal is called when the store cannot apply committed entries (a full
+	// disk, an I/O error). Carrying on would make this replica diverge from
+	// the others; stopping makes it rebuild from its snapshot and log on
+	// restart. The default logs one line naming the file and the error and
+	// exits the process with status 1. Tests replace it; if it returns, the
+	// batch is answered with the error and the applied index stays put.
+	Fatal func(err error)
 }
 
 var (
@@ -38,7 +46,13 @@ func New(store *boltstore.Store, logger *slog.Logger) *FSM {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &FSM{store: store, applied: streams.NewHub(store.AppliedIndex()), logger: logger}
+	f := &FSM{store: store, applied: streams.NewHub(store.AppliedIndex()), logger: logger}
+	f.Fatal = func(err error) {
+		f.logger.Error("stopping: the state machine cannot apply committed raft entries; fix the cause (disk space, I/O errors) and restart: the node rebuilds from its snapshot and log",
+			"file", f.store.Path(), "error", err)
+		os.Exit(1)
+	}
+	return f
 }
 
 // Store returns the store the FSM applies to.
@@ -84,11 +98,13 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 	results, err := f.store.Apply(entries)
 	if err != nil {
-		// The state on disk no longer follows the log. Carrying on would
-		// diverge from the other nodes; stopping makes the node rebuild from
-		// its snapshot and log on restart.
-		panic(fmt.Sprintf("factstr fsm: applying raft entries %d..%d failed: %v",
-			logs[0].Index, logs[len(logs)-1].Index, err))
+		// The state on disk no longer follows the log (see Fatal).
+		err = fmt.Errorf("apply raft entries %d..%d to %s: %w", logs[0].Index, logs[len(logs)-1].Index, f.store.Path(), err)
+		f.Fatal(err)
+		for i := range resp {
+			resp[i] = err
+		}
+		return resp
 	}
 	for i := range logs {
 		if resp[i] == nil && results[i] != nil {

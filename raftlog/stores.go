@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -17,7 +18,17 @@ import (
 	"github.com/hashicorp/raft-wal/metadb"
 	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/factstr/factstr-go/internal/boltcheck"
 )
+
+// ErrCorruptLog is returned by Open for a damaged raft.db. Unlike the state
+// machine, the Raft log cannot be rebuilt from other files on the node.
+var ErrCorruptLog = errors.New("the raft log is damaged")
+
+// corruptLogRecovery is what an operator does about ErrCorruptLog.
+const corruptLogRecovery = "it cannot be rebuilt on this node: remove the data directory and start the node again to rejoin as a new member, " +
+	"or restore a backup (docs/operations.md, \"Damaged files and a full disk\")"
 
 const (
 	raftDirName       = "raft"
@@ -163,13 +174,10 @@ func (s *Stores) open(ctx context.Context) error {
 		lockWait = max(time.Until(deadline), time.Millisecond)
 	}
 	path := filepath.Join(s.dir, boltFileName)
-	bolt, err := raftboltdb.New(raftboltdb.Options{
-		Path: path,
-		BoltOptions: &bbolt.Options{
-			Timeout:        lockWait,
-			NoFreelistSync: s.cfg.NoFreelistSync,
-		},
-	})
+	if err := s.checkLog(path); err != nil {
+		return err
+	}
+	bolt, err := openBolt(path, lockWait, s.cfg.NoFreelistSync)
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return fmt.Errorf("raftlog: open %s: file lock not acquired within %v; is another process using DataDir %s? %w", path, lockWait, s.cfg.DataDir, err)
 	}
@@ -185,6 +193,55 @@ func (s *Stores) open(ctx context.Context) error {
 	}
 	s.LogStore = cache
 	return s.openRest(ctx)
+}
+
+// checkLog refuses a damaged raft.db before bbolt maps it: bbolt would
+// fault or panic on it. An empty raft.db next to a snapshot is damage too
+// (bbolt would silently start a new, empty log there).
+func (s *Stores) checkLog(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil // a new log
+	}
+	if fi.Size() == 0 {
+		if snaps, err := s.listSnapshots(); err == nil && len(snaps) > 0 {
+			return fmt.Errorf("raftlog: %s: %w: the file is empty but a snapshot exists; %s", path, ErrCorruptLog, corruptLogRecovery)
+		}
+		return nil
+	}
+	if err := boltcheck.Check(path); err != nil {
+		return fmt.Errorf("raftlog: %w: %w; %s", ErrCorruptLog, err, corruptLogRecovery)
+	}
+	return nil
+}
+
+func (s *Stores) listSnapshots() ([]os.DirEntry, error) {
+	entries, err := os.ReadDir(filepath.Join(s.dir, "snapshots"))
+	var snaps []os.DirEntry
+	for _, e := range entries {
+		if e.IsDir() && filepath.Ext(e.Name()) != ".tmp" {
+			snaps = append(snaps, e)
+		}
+	}
+	return snaps, err
+}
+
+// openBolt opens raft.db; a fault in the mapped file that the check did not
+// foresee becomes an error rather than a crash.
+func openBolt(path string, lockWait time.Duration, noFreelistSync bool) (bolt *raftboltdb.BoltStore, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			bolt, err = nil, fmt.Errorf("%w: %v; %s", ErrCorruptLog, r, corruptLogRecovery)
+		}
+	}()
+	return raftboltdb.New(raftboltdb.Options{
+		Path: path,
+		BoltOptions: &bbolt.Options{
+			Timeout:        lockWait,
+			NoFreelistSync: noFreelistSync,
+		},
+	})
 }
 
 // openRest opens the snapshot store and the transport.

@@ -28,6 +28,7 @@ import (
 	"github.com/factstr/factstr-go/cluster"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/certreload"
+	"github.com/factstr/factstr-go/internal/diskguard"
 	"github.com/factstr/factstr-go/internal/metrics"
 	"github.com/factstr/factstr-go/internal/server"
 	"github.com/factstr/factstr-go/internal/wire"
@@ -62,6 +63,10 @@ type serveFlags struct {
 	gcPercent                      int
 	maxInflight                    int
 	raftLogStore                   string
+	minFreeDisk                    uint64
+	maxStreamsPerConn              uint
+	maxSubsPerConn                 int
+	maxRestoreBytes                int64
 }
 
 func serveFlagSet(f *serveFlags) *flag.FlagSet {
@@ -104,6 +109,10 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.BoolVar(&f.pprof, "pprof", false, "also serve /debug/pprof on --metrics-addr")
 	fs.IntVar(&f.blockProfileRate, "pprof-block-rate", 0, "with --pprof: runtime.SetBlockProfileRate (ns; 0: no block profile)")
 	fs.IntVar(&f.mutexProfileFraction, "pprof-mutex-fraction", 0, "with --pprof: runtime.SetMutexProfileFraction (0: no mutex profile)")
+	fs.Uint64Var(&f.minFreeDisk, "min-free-disk", diskguard.DefaultMinFree, "refuse appends (ResourceExhausted) while the data directory's file system has fewer free bytes than this, so it never fills mid-apply; writes resume by themselves when space returns (0: off)")
+	fs.UintVar(&f.maxStreamsPerConn, "max-streams-per-conn", server.DefaultMaxConcurrentStreams, "HTTP/2 streams (calls) one client connection may have open; more wait in the client")
+	fs.IntVar(&f.maxSubsPerConn, "max-subscriptions-per-conn", server.DefaultMaxSubscriptionsPerConn, "Stream and StreamDurable calls one client connection may hold open; past it ResourceExhausted")
+	fs.Int64Var(&f.maxRestoreBytes, "max-restore-bytes", server.DefaultMaxRestoreBytes, "largest backup 'admin snapshot restore' accepts (it is spooled to the data disk first); past it ResourceExhausted")
 	return fs
 }
 
@@ -202,6 +211,7 @@ func serve(ctx context.Context, args []string) error {
 		GossipKey:            gossipKey,
 		UnsafeLocalReads:     f.unsafeLocalReads,
 		DeadServerCleanup:    f.deadServerCleanup,
+		MinFreeDisk:          f.minFreeDisk,
 		Version:              version,
 		Logger:               logger,
 	}
@@ -259,6 +269,8 @@ func serve(ctx context.Context, args []string) error {
 	}
 	opts = append(opts, server.CodecOption())
 	opts = append(opts, server.LoggingInterceptors(logger, f.nodeID, func() uint64 { return node.Raft().CurrentTerm() })...)
+	opts = append(opts, server.ConnLimits{MaxConcurrentStreams: uint32(min(f.maxStreamsPerConn, 1<<31)), MaxSubscriptionsPerConn: f.maxSubsPerConn}.ServerOptions()...)
+	opts = append(opts, server.RecoveryInterceptors(logger)...) // last: closest to the handlers
 	srv := grpc.NewServer(opts...)
 	es := server.NewEventStore(node, cluster.Classify, logger)
 	if met != nil {
@@ -270,7 +282,7 @@ func serve(ctx context.Context, args []string) error {
 		logger.Info("metrics serving", "addr", metricsLis.Addr().String(), "pprof", f.pprof)
 	}
 	es.Register(srv)
-	server.NewAdmin(node, logger).Register(srv)
+	server.NewAdmin(node, logger).WithMaxRestoreBytes(f.maxRestoreBytes).Register(srv)
 	node.RegisterPeerService(srv)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)

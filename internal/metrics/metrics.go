@@ -281,13 +281,14 @@ func splitMethod(full string) (string, string) {
 	return "unknown", full
 }
 
-// Handler serves /metrics and, with withPprof, /debug/pprof/.
+// Handler serves /metrics and, with withPprof, /debug/pprof/ without
+// /debug/pprof/cmdline: the command line carries secrets (--token,
+// --gossip-key).
 func (m *Metrics) Handler(withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)

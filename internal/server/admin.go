@@ -2,13 +2,16 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 	"github.com/factstr/factstr-go/cluster"
@@ -18,8 +21,9 @@ import (
 // Admin serves factstr.v1.AdminService over a cluster node.
 type Admin struct {
 	factstrv1.UnimplementedAdminServiceServer
-	node *cluster.Node
-	log  *slog.Logger
+	node       *cluster.Node
+	log        *slog.Logger
+	maxRestore int64 // SnapshotRestore upload cap in bytes; 0: DefaultMaxRestoreBytes
 }
 
 // NewAdmin returns the admin service.
@@ -28,6 +32,18 @@ func NewAdmin(node *cluster.Node, log *slog.Logger) *Admin {
 		log = slog.Default()
 	}
 	return &Admin{node: node, log: log}
+}
+
+// DefaultMaxRestoreBytes caps a SnapshotRestore upload unless
+// WithMaxRestoreBytes says otherwise: the upload is spooled to the data
+// disk before it is restored.
+const DefaultMaxRestoreBytes = 4 << 30
+
+// WithMaxRestoreBytes caps SnapshotRestore uploads at n bytes (0: the
+// default); a larger one fails with ResourceExhausted and restores nothing.
+func (a *Admin) WithMaxRestoreBytes(n int64) *Admin {
+	a.maxRestore = n
+	return a
 }
 
 // Register registers the service on r.
@@ -119,9 +135,14 @@ func (a *Admin) SnapshotSave(_ *factstrv1.SnapshotSaveRequest, stream grpc.Serve
 }
 
 type chunkReader struct {
-	recv func() ([]byte, error)
-	buf  []byte
+	recv  func() ([]byte, error)
+	buf   []byte
+	limit int64 // most bytes accepted
+	read  int64
 }
+
+// errRestoreTooLarge: the upload passed the restore size cap.
+var errRestoreTooLarge = errors.New("backup larger than the restore size cap")
 
 func (r *chunkReader) Read(p []byte) (int, error) {
 	for len(r.buf) == 0 {
@@ -130,6 +151,9 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		r.buf = b
+		if r.read += int64(len(b)); r.read > r.limit {
+			return 0, errRestoreTooLarge
+		}
 	}
 	n := copy(p, r.buf)
 	r.buf = r.buf[n:]
@@ -137,7 +161,11 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 }
 
 func (a *Admin) SnapshotRestore(stream grpc.ClientStreamingServer[factstrv1.SnapshotRestoreRequest, factstrv1.SnapshotRestoreResponse]) error {
-	r := &chunkReader{recv: func() ([]byte, error) {
+	limit := a.maxRestore
+	if limit <= 0 {
+		limit = DefaultMaxRestoreBytes
+	}
+	r := &chunkReader{limit: limit, recv: func() ([]byte, error) {
 		m, err := stream.Recv()
 		if err != nil {
 			return nil, err
@@ -145,6 +173,10 @@ func (a *Admin) SnapshotRestore(stream grpc.ClientStreamingServer[factstrv1.Snap
 		return m.GetChunk(), nil
 	}}
 	if err := a.node.SnapshotRestore(stream.Context(), r); err != nil {
+		if errors.Is(err, errRestoreTooLarge) {
+			// The upload was only spooled: nothing was restored.
+			return status.Errorf(codes.ResourceExhausted, "the backup is larger than %d bytes (--max-restore-bytes); nothing was restored", limit)
+		}
 		return a.status(err)
 	}
 	return stream.SendAndClose(&factstrv1.SnapshotRestoreResponse{AppliedIndex: a.node.AppliedIndex(), HeadSequenceNumber: a.node.Head()})

@@ -33,6 +33,7 @@ const (
 	ReasonWrongCluster     = "WRONG_CLUSTER"
 	ReasonNotFound         = "NOT_FOUND"
 	ReasonFailedPrecondion = "FAILED_PRECONDITION"
+	ReasonNoSpace          = "NO_SPACE"
 )
 
 // Classifier lets the server map errors of packages wire does not import
