@@ -40,6 +40,8 @@ type Client struct {
 	opts    options
 	targets []string
 	conns   []*grpc.ClientConn
+	writes  []*writeMux // one per conn
+	keys    *keyMaker
 	next    atomic.Uint64
 	log     *slog.Logger
 
@@ -84,7 +86,7 @@ func Dial(ctx context.Context, targets []string, opts ...Option) (*Client, error
 	if o.token != "" {
 		dial = append(dial, grpc.WithPerRPCCredentials(wire.TokenCredentials(o.token, o.tlsConfig != nil)))
 	}
-	c := &Client{opts: o, targets: targets, log: o.logger, subs: make(map[uint64]*subscription)}
+	c := &Client{opts: o, targets: targets, log: o.logger, subs: make(map[uint64]*subscription), keys: newKeyMaker()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	for _, t := range targets {
 		conn, err := grpc.NewClient(t, dial...)
@@ -93,6 +95,7 @@ func Dial(ctx context.Context, targets []string, opts ...Option) (*Client, error
 			return nil, fmt.Errorf("client: target %q: %w", t, err)
 		}
 		c.conns = append(c.conns, conn)
+		c.writes = append(c.writes, &writeMux{c: c, node: len(c.conns) - 1})
 	}
 	return c, nil
 }
@@ -241,11 +244,24 @@ func (c *Client) retry(ctx context.Context, f func(ctx context.Context, node int
 	}
 }
 
-func newKey() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+// keyMaker makes the idempotency keys of calls that give none. They must be
+// unique, not unpredictable: the time the client was made, a random part
+// and a counter, so a client's keys sort after the keys of clients made
+// before it and after its own earlier keys. Each node records every key
+// in a bbolt bucket, and keys that arrive in order land on the bucket's
+// last pages instead of dirtying a random page per append.
+type keyMaker struct {
+	prefix  string
+	counter atomic.Uint64
 }
+
+func newKeyMaker() *keyMaker {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return &keyMaker{prefix: fmt.Sprintf("c%016x%s", uint64(time.Now().UnixNano()), hex.EncodeToString(b))}
+}
+
+func (k *keyMaker) next() string { return fmt.Sprintf("%s%016x", k.prefix, k.counter.Add(1)) }
 
 func mapErr(err error) error {
 	if err == nil {
@@ -261,13 +277,13 @@ func (c *Client) Append(ctx context.Context, events []contract.NewEvent) (contra
 	}
 	key := contract.IdempotencyKey(ctx)
 	if key == "" {
-		key = newKey()
+		key = c.keys.next()
 	}
-	req := &factstrv1.AppendRequest{Events: wire.EventsToProto(events), IdempotencyKey: key}
+	req := &factstrv1.WritesRequest{Call: &factstrv1.WritesRequest_Append{Append: &factstrv1.AppendRequest{Events: wire.EventsToProto(events), IdempotencyKey: key}}}
 	var resp *factstrv1.AppendResponse
 	err := c.call(ctx, func(a *attempt, node int) error {
-		var err error
-		resp, err = c.es(node).Append(a.ctx, req)
+		r, err := c.writeAt(a.ctx, node, req)
+		resp = r.GetAppend()
 		return err
 	})
 	if err != nil {
@@ -283,13 +299,13 @@ func (c *Client) AppendIf(ctx context.Context, events []contract.NewEvent, query
 	}
 	key := contract.IdempotencyKey(ctx)
 	if key == "" {
-		key = newKey()
+		key = c.keys.next()
 	}
-	req := &factstrv1.AppendIfRequest{Events: wire.EventsToProto(events), Context: wire.QueryToProto(query), ExpectedContextVersion: expected, IdempotencyKey: key}
+	req := &factstrv1.WritesRequest{Call: &factstrv1.WritesRequest_AppendIf{AppendIf: &factstrv1.AppendIfRequest{Events: wire.EventsToProto(events), Context: wire.QueryToProto(query), ExpectedContextVersion: expected, IdempotencyKey: key}}}
 	var resp *factstrv1.AppendIfResponse
 	err := c.call(ctx, func(a *attempt, node int) error {
-		var err error
-		resp, err = c.es(node).AppendIf(a.ctx, req)
+		r, err := c.writeAt(a.ctx, node, req)
+		resp = r.GetAppendIf()
 		return err
 	})
 	if err != nil {
@@ -347,6 +363,9 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	for _, s := range subs {
 		s.Unsubscribe()
+	}
+	for _, w := range c.writes {
+		w.close()
 	}
 	c.cancel()
 	c.closeConns()

@@ -359,6 +359,7 @@ func runFactstr(ctx context.Context, c config, ws []workload, rep *report, v var
 			r.Extra["leader_fsm_batches"] = n
 			r.Extra["leader_entries_per_batch"] = (after["factstr_fsm_apply_batch_entries_sum"] - before["factstr_fsm_apply_batch_entries_sum"]) / n
 			r.Extra["leader_commands_per_batch"] = (after["factstr_fsm_apply_batch_commands_sum"] - before["factstr_fsm_apply_batch_commands_sum"]) / n
+			r.Extra["leader_fsm_batch_ms"] = 1000 * (after["factstr_fsm_apply_duration_seconds_sum"] - before["factstr_fsm_apply_duration_seconds_sum"]) / n
 		}
 		// Coalescing: commands per Raft entry, entries per Raft log write.
 		if n := after[`factstr_propose_batch_commands_count{kind="entry"}`] - before[`factstr_propose_batch_commands_count{kind="entry"}`]; n > 0 {
@@ -731,8 +732,8 @@ func printDetails(out io.Writer, ws []workload, rep *report, systems []variant) 
 	for _, w := range ws {
 		for _, v := range systems {
 			if r := rep.Results[w.key][v.key]; r != nil && r.Extra["leader_fsm_batches"] > 0 {
-				fmt.Fprintf(out, "  %-10s %-12s %6.1f entries, %6.1f commands per batch (%0.f batches); %6.1f commands per Raft entry, %5.1f entries per Raft log write\n", w.key, v.key,
-					r.Extra["leader_entries_per_batch"], r.Extra["leader_commands_per_batch"], r.Extra["leader_fsm_batches"],
+				fmt.Fprintf(out, "  %-10s %-12s %6.1f entries, %6.1f commands per batch (%0.f batches, %.2f ms each); %6.1f commands per Raft entry, %5.1f entries per Raft log write\n", w.key, v.key,
+					r.Extra["leader_entries_per_batch"], r.Extra["leader_commands_per_batch"], r.Extra["leader_fsm_batches"], r.Extra["leader_fsm_batch_ms"],
 					r.Extra["leader_commands_per_entry"], r.Extra["leader_entries_per_store_logs"])
 			}
 		}

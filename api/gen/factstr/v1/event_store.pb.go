@@ -280,6 +280,206 @@ func (x *AppendIfResponse) GetDuplicate() bool {
 	return false
 }
 
+type WritesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the client, unique among its requests in flight on the stream.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Types that are valid to be assigned to Call:
+	//
+	//	*WritesRequest_Append
+	//	*WritesRequest_AppendIf
+	Call          isWritesRequest_Call `protobuf_oneof:"call"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WritesRequest) Reset() {
+	*x = WritesRequest{}
+	mi := &file_factstr_v1_event_store_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WritesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WritesRequest) ProtoMessage() {}
+
+func (x *WritesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_event_store_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WritesRequest.ProtoReflect.Descriptor instead.
+func (*WritesRequest) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *WritesRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *WritesRequest) GetCall() isWritesRequest_Call {
+	if x != nil {
+		return x.Call
+	}
+	return nil
+}
+
+func (x *WritesRequest) GetAppend() *AppendRequest {
+	if x != nil {
+		if x, ok := x.Call.(*WritesRequest_Append); ok {
+			return x.Append
+		}
+	}
+	return nil
+}
+
+func (x *WritesRequest) GetAppendIf() *AppendIfRequest {
+	if x != nil {
+		if x, ok := x.Call.(*WritesRequest_AppendIf); ok {
+			return x.AppendIf
+		}
+	}
+	return nil
+}
+
+type isWritesRequest_Call interface {
+	isWritesRequest_Call()
+}
+
+type WritesRequest_Append struct {
+	Append *AppendRequest `protobuf:"bytes,2,opt,name=append,proto3,oneof"`
+}
+
+type WritesRequest_AppendIf struct {
+	AppendIf *AppendIfRequest `protobuf:"bytes,3,opt,name=append_if,json=appendIf,proto3,oneof"`
+}
+
+func (*WritesRequest_Append) isWritesRequest_Call() {}
+
+func (*WritesRequest_AppendIf) isWritesRequest_Call() {}
+
+type WritesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Types that are valid to be assigned to Result:
+	//
+	//	*WritesResponse_Append
+	//	*WritesResponse_AppendIf
+	//	*WritesResponse_Status
+	Result        isWritesResponse_Result `protobuf_oneof:"result"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WritesResponse) Reset() {
+	*x = WritesResponse{}
+	mi := &file_factstr_v1_event_store_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WritesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WritesResponse) ProtoMessage() {}
+
+func (x *WritesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_event_store_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WritesResponse.ProtoReflect.Descriptor instead.
+func (*WritesResponse) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *WritesResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *WritesResponse) GetResult() isWritesResponse_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *WritesResponse) GetAppend() *AppendResponse {
+	if x != nil {
+		if x, ok := x.Result.(*WritesResponse_Append); ok {
+			return x.Append
+		}
+	}
+	return nil
+}
+
+func (x *WritesResponse) GetAppendIf() *AppendIfResponse {
+	if x != nil {
+		if x, ok := x.Result.(*WritesResponse_AppendIf); ok {
+			return x.AppendIf
+		}
+	}
+	return nil
+}
+
+func (x *WritesResponse) GetStatus() []byte {
+	if x != nil {
+		if x, ok := x.Result.(*WritesResponse_Status); ok {
+			return x.Status
+		}
+	}
+	return nil
+}
+
+type isWritesResponse_Result interface {
+	isWritesResponse_Result()
+}
+
+type WritesResponse_Append struct {
+	Append *AppendResponse `protobuf:"bytes,2,opt,name=append,proto3,oneof"`
+}
+
+type WritesResponse_AppendIf struct {
+	AppendIf *AppendIfResponse `protobuf:"bytes,3,opt,name=append_if,json=appendIf,proto3,oneof"`
+}
+
+type WritesResponse_Status struct {
+	// The call failed: a google.rpc.Status in its binary encoding, with the
+	// code, message and details the unary call would have returned (an
+	// AppendConflict for a conflict).
+	Status []byte `protobuf:"bytes,4,opt,name=status,proto3,oneof"`
+}
+
+func (*WritesResponse_Append) isWritesResponse_Result() {}
+
+func (*WritesResponse_AppendIf) isWritesResponse_Result() {}
+
+func (*WritesResponse_Status) isWritesResponse_Result() {}
+
 type QueryRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Query *EventQuery            `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
@@ -292,7 +492,7 @@ type QueryRequest struct {
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[4]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -304,7 +504,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[4]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -317,7 +517,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{4}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *QueryRequest) GetQuery() *EventQuery {
@@ -353,7 +553,7 @@ type QueryResponse struct {
 
 func (x *QueryResponse) Reset() {
 	*x = QueryResponse{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[5]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -365,7 +565,7 @@ func (x *QueryResponse) String() string {
 func (*QueryResponse) ProtoMessage() {}
 
 func (x *QueryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[5]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -378,7 +578,7 @@ func (x *QueryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryResponse.ProtoReflect.Descriptor instead.
 func (*QueryResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{5}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *QueryResponse) GetEvents() []*EventRecord {
@@ -416,7 +616,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[6]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +628,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[6]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,7 +641,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{6}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StreamRequest) GetQuery() *EventQuery {
@@ -478,7 +678,7 @@ type Subscribed struct {
 
 func (x *Subscribed) Reset() {
 	*x = Subscribed{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[7]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -490,7 +690,7 @@ func (x *Subscribed) String() string {
 func (*Subscribed) ProtoMessage() {}
 
 func (x *Subscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[7]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -503,7 +703,7 @@ func (x *Subscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
 func (*Subscribed) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{7}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Subscribed) GetSubscriptionId() uint64 {
@@ -530,7 +730,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[8]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +742,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[8]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +755,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{8}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Batch) GetEvents() []*EventRecord {
@@ -578,7 +778,7 @@ type StreamResponse struct {
 
 func (x *StreamResponse) Reset() {
 	*x = StreamResponse{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[9]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -590,7 +790,7 @@ func (x *StreamResponse) String() string {
 func (*StreamResponse) ProtoMessage() {}
 
 func (x *StreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[9]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -603,7 +803,7 @@ func (x *StreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResponse.ProtoReflect.Descriptor instead.
 func (*StreamResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{9}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StreamResponse) GetKind() isStreamResponse_Kind {
@@ -658,7 +858,7 @@ type DurableSubscribe struct {
 
 func (x *DurableSubscribe) Reset() {
 	*x = DurableSubscribe{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[10]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +870,7 @@ func (x *DurableSubscribe) String() string {
 func (*DurableSubscribe) ProtoMessage() {}
 
 func (x *DurableSubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[10]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +883,7 @@ func (x *DurableSubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DurableSubscribe.ProtoReflect.Descriptor instead.
 func (*DurableSubscribe) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{10}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DurableSubscribe) GetName() string {
@@ -721,7 +921,7 @@ type DurableAck struct {
 
 func (x *DurableAck) Reset() {
 	*x = DurableAck{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[11]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +933,7 @@ func (x *DurableAck) String() string {
 func (*DurableAck) ProtoMessage() {}
 
 func (x *DurableAck) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[11]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +946,7 @@ func (x *DurableAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DurableAck.ProtoReflect.Descriptor instead.
 func (*DurableAck) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{11}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DurableAck) GetLastSequenceNumber() uint64 {
@@ -772,7 +972,7 @@ type DurableUnsubscribe struct {
 
 func (x *DurableUnsubscribe) Reset() {
 	*x = DurableUnsubscribe{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[12]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +984,7 @@ func (x *DurableUnsubscribe) String() string {
 func (*DurableUnsubscribe) ProtoMessage() {}
 
 func (x *DurableUnsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[12]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +997,7 @@ func (x *DurableUnsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DurableUnsubscribe.ProtoReflect.Descriptor instead.
 func (*DurableUnsubscribe) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{12}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{14}
 }
 
 type StreamDurableRequest struct {
@@ -814,7 +1014,7 @@ type StreamDurableRequest struct {
 
 func (x *StreamDurableRequest) Reset() {
 	*x = StreamDurableRequest{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -826,7 +1026,7 @@ func (x *StreamDurableRequest) String() string {
 func (*StreamDurableRequest) ProtoMessage() {}
 
 func (x *StreamDurableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -839,7 +1039,7 @@ func (x *StreamDurableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamDurableRequest.ProtoReflect.Descriptor instead.
 func (*StreamDurableRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{13}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StreamDurableRequest) GetKind() isStreamDurableRequest_Kind {
@@ -910,7 +1110,7 @@ type Released struct {
 
 func (x *Released) Reset() {
 	*x = Released{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +1122,7 @@ func (x *Released) String() string {
 func (*Released) ProtoMessage() {}
 
 func (x *Released) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +1135,7 @@ func (x *Released) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Released.ProtoReflect.Descriptor instead.
 func (*Released) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{14}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Released) GetCursor() uint64 {
@@ -959,7 +1159,7 @@ type StreamDurableResponse struct {
 
 func (x *StreamDurableResponse) Reset() {
 	*x = StreamDurableResponse{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1171,7 @@ func (x *StreamDurableResponse) String() string {
 func (*StreamDurableResponse) ProtoMessage() {}
 
 func (x *StreamDurableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1184,7 @@ func (x *StreamDurableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamDurableResponse.ProtoReflect.Descriptor instead.
 func (*StreamDurableResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{15}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StreamDurableResponse) GetKind() isStreamDurableResponse_Kind {
@@ -1066,7 +1266,18 @@ const file_factstr_v1_event_store_proto_rawDesc = "" +
 	"\x15first_sequence_number\x18\x01 \x01(\x04R\x13firstSequenceNumber\x120\n" +
 	"\x14last_sequence_number\x18\x02 \x01(\x04R\x12lastSequenceNumber\x12'\n" +
 	"\x0fcommitted_count\x18\x03 \x01(\x04R\x0ecommittedCount\x12\x1c\n" +
-	"\tduplicate\x18\x04 \x01(\bR\tduplicate\"\x86\x01\n" +
+	"\tduplicate\x18\x04 \x01(\bR\tduplicate\"\x98\x01\n" +
+	"\rWritesRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
+	"\x06append\x18\x02 \x01(\v2\x19.factstr.v1.AppendRequestH\x00R\x06append\x12:\n" +
+	"\tappend_if\x18\x03 \x01(\v2\x1b.factstr.v1.AppendIfRequestH\x00R\bappendIfB\x06\n" +
+	"\x04call\"\xb7\x01\n" +
+	"\x0eWritesResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x124\n" +
+	"\x06append\x18\x02 \x01(\v2\x1a.factstr.v1.AppendResponseH\x00R\x06append\x12;\n" +
+	"\tappend_if\x18\x03 \x01(\v2\x1c.factstr.v1.AppendIfResponseH\x00R\bappendIf\x12\x18\n" +
+	"\x06status\x18\x04 \x01(\fH\x00R\x06statusB\b\n" +
+	"\x06result\"\x86\x01\n" +
 	"\fQueryRequest\x12,\n" +
 	"\x05query\x18\x01 \x01(\v2\x16.factstr.v1.EventQueryR\x05query\x12+\n" +
 	"\x04read\x18\x02 \x01(\v2\x17.factstr.v1.ReadOptionsR\x04read\x12\x1b\n" +
@@ -1113,10 +1324,11 @@ const file_factstr_v1_event_store_proto_rawDesc = "" +
 	"subscribed\x12)\n" +
 	"\x05batch\x18\x02 \x01(\v2\x11.factstr.v1.BatchH\x00R\x05batch\x122\n" +
 	"\breleased\x18\x03 \x01(\v2\x14.factstr.v1.ReleasedH\x00R\breleasedB\x06\n" +
-	"\x04kind2\xf8\x02\n" +
+	"\x04kind2\xbd\x03\n" +
 	"\x11EventStoreService\x12?\n" +
 	"\x06Append\x12\x19.factstr.v1.AppendRequest\x1a\x1a.factstr.v1.AppendResponse\x12E\n" +
-	"\bAppendIf\x12\x1b.factstr.v1.AppendIfRequest\x1a\x1c.factstr.v1.AppendIfResponse\x12>\n" +
+	"\bAppendIf\x12\x1b.factstr.v1.AppendIfRequest\x1a\x1c.factstr.v1.AppendIfResponse\x12C\n" +
+	"\x06Writes\x12\x19.factstr.v1.WritesRequest\x1a\x1a.factstr.v1.WritesResponse(\x010\x01\x12>\n" +
 	"\x05Query\x12\x18.factstr.v1.QueryRequest\x1a\x19.factstr.v1.QueryResponse0\x01\x12A\n" +
 	"\x06Stream\x12\x19.factstr.v1.StreamRequest\x1a\x1a.factstr.v1.StreamResponse0\x01\x12X\n" +
 	"\rStreamDurable\x12 .factstr.v1.StreamDurableRequest\x1a!.factstr.v1.StreamDurableResponse(\x010\x01B<Z:github.com/factstr/factstr-go/api/gen/factstr/v1;factstrv1b\x06proto3"
@@ -1133,64 +1345,72 @@ func file_factstr_v1_event_store_proto_rawDescGZIP() []byte {
 	return file_factstr_v1_event_store_proto_rawDescData
 }
 
-var file_factstr_v1_event_store_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_factstr_v1_event_store_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_factstr_v1_event_store_proto_goTypes = []any{
 	(*AppendRequest)(nil),         // 0: factstr.v1.AppendRequest
 	(*AppendResponse)(nil),        // 1: factstr.v1.AppendResponse
 	(*AppendIfRequest)(nil),       // 2: factstr.v1.AppendIfRequest
 	(*AppendIfResponse)(nil),      // 3: factstr.v1.AppendIfResponse
-	(*QueryRequest)(nil),          // 4: factstr.v1.QueryRequest
-	(*QueryResponse)(nil),         // 5: factstr.v1.QueryResponse
-	(*StreamRequest)(nil),         // 6: factstr.v1.StreamRequest
-	(*Subscribed)(nil),            // 7: factstr.v1.Subscribed
-	(*Batch)(nil),                 // 8: factstr.v1.Batch
-	(*StreamResponse)(nil),        // 9: factstr.v1.StreamResponse
-	(*DurableSubscribe)(nil),      // 10: factstr.v1.DurableSubscribe
-	(*DurableAck)(nil),            // 11: factstr.v1.DurableAck
-	(*DurableUnsubscribe)(nil),    // 12: factstr.v1.DurableUnsubscribe
-	(*StreamDurableRequest)(nil),  // 13: factstr.v1.StreamDurableRequest
-	(*Released)(nil),              // 14: factstr.v1.Released
-	(*StreamDurableResponse)(nil), // 15: factstr.v1.StreamDurableResponse
-	(*Event)(nil),                 // 16: factstr.v1.Event
-	(*EventQuery)(nil),            // 17: factstr.v1.EventQuery
-	(*ReadOptions)(nil),           // 18: factstr.v1.ReadOptions
-	(*EventRecord)(nil),           // 19: factstr.v1.EventRecord
+	(*WritesRequest)(nil),         // 4: factstr.v1.WritesRequest
+	(*WritesResponse)(nil),        // 5: factstr.v1.WritesResponse
+	(*QueryRequest)(nil),          // 6: factstr.v1.QueryRequest
+	(*QueryResponse)(nil),         // 7: factstr.v1.QueryResponse
+	(*StreamRequest)(nil),         // 8: factstr.v1.StreamRequest
+	(*Subscribed)(nil),            // 9: factstr.v1.Subscribed
+	(*Batch)(nil),                 // 10: factstr.v1.Batch
+	(*StreamResponse)(nil),        // 11: factstr.v1.StreamResponse
+	(*DurableSubscribe)(nil),      // 12: factstr.v1.DurableSubscribe
+	(*DurableAck)(nil),            // 13: factstr.v1.DurableAck
+	(*DurableUnsubscribe)(nil),    // 14: factstr.v1.DurableUnsubscribe
+	(*StreamDurableRequest)(nil),  // 15: factstr.v1.StreamDurableRequest
+	(*Released)(nil),              // 16: factstr.v1.Released
+	(*StreamDurableResponse)(nil), // 17: factstr.v1.StreamDurableResponse
+	(*Event)(nil),                 // 18: factstr.v1.Event
+	(*EventQuery)(nil),            // 19: factstr.v1.EventQuery
+	(*ReadOptions)(nil),           // 20: factstr.v1.ReadOptions
+	(*EventRecord)(nil),           // 21: factstr.v1.EventRecord
 }
 var file_factstr_v1_event_store_proto_depIdxs = []int32{
-	16, // 0: factstr.v1.AppendRequest.events:type_name -> factstr.v1.Event
-	16, // 1: factstr.v1.AppendIfRequest.events:type_name -> factstr.v1.Event
-	17, // 2: factstr.v1.AppendIfRequest.context:type_name -> factstr.v1.EventQuery
-	17, // 3: factstr.v1.QueryRequest.query:type_name -> factstr.v1.EventQuery
-	18, // 4: factstr.v1.QueryRequest.read:type_name -> factstr.v1.ReadOptions
-	19, // 5: factstr.v1.QueryResponse.events:type_name -> factstr.v1.EventRecord
-	17, // 6: factstr.v1.StreamRequest.query:type_name -> factstr.v1.EventQuery
-	18, // 7: factstr.v1.StreamRequest.read:type_name -> factstr.v1.ReadOptions
-	19, // 8: factstr.v1.Batch.events:type_name -> factstr.v1.EventRecord
-	7,  // 9: factstr.v1.StreamResponse.subscribed:type_name -> factstr.v1.Subscribed
-	8,  // 10: factstr.v1.StreamResponse.batch:type_name -> factstr.v1.Batch
-	17, // 11: factstr.v1.DurableSubscribe.query:type_name -> factstr.v1.EventQuery
-	18, // 12: factstr.v1.DurableSubscribe.read:type_name -> factstr.v1.ReadOptions
-	10, // 13: factstr.v1.StreamDurableRequest.subscribe:type_name -> factstr.v1.DurableSubscribe
-	11, // 14: factstr.v1.StreamDurableRequest.ack:type_name -> factstr.v1.DurableAck
-	12, // 15: factstr.v1.StreamDurableRequest.unsubscribe:type_name -> factstr.v1.DurableUnsubscribe
-	7,  // 16: factstr.v1.StreamDurableResponse.subscribed:type_name -> factstr.v1.Subscribed
-	8,  // 17: factstr.v1.StreamDurableResponse.batch:type_name -> factstr.v1.Batch
-	14, // 18: factstr.v1.StreamDurableResponse.released:type_name -> factstr.v1.Released
-	0,  // 19: factstr.v1.EventStoreService.Append:input_type -> factstr.v1.AppendRequest
-	2,  // 20: factstr.v1.EventStoreService.AppendIf:input_type -> factstr.v1.AppendIfRequest
-	4,  // 21: factstr.v1.EventStoreService.Query:input_type -> factstr.v1.QueryRequest
-	6,  // 22: factstr.v1.EventStoreService.Stream:input_type -> factstr.v1.StreamRequest
-	13, // 23: factstr.v1.EventStoreService.StreamDurable:input_type -> factstr.v1.StreamDurableRequest
-	1,  // 24: factstr.v1.EventStoreService.Append:output_type -> factstr.v1.AppendResponse
-	3,  // 25: factstr.v1.EventStoreService.AppendIf:output_type -> factstr.v1.AppendIfResponse
-	5,  // 26: factstr.v1.EventStoreService.Query:output_type -> factstr.v1.QueryResponse
-	9,  // 27: factstr.v1.EventStoreService.Stream:output_type -> factstr.v1.StreamResponse
-	15, // 28: factstr.v1.EventStoreService.StreamDurable:output_type -> factstr.v1.StreamDurableResponse
-	24, // [24:29] is the sub-list for method output_type
-	19, // [19:24] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	18, // 0: factstr.v1.AppendRequest.events:type_name -> factstr.v1.Event
+	18, // 1: factstr.v1.AppendIfRequest.events:type_name -> factstr.v1.Event
+	19, // 2: factstr.v1.AppendIfRequest.context:type_name -> factstr.v1.EventQuery
+	0,  // 3: factstr.v1.WritesRequest.append:type_name -> factstr.v1.AppendRequest
+	2,  // 4: factstr.v1.WritesRequest.append_if:type_name -> factstr.v1.AppendIfRequest
+	1,  // 5: factstr.v1.WritesResponse.append:type_name -> factstr.v1.AppendResponse
+	3,  // 6: factstr.v1.WritesResponse.append_if:type_name -> factstr.v1.AppendIfResponse
+	19, // 7: factstr.v1.QueryRequest.query:type_name -> factstr.v1.EventQuery
+	20, // 8: factstr.v1.QueryRequest.read:type_name -> factstr.v1.ReadOptions
+	21, // 9: factstr.v1.QueryResponse.events:type_name -> factstr.v1.EventRecord
+	19, // 10: factstr.v1.StreamRequest.query:type_name -> factstr.v1.EventQuery
+	20, // 11: factstr.v1.StreamRequest.read:type_name -> factstr.v1.ReadOptions
+	21, // 12: factstr.v1.Batch.events:type_name -> factstr.v1.EventRecord
+	9,  // 13: factstr.v1.StreamResponse.subscribed:type_name -> factstr.v1.Subscribed
+	10, // 14: factstr.v1.StreamResponse.batch:type_name -> factstr.v1.Batch
+	19, // 15: factstr.v1.DurableSubscribe.query:type_name -> factstr.v1.EventQuery
+	20, // 16: factstr.v1.DurableSubscribe.read:type_name -> factstr.v1.ReadOptions
+	12, // 17: factstr.v1.StreamDurableRequest.subscribe:type_name -> factstr.v1.DurableSubscribe
+	13, // 18: factstr.v1.StreamDurableRequest.ack:type_name -> factstr.v1.DurableAck
+	14, // 19: factstr.v1.StreamDurableRequest.unsubscribe:type_name -> factstr.v1.DurableUnsubscribe
+	9,  // 20: factstr.v1.StreamDurableResponse.subscribed:type_name -> factstr.v1.Subscribed
+	10, // 21: factstr.v1.StreamDurableResponse.batch:type_name -> factstr.v1.Batch
+	16, // 22: factstr.v1.StreamDurableResponse.released:type_name -> factstr.v1.Released
+	0,  // 23: factstr.v1.EventStoreService.Append:input_type -> factstr.v1.AppendRequest
+	2,  // 24: factstr.v1.EventStoreService.AppendIf:input_type -> factstr.v1.AppendIfRequest
+	4,  // 25: factstr.v1.EventStoreService.Writes:input_type -> factstr.v1.WritesRequest
+	6,  // 26: factstr.v1.EventStoreService.Query:input_type -> factstr.v1.QueryRequest
+	8,  // 27: factstr.v1.EventStoreService.Stream:input_type -> factstr.v1.StreamRequest
+	15, // 28: factstr.v1.EventStoreService.StreamDurable:input_type -> factstr.v1.StreamDurableRequest
+	1,  // 29: factstr.v1.EventStoreService.Append:output_type -> factstr.v1.AppendResponse
+	3,  // 30: factstr.v1.EventStoreService.AppendIf:output_type -> factstr.v1.AppendIfResponse
+	5,  // 31: factstr.v1.EventStoreService.Writes:output_type -> factstr.v1.WritesResponse
+	7,  // 32: factstr.v1.EventStoreService.Query:output_type -> factstr.v1.QueryResponse
+	11, // 33: factstr.v1.EventStoreService.Stream:output_type -> factstr.v1.StreamResponse
+	17, // 34: factstr.v1.EventStoreService.StreamDurable:output_type -> factstr.v1.StreamDurableResponse
+	29, // [29:35] is the sub-list for method output_type
+	23, // [23:29] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_factstr_v1_event_store_proto_init() }
@@ -1199,16 +1419,25 @@ func file_factstr_v1_event_store_proto_init() {
 		return
 	}
 	file_factstr_v1_types_proto_init()
-	file_factstr_v1_event_store_proto_msgTypes[9].OneofWrappers = []any{
+	file_factstr_v1_event_store_proto_msgTypes[4].OneofWrappers = []any{
+		(*WritesRequest_Append)(nil),
+		(*WritesRequest_AppendIf)(nil),
+	}
+	file_factstr_v1_event_store_proto_msgTypes[5].OneofWrappers = []any{
+		(*WritesResponse_Append)(nil),
+		(*WritesResponse_AppendIf)(nil),
+		(*WritesResponse_Status)(nil),
+	}
+	file_factstr_v1_event_store_proto_msgTypes[11].OneofWrappers = []any{
 		(*StreamResponse_Subscribed)(nil),
 		(*StreamResponse_Batch)(nil),
 	}
-	file_factstr_v1_event_store_proto_msgTypes[13].OneofWrappers = []any{
+	file_factstr_v1_event_store_proto_msgTypes[15].OneofWrappers = []any{
 		(*StreamDurableRequest_Subscribe)(nil),
 		(*StreamDurableRequest_Ack)(nil),
 		(*StreamDurableRequest_Unsubscribe)(nil),
 	}
-	file_factstr_v1_event_store_proto_msgTypes[15].OneofWrappers = []any{
+	file_factstr_v1_event_store_proto_msgTypes[17].OneofWrappers = []any{
 		(*StreamDurableResponse_Subscribed)(nil),
 		(*StreamDurableResponse_Batch)(nil),
 		(*StreamDurableResponse_Released)(nil),
@@ -1219,7 +1448,7 @@ func file_factstr_v1_event_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_factstr_v1_event_store_proto_rawDesc), len(file_factstr_v1_event_store_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

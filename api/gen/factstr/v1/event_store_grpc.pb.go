@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	EventStoreService_Append_FullMethodName        = "/factstr.v1.EventStoreService/Append"
 	EventStoreService_AppendIf_FullMethodName      = "/factstr.v1.EventStoreService/AppendIf"
+	EventStoreService_Writes_FullMethodName        = "/factstr.v1.EventStoreService/Writes"
 	EventStoreService_Query_FullMethodName         = "/factstr.v1.EventStoreService/Query"
 	EventStoreService_Stream_FullMethodName        = "/factstr.v1.EventStoreService/Stream"
 	EventStoreService_StreamDurable_FullMethodName = "/factstr.v1.EventStoreService/StreamDurable"
@@ -39,6 +40,13 @@ type EventStoreServiceClient interface {
 	// AppendIf commits only if the context's current version is the expected
 	// one; otherwise ABORTED with an AppendConflict detail.
 	AppendIf(ctx context.Context, in *AppendIfRequest, opts ...grpc.CallOption) (*AppendIfResponse, error)
+	// Writes carries a client's Append and AppendIf calls over one long-lived
+	// stream instead of one call each: every request has an id the client
+	// chooses, and is answered by id once it is decided, in any order. Each
+	// request means exactly what the unary call means (idempotency keys
+	// included); what it saves is the per-call cost of gRPC on both sides.
+	// The Go client uses it when the node offers it.
+	Writes(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WritesRequest, WritesResponse], error)
 	// Query streams the result in pages; every page carries the context version.
 	Query(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[QueryResponse], error)
 	// Stream delivers committed batches live (StreamAll / StreamTo); with
@@ -77,9 +85,22 @@ func (c *eventStoreServiceClient) AppendIf(ctx context.Context, in *AppendIfRequ
 	return out, nil
 }
 
+func (c *eventStoreServiceClient) Writes(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WritesRequest, WritesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &EventStoreService_ServiceDesc.Streams[0], EventStoreService_Writes_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WritesRequest, WritesResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EventStoreService_WritesClient = grpc.BidiStreamingClient[WritesRequest, WritesResponse]
+
 func (c *eventStoreServiceClient) Query(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[QueryResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &EventStoreService_ServiceDesc.Streams[0], EventStoreService_Query_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &EventStoreService_ServiceDesc.Streams[1], EventStoreService_Query_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +119,7 @@ type EventStoreService_QueryClient = grpc.ServerStreamingClient[QueryResponse]
 
 func (c *eventStoreServiceClient) Stream(ctx context.Context, in *StreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &EventStoreService_ServiceDesc.Streams[1], EventStoreService_Stream_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &EventStoreService_ServiceDesc.Streams[2], EventStoreService_Stream_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +138,7 @@ type EventStoreService_StreamClient = grpc.ServerStreamingClient[StreamResponse]
 
 func (c *eventStoreServiceClient) StreamDurable(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamDurableRequest, StreamDurableResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &EventStoreService_ServiceDesc.Streams[2], EventStoreService_StreamDurable_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &EventStoreService_ServiceDesc.Streams[3], EventStoreService_StreamDurable_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +162,13 @@ type EventStoreServiceServer interface {
 	// AppendIf commits only if the context's current version is the expected
 	// one; otherwise ABORTED with an AppendConflict detail.
 	AppendIf(context.Context, *AppendIfRequest) (*AppendIfResponse, error)
+	// Writes carries a client's Append and AppendIf calls over one long-lived
+	// stream instead of one call each: every request has an id the client
+	// chooses, and is answered by id once it is decided, in any order. Each
+	// request means exactly what the unary call means (idempotency keys
+	// included); what it saves is the per-call cost of gRPC on both sides.
+	// The Go client uses it when the node offers it.
+	Writes(grpc.BidiStreamingServer[WritesRequest, WritesResponse]) error
 	// Query streams the result in pages; every page carries the context version.
 	Query(*QueryRequest, grpc.ServerStreamingServer[QueryResponse]) error
 	// Stream delivers committed batches live (StreamAll / StreamTo); with
@@ -164,6 +192,9 @@ func (UnimplementedEventStoreServiceServer) Append(context.Context, *AppendReque
 }
 func (UnimplementedEventStoreServiceServer) AppendIf(context.Context, *AppendIfRequest) (*AppendIfResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AppendIf not implemented")
+}
+func (UnimplementedEventStoreServiceServer) Writes(grpc.BidiStreamingServer[WritesRequest, WritesResponse]) error {
+	return status.Error(codes.Unimplemented, "method Writes not implemented")
 }
 func (UnimplementedEventStoreServiceServer) Query(*QueryRequest, grpc.ServerStreamingServer[QueryResponse]) error {
 	return status.Error(codes.Unimplemented, "method Query not implemented")
@@ -231,6 +262,13 @@ func _EventStoreService_AppendIf_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventStoreService_Writes_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(EventStoreServiceServer).Writes(&grpc.GenericServerStream[WritesRequest, WritesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EventStoreService_WritesServer = grpc.BidiStreamingServer[WritesRequest, WritesResponse]
+
 func _EventStoreService_Query_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(QueryRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -277,6 +315,12 @@ var EventStoreService_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Writes",
+			Handler:       _EventStoreService_Writes_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "Query",
 			Handler:       _EventStoreService_Query_Handler,
