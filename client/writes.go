@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"sync"
 
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/proto"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
