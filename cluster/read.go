@@ -134,14 +134,19 @@ func (n *Node) remoteReadIndexRound(ctx context.Context) (uint64, error) {
 	return resp.GetIndex(), nil
 }
 
-// coalescer runs one round for every caller that arrived while the previous
-// round was in flight.
+// coalescer shares read-index rounds between callers (etcd's
+// linearizableReadLoop does the same): a caller joins the next round to
+// start, never one already running, because its index must be taken after
+// its read began. Up to maxRounds rounds run at once, so a caller arriving
+// while a round is in flight starts the next one at once instead of
+// waiting for the first to end; beyond that, callers gather and share.
 type coalescer struct {
-	round func(context.Context) (uint64, error)
+	round     func(context.Context) (uint64, error)
+	maxRounds int
 
 	mu      sync.Mutex
 	waiting []chan roundResult
-	running bool
+	running int
 }
 
 type roundResult struct {
@@ -149,17 +154,21 @@ type roundResult struct {
 	err error
 }
 
+const readIndexRounds = 2
+
 func newCoalescer(round func(context.Context) (uint64, error)) *coalescer {
-	return &coalescer{round: round}
+	return &coalescer{round: round, maxRounds: readIndexRounds}
 }
 
 func (c *coalescer) do(ctx context.Context) (uint64, error) {
 	ch := make(chan roundResult, 1)
 	c.mu.Lock()
 	c.waiting = append(c.waiting, ch)
-	if !c.running {
-		c.running = true
-		go c.loop()
+	if c.running < c.maxRounds {
+		c.running++
+		batch := c.waiting
+		c.waiting = nil
+		go c.loop(batch)
 	}
 	c.mu.Unlock()
 	select {
@@ -170,17 +179,10 @@ func (c *coalescer) do(ctx context.Context) (uint64, error) {
 	}
 }
 
-func (c *coalescer) loop() {
+// loop runs a round for batch, then for whoever queued meanwhile, until
+// nobody waits.
+func (c *coalescer) loop(batch []chan roundResult) {
 	for {
-		c.mu.Lock()
-		batch := c.waiting
-		c.waiting = nil
-		if len(batch) == 0 {
-			c.running = false
-			c.mu.Unlock()
-			return
-		}
-		c.mu.Unlock()
 		// A round is bounded on its own: callers give up through their ctx.
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		idx, err := c.round(ctx)
@@ -188,6 +190,15 @@ func (c *coalescer) loop() {
 		for _, ch := range batch {
 			ch <- roundResult{idx, err}
 		}
+		c.mu.Lock()
+		batch = c.waiting
+		c.waiting = nil
+		if len(batch) == 0 {
+			c.running--
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
 	}
 }
 
