@@ -3,6 +3,7 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -181,6 +182,27 @@ type applier struct {
 	r                              *reader
 	meta, durables, idem, idemTime *bbolt.Bucket
 	applied                        uint64
+	arena                          arena
+}
+
+// arena hands out the keys and values of one write transaction from large
+// chunks instead of one allocation each: bbolt keeps references to them
+// until the commit, and so does the arena, so nothing is reused early.
+type arena struct{ chunk []byte }
+
+const arenaChunk = 64 << 10
+
+// take returns a zero-length slice with room for n bytes.
+func (a *arena) take(n int) []byte {
+	if n > arenaChunk/4 {
+		return make([]byte, 0, n)
+	}
+	if cap(a.chunk)-len(a.chunk) < n {
+		a.chunk = make([]byte, 0, arenaChunk)
+	}
+	start := len(a.chunk)
+	a.chunk = a.chunk[:start+n]
+	return a.chunk[start : start : start+n]
 }
 
 func newApplier(tx *bbolt.Tx, applied uint64) (*applier, error) {
@@ -207,6 +229,8 @@ func newApplier(tx *bbolt.Tx, applied uint64) (*applier, error) {
 	r.batches.FillPercent = 1.0
 	r.types.FillPercent = 0.9
 	r.postings.FillPercent = 0.9
+	// Recording times only grow.
+	a.idemTime.FillPercent = 1.0
 	return a, nil
 }
 
@@ -323,18 +347,18 @@ func (a *applier) writeEvents(c *Command, decoded []any) (contract.AppendResult,
 	last := first + uint64(len(c.Events)) - 1
 	for i, ev := range c.Events {
 		seq := first + uint64(i)
-		// bbolt keeps references to keys and values until commit, so
-		// every one is its own allocation.
-		key := seqKey(seq)
-		val := appendEvent(make([]byte, 0, 32+len(ev.Type)+len(ev.Payload)), at, ev.Type, ev.Payload)
+		// bbolt keeps references to keys and values until commit: they
+		// come from the transaction's arena, never from reused buffers.
+		key := binary.BigEndian.AppendUint64(a.arena.take(8), seq)
+		val := appendEvent(a.arena.take(32+len(ev.Type)+len(ev.Payload)), at, ev.Type, ev.Payload)
 		if err := a.r.events.Put(key, val); err != nil {
 			return contract.AppendResult{}, fmt.Errorf("event %d: %w", seq, err)
 		}
-		if err := a.r.types.Put(postingKey(typePrefix(ev.Type), seq), []byte{}); err != nil {
+		if err := a.r.types.Put(a.postingKey(typePrefix(ev.Type), seq), []byte{}); err != nil {
 			return contract.AppendResult{}, fmt.Errorf("type posting of event %d: %w", seq, err)
 		}
 		for _, lp := range leafPrefixes(decoded[i]) {
-			if err := a.r.postings.Put(postingKey(lp, seq), []byte{}); err != nil {
+			if err := a.r.postings.Put(a.postingKey(lp, seq), []byte{}); err != nil {
 				return contract.AppendResult{}, fmt.Errorf("payload posting of event %d: %w", seq, err)
 			}
 		}
@@ -344,6 +368,10 @@ func (a *applier) writeEvents(c *Command, decoded []any) (contract.AppendResult,
 	}
 	a.r.head = last
 	return contract.AppendResult{FirstSequenceNumber: first, LastSequenceNumber: last, CommittedCount: uint64(len(c.Events))}, nil
+}
+
+func (a *applier) postingKey(prefix []byte, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(a.arena.take(len(prefix)+8), prefix...), seq)
 }
 
 func (a *applier) recordIdem(c *Command, rec idemRecord) error {
