@@ -135,11 +135,17 @@ func (m *writeMux) receive(ws *writeStream) {
 	}
 }
 
-// breakStream fails every call waiting on ws: UNAVAILABLE (retried on the
-// next node), or errUnsupported.
+// breakStream fails every call waiting on ws: with the node's own answer
+// when it refused the stream (a token, a role, a limit: the unary call
+// would have got the same), else UNAVAILABLE (retried on the next node),
+// or errUnsupported.
 func (m *writeMux) breakStream(ws *writeStream, err error) {
-	if !errors.Is(err, errUnsupported) {
-		err = status.Errorf(codes.Unavailable, "client: write stream to %s broke: %v", m.c.targets[m.node], err)
+	switch status.Code(err) {
+	case codes.Unauthenticated, codes.PermissionDenied, codes.ResourceExhausted, codes.InvalidArgument, codes.FailedPrecondition:
+	default:
+		if !errors.Is(err, errUnsupported) {
+			err = status.Errorf(codes.Unavailable, "client: write stream to %s broke: %v", m.c.targets[m.node], err)
+		}
 	}
 	ws.mu.Lock()
 	if ws.broken == nil {

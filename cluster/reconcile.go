@@ -193,8 +193,13 @@ func (n *Node) caughtUp(ctx context.Context, m membership.Member) bool {
 	if err != nil {
 		return false
 	}
+	// It must have heard this leader over Raft (its term) and applied
+	// from the log: in a young cluster whose commit index is below the
+	// slack, a node that Raft traffic cannot reach (a TLS mismatch) would
+	// otherwise count as caught up at index 0.
 	const slack = 64 // entries; a busy leader keeps moving
-	return st.GetAppliedIndex()+slack >= n.raft.CommitIndex()
+	return st.GetTerm() == n.raft.CurrentTerm() && st.GetAppliedIndex() > 0 &&
+		st.GetAppliedIndex()+slack >= n.raft.CommitIndex()
 }
 
 // NodeStatus reports this node's progress.
