@@ -30,6 +30,8 @@ Usage:
   factstr-node status  [flags]     cluster status
   factstr-node admin <command>     members, join, leave, remove, transfer-leadership, snapshot, recover
   factstr-node bench   [flags]     load a running cluster: append, append-if, query, stream
+  factstr-node keygen              print a new cluster key (--cluster-key)
+  factstr-node ca-cert             print the CA certificate of a cluster key (clients' --tls-ca)
   factstr-node version
 
 Run 'factstr-node <command> --help' for a command's flags. Every flag can also
@@ -65,6 +67,10 @@ func run(ctx context.Context, args []string) int {
 		err = cmdAdmin(ctx, args)
 	case "bench":
 		err = cmdBench(ctx, args)
+	case "keygen":
+		err = cmdKeygen(args)
+	case "ca-cert":
+		err = cmdCACert(args)
 	case "version":
 		fmt.Println(version)
 	case "help", "-h", "--help":
