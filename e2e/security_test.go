@@ -291,6 +291,15 @@ func TestClusterKey(t *testing.T) {
 		}
 	})
 
+	t.Run("healthcheck with the node's key", func(t *testing.T) {
+		if _, stderr, code := cli(t, ctx, 30*time.Second, "healthcheck", "--addr", k.addrs[1], "--cluster-key", k.key); code != 0 {
+			t.Fatalf("healthcheck with the key: exit %d, %s", code, stderr)
+		}
+		if _, _, code := cli(t, ctx, 30*time.Second, "healthcheck", "--addr", k.addrs[1], "--timeout", "1s"); code == 0 {
+			t.Fatal("a plaintext healthcheck passed against a TLS port")
+		}
+	})
+
 	t.Run("ca-cert prints the CA clients verify", func(t *testing.T) {
 		out, stderr, code := cli(t, ctx, 30*time.Second, "ca-cert", "--cluster-key", k.key)
 		if code != 0 || out != string(k.ca.PEM()) {
