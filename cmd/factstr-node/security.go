@@ -126,8 +126,12 @@ func clusterIdentity(ctx context.Context, f *serveFlags, logger *slog.Logger) (*
 		return nil, err
 	}
 	hosts := []string{"localhost", "127.0.0.1", "::1"}
-	for _, a := range []string{f.grpcAddr, f.raftAddr, f.gossipAddr} {
-		if h, _, err := net.SplitHostPort(a); err == nil {
+	if h, _, err := net.SplitHostPort(f.grpcAddr); err == nil {
+		if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+			// A wildcard bind answers on every interface address (a pod
+			// IP, a container IP): clients dialing one must find it named.
+			hosts = append(hosts, interfaceIPs()...)
+		} else {
 			hosts = append(hosts, h)
 		}
 	}
@@ -190,4 +194,19 @@ func peerIdentity(id *nodeIdentity, certs *certreload.Reloader, haveCA bool) ser
 		})
 	}
 	return nil
+}
+
+// interfaceIPs lists this host's unicast addresses.
+func interfaceIPs() []string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
+			out = append(out, n.IP.String())
+		}
+	}
+	return out
 }
