@@ -300,6 +300,26 @@ func TestClusterKey(t *testing.T) {
 		}
 	})
 
+	t.Run("client commands inside a node's environment", func(t *testing.T) {
+		// kubectl exec factstr-0 -- factstr-node status: the pod has the
+		// key and the token in its environment.
+		status := func(env ...string) error {
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(cctx, testcluster.Build(t), "status", "--addr", k.addrs[0], "--timeout", "5s")
+			cmd.Env = append(testcluster.CleanEnv(), env...)
+			out, err := cmd.CombinedOutput()
+			t.Logf("status with %d variables: %v\n%s", len(env), err, out)
+			return err
+		}
+		if err := status("FACTSTR_CLUSTER_KEY="+k.key, "FACTSTR_TOKEN="+roleTokens["reader"]); err != nil {
+			t.Fatalf("status with the node's key and a token: %v", err)
+		}
+		if err := status("FACTSTR_TOKEN=" + roleTokens["reader"]); err == nil {
+			t.Fatal("status in the clear against the TLS port succeeded")
+		}
+	})
+
 	t.Run("ca-cert prints the CA clients verify", func(t *testing.T) {
 		out, stderr, code := cli(t, ctx, 30*time.Second, "ca-cert", "--cluster-key", k.key)
 		if code != 0 || out != string(k.ca.PEM()) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -94,4 +95,24 @@ func cmdHealthcheck(ctx context.Context, args []string) error {
 		return fmt.Errorf("health check %s: %s", *addr, res.GetStatus())
 	}
 	return nil
+}
+
+// clusterCAFromEnv returns the cluster CA of FACTSTR_CLUSTER_KEY, or nil.
+// A client command run inside a node's container (kubectl exec factstr-0
+// -- factstr-node status) has the node's key in its environment; it uses
+// it only to verify the node, as --tls-ca would.
+func clusterCAFromEnv() *x509.CertPool {
+	s := os.Getenv("FACTSTR_CLUSTER_KEY")
+	if s == "" {
+		return nil
+	}
+	k, err := clusterkey.Parse(s)
+	if err != nil {
+		return nil
+	}
+	ca, err := k.CA()
+	if err != nil {
+		return nil
+	}
+	return ca.Pool()
 }
