@@ -217,6 +217,13 @@ func TestClusterKey(t *testing.T) {
 				wantCode(t, tc.name+", "+role+" token forwards", err, tc.want)
 				_, err = peer.RemoveServer(cctx, &peerv1.RemoveServerRequest{})
 				wantCode(t, tc.name+", "+role+" token removes a server", err, tc.want)
+				// The batched forwarding stream, as the followers use it.
+				if st, err := peer.ForwardStream(cctx); err != nil {
+					wantCode(t, tc.name+", "+role+" token opens a forward stream", err, tc.want)
+				} else {
+					_, err = st.Recv()
+					wantCode(t, tc.name+", "+role+" token opens a forward stream", err, tc.want)
+				}
 				cancel()
 			}
 		}

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,12 +31,7 @@ import (
 func registerAll(s *grpc.Server) {
 	factstrv1.RegisterEventStoreServiceServer(s, factstrv1.UnimplementedEventStoreServiceServer{})
 	factstrv1.RegisterAdminServiceServer(s, factstrv1.UnimplementedAdminServiceServer{})
-	// The peer service as it will be with a streaming method added, to
-	// show that the rule covers methods nobody listed.
-	desc := peerv1.PeerService_ServiceDesc
-	desc.Streams = append(slices.Clone(desc.Streams), grpc.StreamDesc{StreamName: "ForwardStream", ServerStreams: true, ClientStreams: true,
-		Handler: func(any, grpc.ServerStream) error { return status.Error(codes.Unimplemented, "not here") }})
-	s.RegisterService(&desc, peerv1.UnimplementedPeerServiceServer{})
+	peerv1.RegisterPeerServiceServer(s, peerv1.UnimplementedPeerServiceServer{})
 	healthpb.RegisterHealthServer(s, health.NewServer())
 	reflection.Register(s)
 }
@@ -55,8 +49,9 @@ func TestEveryMethodHasAnAccessRule(t *testing.T) {
 	if err := CheckAccessRules(s2); err == nil || !strings.Contains(err.Error(), "/factstr.v1.Sneaky/Do") {
 		t.Fatalf("CheckAccessRules = %v, want the rule-less method named", err)
 	}
-	// A future peer method, unary or streaming, is covered by the prefix.
-	for _, m := range []string{"/factstr.peer.v1.PeerService/ForwardStream", peerv1.PeerService_Forward_FullMethodName} {
+	// Every peer method, unary or streaming, and one added later, is
+	// covered by the prefix.
+	for _, m := range []string{peerv1.PeerService_ForwardStream_FullMethodName, peerv1.PeerService_Forward_FullMethodName, "/factstr.peer.v1.PeerService/AddedLater"} {
 		if a, ok := accessFor(m); !ok || a != accessPeer {
 			t.Fatalf("%s: access %v, %v; want peer-only", m, a, ok)
 		}
@@ -184,7 +179,7 @@ func TestAuthorization(t *testing.T) {
 	removeM := factstrv1.AdminService_Remove_FullMethodName
 	restoreM := factstrv1.AdminService_SnapshotRestore_FullMethodName
 	forwardM := peerv1.PeerService_Forward_FullMethodName
-	futurePeerM := "/factstr.peer.v1.PeerService/ForwardStream"
+	forwardStreamM := peerv1.PeerService_ForwardStream_FullMethodName // bidirectional stream
 	healthM := "/grpc.health.v1.Health/Check"
 	reflM := "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
 
@@ -212,10 +207,12 @@ func TestAuthorization(t *testing.T) {
 		{"reader forwards", anon, "reader-token-0123", forwardM, denied},
 		{"writer forwards", anon, "writer-token-0123", forwardM, denied},
 		{"admin forwards", anon, "admin-token-01234", forwardM, denied},
-		{"admin opens a future peer stream", anon, "admin-token-01234", futurePeerM, denied},
+		{"admin opens a forward stream", anon, "admin-token-01234", forwardStreamM, denied},
+		{"writer opens a forward stream", anon, "writer-token-0123", forwardStreamM, denied},
 		{"outsider node forwards", asOutsider, "admin-token-01234", forwardM, denied},
 		{"node forwards", asNode, "", forwardM, pass},
-		{"node opens a future peer stream", asNode, "", futurePeerM, pass},
+		{"node opens a forward stream", asNode, "", forwardStreamM, pass},
+		{"outsider node opens a forward stream", asOutsider, "", forwardStreamM, denied},
 		{"node without token queries", asNode, "", queryM, unauth},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
