@@ -301,9 +301,10 @@ func serve(ctx context.Context, args []string) error {
 	case certs != nil:
 		opts = append(opts, grpc.Creds(credentials.NewTLS(certs.ServerConfig())))
 	}
-	opts = append(opts, authOpts...)
 	opts = append(opts, server.CodecOption())
 	opts = append(opts, server.LoggingInterceptors(logger, f.nodeID, func() uint64 { return node.Raft().CurrentTerm() })...)
+	// After logging, so that every refused call is logged with its code.
+	opts = append(opts, authOpts...)
 	opts = append(opts, server.ConnLimits{MaxConcurrentStreams: uint32(min(f.maxStreamsPerConn, 1<<31)), MaxSubscriptionsPerConn: f.maxSubsPerConn}.ServerOptions()...)
 	opts = append(opts, server.RecoveryInterceptors(logger)...) // last: closest to the handlers
 	srv := grpc.NewServer(opts...)
