@@ -12,6 +12,7 @@ package deploy_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 	"github.com/factstr/factstr-go/client"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/clusterkey"
 )
 
 const eventType = "compose-test"
@@ -69,7 +71,16 @@ func TestComposeCluster(t *testing.T) {
 	// The cluster, as a compose project of its own with free host ports.
 	project := fmt.Sprintf("factstrcomposetest%d", os.Getpid())
 	ports := freePorts(t, 3)
+	// The secrets, as an operator makes them (the compose file's header).
+	key := clusterkey.Generate()
+	token := fmt.Sprintf("compose-test-token-%d", os.Getpid())
+	envFile := filepath.Join(t.TempDir(), "factstr.env")
+	if err := os.WriteFile(envFile, []byte("FACTSTR_CLUSTER_KEY="+key+"\nFACTSTR_TOKEN="+token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sec := clientSecurity(t, key, token)
 	env := append(os.Environ(),
+		"FACTSTR_ENV_FILE="+envFile,
 		"FACTSTR_IMAGE="+image,
 		fmt.Sprintf("FACTSTR_PORT_1=%d", ports[0]),
 		fmt.Sprintf("FACTSTR_PORT_2=%d", ports[1]),
@@ -105,7 +116,7 @@ func TestComposeCluster(t *testing.T) {
 	for i, s := range services {
 		byName[s] = i
 	}
-	store, err := client.Dial(ctx, addrs, client.WithRetryTimeout(45*time.Second))
+	store, err := client.Dial(ctx, addrs, append(sec, client.WithRetryTimeout(45*time.Second))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +176,7 @@ func TestComposeCluster(t *testing.T) {
 	maxSeq = head.CurrentContextVersion
 	var logs [3][]contract.EventRecord
 	for i, addr := range addrs {
-		one, err := client.Dial(ctx, []string{addr}, client.WithRetryTimeout(time.Minute))
+		one, err := client.Dial(ctx, []string{addr}, append(sec, client.WithRetryTimeout(time.Minute))...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -424,4 +435,20 @@ func runIn(ctx context.Context, dir string, timeout time.Duration, env []string,
 		err = fmt.Errorf("%s %s: timed out after %v: %w", name, strings.Join(args, " "), timeout, err)
 	}
 	return out.String(), err
+}
+
+// clientSecurity are a client's options against the compose cluster: TLS
+// verified against the key's CA (what `factstr-node ca-cert` prints) and
+// the token.
+func clientSecurity(t *testing.T, key, token string) []client.Option {
+	t.Helper()
+	k, err := clusterkey.Parse(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := k.CA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []client.Option{client.WithTLS(&tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}), client.WithToken(token)}
 }

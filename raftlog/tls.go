@@ -155,7 +155,7 @@ func (c *trackedConn) clientHandshake(deadline time.Time) error {
 		_ = c.Close()
 		hint := notTLSHint(err)
 		if hint == "" && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
-			hint = " (the peer hung up on the TLS hello: is it started without --raft-tls? every node of a cluster must agree)"
+			hint = " (the peer hung up on the TLS hello: is it started without the cluster key or --raft-tls? every node of a cluster must agree)"
 		}
 		return fmt.Errorf("TLS handshake: %w%s", err, hint)
 	}
@@ -193,7 +193,7 @@ func (c *trackedConn) serverHandshake() error {
 func notTLSHint(err error) string {
 	var rh tls.RecordHeaderError
 	if errors.As(err, &rh) {
-		return " (the peer does not speak TLS: is it started without --raft-tls? every node of a cluster must agree)"
+		return " (the peer does not speak TLS: is it started without the cluster key or --raft-tls? every node of a cluster must agree)"
 	}
 	return ""
 }
@@ -218,7 +218,7 @@ func (r *refusalLog) log(l *slog.Logger, remote net.Addr, err error) {
 	suppressed := r.suppressed
 	r.suppressed = 0
 	r.mu.Unlock()
-	l.Warn("refused Raft connection: TLS handshake failed; the peer must use Raft TLS (factstr-node --raft-tls) with a node certificate signed by this node's CA",
+	l.Warn("refused Raft connection: TLS handshake failed; the peer must use Raft TLS (factstr-node --cluster-key with the same key, or --raft-tls) with a node certificate signed by this node's CA",
 		"remote_addr", remote.String(), "error", err.Error()+notTLSHint(err),
 		"refusals_not_logged", suppressed)
 }

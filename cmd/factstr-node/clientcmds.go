@@ -70,6 +70,8 @@ func (c *clientFlags) dial(ctx context.Context) (*client.Client, error) {
 			cfg.Certificates = []tls.Certificate{cert}
 		}
 		opts = append(opts, client.WithTLS(cfg))
+	} else if pool := clusterCAFromEnv(); pool != nil {
+		opts = append(opts, client.WithTLS(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, ServerName: c.serverName}))
 	}
 	opts = append(opts, client.WithRetryTimeout(c.timeout))
 	return client.Dial(ctx, addrs, opts...)

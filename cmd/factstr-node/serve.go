@@ -31,7 +31,6 @@ import (
 	"github.com/factstr/factstr-go/internal/diskguard"
 	"github.com/factstr/factstr-go/internal/metrics"
 	"github.com/factstr/factstr-go/internal/server"
-	"github.com/factstr/factstr-go/internal/wire"
 	"github.com/factstr/factstr-go/raftlog"
 )
 
@@ -46,7 +45,11 @@ type serveFlags struct {
 	tlsCert, tlsKey, tlsCA         string
 	raftTLS                        bool
 	token                          string
+	authFile                       string
 	gossipKey                      string
+	clusterKey                     string
+	tlsSANs                        listFlag
+	insecure                       bool
 	maxPayload, maxBatch, maxBytes int
 	maxDepth, maxLeaves, maxDigits int
 	logLevel, logFormat            string
@@ -84,8 +87,12 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "PEM CA bundle: clients and peers must present a certificate it signed (mutual TLS)")
 	fs.BoolVar(&f.raftTLS, "raft-tls", false, "mutual TLS for Raft traffic with --tls-cert, --tls-key and --tls-ca (peers are verified by CA, not host name); every node of a cluster must agree")
-	fs.StringVar(&f.token, "token", "", "require this bearer token on every call but health checks (clients and peers; every node needs the same token)")
-	fs.StringVar(&f.gossipKey, "gossip-key", "", "base64 key (16, 24 or 32 bytes) that encrypts and authenticates gossip; the same on every node")
+	fs.StringVar(&f.clusterKey, "cluster-key", "", "base64 32-byte secret shared by the nodes (factstr-node keygen prints one): Raft, gossip and the peer service are authenticated with it (mutual TLS from a CA derived from it); never give it to clients")
+	fs.Var(&f.tlsSANs, "tls-san", "extra host names or IPs for the certificate this node issues itself from --cluster-key (clients verify the name they dial), comma-separated or repeated")
+	fs.StringVar(&f.token, "token", "", "an admin bearer token; with it (or --auth-file) every client call but health checks needs a token")
+	fs.StringVar(&f.authFile, "auth-file", "", "JSON array of {\"name\", \"token\", \"role\"} client tokens, role reader, writer or admin; read at start")
+	fs.StringVar(&f.gossipKey, "gossip-key", "", "base64 key (16, 24 or 32 bytes) that encrypts and authenticates gossip; the same on every node (derived from --cluster-key when that is given)")
+	fs.BoolVar(&f.insecure, "insecure", false, "allow non-loopback addresses without cluster authentication or client tokens (anyone who reaches the ports controls the cluster)")
 	fs.IntVar(&f.maxPayload, "max-payload-bytes", contract.DefaultLimits.MaxPayloadBytes, "largest event payload accepted")
 	fs.IntVar(&f.maxBatch, "max-batch-events", contract.DefaultLimits.MaxBatchEvents, "most events accepted in one append")
 	fs.IntVar(&f.maxBytes, "max-batch-bytes", contract.DefaultLimits.MaxBatchBytes, "most bytes (types and payloads) accepted in one append")
@@ -157,12 +164,26 @@ func serve(ctx context.Context, args []string) error {
 	if f.raftTLS && (f.tlsCert == "" || f.tlsKey == "" || f.tlsCA == "") {
 		return errors.New("--raft-tls needs --tls-cert, --tls-key and --tls-ca: nodes present their certificate on the Raft port and verify each other's against the CA")
 	}
+	tokens, err := clientTokens(f.token, f.authFile)
+	if err != nil {
+		return err
+	}
+	if err := checkExposure(&f, len(tokens) > 0); err != nil {
+		return err
+	}
+	if f.insecure {
+		logger.Warn("--insecure: this node may listen beyond loopback without cluster authentication or client tokens; whoever reaches its ports can read, write and reconfigure the cluster")
+	}
 	certs, err := loadTLS(ctx, f.tlsCert, f.tlsKey, f.tlsCA, logger)
 	if err != nil {
 		return err
 	}
 	if certs != nil {
 		defer certs.Close()
+	}
+	ident, err := clusterIdentity(ctx, &f, logger)
+	if err != nil {
+		return err
 	}
 	lis, err := net.Listen("tcp", f.grpcAddr)
 	if err != nil {
@@ -176,20 +197,33 @@ func serve(ctx context.Context, args []string) error {
 	rc.TrailingLogs = f.snapshotThreshold + f.snapshotThreshold/4
 	rc.HeartbeatTimeout, rc.ElectionTimeout = f.heartbeat, f.election
 	rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, f.heartbeat/2)
-	if f.raftTLS {
+	switch {
+	case ident != nil:
+		rc.TLS = &tls.Config{GetCertificate: ident.GetCertificate, GetClientCertificate: ident.GetClientCertificate}
+		rc.TLSRootCAs = ident.CA().Pool
+	case f.raftTLS:
 		rc.TLS = &tls.Config{GetCertificate: certs.GetCertificate, GetClientCertificate: certs.GetClientCertificate}
 		rc.TLSRootCAs = certs.CAPool
 	}
+	authOpts, err := server.AuthInterceptors(server.AuthConfig{Tokens: tokens, PeerIdentity: peerIdentity(ident, certs, f.tlsCA != "")})
+	if err != nil {
+		return err
+	}
+	// Peers authenticate with certificates only, never with a client
+	// token: the peer service refuses tokens (internal/server/access.go).
 	peerCreds := insecure.NewCredentials()
-	if certs != nil {
+	switch {
+	case ident != nil:
+		peerCreds = ident.PeerCredentials()
+	case certs != nil:
 		peerCreds = certs.GRPCClientCredentials()
 	}
 	peerDial := []grpc.DialOption{grpc.WithTransportCredentials(peerCreds)}
-	if f.token != "" {
-		peerDial = append(peerDial, grpc.WithPerRPCCredentials(wire.TokenCredentials(f.token, certs != nil)))
-	}
 	var gossipKey []byte
-	if f.gossipKey != "" {
+	switch {
+	case ident != nil:
+		gossipKey = ident.gossipKey
+	case f.gossipKey != "":
 		if gossipKey, err = base64.StdEncoding.DecodeString(f.gossipKey); err != nil {
 			return fmt.Errorf("--gossip-key: not base64: %w", err)
 		}
@@ -261,14 +295,16 @@ func serve(ctx context.Context, args []string) error {
 	if met != nil {
 		opts = append(opts, met.ServerOptions()...)
 	}
-	if certs != nil {
+	switch {
+	case ident != nil:
+		opts = append(opts, grpc.Creds(credentials.NewTLS(ident.serverConfig(certs))))
+	case certs != nil:
 		opts = append(opts, grpc.Creds(credentials.NewTLS(certs.ServerConfig())))
-	}
-	if f.token != "" {
-		opts = append(opts, server.TokenInterceptors(f.token)...)
 	}
 	opts = append(opts, server.CodecOption())
 	opts = append(opts, server.LoggingInterceptors(logger, f.nodeID, func() uint64 { return node.Raft().CurrentTerm() })...)
+	// After logging, so that every refused call is logged with its code.
+	opts = append(opts, authOpts...)
 	opts = append(opts, server.ConnLimits{MaxConcurrentStreams: uint32(min(f.maxStreamsPerConn, 1<<31)), MaxSubscriptionsPerConn: f.maxSubsPerConn}.ServerOptions()...)
 	opts = append(opts, server.RecoveryInterceptors(logger)...) // last: closest to the handlers
 	srv := grpc.NewServer(opts...)
@@ -287,6 +323,10 @@ func serve(ctx context.Context, args []string) error {
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
+	if err := server.CheckAccessRules(srv); err != nil {
+		_ = node.Close()
+		return err
+	}
 	go server.WatchHealth(ctx, node, hs)
 
 	serveErr := make(chan error, 1)

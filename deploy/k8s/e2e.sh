@@ -380,6 +380,16 @@ spec:
 ---
 EOF
 done | kubectl apply -f - >/dev/null
+# The Secret the base needs (docs/kubernetes.md): a cluster key and an admin
+# token. The clients below get the key's CA certificate and the token, never
+# the key.
+cluster_key=$("$W/factstr-node" keygen)
+admin_token=$(head -c 24 /dev/urandom | base64 | tr -d '\n')
+kubectl -n "$NS" create secret generic factstr-secrets \
+	--from-literal=cluster-key="$cluster_key" --from-literal=admin-token="$admin_token" >/dev/null
+"$W/factstr-node" ca-cert --cluster-key "$cluster_key" >"$W/ca.pem"
+unset cluster_key
+export FACTSTR_TLS_CA="$W/ca.pem" FACTSTR_TOKEN="$admin_token"
 mkdir -p "$W/kustomize/e2e"
 cp -r "$K8S_DIR/base" "$K8S_DIR/overlays" "$W/kustomize/"
 cat >"$W/kustomize/e2e/kustomization.yaml" <<EOF

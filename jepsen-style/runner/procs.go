@@ -20,6 +20,9 @@ type node struct {
 	args    []string
 	bin     string
 	logPath string
+	// env holds the secrets (cluster key, token), kept out of args, which
+	// the log's start line prints.
+	env []string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -95,7 +98,7 @@ func (n *node) start() error {
 	fmt.Fprintf(lf, "\n=== start %s %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(n.args, " "))
 	cmd := exec.Command("ip", append([]string{"netns", "exec", nsName(n.i), n.bin}, n.args...)...)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	cmd.Env = append(append(os.Environ(), "GOMAXPROCS=1"), n.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := startCmd(cmd); err != nil {
 		lf.Close()

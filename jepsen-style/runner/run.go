@@ -67,6 +67,11 @@ type cluster struct {
 
 	proxies   []*proxyProc // Raft latency proxies (runner/latency.go)
 	proxyPids *pidFile
+
+	// The nodes run as a production cluster would: Raft, gossip and the
+	// peer service authenticated by a cluster key, clients over TLS with
+	// the key's CA and an admin token (secure.go).
+	sec *security
 }
 
 func (c *cluster) note(format string, a ...any) {
@@ -96,11 +101,15 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 	if err := os.MkdirAll(StateDir, 0o755); err != nil {
 		return nil, err
 	}
+	sec, err := newSecurity()
+	if err != nil {
+		return nil, err
+	}
 	rec, err := history.NewRecorder(filepath.Join(cfg.OutDir, "history.jsonl"))
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{cfg: cfg, rec: rec, proxyPids: &pidFile{name: proxyPidFile, pids: map[int]bool{}}}
+	c := &cluster{cfg: cfg, rec: rec, proxyPids: &pidFile{name: proxyPidFile, pids: map[int]bool{}}, sec: sec}
 	out = &Outcome{Started: rec.Start()}
 	defer func() {
 		c.teardown()
@@ -113,6 +122,7 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 		return out, fmt.Errorf("network setup: %w", err)
 	}
 	c.note("hosts: bridge %s %s/24, namespaces %s1..%d", Bridge, ClientIP, NSPrefix, cfg.Nodes)
+	c.note("security: cluster key on (Raft and peer mutual TLS, encrypted gossip), clients over TLS with an admin token")
 	if err := c.startNodes(ctx); err != nil {
 		return out, err
 	}
@@ -137,7 +147,7 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 		}
 	}()
 	dial := func(addrs []string) *client.Client {
-		cl, err := client.Dial(ctx, addrs, client.WithRetryTimeout(cfg.OpTimeout))
+		cl, err := client.Dial(ctx, addrs, append(c.sec.clientOptions(), client.WithRetryTimeout(cfg.OpTimeout))...)
 		if err != nil {
 			panic(err)
 		}
@@ -272,12 +282,12 @@ func (c *cluster) startNodes(ctx context.Context) error {
 			args = append(args, "--unsafe-local-reads")
 		}
 		args = append(args, c.nodeExtraArgs(i)...) // clock offset file, proxied Raft address
-		n := &node{i: i, name: fmt.Sprintf("n%d", i), args: args, bin: c.cfg.Bin, logPath: filepath.Join(c.cfg.OutDir, fmt.Sprintf("n%d.log", i)), pids: pf}
+		n := &node{i: i, name: fmt.Sprintf("n%d", i), args: args, env: c.sec.nodeEnv(), bin: c.cfg.Bin, logPath: filepath.Join(c.cfg.OutDir, fmt.Sprintf("n%d.log", i)), pids: pf}
 		c.nodes = append(c.nodes, n)
 		if err := n.start(); err != nil {
 			return fmt.Errorf("start n%d: %w", i, err)
 		}
-		cl, err := client.Dial(ctx, []string{grpcAddr(i)})
+		cl, err := client.Dial(ctx, []string{grpcAddr(i)}, c.sec.clientOptions()...)
 		if err != nil {
 			return err
 		}
@@ -335,7 +345,7 @@ func (c *cluster) barrier(ctx context.Context) (uint64, error) {
 	for i := 1; i <= c.cfg.Nodes; i++ {
 		all = append(all, grpcAddr(i))
 	}
-	cl, err := client.Dial(ctx, all, client.WithRetryTimeout(5*time.Second))
+	cl, err := client.Dial(ctx, all, append(c.sec.clientOptions(), client.WithRetryTimeout(5*time.Second))...)
 	if err != nil {
 		return 0, err
 	}

@@ -16,6 +16,10 @@
 // reports the given number of healthy voters, every one with a Raft address
 // of its node id plus --raft-suffix (the pods' DNS names).
 //
+// The nodes run with a cluster key and a token: FACTSTR_TLS_CA names the
+// CA certificate (factstr-node ca-cert) the nodes are verified against and
+// FACTSTR_TOKEN is the token, as for factstr-node's client commands.
+//
 // Targets are host:port, or gRPC resolver targets such as
 // dns://10.244.0.1:53/factstr-0.factstr-headless.ns.svc.cluster.local:7400,
 // which are re-resolved when a pod comes back with a new IP.
@@ -24,6 +28,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -84,7 +90,7 @@ func load(ctx context.Context, args []string) error {
 		return err
 	}
 	defer f.Close()
-	store, err := client.Dial(ctx, strings.Split(*targets, ","), client.WithRetryTimeout(60*time.Second))
+	store, err := client.Dial(ctx, strings.Split(*targets, ","), append(security(), client.WithRetryTimeout(60*time.Second))...)
 	if err != nil {
 		return err
 	}
@@ -182,7 +188,7 @@ func verify(ctx context.Context, args []string) error {
 	// Appends in flight when the writers stopped may have committed after
 	// the highest acknowledged one: every node must first apply up to the
 	// head a linearizable read sees, or their logs could differ at the end.
-	all, err := client.Dial(ctx, strings.Split(*targets, ","), client.WithRetryTimeout(90*time.Second))
+	all, err := client.Dial(ctx, strings.Split(*targets, ","), append(security(), client.WithRetryTimeout(90*time.Second))...)
 	if err != nil {
 		return err
 	}
@@ -198,7 +204,7 @@ func verify(ctx context.Context, args []string) error {
 	var first []contract.EventRecord
 	var problems []string
 	for i, t := range strings.Split(*targets, ",") {
-		store, err := client.Dial(ctx, []string{t}, client.WithRetryTimeout(90*time.Second))
+		store, err := client.Dial(ctx, []string{t}, append(security(), client.WithRetryTimeout(90*time.Second))...)
 		if err != nil {
 			return err
 		}
@@ -299,7 +305,7 @@ func cluster(ctx context.Context, args []string) error {
 	}
 	leader := ""
 	for _, t := range strings.Split(*targets, ",") {
-		store, err := client.Dial(ctx, []string{t}, client.WithRetryTimeout(5*time.Second))
+		store, err := client.Dial(ctx, []string{t}, append(security(), client.WithRetryTimeout(5*time.Second))...)
 		if err != nil {
 			return err
 		}
@@ -329,4 +335,27 @@ func cluster(ctx context.Context, args []string) error {
 	}
 	fmt.Println(leader)
 	return nil
+}
+
+// security returns the TLS and token options from FACTSTR_TLS_CA and
+// FACTSTR_TOKEN; it exits on an unreadable CA file.
+func security() []client.Option {
+	var opts []client.Option
+	if ca := os.Getenv("FACTSTR_TLS_CA"); ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2eclient: FACTSTR_TLS_CA:", err)
+			os.Exit(1)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			fmt.Fprintln(os.Stderr, "e2eclient: FACTSTR_TLS_CA holds no PEM certificate")
+			os.Exit(1)
+		}
+		opts = append(opts, client.WithTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+	}
+	if tok := os.Getenv("FACTSTR_TOKEN"); tok != "" {
+		opts = append(opts, client.WithToken(tok))
+	}
+	return opts
 }

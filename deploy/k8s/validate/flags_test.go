@@ -94,7 +94,7 @@ func cleanEnv() []string {
 }
 
 // subcommands of factstr-node whose flags a manifest may use.
-var subcommands = map[string]bool{"serve": true, "append": true, "query": true, "tail": true, "status": true}
+var subcommands = map[string]bool{"serve": true, "append": true, "query": true, "tail": true, "status": true, "healthcheck": true}
 
 // checkCommandLine checks a factstr-node command line (without the binary
 // itself): the subcommand exists and every flag it gives is one the

@@ -421,6 +421,8 @@ func checkInvariants(t *testing.T, r *rendered) {
 		t.Errorf("%s: pods should run as non-root", where)
 	}
 
+	checkSecurity(t, r, cwhere, c, probes)
+
 	// TLS overlay: the Secret is mounted where FACTSTR_TLS_* point.
 	if r.name == "overlays/tls" {
 		env := map[string]string{}
@@ -490,6 +492,7 @@ func TestComposeFlags(t *testing.T) {
 		Services map[string]struct {
 			Command     []string          `json:"command"`
 			Environment map[string]string `json:"environment"`
+			EnvFile     string            `json:"env_file"`
 			Healthcheck struct {
 				Test []string `json:"test"`
 			} `json:"healthcheck"`
@@ -510,6 +513,23 @@ func TestComposeFlags(t *testing.T) {
 		if hc := svc.Healthcheck.Test; len(hc) > 2 && hc[0] == "CMD" {
 			checkCommandLine(t, w+" healthcheck", hc[2:])
 		}
+		// Secrets from the env file, never in the compose file; nothing
+		// insecure.
+		if svc.EnvFile == "" {
+			t.Errorf("%s: no env_file with FACTSTR_CLUSTER_KEY and FACTSTR_TOKEN", w)
+		}
+		for _, k := range []string{"FACTSTR_CLUSTER_KEY", "FACTSTR_TOKEN", "FACTSTR_INSECURE", "FACTSTR_RAFT_TLS"} {
+			if _, ok := svc.Environment[k]; ok {
+				t.Errorf("%s: environment sets %s", w, k)
+			}
+		}
+		for _, a := range svc.Command {
+			for _, bad := range []string{"--insecure", "--cluster-key", "--token", "--raft-tls"} {
+				if strings.HasPrefix(a, bad) {
+					t.Errorf("%s: command has %q", w, a)
+				}
+			}
+		}
 		joined := svc.Environment["FACTSTR_JOIN"]
 		for other := range compose.Services {
 			if !strings.Contains(joined, other+":7402") {
@@ -518,6 +538,55 @@ func TestComposeFlags(t *testing.T) {
 		}
 		if !slices.Contains(svc.Command, "--node-id="+name) || !slices.Contains(svc.Command, "--advertise-addr="+name) {
 			t.Errorf("%s: --node-id and --advertise-addr should be the service name, got %v", w, svc.Command)
+		}
+	}
+}
+
+// checkSecurity: every rendering runs authenticated and cannot start
+// insecurely by accident. The cluster key and a token come from a Secret
+// (required, never a literal), nothing says --insecure, the probes do not
+// use the kubelet's gRPC probes (the gRPC port speaks TLS), and --raft-tls
+// is not combined with the cluster key (the node refuses that).
+func checkSecurity(t *testing.T, r *rendered, cwhere string, c corev1.Container, probes map[string]*corev1.Probe) {
+	t.Helper()
+	fromSecret := map[string]bool{}
+	for _, e := range c.Env {
+		if e.Name == "FACTSTR_INSECURE" || e.Name == "FACTSTR_RAFT_TLS" {
+			t.Errorf("%s: %s is set", cwhere, e.Name)
+		}
+		if e.Name == "FACTSTR_CLUSTER_KEY" || e.Name == "FACTSTR_TOKEN" || e.Name == "FACTSTR_AUTH_FILE" {
+			if e.Value != "" {
+				t.Errorf("%s: %s is a literal in the manifest; take it from a Secret", cwhere, e.Name)
+			}
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				if o := e.ValueFrom.SecretKeyRef.Optional; o != nil && *o {
+					t.Errorf("%s: %s is optional; a missing Secret must stop the pod", cwhere, e.Name)
+				}
+				fromSecret[e.Name] = true
+			}
+		}
+	}
+	if !fromSecret["FACTSTR_CLUSTER_KEY"] {
+		t.Errorf("%s: FACTSTR_CLUSTER_KEY does not come from a Secret (secretKeyRef)", cwhere)
+	}
+	if !fromSecret["FACTSTR_TOKEN"] && !fromSecret["FACTSTR_AUTH_FILE"] {
+		t.Errorf("%s: no client token from a Secret (FACTSTR_TOKEN or an auth file)", cwhere)
+	}
+	for _, a := range append(slices.Clone(c.Command), c.Args...) {
+		if strings.HasPrefix(a, "--insecure") || strings.HasPrefix(a, "--raft-tls") || strings.HasPrefix(a, "--cluster-key") || strings.HasPrefix(a, "--token") {
+			t.Errorf("%s: argument %q (secrets belong in a Secret; --insecure and --raft-tls do not belong at all)", cwhere, a)
+		}
+	}
+	for name, cm := range r.configMaps {
+		for _, k := range []string{"FACTSTR_INSECURE", "FACTSTR_RAFT_TLS", "FACTSTR_CLUSTER_KEY", "FACTSTR_TOKEN"} {
+			if _, ok := cm.Data[k]; ok {
+				t.Errorf("%s: ConfigMap %s sets %s", r.name, name, k)
+			}
+		}
+	}
+	for name, p := range probes {
+		if p != nil && p.GRPC != nil {
+			t.Errorf("%s: %s is a gRPC probe; the kubelet's gRPC probes cannot speak TLS, use factstr-node healthcheck", cwhere, name)
 		}
 	}
 }
