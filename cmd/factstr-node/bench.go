@@ -152,7 +152,7 @@ func cmdBench(ctx context.Context, args []string) error {
 		if res.Errors == nil {
 			res.Errors = map[string]int64{}
 		}
-		res.Errors["unavailable"] += n
+		res.Errors["unanswered_at_end"] += n
 		res.Failures += n
 	}
 	res.Name = "factstr " + f.workload
@@ -167,16 +167,22 @@ func cmdBench(ctx context.Context, args []string) error {
 	return err
 }
 
-// countCutOff counts the operations that failed for want of a node
-// (UNAVAILABLE after retries) but that load.Run does not count because the
-// run's end cut them off: against nodes that stopped answering, every
-// operation retries until the end of the run, and the report would
-// otherwise say "errors none".
+// countCutOff counts the operations that failed for want of a node but
+// that load.Run does not count because the run's end cut them off: against
+// nodes that stopped answering or have no leader, every operation retries
+// or waits until the end of the run, and the report would otherwise say
+// "errors none". An operation cut off counts when it failed UNAVAILABLE or
+// had gone unanswered for a second or more (healthy ones take
+// milliseconds); load.Run still drops the ones merely in flight.
 func countCutOff(op load.Op, n *atomic.Int64) load.Op {
+	const unanswered = time.Second
 	return func(ctx context.Context, w int) (int, error) {
+		start := time.Now()
 		k, err := op(ctx, w)
-		if err != nil && classifyErr(err) == "unavailable" {
-			if dl, ok := ctx.Deadline(); ctx.Err() != nil || (ok && time.Until(dl) < 100*time.Millisecond) {
+		if err != nil {
+			dl, ok := ctx.Deadline()
+			cut := ctx.Err() != nil || (ok && time.Until(dl) < 100*time.Millisecond)
+			if cut && (classifyErr(err) == "unavailable" || time.Since(start) >= unanswered) {
 				n.Add(1)
 			}
 		}
