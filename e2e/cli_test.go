@@ -547,3 +547,26 @@ func (tp *tailProc) stop(t *testing.T) {
 		t.Fatal("tail did not exit within 30s of SIGINT")
 	}
 }
+
+// TestCLITLSHint: against a node that serves mutual TLS, a command without
+// the TLS flags fails at once and points at them, not at whether the node
+// runs.
+func TestCLITLSHint(t *testing.T) {
+	skipShort(t)
+	pki := newPKI(t)
+	c := testcluster.Start(t, testcluster.Options{Nodes: 1, NoWait: true,
+		Args: []string{"--tls-cert", pki.nodeCert, "--tls-key", pki.nodeKey, "--tls-ca", pki.caFile}})
+	ctx := testCtx(t, 2*time.Minute)
+	addr := c.Node(0).Addr()
+	waitFor(t, 30*time.Second, func() bool {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	}, func() string { return "the TLS node to listen on " + addr })
+	r := cliEnv(t, ctx, 30*time.Second, nil, "status", "--addr", addr)
+	oneLineErr(t, r, 1, "no node answers at "+addr, "check --tls-ca, --tls-cert, --tls-key")
+	r = cliEnv(t, ctx, 30*time.Second, nil, "status", "--addr", addr, "--tls-ca", pki.caFile)
+	oneLineErr(t, r, 1, "no node answers at "+addr, "check --tls-ca, --tls-cert, --tls-key")
+}

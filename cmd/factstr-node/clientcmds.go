@@ -56,24 +56,59 @@ func (c *clientFlags) addrs() ([]string, error) {
 	return addrs, nil
 }
 
+// startGrace is how long dial keeps asking when no node answers: a node
+// started a moment ago (`factstr-node serve &` and the next command at
+// once) may not listen yet. gRPC reconnects after about a second, so this
+// gives such a node two chances.
+const startGrace = 2500 * time.Millisecond
+
 // dial connects to --addr and checks that at least one node answers, so
-// that a command against stopped nodes fails at once with a hint instead
-// of retrying until --timeout.
+// that a command against stopped nodes fails within seconds with a hint
+// instead of retrying until --timeout.
 func (c *clientFlags) dial(ctx context.Context) (*client.Client, error) {
 	cl, err := c.dialLazy()
 	if err != nil {
 		return nil, err
 	}
-	pctx, cancel := context.WithTimeout(ctx, min(c.timeout, client.DefaultAttemptTimeout))
+	pctx, cancel := context.WithTimeout(ctx, min(c.timeout, max(startGrace, client.DefaultAttemptTimeout)))
 	defer cancel()
-	if err := cl.Ping(pctx); err != nil {
+	giveUp := time.Now().Add(min(c.timeout, startGrace))
+	for {
+		err = cl.Ping(pctx)
+		if err == nil || !errors.Is(err, client.ErrNoNodeAnswers) || time.Now().After(giveUp) {
+			break
+		}
+		select {
+		case <-pctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if err != nil {
 		cl.Close()
-		if errors.Is(err, client.ErrNoNodeAnswers) {
-			return nil, fmt.Errorf("%w: is `factstr-node serve` running? check --addr / FACTSTR_ADDR", err)
+		var ue *client.UnreachableError
+		if errors.As(err, &ue) {
+			return nil, fmt.Errorf("%w: %s", err, unreachableHint(ue))
 		}
 		return nil, err
 	}
 	return cl, nil
+}
+
+// unreachableHint says what to check: whether the nodes run, when nothing
+// listens at any address, else their TLS (a connection that was accepted
+// and then dropped or refused in the handshake: a TLS node asked in
+// plaintext, or without the client certificate it requires).
+func unreachableHint(ue *client.UnreachableError) string {
+	for _, r := range ue.Reasons {
+		absent := false
+		for _, s := range []string{"connection refused", "no answer within", "no such host", "network is unreachable", "i/o timeout", "no route to host"} {
+			absent = absent || strings.Contains(r, s)
+		}
+		if !absent {
+			return "the node's TLS does not match: check --tls-ca, --tls-cert, --tls-key (FACTSTR_TLS_*)"
+		}
+	}
+	return "is `factstr-node serve` running? check --addr / FACTSTR_ADDR"
 }
 
 // dialLazy connects without checking that a node answers.
