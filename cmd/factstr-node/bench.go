@@ -25,9 +25,7 @@ import (
 	"github.com/factstr/factstr-go/contract"
 )
 
-const benchUsage = `bench --workload append|append-if|query|stream [flags]
-
-Drives a running cluster through the Go client and reports ops/s, events/s,
+const benchUsage = `Drives a running cluster through the Go client and reports ops/s, events/s,
 latency percentiles (HdrHistogram) and errors by kind.
 
   append     Append batches of --batch events (payload --payload-bytes of JSON)
@@ -38,7 +36,10 @@ latency percentiles (HdrHistogram) and errors by kind.
              (--consistency linearizable or local; --on follower to read on
              followers)
   stream     --subscribers live subscribers (StreamTo) while the workers
-             append; reports end-to-end delivery latency`
+             append; reports end-to-end delivery latency
+
+Exits with status 1 when no operation succeeded; operations still
+unanswered after a second when the run ends count as unanswered_at_end.`
 
 type benchFlags struct {
 	cf            clientFlags
