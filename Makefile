@@ -4,13 +4,32 @@ BIN      := $(CURDIR)/bin
 PKGS     := ./...
 TESTFLAGS ?= -race -count=1 -timeout 25m
 
-.PHONY: help build test vet lint proto proto-check tools node clean
+.PHONY: help build test vet lint proto proto-check tools node clean release
+
+# Version information for `factstr-node version`: the nearest tag (or the
+# commit) and the commit, when this is a git checkout.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git describe --always --dirty --abbrev=40 --match=NONE 2>/dev/null)
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
 help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 build: ## build factstr-node into bin/
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/factstr-node ./cmd/factstr-node
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/factstr-node ./cmd/factstr-node
+
+release: ## static binaries for $(RELEASE_PLATFORMS) into bin/release, with SHA256SUMS
+	rm -rf $(BIN)/release && mkdir -p $(BIN)/release
+	set -e; for p in $(RELEASE_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; \
+		echo "factstr-node $(VERSION) $$os/$$arch"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
+			-o $(BIN)/release/factstr-node-$(VERSION)-$$os-$$arch ./cmd/factstr-node; \
+	done
+	cp LICENSE LICENSE-MIT LICENSE-APACHE $(BIN)/release/
+	cd $(BIN)/release && $$(command -v sha256sum || echo shasum -a 256) factstr-node-* > SHA256SUMS
+	@cat $(BIN)/release/SHA256SUMS
 
 node: ## run a single node with ./factstr-data
 	$(GO) run ./cmd/factstr-node
@@ -39,13 +58,12 @@ clean: ## remove build output
 
 # --- deploy (issue 7): container image, compose, Kubernetes checks ---
 IMAGE    ?= factstr-node:dev
-VERSION  ?= dev
 
 .PHONY: image compose-test k8s-validate k8s-dryrun k8s-e2e
 
 image: ## build the container image $(IMAGE) (static binary FROM scratch; no registry needed)
 	rm -rf $(BIN)/image && mkdir -p $(BIN)/image/data $(BIN)/image/etc
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/image/factstr-node ./cmd/factstr-node
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/image/factstr-node ./cmd/factstr-node
 	cp deploy/image/etc/passwd deploy/image/etc/group $(BIN)/image/etc/
 	DOCKER_BUILDKIT=0 docker build -q -f deploy/Dockerfile -t $(IMAGE) $(BIN)/image
 

@@ -57,7 +57,9 @@ type Client struct {
 var _ contract.EventStore = (*Client)(nil)
 
 // Dial connects to the cluster nodes at targets (host:port). Connections are
-// made lazily; Dial fails only for bad arguments.
+// made lazily; Dial fails only for bad arguments, such as a target without
+// a port. It does not fail for an address where no node listens yet (calls
+// retry across the targets); Ping checks that one answers.
 func Dial(ctx context.Context, targets []string, opts ...Option) (*Client, error) {
 	if len(targets) == 0 {
 		return nil, errors.New("client: no targets; give at least one node address (host:port)")
@@ -89,6 +91,10 @@ func Dial(ctx context.Context, targets []string, opts ...Option) (*Client, error
 	c := &Client{opts: o, targets: targets, log: o.logger, subs: make(map[uint64]*subscription), keys: newKeyMaker()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	for _, t := range targets {
+		if err := checkTarget(t); err != nil {
+			c.closeConns()
+			return nil, err
+		}
 		conn, err := grpc.NewClient(t, dial...)
 		if err != nil {
 			c.closeConns()

@@ -10,4 +10,7 @@
 // Live streams that lose their node resume on another from the last
 // delivered position, without gap or duplicate; durable streams resume from
 // their server-stored cursor.
+//
+// Dial is lazy: it succeeds before the nodes are up, and calls retry until
+// they are. Ping tells at once whether any node answers.
 package client

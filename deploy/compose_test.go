@@ -4,8 +4,8 @@
 // stops the leader's container while appends continue, starts it again and
 // checks that every acknowledged append is on all three nodes.
 //
-// It needs a Docker engine and docker-compose (v1) or the docker compose
-// plugin. Without an engine that answers it is skipped, except under CI=true,
+// It needs a Docker engine and the docker compose plugin (Compose v2) or,
+// failing that, docker-compose (Compose 1.29, as Debian packages it). Without an engine that answers it is skipped, except under CI=true,
 // where it fails instead.
 package deploy_test
 
@@ -36,6 +36,33 @@ const eventType = "compose-test"
 
 var services = []string{"node1", "node2", "node3"}
 
+// TestComposeFile checks the compose file without Docker: no obsolete
+// top-level version key, and default host ports that do not read as the
+// Raft (7401) or gossip (7402) port of the usual numbering.
+func TestComposeFile(t *testing.T) {
+	b, err := os.ReadFile("docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ports []string
+	for i, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "version:") {
+			t.Errorf("line %d: %q: Compose v2 ignores the top-level version key and warns about it", i+1, line)
+		}
+		if strings.Contains(line, "ports:") {
+			ports = append(ports, strings.TrimSpace(line))
+		}
+	}
+	want := []string{
+		`ports: ["127.0.0.1:${FACTSTR_PORT_1:-7410}:7400"]`,
+		`ports: ["127.0.0.1:${FACTSTR_PORT_2:-7420}:7400"]`,
+		`ports: ["127.0.0.1:${FACTSTR_PORT_3:-7430}:7400"]`,
+	}
+	if !slices.Equal(ports, want) {
+		t.Errorf("published ports %q; want %q", ports, want)
+	}
+}
+
 func TestComposeCluster(t *testing.T) {
 	inCI := os.Getenv("CI") == "true"
 	if out, err := run(context.Background(), 30*time.Second, nil, "docker", "version", "--format", "{{.Server.Version}}"); err != nil {
@@ -64,7 +91,7 @@ func TestComposeCluster(t *testing.T) {
 	// The image, under a tag of its own so a developer's factstr-node:dev
 	// is left alone.
 	image := fmt.Sprintf("factstr-node:composetest-%d", os.Getpid())
-	buildImage(ctx, t, image)
+	bin := buildImage(ctx, t, image)
 	t.Cleanup(func() { _, _ = run(context.Background(), time.Minute, nil, "docker", "rmi", "-f", image) })
 	logStep("built image %s", image)
 
@@ -124,6 +151,22 @@ func TestComposeCluster(t *testing.T) {
 
 	leader := waitHealthy(ctx, t, store, 3, 2*time.Minute)
 	logStep("cluster formed: leader %s, 3 healthy voters", leader)
+
+	// The members advertise their service names, which the host cannot
+	// resolve: bench --on leader must use the published --addr of the
+	// leader's node instead.
+	out, err := run(ctx, 2*time.Minute, nil, bin, "bench", "--on", "leader", "--addr", strings.Join(addrs, ","),
+		"--workload", "append", "--ops", "20", "--warmup", "0", "--concurrency", "2", "--connections", "1", "--quiet", "--json")
+	if err != nil {
+		t.Fatalf("factstr-node bench --on leader from the host: %v\n%s", err, out)
+	}
+	var br struct {
+		Ops int64 `json:"ops"`
+	}
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &br); err != nil || br.Ops == 0 {
+		t.Fatalf("bench --on leader: %d ops (%v); want some:\n%s", br.Ops, err, out)
+	}
+	logStep("bench --on leader from the host: %d ops", br.Ops)
 
 	// Appenders run through the whole test; every acknowledged event is
 	// recorded with its sequence number.
@@ -223,23 +266,25 @@ func TestComposeCluster(t *testing.T) {
 	}
 }
 
-// composeCommand finds docker-compose (v1, as Debian ships it) or the
-// docker compose plugin.
+// composeCommand finds Compose v2 (the docker compose plugin), or else
+// docker-compose (Compose 1.29, what Debian's package provides).
 func composeCommand(t *testing.T) []string {
-	if p, err := exec.LookPath("docker-compose"); err == nil {
-		if _, err := run(context.Background(), 30*time.Second, nil, p, "version"); err == nil {
-			return []string{p}
-		}
-	}
 	if _, err := run(context.Background(), 30*time.Second, nil, "docker", "compose", "version"); err == nil {
 		return []string{"docker", "compose"}
+	}
+	if p, err := exec.LookPath("docker-compose"); err == nil {
+		if _, err := run(context.Background(), 30*time.Second, nil, p, "version"); err == nil {
+			t.Logf("the docker compose plugin (Compose v2) is not installed; using %s", p)
+			return []string{p}
+		}
 	}
 	return nil
 }
 
 // buildImage does what `make image` does, under the given tag: a static
 // binary built on the host, copied into an image FROM scratch.
-func buildImage(ctx context.Context, t *testing.T, tag string) {
+// It returns the path of the binary, which runs on the host as well.
+func buildImage(ctx context.Context, t *testing.T, tag string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for _, d := range []string{"etc", "data"} {
@@ -269,6 +314,7 @@ func buildImage(ctx context.Context, t *testing.T, tag string) {
 	if out, err := run(ctx, 5*time.Minute, env, "docker", "build", "-q", "-f", "Dockerfile", "-t", tag, dir); err != nil {
 		t.Fatalf("docker build: %v\n%s", err, out)
 	}
+	return filepath.Join(dir, "factstr-node")
 }
 
 // waitHealthy waits until some node reports a leader and voters healthy

@@ -3,10 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -50,16 +51,26 @@ func printMembers(w io.Writer, ms []*factstrv1.Member) {
 	tw.Flush()
 }
 
+func statusFlagSet(cf *clientFlags, name string) *flag.FlagSet {
+	fs := newFlagSet(name, name+" [--addr host:port,...] [--json]",
+		"Leader, term, commit and applied index, each member's state, lag and health, and warnings, as the\n"+
+			"first node of --addr that answers sees the cluster.")
+	cf.register(fs)
+	return fs
+}
+
 func cmdStatus(ctx context.Context, args []string) error {
 	return adminStatus(ctx, "status", args)
 }
 
 func adminStatus(ctx context.Context, name string, args []string) error {
 	var cf clientFlags
-	fs := newFlagSet(name, name+" [--addr host:port] [--json]")
-	cf.register(fs)
+	fs := statusFlagSet(&cf, name)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
@@ -68,7 +79,7 @@ func adminStatus(ctx context.Context, name string, args []string) error {
 		return err
 	}
 	defer c.Close()
-	st, err := c.AdminAt(0).Status(ctx, &factstrv1.StatusRequest{})
+	st, err := c.Admin().Status(ctx, &factstrv1.StatusRequest{})
 	if err != nil {
 		return err
 	}
@@ -95,49 +106,118 @@ func orNone(s string) string {
 	return s
 }
 
-const adminUsage = `Usage: factstr-node admin <command> [flags]
+const adminUsage = `Usage: factstr-node admin <command> [args] [flags]
 
   status                        leader, term, commit and applied index per node, lag, health
   members                       the Raft configuration with each member's state
-  join <gossip-addr>            have this node gossip with another (it is then added by the leader)
-  leave                         remove the node at --addr from the cluster (hands leadership over first)
+  join <gossip-addr>            have a node gossip with another (it is then added by the leader)
+  leave                         remove the FIRST node of --addr from the cluster (hands leadership over first)
   remove <node-id>              remove a (dead) node from the Raft configuration
   transfer-leadership [node-id] move leadership (to node-id, or the most up-to-date voter)
   snapshot save <file>          write a consistent backup of the store
   snapshot restore <file>       replace the cluster's state with a backup (run against the leader)
   recover --data-dir D --node-id ID --peers id=raft-addr,...   offline: rewrite the peer set after quorum loss
 
-Every command takes --addr (default 127.0.0.1:7400) and --json.
+Every command but recover takes --addr (default 127.0.0.1:7400; fails over
+among several, except leave) and --json. 'factstr-node admin <command> --help'
+lists a command's flags.
 `
+
+const snapshotUsage = `Usage: factstr-node admin snapshot save|restore <file> [flags]
+
+  save <file>     write a consistent backup of the store to file (atomically: file.tmp, then renamed)
+  restore <file>  replace the cluster's state with the backup in file (run against the leader)
+
+'factstr-node admin snapshot save --help' lists the flags.
+`
+
+// adminCommands are the admin subcommands, with their positional
+// arguments and what they do, for help and completion.
+var adminCommands = []struct{ name, args, about string }{
+	{"status", "", ""},
+	{"members", "", "The Raft configuration with each member's state, as the first node of --addr that answers sees it."},
+	{"join", "<gossip-addr>", "Have the node that answers gossip with the node at gossip-addr (host:port of its --gossip-addr);\nthe leader then adds it as a non-voter and promotes it once caught up."},
+	{"leave", "", "Remove the FIRST node of --addr from the cluster; it hands leadership over first. No fail-over:\nthe node that leaves is the one you name."},
+	{"remove", "<node-id>", "Remove a (dead) node from the Raft configuration."},
+	{"transfer-leadership", "[node-id]", "Move leadership to node-id, or to the most up-to-date voter."},
+	{"snapshot", "save|restore <file>", ""},
+	{"recover", "", ""},
+}
+
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
+}
+
+func adminFlagSet(cf *clientFlags, sub string) *flag.FlagSet {
+	for _, c := range adminCommands {
+		if c.name == sub {
+			fs := newFlagSet("admin "+sub, strings.TrimSpace("admin "+sub+" "+c.args)+" [--addr host:port,...] [--json]", c.about)
+			cf.register(fs)
+			return fs
+		}
+	}
+	return nil
+}
 
 func cmdAdmin(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, adminUsage)
-		return errUsage
+		return usagef("admin needs a command")
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
+	case "-h", "--help", "-help", "help":
+		fmt.Print(adminUsage)
+		return errHelp
 	case "status":
 		return adminStatus(ctx, "admin status", args)
 	case "recover":
 		return adminRecover(args)
 	case "snapshot":
-		if len(args) == 0 || (args[0] != "save" && args[0] != "restore") {
-			return errors.New("snapshot takes save <file> or restore <file>")
+		if len(args) == 0 {
+			return usagef("snapshot takes save <file> or restore <file> ('factstr-node admin snapshot --help')")
+		}
+		if isHelp(args[0]) {
+			fmt.Print(snapshotUsage)
+			return errHelp
+		}
+		if args[0] != "save" && args[0] != "restore" {
+			return usagef("snapshot takes save <file> or restore <file>, not %q", args[0])
 		}
 		return adminSnapshot(ctx, args[0], args[1:])
 	case "members", "join", "leave", "remove", "transfer-leadership":
 	default:
-		fmt.Fprintf(os.Stderr, "unknown admin command %q\n\n%s", sub, adminUsage)
-		return errUsage
+		var names []string
+		for _, c := range adminCommands {
+			names = append(names, c.name)
+		}
+		msg := fmt.Sprintf("unknown admin command %q", sub)
+		if s := closest(sub, names); s != "" {
+			msg += fmt.Sprintf("; did you mean %s?", s)
+		}
+		return usagef("%s ('factstr-node admin --help' lists them)", msg)
 	}
 	var cf clientFlags
-	fs := newFlagSet("admin "+sub, "admin "+sub+" [args] [--addr host:port] [--json]")
-	cf.register(fs)
+	fs := adminFlagSet(&cf, sub)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	pos := fs.Args()
+	switch {
+	case sub == "join" && len(pos) != 1:
+		return usagef("join takes one gossip address host:port")
+	case sub == "remove" && len(pos) != 1:
+		return usagef("remove takes one node id")
+	case sub == "transfer-leadership" && len(pos) > 1:
+		return usagef("transfer-leadership takes at most one node id")
+	case (sub == "members" || sub == "leave") && len(pos) > 0:
+		return usagef("%s takes no arguments (got %q)", sub, pos[0])
+	}
+	if sub == "join" {
+		if _, port, err := net.SplitHostPort(pos[0]); err != nil || port == "" {
+			return usagef("join: %q is not host:port (the --gossip-addr of the node to join, 7402 by default)", pos[0])
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
 	c, err := cf.dial(ctx)
@@ -145,7 +225,7 @@ func cmdAdmin(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
-	adm := c.AdminAt(0)
+	adm := c.Admin()
 	out := map[string]any{}
 	switch sub {
 	case "members":
@@ -159,9 +239,6 @@ func cmdAdmin(ctx context.Context, args []string) error {
 		}
 		out["members"] = membersJSON(r.GetMembers())
 	case "join":
-		if len(pos) != 1 {
-			return errors.New("join takes one gossip address host:port")
-		}
 		r, err := adm.Join(ctx, &factstrv1.JoinRequest{Addr: pos[0]})
 		if err != nil {
 			return err
@@ -177,13 +254,10 @@ func cmdAdmin(ctx context.Context, args []string) error {
 		}
 		out["left"] = true
 		if !cf.json {
-			fmt.Println("the node left the cluster; it can be stopped")
+			fmt.Printf("the node at %s left the cluster; it can be stopped\n", c.Targets()[0])
 			return nil
 		}
 	case "remove":
-		if len(pos) != 1 {
-			return errors.New("remove takes one node id")
-		}
 		if _, err := adm.Remove(ctx, &factstrv1.RemoveRequest{NodeId: pos[0]}); err != nil {
 			return err
 		}
@@ -210,15 +284,24 @@ func cmdAdmin(ctx context.Context, args []string) error {
 	return json.NewEncoder(os.Stdout).Encode(out)
 }
 
+func snapshotFlagSet(cf *clientFlags, op string) *flag.FlagSet {
+	about := "Write a consistent backup of the store to file (file.tmp, synced, then renamed)."
+	if op == "restore" {
+		about = "Replace the cluster's state with the backup in file. Run it against the leader: a follower refuses."
+	}
+	fs := newFlagSet("admin snapshot "+op, "admin snapshot "+op+" <file> [--addr host:port,...]", about)
+	cf.register(fs)
+	return fs
+}
+
 func adminSnapshot(ctx context.Context, op string, args []string) error {
 	var cf clientFlags
-	fs := newFlagSet("admin snapshot "+op, "admin snapshot "+op+" <file> [--addr host:port]")
-	cf.register(fs)
+	fs := snapshotFlagSet(&cf, op)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("snapshot %s takes one file", op)
+		return usagef("snapshot %s takes one file", op)
 	}
 	file := fs.Arg(0)
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
@@ -229,7 +312,7 @@ func adminSnapshot(ctx context.Context, op string, args []string) error {
 	}
 	defer c.Close()
 	if op == "save" {
-		st, err := c.AdminAt(0).SnapshotSave(ctx, &factstrv1.SnapshotSaveRequest{})
+		st, err := c.Admin().SnapshotSave(ctx, &factstrv1.SnapshotSaveRequest{})
 		if err != nil {
 			return err
 		}
@@ -278,7 +361,7 @@ func adminSnapshot(ctx context.Context, op string, args []string) error {
 		return err
 	}
 	defer f.Close()
-	st, err := c.AdminAt(0).SnapshotRestore(ctx)
+	st, err := c.Admin().SnapshotRestore(ctx)
 	if err != nil {
 		return err
 	}
@@ -312,21 +395,36 @@ func adminSnapshot(ctx context.Context, op string, args []string) error {
 	return nil
 }
 
+type recoverFlags struct {
+	dataDir, nodeID string
+	peers           listFlag
+}
+
+func recoverFlagSet(r *recoverFlags) *flag.FlagSet {
+	fs := newFlagSet("admin recover", "admin recover --data-dir D --node-id ID --peers id=raft-addr,id=raft-addr,...",
+		"Offline, on a STOPPED node: rewrite its Raft peer set to the surviving voters after a quorum loss.\n"+
+			"Run it on every survivor with the same --peers, then start them.")
+	fs.StringVar(&r.dataDir, "data-dir", "./factstr-data", "data directory of the STOPPED node to recover")
+	fs.StringVar(&r.nodeID, "node-id", "node1", "id of that node")
+	fs.Var(&r.peers, "peers", "the surviving voters as id=raft-addr (this node included), comma-separated")
+	return fs
+}
+
 func adminRecover(args []string) error {
-	var dataDir, nodeID string
-	var peers listFlag
-	fs := newFlagSet("admin recover", "admin recover --data-dir D --node-id ID --peers id=raft-addr,id=raft-addr,...")
-	fs.StringVar(&dataDir, "data-dir", "./factstr-data", "data directory of the STOPPED node to recover")
-	fs.StringVar(&nodeID, "node-id", "node1", "id of that node")
-	fs.Var(&peers, "peers", "the surviving voters as id=raft-addr (this node included), comma-separated")
+	var r recoverFlags
+	fs := recoverFlagSet(&r)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	dataDir, nodeID, peers := r.dataDir, r.nodeID, r.peers
 	var ps []cluster.Peer
 	for _, p := range peers {
 		id, addr, ok := strings.Cut(p, "=")
 		if !ok {
-			return fmt.Errorf("--peers entry %q is not id=raft-addr", p)
+			return usagef("--peers entry %q is not id=raft-addr", p)
 		}
 		ps = append(ps, cluster.Peer{ID: id, RaftAddr: addr})
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -24,9 +25,7 @@ import (
 	"github.com/factstr/factstr-go/contract"
 )
 
-const benchUsage = `bench --workload append|append-if|query|stream [flags]
-
-Drives a running cluster through the Go client and reports ops/s, events/s,
+const benchUsage = `Drives a running cluster through the Go client and reports ops/s, events/s,
 latency percentiles (HdrHistogram) and errors by kind.
 
   append     Append batches of --batch events (payload --payload-bytes of JSON)
@@ -37,7 +36,10 @@ latency percentiles (HdrHistogram) and errors by kind.
              (--consistency linearizable or local; --on follower to read on
              followers)
   stream     --subscribers live subscribers (StreamTo) while the workers
-             append; reports end-to-end delivery latency`
+             append; reports end-to-end delivery latency
+
+Exits with status 1 when no operation succeeded; operations still
+unanswered after a second when the run ends count as unanswered_at_end.`
 
 type benchFlags struct {
 	cf            clientFlags
@@ -58,9 +60,8 @@ type benchFlags struct {
 	progressEvery time.Duration
 }
 
-func cmdBench(ctx context.Context, args []string) error {
-	var f benchFlags
-	fs := newFlagSet("bench", benchUsage)
+func benchFlagSet(f *benchFlags) *flag.FlagSet {
+	fs := newFlagSet("bench", "bench --workload append|append-if|query|stream [flags]", benchUsage)
 	f.cf.register(fs)
 	fs.StringVar(&f.workload, "workload", "append", "append, append-if, query or stream")
 	fs.IntVar(&f.concurrency, "concurrency", 64, "workers, each with one request in flight")
@@ -72,16 +73,34 @@ func cmdBench(ctx context.Context, args []string) error {
 	fs.IntVar(&f.batch, "batch", 1, "events per append (append, stream)")
 	fs.IntVar(&f.contexts, "contexts", 1000, "contexts (append-if: 1 is high contention; query: preloaded contexts)")
 	fs.StringVar(&f.consistency, "consistency", "linearizable", "query and stream reads: linearizable or local")
-	fs.StringVar(&f.on, "on", "any", "send requests to: any (every --addr), leader or follower (resolved through admin status)")
+	fs.StringVar(&f.on, "on", "any", "send requests to: any (every --addr), leader or follower (found through admin status; an --addr whose node has that role, else the member's advertised address)")
 	fs.IntVar(&f.subscribers, "subscribers", 10, "stream: live subscribers")
 	fs.Float64Var(&f.rate, "rate", 0, "operations per second over all workers (0: as fast as they go)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress lines on stderr")
 	fs.DurationVar(&f.progressEvery, "progress-every", time.Second, "interval of progress lines")
+	return fs
+}
+
+// errNothingSucceeded ends a bench run in which no operation succeeded
+// (exit status 1): a report of zero ops/s is not a measurement.
+var errNothingSucceeded = errors.New("no operation succeeded")
+
+func cmdBench(ctx context.Context, args []string) error {
+	var f benchFlags
+	fs := benchFlagSet(&f)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	switch f.workload {
+	case "append", "append-if", "query", "stream":
+	default:
+		return usagef("--workload %q: want append, append-if, query or stream", f.workload)
+	}
 	if f.concurrency < 1 || f.connections < 1 || f.batch < 1 || f.contexts < 1 {
-		return errors.New("--concurrency, --connections, --batch and --contexts must be at least 1")
+		return usagef("--concurrency, --connections, --batch and --contexts must be at least 1")
 	}
 	targets, err := f.targets(ctx)
 	if err != nil {
@@ -110,46 +129,83 @@ func cmdBench(ctx context.Context, args []string) error {
 		fmt.Fprintf(os.Stderr, "bench %s against %s: %d workers over %d connections\n", f.workload, strings.Join(targets, ","), f.concurrency, f.connections)
 	}
 	run := runID()
+	var cutOff atomic.Int64
 	var res load.Result
 	switch f.workload {
 	case "append":
-		res = load.Run(ctx, opts, f.appendOp(conns, run))
+		res = load.Run(ctx, opts, countCutOff(f.appendOp(conns, run), &cutOff))
 	case "append-if":
 		op, extra := f.appendIfOp(conns, run)
-		res = load.Run(ctx, opts, op)
+		res = load.Run(ctx, opts, countCutOff(op, &cutOff))
 		res.Extra = extra()
 	case "query":
 		if err := f.preload(ctx, conns[0], run); err != nil {
 			return err
 		}
-		res = load.Run(ctx, opts, f.queryOp(conns, run))
+		res = load.Run(ctx, opts, countCutOff(f.queryOp(conns, run), &cutOff))
 	case "stream":
-		res, err = f.stream(ctx, conns, opts, run)
+		res, err = f.stream(ctx, conns, opts, run, &cutOff)
 		if err != nil {
 			return err
 		}
-	default:
-		return fmt.Errorf("--workload %q: want append, append-if, query or stream", f.workload)
+	}
+	if n := cutOff.Load(); n > 0 {
+		if res.Errors == nil {
+			res.Errors = map[string]int64{}
+		}
+		res.Errors["unanswered_at_end"] += n
+		res.Failures += n
 	}
 	res.Name = "factstr " + f.workload
 	if f.cf.json {
-		return load.PrintJSON(os.Stdout, res)
+		err = load.PrintJSON(os.Stdout, res)
+	} else {
+		load.Print(os.Stdout, res)
 	}
-	load.Print(os.Stdout, res)
-	return nil
+	if err == nil && res.Ops == 0 {
+		err = fmt.Errorf("%w in %s against %s (%d failed)", errNothingSucceeded, time.Duration(res.Seconds*float64(time.Second)).Round(time.Millisecond), strings.Join(targets, ","), res.Failures)
+	}
+	return err
 }
 
-// targets resolves --on to node addresses.
+// countCutOff counts the operations that failed for want of a node but
+// that load.Run does not count because the run's end cut them off: against
+// nodes that stopped answering or have no leader, every operation retries
+// or waits until the end of the run, and the report would otherwise say
+// "errors none". An operation cut off counts when it failed UNAVAILABLE or
+// had gone unanswered for a second or more (healthy ones take
+// milliseconds); load.Run still drops the ones merely in flight.
+func countCutOff(op load.Op, n *atomic.Int64) load.Op {
+	const unanswered = time.Second
+	return func(ctx context.Context, w int) (int, error) {
+		start := time.Now()
+		k, err := op(ctx, w)
+		if err != nil {
+			dl, ok := ctx.Deadline()
+			cut := ctx.Err() != nil || (ok && time.Until(dl) < 100*time.Millisecond)
+			if cut && (classifyErr(err) == "unavailable" || time.Since(start) >= unanswered) {
+				n.Add(1)
+			}
+		}
+		return k, err
+	}
+}
+
+// targets resolves --on to node addresses. The members' advertised gRPC
+// addresses may not be reachable from here (in compose they are service
+// names on a private network), so an --addr whose node answered with the
+// wanted role is used first, matched by node id; a member's advertised
+// address only for roles no --addr has.
 func (f *benchFlags) targets(ctx context.Context) ([]string, error) {
-	addrs := []string(f.cf.addr)
-	if len(addrs) == 0 {
-		addrs = []string{"127.0.0.1:7400"}
+	addrs, err := f.cf.addrs()
+	if err != nil {
+		return nil, err
 	}
 	if f.on == "any" {
 		return addrs, nil
 	}
 	if f.on != "leader" && f.on != "follower" {
-		return nil, fmt.Errorf("--on %q: want any, leader or follower", f.on)
+		return nil, usagef("--on %q: want any, leader or follower", f.on)
 	}
 	cf := f.cf
 	cf.addr = addrs
@@ -160,21 +216,22 @@ func (f *benchFlags) targets(ctx context.Context) ([]string, error) {
 	defer c.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		for i := range addrs {
+		byID := map[string]string{} // node id -> the --addr it answered on
+		var st *factstrv1.StatusResponse
+		for i, a := range addrs {
 			sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			st, err := c.AdminAt(i).Status(sctx, &factstrv1.StatusRequest{})
+			s, err := c.AdminAt(i).Status(sctx, &factstrv1.StatusRequest{})
 			cancel()
-			if err != nil || st.GetLeaderId() == "" {
+			if err != nil {
 				continue
 			}
-			var out []string
-			for _, m := range st.GetMembers() {
-				leader := m.GetId() == st.GetLeaderId()
-				if (f.on == "leader") == leader && m.GetGrpcAddr() != "" && m.GetSuffrage() == "voter" {
-					out = append(out, m.GetGrpcAddr())
-				}
+			byID[s.GetNodeId()] = a
+			if st == nil && s.GetLeaderId() != "" {
+				st = s
 			}
-			if len(out) > 0 {
+		}
+		if st != nil {
+			if out := pickRole(f.on, st, byID); len(out) > 0 {
 				return out, nil
 			}
 		}
@@ -187,6 +244,28 @@ func (f *benchFlags) targets(ctx context.Context) ([]string, error) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// pickRole returns the addresses of the voters with the role (leader or
+// follower) in st: the --addr a node answered on (byID) where there is
+// one, else, when no --addr has the role, the members' advertised ones.
+func pickRole(role string, st *factstrv1.StatusResponse, byID map[string]string) []string {
+	var given, advertised []string
+	for _, m := range st.GetMembers() {
+		leader := m.GetId() == st.GetLeaderId()
+		if (role == "leader") != leader || m.GetSuffrage() != "voter" {
+			continue
+		}
+		if a, ok := byID[m.GetId()]; ok {
+			given = append(given, a)
+		} else if m.GetGrpcAddr() != "" {
+			advertised = append(advertised, m.GetGrpcAddr())
+		}
+	}
+	if len(given) > 0 {
+		return given
+	}
+	return advertised
 }
 
 func (f *benchFlags) readCtx(ctx context.Context) context.Context {
@@ -268,7 +347,7 @@ func (f *benchFlags) queryOp(conns []*client.Client, run string) load.Op {
 
 // stream runs --subscribers live subscriptions while the workers append
 // events stamped with their send time, and measures the delivery latency.
-func (f *benchFlags) stream(ctx context.Context, conns []*client.Client, opts load.Options, run string) (load.Result, error) {
+func (f *benchFlags) stream(ctx context.Context, conns []*client.Client, opts load.Options, run string, cutOff *atomic.Int64) (load.Result, error) {
 	typ := "bench-stream-" + run
 	q := contract.EventQuery{Filters: []contract.EventFilter{{EventTypes: []string{typ}}}}
 	type subStats struct {
@@ -331,7 +410,7 @@ func (f *benchFlags) stream(ctx context.Context, conns []*client.Client, opts lo
 		time.Sleep(500 * time.Millisecond) // let the warm-up deliveries drain
 	}
 	measuring.Store(true)
-	res := load.Run(ctx, opts, op)
+	res := load.Run(ctx, opts, countCutOff(op, cutOff))
 	want := written.Load() * int64(f.subscribers)
 	drain := time.Now().Add(10 * time.Second)
 	var delivered int64
