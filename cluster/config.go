@@ -93,7 +93,7 @@ type Config struct {
 	OnApply func(entries, commands int, took time.Duration)
 	// MaxInflightProposals bounds the coalesced batches a node has in
 	// flight: Raft entries proposed and not yet applied on the leader,
-	// batches forwarded and not yet answered on a follower (default 2).
+	// batches forwarded and not yet answered on a follower (default 1).
 	// Fewer means larger entries (one fsync each, on every node), more
 	// means less waiting on a lightly loaded node.
 	MaxInflightProposals int
@@ -124,7 +124,7 @@ func (c *Config) setDefaults() {
 		c.Raft = raftlog.DefaultConfig()
 	}
 	if c.MaxInflightProposals <= 0 {
-		c.MaxInflightProposals = 2
+		c.MaxInflightProposals = 1
 	}
 	if c.ApplyTimeout <= 0 {
 		c.ApplyTimeout = 10 * time.Second
