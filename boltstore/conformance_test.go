@@ -18,3 +18,15 @@ func TestConformance(t *testing.T) {
 		return s
 	})
 }
+
+func TestResultBound(t *testing.T) {
+	limits := contract.DefaultLimits
+	limits.MaxQueryBytes = 8 << 10
+	conformance.RunResultBound(t, limits.MaxQueryBytes, func(t *testing.T) contract.EventStore {
+		s, err := boltstore.Open(filepath.Join(t.TempDir(), "store.db"), boltstore.WithLogger(quietLogger()), boltstore.WithLimits(limits))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}

@@ -3,6 +3,7 @@ package boltstore
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"go.etcd.io/bbolt"
@@ -301,16 +302,27 @@ func (r *reader) contextVersion(ctx context.Context, q contract.EventQuery, m *c
 	return r.lastMatch(ctx, p, m, r.head, &scanBudget{})
 }
 
-func (r *reader) query(ctx context.Context, q contract.EventQuery, m *contract.Matcher) (contract.QueryResult, error) {
+// query collects the result, and stops reading once the next event would
+// take it over maxBytes (0: no bound): it then returns that first page with
+// contract.ErrResultTooLarge.
+func (r *reader) query(ctx context.Context, q contract.EventQuery, m *contract.Matcher, maxBytes int) (contract.QueryResult, error) {
 	p, err := r.plan(q)
 	if err != nil {
 		return contract.QueryResult{}, err
 	}
-	var res contract.QueryResult
+	var (
+		res    contract.QueryResult
+		size   int
+		tooBig bool
+	)
 	err = r.ascend(ctx, p, m, q.MinSequenceNumber, r.head, func(seq uint64, v []byte) (bool, error) {
 		rec, err := eventRecord(seq, v)
 		if err != nil {
 			return false, err
+		}
+		if size += contract.ResultBytes(rec.Type, rec.Payload); maxBytes > 0 && size > maxBytes {
+			tooBig = true
+			return false, nil
 		}
 		res.Events = append(res.Events, rec)
 		return true, nil
@@ -319,9 +331,19 @@ func (r *reader) query(ctx context.Context, q contract.EventQuery, m *contract.M
 		return contract.QueryResult{}, err
 	}
 	if n := len(res.Events); n > 0 {
+		res.LastReturnedSequenceNumber = res.Events[n-1].SequenceNumber
+	}
+	if tooBig {
+		// The page ends early, so the newest match is further on.
+		res.CurrentContextVersion, err = r.lastMatch(ctx, p, m, r.head, nil)
+		if err != nil {
+			return contract.QueryResult{}, err
+		}
+		return res, contract.ResultTooLarge(maxBytes, q, res.LastReturnedSequenceNumber)
+	}
+	if res.LastReturnedSequenceNumber > 0 {
 		// Everything after MinSequenceNumber was examined, so the last
 		// returned event is also the newest match.
-		res.LastReturnedSequenceNumber = res.Events[n-1].SequenceNumber
 		res.CurrentContextVersion = res.LastReturnedSequenceNumber
 		return res, nil
 	}
@@ -333,17 +355,32 @@ func (r *reader) query(ctx context.Context, q contract.EventQuery, m *contract.M
 }
 
 // Query returns the matching events after query.MinSequenceNumber and the
-// context's current version, from one consistent read transaction.
+// context's current version, from one consistent read transaction. An
+// embedded store bounds the result with its Limits.MaxQueryBytes; a
+// replicated one leaves the bound to the node that serves the read
+// (QueryLimited).
 func (s *Store) Query(ctx context.Context, query contract.EventQuery) (contract.QueryResult, error) {
 	if s.closing.Load() {
 		return contract.QueryResult{}, contract.ErrClosed
 	}
+	maxBytes := 0
 	if !s.opts.replicated {
 		// A replica's reads are checked by the node that serves them,
 		// with the limits it was configured with.
 		if err := contract.ValidateQueryLimits(query, s.opts.limits); err != nil {
 			return contract.QueryResult{}, err
 		}
+		maxBytes = s.opts.limits.MaxQueryBytes
+	}
+	return s.QueryLimited(ctx, query, maxBytes)
+}
+
+// QueryLimited is Query with a result bound of maxBytes (0: none) and no
+// other limit checks: the caller has validated the query. Over the bound it
+// returns the first page with contract.ErrResultTooLarge.
+func (s *Store) QueryLimited(ctx context.Context, query contract.EventQuery, maxBytes int) (contract.QueryResult, error) {
+	if s.closing.Load() {
+		return contract.QueryResult{}, contract.ErrClosed
 	}
 	m, err := contract.NewMatcher(query)
 	if err != nil {
@@ -358,9 +395,12 @@ func (s *Store) Query(ctx context.Context, query contract.EventQuery) (contract.
 		if err != nil {
 			return err
 		}
-		res, err = r.query(ctx, query, m)
+		res, err = r.query(ctx, query, m, maxBytes)
 		return err
 	})
+	if errors.Is(err, contract.ErrResultTooLarge) {
+		return res, err
+	}
 	if err != nil {
 		return contract.QueryResult{}, fmt.Errorf("query: %w", err)
 	}

@@ -348,7 +348,13 @@ func (c *Client) Query(ctx context.Context, query contract.EventQuery) (contract
 		}
 	})
 	if err != nil {
-		return contract.QueryResult{}, mapErr(err)
+		err = mapErr(err)
+		if errors.Is(err, contract.ErrResultTooLarge) {
+			// The node sent the first page before refusing the rest; the
+			// caller resumes after its LastReturnedSequenceNumber.
+			return res, err
+		}
+		return contract.QueryResult{}, err
 	}
 	return res, nil
 }

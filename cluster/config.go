@@ -177,5 +177,57 @@ func (c *Config) Validate() error {
 	if c.BootstrapExpect > 1 && len(c.Join) == 0 {
 		return bad("Join", fmt.Sprintf("is empty with BootstrapExpect %d; list the other nodes' gossip addresses", c.BootstrapExpect))
 	}
+	return c.validateSizes()
+}
+
+// MaxAppendEntriesBytes bounds what one Raft AppendEntries may carry:
+// Raft.MaxAppendEntries entries of the largest entry a node proposes.
+//
+// hashicorp/raft bounds an AppendEntries by entry count only, and its
+// NetworkTransport decodes msgpack with no message size limit, so the
+// count times the largest entry is what a leader builds and encodes and
+// what a follower reads into memory for one RPC, within one
+// TransportTimeout, for every peer that is catching up. Peers are
+// authenticated, so this bounds what honest nodes do to each other, not
+// what a hostile peer could send.
+const MaxAppendEntriesBytes = 64 << 20
+
+// largestEntry is the most bytes of events one Raft entry carries: one
+// append of Limits.MaxBatchBytes is one entry, and the proposer coalesces
+// smaller ones up to maxEntryBytes. Each event adds a few bytes of
+// encoding, an AppendIf its context.
+func largestEntry(l contract.Limits) int { return max(l.MaxBatchBytes, maxEntryBytes) }
+
+// MaxAppendEntriesFor is the most entries per AppendEntries that stays
+// within MaxAppendEntriesBytes with limits l (at least 1): what a node
+// configured with a larger Limits.MaxBatchBytes should use.
+func MaxAppendEntriesFor(l contract.Limits) int {
+	return max(1, MaxAppendEntriesBytes/largestEntry(l))
+}
+
+// validateSizes checks that the limits bound a Raft AppendEntries and
+// that every event a node accepts can be read back with Query.
+func (c *Config) validateSizes() error {
+	bad := func(field, why string) error {
+		return fmt.Errorf("%w: %s %s", ErrInvalidConfig, field, why)
+	}
+	l := c.Limits
+	if l.MaxBatchBytes <= 0 {
+		return bad("Limits.MaxBatchBytes", fmt.Sprintf("is %d: with no bound on an append's bytes, nothing bounds a Raft entry or an AppendEntries; "+
+			"set it (the default is %d)", l.MaxBatchBytes, contract.DefaultLimits.MaxBatchBytes))
+	}
+	if n, per := c.Raft.MaxAppendEntries, largestEntry(l); n*per > MaxAppendEntriesBytes {
+		return bad("Raft.MaxAppendEntries", fmt.Sprintf("is %d with entries of up to %d bytes (Limits.MaxBatchBytes): one AppendEntries could carry %d MiB, "+
+			"more than %d MiB; lower MaxAppendEntries to %d or Limits.MaxBatchBytes",
+			n, per, n*per>>20, MaxAppendEntriesBytes>>20, MaxAppendEntriesBytes/per))
+	}
+	if l.MaxQueryBytes < 0 {
+		return bad("Limits.MaxQueryBytes", fmt.Sprintf("is %d; use 0 for no bound or a positive size", l.MaxQueryBytes))
+	}
+	largest := l.MaxTypeBytes + l.MaxPayloadBytes + contract.RecordOverheadBytes // contract.ResultBytes of the largest event
+	if l.MaxQueryBytes > 0 && l.MaxPayloadBytes > 0 && l.MaxTypeBytes > 0 && l.MaxQueryBytes < largest {
+		return bad("Limits.MaxQueryBytes", fmt.Sprintf("is %d, less than the largest event (%d bytes with Limits.MaxPayloadBytes %d): "+
+			"no query could return such an event; raise it", l.MaxQueryBytes, largest, l.MaxPayloadBytes))
+	}
 	return nil
 }

@@ -26,7 +26,7 @@ func (n *Node) Query(ctx context.Context, q contract.EventQuery) (contract.Query
 	if err := n.ReadBarrier(ctx); err != nil {
 		return contract.QueryResult{}, err
 	}
-	return n.store.Query(ctx, q)
+	return n.store.QueryLimited(ctx, q, n.cfg.Limits.MaxQueryBytes)
 }
 
 // ReadBarrier waits until this node may answer a read made with ctx's read

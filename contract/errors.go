@@ -19,6 +19,13 @@ var (
 	// ErrLimitExceeded wraps rejections for size limits (payload bytes,
 	// events per batch).
 	ErrLimitExceeded = errors.New("limit exceeded")
+	// ErrResultTooLarge is returned by Query when the matching events after
+	// MinSequenceNumber are more than Limits.MaxQueryBytes. The result that
+	// comes with it is the first page: every matching event in
+	// (MinSequenceNumber, LastReturnedSequenceNumber], and the context's
+	// CurrentContextVersion. Query again with MinSequenceNumber set to that
+	// LastReturnedSequenceNumber for the next page, or narrow the query.
+	ErrResultTooLarge = errors.New("query result too large")
 	// ErrDurableNameInUse is returned when a durable stream name is already
 	// held by an active subscription.
 	ErrDurableNameInUse = errors.New("durable stream name is held by an active subscription")
@@ -46,14 +53,46 @@ type Limits struct {
 	MaxQueryFilters     int // filters per query
 	MaxFilterPredicates int // payload predicates per filter
 	MaxPredicateBytes   int // per payload predicate
+
+	// MaxQueryBytes bounds one Query result: the sum of ResultBytes over
+	// its events. A store stops reading once the next event would pass
+	// it, so neither the store nor a client ever holds more.
+	MaxQueryBytes int
+}
+
+// RecordOverheadBytes is what MaxQueryBytes counts for one event besides its
+// type and payload: its sequence number, time and framing on the wire. It
+// keeps a result of many tiny events bounded too.
+const RecordOverheadBytes = 32
+
+// ResultBytes is the size MaxQueryBytes counts for one event.
+func ResultBytes(eventType string, payload []byte) int {
+	return len(eventType) + len(payload) + RecordOverheadBytes
+}
+
+// ResultTooLarge is the ErrResultTooLarge a store returns with a first page
+// that ends at lastReturned (0 when not even one event fits).
+func ResultTooLarge(maxBytes int, q EventQuery, lastReturned uint64) error {
+	if lastReturned == 0 {
+		return fmt.Errorf("%w: the first matching event after sequence %d is over the limit of %d bytes per query result; "+
+			"raise the node's query limit (factstr-node --max-query-bytes) or narrow the query",
+			ErrResultTooLarge, q.MinSequenceNumber, maxBytes)
+	}
+	return fmt.Errorf("%w: the matching events after sequence %d are over the limit of %d bytes per query result "+
+		"(types and payloads, plus %d bytes per event); the result holds the first page, through sequence %d: "+
+		"query again with EventQuery.MinSequenceNumber = %d (QueryResult.LastReturnedSequenceNumber) for the next page, or narrow the query",
+		ErrResultTooLarge, q.MinSequenceNumber, maxBytes, RecordOverheadBytes, lastReturned, lastReturned)
 }
 
 // DefaultLimits are the limits every FACTSTR store applies unless configured
-// otherwise. They keep one Raft entry well below the transport's message size.
+// otherwise. They keep one Raft entry well below the transport's message size:
+// MaxBatchBytes is twice the largest payload, so that the cluster's default
+// of 32 entries per AppendEntries carries at most 64 MiB.
 var DefaultLimits = Limits{
-	MaxPayloadBytes: 1 << 20, MaxBatchEvents: 10_000, MaxTypeBytes: 256, MaxBatchBytes: 16 << 20,
+	MaxPayloadBytes: 1 << 20, MaxBatchEvents: 10_000, MaxTypeBytes: 256, MaxBatchBytes: 2 << 20,
 	MaxPayloadDepth: 64, MaxPayloadLeaves: 10_000, MaxNumberDigits: 100,
 	MaxQueryFilters: 256, MaxFilterPredicates: 256, MaxPredicateBytes: 64 << 10,
+	MaxQueryBytes: 64 << 20,
 }
 
 // ValidateEvents checks a batch before anything is written: validation comes

@@ -11,3 +11,11 @@ import (
 func TestConformance(t *testing.T) {
 	conformance.Run(t, func(t *testing.T) contract.EventStore { return memstore.New() })
 }
+
+func TestResultBound(t *testing.T) {
+	limits := contract.DefaultLimits
+	limits.MaxQueryBytes = 8 << 10
+	conformance.RunResultBound(t, limits.MaxQueryBytes, func(t *testing.T) contract.EventStore {
+		return memstore.New(memstore.WithLimits(limits))
+	})
+}

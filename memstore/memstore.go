@@ -136,16 +136,30 @@ func (s *Store) Query(ctx context.Context, query contract.EventQuery) (contract.
 	if s.closed {
 		return contract.QueryResult{}, contract.ErrClosed
 	}
-	var res contract.QueryResult
+	var (
+		res     contract.QueryResult
+		size    int
+		tooBig  bool
+		maxSize = s.limits.MaxQueryBytes
+	)
 	for _, ev := range s.events {
 		if !m.Match(ev.Type, ev.Payload) {
 			continue
 		}
 		res.CurrentContextVersion = ev.SequenceNumber
-		if ev.SequenceNumber > query.MinSequenceNumber {
-			res.Events = append(res.Events, cloneRecord(ev))
-			res.LastReturnedSequenceNumber = ev.SequenceNumber
+		if ev.SequenceNumber <= query.MinSequenceNumber || tooBig {
+			continue
 		}
+		if size += contract.ResultBytes(ev.Type, ev.Payload); maxSize > 0 && size > maxSize {
+			// Keep looking only for the context version: the page ends here.
+			tooBig = true
+			continue
+		}
+		res.Events = append(res.Events, cloneRecord(ev))
+		res.LastReturnedSequenceNumber = ev.SequenceNumber
+	}
+	if tooBig {
+		return res, contract.ResultTooLarge(maxSize, query, res.LastReturnedSequenceNumber)
 	}
 	return res, nil
 }

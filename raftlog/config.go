@@ -80,7 +80,8 @@ type Config struct {
 
 	// MaxAppendEntries is how many entries the leader writes in one
 	// StoreLogs (one fsync) and sends in one AppendEntries: the group-commit
-	// batch. hashicorp/raft rejects values above 1024.
+	// batch. hashicorp/raft rejects values above 1024. Times the largest
+	// entry it bounds the bytes of one AppendEntries (see cluster.Config).
 	MaxAppendEntries int
 
 	// SnapshotThreshold is how many entries past the last snapshot trigger
@@ -156,15 +157,18 @@ func DefaultConfig() Config {
 		ElectionTimeout:    time.Second,
 		LeaderLeaseTimeout: 500 * time.Millisecond,
 		CommitTimeout:      50 * time.Millisecond,
-		// raft's default is 64. We group-commit, so a bigger batch means
-		// fewer fsyncs under load; it stays well under raft's cap of 1024
-		// so one AppendEntries stays a reasonable size.
-		MaxAppendEntries: 256,
+		// raft's default is 64. It bounds an AppendEntries by count only,
+		// and an entry may be as large as one append (2 MiB by default):
+		// 32 keeps one AppendEntries within 64 MiB (the cluster package
+		// checks the product). Group commit rarely fills even this: with
+		// one batch in flight per node, a leader writes about one entry
+		// per node at a time, each already coalescing many appends.
+		MaxAppendEntries: 32,
 		// rqlite's values: snapshot every 8192 entries, keep 1.25x that.
 		SnapshotThreshold: threshold,
 		SnapshotInterval:  30 * time.Second,
 		TrailingLogs:      threshold + threshold/4,
-		// rqlite's value: two full default batches.
+		// rqlite's value.
 		LogCacheSize:     512,
 		NoFreelistSync:   true,
 		TransportMaxPool: 3,
@@ -223,7 +227,7 @@ func (c Config) Validate() error {
 	}
 
 	if c.MaxAppendEntries < 1 || c.MaxAppendEntries > maxAppendEntriesCap {
-		bad("MaxAppendEntries", "%d is outside 1..%d (raft's hard limit); the default is 256", c.MaxAppendEntries, maxAppendEntriesCap)
+		bad("MaxAppendEntries", "%d is outside 1..%d (raft's hard limit); the default is 32", c.MaxAppendEntries, maxAppendEntriesCap)
 	}
 	if c.SnapshotThreshold < 1 {
 		bad("SnapshotThreshold", "must be at least 1; the default is 8192")

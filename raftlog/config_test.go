@@ -129,7 +129,7 @@ func TestDefaultConfigValues(t *testing.T) {
 	if c.TrailingLogs != c.SnapshotThreshold*5/4 {
 		t.Errorf("TrailingLogs = %d, want 1.25 x SnapshotThreshold %d", c.TrailingLogs, c.SnapshotThreshold)
 	}
-	if c.MaxAppendEntries != 256 || c.SnapshotThreshold != 8192 || c.LogCacheSize != 512 || !c.NoFreelistSync {
+	if c.MaxAppendEntries != 32 || c.SnapshotThreshold != 8192 || c.LogCacheSize != 512 || !c.NoFreelistSync {
 		t.Errorf("unexpected defaults: %+v", c)
 	}
 }

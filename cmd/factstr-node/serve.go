@@ -52,6 +52,7 @@ type serveFlags struct {
 	insecure                       bool
 	maxPayload, maxBatch, maxBytes int
 	maxDepth, maxLeaves, maxDigits int
+	maxQueryBytes                  int
 	logLevel, logFormat            string
 	leaveOnTerminate               bool
 	unsafeLocalReads               bool
@@ -99,6 +100,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.IntVar(&f.maxDepth, "max-payload-depth", contract.DefaultLimits.MaxPayloadDepth, "deepest nesting of objects and arrays accepted in a payload or predicate")
 	fs.IntVar(&f.maxLeaves, "max-payload-leaves", contract.DefaultLimits.MaxPayloadLeaves, "most scalar values accepted in one payload or predicate (each is an index entry)")
 	fs.IntVar(&f.maxDigits, "max-number-digits", contract.DefaultLimits.MaxNumberDigits, "most digits accepted in one JSON number (larger numbers: send them as strings)")
+	fs.IntVar(&f.maxQueryBytes, "max-query-bytes", contract.DefaultLimits.MaxQueryBytes, fmt.Sprintf("most bytes in one query result (types and payloads, plus %d per event); past it ResourceExhausted with the first page, the caller queries on from its last sequence number (0: no bound)", contract.RecordOverheadBytes))
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&f.leaveOnTerminate, "leave-on-terminate", false, "on SIGTERM leave the cluster (remove this voter) instead of only handing leadership over")
@@ -128,6 +130,7 @@ func (f *serveFlags) limits() contract.Limits {
 	l := contract.DefaultLimits
 	l.MaxPayloadBytes, l.MaxBatchEvents, l.MaxBatchBytes = f.maxPayload, f.maxBatch, f.maxBytes
 	l.MaxPayloadDepth, l.MaxPayloadLeaves, l.MaxNumberDigits = f.maxDepth, f.maxLeaves, f.maxDigits
+	l.MaxQueryBytes = f.maxQueryBytes
 	return l
 }
 
@@ -196,6 +199,9 @@ func serve(ctx context.Context, args []string) error {
 	rc.LogStore = f.raftLogStore
 	rc.TrailingLogs = f.snapshotThreshold + f.snapshotThreshold/4
 	rc.HeartbeatTimeout, rc.ElectionTimeout = f.heartbeat, f.election
+	// Larger appends mean fewer entries per AppendEntries, so that one
+	// stays within cluster.MaxAppendEntriesBytes.
+	rc.MaxAppendEntries = min(rc.MaxAppendEntries, cluster.MaxAppendEntriesFor(f.limits()))
 	rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, f.heartbeat/2)
 	switch {
 	case ident != nil:

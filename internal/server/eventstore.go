@@ -127,13 +127,27 @@ func refuseUnnarrowed(events []contract.NewEvent, query contract.EventQuery) err
 }
 
 // Query sends the result in pages cut by count and by bytes, so no message
-// grows with the result; every page carries the result's versions.
+// grows with the result; every page carries the result's versions. A result
+// over the store's bound is sent as far as it goes, then the
+// RESOURCE_EXHAUSTED status, so that a client can resume after it.
 func (s *EventStore) Query(req *factstrv1.QueryRequest, stream grpc.ServerStreamingServer[factstrv1.QueryResponse]) error {
 	ctx := contract.WithReadOptions(stream.Context(), wire.ReadOptionsFromProto(req.GetRead()))
 	res, err := s.store.Query(ctx, wire.QueryFromProto(req.GetQuery()))
+	if errors.Is(err, contract.ErrResultTooLarge) {
+		if len(res.Events) > 0 {
+			if serr := s.sendQuery(req, stream, res); serr != nil {
+				return serr
+			}
+		}
+		return s.status(err)
+	}
 	if err != nil {
 		return s.status(err)
 	}
+	return s.sendQuery(req, stream, res)
+}
+
+func (s *EventStore) sendQuery(req *factstrv1.QueryRequest, stream grpc.ServerStreamingServer[factstrv1.QueryResponse], res contract.QueryResult) error {
 	pageSize := int(req.GetPageSize())
 	if pageSize <= 0 {
 		pageSize = DefaultPageSize

@@ -22,6 +22,7 @@ const (
 	ReasonInvalidEvent     = "INVALID_EVENT"
 	ReasonInvalidQuery     = "INVALID_QUERY"
 	ReasonLimitExceeded    = "LIMIT_EXCEEDED"
+	ReasonResultTooLarge   = "RESULT_TOO_LARGE"
 	ReasonConflict         = "CONTEXT_VERSION_CONFLICT"
 	ReasonNameInUse        = "DURABLE_NAME_IN_USE"
 	ReasonQueryMismatch    = "DURABLE_QUERY_MISMATCH"
@@ -66,6 +67,8 @@ func ToStatus(err error, classify Classifier) error {
 		return withReason(codes.InvalidArgument, ReasonInvalidQuery, err.Error())
 	case errors.Is(err, contract.ErrLimitExceeded):
 		return withReason(codes.ResourceExhausted, ReasonLimitExceeded, err.Error())
+	case errors.Is(err, contract.ErrResultTooLarge):
+		return withReason(codes.ResourceExhausted, ReasonResultTooLarge, err.Error())
 	case errors.Is(err, contract.ErrDurableNameInUse):
 		return withReason(codes.FailedPrecondition, ReasonNameInUse, err.Error()+"; unsubscribe the other subscriber or use another name")
 	case errors.Is(err, contract.ErrDurableQueryMismatch):
@@ -137,6 +140,8 @@ func FromStatus(err error) error {
 		sentinel = contract.ErrInvalidQuery
 	case ReasonLimitExceeded:
 		sentinel = contract.ErrLimitExceeded
+	case ReasonResultTooLarge:
+		sentinel = contract.ErrResultTooLarge
 	case ReasonNameInUse:
 		sentinel = contract.ErrDurableNameInUse
 	case ReasonQueryMismatch:
