@@ -130,6 +130,48 @@ func (f *forwarder) stream(ctx context.Context) (*fwdStream, error) {
 	return s, nil
 }
 
+// watch abandons the current stream as soon as it goes bad: the leader
+// changed (or none is known), or an answer is overdue. Only the proposer
+// sends, and it may be blocked in Send on a stream whose leader went away
+// without a reset (gRPC's flow control waits for a peer that does not
+// read); breaking the stream cancels its context, which frees the Send,
+// fails the pending batches as unknown outcomes and frees their slots, so
+// callers retry on the new leader within a fraction of a second instead
+// of waiting for TCP to give up.
+func (f *forwarder) watch(ctx context.Context) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		f.mu.Lock()
+		s := f.cur
+		f.mu.Unlock()
+		if s == nil {
+			continue
+		}
+		_, lid := f.n.raft.LeaderWithID()
+		reason := ""
+		switch {
+		case string(lid) != s.leaderID:
+			reason = fmt.Sprintf("the leader is now %q", lid)
+		case !s.healthy(f.n.fwdStallTimeout()):
+			reason = "an answer is overdue"
+		default:
+			continue
+		}
+		s.breakWith(fmt.Errorf("%w: forward stream to %s abandoned: %s", ErrOutcomeUnknown, s.leaderID, reason))
+		f.mu.Lock()
+		if f.cur == s {
+			f.cur = nil
+		}
+		f.mu.Unlock()
+	}
+}
+
 func (f *forwarder) close() {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -117,7 +117,11 @@ func (p *proposer) release() { <-p.slots }
 
 // start runs the proposer until ctx ends; wg tracks its goroutines.
 func (p *proposer) start(ctx context.Context, wg *sync.WaitGroup) {
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		p.fwd.watch(ctx)
+	}()
 	go func() {
 		defer wg.Done()
 		p.run(ctx)

@@ -155,7 +155,10 @@ func TestComposeCluster(t *testing.T) {
 	// The members advertise their service names, which the host cannot
 	// resolve: bench --on leader must use the published --addr of the
 	// leader's node instead.
-	out, err := run(ctx, 2*time.Minute, nil, bin, "bench", "--on", "leader", "--addr", strings.Join(addrs, ","),
+	// As an operator on the host would: the token, and the cluster key
+	// to verify the nodes' certificates (never given to a node here).
+	cliEnv := append(os.Environ(), "FACTSTR_CLUSTER_KEY="+key, "FACTSTR_TOKEN="+token)
+	out, err := run(ctx, 2*time.Minute, cliEnv, bin, "bench", "--on", "leader", "--addr", strings.Join(addrs, ","),
 		"--workload", "append", "--ops", "20", "--warmup", "0", "--concurrency", "2", "--connections", "1", "--quiet", "--json")
 	if err != nil {
 		t.Fatalf("factstr-node bench --on leader from the host: %v\n%s", err, out)

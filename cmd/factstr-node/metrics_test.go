@@ -107,7 +107,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	for _, name := range []string{
 		"factstr_grpc_server_handled_total",
 		"factstr_grpc_server_handling_seconds_bucket",
-		`grpc_method="Append"`,
+		`grpc_method="Query"`,
 		`grpc_code="OK"`,
 		"factstr_append_batch_events_bucket",
 		"factstr_fsm_apply_batch_entries_bucket",

@@ -251,14 +251,36 @@ func (m *Metrics) UnaryInterceptor() grpc.UnaryServerInterceptor {
 	}
 }
 
-// StreamInterceptor counts and times streaming calls.
+// StreamInterceptor counts and times streaming calls, and records the
+// append sizes of the calls a Writes stream carries.
 func (m *Metrics) StreamInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 		start := time.Now()
+		if info.FullMethod == factstrv1.EventStoreService_Writes_FullMethodName {
+			ss = writesStream{ServerStream: ss, m: m}
+		}
 		err := h(srv, ss)
 		m.observeRPC(info.FullMethod, err, time.Since(start))
 		return err
 	}
+}
+
+// writesStream observes the appends a Writes stream receives.
+type writesStream struct {
+	grpc.ServerStream
+	m *Metrics
+}
+
+func (s writesStream) RecvMsg(msg any) error {
+	err := s.ServerStream.RecvMsg(msg)
+	if r, ok := msg.(*factstrv1.WritesRequest); ok && err == nil {
+		if a := r.GetAppend(); a != nil {
+			s.m.appendBatch.WithLabelValues("append").Observe(float64(len(a.GetEvents())))
+		} else if a := r.GetAppendIf(); a != nil {
+			s.m.appendBatch.WithLabelValues("append_if").Observe(float64(len(a.GetEvents())))
+		}
+	}
+	return err
 }
 
 // ServerOptions are the interceptors as gRPC server options.
