@@ -31,8 +31,8 @@ release: ## static binaries for $(RELEASE_PLATFORMS) into bin/release, with SHA2
 	cd $(BIN)/release && $$(command -v sha256sum || echo shasum -a 256) factstr-node-* > SHA256SUMS
 	@cat $(BIN)/release/SHA256SUMS
 
-node: ## run a single node with ./factstr-data
-	$(GO) run ./cmd/factstr-node
+node: build ## build, then run a single node with ./factstr-data (gRPC on 127.0.0.1:7400)
+	exec $(BIN)/factstr-node
 
 test: ## the test suite, as CI runs it
 	$(GO) test $(TESTFLAGS) $(PKGS)
