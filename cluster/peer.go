@@ -15,6 +15,7 @@ import (
 
 	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/sendq"
 )
 
 // peerPool keeps one gRPC connection per peer address.
@@ -108,13 +109,13 @@ func (p *peerServer) Forward(ctx context.Context, req *peerv1.ForwardRequest) (*
 // produces them, never waits for the network.
 func (p *peerServer) ForwardStream(stream peerv1.PeerService_ForwardStreamServer) error {
 	ctx := stream.Context()
-	out := newAnswerQueue()
+	out := sendq.New[*peerv1.ForwardStreamResponse]()
 	sendErr := make(chan error, 1)
-	go func() { sendErr <- out.drain(ctx, stream.Send) }()
+	go func() { sendErr <- out.Drain(ctx, stream.Send) }()
 	for {
 		req, err := stream.Recv()
 		if err != nil {
-			out.close()
+			out.Close()
 			if serr := <-sendErr; serr != nil {
 				return serr
 			}
@@ -123,62 +124,7 @@ func (p *peerServer) ForwardStream(stream peerv1.PeerService_ForwardStreamServer
 			}
 			return err
 		}
-		p.n.acceptForwarded(req, out.push)
-	}
-}
-
-// answerQueue is an unbounded queue of answers with one consumer. It stays
-// small: a follower has at most as many batches in flight as it has callers
-// waiting.
-type answerQueue struct {
-	mu     sync.Mutex
-	items  []*peerv1.ForwardStreamResponse
-	closed bool
-	wake   chan struct{}
-}
-
-func newAnswerQueue() *answerQueue { return &answerQueue{wake: make(chan struct{}, 1)} }
-
-func (q *answerQueue) push(r *peerv1.ForwardStreamResponse) {
-	q.mu.Lock()
-	q.items = append(q.items, r)
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (q *answerQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-// drain sends answers until the queue is closed or ctx ends.
-func (q *answerQueue) drain(ctx context.Context, send func(*peerv1.ForwardStreamResponse) error) error {
-	for {
-		q.mu.Lock()
-		items, closed := q.items, q.closed
-		q.items = nil
-		q.mu.Unlock()
-		for _, r := range items {
-			if err := send(r); err != nil {
-				return err
-			}
-		}
-		if closed {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-q.wake:
-		}
+		p.n.acceptForwarded(req, out.Push)
 	}
 }
 

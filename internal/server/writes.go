@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
+	"github.com/factstr/factstr-go/internal/sendq"
 )
 
 // MaxWritesInFlight bounds the requests of one Writes stream being decided
@@ -27,9 +28,9 @@ const MaxWritesInFlight = 1024
 func (s *EventStore) Writes(stream grpc.BidiStreamingServer[factstrv1.WritesRequest, factstrv1.WritesResponse]) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
-	out := newSendQueue[*factstrv1.WritesResponse]()
+	out := sendq.New[*factstrv1.WritesResponse]()
 	sent := make(chan error, 1)
-	go func() { sent <- out.drain(ctx, stream.Send) }()
+	go func() { sent <- out.Drain(ctx, stream.Send) }()
 	slots := make(chan struct{}, MaxWritesInFlight)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -38,7 +39,7 @@ func (s *EventStore) Writes(stream grpc.BidiStreamingServer[factstrv1.WritesRequ
 		if err != nil {
 			// Answer what is still being decided, then end.
 			wg.Wait()
-			out.close()
+			out.Close()
 			if serr := <-sent; serr != nil {
 				return serr
 			}
@@ -56,7 +57,7 @@ func (s *EventStore) Writes(stream grpc.BidiStreamingServer[factstrv1.WritesRequ
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			out.push(s.write(ctx, req))
+			out.Push(s.write(ctx, req))
 		}()
 	}
 }
@@ -86,61 +87,4 @@ func (s *EventStore) write(ctx context.Context, req *factstrv1.WritesRequest) *f
 		resp.Result = &factstrv1.WritesResponse_Status{Status: b}
 	}
 	return resp
-}
-
-// sendQueue is an unbounded queue with one consumer, so that producers
-// never wait for the network. Its size is bounded by its producers (for
-// Writes: MaxWritesInFlight).
-type sendQueue[T any] struct {
-	mu     sync.Mutex
-	items  []T
-	closed bool
-	wake   chan struct{}
-}
-
-func newSendQueue[T any]() *sendQueue[T] { return &sendQueue[T]{wake: make(chan struct{}, 1)} }
-
-func (q *sendQueue[T]) push(v T) {
-	q.mu.Lock()
-	q.items = append(q.items, v)
-	q.mu.Unlock()
-	q.signal()
-}
-
-func (q *sendQueue[T]) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	q.signal()
-}
-
-func (q *sendQueue[T]) signal() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-// drain sends items until the queue is closed and empty, sending fails or
-// ctx ends.
-func (q *sendQueue[T]) drain(ctx context.Context, send func(T) error) error {
-	for {
-		q.mu.Lock()
-		items, closed := q.items, q.closed
-		q.items = nil
-		q.mu.Unlock()
-		for _, v := range items {
-			if err := send(v); err != nil {
-				return err
-			}
-		}
-		if closed {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-q.wake:
-		}
-	}
 }
