@@ -25,7 +25,9 @@ type writeMux struct {
 
 	mu          sync.Mutex
 	cur         *writeStream
-	unsupported bool // the node answered UNIMPLEMENTED: use unary calls
+	opening     chan struct{} // closed when the open under way ends; nil when none is
+	openErr     error         // why the last open failed
+	unsupported bool          // the node answered UNIMPLEMENTED: use unary calls
 }
 
 type writeStream struct {
@@ -47,7 +49,7 @@ var errUnsupported = errors.New("node does not offer Writes")
 // do sends req and waits for its answer or ctx. The returned error is a gRPC
 // status error, as a unary call's would be.
 func (m *writeMux) do(ctx context.Context, req *factstrv1.WritesRequest) (*factstrv1.WritesResponse, error) {
-	ws, err := m.stream()
+	ws, err := m.stream(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -86,30 +88,67 @@ func (m *writeMux) do(ctx context.Context, req *factstrv1.WritesRequest) (*facts
 	}
 }
 
-func (m *writeMux) stream() (*writeStream, error) {
+// stream returns the open stream, or opens one. Opening waits for the
+// node's connection, which for a node that accepts connections and never
+// answers lasts until gRPC's connect timeout: so the open runs on its own,
+// and each caller waits for it only as long as its ctx allows (the attempt
+// timeout then moves the call on to the next node).
+func (m *writeMux) stream(ctx context.Context) (*writeStream, error) {
+	m.mu.Lock()
+	if m.unsupported {
+		m.mu.Unlock()
+		return nil, errUnsupported
+	}
+	if ws := m.cur; ws != nil && ws.healthy() {
+		m.mu.Unlock()
+		return ws, nil
+	}
+	if m.opening == nil {
+		m.opening = make(chan struct{})
+		go m.open(m.opening)
+	}
+	opening := m.opening
+	m.mu.Unlock()
+	select {
+	case <-opening:
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if ws := m.cur; ws != nil && ws.healthy() {
+		return ws, nil
+	}
 	if m.unsupported {
 		return nil, errUnsupported
 	}
-	if m.cur != nil {
-		m.cur.mu.Lock()
-		ok := m.cur.broken == nil
-		m.cur.mu.Unlock()
-		if ok {
-			return m.cur, nil
-		}
+	if m.openErr != nil {
+		return nil, m.openErr
 	}
+	return nil, status.Errorf(codes.Unavailable, "client: write stream to %s broke as it opened", m.c.targets[m.node])
+}
+
+func (m *writeMux) open(done chan struct{}) {
 	ctx, cancel := context.WithCancel(m.c.ctx)
 	st, err := m.c.es(m.node).Writes(ctx)
+	m.mu.Lock()
 	if err != nil {
 		cancel()
-		return nil, err
+		m.openErr = err
+	} else {
+		ws := &writeStream{stream: st, cancel: cancel, pending: make(map[uint64]chan *factstrv1.WritesResponse)}
+		m.cur, m.openErr = ws, nil
+		go m.receive(ws)
 	}
-	ws := &writeStream{stream: st, cancel: cancel, pending: make(map[uint64]chan *factstrv1.WritesResponse)}
-	m.cur = ws
-	go m.receive(ws)
-	return ws, nil
+	m.opening = nil
+	m.mu.Unlock()
+	close(done)
+}
+
+func (ws *writeStream) healthy() bool {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return ws.broken == nil
 }
 
 func (m *writeMux) receive(ws *writeStream) {
