@@ -352,14 +352,21 @@ func (c *cluster) barrier(ctx context.Context) (uint64, error) {
 	defer cl.Close()
 	deadline := time.Now().Add(45 * time.Second)
 	key := fmt.Sprintf("barrier-%d", time.Now().UnixNano())
+	// The barrier is an append like any other in the history: an append
+	// the workload left in flight may commit before or after it, and the
+	// linearizability check must see it to place both.
+	proc := newProc()
+	op := c.rec.Invoke(proc, "final", "any", history.FAppend, &history.Value{Ctx: "barrier", IDs: []string{key}, Key: key})
 	for {
 		bctx, cancel := context.WithTimeout(contract.WithIdempotencyKey(ctx, key), 5*time.Second)
 		res, err := cl.Append(bctx, []contract.NewEvent{{Type: "barrier", Payload: json.RawMessage(`{"ctx":"barrier","id":"` + key + `"}`)}})
 		cancel()
 		if err == nil {
+			c.rec.Complete(op, proc, "final", "any", history.FAppend, history.OK, &history.Value{First: res.FirstSequenceNumber, Last: res.LastSequenceNumber}, nil)
 			return res.LastSequenceNumber, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
+			c.rec.Complete(op, proc, "final", "any", history.FAppend, history.Info, nil, err)
 			return 0, err
 		}
 		time.Sleep(300 * time.Millisecond)
