@@ -48,7 +48,11 @@ type group struct {
 	// localOnly groups are never forwarded: leader duties, and batches that
 	// followers forwarded here (forwarding them on would chain hops).
 	localOnly bool
-	done      func(res []boltstore.Result, index uint64, err error)
+	// gone, if set, reports that the caller stopped waiting: a group still
+	// queued then is dropped instead of proposed, so a command its caller
+	// gave up on does not take effect long after (a lease nobody holds).
+	gone func() bool
+	done func(res []boltstore.Result, index uint64, err error)
 }
 
 func newGroup(cmds []boltstore.Command, localOnly bool, done func([]boltstore.Result, uint64, error)) *group {
@@ -148,6 +152,12 @@ func (p *proposer) submit(g *group) {
 	}
 }
 
+func (p *proposer) queued() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue)
+}
+
 // take removes the next batch from the queue.
 func (p *proposer) take() []*group {
 	p.mu.Lock()
@@ -161,8 +171,14 @@ func (p *proposer) take() []*group {
 		cmds += len(g.cmds)
 		bytes += g.size
 	}
-	batch := make([]*group, n)
-	copy(batch, p.queue)
+	batch := make([]*group, 0, n)
+	for _, g := range p.queue[:n] {
+		if g.gone != nil && g.gone() {
+			g.done(nil, 0, fmt.Errorf("%w: the caller stopped waiting before the command was proposed", ErrNoLeader))
+			continue
+		}
+		batch = append(batch, g)
+	}
 	rest := copy(p.queue, p.queue[n:])
 	clear(p.queue[rest:])
 	p.queue = p.queue[:rest]
@@ -197,7 +213,10 @@ func (p *proposer) run(ctx context.Context) {
 			batch := p.take()
 			if len(batch) == 0 {
 				p.release()
-				break
+				if p.queued() == 0 {
+					break
+				}
+				continue // every group taken had been given up; more wait
 			}
 			p.dispatch(ctx, batch)
 		}
@@ -319,9 +338,11 @@ type outcome struct {
 // commit.
 func (n *Node) submitOnce(ctx context.Context, cmds []boltstore.Command, localOnly bool) ([]boltstore.Result, uint64, error) {
 	ch := make(chan outcome, 1)
-	n.proposer.submit(newGroup(cmds, localOnly, func(res []boltstore.Result, idx uint64, err error) {
+	g := newGroup(cmds, localOnly, func(res []boltstore.Result, idx uint64, err error) {
 		ch <- outcome{res, idx, err}
-	}))
+	})
+	g.gone = func() bool { return ctx.Err() != nil }
+	n.proposer.submit(g)
 	select {
 	case o := <-ch:
 		return o.res, o.idx, o.err

@@ -166,6 +166,14 @@ func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQ
 	s.holder = fmt.Sprintf("%s/%d", e.cfg.HolderPrefix, s.id)
 	cursor, err := e.cfg.Durables.Acquire(ctx, name, query, s.holder)
 	if err != nil {
+		// A refusal took nothing. Any other failure (the caller gave up,
+		// the leader changed) may still have taken the name for this
+		// holder, which no one would ever release: release it, which
+		// frees the name only if this very holder has it.
+		if !errors.Is(err, contract.ErrDurableNameInUse) && !errors.Is(err, contract.ErrDurableQueryMismatch) &&
+			!errors.Is(err, contract.ErrInvalidQuery) && !errors.Is(err, contract.ErrClosed) {
+			s.release()
+		}
 		e.remove(s)
 		s.cancel()
 		return nil, fmt.Errorf("durable stream %q: %w", name, err)
