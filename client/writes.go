@@ -82,8 +82,18 @@ func (m *writeMux) do(ctx context.Context, req *factstrv1.WritesRequest) (*facts
 		return resp, nil
 	case <-ctx.Done():
 		ws.mu.Lock()
+		_, waiting := ws.pending[id]
 		delete(ws.pending, id)
 		ws.mu.Unlock()
+		if waiting {
+			// Tell the node, as the end of a unary call would, so that a
+			// request it has not proposed yet is dropped.
+			go func() {
+				ws.sendMu.Lock()
+				defer ws.sendMu.Unlock()
+				_ = ws.stream.Send(&factstrv1.WritesRequest{Id: id, Call: &factstrv1.WritesRequest_Cancel{Cancel: true}})
+			}()
+		}
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
 }

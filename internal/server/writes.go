@@ -32,7 +32,11 @@ func (s *EventStore) Writes(stream grpc.BidiStreamingServer[factstrv1.WritesRequ
 	sent := make(chan error, 1)
 	go func() { sent <- out.Drain(ctx, stream.Send) }()
 	slots := make(chan struct{}, MaxWritesInFlight)
-	var wg sync.WaitGroup
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		inflight = map[uint64]context.CancelFunc{}
+	)
 	defer wg.Wait()
 	for {
 		req, err := stream.Recv()
@@ -48,16 +52,33 @@ func (s *EventStore) Writes(stream grpc.BidiStreamingServer[factstrv1.WritesRequ
 			}
 			return err
 		}
+		if req.GetCancel() {
+			mu.Lock()
+			if cancel, ok := inflight[req.GetId()]; ok {
+				cancel()
+			}
+			mu.Unlock()
+			continue
+		}
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		rctx, cancel := context.WithCancel(ctx)
+		mu.Lock()
+		inflight[req.GetId()] = cancel
+		mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			out.Push(s.write(ctx, req))
+			resp := s.write(rctx, req)
+			mu.Lock()
+			delete(inflight, req.GetId())
+			mu.Unlock()
+			cancel()
+			out.Push(resp)
 		}()
 	}
 }

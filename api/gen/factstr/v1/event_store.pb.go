@@ -288,6 +288,7 @@ type WritesRequest struct {
 	//
 	//	*WritesRequest_Append
 	//	*WritesRequest_AppendIf
+	//	*WritesRequest_Cancel
 	Call          isWritesRequest_Call `protobuf_oneof:"call"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -355,6 +356,15 @@ func (x *WritesRequest) GetAppendIf() *AppendIfRequest {
 	return nil
 }
 
+func (x *WritesRequest) GetCancel() bool {
+	if x != nil {
+		if x, ok := x.Call.(*WritesRequest_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return false
+}
+
 type isWritesRequest_Call interface {
 	isWritesRequest_Call()
 }
@@ -367,9 +377,19 @@ type WritesRequest_AppendIf struct {
 	AppendIf *AppendIfRequest `protobuf:"bytes,3,opt,name=append_if,json=appendIf,proto3,oneof"`
 }
 
+type WritesRequest_Cancel struct {
+	// The client stopped waiting for request id (its call was cancelled or
+	// timed out), as the end of a unary call tells the server: a request
+	// not yet proposed is dropped; one already in the log may still commit.
+	// No answer is sent for a cancel.
+	Cancel bool `protobuf:"varint,4,opt,name=cancel,proto3,oneof"`
+}
+
 func (*WritesRequest_Append) isWritesRequest_Call() {}
 
 func (*WritesRequest_AppendIf) isWritesRequest_Call() {}
+
+func (*WritesRequest_Cancel) isWritesRequest_Call() {}
 
 type WritesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1266,11 +1286,12 @@ const file_factstr_v1_event_store_proto_rawDesc = "" +
 	"\x15first_sequence_number\x18\x01 \x01(\x04R\x13firstSequenceNumber\x120\n" +
 	"\x14last_sequence_number\x18\x02 \x01(\x04R\x12lastSequenceNumber\x12'\n" +
 	"\x0fcommitted_count\x18\x03 \x01(\x04R\x0ecommittedCount\x12\x1c\n" +
-	"\tduplicate\x18\x04 \x01(\bR\tduplicate\"\x98\x01\n" +
+	"\tduplicate\x18\x04 \x01(\bR\tduplicate\"\xb2\x01\n" +
 	"\rWritesRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\x06append\x18\x02 \x01(\v2\x19.factstr.v1.AppendRequestH\x00R\x06append\x12:\n" +
-	"\tappend_if\x18\x03 \x01(\v2\x1b.factstr.v1.AppendIfRequestH\x00R\bappendIfB\x06\n" +
+	"\tappend_if\x18\x03 \x01(\v2\x1b.factstr.v1.AppendIfRequestH\x00R\bappendIf\x12\x18\n" +
+	"\x06cancel\x18\x04 \x01(\bH\x00R\x06cancelB\x06\n" +
 	"\x04call\"\xb7\x01\n" +
 	"\x0eWritesResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x124\n" +
@@ -1422,6 +1443,7 @@ func file_factstr_v1_event_store_proto_init() {
 	file_factstr_v1_event_store_proto_msgTypes[4].OneofWrappers = []any{
 		(*WritesRequest_Append)(nil),
 		(*WritesRequest_AppendIf)(nil),
+		(*WritesRequest_Cancel)(nil),
 	}
 	file_factstr_v1_event_store_proto_msgTypes[5].OneofWrappers = []any{
 		(*WritesResponse_Append)(nil),
