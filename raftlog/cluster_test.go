@@ -88,7 +88,7 @@ func TestThreeNodePartitionLeader(t *testing.T) {
 // checks the other two elect a new leader and carry on, and heals.
 func testPartitionLeader(t *testing.T, nodes []*testNode) {
 	t.Helper()
-	leader := waitLeader(t, nodes, 10*time.Second)
+	leader := waitStableLeader(t, nodes)
 
 	applyN(t, leader.r, 10)
 	waitCount(t, nodes, 10)
@@ -209,4 +209,20 @@ func TestPartitionableStreamLayer(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
+}
+
+// waitStableLeader waits for a leader that can commit (a barrier): on a
+// loaded machine a node just elected may lose its lease before its first
+// commit, and the tests that follow are about a leader that holds.
+func waitStableLeader(t *testing.T, nodes []*testNode) *testNode {
+	t.Helper()
+	var err error
+	for range 10 {
+		leader := waitLeader(t, nodes, 10*time.Second)
+		if err = leader.r.Barrier(5 * time.Second).Error(); err == nil {
+			return leader
+		}
+	}
+	t.Fatalf("no leader could commit a barrier: %v", err)
+	return nil
 }

@@ -42,8 +42,18 @@ func TestThreeNodeTLSPartitionLeader(t *testing.T) {
 	testPartitionLeader(t, nodes)
 	mu.Lock()
 	defer mu.Unlock()
-	if strings.Contains(logs.String(), "refused Raft connection") {
-		t.Errorf("a good peer was refused:\n%s", logs.String())
+	// A handshake that the partition (or a closing dialer) cuts off is
+	// logged as a refusal too; what must never appear is a certificate of
+	// this CA refused.
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if !strings.Contains(line, "refused Raft connection") {
+			continue
+		}
+		if strings.Contains(line, "error=EOF") || strings.Contains(line, "closed network connection") ||
+			strings.Contains(line, "connection reset") || strings.Contains(line, "i/o timeout") || strings.Contains(line, "broken pipe") {
+			continue
+		}
+		t.Errorf("a good peer was refused:\n%s", line)
 	}
 }
 
