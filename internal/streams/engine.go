@@ -76,6 +76,9 @@ type Engine struct {
 	mu     sync.Mutex
 	subs   map[uint64]*subscription
 	closed bool
+
+	done      chan struct{} // closed by Close: ends background releases
+	closeOnce sync.Once
 }
 
 // New returns an engine.
@@ -95,7 +98,7 @@ func New(cfg Config) *Engine {
 	if cfg.HolderPrefix == "" {
 		cfg.HolderPrefix = "local"
 	}
-	return &Engine{cfg: cfg, subs: make(map[uint64]*subscription)}
+	return &Engine{cfg: cfg, subs: make(map[uint64]*subscription), done: make(chan struct{})}
 }
 
 // Count returns the number of active subscriptions.
@@ -196,6 +199,7 @@ func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQ
 // Close ends every subscription and refuses new ones. It waits for running
 // handlers, except one that called Close itself.
 func (e *Engine) Close() {
+	e.closeOnce.Do(func() { close(e.done) })
 	e.mu.Lock()
 	e.closed = true
 	subs := make([]*subscription, 0, len(e.subs))
@@ -416,12 +420,42 @@ func (s *subscription) advance(cursor uint64) error {
 	return nil
 }
 
+// release frees the durable name for the next subscriber. A release that
+// cannot commit now (no leader for a while, say) is retried in the
+// background until it does or the engine closes: the name would otherwise
+// stay held by a subscription that no longer exists (found by the fault
+// suite: a node that restarted into an election held a name for minutes).
+// Releasing is idempotent and only ever frees this holder's lease.
 func (s *subscription) release() {
+	if s.tryRelease() {
+		return
+	}
+	go func() {
+		backoff := 500 * time.Millisecond
+		for {
+			select {
+			case <-s.e.done:
+				return
+			case <-time.After(backoff):
+			}
+			if s.tryRelease() {
+				s.e.cfg.Logger.Info("durable stream released after retrying", "name", s.name)
+				return
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+	}()
+}
+
+func (s *subscription) tryRelease() bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.e.cfg.CursorTimeout)
 	defer cancel()
-	if err := s.e.cfg.Durables.Release(ctx, s.name, s.holder); err != nil && !errors.Is(err, contract.ErrClosed) {
-		s.e.cfg.Logger.Warn("durable stream release failed", "name", s.name, "error", err)
+	err := s.e.cfg.Durables.Release(ctx, s.name, s.holder)
+	if err == nil || errors.Is(err, contract.ErrClosed) {
+		return true
 	}
+	s.e.cfg.Logger.Warn("durable stream release failed; retrying", "name", s.name, "error", err)
+	return false
 }
 
 type catchUpCtx struct{}
