@@ -9,6 +9,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/streams"
 )
 
 // ctxCheckEvery bounds how many events a long read examines between two
@@ -413,7 +414,7 @@ func (s *Store) QueryLimited(ctx context.Context, query contract.EventQuery, max
 // A selective query (a durable stream replaying a long log for one
 // context) is narrowed with the same indexes as Query; a query the indexes
 // cannot narrow scans the range.
-func (s *Store) ReadBatches(ctx context.Context, after, upTo uint64, m *contract.Matcher, maxBatches int) ([][]contract.EventRecord, uint64, error) {
+func (s *Store) ReadBatches(ctx context.Context, after, upTo uint64, m *contract.Matcher, maxBatches int, maxBytes int64) ([][]contract.EventRecord, uint64, error) {
 	if s.closing.Load() {
 		return nil, after, contract.ErrClosed
 	}
@@ -427,7 +428,7 @@ func (s *Store) ReadBatches(ctx context.Context, after, upTo uint64, m *contract
 		if err != nil {
 			return err
 		}
-		out, scanned, err = r.readBatches(ctx, after, upTo, m, maxBatches)
+		out, scanned, err = r.readBatches(ctx, after, upTo, m, batchLimit{batches: maxBatches, bytes: maxBytes})
 		return err
 	})
 	if err != nil {
@@ -436,7 +437,7 @@ func (s *Store) ReadBatches(ctx context.Context, after, upTo uint64, m *contract
 	return out, scanned, nil
 }
 
-func (r *reader) readBatches(ctx context.Context, after, upTo uint64, m *contract.Matcher, maxBatches int) ([][]contract.EventRecord, uint64, error) {
+func (r *reader) readBatches(ctx context.Context, after, upTo uint64, m *contract.Matcher, lim batchLimit) ([][]contract.EventRecord, uint64, error) {
 	upTo = min(upTo, r.head)
 	if upTo <= after {
 		return nil, after, nil
@@ -447,7 +448,7 @@ func (r *reader) readBatches(ctx context.Context, after, upTo uint64, m *contrac
 			return nil, after, err
 		}
 		if !p.scan {
-			return r.readBatchesIndexed(ctx, p, after, upTo, m, maxBatches)
+			return r.readBatchesIndexed(ctx, p, after, upTo, m, lim)
 		}
 	}
 	var (
@@ -455,6 +456,7 @@ func (r *reader) readBatches(ctx context.Context, after, upTo uint64, m *contrac
 		cur    []contract.EventRecord
 		curEnd uint64 // last sequence number of the committed batch being read
 		n      int
+		acc    batchAcc
 	)
 	ec, bc := r.events.Cursor(), r.batches.Cursor()
 	for k, v := ec.Seek(seqKey(after + 1)); k != nil; k, v = ec.Next() {
@@ -469,8 +471,11 @@ func (r *reader) readBatches(ctx context.Context, after, upTo uint64, m *contrac
 		}
 		if seq > curEnd {
 			if len(cur) > 0 {
+				if !acc.fits(lim, cur) {
+					return out, acc.pushedEnd, nil
+				}
 				out, cur = append(out, cur), nil
-				if len(out) >= maxBatches {
+				if acc.push(lim, out, curEnd) {
 					return out, curEnd, nil
 				}
 			}
@@ -493,26 +498,67 @@ func (r *reader) readBatches(ctx context.Context, after, upTo uint64, m *contrac
 		}
 	}
 	if len(cur) > 0 {
+		if !acc.fits(lim, cur) {
+			return out, acc.pushedEnd, nil
+		}
 		out = append(out, cur)
 	}
 	return out, upTo, nil
 }
 
+// batchLimit bounds one readBatches: returned batches, and their
+// streams.BatchBytes (0: no bound).
+type batchLimit struct {
+	batches int
+	bytes   int64
+}
+
+// batchAcc counts what a readBatches has returned so far.
+type batchAcc struct {
+	n         int
+	bytes     int64
+	pending   int64  // BatchBytes of the batch fits last measured
+	pushedEnd uint64 // end of the committed batch of the last returned batch
+}
+
+// fits reports whether cur may join the result: the first batch always
+// does (a committed batch is never split), a later one only within the
+// byte bound.
+func (a *batchAcc) fits(lim batchLimit, cur []contract.EventRecord) bool {
+	a.pending = streams.BatchBytes(cur)
+	return a.n == 0 || lim.bytes <= 0 || a.bytes+a.pending <= lim.bytes
+}
+
+// push records the batch fits measured, ending at end; it reports that
+// the result is full.
+func (a *batchAcc) push(lim batchLimit, out [][]contract.EventRecord, end uint64) bool {
+	a.n++
+	a.bytes += a.pending
+	a.pushedEnd = end
+	return len(out) >= lim.batches || (lim.bytes > 0 && a.bytes >= lim.bytes)
+}
+
 // readBatchesIndexed is readBatches over the plan's candidates: the same
 // batches, the same resume position.
-func (r *reader) readBatchesIndexed(ctx context.Context, p plan, after, upTo uint64, m *contract.Matcher, maxBatches int) ([][]contract.EventRecord, uint64, error) {
+func (r *reader) readBatchesIndexed(ctx context.Context, p plan, after, upTo uint64, m *contract.Matcher, lim batchLimit) ([][]contract.EventRecord, uint64, error) {
 	var (
-		out       [][]contract.EventRecord
-		cur       []contract.EventRecord
-		curEnd    uint64
-		pushedEnd uint64 // last sequence number of the last batch in out
+		out    [][]contract.EventRecord
+		cur    []contract.EventRecord
+		curEnd uint64
+		acc    batchAcc
+		full   bool
 	)
 	bc := r.batches.Cursor()
 	err := r.ascend(ctx, p, m, after, upTo, func(seq uint64, v []byte) (bool, error) {
 		if seq > curEnd {
 			if len(cur) > 0 {
-				out, cur, pushedEnd = append(out, cur), nil, curEnd
-				if len(out) >= maxBatches {
+				if !acc.fits(lim, cur) {
+					full = true
+					return false, nil
+				}
+				out, cur = append(out, cur), nil
+				if acc.push(lim, out, curEnd) {
+					full = true
 					return false, nil
 				}
 			}
@@ -532,12 +578,15 @@ func (r *reader) readBatchesIndexed(ctx context.Context, p plan, after, upTo uin
 	if err != nil {
 		return nil, after, err
 	}
-	if len(out) >= maxBatches {
+	if full {
 		// Stopped at the first event of a batch beyond the limit: resume
 		// after the last batch returned, as the scan does.
-		return out, pushedEnd, nil
+		return out, acc.pushedEnd, nil
 	}
 	if len(cur) > 0 {
+		if !acc.fits(lim, cur) {
+			return out, acc.pushedEnd, nil
+		}
 		out = append(out, cur)
 	}
 	return out, upTo, nil

@@ -41,10 +41,20 @@ type options struct {
 	replicated    bool
 	idemRetention time.Duration
 	minFreeDisk   uint64
+	streams       streams.Config // only its budget fields
 }
 
 // Option configures Open.
 type Option func(*options)
+
+// WithStreamBudgets bounds what the store's stream subscriptions hold read
+// ahead of their handlers: per subscription, for all of them, and how long
+// a handler may hold one delivery (see streams.Config; zero: defaults).
+func WithStreamBudgets(subscriberBytes, nodeBytes int64, stallTimeout time.Duration) Option {
+	return func(o *options) {
+		o.streams.SubscriberBytes, o.streams.NodeBytes, o.streams.StallTimeout = subscriberBytes, nodeBytes, stallTimeout
+	}
+}
 
 // WithLimits sets the limits the embedded write methods enforce (default
 // contract.DefaultLimits). Apply does not apply them: they are the
@@ -135,7 +145,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 	s.applied.Store(state.applied)
 	s.head.Store(state.head)
 	s.hub = streams.NewHub(state.head)
-	cfg := streams.Config{Source: s, Hub: s.hub, HolderPrefix: "bolt", Logger: o.logger}
+	cfg := streams.Config{Source: s, Hub: s.hub, HolderPrefix: "bolt", Logger: o.logger,
+		SubscriberBytes: o.streams.SubscriberBytes, NodeBytes: o.streams.NodeBytes, StallTimeout: o.streams.StallTimeout}
 	if !o.replicated {
 		cfg.Durables = (*durables)(s)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/streams"
 )
 
 func TestLimits(t *testing.T) {
@@ -344,7 +345,9 @@ func TestAbandonIsNotClean(t *testing.T) {
 
 // TestReadBatchesIndexedMatchesScan: the indexed path of ReadBatches
 // returns exactly what a scan of every batch, filtered, returns: the same
-// batches, the same resume position, for every window and limit.
+// batches, the same resume position, for every window and limit (in
+// batches and in bytes: a batch that would pass the byte bound is left for
+// the next read, unless it is the first).
 func TestReadBatchesIndexedMatchesScan(t *testing.T) {
 	s, _ := openStore(t, boltstore.WithReplicated())
 	if _, err := s.Apply(randomEntries(7, 300)); err != nil {
@@ -353,7 +356,7 @@ func TestReadBatchesIndexedMatchesScan(t *testing.T) {
 	ctx := context.Background()
 	head := s.Head()
 	everything, _ := contract.NewMatcher(contract.EventQuery{})
-	all, end, err := s.ReadBatches(ctx, 0, head, everything, 1<<30)
+	all, end, err := s.ReadBatches(ctx, 0, head, everything, 1<<30, 0)
 	if err != nil || end != head {
 		t.Fatalf("full read: end %d head %d err %v", end, head, err)
 	}
@@ -378,9 +381,15 @@ func TestReadBatchesIndexedMatchesScan(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, w := range []struct{ after, upTo uint64 }{{0, head}, {17, head / 2}, {head / 3, head}, {head - 5, head + 10}} {
-			for _, limit := range []int{1, 3, 1 << 30} {
+			for _, lim := range []struct {
+				batches int
+				bytes   int64
+			}{{1, 0}, {3, 0}, {1 << 30, 0}, {1 << 30, 1}, {1 << 30, 1500}, {3, 4000}} {
 				// The oracle: every batch from the full read, filtered.
-				var want [][]contract.EventRecord
+				var (
+					want      [][]contract.EventRecord
+					wantBytes int64
+				)
 				wantEnd := min(w.upTo, head)
 				for _, b := range all {
 					var kept []contract.EventRecord
@@ -390,19 +399,20 @@ func TestReadBatchesIndexedMatchesScan(t *testing.T) {
 						}
 					}
 					if len(kept) > 0 {
-						if len(want) == limit {
+						n := streams.BatchBytes(kept)
+						if len(want) == lim.batches || (lim.bytes > 0 && len(want) > 0 && (wantBytes >= lim.bytes || wantBytes+n > lim.bytes)) {
 							wantEnd = batchEnd[want[len(want)-1][0].SequenceNumber]
 							break
 						}
-						want = append(want, kept)
+						want, wantBytes = append(want, kept), wantBytes+n
 					}
 				}
-				got, gotEnd, err := s.ReadBatches(ctx, w.after, w.upTo, m, limit)
+				got, gotEnd, err := s.ReadBatches(ctx, w.after, w.upTo, m, lim.batches, lim.bytes)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if fmt.Sprint(got) != fmt.Sprint(want) || gotEnd != wantEnd {
-					t.Fatalf("%s (%d,%d] limit %d:\n got %d batches, resume %d: %v\nwant %d batches, resume %d: %v", name, w.after, w.upTo, limit, len(got), gotEnd, got, len(want), wantEnd, want)
+					t.Fatalf("%s (%d,%d] limit %+v:\n got %d batches, resume %d: %v\nwant %d batches, resume %d: %v", name, w.after, w.upTo, lim, len(got), gotEnd, got, len(want), wantEnd, want)
 				}
 			}
 		}

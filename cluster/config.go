@@ -87,6 +87,13 @@ type Config struct {
 	// the state machine run out of space mid-apply. 0 turns it off;
 	// factstr-node defaults to diskguard.DefaultMinFree.
 	MinFreeDisk uint64
+	// StreamSubscriberBytes, StreamNodeBytes and StreamStallTimeout bound
+	// what stream subscriptions hold (streams.Config's SubscriberBytes,
+	// NodeBytes and StallTimeout; zero: the package defaults, no node
+	// bound, no stall timeout).
+	StreamSubscriberBytes int64
+	StreamNodeBytes       int64
+	StreamStallTimeout    time.Duration
 	// OnApply, if set, is called after every batch the state machine
 	// applies, with its entry and command counts and how long it took
 	// (metrics; see fsm.FSM.OnApply). It must not block.

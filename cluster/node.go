@@ -197,6 +197,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Durables:     (*raftDurables)(n),
 		HolderPrefix: cfg.NodeID + "/" + n.bootID,
 		Logger:       log,
+
+		SubscriberBytes: cfg.StreamSubscriberBytes,
+		NodeBytes:       cfg.StreamNodeBytes,
+		StallTimeout:    cfg.StreamStallTimeout,
 	})
 
 	var tune func(*memberlist.Config)

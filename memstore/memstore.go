@@ -165,15 +165,19 @@ func (s *Store) Query(ctx context.Context, query contract.EventQuery) (contract.
 }
 
 // ReadBatches implements streams.Source.
-func (s *Store) ReadBatches(_ context.Context, after, upTo uint64, m *contract.Matcher, maxBatches int) ([][]contract.EventRecord, uint64, error) {
+func (s *Store) ReadBatches(_ context.Context, after, upTo uint64, m *contract.Matcher, maxBatches int, maxBytes int64) ([][]contract.EventRecord, uint64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return nil, after, contract.ErrClosed
 	}
 	upTo = min(upTo, uint64(len(s.events)))
-	var out [][]contract.EventRecord
-	var cur []contract.EventRecord
+	var (
+		out       [][]contract.EventRecord
+		cur       []contract.EventRecord
+		outBytes  int64
+		pushedEnd uint64
+	)
 	for seq := after + 1; seq <= upTo; seq++ {
 		ev := s.events[seq-1]
 		if m.Match(ev.Type, ev.Payload) {
@@ -181,9 +185,12 @@ func (s *Store) ReadBatches(_ context.Context, after, upTo uint64, m *contract.M
 		}
 		if end := s.batchEnd[seq-1]; seq == end || seq == upTo {
 			if len(cur) > 0 {
-				out = append(out, cur)
-				cur = nil
-				if len(out) >= maxBatches && seq < upTo {
+				n := streams.BatchBytes(cur)
+				if len(out) > 0 && maxBytes > 0 && outBytes+n > maxBytes {
+					return out, pushedEnd, nil
+				}
+				out, cur, outBytes, pushedEnd = append(out, cur), nil, outBytes+n, seq
+				if (len(out) >= maxBatches || (maxBytes > 0 && outBytes >= maxBytes)) && seq < upTo {
 					return out, seq, nil
 				}
 			}

@@ -31,6 +31,7 @@ import (
 	"github.com/factstr/factstr-go/internal/diskguard"
 	"github.com/factstr/factstr-go/internal/metrics"
 	"github.com/factstr/factstr-go/internal/server"
+	"github.com/factstr/factstr-go/internal/streams"
 	"github.com/factstr/factstr-go/raftlog"
 )
 
@@ -70,6 +71,9 @@ type serveFlags struct {
 	minFreeDisk                    uint64
 	maxStreamsPerConn              uint
 	maxSubsPerConn                 int
+	streamSubscriberBytes          int64
+	streamNodeBytes                int64
+	streamStallTimeout             time.Duration
 	maxRestoreBytes                int64
 }
 
@@ -121,6 +125,9 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.Uint64Var(&f.minFreeDisk, "min-free-disk", diskguard.DefaultMinFree, "refuse appends (ResourceExhausted) while the data directory's file system has fewer free bytes than this, so it never fills mid-apply; writes resume by themselves when space returns (0: off)")
 	fs.UintVar(&f.maxStreamsPerConn, "max-streams-per-conn", server.DefaultMaxConcurrentStreams, "HTTP/2 streams (calls) one client connection may have open; more wait in the client")
 	fs.IntVar(&f.maxSubsPerConn, "max-subscriptions-per-conn", server.DefaultMaxSubscriptionsPerConn, "Stream and StreamDurable calls one client connection may hold open; past it ResourceExhausted")
+	fs.Int64Var(&f.streamSubscriberBytes, "stream-subscriber-buffer", streams.DefaultSubscriberBytes, "bytes of events one stream subscriber may hold read ahead of its client (a single larger batch is still sent, alone)")
+	fs.Int64Var(&f.streamNodeBytes, "stream-node-buffer", server.DefaultStreamNodeBytes, "bytes of events all stream subscribers of this node may hold read ahead together; past it subscribers wait for their share (0: no bound)")
+	fs.DurationVar(&f.streamStallTimeout, "stream-stall-timeout", server.DefaultStreamStallTimeout, "a live stream whose client takes no delivery for this long ends with ResourceExhausted (the client resumes after its last event); a durable one drops its read-ahead instead (0: never)")
 	fs.Int64Var(&f.maxRestoreBytes, "max-restore-bytes", server.DefaultMaxRestoreBytes, "largest backup 'admin snapshot restore' accepts (it is spooled to the data disk first); past it ResourceExhausted")
 	return fs
 }
@@ -235,25 +242,28 @@ func serve(ctx context.Context, args []string) error {
 		}
 	}
 	cfg := cluster.Config{
-		NodeID:               f.nodeID,
-		DataDir:              f.dataDir,
-		RaftAddr:             f.raftAddr,
-		RaftAdvertiseAddr:    raftAdvertise,
-		GossipAddr:           f.gossipAddr,
-		GossipAdvertise:      advertised(f.advertise, f.gossipAddr),
-		GRPCAddr:             advertised(f.advertise, lis.Addr().String()),
-		BootstrapExpect:      f.bootstrapExpect,
-		Join:                 f.join,
-		Limits:               f.limits(),
-		MaxInflightProposals: f.maxInflight,
-		Raft:                 rc,
-		PeerDialOptions:      peerDial,
-		GossipKey:            gossipKey,
-		UnsafeLocalReads:     f.unsafeLocalReads,
-		DeadServerCleanup:    f.deadServerCleanup,
-		MinFreeDisk:          f.minFreeDisk,
-		Version:              version,
-		Logger:               logger,
+		NodeID:                f.nodeID,
+		DataDir:               f.dataDir,
+		RaftAddr:              f.raftAddr,
+		RaftAdvertiseAddr:     raftAdvertise,
+		GossipAddr:            f.gossipAddr,
+		GossipAdvertise:       advertised(f.advertise, f.gossipAddr),
+		GRPCAddr:              advertised(f.advertise, lis.Addr().String()),
+		BootstrapExpect:       f.bootstrapExpect,
+		Join:                  f.join,
+		Limits:                f.limits(),
+		MaxInflightProposals:  f.maxInflight,
+		Raft:                  rc,
+		PeerDialOptions:       peerDial,
+		GossipKey:             gossipKey,
+		UnsafeLocalReads:      f.unsafeLocalReads,
+		DeadServerCleanup:     f.deadServerCleanup,
+		MinFreeDisk:           f.minFreeDisk,
+		StreamSubscriberBytes: f.streamSubscriberBytes,
+		StreamNodeBytes:       f.streamNodeBytes,
+		StreamStallTimeout:    f.streamStallTimeout,
+		Version:               version,
+		Logger:                logger,
 	}
 	if f.debugClockOffsetFile != "" {
 		clk, err := startOffsetClock(f.debugClockOffsetFile, 50*time.Millisecond, logger)

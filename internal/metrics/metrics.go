@@ -130,7 +130,7 @@ func New() *Metrics {
 	}, []string{"kind"})
 	m.slowDropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace, Name: "stream_slow_subscribers_dropped_total",
-		Help: "Subscribers dropped for being slow. Always 0: streams are pull-based (each reads the log at its own pace under gRPC flow control), so a slow subscriber falls behind and never loses events or is dropped.",
+		Help: "Live stream subscribers ended with ResourceExhausted because their client took no delivery within --stream-stall-timeout. No event is lost: the client resumes after the last event it received.",
 	})
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -209,6 +209,9 @@ func (m *Metrics) SubscriberStarted(kind string) { m.subscribers.WithLabelValues
 
 // SubscriberEnded implements server.StreamObserver.
 func (m *Metrics) SubscriberEnded(kind string) { m.subscribers.WithLabelValues(kind).Dec() }
+
+// SubscriberTooSlow implements server.StreamObserver.
+func (m *Metrics) SubscriberTooSlow() { m.slowDropped.Inc() }
 
 // DurableAt implements server.StreamObserver.
 func (m *Metrics) DurableAt(name string, pos uint64, at time.Time) {

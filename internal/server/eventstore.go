@@ -44,6 +44,9 @@ type StreamObserver interface {
 	// kind is "live" or "durable".
 	SubscriberStarted(kind string)
 	SubscriberEnded(kind string)
+	// SubscriberTooSlow reports a live subscription ended because its
+	// client took no delivery in time.
+	SubscriberTooSlow()
 	// DurableAt reports that the durable stream name has been delivered
 	// (and acknowledged) through sequence number pos; at is the commit
 	// time of that event (zero when unknown).
@@ -175,22 +178,19 @@ func (s *EventStore) sendQuery(req *factstrv1.QueryRequest, stream grpc.ServerSt
 	return nil
 }
 
-// Stream serves StreamAll / StreamTo. The handler sends on the gRPC stream,
-// so a slow client holds back only its own subscription.
+// Stream serves StreamAll / StreamTo. Messages go out through a sender of
+// their own, so a client that does not read holds back only its own
+// subscription, and only until the engine's stall timeout ends it.
 func (s *EventStore) Stream(req *factstrv1.StreamRequest, stream grpc.ServerStreamingServer[factstrv1.StreamResponse]) error {
 	ctx := contract.WithReadOptions(stream.Context(), wire.ReadOptionsFromProto(req.GetRead()))
 	if req.GetCatchUp() {
 		ctx = streams.WithCatchUp(ctx)
 	}
-	var mu sync.Mutex
-	send := func(m *factstrv1.StreamResponse) error {
-		mu.Lock()
-		defer mu.Unlock()
-		return stream.Send(m)
-	}
+	out := startSender(stream.Send)
+	defer out.close()
 	failed := make(chan error, 1)
-	sub, err := s.store.StreamTo(ctx, wire.QueryFromProto(req.GetQuery()), func(_ context.Context, batch []contract.EventRecord) error {
-		err := send(&factstrv1.StreamResponse{Kind: &factstrv1.StreamResponse_Batch{Batch: &factstrv1.Batch{Events: wire.RecordsToProto(batch)}}})
+	sub, err := s.store.StreamTo(ctx, wire.QueryFromProto(req.GetQuery()), func(hctx context.Context, batch []contract.EventRecord) error {
+		err := out.send(hctx, &factstrv1.StreamResponse{Kind: &factstrv1.StreamResponse_Batch{Batch: &factstrv1.Batch{Events: wire.RecordsToProto(batch)}}})
 		if err != nil {
 			select {
 			case failed <- err:
@@ -200,26 +200,38 @@ func (s *EventStore) Stream(req *factstrv1.StreamRequest, stream grpc.ServerStre
 		return err
 	})
 	if err != nil {
-		return s.status(err)
+		return s.streamStatus(err)
 	}
 	defer sub.Unsubscribe()
 	if s.obs != nil {
 		s.obs.SubscriberStarted("live")
 		defer s.obs.SubscriberEnded("live")
 	}
-	if err := send(&factstrv1.StreamResponse{Kind: &factstrv1.StreamResponse_Subscribed{Subscribed: subscribed(sub)}}); err != nil {
+	if err := out.send(ctx, &factstrv1.StreamResponse{Kind: &factstrv1.StreamResponse_Subscribed{Subscribed: subscribed(sub)}}); err != nil {
 		return err
 	}
 	select {
 	case <-stream.Context().Done():
 		return nil
 	case err := <-failed:
-		return err
+		return s.streamStatus(err)
 	case <-subDone(sub):
+		if e, ok := sub.(interface{ Err() error }); ok && e.Err() != nil {
+			return s.streamStatus(e.Err())
+		}
 		// The subscription ended on the server (the node is closing): end
 		// the RPC so the client resumes on another node.
 		return status.Error(codes.Unavailable, "the stream ended on this node; resume on another node")
 	}
+}
+
+// streamStatus is status for a live stream's end; it counts a subscriber
+// ended for being too slow.
+func (s *EventStore) streamStatus(err error) error {
+	if errors.Is(err, streams.ErrSubscriberTooSlow) && s.obs != nil {
+		s.obs.SubscriberTooSlow()
+	}
+	return s.status(err)
 }
 
 // subDone returns a channel closed when sub ends on its own, if the store's

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -25,6 +26,12 @@ const (
 	// calls one connection may hold open; past it a new one fails with
 	// ResourceExhausted.
 	DefaultMaxSubscriptionsPerConn = 256
+	// DefaultStreamNodeBytes bounds the events all stream subscribers of a
+	// node hold read ahead of their clients together.
+	DefaultStreamNodeBytes = 256 << 20
+	// DefaultStreamStallTimeout is how long a live stream's client may take
+	// no delivery before the stream ends with ResourceExhausted.
+	DefaultStreamStallTimeout = 30 * time.Second
 )
 
 // ConnLimits bounds what one client connection may hold open. Zero fields

@@ -20,11 +20,14 @@ type Source interface {
 	// ReadBatches returns the committed batches that hold events with
 	// sequence numbers in (after, upTo], filtered by m and grouped as they
 	// were committed (a batch with no match is left out), in commit order.
-	// It stops after maxBatches returned batches. scanned is the sequence
-	// number through which the log was examined: upTo when nothing was cut
-	// off, else the last sequence number of the last returned batch's
-	// committed batch. The next call continues after scanned.
-	ReadBatches(ctx context.Context, after, upTo uint64, m *contract.Matcher, maxBatches int) (batches [][]contract.EventRecord, scanned uint64, err error)
+	// It stops after maxBatches returned batches, and before a batch that
+	// would take the returned batches' BatchBytes past maxBytes (0: no
+	// bound); the first batch is returned whatever its size, since a
+	// committed batch is never split. scanned is the sequence number
+	// through which the log was examined: upTo when nothing was cut off,
+	// else the last sequence number of the last returned batch's committed
+	// batch. The next call continues after scanned.
+	ReadBatches(ctx context.Context, after, upTo uint64, m *contract.Matcher, maxBatches int, maxBytes int64) (batches [][]contract.EventRecord, scanned uint64, err error)
 }
 
 // Durables stores durable stream cursors and holds durable names. In a
@@ -45,6 +48,11 @@ type Durables interface {
 // beyond the committed log.
 var ErrPositionAhead = errors.New("stream position is ahead of the committed log")
 
+// ErrSubscriberTooSlow ends a live subscription whose handler held a
+// delivery for longer than Config.StallTimeout (its client does not read).
+// Nothing is lost: the subscriber resumes after the last event it received.
+var ErrSubscriberTooSlow = errors.New("subscriber too slow: it did not take a delivery in time")
+
 var (
 	errHubClosed = errors.New("stream hub closed")
 	errStopped   = errors.New("subscription stopped")
@@ -61,6 +69,19 @@ type Config struct {
 	Logger       *slog.Logger
 	// MaxBatchesPerRead bounds one read from the Source (default 128).
 	MaxBatchesPerRead int
+	// SubscriberBytes bounds, in BatchBytes, what one subscription holds
+	// read but not yet delivered (default DefaultSubscriberBytes). A
+	// committed batch larger than it is still read, alone.
+	SubscriberBytes int64
+	// NodeBytes bounds what all subscriptions of the engine hold together:
+	// a subscription waits for its share before it reads (0: no bound).
+	NodeBytes int64
+	// StallTimeout is how long a handler may hold one delivery. Past it a
+	// live subscription ends with ErrSubscriberTooSlow and a durable one
+	// drops what it read ahead, to read it again once the handler returns
+	// (its handler waits for the client's acknowledgement, which may
+	// rightly take long). 0: never.
+	StallTimeout time.Duration
 	// CursorTimeout bounds one cursor advance or release (default 10s).
 	CursorTimeout time.Duration
 	// RetryBackoff is the pause after a failed read before trying again
@@ -68,9 +89,13 @@ type Config struct {
 	RetryBackoff time.Duration
 }
 
+// DefaultSubscriberBytes is Config.SubscriberBytes' default.
+const DefaultSubscriberBytes = 8 << 20
+
 // Engine runs the subscriptions of one store.
 type Engine struct {
 	cfg    Config
+	budget *budget
 	nextID atomic.Uint64
 
 	mu     sync.Mutex
@@ -98,8 +123,18 @@ func New(cfg Config) *Engine {
 	if cfg.HolderPrefix == "" {
 		cfg.HolderPrefix = "local"
 	}
-	return &Engine{cfg: cfg, subs: make(map[uint64]*subscription), done: make(chan struct{})}
+	if cfg.SubscriberBytes <= 0 {
+		cfg.SubscriberBytes = DefaultSubscriberBytes
+	}
+	if cfg.NodeBytes > 0 {
+		cfg.SubscriberBytes = min(cfg.SubscriberBytes, cfg.NodeBytes)
+	}
+	return &Engine{cfg: cfg, budget: newBudget(cfg.NodeBytes), subs: make(map[uint64]*subscription), done: make(chan struct{})}
 }
+
+// HeldBytes returns the BatchBytes all subscriptions hold read but not yet
+// delivered.
+func (e *Engine) HeldBytes() int64 { return e.budget.held() }
 
 // Count returns the number of active subscriptions.
 func (e *Engine) Count() int {
@@ -128,13 +163,13 @@ func (e *Engine) Live(ctx context.Context, query contract.EventQuery, handler co
 	if query.MinSequenceNumber > 0 || catchUp(ctx) {
 		if query.MinSequenceNumber > head {
 			e.remove(s)
-			s.cancel()
+			s.cancel(nil)
 			return nil, fmt.Errorf("%w: catch-up from %d requested, the log ends at %d", ErrPositionAhead, query.MinSequenceNumber, head)
 		}
 		s.pos = query.MinSequenceNumber
 		if err := s.replay(head); err != nil && !errors.Is(err, errStopped) {
 			e.remove(s)
-			s.cancel()
+			s.cancel(nil)
 			return nil, fmt.Errorf("catch-up stream from %d: %w", query.MinSequenceNumber, err)
 		}
 	}
@@ -178,14 +213,14 @@ func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQ
 			s.release()
 		}
 		e.remove(s)
-		s.cancel()
+		s.cancel(nil)
 		return nil, fmt.Errorf("durable stream %q: %w", name, err)
 	}
 	s.pos, s.cursor = cursor, cursor
 	if err := s.replay(e.cfg.Hub.Head()); err != nil {
 		s.release()
 		e.remove(s)
-		s.cancel()
+		s.cancel(nil)
 		if errors.Is(err, errStopped) {
 			err = contract.ErrClosed
 		}
@@ -218,7 +253,7 @@ func (e *Engine) newSubscription(ctx context.Context, m *contract.Matcher, h con
 	if e.closed {
 		return nil, contract.ErrClosed
 	}
-	sctx, cancel := context.WithCancel(ctx)
+	sctx, cancel := context.WithCancelCause(ctx)
 	s := &subscription{
 		e:       e,
 		id:      e.nextID.Add(1),
@@ -242,7 +277,7 @@ type subscription struct {
 	e       *Engine
 	id      uint64
 	ctx     context.Context
-	cancel  context.CancelFunc
+	cancel  context.CancelCauseFunc
 	handler contract.StreamHandler
 	matcher *contract.Matcher
 
@@ -255,9 +290,14 @@ type subscription struct {
 
 	mu      sync.Mutex
 	stopped bool
-	liveGID uint64 // goroutine running live deliveries
-	done    chan struct{}
-	started bool
+	// ahead holds the batches read and not yet taken for delivery (taken
+	// ones are set to nil); a stall may drop them, and sets reclaimed.
+	ahead     [][]contract.EventRecord
+	reclaimed bool
+	slow      bool
+	liveGID   uint64 // goroutine running live deliveries
+	done      chan struct{}
+	started   bool
 }
 
 func (s *subscription) ID() uint64 { return s.id }
@@ -281,7 +321,7 @@ func (s *subscription) Unsubscribe() {
 	s.stopped = true
 	started, gid := s.started, s.liveGID
 	s.mu.Unlock()
-	s.cancel()
+	s.cancel(nil)
 	if !started {
 		return
 	}
@@ -289,6 +329,17 @@ func (s *subscription) Unsubscribe() {
 		return
 	}
 	<-s.done
+}
+
+// Err tells why the subscription ended on its own: ErrSubscriberTooSlow,
+// or nil for any other reason.
+func (s *subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.slow {
+		return ErrSubscriberTooSlow
+	}
+	return nil
 }
 
 func (s *subscription) isStopped() bool {
@@ -314,12 +365,12 @@ func (s *subscription) live() {
 	s.mu.Unlock()
 	defer close(s.done)
 	defer s.e.remove(s)
-	defer s.cancel()
+	defer s.cancel(nil)
 	err := s.run(0)
 	if s.durable {
 		s.release()
 	}
-	if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, context.Canceled) && !errors.Is(err, errHubClosed) {
+	if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, context.Canceled) && !errors.Is(err, errHubClosed) && !errors.Is(err, ErrSubscriberTooSlow) {
 		s.e.cfg.Logger.Warn("stream ended", "subscription", s.id, "durable", s.name, "error", err)
 	}
 }
@@ -336,6 +387,7 @@ func (s *subscription) replay(until uint64) error {
 // run delivers batches after s.pos. With until > 0 it returns once pos
 // reaches until (replay); with until == 0 it runs until stopped.
 func (s *subscription) run(until uint64) error {
+	defer s.dropAhead()
 	for {
 		if s.isStopped() {
 			return errStopped
@@ -343,7 +395,7 @@ func (s *subscription) run(until uint64) error {
 		// A cancelled ctx ends the stream even when the hub or the source
 		// would still answer (a batch committed right after the cancel
 		// must not be delivered).
-		if err := s.ctx.Err(); err != nil {
+		if err := s.ctxErr(); err != nil {
 			return err
 		}
 		if until != 0 && s.pos >= until {
@@ -353,14 +405,22 @@ func (s *subscription) run(until uint64) error {
 		if until == 0 {
 			head, err := s.e.cfg.Hub.Wait(s.ctx, s.pos)
 			if err != nil {
+				if cerr := s.ctxErr(); cerr != nil {
+					return cerr
+				}
 				return err
 			}
 			upTo = head
 		}
-		batches, scanned, err := s.e.cfg.Source.ReadBatches(s.ctx, s.pos, upTo, s.matcher, s.e.cfg.MaxBatchesPerRead)
+		grant, err := s.e.budget.acquire(s.ctx, s.e.cfg.SubscriberBytes)
 		if err != nil {
-			if s.ctx.Err() != nil {
-				return s.ctx.Err()
+			return err
+		}
+		batches, scanned, err := s.e.cfg.Source.ReadBatches(s.ctx, s.pos, upTo, s.matcher, s.e.cfg.MaxBatchesPerRead, grant)
+		if err != nil {
+			s.e.budget.add(-grant)
+			if cerr := s.ctxErr(); cerr != nil {
+				return cerr
 			}
 			if errors.Is(err, contract.ErrClosed) {
 				return err
@@ -370,33 +430,145 @@ func (s *subscription) run(until uint64) error {
 			case <-time.After(s.e.cfg.RetryBackoff):
 				continue
 			case <-s.ctx.Done():
-				return s.ctx.Err()
+				return s.ctxErr()
 			}
 		}
-		for _, b := range batches {
-			if s.isStopped() {
-				return errStopped
-			}
-			if err := s.ctx.Err(); err != nil {
-				return err
-			}
-			if herr := s.deliver(b); herr != nil {
-				if s.durable {
-					return fmt.Errorf("handler failed on the batch ending at %d: %w", b[len(b)-1].SequenceNumber, herr)
-				}
-				s.e.cfg.Logger.Debug("live stream handler failed; stream goes on", "subscription", s.id, "error", herr)
-				continue
-			}
-			if s.durable {
-				if err := s.advance(b[len(b)-1].SequenceNumber); err != nil {
-					return err
-				}
-			}
+		s.hold(batches, grant)
+		last, reclaimed, err := s.deliverAhead()
+		if err != nil {
+			return err
+		}
+		if reclaimed {
+			// The batches after last were dropped unread: read again after
+			// it. The rest of last's committed batch holds no match (a
+			// delivery is every match of one committed batch).
+			s.pos = max(s.pos, last)
+			continue
 		}
 		if scanned > s.pos {
 			s.pos = scanned
 		}
 	}
+}
+
+// ctxErr is the reason s.ctx ended (ErrSubscriberTooSlow after a stall), or
+// nil while it runs.
+func (s *subscription) ctxErr() error {
+	if s.ctx.Err() == nil {
+		return nil
+	}
+	return context.Cause(s.ctx)
+}
+
+// hold keeps a read's batches for delivery and settles the node budget from
+// the grant to what they cost.
+func (s *subscription) hold(batches [][]contract.EventRecord, grant int64) {
+	n := int64(0)
+	for _, b := range batches {
+		n += BatchBytes(b)
+	}
+	s.e.budget.add(n - grant)
+	s.mu.Lock()
+	s.ahead, s.reclaimed = batches, false
+	s.mu.Unlock()
+}
+
+// deliverAhead delivers the held batches in order. last is the last
+// sequence number delivered; reclaimed says a stall dropped the rest.
+func (s *subscription) deliverAhead() (last uint64, reclaimed bool, err error) {
+	for i := 0; ; i++ {
+		s.mu.Lock()
+		if s.reclaimed {
+			s.reclaimed = false
+			s.mu.Unlock()
+			return last, true, nil
+		}
+		if i >= len(s.ahead) {
+			s.ahead = nil
+			s.mu.Unlock()
+			return last, false, nil
+		}
+		b := s.ahead[i]
+		s.ahead[i] = nil // from here the batch is the handler's, not read-ahead
+		s.mu.Unlock()
+		err := s.deliverOne(b)
+		s.e.budget.add(-BatchBytes(b))
+		if err != nil {
+			return last, false, err
+		}
+		last = b[len(b)-1].SequenceNumber
+	}
+}
+
+func (s *subscription) deliverOne(b []contract.EventRecord) error {
+	if s.isStopped() {
+		return errStopped
+	}
+	if err := s.ctxErr(); err != nil {
+		return err
+	}
+	var stall *time.Timer
+	if s.e.cfg.StallTimeout > 0 {
+		stall = time.AfterFunc(s.e.cfg.StallTimeout, s.stalled)
+	}
+	herr := s.deliver(b)
+	if stall != nil {
+		stall.Stop()
+	}
+	if herr != nil {
+		if s.durable {
+			return fmt.Errorf("handler failed on the batch ending at %d: %w", b[len(b)-1].SequenceNumber, herr)
+		}
+		if err := s.ctxErr(); err != nil {
+			return err
+		}
+		s.e.cfg.Logger.Debug("live stream handler failed; stream goes on", "subscription", s.id, "error", herr)
+		return nil
+	}
+	if s.durable {
+		return s.advance(b[len(b)-1].SequenceNumber)
+	}
+	return nil
+}
+
+// stalled runs when a handler held one delivery past StallTimeout: the
+// read-ahead is dropped, so a subscriber that does not take its deliveries
+// holds at most the batch in its handler; a live subscription also ends.
+func (s *subscription) stalled() {
+	s.mu.Lock()
+	dropped := s.dropAheadLocked()
+	if !s.durable {
+		s.slow = true
+	}
+	s.mu.Unlock()
+	if s.durable {
+		if dropped > 0 {
+			s.e.cfg.Logger.Info("durable stream handler is slow; dropped its read-ahead", "subscription", s.id, "durable", s.name, "bytes", dropped)
+		}
+		return
+	}
+	s.e.cfg.Logger.Warn("live stream ended: its handler held a delivery too long", "subscription", s.id, "stall_timeout", s.e.cfg.StallTimeout)
+	s.cancel(ErrSubscriberTooSlow)
+}
+
+func (s *subscription) dropAhead() {
+	s.mu.Lock()
+	s.dropAheadLocked()
+	s.reclaimed = false
+	s.mu.Unlock()
+}
+
+func (s *subscription) dropAheadLocked() int64 {
+	if s.ahead == nil {
+		return 0
+	}
+	n := int64(0)
+	for _, b := range s.ahead {
+		n += BatchBytes(b)
+	}
+	s.ahead, s.reclaimed = nil, true
+	s.e.budget.add(-n)
+	return n
 }
 
 func (s *subscription) deliver(batch []contract.EventRecord) (err error) {

@@ -11,6 +11,7 @@ import (
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/streams"
 )
 
 // Domain of the ErrorInfo details this package attaches.
@@ -35,6 +36,7 @@ const (
 	ReasonNotFound         = "NOT_FOUND"
 	ReasonFailedPrecondion = "FAILED_PRECONDITION"
 	ReasonNoSpace          = "NO_SPACE"
+	ReasonTooSlow          = "SUBSCRIBER_TOO_SLOW"
 )
 
 // Classifier lets the server map errors of packages wire does not import
@@ -75,6 +77,8 @@ func ToStatus(err error, classify Classifier) error {
 		return withReason(codes.FailedPrecondition, ReasonQueryMismatch, err.Error()+"; subscribe with the original query or use a new name")
 	case errors.Is(err, contract.ErrClosed):
 		return withReason(codes.Unavailable, ReasonClosed, "the node is shutting down; retry on another node")
+	case errors.Is(err, streams.ErrSubscriberTooSlow):
+		return withReason(codes.ResourceExhausted, ReasonTooSlow, err.Error()+"; stream again with catch-up from the last sequence number received (a durable stream resumes from its cursor)")
 	}
 	// The store's own errors come before the context's: a node that gave up
 	// waiting for a leader wraps its deadline, and that is UNAVAILABLE (retry
