@@ -22,6 +22,7 @@ import (
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
 	"github.com/factstr/factstr-go/internal/diskguard"
+	"github.com/factstr/factstr-go/internal/fsutil"
 	"github.com/factstr/factstr-go/internal/streams"
 	"github.com/factstr/factstr-go/membership"
 	"github.com/factstr/factstr-go/raftlog"
@@ -336,7 +337,7 @@ func claimDataDir(dir, nodeID string) (string, error) {
 		return f.ClusterID, nil
 	case os.IsNotExist(err):
 		b, _ := json.Marshal(nodeFile{NodeID: nodeID})
-		return "", writeFileSync(path, b)
+		return "", fsutil.WriteFile(path, b, 0o640)
 	default:
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}
@@ -360,7 +361,7 @@ func (n *Node) setClusterID(id string) error {
 		return fmt.Errorf("%w: this node belongs to cluster %s, not %s", ErrWrongCluster, cur, id)
 	}
 	b, _ := json.Marshal(nodeFile{NodeID: n.cfg.NodeID, ClusterID: id})
-	if err := writeFileSync(filepath.Join(n.cfg.DataDir, "node.json"), b); err != nil {
+	if err := fsutil.WriteFile(filepath.Join(n.cfg.DataDir, "node.json"), b, 0o640); err != nil {
 		return fmt.Errorf("record cluster id: %w", err)
 	}
 	n.clusterID.Store(id)
@@ -404,26 +405,6 @@ func (n *Node) learnClusterID() {
 			return
 		}
 	}
-}
-
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 func randomID(n int) string {

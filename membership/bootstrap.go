@@ -43,7 +43,7 @@ func (m *Membership) WaitBootstrap(ctx context.Context, expect int) ([]Member, e
 	local := m.LocalMeta()
 	switch {
 	case expect < 1:
-		return nil, &ConfigError{Field: "expect", Reason: fmt.Sprintf("%d is not a server count; pass Meta.BootstrapExpect (at least 1)", expect)}
+		return nil, configError("expect", fmt.Sprintf("%d is not a server count; pass Meta.BootstrapExpect (at least 1)", expect))
 	case local.HasRaftState:
 		return nil, fmt.Errorf("%w: this node has existing Raft state", ErrNoBootstrap)
 	case local.ClusterID != "":
@@ -51,8 +51,8 @@ func (m *Membership) WaitBootstrap(ctx context.Context, expect int) ([]Member, e
 	case local.BootstrapExpect == 0:
 		return nil, fmt.Errorf("%w: this node has BootstrapExpect 0 and never bootstraps", ErrNoBootstrap)
 	case local.BootstrapExpect != expect:
-		return nil, &ConfigError{Field: "expect", Reason: fmt.Sprintf(
-			"%d differs from Meta.BootstrapExpect %d, which is what peers compare against; pass the same value", expect, local.BootstrapExpect)}
+		return nil, configError("expect", fmt.Sprintf(
+			"%d differs from Meta.BootstrapExpect %d, which is what peers compare against; pass the same value", expect, local.BootstrapExpect))
 	}
 
 	logged := make(map[string]bool)

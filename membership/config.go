@@ -12,6 +12,8 @@ import (
 	"unicode"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/factstr/factstr-go/internal/configerr"
 )
 
 // ErrInvalidConfig is wrapped by every error Config.Validate returns, and by
@@ -20,17 +22,14 @@ import (
 var ErrInvalidConfig = errors.New("membership: invalid config")
 
 // ConfigError names the field that is wrong and says how to fix it. It
-// unwraps to ErrInvalidConfig.
-type ConfigError struct {
-	Field  string // e.g. "Join[1]" or "Meta.NodeID"
-	Reason string // what is wrong and what to do about it
-}
+// unwraps to ErrInvalidConfig. It is the module's one config error type,
+// shared with the other packages' Validate.
+type ConfigError = configerr.Error
 
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("%v: %s: %s", ErrInvalidConfig, e.Field, e.Reason)
+// configError returns a *ConfigError wrapping ErrInvalidConfig.
+func configError(field, reason string) *ConfigError {
+	return configerr.New(ErrInvalidConfig, field, reason)
 }
-
-func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
 
 const (
 	// DefaultRetryInterval is how often Join is retried while no seed answers.
@@ -156,7 +155,7 @@ func FastTimings(c *memberlist.Config) {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)})
+		errs = append(errs, configError(field, fmt.Sprintf(format, args...)))
 	}
 
 	bindHost, bindPort, bindErr := splitHostPort(c.BindAddr, true)
@@ -218,7 +217,7 @@ func validateMeta(m Meta) []*ConfigError {
 		} else {
 			field = "Meta." + field
 		}
-		errs = append(errs, &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)})
+		errs = append(errs, configError(field, fmt.Sprintf(format, args...)))
 	}
 
 	switch {

@@ -165,7 +165,7 @@ func Start(ctx context.Context, cfg Config) (*Membership, error) {
 func resolveAdvertise(ctx context.Context, cfg Config, logger *slog.Logger) (string, error) {
 	host, _, err := net.SplitHostPort(cfg.AdvertiseAddr)
 	if err != nil {
-		return "", &ConfigError{Field: "AdvertiseAddr", Reason: err.Error()}
+		return "", configError("AdvertiseAddr", err.Error())
 	}
 	if ip := net.ParseIP(host); ip != nil {
 		return ip.String(), nil
@@ -273,8 +273,8 @@ func (m *Membership) UpdateMeta(ctx context.Context, meta Meta) error {
 		errs = append(errs, e)
 	}
 	if meta.NodeID != m.name {
-		errs = append(errs, &ConfigError{Field: "Meta.NodeID", Reason: fmt.Sprintf(
-			"cannot change from %q to %q: it is the memberlist node name; restart the node to change it", m.name, meta.NodeID)})
+		errs = append(errs, configError("Meta.NodeID", fmt.Sprintf(
+			"cannot change from %q to %q: it is the memberlist node name; restart the node to change it", m.name, meta.NodeID)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

@@ -13,23 +13,22 @@ import (
 	"unicode"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/factstr/factstr-go/internal/configerr"
 )
 
 // ErrInvalidConfig is wrapped by every error Config.Validate returns.
 var ErrInvalidConfig = errors.New("raftlog: invalid config")
 
-// ConfigError names the Config field that is wrong and says how to fix it.
-// It unwraps to ErrInvalidConfig.
-type ConfigError struct {
-	Field  string // Config field name, e.g. "ElectionTimeout"
-	Reason string // what is wrong and what to do about it
-}
+// ConfigError names the field that is wrong and says how to fix it. It
+// unwraps to ErrInvalidConfig. It is the module's one config error type,
+// shared with the other packages' Validate.
+type ConfigError = configerr.Error
 
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("%v: %s: %s", ErrInvalidConfig, e.Field, e.Reason)
+// configError returns a *ConfigError wrapping ErrInvalidConfig.
+func configError(field, reason string) *ConfigError {
+	return configerr.New(ErrInvalidConfig, field, reason)
 }
-
-func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
 
 // Limits hashicorp/raft enforces in ValidateConfig. We check them ourselves
 // so the error names our field and the fix.
@@ -181,7 +180,7 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)})
+		errs = append(errs, configError(field, fmt.Sprintf(format, args...)))
 	}
 
 	if c.NodeID == "" {
@@ -263,7 +262,7 @@ func (c Config) Validate() error {
 		// Backstop: if raft grows a new rule we don't know about, fail here
 		// rather than in raft.NewRaft.
 		if err := raft.ValidateConfig(c.raftConfig(nil)); err != nil {
-			errs = append(errs, &ConfigError{Field: "Config", Reason: "hashicorp/raft rejects it: " + err.Error()})
+			errs = append(errs, configError("Config", "hashicorp/raft rejects it: "+err.Error()))
 		}
 	}
 	return errors.Join(errs...)
