@@ -507,9 +507,12 @@ func (n *Node) WaitLeader(ctx context.Context) (string, error) {
 
 // Close shuts the node down: a leader hands leadership over first. Gossip
 // is shut down without a leave, so a restart never changes the voter set.
+// A Close after Close or Kill returns contract.ErrClosed (once the first
+// has finished), as every call after Close does.
 func (n *Node) Close() error {
-	var err error
+	err := contract.ErrClosed
 	n.closeOnce.Do(func() {
+		err = nil
 		n.closed.Store(true)
 		n.engine.Close()
 		if n.raft.State() == raft.Leader && n.voterCount() > 1 {
