@@ -18,7 +18,6 @@ import (
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
 	"github.com/factstr/factstr-go/internal/diskguard"
-	"github.com/factstr/factstr-go/internal/streams"
 	"github.com/factstr/factstr-go/internal/wire"
 	"github.com/factstr/factstr-go/membership"
 )
@@ -39,8 +38,6 @@ func Classify(err error) (codes.Code, string, bool) {
 		return codes.Unavailable, wire.ReasonOutcomeUnknown, true
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrLeft):
 		return codes.Unavailable, wire.ReasonNoLeader, true
-	case errors.Is(err, streams.ErrPositionAhead):
-		return codes.OutOfRange, wire.ReasonPositionAhead, true
 	case errors.Is(err, ErrUnknownNode):
 		return codes.NotFound, wire.ReasonNotFound, true
 	case errors.Is(err, ErrLastVoter):
