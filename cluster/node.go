@@ -68,15 +68,15 @@ type Node struct {
 	incarnation string
 	clusterID   atomic.Value // string; "" until known
 
+	// stamps tracks the wall-clock stamps used as leader, so that pruning
+	// idempotency keys survives clock jumps (stampwindow.go).
+	stamps *stampWindow
+
 	// mayVote is set once this node may take part in elections: it kept
 	// its own Raft state, bootstrapped the cluster itself, or the
 	// replicated state records this data directory's incarnation for its
 	// id (the leader writes it when it adds the node). Until then the vote
 	// guard withholds its votes: it may be a wiped node that forgot a vote.
-	// stamps tracks the wall-clock stamps used as leader, so that pruning
-	// idempotency keys survives clock jumps (stampwindow.go).
-	stamps *stampWindow
-
 	mayVote       atomic.Bool
 	votesWithheld atomic.Uint64
 	voteGuard     *raftlog.VoteGuard

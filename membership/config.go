@@ -40,7 +40,7 @@ const (
 	// "never while the dead entry is remembered", so a pod that restarts with
 	// a new IP is refused as a conflicting address until every peer has
 	// reaped the old entry (GossipToTheDeadTime, 30s, plus a probe round) and
-	// then hears from the new one (raft-notes (d)3).
+	// then hears from the new one (memberlist's Config.DeadNodeReclaimTime).
 	//
 	// Weaviate uses 60s, but in memberlist v0.7.0 anything above ~30s is the
 	// same as 0: the dead entry is reaped before the reclaim time is reached.

@@ -22,7 +22,9 @@ const IncarnationFileName = "incarnation"
 // as 32 hex digits, created the first time and read back ever after. A wiped
 // or replaced data directory therefore gets a new incarnation, which is how
 // peers tell a node that lost its Raft state (its vote, its term) from the
-// node that had the same NodeID before (raft-notes (d)7).
+// node that had the same NodeID before. Raft requires a server's current
+// term and vote to survive restarts (the Raft paper, Figure 2, "persistent
+// state on all servers"); a wiped node has lost them.
 //
 // The file is written to a temporary name, fsynced, then linked into place
 // and the directory fsynced, so a crash leaves either no file or a complete

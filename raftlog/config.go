@@ -61,7 +61,9 @@ type Config struct {
 
 	// AdvertiseAddr is the host:port peers dial. Empty means the bound
 	// listener address. It may be a DNS name (a stable pod name survives IP
-	// changes, raft-notes (d)1); an IP must not be unspecified (0.0.0.0).
+	// changes; hashicorp/raft dials the address it was given, so the name
+	// is resolved on every new connection); an IP must not be unspecified
+	// (0.0.0.0).
 	AdvertiseAddr string
 
 	// HeartbeatTimeout is how long a follower waits without contact from the
@@ -290,13 +292,17 @@ func (c Config) raftConfig(logger *hclogAdapter) *raft.Config {
 	// higher term deposes a healthy leader (vault#23599, consul-k8s#3000).
 	// With pre-vote it first asks whether it could win and only then raises
 	// its term. Our transport is a raft.NetworkTransport, which implements
-	// WithPreVote; we wrap the stream layer, never the Transport, so that
-	// stays true.
+	// WithPreVote, and the one wrapper of it, the vote guard (GuardVotes),
+	// implements it too; both are asserted at compile time below and in
+	// voteguard.go. Any new wrapper must do the same, or raft turns
+	// pre-vote off.
 	rc.PreVoteDisabled = false
 
 	// The FSM keeps its own state in bbolt and decides itself whether it
-	// needs to restore from a snapshot at start. The pitfall
-	// (raft-notes section 4): with NoSnapshotRestoreOnStart raft still sets
+	// needs to restore from a snapshot at start. The pitfall (see the
+	// NoSnapshotRestoreOnStart field of hashicorp/raft's Config: snapshot
+	// metadata still initialises raft's index values): with
+	// NoSnapshotRestoreOnStart raft still sets
 	// lastApplied to the newest snapshot's index and, once it learns the
 	// commit index, *replays every entry after it* into FSM.Apply,
 	// including entries the FSM already applied before the restart (and, if
