@@ -75,10 +75,10 @@ func ToStatus(err error, classify Classifier) error {
 		return withReason(codes.FailedPrecondition, ReasonNameInUse, err.Error()+"; unsubscribe the other subscriber or use another name")
 	case errors.Is(err, contract.ErrDurableQueryMismatch):
 		return withReason(codes.FailedPrecondition, ReasonQueryMismatch, err.Error()+"; subscribe with the original query or use a new name")
-	case errors.Is(err, contract.ErrPositionAhead):
-		return withReason(codes.OutOfRange, ReasonPositionAhead, err.Error())
 	case errors.Is(err, contract.ErrClosed):
 		return withReason(codes.Unavailable, ReasonClosed, "the node is shutting down; retry on another node")
+	case errors.Is(err, contract.ErrPositionAhead):
+		return withReason(codes.OutOfRange, ReasonPositionAhead, err.Error())
 	case errors.Is(err, streams.ErrSubscriberTooSlow):
 		return withReason(codes.ResourceExhausted, ReasonTooSlow, err.Error()+"; stream again with catch-up from the last sequence number received (a durable stream resumes from its cursor)")
 	}
