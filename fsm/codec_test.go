@@ -182,7 +182,7 @@ func TestDecodeCommandsRefusesCorrupt(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"version 0", append([]byte{0}, valid[1:]...)},
-		{"version 2", append([]byte{2}, valid[1:]...)},
+		{"version 255", append([]byte{255}, valid[1:]...)},
 		{"trailing bytes", append(append([]byte(nil), valid...), 0)},
 		{"count larger than the entry", []byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"event count larger than the entry", []byte{1, 1, byte(boltstore.OpAppend), 0xff, 0xff, 0x03}},
