@@ -26,11 +26,6 @@ var ErrInvalidConfig = errors.New("membership: invalid config")
 // shared with the other packages' Validate.
 type ConfigError = configerr.Error
 
-// configError returns a *ConfigError wrapping ErrInvalidConfig.
-func configError(field, reason string) *ConfigError {
-	return configerr.New(ErrInvalidConfig, field, reason)
-}
-
 const (
 	// DefaultRetryInterval is how often Join is retried while no seed answers.
 	DefaultRetryInterval = time.Second
@@ -155,7 +150,7 @@ func FastTimings(c *memberlist.Config) {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, configError(field, fmt.Sprintf(format, args...)))
+		errs = append(errs, configerr.New(ErrInvalidConfig, field, fmt.Sprintf(format, args...)))
 	}
 
 	bindHost, bindPort, bindErr := splitHostPort(c.BindAddr, true)
@@ -217,7 +212,7 @@ func validateMeta(m Meta) []*ConfigError {
 		} else {
 			field = "Meta." + field
 		}
-		errs = append(errs, configError(field, fmt.Sprintf(format, args...)))
+		errs = append(errs, configerr.New(ErrInvalidConfig, field, fmt.Sprintf(format, args...)))
 	}
 
 	switch {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/factstr/factstr-go/internal/configerr"
 )
 
 // joinWarnEvery limits how often a failing background join logs at Warn;
@@ -24,14 +26,14 @@ var errOnlySelf = errors.New("seeds answered, but no other member is alive (do t
 // can take up to memberlist's TCPTimeout.
 func (m *Membership) JoinNow(ctx context.Context, addrs []string) (int, error) {
 	if len(addrs) == 0 {
-		return 0, configError("addrs", "is empty; give at least one host:port")
+		return 0, configerr.New(ErrInvalidConfig, "addrs", "is empty; give at least one host:port")
 	}
 	var errs []error
 	for i, a := range addrs {
 		if host, _, err := splitHostPort(a, false); err != nil {
-			errs = append(errs, configError(fmt.Sprintf("addrs[%d]", i), err.Error()))
+			errs = append(errs, configerr.New(ErrInvalidConfig, fmt.Sprintf("addrs[%d]", i), err.Error()))
 		} else if host == "" {
-			errs = append(errs, configError(fmt.Sprintf("addrs[%d]", i), fmt.Sprintf("%q has no host", a)))
+			errs = append(errs, configerr.New(ErrInvalidConfig, fmt.Sprintf("addrs[%d]", i), fmt.Sprintf("%q has no host", a)))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

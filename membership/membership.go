@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/factstr/factstr-go/internal/configerr"
 )
 
 var (
@@ -166,7 +168,7 @@ func Start(ctx context.Context, cfg Config) (*Membership, error) {
 func resolveAdvertise(ctx context.Context, cfg Config, logger *slog.Logger) (string, error) {
 	host, _, err := net.SplitHostPort(cfg.AdvertiseAddr)
 	if err != nil {
-		return "", configError("AdvertiseAddr", err.Error())
+		return "", configerr.New(ErrInvalidConfig, "AdvertiseAddr", err.Error())
 	}
 	if ip := net.ParseIP(host); ip != nil {
 		return ip.String(), nil
@@ -274,7 +276,7 @@ func (m *Membership) UpdateMeta(ctx context.Context, meta Meta) error {
 		errs = append(errs, e)
 	}
 	if meta.NodeID != m.name {
-		errs = append(errs, configError("Meta.NodeID", fmt.Sprintf(
+		errs = append(errs, configerr.New(ErrInvalidConfig, "Meta.NodeID", fmt.Sprintf(
 			"cannot change from %q to %q: it is the memberlist node name; restart the node to change it", m.name, meta.NodeID)))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -25,11 +25,6 @@ var ErrInvalidConfig = errors.New("raftlog: invalid config")
 // shared with the other packages' Validate.
 type ConfigError = configerr.Error
 
-// configError returns a *ConfigError wrapping ErrInvalidConfig.
-func configError(field, reason string) *ConfigError {
-	return configerr.New(ErrInvalidConfig, field, reason)
-}
-
 // Limits hashicorp/raft enforces in ValidateConfig. We check them ourselves
 // so the error names our field and the fix.
 const (
@@ -182,7 +177,7 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, configError(field, fmt.Sprintf(format, args...)))
+		errs = append(errs, configerr.New(ErrInvalidConfig, field, fmt.Sprintf(format, args...)))
 	}
 
 	if c.NodeID == "" {
@@ -264,7 +259,7 @@ func (c Config) Validate() error {
 		// Backstop: if raft grows a new rule we don't know about, fail here
 		// rather than in raft.NewRaft.
 		if err := raft.ValidateConfig(c.raftConfig(nil)); err != nil {
-			errs = append(errs, configError("Config", "hashicorp/raft rejects it: "+err.Error()))
+			errs = append(errs, configerr.New(ErrInvalidConfig, "Config", "hashicorp/raft rejects it: "+err.Error()))
 		}
 	}
 	return errors.Join(errs...)
