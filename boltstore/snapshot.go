@@ -2,7 +2,6 @@ package boltstore
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/boltcheck"
+	"github.com/factstr/factstr-go/internal/fsutil"
 )
 
 // Snapshot writes a consistent copy of the whole store file to w. It runs
@@ -40,7 +40,10 @@ func (s *Store) Restore(r io.Reader) error {
 	if s.closing.Load() {
 		return contract.ErrClosed
 	}
-	tmp, err := s.writeTemp(r)
+	tmp, err := fsutil.WriteTemp(filepath.Dir(s.path), filepath.Base(s.path)+".restore-*", 0o600, func(w io.Writer) error {
+		_, err := io.Copy(w, r)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", s.path, err)
 	}
@@ -64,7 +67,7 @@ func (s *Store) Restore(r io.Reader) error {
 		s.dbMu.Unlock()
 		return fmt.Errorf("restore %s: the store is closed: %w", s.path, err)
 	}
-	if err := syncDir(filepath.Dir(s.path)); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(s.path)); err != nil {
 		s.log.Warn("syncing the directory after restore", "error", err)
 	}
 	db, st, err := openFile(s.path, s.opts.noSync)
@@ -79,25 +82,6 @@ func (s *Store) Restore(r io.Reader) error {
 	s.hub.Reset(st.head)
 	s.log.Info("restored from snapshot", "head", st.head, "applied", st.applied)
 	return nil
-}
-
-func (s *Store) writeTemp(r io.Reader) (string, error) {
-	f, err := os.CreateTemp(filepath.Dir(s.path), filepath.Base(s.path)+".restore-*")
-	if err != nil {
-		return "", err
-	}
-	_, err = io.Copy(f, r)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
 }
 
 // checkSnapshot refuses a file that is not a store of this schema before
@@ -122,19 +106,4 @@ func checkSnapshot(path string) error {
 		}
 		return nil
 	})
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if errors.Is(err, os.ErrInvalid) {
-		return nil // some platforms cannot sync a directory
-	}
-	return err
 }

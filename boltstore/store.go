@@ -270,10 +270,11 @@ func (s *Store) view(fn func(*bbolt.Tx) error) error {
 
 // Close ends every subscription (releasing durable names, in embedded mode
 // through Apply), then syncs the file, writes the clean marker and closes
-// it. Later calls return contract.ErrClosed; a second Close returns nil.
+// it. Later calls, a second Close or an Abandon too, return
+// contract.ErrClosed.
 func (s *Store) Close() error {
 	if !s.closing.CompareAndSwap(false, true) {
-		return nil
+		return contract.ErrClosed
 	}
 	s.engine.Close()
 	s.hub.Close()
@@ -316,10 +317,10 @@ func (s *Store) closeDB() error {
 // Abandon ends the store the way a crash would, for tests: subscriptions
 // end and the file is closed without a sync and without the clean marker,
 // so the next Open reports WasClean false. Later calls return
-// contract.ErrClosed.
+// contract.ErrClosed, an Abandon or Close after Close too.
 func (s *Store) Abandon() error {
 	if !s.closing.CompareAndSwap(false, true) {
-		return nil
+		return contract.ErrClosed
 	}
 	s.engine.Close()
 	s.hub.Close()

@@ -359,13 +359,13 @@ func (c *Client) Query(ctx context.Context, query contract.EventQuery) (contract
 	return res, nil
 }
 
-// Close ends every subscription and closes the connections; later calls
-// return contract.ErrClosed.
+// Close ends every subscription and closes the connections; later calls,
+// a second Close too, return contract.ErrClosed.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil
+		return contract.ErrClosed
 	}
 	c.closed = true
 	subs := make([]*subscription, 0, len(c.subs))

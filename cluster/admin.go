@@ -18,7 +18,6 @@ import (
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
 	"github.com/factstr/factstr-go/internal/diskguard"
-	"github.com/factstr/factstr-go/internal/streams"
 	"github.com/factstr/factstr-go/internal/wire"
 	"github.com/factstr/factstr-go/membership"
 )
@@ -39,12 +38,10 @@ func Classify(err error) (codes.Code, string, bool) {
 		return codes.Unavailable, wire.ReasonOutcomeUnknown, true
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrLeft):
 		return codes.Unavailable, wire.ReasonNoLeader, true
-	case errors.Is(err, streams.ErrPositionAhead):
-		return codes.OutOfRange, wire.ReasonPositionAhead, true
 	case errors.Is(err, ErrUnknownNode):
 		return codes.NotFound, wire.ReasonNotFound, true
 	case errors.Is(err, ErrLastVoter):
-		return codes.FailedPrecondition, wire.ReasonFailedPrecondion, true
+		return codes.FailedPrecondition, wire.ReasonFailedPrecondition, true
 	case errors.Is(err, ErrWrongCluster), errors.Is(err, ErrWrongNode):
 		return codes.FailedPrecondition, wire.ReasonWrongCluster, true
 	case errors.Is(err, diskguard.ErrNoSpace):
@@ -108,7 +105,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 			m.Healthy = st.LeaderID != ""
 		} else if m.GRPCAddr != "" {
 			if ps, err := n.peerStatus(ctx, m.GRPCAddr); err == nil {
-				m.State = stateName2(ps.GetState())
+				m.State = stateNameOf(ps.GetState())
 				m.AppliedIndex, m.CommitIndex, m.Term = ps.GetAppliedIndex(), ps.GetCommitIndex(), ps.GetTerm()
 				m.Healthy = ps.GetLeaderId() != ""
 				if rec, inc := recorded[m.ID], ps.GetIncarnation(); s.Suffrage == raft.Voter && rec != "" && inc != "" && rec != inc {
@@ -152,10 +149,11 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 const conflictWarnFor = 2 * time.Minute
 
 func stateName(s raft.RaftState) string {
-	return stateName2(s.String())
+	return stateNameOf(s.String())
 }
 
-func stateName2(s string) string {
+// stateNameOf lower-cases a raft.RaftState name as a peer reports it.
+func stateNameOf(s string) string {
 	switch s {
 	case "Leader":
 		return "leader"
@@ -383,7 +381,7 @@ func adminError(err error) error {
 	switch wire.Reason(err) {
 	case wire.ReasonNotFound:
 		return fmt.Errorf("%w: %s", ErrUnknownNode, status.Convert(err).Message())
-	case wire.ReasonFailedPrecondion:
+	case wire.ReasonFailedPrecondition:
 		return fmt.Errorf("%w: %s", ErrLastVoter, status.Convert(err).Message())
 	}
 	return peerError(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/factstr/factstr-go/cluster"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/contract/conformance"
+	"github.com/factstr/factstr-go/internal/freeport"
 )
 
 func TestConformanceOnFollower(t *testing.T) {
@@ -246,7 +247,7 @@ func TestSnapshotInstallBringsNewNodeUpToDate(t *testing.T) {
 	if first <= 1 {
 		t.Fatalf("leader log was not compacted after the snapshot (first index %d)", first)
 	}
-	spec := nodeSpec{id: "n4", dir: t.TempDir(), raftPort: freePort(t), gossipPort: freePort(t), tune: tune,
+	spec := nodeSpec{id: "n4", dir: t.TempDir(), raftPort: freeport.T(t, true), gossipPort: freeport.T(t, true), tune: tune,
 		join: []string{fmt.Sprintf("127.0.0.1:%d", c.running()[0].spec.gossipPort)}}
 	n4 := startNode(t, spec)
 	c.add(n4)

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/configerr"
 	"github.com/factstr/factstr-go/raftlog"
 )
 
@@ -156,12 +157,12 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// bad returns the *configerr.Error for field, wrapping ErrInvalidConfig.
+func bad(field, why string) error { return configerr.New(ErrInvalidConfig, field, why) }
+
 // Validate reports the first thing wrong with c, after defaults.
 func (c *Config) Validate() error {
 	c.setDefaults()
-	bad := func(field, why string) error {
-		return fmt.Errorf("%w: %s %s", ErrInvalidConfig, field, why)
-	}
 	if c.NodeID == "" {
 		return bad("NodeID", "is empty; give every node a stable, unique id (for example the pod name)")
 	}
@@ -215,9 +216,6 @@ func MaxAppendEntriesFor(l contract.Limits) int {
 // validateSizes checks that the limits bound a Raft AppendEntries and
 // that every event a node accepts can be read back with Query.
 func (c *Config) validateSizes() error {
-	bad := func(field, why string) error {
-		return fmt.Errorf("%w: %s %s", ErrInvalidConfig, field, why)
-	}
 	l := c.Limits
 	if l.MaxBatchBytes <= 0 {
 		return bad("Limits.MaxBatchBytes", fmt.Sprintf("is %d: with no bound on an append's bytes, nothing bounds a Raft entry or an AppendEntries; "+

@@ -13,6 +13,7 @@ import (
 	"github.com/factstr/factstr-go/cluster"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/diskguard"
+	"github.com/factstr/factstr-go/internal/freeport"
 )
 
 // mountSmallFS mounts a tmpfs of size bytes for the test, or skips.
@@ -39,7 +40,7 @@ func TestFullDiskRefusesWritesUntilSpaceReturns(t *testing.T) {
 	const minFree = 8 << 20
 	mnt := mountSmallFS(t, "64m")
 	n := startNode(t, nodeSpec{
-		id: "d1", dir: filepath.Join(mnt, "d1"), raftPort: freePort(t), gossipPort: freePort(t), expect: 1,
+		id: "d1", dir: filepath.Join(mnt, "d1"), raftPort: freeport.T(t, true), gossipPort: freeport.T(t, true), expect: 1,
 		tune: func(c *cluster.Config) { c.MinFreeDisk = minFree },
 	})
 	t.Cleanup(n.stop)

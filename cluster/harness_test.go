@@ -18,30 +18,11 @@ import (
 
 	"github.com/factstr/factstr-go/cluster"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/freeport"
 	"github.com/factstr/factstr-go/raftlog"
 )
 
 const waitFor = 20 * time.Second
-
-// freePort returns a loopback port free for TCP and UDP right now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
 
 type nodeSpec struct {
 	id                   string
@@ -106,7 +87,7 @@ func startNodeRetry(t testing.TB, spec nodeSpec) (*testNode, error) {
 		if !strings.Contains(err.Error(), "address already in use") {
 			return nil, err
 		}
-		spec.raftPort, spec.gossipPort, spec.grpcPort = freePort(t), freePort(t), 0
+		spec.raftPort, spec.gossipPort, spec.grpcPort = freeport.T(t, true), freeport.T(t, true), 0
 	}
 	return nil, err
 }
@@ -167,7 +148,7 @@ func newCluster(t testing.TB, size int, tune func(*cluster.Config)) *testCluster
 	for i := range specs {
 		specs[i] = nodeSpec{
 			id: fmt.Sprintf("n%d", i+1), dir: filepath.Join(base, fmt.Sprintf("n%d", i+1)),
-			raftPort: freePort(t), gossipPort: freePort(t), expect: size, tune: tune,
+			raftPort: freeport.T(t, true), gossipPort: freeport.T(t, true), expect: size, tune: tune,
 		}
 	}
 	for i := range specs {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/factstr/factstr-go/cluster"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/freeport"
 )
 
 // appender appends in the background through one node until stopped and
@@ -105,7 +106,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestJoinAsNonVoterThenPromoted(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	bg := startAppender(t, c.follower())
-	spec := nodeSpec{id: "n4", dir: t.TempDir(), raftPort: freePort(t), gossipPort: freePort(t),
+	spec := nodeSpec{id: "n4", dir: t.TempDir(), raftPort: freeport.T(t, true), gossipPort: freeport.T(t, true),
 		join: []string{fmt.Sprintf("127.0.0.1:%d", c.running()[1].spec.gossipPort)}}
 	n4 := startNode(t, spec)
 	c.add(n4)
@@ -248,7 +249,7 @@ func TestRestartOnNewAddressRejoins(t *testing.T) {
 	victim := c.follower()
 	spec := c.remove(victim)
 	victim.stop()
-	spec.raftPort, spec.gossipPort, spec.grpcPort = freePort(t), freePort(t), freePort(t)
+	spec.raftPort, spec.gossipPort, spec.grpcPort = freeport.T(t, true), freeport.T(t, true), freeport.T(t, true)
 	var others []string
 	for _, n := range c.running() {
 		others = append(others, fmt.Sprintf("127.0.0.1:%d", n.spec.gossipPort))

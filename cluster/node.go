@@ -22,6 +22,7 @@ import (
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
 	"github.com/factstr/factstr-go/internal/diskguard"
+	"github.com/factstr/factstr-go/internal/fsutil"
 	"github.com/factstr/factstr-go/internal/streams"
 	"github.com/factstr/factstr-go/membership"
 	"github.com/factstr/factstr-go/raftlog"
@@ -67,15 +68,15 @@ type Node struct {
 	incarnation string
 	clusterID   atomic.Value // string; "" until known
 
+	// stamps tracks the wall-clock stamps used as leader, so that pruning
+	// idempotency keys survives clock jumps (stampwindow.go).
+	stamps *stampWindow
+
 	// mayVote is set once this node may take part in elections: it kept
 	// its own Raft state, bootstrapped the cluster itself, or the
 	// replicated state records this data directory's incarnation for its
 	// id (the leader writes it when it adds the node). Until then the vote
 	// guard withholds its votes: it may be a wiped node that forgot a vote.
-	// stamps tracks the wall-clock stamps used as leader, so that pruning
-	// idempotency keys survives clock jumps (stampwindow.go).
-	stamps *stampWindow
-
 	mayVote       atomic.Bool
 	votesWithheld atomic.Uint64
 	voteGuard     *raftlog.VoteGuard
@@ -336,7 +337,7 @@ func claimDataDir(dir, nodeID string) (string, error) {
 		return f.ClusterID, nil
 	case os.IsNotExist(err):
 		b, _ := json.Marshal(nodeFile{NodeID: nodeID})
-		return "", writeFileSync(path, b)
+		return "", fsutil.WriteFile(path, b, 0o640)
 	default:
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}
@@ -360,7 +361,7 @@ func (n *Node) setClusterID(id string) error {
 		return fmt.Errorf("%w: this node belongs to cluster %s, not %s", ErrWrongCluster, cur, id)
 	}
 	b, _ := json.Marshal(nodeFile{NodeID: n.cfg.NodeID, ClusterID: id})
-	if err := writeFileSync(filepath.Join(n.cfg.DataDir, "node.json"), b); err != nil {
+	if err := fsutil.WriteFile(filepath.Join(n.cfg.DataDir, "node.json"), b, 0o640); err != nil {
 		return fmt.Errorf("record cluster id: %w", err)
 	}
 	n.clusterID.Store(id)
@@ -404,26 +405,6 @@ func (n *Node) learnClusterID() {
 			return
 		}
 	}
-}
-
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 func randomID(n int) string {
@@ -526,9 +507,12 @@ func (n *Node) WaitLeader(ctx context.Context) (string, error) {
 
 // Close shuts the node down: a leader hands leadership over first. Gossip
 // is shut down without a leave, so a restart never changes the voter set.
+// A Close after Close or Kill returns contract.ErrClosed (once the first
+// has finished), as every call after Close does.
 func (n *Node) Close() error {
-	var err error
+	err := contract.ErrClosed
 	n.closeOnce.Do(func() {
+		err = nil
 		n.closed.Store(true)
 		n.engine.Close()
 		if n.raft.State() == raft.Leader && n.voterCount() > 1 {

@@ -11,7 +11,6 @@ import (
 
 	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
 	"github.com/factstr/factstr-go/contract"
-	"github.com/factstr/factstr-go/internal/streams"
 )
 
 // Query answers from this node's state machine after the read barrier that
@@ -224,7 +223,7 @@ func (n *Node) StreamTo(ctx context.Context, q contract.EventQuery, h contract.S
 		// A client resuming here from a position it saw elsewhere: never go
 		// back in time, and say so when the position is past the log.
 		if q.MinSequenceNumber > n.store.Head() {
-			return nil, fmt.Errorf("%w: resume from %d requested, the committed log ends at %d", streams.ErrPositionAhead, q.MinSequenceNumber, n.store.Head())
+			return nil, fmt.Errorf("%w: resume from %d requested, the committed log ends at %d", contract.ErrPositionAhead, q.MinSequenceNumber, n.store.Head())
 		}
 	}
 	return n.engine.Live(ctx, q, h)

@@ -32,6 +32,12 @@ var (
 	// ErrDurableQueryMismatch is returned when a durable name is subscribed
 	// again with a query different from the one it was created with.
 	ErrDurableQueryMismatch = errors.New("durable stream name was created with a different query")
+	// ErrPositionAhead is returned by StreamTo when its MinSequenceNumber
+	// is past the store's committed log: a catch-up stream cannot start
+	// after events it has not seen. Through a cluster it usually means the
+	// position was read on another, further node: try another node or
+	// wait for this one to catch up.
+	ErrPositionAhead = errors.New("stream position is ahead of the committed log")
 )
 
 // Limits bounds what a store accepts. Zero fields mean "no limit".

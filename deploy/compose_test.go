@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +29,7 @@ import (
 	"github.com/factstr/factstr-go/client"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/clusterkey"
+	"github.com/factstr/factstr-go/internal/freeport"
 )
 
 const eventType = "compose-test"
@@ -97,7 +97,10 @@ func TestComposeCluster(t *testing.T) {
 
 	// The cluster, as a compose project of its own with free host ports.
 	project := fmt.Sprintf("factstrcomposetest%d", os.Getpid())
-	ports := freePorts(t, 3)
+	ports, err := freeport.GetN(3, false)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The secrets, as an operator makes them (the compose file's header).
 	key := clusterkey.Generate()
 	token := fmt.Sprintf("compose-test-token-%d", os.Getpid())
@@ -435,24 +438,6 @@ func (a *appenders) stop() (map[uint64]string, int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.acked, a.failures
-}
-
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		_ = l.Close()
-	}
-	return ports
 }
 
 func jsonEqual(a, b string) bool {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/factstr/factstr-go/internal/freeport"
 	"github.com/factstr/factstr-go/internal/testcluster"
 )
 
@@ -77,7 +78,7 @@ func oneLineErr(t *testing.T, r cliResult, want int, contains ...string) {
 // deadAddr is a loopback address where nothing listens.
 func deadAddr(t *testing.T) string {
 	t.Helper()
-	p, err := testcluster.FreePort(false)
+	p, err := freeport.Get(false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 	"github.com/factstr/factstr-go/client"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/freeport"
 	"github.com/factstr/factstr-go/internal/testcluster"
 )
 
@@ -318,7 +319,7 @@ func startExtraNode(t *testing.T, dir, id string, args ...string) *extraNode {
 	var p [3]int
 	for i := range p {
 		var err error
-		if p[i], err = testcluster.FreePort(i == 2); err != nil {
+		if p[i], err = freeport.Get(i == 2); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 	"github.com/factstr/factstr-go/client"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/freeport"
 	"github.com/factstr/factstr-go/internal/testcluster"
 )
 
@@ -283,7 +284,7 @@ func TestMembershipRestartOnNewAddress(t *testing.T) {
 	nd := c.Node(fi)
 	var p [3]int
 	for i := range p {
-		if p[i], err = testcluster.FreePort(i == 2); err != nil {
+		if p[i], err = freeport.Get(i == 2); err != nil {
 			t.Fatal(err)
 		}
 	}

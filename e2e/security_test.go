@@ -29,6 +29,7 @@ import (
 	"github.com/factstr/factstr-go/client"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/clusterkey"
+	"github.com/factstr/factstr-go/internal/freeport"
 	"github.com/factstr/factstr-go/internal/testcluster"
 )
 
@@ -71,7 +72,7 @@ func startKeyedCluster(t *testing.T) *keyedCluster {
 	for range 3 {
 		var p [3]int
 		for j := range p {
-			if p[j], err = testcluster.FreePort(j == 2); err != nil {
+			if p[j], err = freeport.Get(j == 2); err != nil {
 				t.Fatal(err)
 			}
 		}

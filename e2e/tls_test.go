@@ -19,6 +19,7 @@ import (
 
 	"github.com/factstr/factstr-go/client"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/freeport"
 	"github.com/factstr/factstr-go/internal/testcluster"
 	"github.com/factstr/factstr-go/internal/testpki"
 )
@@ -62,7 +63,7 @@ func TestMutualTLSAndToken(t *testing.T) {
 	nodes := make([]ports, 3)
 	for i := range nodes {
 		for _, p := range []*int{&nodes[i].grpc, &nodes[i].raft, &nodes[i].gossip} {
-			port, err := testcluster.FreePort(p == &nodes[i].gossip)
+			port, err := freeport.Get(p == &nodes[i].gossip)
 			if err != nil {
 				t.Fatal(err)
 			}

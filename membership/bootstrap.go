@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/factstr/factstr-go/internal/configerr"
 )
 
 // ErrNoBootstrap means this node must not bootstrap a Raft cluster: it, or a
@@ -43,7 +45,7 @@ func (m *Membership) WaitBootstrap(ctx context.Context, expect int) ([]Member, e
 	local := m.LocalMeta()
 	switch {
 	case expect < 1:
-		return nil, &ConfigError{Field: "expect", Reason: fmt.Sprintf("%d is not a server count; pass Meta.BootstrapExpect (at least 1)", expect)}
+		return nil, configerr.New(ErrInvalidConfig, "expect", fmt.Sprintf("%d is not a server count; pass Meta.BootstrapExpect (at least 1)", expect))
 	case local.HasRaftState:
 		return nil, fmt.Errorf("%w: this node has existing Raft state", ErrNoBootstrap)
 	case local.ClusterID != "":
@@ -51,8 +53,8 @@ func (m *Membership) WaitBootstrap(ctx context.Context, expect int) ([]Member, e
 	case local.BootstrapExpect == 0:
 		return nil, fmt.Errorf("%w: this node has BootstrapExpect 0 and never bootstraps", ErrNoBootstrap)
 	case local.BootstrapExpect != expect:
-		return nil, &ConfigError{Field: "expect", Reason: fmt.Sprintf(
-			"%d differs from Meta.BootstrapExpect %d, which is what peers compare against; pass the same value", expect, local.BootstrapExpect)}
+		return nil, configerr.New(ErrInvalidConfig, "expect", fmt.Sprintf(
+			"%d differs from Meta.BootstrapExpect %d, which is what peers compare against; pass the same value", expect, local.BootstrapExpect))
 	}
 
 	logged := make(map[string]bool)

@@ -12,6 +12,8 @@ import (
 	"unicode"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/factstr/factstr-go/internal/configerr"
 )
 
 // ErrInvalidConfig is wrapped by every error Config.Validate returns, and by
@@ -20,17 +22,9 @@ import (
 var ErrInvalidConfig = errors.New("membership: invalid config")
 
 // ConfigError names the field that is wrong and says how to fix it. It
-// unwraps to ErrInvalidConfig.
-type ConfigError struct {
-	Field  string // e.g. "Join[1]" or "Meta.NodeID"
-	Reason string // what is wrong and what to do about it
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("%v: %s: %s", ErrInvalidConfig, e.Field, e.Reason)
-}
-
-func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+// unwraps to ErrInvalidConfig. It is the module's one config error type,
+// shared with the other packages' Validate.
+type ConfigError = configerr.Error
 
 const (
 	// DefaultRetryInterval is how often Join is retried while no seed answers.
@@ -41,7 +35,7 @@ const (
 	// "never while the dead entry is remembered", so a pod that restarts with
 	// a new IP is refused as a conflicting address until every peer has
 	// reaped the old entry (GossipToTheDeadTime, 30s, plus a probe round) and
-	// then hears from the new one (raft-notes (d)3).
+	// then hears from the new one (memberlist's Config.DeadNodeReclaimTime).
 	//
 	// Weaviate uses 60s, but in memberlist v0.7.0 anything above ~30s is the
 	// same as 0: the dead entry is reaped before the reclaim time is reached.
@@ -156,7 +150,7 @@ func FastTimings(c *memberlist.Config) {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)})
+		errs = append(errs, configerr.New(ErrInvalidConfig, field, fmt.Sprintf(format, args...)))
 	}
 
 	bindHost, bindPort, bindErr := splitHostPort(c.BindAddr, true)
@@ -218,7 +212,7 @@ func validateMeta(m Meta) []*ConfigError {
 		} else {
 			field = "Meta." + field
 		}
-		errs = append(errs, &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)})
+		errs = append(errs, configerr.New(ErrInvalidConfig, field, fmt.Sprintf(format, args...)))
 	}
 
 	switch {

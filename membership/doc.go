@@ -25,8 +25,9 @@
 // tried, and names are resolved again on every retry, so pods that become
 // resolvable later are found. On Kubernetes, set publishNotReadyAddresses on
 // the headless Service and podManagementPolicy: Parallel, or pods that are
-// not ready yet (none is, before the cluster exists) never find each other
-// (raft-notes (d)8).
+// not ready yet (none is, before the cluster exists) never find each other:
+// the Service's DNS lists only ready pods, and a StatefulSet with the
+// default OrderedReady policy starts pod 1 only once pod 0 is ready.
 //
 // # Bootstrap
 //
@@ -73,5 +74,5 @@
 //
 // Leave is for removing a node for good. A rolling restart should only call
 // Shutdown: the node is then seen to fail and come back, and Raft's
-// configuration keeps its size (raft-notes section 6).
+// configuration keeps its size (hashicorp/consul-helm#764).
 package membership

@@ -60,7 +60,8 @@ type Event struct {
 // IncarnationChanged reports whether the member came back with a different
 // data directory than before: its disk was wiped or replaced, so its Raft
 // vote and term memory are gone and it must be re-added as a new server, not
-// trusted as the old one (raft-notes section 6, "Beat rqlite on disk wipes").
+// trusted as the old one (the Raft paper, Figure 2: currentTerm and
+// votedFor are persistent state a server must not lose).
 func (e Event) IncarnationChanged() bool {
 	return e.Prev.Incarnation != "" && e.Member.Meta.Incarnation != "" &&
 		e.Prev.Incarnation != e.Member.Meta.Incarnation

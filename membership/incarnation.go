@@ -5,10 +5,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/factstr/factstr-go/internal/fsutil"
 )
 
 // IncarnationFileName is the file in the data directory that holds its
@@ -19,7 +22,9 @@ const IncarnationFileName = "incarnation"
 // as 32 hex digits, created the first time and read back ever after. A wiped
 // or replaced data directory therefore gets a new incarnation, which is how
 // peers tell a node that lost its Raft state (its vote, its term) from the
-// node that had the same NodeID before (raft-notes (d)7).
+// node that had the same NodeID before. Raft requires a server's current
+// term and vote to survive restarts (the Raft paper, Figure 2, "persistent
+// state on all servers"); a wiped node has lost them.
 //
 // The file is written to a temporary name, fsynced, then linked into place
 // and the directory fsynced, so a crash leaves either no file or a complete
@@ -49,18 +54,14 @@ func IncarnationFile(dataDir string) (string, error) {
 	}
 	id = hex.EncodeToString(raw[:])
 
-	tmp, err := os.CreateTemp(dataDir, "."+IncarnationFileName+".tmp-*")
+	tmpName, err := fsutil.WriteTemp(dataDir, "."+IncarnationFileName+".tmp-*", 0o600, func(w io.Writer) error {
+		_, err := io.WriteString(w, id+"\n")
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("membership: incarnation: %w", err)
 	}
-	tmpName := tmp.Name()
 	defer os.Remove(tmpName) // after a successful link the name is just a second link
-	_, werr := tmp.WriteString(id + "\n")
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		return "", fmt.Errorf("membership: incarnation: write %s: %w", tmpName, err)
-	}
 
 	// Link, unlike rename, refuses to replace an existing file: if another
 	// process created the incarnation meanwhile, we adopt its id.
@@ -73,7 +74,7 @@ func IncarnationFile(dataDir string) (string, error) {
 			return "", fmt.Errorf("membership: incarnation: install %s: %w", path, errors.Join(err, rerr))
 		}
 	}
-	if err := syncDir(dataDir); err != nil {
+	if err := fsutil.SyncDir(dataDir); err != nil {
 		return "", fmt.Errorf("membership: incarnation: %w", err)
 	}
 	return id, nil
@@ -94,15 +95,4 @@ func readIncarnation(path string) (string, error) {
 		return "", fmt.Errorf("membership: incarnation: %s holds %q, not 32 hex digits; it is corrupt: restore it, or delete it only if this data directory's Raft state is gone too", path, id)
 	}
 	return strings.ToLower(id), nil
-}
-
-// syncDir fsyncs a directory so a new entry in it survives a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	serr := d.Sync()
-	cerr := d.Close()
-	return errors.Join(serr, cerr)
 }

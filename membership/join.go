@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/factstr/factstr-go/internal/configerr"
 )
 
 // joinWarnEvery limits how often a failing background join logs at Warn;
@@ -24,14 +26,14 @@ var errOnlySelf = errors.New("seeds answered, but no other member is alive (do t
 // can take up to memberlist's TCPTimeout.
 func (m *Membership) JoinNow(ctx context.Context, addrs []string) (int, error) {
 	if len(addrs) == 0 {
-		return 0, &ConfigError{Field: "addrs", Reason: "is empty; give at least one host:port"}
+		return 0, configerr.New(ErrInvalidConfig, "addrs", "is empty; give at least one host:port")
 	}
 	var errs []error
 	for i, a := range addrs {
 		if host, _, err := splitHostPort(a, false); err != nil {
-			errs = append(errs, &ConfigError{Field: fmt.Sprintf("addrs[%d]", i), Reason: err.Error()})
+			errs = append(errs, configerr.New(ErrInvalidConfig, fmt.Sprintf("addrs[%d]", i), err.Error()))
 		} else if host == "" {
-			errs = append(errs, &ConfigError{Field: fmt.Sprintf("addrs[%d]", i), Reason: fmt.Sprintf("%q has no host", a)})
+			errs = append(errs, configerr.New(ErrInvalidConfig, fmt.Sprintf("addrs[%d]", i), fmt.Sprintf("%q has no host", a)))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -52,8 +54,8 @@ func (m *Membership) JoinNow(ctx context.Context, addrs []string) (int, error) {
 // every RetryInterval. After that it stays as a watchdog, again every
 // RetryInterval, and rejoins when this node is alone (it was partitioned
 // long enough for everyone to reap everyone else), or re-announces itself
-// when peers still hold an older address for its NodeID (raft-notes (d)3: a
-// pod restarted with a new IP). It returns when ctx ends, which Leave and
+// when peers still hold an older address for its NodeID (a pod restarted
+// with a new IP; see DefaultDeadNodeReclaimTime). It returns when ctx ends, which Leave and
 // Shutdown also cause.
 func (m *Membership) joinLoop(ctx context.Context) {
 	defer close(m.joinDone)
@@ -120,8 +122,8 @@ func (m *Membership) joinLoop(ctx context.Context) {
 // reannounce is the join loop's reason when a peer may not hold this node's
 // current address: another address claimed our NodeID (NotifyConflict), or
 // a peer's member list showed it without our address (NotifyMerge). That
-// happens after a restart with a new IP (raft-notes (d)3): peers refuse the
-// new address while the old one is alive or suspect, and accept it only
+// happens after a restart with a new IP: peers refuse the new address while
+// the old one is alive or suspect, and accept it only
 // DeadNodeReclaimTime after declaring it dead, or once they reaped it, and
 // only when they next hear from us. They say nothing when that moment comes,
 // and memberlist's own push/pull may be 30s away, so we push/pull with the

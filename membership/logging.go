@@ -5,6 +5,8 @@ import (
 	"log"
 	"log/slog"
 	"strings"
+
+	"github.com/factstr/factstr-go/internal/logtag"
 )
 
 // newStdLogger returns a *log.Logger, which is all memberlist accepts, that
@@ -37,30 +39,7 @@ func (w stdLogWriter) Write(p []byte) (int, error) {
 // parseStdLogLine splits "[WARN] memberlist: msg\n" into a level and "msg".
 // A line without a known prefix is logged at Info.
 func parseStdLogLine(line string) (slog.Level, string) {
-	line = strings.TrimRight(line, "\r\n")
-	level := slog.LevelInfo
-	if strings.HasPrefix(line, "[") {
-		if end := strings.IndexByte(line, ']'); end > 0 {
-			known := true
-			switch line[1:end] {
-			case "TRACE":
-				level = slog.LevelDebug - 4
-			case "DEBUG":
-				level = slog.LevelDebug
-			case "INFO":
-				level = slog.LevelInfo
-			case "WARN", "WARNING":
-				level = slog.LevelWarn
-			case "ERR", "ERROR":
-				level = slog.LevelError
-			default:
-				known = false
-			}
-			if known {
-				line = strings.TrimSpace(line[end+1:])
-			}
-		}
-	}
+	level, msg := logtag.Parse(strings.TrimRight(line, "\r\n"), slog.LevelInfo)
 	// The logger attribute already says where the line comes from.
-	return level, strings.TrimPrefix(line, "memberlist: ")
+	return level, strings.TrimPrefix(strings.TrimSpace(msg), "memberlist: ")
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/factstr/factstr-go/internal/configerr"
 )
 
 var (
@@ -136,8 +138,9 @@ func Start(ctx context.Context, cfg Config) (*Membership, error) {
 	m.ml = ml
 
 	if e := cfg.Meta.BootstrapExpect; e == 2 || (e > 2 && e%2 == 0) {
-		// raft-notes (d)10: an even number of voters tolerates no more
-		// failures than one fewer, and two voters tolerate none.
+		// A quorum is a majority, so an even number of voters tolerates no
+		// more failures than one fewer, and two voters tolerate none (etcd's
+		// FAQ, "Why an odd number of cluster members?").
 		logger.Warn("BootstrapExpect is even: the cluster tolerates no more failures than with one server fewer; use an odd number such as 3 or 5",
 			"bootstrap_expect", e)
 	}
@@ -165,7 +168,7 @@ func Start(ctx context.Context, cfg Config) (*Membership, error) {
 func resolveAdvertise(ctx context.Context, cfg Config, logger *slog.Logger) (string, error) {
 	host, _, err := net.SplitHostPort(cfg.AdvertiseAddr)
 	if err != nil {
-		return "", &ConfigError{Field: "AdvertiseAddr", Reason: err.Error()}
+		return "", configerr.New(ErrInvalidConfig, "AdvertiseAddr", err.Error())
 	}
 	if ip := net.ParseIP(host); ip != nil {
 		return ip.String(), nil
@@ -273,8 +276,8 @@ func (m *Membership) UpdateMeta(ctx context.Context, meta Meta) error {
 		errs = append(errs, e)
 	}
 	if meta.NodeID != m.name {
-		errs = append(errs, &ConfigError{Field: "Meta.NodeID", Reason: fmt.Sprintf(
-			"cannot change from %q to %q: it is the memberlist node name; restart the node to change it", m.name, meta.NodeID)})
+		errs = append(errs, configerr.New(ErrInvalidConfig, "Meta.NodeID", fmt.Sprintf(
+			"cannot change from %q to %q: it is the memberlist node name; restart the node to change it", m.name, meta.NodeID)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -330,7 +333,7 @@ func (m *Membership) UpdateMeta(ctx context.Context, meta Meta) error {
 // Leave is for an admin "leave" (the node is being removed from the
 // cluster). A rolling restart should call only Shutdown: peers then see the
 // node fail and come back, and the Raft configuration keeps its size
-// (raft-notes section 6, consul-helm#764).
+// (the lesson of hashicorp/consul-helm#764).
 func (m *Membership) Leave(timeout time.Duration) error {
 	m.lifeMu.Lock()
 	defer m.lifeMu.Unlock()

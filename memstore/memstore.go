@@ -221,12 +221,13 @@ func (s *Store) StreamToDurable(ctx context.Context, name string, q contract.Eve
 	return s.engine.Durable(ctx, name, q, h)
 }
 
-// Close ends every subscription; later calls return contract.ErrClosed.
+// Close ends every subscription; later calls, a second Close too, return
+// contract.ErrClosed.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil
+		return contract.ErrClosed
 	}
 	s.closed = true
 	s.mu.Unlock()

@@ -13,23 +13,17 @@ import (
 	"unicode"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/factstr/factstr-go/internal/configerr"
 )
 
 // ErrInvalidConfig is wrapped by every error Config.Validate returns.
 var ErrInvalidConfig = errors.New("raftlog: invalid config")
 
-// ConfigError names the Config field that is wrong and says how to fix it.
-// It unwraps to ErrInvalidConfig.
-type ConfigError struct {
-	Field  string // Config field name, e.g. "ElectionTimeout"
-	Reason string // what is wrong and what to do about it
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("%v: %s: %s", ErrInvalidConfig, e.Field, e.Reason)
-}
-
-func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+// ConfigError names the field that is wrong and says how to fix it. It
+// unwraps to ErrInvalidConfig. It is the module's one config error type,
+// shared with the other packages' Validate.
+type ConfigError = configerr.Error
 
 // Limits hashicorp/raft enforces in ValidateConfig. We check them ourselves
 // so the error names our field and the fix.
@@ -62,7 +56,9 @@ type Config struct {
 
 	// AdvertiseAddr is the host:port peers dial. Empty means the bound
 	// listener address. It may be a DNS name (a stable pod name survives IP
-	// changes, raft-notes (d)1); an IP must not be unspecified (0.0.0.0).
+	// changes; hashicorp/raft dials the address it was given, so the name
+	// is resolved on every new connection); an IP must not be unspecified
+	// (0.0.0.0).
 	AdvertiseAddr string
 
 	// HeartbeatTimeout is how long a follower waits without contact from the
@@ -181,7 +177,7 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)})
+		errs = append(errs, configerr.New(ErrInvalidConfig, field, fmt.Sprintf(format, args...)))
 	}
 
 	if c.NodeID == "" {
@@ -263,7 +259,7 @@ func (c Config) Validate() error {
 		// Backstop: if raft grows a new rule we don't know about, fail here
 		// rather than in raft.NewRaft.
 		if err := raft.ValidateConfig(c.raftConfig(nil)); err != nil {
-			errs = append(errs, &ConfigError{Field: "Config", Reason: "hashicorp/raft rejects it: " + err.Error()})
+			errs = append(errs, configerr.New(ErrInvalidConfig, "Config", "hashicorp/raft rejects it: "+err.Error()))
 		}
 	}
 	return errors.Join(errs...)
@@ -291,13 +287,17 @@ func (c Config) raftConfig(logger *hclogAdapter) *raft.Config {
 	// higher term deposes a healthy leader (vault#23599, consul-k8s#3000).
 	// With pre-vote it first asks whether it could win and only then raises
 	// its term. Our transport is a raft.NetworkTransport, which implements
-	// WithPreVote; we wrap the stream layer, never the Transport, so that
-	// stays true.
+	// WithPreVote, and the one wrapper of it, the vote guard (GuardVotes),
+	// implements it too; both are asserted at compile time below and in
+	// voteguard.go. Any new wrapper must do the same, or raft turns
+	// pre-vote off.
 	rc.PreVoteDisabled = false
 
 	// The FSM keeps its own state in bbolt and decides itself whether it
-	// needs to restore from a snapshot at start. The pitfall
-	// (raft-notes section 4): with NoSnapshotRestoreOnStart raft still sets
+	// needs to restore from a snapshot at start. The pitfall (see the
+	// NoSnapshotRestoreOnStart field of hashicorp/raft's Config: snapshot
+	// metadata still initialises raft's index values): with
+	// NoSnapshotRestoreOnStart raft still sets
 	// lastApplied to the newest snapshot's index and, once it learns the
 	// commit index, *replays every entry after it* into FSM.Apply,
 	// including entries the FSM already applied before the restart (and, if

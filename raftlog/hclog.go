@@ -7,15 +7,16 @@ import (
 	"log"
 	"log/slog"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/factstr/factstr-go/internal/logtag"
 )
 
 // LevelTrace is the slog level hclog's Trace maps to: below Debug, so
 // raft's per-RPC chatter stays out of debug logs unless asked for.
-const LevelTrace = slog.LevelDebug - 4
+const LevelTrace = logtag.LevelTrace
 
 // NewHCLogger returns an hclog.Logger that forwards to l (nil means
 // slog.Default()). hashicorp/raft and its relatives log only through
@@ -179,9 +180,9 @@ func (w *stdWriter) Write(p []byte) (int, error) {
 	msg := string(bytes.TrimRight(p, "\r\n"))
 	level := w.level
 	if w.infer {
-		level, msg = parseLevelTag(msg, w.level)
+		level, msg = logtag.Parse(msg, w.level)
 	} else {
-		_, msg = parseLevelTag(msg, w.level)
+		_, msg = logtag.Parse(msg, w.level)
 	}
 	if w.a.enabled(level) {
 		r := slog.NewRecord(time.Now(), level, msg, 0)
@@ -192,32 +193,4 @@ func (w *stdWriter) Write(p []byte) (int, error) {
 		_ = w.a.base.Handler().Handle(context.Background(), r)
 	}
 	return len(p), nil
-}
-
-// parseLevelTag strips a leading "[LEVEL] " tag and maps it to a slog
-// level; unknown or missing tags leave msg as is and return def.
-func parseLevelTag(msg string, def slog.Level) (slog.Level, string) {
-	if !strings.HasPrefix(msg, "[") {
-		return def, msg
-	}
-	end := strings.IndexByte(msg, ']')
-	if end < 0 {
-		return def, msg
-	}
-	var level slog.Level
-	switch msg[1:end] {
-	case "TRACE":
-		level = LevelTrace
-	case "DEBUG":
-		level = slog.LevelDebug
-	case "INFO":
-		level = slog.LevelInfo
-	case "WARN", "WARNING":
-		level = slog.LevelWarn
-	case "ERR", "ERROR":
-		level = slog.LevelError
-	default:
-		return def, msg
-	}
-	return level, strings.TrimLeft(msg[end+1:], " ")
 }

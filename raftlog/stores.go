@@ -49,14 +49,17 @@ const (
 //
 // and call Close after (*raft.Raft).Shutdown.
 type Stores struct {
-	// LogStore is the bolt store behind a raft.LogCache.
+	// LogStore is the log store (raft-boltdb or raft-wal, per
+	// Config.LogStore and what the directory already holds) behind a
+	// raft.LogCache.
 	LogStore raft.LogStore
-	// StableStore is the same bolt store (term and vote).
+	// StableStore is the same store, uncached (term and vote).
 	StableStore raft.StableStore
 	// SnapshotStore is a file snapshot store in DataDir/raft/snapshots.
 	SnapshotStore raft.SnapshotStore
 	// Transport is a raft.NetworkTransport over Network. It implements
-	// raft.WithPreVote, which pre-vote requires.
+	// raft.WithPreVote, which pre-vote requires; so must anything that
+	// wraps it (GuardVotes does).
 	Transport *raft.NetworkTransport
 	// Network is the transport's stream layer; tests use it to partition
 	// the node.

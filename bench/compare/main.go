@@ -19,7 +19,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,6 +34,7 @@ import (
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 	"github.com/factstr/factstr-go/bench/load"
 	"github.com/factstr/factstr-go/client"
+	"github.com/factstr/factstr-go/internal/freeport"
 )
 
 type config struct {
@@ -244,39 +244,6 @@ func stopAll(ps []*proc) {
 	wg.Wait()
 }
 
-func freePort() (int, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port, nil
-		}
-	}
-	return 0, errors.New("no free port")
-}
-
-func freePorts(n int) ([]int, error) {
-	seen := map[int]bool{}
-	var out []int
-	for len(out) < n {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		if !seen[p] {
-			seen[p] = true
-			out = append(out, p)
-		}
-	}
-	return out, nil
-}
-
 // loadRun runs a load command and decodes its JSON result; progress goes to
 // stderr.
 func loadRun(ctx context.Context, bin string, args ...string) (*load.Result, float64, error) {
@@ -381,7 +348,7 @@ func startFactstr(ctx context.Context, c config, name, serveFlags string) (*fact
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(12)
+	ports, err := freeport.GetN(12, true)
 	if err != nil {
 		return nil, err
 	}
@@ -515,7 +482,7 @@ func runEtcd(ctx context.Context, c config, ws []workload, rep *report) error {
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return err
 	}
-	ports, err := freePorts(6)
+	ports, err := freeport.GetN(6, true)
 	if err != nil {
 		return err
 	}

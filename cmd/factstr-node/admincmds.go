@@ -16,6 +16,7 @@ import (
 	"github.com/factstr/factstr-go/cluster"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
+	"github.com/factstr/factstr-go/internal/fsutil"
 )
 
 type memberJSON struct {
@@ -316,38 +317,24 @@ func adminSnapshot(ctx context.Context, op string, args []string) error {
 		if err != nil {
 			return err
 		}
-		tmp := file + ".tmp"
-		f, err := os.Create(tmp)
-		if err != nil {
-			return err
-		}
 		var n int64
-		for {
-			m, err := st.Recv()
-			if err == io.EOF {
-				break
+		err = fsutil.WriteFileFunc(file, 0o600, func(w io.Writer) error {
+			for {
+				m, err := st.Recv()
+				if err == io.EOF {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				k, err := w.Write(m.GetChunk())
+				n += int64(k)
+				if err != nil {
+					return err
+				}
 			}
-			if err != nil {
-				f.Close()
-				os.Remove(tmp)
-				return err
-			}
-			w, err := f.Write(m.GetChunk())
-			n += int64(w)
-			if err != nil {
-				f.Close()
-				os.Remove(tmp)
-				return err
-			}
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, file); err != nil {
+		})
+		if err != nil {
 			return err
 		}
 		if cf.json {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -14,39 +13,20 @@ import (
 
 	"github.com/factstr/factstr-go/client"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/freeport"
 )
-
-// freeLoopbackPort returns a loopback port free for TCP and UDP right now.
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
 
 // TestMetricsEndpoint starts a real node (the serve command) with
 // --metrics-addr and --pprof, drives appends, a live and a durable stream
 // through the Go client, then scrapes /metrics and checks the names.
 func TestMetricsEndpoint(t *testing.T) {
-	grpcAddr := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+	grpcAddr := fmt.Sprintf("127.0.0.1:%d", freeport.T(t, true))
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freeport.T(t, true))
 	args := []string{
 		"--node-id", "m1", "--data-dir", filepath.Join(t.TempDir(), "m1"),
 		"--grpc-addr", grpcAddr,
-		"--raft-addr", fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)),
-		"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)),
+		"--raft-addr", fmt.Sprintf("127.0.0.1:%d", freeport.T(t, true)),
+		"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", freeport.T(t, true)),
 		"--bootstrap-expect", "1", "--log-level", "error",
 		"--raft-heartbeat-timeout", "300ms", "--raft-election-timeout", "300ms",
 		"--metrics-addr", metricsAddr, "--pprof",

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -16,6 +17,7 @@ func catchUpCases() []testCase {
 		{"FilteredReplayThenLive", testCatchUpFiltered},
 		{"AllReplayThenLive", testCatchUpAll},
 		{"ConcurrentAppendsNoGapNoDuplicate", testCatchUpConcurrent},
+		{"AheadOfLogRefused", testCatchUpAhead},
 	}
 }
 
@@ -28,6 +30,37 @@ func seedCatchUp(t testing.TB, s contract.EventStore) {
 	mustAppend(t, s, ev("B", `{"i":3}`))
 	mustAppend(t, s, ev("A", `{"i":4}`), ev("A", `{"i":5}`), ev("B", `{"i":6}`))
 	mustAppend(t, s, ev("A", `{"i":7}`))
+}
+
+// A catch-up from past the committed log is refused with ErrPositionAhead
+// (it would skip events it has not seen); one from the last event is an
+// empty replay followed by live delivery.
+func testCatchUpAhead(t *testing.T, s contract.EventStore) {
+	seedCatchUp(t, s)
+	rec := NewRecorder(nil)
+	for _, min := range []uint64{8, 1000} {
+		var (
+			sub contract.Subscription
+			err error
+		)
+		within(t, fmt.Sprintf("StreamTo with MinSequenceNumber %d", min), func() {
+			sub, err = s.StreamTo(t.Context(), withMin(typeQ("A"), min), rec.Handle)
+		})
+		if sub != nil {
+			sub.Unsubscribe()
+		}
+		if !errors.Is(err, contract.ErrPositionAhead) {
+			t.Errorf("StreamTo with MinSequenceNumber %d past the log's last event 7: got error %v, want contract.ErrPositionAhead", min, err)
+		}
+	}
+	atHead := NewRecorder(nil)
+	streamTo(t, s, withMin(typeQ("A"), 7), atHead)
+	expectBatches(t, atHead, "StreamTo type A with MinSequenceNumber 7 (the last event), before the call returned", nil)
+	mustAppend(t, s, ev("A", `{"i":8}`))
+	expectBatch(t, atHead, "StreamTo type A with MinSequenceNumber 7, live", 8)
+	if b := rec.Batches(); len(b) != 0 {
+		t.Errorf("refused StreamTo calls delivered %s", FormatBatches(b))
+	}
 }
 
 func testCatchUpFiltered(t *testing.T, s contract.EventStore) {

@@ -63,9 +63,8 @@ func groups() []group {
 // stores made by open. Each subtest opens a fresh, empty store and closes it.
 //
 // open may register its own cleanup (for example removing a data directory)
-// with t.Cleanup; Run closes the store before those cleanups run. Calling
-// Close on a closed store must be safe, since some subtests close the store
-// themselves.
+// with t.Cleanup; Run closes the store before those cleanups run (and
+// ignores the ErrClosed of a store a subtest closed itself).
 func Run(t *testing.T, open func(t *testing.T) contract.EventStore) {
 	t.Helper()
 	if open == nil {

@@ -178,6 +178,10 @@ func (s *refStore) subscribe(ctx context.Context, name string, durable bool, q c
 		s.mu.Unlock()
 		return nil, contract.ErrClosed
 	}
+	if head := s.last; !durable && q.MinSequenceNumber > head {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: catch-up from %d requested, the log ends at %d", contract.ErrPositionAhead, q.MinSequenceNumber, head)
+	}
 	subCtx, cancel := context.WithCancel(ctx)
 	sub := &refSub{st: s, m: m, handler: h, ctx: subCtx, cancel: cancel}
 	sub.cond = sync.NewCond(&sub.mu)

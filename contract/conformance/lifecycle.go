@@ -17,6 +17,7 @@ func closeCases() []testCase {
 		{"CallsReturnErrClosed", testCloseCalls},
 		{"EndsSubscriptions", testCloseEndsSubscriptions},
 		{"Twice", testCloseTwice},
+		{"Concurrent", testCloseConcurrent},
 	}
 }
 
@@ -98,12 +99,48 @@ func testCloseEndsSubscriptions(t *testing.T, s contract.EventStore) {
 	}
 }
 
+// Close is a call after Close too: the contract says it returns ErrClosed,
+// so a caller can tell that someone else closed the store.
 func testCloseTwice(t *testing.T, s contract.EventStore) {
 	closeStore(t, s)
-	var err error
-	within(t, "second Close", func() { err = s.Close() })
-	if err != nil && !errors.Is(err, contract.ErrClosed) {
-		t.Errorf("second Close returned %v, want nil or contract.ErrClosed", err)
+	for _, which := range []string{"second", "third"} {
+		var err error
+		within(t, which+" Close", func() { err = s.Close() })
+		if !errors.Is(err, contract.ErrClosed) {
+			t.Errorf("%s Close returned %v, want contract.ErrClosed", which, err)
+		}
+	}
+}
+
+// Of Closes racing on an open store exactly one closes it (nil); every
+// other returns ErrClosed.
+func testCloseConcurrent(t *testing.T, s contract.EventStore) {
+	mustAppend(t, s, ev("A", `{}`))
+	const n = 4
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = s.Close()
+		})
+	}
+	within(t, "concurrent Close", func() {
+		close(start)
+		wg.Wait()
+	})
+	nils := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			nils++
+		case !errors.Is(err, contract.ErrClosed):
+			t.Errorf("concurrent Close %d returned %v, want nil or contract.ErrClosed", i, err)
+		}
+	}
+	if nils != 1 {
+		t.Errorf("%d of %d concurrent Closes returned nil, want exactly 1 (errors: %v)", nils, n, errs)
 	}
 }
 

@@ -2,9 +2,9 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -15,27 +15,15 @@ import (
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 	"github.com/factstr/factstr-go/cluster"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/freeport"
 	"github.com/factstr/factstr-go/internal/server"
 	"github.com/factstr/factstr-go/raftlog"
 )
 
+// loopbackAddr is a 127.0.0.1 address free for TCP and UDP (gossip).
 func loopbackAddr(t *testing.T) string {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		u, uerr := net.ListenPacket("udp", addr) // gossip needs UDP too
-		l.Close()
-		if uerr == nil {
-			u.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free loopback port")
-	return ""
+	return fmt.Sprintf("127.0.0.1:%d", freeport.T(t, true))
 }
 
 // A restore upload past the cap fails with ResourceExhausted and restores

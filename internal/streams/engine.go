@@ -44,10 +44,6 @@ type Durables interface {
 	Release(ctx context.Context, name, holder string) error
 }
 
-// ErrPositionAhead is returned for a catch-up stream whose start position is
-// beyond the committed log.
-var ErrPositionAhead = errors.New("stream position is ahead of the committed log")
-
 // ErrSubscriberTooSlow ends a live subscription whose handler held a
 // delivery for longer than Config.StallTimeout (its client does not read).
 // Nothing is lost: the subscriber resumes after the last event it received.
@@ -164,7 +160,7 @@ func (e *Engine) Live(ctx context.Context, query contract.EventQuery, handler co
 		if query.MinSequenceNumber > head {
 			e.remove(s)
 			s.cancel(nil)
-			return nil, fmt.Errorf("%w: catch-up from %d requested, the log ends at %d", ErrPositionAhead, query.MinSequenceNumber, head)
+			return nil, fmt.Errorf("%w: catch-up from %d requested, the log ends at %d", contract.ErrPositionAhead, query.MinSequenceNumber, head)
 		}
 		s.pos = query.MinSequenceNumber
 		if err := s.replay(head); err != nil && !errors.Is(err, errStopped) {

@@ -24,6 +24,7 @@ import (
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 	"github.com/factstr/factstr-go/client"
+	"github.com/factstr/factstr-go/internal/freeport"
 )
 
 // Defaults of Options.
@@ -140,7 +141,7 @@ func (c *Cluster) launch(attempt int) error {
 		var p [3]int
 		for j := range p {
 			var err error
-			if p[j], err = FreePort(j == 2); err != nil {
+			if p[j], err = freeport.Get(j == 2); err != nil {
 				return err
 			}
 		}
@@ -649,7 +650,7 @@ func (n *Node) start(extra []string) error {
 	cmd := exec.Command(n.c.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(CleanEnv(), n.c.opts.Env...)
-	p, err := spawn(n.id, cmd)
+	p, err := startProcess(n.id, cmd)
 	if err != nil {
 		return err
 	}

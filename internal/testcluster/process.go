@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/factstr/factstr-go/internal/spawn"
 )
 
 // DefaultGrace is how long Terminate waits after SIGTERM before SIGKILL.
@@ -39,7 +41,7 @@ type Process struct {
 // is set.
 func Spawn(t testing.TB, name string, cmd *exec.Cmd) (*Process, error) {
 	t.Helper()
-	p, err := spawn(name, cmd)
+	p, err := startProcess(name, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -47,12 +49,11 @@ func Spawn(t testing.TB, name string, cmd *exec.Cmd) (*Process, error) {
 	return p, nil
 }
 
-func spawn(name string, cmd *exec.Cmd) (*Process, error) {
+func startProcess(name string, cmd *exec.Cmd) (*Process, error) {
 	if cmd.Env == nil {
 		cmd.Env = CleanEnv()
 	}
-	setProcAttr(cmd)
-	if err := startCmd(cmd); err != nil {
+	if err := spawn.Start(cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &Process{Name: name, cmd: cmd, done: make(chan struct{})}

@@ -33,20 +33,6 @@ func TestLastFlag(t *testing.T) {
 	}
 }
 
-func TestFreePortUnique(t *testing.T) {
-	seen := map[int]bool{}
-	for range 50 {
-		p, err := FreePort(true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if seen[p] {
-			t.Fatalf("port %d handed out twice", p)
-		}
-		seen[p] = true
-	}
-}
-
 // TestLifecycle drives the harness itself: start, leader and follower,
 // kill, restart, pause and resume, stop.
 func TestLifecycle(t *testing.T) {

@@ -19,24 +19,24 @@ const Domain = "factstr.dev"
 
 // Reasons in ErrorInfo, so a client maps a status back to the sentinel.
 const (
-	ReasonEmptyAppend      = "EMPTY_APPEND"
-	ReasonInvalidEvent     = "INVALID_EVENT"
-	ReasonInvalidQuery     = "INVALID_QUERY"
-	ReasonLimitExceeded    = "LIMIT_EXCEEDED"
-	ReasonResultTooLarge   = "RESULT_TOO_LARGE"
-	ReasonConflict         = "CONTEXT_VERSION_CONFLICT"
-	ReasonNameInUse        = "DURABLE_NAME_IN_USE"
-	ReasonQueryMismatch    = "DURABLE_QUERY_MISMATCH"
-	ReasonNoLeader         = "NO_LEADER"
-	ReasonOutcomeUnknown   = "OUTCOME_UNKNOWN"
-	ReasonClosed           = "CLOSED"
-	ReasonPositionAhead    = "POSITION_AHEAD"
-	ReasonUnauthenticated  = "UNAUTHENTICATED"
-	ReasonWrongCluster     = "WRONG_CLUSTER"
-	ReasonNotFound         = "NOT_FOUND"
-	ReasonFailedPrecondion = "FAILED_PRECONDITION"
-	ReasonNoSpace          = "NO_SPACE"
-	ReasonTooSlow          = "SUBSCRIBER_TOO_SLOW"
+	ReasonEmptyAppend        = "EMPTY_APPEND"
+	ReasonInvalidEvent       = "INVALID_EVENT"
+	ReasonInvalidQuery       = "INVALID_QUERY"
+	ReasonLimitExceeded      = "LIMIT_EXCEEDED"
+	ReasonResultTooLarge     = "RESULT_TOO_LARGE"
+	ReasonConflict           = "CONTEXT_VERSION_CONFLICT"
+	ReasonNameInUse          = "DURABLE_NAME_IN_USE"
+	ReasonQueryMismatch      = "DURABLE_QUERY_MISMATCH"
+	ReasonNoLeader           = "NO_LEADER"
+	ReasonOutcomeUnknown     = "OUTCOME_UNKNOWN"
+	ReasonClosed             = "CLOSED"
+	ReasonPositionAhead      = "POSITION_AHEAD"
+	ReasonUnauthenticated    = "UNAUTHENTICATED"
+	ReasonWrongCluster       = "WRONG_CLUSTER"
+	ReasonNotFound           = "NOT_FOUND"
+	ReasonFailedPrecondition = "FAILED_PRECONDITION"
+	ReasonNoSpace            = "NO_SPACE"
+	ReasonTooSlow            = "SUBSCRIBER_TOO_SLOW"
 )
 
 // Classifier lets the server map errors of packages wire does not import
@@ -77,6 +77,8 @@ func ToStatus(err error, classify Classifier) error {
 		return withReason(codes.FailedPrecondition, ReasonQueryMismatch, err.Error()+"; subscribe with the original query or use a new name")
 	case errors.Is(err, contract.ErrClosed):
 		return withReason(codes.Unavailable, ReasonClosed, "the node is shutting down; retry on another node")
+	case errors.Is(err, contract.ErrPositionAhead):
+		return withReason(codes.OutOfRange, ReasonPositionAhead, err.Error())
 	case errors.Is(err, streams.ErrSubscriberTooSlow):
 		return withReason(codes.ResourceExhausted, ReasonTooSlow, err.Error()+"; stream again with catch-up from the last sequence number received (a durable stream resumes from its cursor)")
 	}
@@ -150,6 +152,8 @@ func FromStatus(err error) error {
 		sentinel = contract.ErrDurableNameInUse
 	case ReasonQueryMismatch:
 		sentinel = contract.ErrDurableQueryMismatch
+	case ReasonPositionAhead:
+		sentinel = contract.ErrPositionAhead
 	}
 	if sentinel == nil {
 		return err

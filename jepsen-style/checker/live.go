@@ -9,7 +9,8 @@ import (
 )
 
 // live is checker 9, live (non-durable) subscriptions. The contract
-// (../shared/spec/contract.md, semantics 4 and the settled details):
+// (package contract's documentation, and the Live and CatchUp cases of
+// contract/conformance):
 // StreamAll / StreamTo deliver only batches committed after the call
 // returns, each committed batch as one delivery filtered to the matching
 // events, in commit order; the Go client resumes a lost stream itself after

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/fsutil"
 	"github.com/factstr/factstr-go/jepsen-style/history"
 )
 
@@ -34,17 +34,14 @@ func clockFile(i int) string {
 	return filepath.Join(StateDir, "data", fmt.Sprintf("n%d.clock-offset", i))
 }
 
-// setClockOffset writes node i's offset (atomically: write, then rename).
+// setClockOffset writes node i's offset atomically: the node rereads the
+// file at any time and must never see it half written.
 func setClockOffset(i int, d time.Duration) error {
 	s := d.String()
 	if d > 0 {
 		s = "+" + s
 	}
-	tmp := clockFile(i) + ".tmp"
-	if err := os.WriteFile(tmp, []byte(s+"\n"), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, clockFile(i))
+	return fsutil.WriteFile(clockFile(i), []byte(s+"\n"), 0o644)
 }
 
 func (c *cluster) resetClocks(nodes map[int]bool) {

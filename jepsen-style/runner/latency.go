@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/factstr/factstr-go/internal/spawn"
 	"github.com/factstr/factstr-go/jepsen-style/proxy"
 )
 
@@ -88,8 +89,7 @@ func (c *cluster) startProxies(ctx context.Context) error {
 		}
 		cmd := exec.Command("ip", "netns", "exec", nsName(i), exe, ProxyArg, spec.String())
 		cmd.Stdout, cmd.Stderr = lf, lf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if err := startCmd(cmd); err != nil {
+		if err := spawn.Start(cmd); err != nil {
 			lf.Close()
 			return fmt.Errorf("start proxy for n%d: %w", i, err)
 		}

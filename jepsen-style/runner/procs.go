@@ -6,11 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/factstr/factstr-go/internal/spawn"
 )
 
 // node is one factstr-node process in its namespace.
@@ -58,33 +59,6 @@ func (p *pidFile) set(pid int, on bool) {
 	_ = os.WriteFile(filepath.Join(StateDir, name), []byte(b.String()), 0o644)
 }
 
-// Children are forked from one locked thread so Pdeathsig (SIGKILL when the
-// runner dies) fires only when the runner dies.
-var spawner struct {
-	once sync.Once
-	reqs chan spawnReq
-}
-
-type spawnReq struct {
-	cmd *exec.Cmd
-	err chan error
-}
-
-func startCmd(cmd *exec.Cmd) error {
-	spawner.once.Do(func() {
-		spawner.reqs = make(chan spawnReq)
-		go func() {
-			runtime.LockOSThread()
-			for r := range spawner.reqs {
-				r.err <- r.cmd.Start()
-			}
-		}()
-	})
-	r := spawnReq{cmd: cmd, err: make(chan error, 1)}
-	spawner.reqs <- r
-	return <-r.err
-}
-
 func (n *node) start() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -99,8 +73,7 @@ func (n *node) start() error {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", nsName(n.i), n.bin}, n.args...)...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Env = append(append(os.Environ(), "GOMAXPROCS=1"), n.env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := startCmd(cmd); err != nil {
+	if err := spawn.Start(cmd); err != nil { // its own process group, killed with the runner
 		lf.Close()
 		return err
 	}

@@ -1,18 +1,17 @@
 //go:build unix && !linux
 
-package testcluster
+package spawn
 
 import (
 	"os/exec"
 	"syscall"
 )
 
-// setProcAttr puts the child in its own process group.
-func setProcAttr(cmd *exec.Cmd) {
+// Start starts cmd in a process group of its own.
+func Start(cmd *exec.Cmd) error {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
+	return cmd.Start()
 }
-
-func startCmd(cmd *exec.Cmd) error { return cmd.Start() }

@@ -11,22 +11,6 @@ import (
 	"github.com/factstr/factstr-go/contract"
 )
 
-// ResetAppliedIndex overwrites the stored applied index. A backup restored
-// into another cluster carries the applied index of the cluster it came
-// from, which means nothing in the new Raft log: left as is, it would make
-// the state machine skip (or re-apply) the new log's entries. The Raft FSM
-// resets it to the index at which the backup was installed.
-func (s *Store) ResetAppliedIndex(index uint64) error {
-	err := s.adminUpdate(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(metaApplied, seqKey(index))
-	})
-	if err != nil {
-		return fmt.Errorf("reset applied index: %w", err)
-	}
-	s.applied.Store(index)
-	return nil
-}
-
 // Member is what the cluster recorded about a node id (OpSetIncarnation).
 type Member struct {
 	// Incarnation identifies the node's data directory.
@@ -106,33 +90,4 @@ func (s *Store) ForgetIncarnations() error {
 		return fmt.Errorf("forget incarnations: %w", err)
 	}
 	return nil
-}
-
-// adminUpdate runs fn in a write transaction outside Apply, excluding
-// Apply and a concurrent Restore or Close.
-func (s *Store) adminUpdate(fn func(*bbolt.Tx) error) error {
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
-	if s.db == nil {
-		return contract.ErrClosed
-	}
-	return s.db.Update(fn)
-}
-
-// HasIdempotencyKeysBefore reports whether any idempotency key was recorded
-// before cutoff: the leader proposes a prune only then, so an idle cluster
-// writes no Raft entries.
-func (s *Store) HasIdempotencyKeysBefore(cutoff time.Time) (bool, error) {
-	if s.closing.Load() {
-		return false, contract.ErrClosed
-	}
-	var found bool
-	err := s.view(func(tx *bbolt.Tx) error {
-		k, _ := tx.Bucket(bucketIdemTime).Cursor().First()
-		found = k != nil && idemTimeOf(k) < unixNanos(cutoff)
-		return nil
-	})
-	return found, err
 }
