@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/factstr/factstr-go/internal/httpapi"
+	"github.com/factstr/factstr-go/internal/httpapi/apitest"
 	"github.com/factstr/factstr-go/internal/server"
 )
 
@@ -44,13 +45,13 @@ func TestPayloadsAreByteExact(t *testing.T) {
 	// The stream carries them unchanged too, line breaks included.
 	var got []record
 	for len(got) < len(payloads) {
-		ev := st.next(t)
-		if ev.name != "batch" {
+		ev := st.Next(t)
+		if ev.Name != "batch" {
 			continue
 		}
-		b := decode[struct{ Events []record }](t, []byte(ev.data))
-		if ev.id != strconv.FormatUint(b.Events[len(b.Events)-1].SequenceNumber, 10) {
-			t.Fatalf("batch id %q, events %+v", ev.id, b.Events)
+		b := decode[struct{ Events []record }](t, []byte(ev.Data))
+		if ev.ID != strconv.FormatUint(b.Events[len(b.Events)-1].SequenceNumber, 10) {
+			t.Fatalf("batch id %q, events %+v", ev.ID, b.Events)
 		}
 		got = append(got, b.Events...)
 	}
@@ -132,10 +133,10 @@ func TestTokensAndRoles(t *testing.T) {
 			var code int
 			var b []byte
 			if strings.Contains(tc.path, "stream") {
-				var st *sseStream
+				var st *apitest.Stream
 				st, code, b = openSSE(t, tc.method, n.url+tc.path, tc.token, "", "")
 				if st != nil {
-					st.close()
+					st.Close()
 				}
 			} else {
 				code, b = call(t, tc.method, n.url+tc.path, tc.token, tc.body)
@@ -175,28 +176,28 @@ func TestStreamResumesByPosition(t *testing.T) {
 	st, _, _ := openSSE(t, "GET", n.url+"/v1/stream?after=0&query="+q, "", "", "")
 	var seen []uint64
 	lastID := ""
-	read := func(st *sseStream, upTo uint64) {
+	read := func(st *apitest.Stream, upTo uint64) {
 		for len(seen) == 0 || seen[len(seen)-1] < upTo {
-			ev := st.next(t)
-			if ev.name != "batch" {
+			ev := st.Next(t)
+			if ev.Name != "batch" {
 				continue
 			}
-			b := decode[struct{ Events []record }](t, []byte(ev.data))
+			b := decode[struct{ Events []record }](t, []byte(ev.Data))
 			for _, r := range b.Events {
 				if r.Type != "t" {
 					t.Fatalf("filtered stream delivered %+v", r)
 				}
 				seen = append(seen, r.SequenceNumber)
 			}
-			lastID = ev.id
+			lastID = ev.ID
 		}
 	}
 	read(st, 5)
 	// A keepalive comment arrives while nothing is committed.
-	for deadline := time.After(waitFor); ; {
+	for deadline := time.After(apitest.Wait); ; {
 		select {
-		case ev := <-st.events:
-			if ev.name == ":" && ev.data == "keepalive" {
+		case ev := <-st.Events:
+			if ev.Name == ":" && ev.Data == "keepalive" {
 				goto live
 			}
 		case <-deadline:
@@ -206,12 +207,12 @@ func TestStreamResumesByPosition(t *testing.T) {
 live:
 	appendN(4, 4)
 	read(st, 7)
-	st.close()
+	st.Close()
 	appendN(5, 6) // committed while no one listens
 	st2, _, _ := openSSE(t, "GET", n.url+"/v1/stream?after=1&query="+q, "", lastID, "")
 	appendN(7, 7)
 	read(st2, 13)
-	st2.close()
+	st2.Close()
 	// The POST form, resumed by "after" in the body.
 	st3, _, _ := openSSE(t, "POST", n.url+"/v1/stream", "", "", `{"query":{"filters":[{"event_types":["t"]}]},"after":`+lastID+`}`)
 	appendN(8, 8)
@@ -233,8 +234,8 @@ func TestDurableStreamAdvancesItsCursor(t *testing.T) {
 	st, _, _ := openSSE(t, "GET", path, "", "", "")
 	var got []uint64
 	for len(got) < 3 {
-		if ev := st.next(t); ev.name == "batch" {
-			for _, r := range decode[struct{ Events []record }](t, []byte(ev.data)).Events {
+		if ev := st.Next(t); ev.Name == "batch" {
+			for _, r := range decode[struct{ Events []record }](t, []byte(ev.Data)).Events {
 				got = append(got, r.SequenceNumber)
 			}
 		}
@@ -243,11 +244,11 @@ func TestDurableStreamAdvancesItsCursor(t *testing.T) {
 	if e := decode[apiErr](t, b); code != http.StatusConflict || e.Error.Code != "FAILED_PRECONDITION" {
 		t.Fatalf("second subscriber: %d %s, want 409", code, b)
 	}
-	st.close()
+	st.Close()
 	mustOK(t, "POST", n.url+"/v1/append", "", `{"events":[{"type":"t","payload":{"i":4}}]}`)
 	// The name is released once the server sees the client gone.
-	var st2 *sseStream
-	for deadline := time.Now().Add(waitFor); st2 == nil; {
+	var st2 *apitest.Stream
+	for deadline := time.Now().Add(apitest.Wait); st2 == nil; {
 		var code int
 		st2, code, b = openSSE(t, "GET", path, "", "", "")
 		if st2 == nil && (code != http.StatusConflict || time.Now().After(deadline)) {
@@ -258,11 +259,11 @@ func TestDurableStreamAdvancesItsCursor(t *testing.T) {
 		}
 	}
 	for {
-		ev := st2.next(t)
-		if ev.name != "batch" {
+		ev := st2.Next(t)
+		if ev.Name != "batch" {
 			continue
 		}
-		rs := decode[struct{ Events []record }](t, []byte(ev.data)).Events
+		rs := decode[struct{ Events []record }](t, []byte(ev.Data)).Events
 		if rs[0].SequenceNumber != 4 {
 			t.Fatalf("after the cursor: got %+v, want sequence number 4 first", rs)
 		}
@@ -338,7 +339,7 @@ func routedStatus(t *testing.T, method, u string) int {
 	if strings.Contains(u, "stream") && (method == "GET" || method == "POST") {
 		st, code, _ := openSSE(t, method, u, "", "", body)
 		if st != nil {
-			st.close()
+			st.Close()
 		}
 		return code
 	}
