@@ -153,7 +153,7 @@ func New(cfg Config) (*API, error) {
 			}
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusMethodNotAllowed)
-			_, _ = w.Write(errorBody(codes.Unimplemented, fmt.Sprintf("%s %s: method not allowed; allowed: %v", r.Method, r.URL.Path, allow)))
+			_, _ = w.Write(errorBody(codes.Unimplemented, fmt.Sprintf("%s %s: method not allowed; allowed: %v", r.Method, r.URL.Path, allow), ""))
 			return
 		}
 		writeError(w, status.Errorf(codes.NotFound, "no route %s %s; see GET /v1/openapi.json", r.Method, r.URL.Path))

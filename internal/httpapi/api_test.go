@@ -99,6 +99,9 @@ func TestErrorsHaveTheirHTTPStatus(t *testing.T) {
 			if code != tc.status || e.Error.Code != tc.code || e.Error.Message == "" {
 				t.Fatalf("%d %s, want %d %s", code, b, tc.status, tc.code)
 			}
+			if want, ok := map[string]string{"empty batch": "EMPTY_APPEND", "conflict": "CONTEXT_VERSION_CONFLICT", "unknown field": ""}[tc.name]; ok && e.Error.Reason != want {
+				t.Fatalf("reason %q, want %q: %s", e.Error.Reason, want, b)
+			}
 			if tc.name == "conflict" && (e.Expected == nil || *e.Expected != 0 || e.Actual == nil || *e.Actual != 1) {
 				t.Fatalf("conflict body without both versions: %s", b)
 			}

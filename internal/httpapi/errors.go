@@ -63,9 +63,10 @@ type apiError struct {
 	body   []byte
 }
 
-// errorBody is {"error":{"code":..,"message":..}} plus extra, a list of
-// name, raw JSON value pairs for the top level.
-func errorBody(code codes.Code, msg string, extra ...string) []byte {
+// errorBody is {"error":{"code":..,"message":..,"reason":..}} (reason: the
+// ErrorInfo reason, when the node gave one) plus extra, a list of name,
+// raw JSON value pairs for the top level.
+func errorBody(code codes.Code, msg, reason string, extra ...string) []byte {
 	b := []byte(`{"error":{"code":`)
 	name, ok := codeNames[code]
 	if !ok {
@@ -74,6 +75,10 @@ func errorBody(code codes.Code, msg string, extra ...string) []byte {
 	b = appendString(b, name)
 	b = append(b, `,"message":`...)
 	b = appendString(b, msg)
+	if reason != "" {
+		b = append(b, `,"reason":`...)
+		b = appendString(b, reason)
+	}
 	b = append(b, '}')
 	for i := 0; i+1 < len(extra); i += 2 {
 		b = append(b, ',')
@@ -89,11 +94,11 @@ func errorBody(code codes.Code, msg string, extra ...string) []byte {
 func toAPIError(err error) apiError {
 	switch {
 	case errors.Is(err, errTooLarge):
-		return apiError{http.StatusRequestEntityTooLarge, errorBody(codes.ResourceExhausted, err.Error())}
+		return apiError{http.StatusRequestEntityTooLarge, errorBody(codes.ResourceExhausted, err.Error(), "")}
 	case errors.Is(err, errBadRequest):
-		return apiError{http.StatusBadRequest, errorBody(codes.InvalidArgument, err.Error())}
+		return apiError{http.StatusBadRequest, errorBody(codes.InvalidArgument, err.Error(), "")}
 	case errors.Is(err, errURITooLong):
-		return apiError{http.StatusRequestURITooLong, errorBody(codes.InvalidArgument, err.Error())}
+		return apiError{http.StatusRequestURITooLong, errorBody(codes.InvalidArgument, err.Error(), "")}
 	}
 	st := status.Convert(err)
 	code := st.Code()
@@ -111,7 +116,7 @@ func toAPIError(err error) apiError {
 		// another party, not a request to correct.
 		httpCode = http.StatusConflict
 	}
-	return apiError{httpCode, errorBody(code, st.Message(), extra...)}
+	return apiError{httpCode, errorBody(code, st.Message(), wire.Reason(err), extra...)}
 }
 
 func writeError(w http.ResponseWriter, err error) {

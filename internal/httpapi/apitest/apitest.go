@@ -65,6 +65,7 @@ type Error struct {
 	Error struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		Reason  string `json:"reason"`
 	} `json:"error"`
 	Expected *uint64 `json:"expected_context_version"`
 	Actual   *uint64 `json:"actual_context_version"`
