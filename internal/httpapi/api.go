@@ -106,6 +106,11 @@ type API struct {
 	admin  factstrv1.AdminServiceClient
 	routes []Route
 	mux    *http.ServeMux
+	// csrf refuses state-changing requests a browser sends from another
+	// origin: a web page must not append to, or reconfigure, a node on
+	// the visitor's loopback that has no tokens (curl and other
+	// non-browser clients are not affected).
+	csrf *http.CrossOriginProtection
 }
 
 // New returns the API over cfg.Conn.
@@ -113,7 +118,8 @@ func New(cfg Config) (*API, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	a := &API{cfg: cfg, es: factstrv1.NewEventStoreServiceClient(cfg.Conn), admin: factstrv1.NewAdminServiceClient(cfg.Conn)}
+	a := &API{cfg: cfg, es: factstrv1.NewEventStoreServiceClient(cfg.Conn), admin: factstrv1.NewAdminServiceClient(cfg.Conn),
+		csrf: http.NewCrossOriginProtection()}
 	es, adm := "/factstr.v1.EventStoreService/", "/factstr.v1.AdminService/"
 	a.routes = []Route{
 		{"POST", "/v1/append", es + "Append", a.append},
@@ -169,6 +175,10 @@ func (a *API) Routes() []Route { return append([]Route(nil), a.routes...) }
 
 // ServeHTTP serves the API.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := a.csrf.Check(r); err != nil {
+		writeError(w, status.Errorf(codes.PermissionDenied, "%v: a browser page of another origin may not call this node", err))
+		return
+	}
 	if len(r.URL.RawQuery) > a.cfg.MaxQueryString {
 		writeError(w, fmt.Errorf("%w: the URL query has %d bytes, the limit is %d; send a long stream query with POST /v1/stream",
 			errURITooLong, len(r.URL.RawQuery), a.cfg.MaxQueryString))

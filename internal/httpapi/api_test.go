@@ -151,6 +151,34 @@ func TestTokensAndRoles(t *testing.T) {
 	}
 }
 
+// TestCrossSiteBrowserWritesAreRefused: a page of another origin cannot
+// make the visitor's browser append to a node (no CORS, no CSRF); the
+// same origin and non-browser clients can.
+func TestCrossSiteBrowserWritesAreRefused(t *testing.T) {
+	n := startNode(t, nil, nil)
+	body := `{"events":[{"type":"t","payload":{}}]}`
+	for _, tc := range []struct {
+		site   string
+		status int
+	}{{"cross-site", 403}, {"same-origin", 200}, {"", 200}} {
+		req, err := http.NewRequest("POST", n.url+"/v1/append", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.site != "" {
+			req.Header.Set("Sec-Fetch-Site", tc.site)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("Sec-Fetch-Site %q: %d, want %d", tc.site, resp.StatusCode, tc.status)
+		}
+	}
+}
+
 func TestStatusIsTheProtoAsJSON(t *testing.T) {
 	n := startNode(t, nil, nil)
 	b := mustOK(t, "GET", n.url+"/v1/status", "", "")
