@@ -44,6 +44,7 @@ type httpDeps struct {
 // (internal/httpapi). Its methods do nothing on a nil gateway (HTTP off).
 type gateway struct {
 	lis   net.Listener
+	api   *httpapi.API
 	http  *http.Server
 	pipe  *httpapi.PipeListener
 	grpc  *grpc.Server
@@ -74,11 +75,13 @@ func startHTTP(f *serveFlags, fs *flag.FlagSet, d httpDeps) (*gateway, error) {
 		g.stop()
 		return nil, fmt.Errorf("http api: %w", err)
 	}
-	api, err := httpapi.New(httpapi.Config{Conn: g.conn, Limits: d.limits, UI: d.ui, Logger: d.logger})
+	api, err := httpapi.New(httpapi.Config{Conn: g.conn, Limits: d.limits, UI: d.ui, Logger: d.logger,
+		LoopbackHostsOnly: isLoopback(f.httpAddr)})
 	if err != nil {
 		g.stop()
 		return nil, err
 	}
+	g.api = api
 	g.http = httpapi.NewServer(api, d.logger)
 	if d.tls != nil {
 		g.http.TLSConfig = d.tls.Clone()
@@ -96,12 +99,13 @@ func (g *gateway) addr() string {
 	return g.lis.Addr().String()
 }
 
-// shutdown stops accepting HTTP requests and waits up to grace for those
-// in flight; streams, which never end by themselves, are then cut.
+// shutdown ends the streams (their clients resume elsewhere), stops
+// accepting HTTP requests and waits up to grace for the calls in flight.
 func (g *gateway) shutdown(grace time.Duration) {
 	if g == nil || g.http == nil {
 		return
 	}
+	g.api.CloseStreams()
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := g.http.Shutdown(ctx); err != nil {

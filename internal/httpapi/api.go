@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -53,6 +56,11 @@ type Config struct {
 	// KeepAlive is the interval of SSE keepalive comments (0:
 	// DefaultKeepAlive).
 	KeepAlive time.Duration
+	// LoopbackHostsOnly refuses requests whose Host is not localhost or a
+	// loopback IP. Set it when the server listens on loopback only: a web
+	// page whose name an attacker rebinds to 127.0.0.1 is then refused
+	// although the browser deems it same-origin (DNS rebinding).
+	LoopbackHostsOnly bool
 	// UI, if set, is served at "/" and below, outside /v1/ (the console).
 	UI http.Handler
 	// Logger logs what the HTTP layer itself refuses (nil: slog.Default()).
@@ -111,7 +119,16 @@ type API struct {
 	// the visitor's loopback that has no tokens (curl and other
 	// non-browser clients are not affected).
 	csrf *http.CrossOriginProtection
+	// closing is closed by CloseStreams.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
+
+// CloseStreams ends every open stream with an UNAVAILABLE error event, so
+// that their clients resume on another node, and every later one at once:
+// http.Server.Shutdown waits for handlers, and a stream's never returns by
+// itself.
+func (a *API) CloseStreams() { a.closeOnce.Do(func() { close(a.closing) }) }
 
 // New returns the API over cfg.Conn.
 func New(cfg Config) (*API, error) {
@@ -119,7 +136,7 @@ func New(cfg Config) (*API, error) {
 		return nil, err
 	}
 	a := &API{cfg: cfg, es: factstrv1.NewEventStoreServiceClient(cfg.Conn), admin: factstrv1.NewAdminServiceClient(cfg.Conn),
-		csrf: http.NewCrossOriginProtection()}
+		csrf: http.NewCrossOriginProtection(), closing: make(chan struct{})}
 	es, adm := "/factstr.v1.EventStoreService/", "/factstr.v1.AdminService/"
 	a.routes = []Route{
 		{"POST", "/v1/append", es + "Append", a.append},
@@ -175,6 +192,10 @@ func (a *API) Routes() []Route { return append([]Route(nil), a.routes...) }
 
 // ServeHTTP serves the API.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.LoopbackHostsOnly && !loopbackHost(r.Host) {
+		writeError(w, status.Errorf(codes.PermissionDenied, "host %q: this node serves HTTP on loopback and answers only requests for localhost or a loopback address", r.Host))
+		return
+	}
 	if err := a.csrf.Check(r); err != nil {
 		writeError(w, status.Errorf(codes.PermissionDenied, "%v: a browser page of another origin may not call this node", err))
 		return
@@ -205,6 +226,21 @@ func NewServer(h http.Handler, logger *slog.Logger) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+}
+
+// loopbackHost reports whether a Host header names localhost or a
+// loopback IP (with or without a port).
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 var errURITooLong = errors.New("URI too long")

@@ -179,6 +179,57 @@ func TestCrossSiteBrowserWritesAreRefused(t *testing.T) {
 	}
 }
 
+// TestLoopbackServesOnlyLoopbackHosts: a name rebound to 127.0.0.1 by an
+// attacker's DNS does not reach a loopback node.
+func TestLoopbackServesOnlyLoopbackHosts(t *testing.T) {
+	n := startNode(t, nil, func(c *httpapi.Config) { c.LoopbackHostsOnly = true })
+	for _, tc := range []struct {
+		host   string
+		status int
+	}{{"", 200}, {"localhost:7403", 200}, {"[::1]:7403", 200}, {"127.0.0.2", 200}, {"evil.example:7403", 403}, {"10.0.0.1:7403", 403}} {
+		req, err := http.NewRequest("GET", n.url+"/v1/status", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.host != "" {
+			req.Host = tc.host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("Host %q: %d, want %d", tc.host, resp.StatusCode, tc.status)
+		}
+	}
+}
+
+// TestCloseStreamsTellsClientsToResume: at shutdown a stream ends with an
+// UNAVAILABLE error event instead of holding the server open.
+func TestCloseStreamsTellsClientsToResume(t *testing.T) {
+	n := startNode(t, nil, nil)
+	st, _, _ := openSSE(t, "GET", n.url+"/v1/stream", "", "", "")
+	if ev := st.Next(t); ev.Name != "subscribed" {
+		t.Fatalf("first event %+v", ev)
+	}
+	n.api.CloseStreams()
+	ev := st.Next(t)
+	if e := decode[apiErr](t, []byte(ev.Data)); ev.Name != "error" || e.Error.Code != "UNAVAILABLE" {
+		t.Fatalf("after CloseStreams: %+v", ev)
+	}
+	for timeout := time.After(apitest.Wait); ; {
+		select {
+		case _, ok := <-st.Events:
+			if !ok {
+				return // the stream ended
+			}
+		case <-timeout:
+			t.Fatal("the stream stayed open after CloseStreams")
+		}
+	}
+}
+
 func TestStatusIsTheProtoAsJSON(t *testing.T) {
 	n := startNode(t, nil, nil)
 	b := mustOK(t, "GET", n.url+"/v1/status", "", "")

@@ -44,6 +44,7 @@ func (stubAdmin) Join(_ context.Context, r *factstrv1.JoinRequest) (*factstrv1.J
 type node struct {
 	url   string
 	store *memstore.Store
+	api   *httpapi.API
 }
 
 func startNode(t *testing.T, tokens []server.Credential, mod func(*httpapi.Config)) *node {
@@ -82,7 +83,7 @@ func startNode(t *testing.T, tokens []server.Credential, mod func(*httpapi.Confi
 		_ = pipe.Close()
 		_ = store.Close()
 	})
-	return &node{url: hs.URL, store: store}
+	return &node{url: hs.URL, store: store, api: api}
 }
 
 // dummyConn is a connection nothing is called on (route table tests).

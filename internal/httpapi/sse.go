@@ -208,7 +208,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, in streamRequestJSO
 		return
 	}
 	msgs, errc := receive(ctx, st.Recv)
-	relay(ctx, w, a.cfg.KeepAlive, msgs, errc, func(s *sse, m *factstrv1.StreamResponse) error {
+	relay(ctx, w, a.cfg.KeepAlive, a.closing, msgs, errc, func(s *sse, m *factstrv1.StreamResponse) error {
 		switch k := m.GetKind().(type) {
 		case *factstrv1.StreamResponse_Subscribed:
 			return s.event("", "subscribed", appendMessage(nil, k.Subscribed.ProtoReflect()))
@@ -223,8 +223,10 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, in streamRequestJSO
 // relay answers the first message's outcome as the HTTP status (an error
 // before any event is a plain error answer), then writes every message
 // with write, and a keepalive comment when nothing was written for a
-// while, until the stream ends, a write fails or the client goes away.
-func relay[M any](ctx context.Context, w http.ResponseWriter, keepAlive time.Duration, msgs <-chan M, errc <-chan error, write func(*sse, M) error) {
+// while, until the stream ends, a write fails, the client goes away or
+// closing is closed (the node shuts down: the client is told to resume
+// elsewhere).
+func relay[M any](ctx context.Context, w http.ResponseWriter, keepAlive time.Duration, closing <-chan struct{}, msgs <-chan M, errc <-chan error, write func(*sse, M) error) {
 	var first M
 	select {
 	case m, ok := <-msgs:
@@ -266,6 +268,9 @@ func relay[M any](ctx context.Context, w http.ResponseWriter, keepAlive time.Dur
 			if err := s.comment("keepalive"); err != nil {
 				return
 			}
+		case <-closing:
+			s.fail(status.Error(codes.Unavailable, "the node is shutting down; resume on another node (Last-Event-ID)"))
+			return
 		case <-ctx.Done():
 			return
 		}
@@ -302,7 +307,7 @@ func (a *API) durable(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	msgs, errc := receive(ctx, st.Recv)
-	relay(ctx, w, a.cfg.KeepAlive, msgs, errc, func(s *sse, m *factstrv1.StreamDurableResponse) error {
+	relay(ctx, w, a.cfg.KeepAlive, a.closing, msgs, errc, func(s *sse, m *factstrv1.StreamDurableResponse) error {
 		switch k := m.GetKind().(type) {
 		case *factstrv1.StreamDurableResponse_Subscribed:
 			return s.event("", "subscribed", appendMessage(nil, k.Subscribed.ProtoReflect()))
