@@ -2,7 +2,11 @@ package httpapi_test
 
 import (
 	"encoding/json"
+
+	"google.golang.org/grpc"
+
 	"fmt"
+	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -406,6 +410,29 @@ func TestOpenAPIListsExactlyTheServedRoutes(t *testing.T) {
 			case !isDoc && code != http.StatusMethodNotAllowed:
 				t.Errorf("%s %s not documented, answered %d, want 405", m, p, code)
 			}
+		}
+	}
+}
+
+// TestRoutesNameRealMethods: the gRPC method of each route exists, so
+// its access rule (internal/server/access.go) is the route's.
+func TestRoutesNameRealMethods(t *testing.T) {
+	api, err := httpapi.New(httpapi.Config{Conn: dummyConn{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, sd := range []grpc.ServiceDesc{factstrv1.EventStoreService_ServiceDesc, factstrv1.AdminService_ServiceDesc} {
+		for _, m := range sd.Methods {
+			known["/"+sd.ServiceName+"/"+m.MethodName] = true
+		}
+		for _, m := range sd.Streams {
+			known["/"+sd.ServiceName+"/"+m.StreamName] = true
+		}
+	}
+	for _, r := range api.Routes() {
+		if r.GRPCMethod != "" && !known[r.GRPCMethod] {
+			t.Errorf("%s %s names %s, which no service has", r.Method, r.Path, r.GRPCMethod)
 		}
 	}
 }
