@@ -2,11 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
-
-	"google.golang.org/grpc"
-
 	"fmt"
-	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -14,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
+	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 	"github.com/factstr/factstr-go/internal/httpapi"
 	"github.com/factstr/factstr-go/internal/httpapi/apitest"
 	"github.com/factstr/factstr-go/internal/server"
