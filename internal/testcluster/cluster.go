@@ -62,6 +62,10 @@ type Options struct {
 	// LogTailLines is how many lines of each node's log a failed test
 	// prints (default 60).
 	LogTailLines int
+	// Token, for a cluster started with --token or --auth-file, is an
+	// admin token the harness's own calls (readiness, Status, Conn) and
+	// its clients send.
+	Token string
 }
 
 // Cluster is a set of factstr-node processes.
@@ -138,7 +142,7 @@ func (c *Cluster) launch(attempt int) error {
 	n := c.opts.Nodes
 	nodes := make([]*Node, n)
 	for i := range nodes {
-		var p [3]int
+		var p [4]int // gRPC, Raft, gossip (TCP and UDP), HTTP
 		for j := range p {
 			var err error
 			if p[j], err = freeport.Get(j == 2); err != nil {
@@ -155,6 +159,7 @@ func (c *Cluster) launch(attempt int) error {
 			grpcAddr:   fmt.Sprintf("127.0.0.1:%d", p[0]),
 			raftAddr:   fmt.Sprintf("127.0.0.1:%d", p[1]),
 			gossipAddr: fmt.Sprintf("127.0.0.1:%d", p[2]),
+			httpAddr:   fmt.Sprintf("127.0.0.1:%d", p[3]),
 		}
 	}
 	for _, nd := range nodes {
@@ -314,7 +319,11 @@ func (c *Cluster) DialClient(t testing.TB, addrs []string, opts ...client.Option
 	c.clientSeq++
 	seq := c.clientSeq
 	c.clientsMu.Unlock()
-	opts = append([]client.Option{client.WithLogger(c.clientLog.With("client", seq, "targets", strings.Join(addrs, ",")))}, opts...)
+	base := []client.Option{client.WithLogger(c.clientLog.With("client", seq, "targets", strings.Join(addrs, ",")))}
+	if c.opts.Token != "" {
+		base = append(base, client.WithToken(c.opts.Token))
+	}
+	opts = append(base, opts...)
 	cl, err := client.Dial(context.Background(), addrs, opts...)
 	if err != nil {
 		t.Fatalf("testcluster: dial %v: %v", addrs, err)
@@ -478,6 +487,7 @@ type Node struct {
 	mu                             sync.Mutex
 	id, dataDir, logPath           string
 	grpcAddr, raftAddr, gossipAddr string
+	httpAddr                       string
 	args                           []string // of the latest start
 	proc                           *Process
 	running                        bool // started and not killed/stopped through the harness
@@ -492,6 +502,13 @@ func (n *Node) ID() string { return n.get(func() string { return n.id }) }
 
 // Addr is the node's gRPC address host:port.
 func (n *Node) Addr() string { return n.get(func() string { return n.grpcAddr }) }
+
+// HTTPAddr is the node's HTTP API address host:port ("" when a start gave
+// --http-addr "").
+func (n *Node) HTTPAddr() string { return n.get(func() string { return n.httpAddr }) }
+
+// HTTPURL is "http://" and HTTPAddr.
+func (n *Node) HTTPURL() string { return "http://" + n.HTTPAddr() }
 
 // RaftAddr is the node's Raft address host:port.
 func (n *Node) RaftAddr() string { return n.get(func() string { return n.raftAddr }) }
@@ -563,12 +580,17 @@ func (n *Node) Conn() (*grpc.ClientConn, error) {
 	if n.conn != nil {
 		return n.conn, nil
 	}
-	conn, err := grpc.NewClient(n.grpcAddr,
+	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 20 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 250 * time.Millisecond},
 			MinConnectTimeout: time.Second,
-		}))
+		}),
+	}
+	if n.c.opts.Token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(n.c.opts.Token)))
+	}
+	conn, err := grpc.NewClient(n.grpcAddr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s at %s: %w", n.id, n.grpcAddr, err)
 	}
@@ -611,6 +633,7 @@ func (n *Node) baseArgs() []string {
 		"--grpc-addr", n.grpcAddr,
 		"--raft-addr", n.raftAddr,
 		"--gossip-addr", n.gossipAddr,
+		"--http-addr", n.httpAddr,
 		"--bootstrap-expect", strconv.Itoa(n.c.opts.Nodes),
 	}
 	if len(n.join) > 0 {
@@ -632,6 +655,7 @@ func (n *Node) start(extra []string) error {
 	oldGRPC := n.grpcAddr
 	for flag, field := range map[string]*string{
 		"node-id": &n.id, "data-dir": &n.dataDir, "grpc-addr": &n.grpcAddr, "raft-addr": &n.raftAddr, "gossip-addr": &n.gossipAddr,
+		"http-addr": &n.httpAddr,
 	} {
 		if v, ok := lastFlag(args, flag); ok {
 			*field = v
@@ -749,3 +773,12 @@ func (n *Node) Resume() error {
 	}
 	return p.Resume()
 }
+
+// bearer sends a token on every call, over plaintext too (loopback).
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return false }
