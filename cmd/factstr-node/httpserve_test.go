@@ -15,6 +15,7 @@ import (
 
 	"github.com/factstr/factstr-go/client"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/freeport"
 	"github.com/factstr/factstr-go/internal/httpapi/apitest"
 	"github.com/factstr/factstr-go/internal/testpki"
 )
@@ -24,12 +25,12 @@ import (
 // must return nil at the end.
 func startServe(t *testing.T, args ...string) {
 	t.Helper()
-	grpcAddr := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+	grpcAddr := fmt.Sprintf("127.0.0.1:%d", freeport.T(t, false))
 	all := append([]string{
 		"--node-id", "h1", "--data-dir", filepath.Join(t.TempDir(), "h1"),
 		"--grpc-addr", grpcAddr,
-		"--raft-addr", fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)),
-		"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)),
+		"--raft-addr", fmt.Sprintf("127.0.0.1:%d", freeport.T(t, false)),
+		"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", freeport.T(t, true)),
 		"--bootstrap-expect", "1", "--log-level", "error",
 		"--raft-heartbeat-timeout", "300ms", "--raft-election-timeout", "300ms",
 	}, args...)
@@ -66,15 +67,15 @@ func TestServeHTTPOverTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca := testpki.NewCA(t, "http test CA")
 	certFile, keyFile := testpki.WriteCert(t, dir, "node", ca.Issue(t, "node"))
-	addr := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", freeport.T(t, false))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- serve(ctx, []string{
 			"--node-id", "h1", "--data-dir", filepath.Join(dir, "h1"),
-			"--grpc-addr", fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)),
-			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)),
-			"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)),
+			"--grpc-addr", fmt.Sprintf("127.0.0.1:%d", freeport.T(t, false)),
+			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", freeport.T(t, false)),
+			"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", freeport.T(t, true)),
 			"--bootstrap-expect", "1", "--log-level", "error",
 			"--raft-heartbeat-timeout", "300ms", "--raft-election-timeout", "300ms",
 			"--tls-cert", certFile, "--tls-key", keyFile, "--http-addr", addr,
@@ -139,8 +140,8 @@ func TestServeHTTPAddrTaken(t *testing.T) {
 	defer l.Close()
 	err = serve(context.Background(), []string{
 		"--node-id", "h1", "--data-dir", filepath.Join(t.TempDir(), "h1"),
-		"--grpc-addr", "127.0.0.1:0", "--raft-addr", fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)),
-		"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)), "--log-level", "error",
+		"--grpc-addr", "127.0.0.1:0", "--raft-addr", fmt.Sprintf("127.0.0.1:%d", freeport.T(t, false)),
+		"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", freeport.T(t, true)), "--log-level", "error",
 		"--http-addr", l.Addr().String(),
 	})
 	if err == nil || !strings.Contains(err.Error(), "listen on --http-addr") {
