@@ -264,3 +264,46 @@ func TestConsoleAgainstFakeAPI(t *testing.T) {
 	p.waitContains("#d-message", "not available on this node", wait)
 	p.shot("durable")
 }
+
+// TestConsoleJSON checks the page's JSON reader and printer, which keep
+// numbers and key order as the server sent them.
+func TestConsoleJSON(t *testing.T) {
+	srv := httptest.NewServer(console.Handler())
+	t.Cleanup(srv.Close)
+	p := openBrowser(t)
+	p.do("open the console", chromedp.Navigate(srv.URL+"/"))
+	tests := []struct {
+		in, pretty string // pretty "" : the reader must refuse in
+	}{
+		{`{"n":12345678901234567890}`, "{\n  \"n\": 12345678901234567890\n}"},
+		{`{"b":1,"a":[1e400,-0.0,2.50]}`, "{\n  \"b\": 1,\n  \"a\": [\n    1e400,\n    -0.0,\n    2.50\n  ]\n}"},
+		{` { "s" : "a\"b,{[:" , "e":{ }, "l":[ ] } `, "{\n  \"s\": \"a\\\"b,{[:\",\n  \"e\": {},\n  \"l\": []\n}"},
+		{`"\u00e9\\"`, `"\u00e9\\"`},
+		{`[true,false,null]`, "[\n  true,\n  false,\n  null\n]"},
+		{`{"__proto__":{"x":1}}`, "{\n  \"__proto__\": {\n    \"x\": 1\n  }\n}"},
+		{`{"a":1,}`, ""},
+		{`[1 2]`, ""},
+		{`01`, ""},
+		{`{"a":1} x`, ""},
+		{`"open`, ""},
+		{``, ""},
+	}
+	for _, tc := range tests {
+		js := fmt.Sprintf(`(() => {
+			const c = window.factstrConsole;
+			try { c.parseJSON(%[1]q); } catch (e) { return "refused: " + e.message; }
+			return c.pretty(c.rawOf(c.parseJSON("[" + %[1]q + "]"), 0));
+		})()`, tc.in)
+		got := p.eval(js)
+		switch {
+		case tc.pretty == "" && !strings.HasPrefix(got, "refused: invalid JSON"):
+			t.Errorf("%q: accepted as %q, want refused", tc.in, got)
+		case tc.pretty != "" && got != tc.pretty:
+			t.Errorf("%q: printed\n%s\nwant\n%s", tc.in, got, tc.pretty)
+		}
+	}
+	// The parsed value is usable: the key __proto__ is data, not a prototype.
+	if got := p.eval(`(() => { const v = window.factstrConsole.parseJSON('{"__proto__":{"x":1},"n":5}'); return String(v.n) + "," + String(v.x); })()`); got != "5,undefined" {
+		t.Errorf("parsed object: %q", got)
+	}
+}
