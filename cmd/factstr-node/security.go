@@ -43,6 +43,11 @@ func checkExposure(f *serveFlags, haveTokens bool) error {
 	if f.insecure {
 		return nil
 	}
+	// The HTTP port carries client calls only: it needs client
+	// authentication, like the gRPC port, but no cluster key.
+	if f.httpAddr != "" && !isLoopback(f.httpAddr) && !haveTokens && f.tlsCA == "" {
+		return fmt.Errorf("%w: --http-addr %s is not a loopback address and clients are not authenticated: --token or --auth-file is missing (or --tls-ca for client certificates); or pass --insecure", errExposed, f.httpAddr)
+	}
 	var exposed string
 	for _, a := range []struct{ flag, addr string }{
 		{"--grpc-addr", f.grpcAddr}, {"--raft-addr", f.raftAddr}, {"--gossip-addr", f.gossipAddr},

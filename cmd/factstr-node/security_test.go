@@ -29,6 +29,11 @@ func TestCheckExposure(t *testing.T) {
 		{"private IP gRPC, full TLS set (client certs)", with(func(f *serveFlags) { f.grpcAddr = "10.0.0.5:7400"; fullTLS(f) }), false, ""},
 		{"TLS without Raft TLS", with(func(f *serveFlags) { f.grpcAddr = "10.0.0.5:7400"; fullTLS(f); f.raftTLS = false }), true, "and --raft-tls is missing"},
 		{"TLS without gossip key", with(func(f *serveFlags) { f.grpcAddr = "10.0.0.5:7400"; fullTLS(f); f.gossipKey = "" }), true, "and --gossip-key is missing"},
+		{"wildcard HTTP, no tokens", with(func(f *serveFlags) { f.httpAddr = "0.0.0.0:7403" }), false, "--http-addr 0.0.0.0:7403 is not a loopback address and clients are not authenticated"},
+		{"wildcard HTTP, tokens", with(func(f *serveFlags) { f.httpAddr = "0.0.0.0:7403" }), true, ""},
+		{"wildcard HTTP, client certs", with(func(f *serveFlags) { f.httpAddr = "0.0.0.0:7403"; f.tlsCA = "ca" }), false, ""},
+		{"loopback HTTP", with(func(f *serveFlags) { f.httpAddr = "127.0.0.1:7403" }), false, ""},
+		{"wildcard HTTP, --insecure", with(func(f *serveFlags) { f.httpAddr = "0.0.0.0:7403"; f.insecure = true }), false, ""},
 		{"wildcard, --insecure", with(func(f *serveFlags) { f.grpcAddr = "0.0.0.0:7400"; f.insecure = true }), false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -38,6 +38,7 @@ import (
 type serveFlags struct {
 	nodeID, dataDir                string
 	grpcAddr, raftAddr, gossipAddr string
+	httpAddr                       string
 	advertise                      string
 	raftAdvertise                  string
 	debugClockOffsetFile           string
@@ -82,6 +83,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.StringVar(&f.nodeID, "node-id", "node1", "this node's stable, unique id (in Kubernetes: the pod name)")
 	fs.StringVar(&f.dataDir, "data-dir", "./factstr-data", "directory for the Raft log, snapshots and the event store")
 	fs.StringVar(&f.grpcAddr, "grpc-addr", "127.0.0.1:7400", "host:port for the gRPC API (clients and peers)")
+	fs.StringVar(&f.httpAddr, "http-addr", defaultHTTPAddr, "host:port for the HTTP/JSON API (empty: off); by default, when the port is taken, the node runs without it and says so")
 	fs.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:7401", "host:port for Raft traffic")
 	fs.StringVar(&f.gossipAddr, "gossip-addr", "127.0.0.1:7402", "host:port for gossip (TCP and UDP)")
 	fs.StringVar(&f.advertise, "advertise-addr", "", "host (name or IP) other nodes reach this one on; the ports are the bind ports (default: the bind hosts)")
@@ -301,28 +303,37 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 
-	opts := []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(64 << 20),
-		// Permit the Go client's keepalive pings (every 30 s while a call
-		// or stream is open): gRPC's default policy answers pings more
-		// often than every 5 minutes with GOAWAY "too_many_pings".
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	// One interceptor chain for every client call, whichever listener it
+	// came in on: the gRPC port, or the in-process pipe of the HTTP API.
+	clientOpts := func(limits server.ConnLimits) []grpc.ServerOption {
+		opts := []grpc.ServerOption{
+			grpc.MaxRecvMsgSize(maxGRPCMessage),
+			// Permit the Go client's keepalive pings (every 30 s while a call
+			// or stream is open): gRPC's default policy answers pings more
+			// often than every 5 minutes with GOAWAY "too_many_pings".
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		}
+		if met != nil {
+			opts = append(opts, met.ServerOptions()...)
+		}
+		opts = append(opts, server.CodecOption())
+		opts = append(opts, server.LoggingInterceptors(logger, f.nodeID, func() uint64 { return node.Raft().CurrentTerm() })...)
+		// After logging, so that every refused call is logged with its code.
+		opts = append(opts, authOpts...)
+		opts = append(opts, limits.ServerOptions()...)
+		return append(opts, server.RecoveryInterceptors(logger)...) // last: closest to the handlers
 	}
-	if met != nil {
-		opts = append(opts, met.ServerOptions()...)
-	}
+	var serverTLS *tls.Config
 	switch {
 	case ident != nil:
-		opts = append(opts, grpc.Creds(credentials.NewTLS(ident.serverConfig(certs))))
+		serverTLS = ident.serverConfig(certs)
 	case certs != nil:
-		opts = append(opts, grpc.Creds(credentials.NewTLS(certs.ServerConfig())))
+		serverTLS = certs.ServerConfig()
 	}
-	opts = append(opts, server.CodecOption())
-	opts = append(opts, server.LoggingInterceptors(logger, f.nodeID, func() uint64 { return node.Raft().CurrentTerm() })...)
-	// After logging, so that every refused call is logged with its code.
-	opts = append(opts, authOpts...)
-	opts = append(opts, server.ConnLimits{MaxConcurrentStreams: uint32(min(f.maxStreamsPerConn, 1<<31)), MaxSubscriptionsPerConn: f.maxSubsPerConn}.ServerOptions()...)
-	opts = append(opts, server.RecoveryInterceptors(logger)...) // last: closest to the handlers
+	opts := clientOpts(server.ConnLimits{MaxConcurrentStreams: uint32(min(f.maxStreamsPerConn, 1<<31)), MaxSubscriptionsPerConn: f.maxSubsPerConn})
+	if serverTLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(serverTLS)))
+	}
 	srv := grpc.NewServer(opts...)
 	es := server.NewEventStore(node, cluster.Classify, logger)
 	if met != nil {
@@ -334,7 +345,8 @@ func serve(ctx context.Context, args []string) error {
 		logger.Info("metrics serving", "addr", metricsLis.Addr().String(), "pprof", f.pprof)
 	}
 	es.Register(srv)
-	server.NewAdmin(node, logger).WithMaxRestoreBytes(f.maxRestoreBytes).Register(srv)
+	admin := server.NewAdmin(node, logger).WithMaxRestoreBytes(f.maxRestoreBytes)
+	admin.Register(srv)
 	node.RegisterPeerService(srv)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
@@ -347,7 +359,19 @@ func serve(ctx context.Context, args []string) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()
-	logger.Info("factstr node serving", "node", f.nodeID, "grpc", lis.Addr().String(), "raft", f.raftAddr,
+	gw, err := startHTTP(&f, fs, httpDeps{
+		limits: f.limits(), tls: serverTLS, logger: logger,
+		// Every HTTP request shares the pipe's one connection: its stream
+		// and subscription caps are the HTTP API's, node-wide.
+		grpcOpts: clientOpts(server.ConnLimits{MaxConcurrentStreams: httpMaxCalls, MaxSubscriptionsPerConn: httpMaxStreams}),
+		register: func(r grpc.ServiceRegistrar) { es.Register(r); admin.Register(r) },
+	})
+	if err != nil {
+		srv.Stop()
+		_ = node.Close()
+		return err
+	}
+	logger.Info("factstr node serving", "node", f.nodeID, "grpc", lis.Addr().String(), "http", gw.addr(), "raft", f.raftAddr,
 		"gossip", f.gossipAddr, "data_dir", f.dataDir, "bootstrap_expect", f.bootstrapExpect, "version", version)
 
 	select {
@@ -357,6 +381,7 @@ func serve(ctx context.Context, args []string) error {
 		logger.Error("grpc server stopped", "error", err)
 	}
 	hs.Shutdown()
+	gw.shutdown(2 * time.Second)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -383,6 +408,7 @@ func serve(ctx context.Context, args []string) error {
 	case <-time.After(2 * time.Second):
 		srv.Stop()
 	}
+	gw.stop()
 	return nil
 }
 

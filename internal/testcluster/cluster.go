@@ -137,7 +137,7 @@ func (c *Cluster) launch(attempt int) error {
 	n := c.opts.Nodes
 	nodes := make([]*Node, n)
 	for i := range nodes {
-		var p [3]int
+		var p [4]int // gRPC, Raft, gossip (TCP and UDP), HTTP
 		for j := range p {
 			var err error
 			if p[j], err = FreePort(j == 2); err != nil {
@@ -154,6 +154,7 @@ func (c *Cluster) launch(attempt int) error {
 			grpcAddr:   fmt.Sprintf("127.0.0.1:%d", p[0]),
 			raftAddr:   fmt.Sprintf("127.0.0.1:%d", p[1]),
 			gossipAddr: fmt.Sprintf("127.0.0.1:%d", p[2]),
+			httpAddr:   fmt.Sprintf("127.0.0.1:%d", p[3]),
 		}
 	}
 	for _, nd := range nodes {
@@ -477,6 +478,7 @@ type Node struct {
 	mu                             sync.Mutex
 	id, dataDir, logPath           string
 	grpcAddr, raftAddr, gossipAddr string
+	httpAddr                       string
 	args                           []string // of the latest start
 	proc                           *Process
 	running                        bool // started and not killed/stopped through the harness
@@ -491,6 +493,13 @@ func (n *Node) ID() string { return n.get(func() string { return n.id }) }
 
 // Addr is the node's gRPC address host:port.
 func (n *Node) Addr() string { return n.get(func() string { return n.grpcAddr }) }
+
+// HTTPAddr is the node's HTTP API address host:port ("" when a start gave
+// --http-addr "").
+func (n *Node) HTTPAddr() string { return n.get(func() string { return n.httpAddr }) }
+
+// HTTPURL is "http://" and HTTPAddr.
+func (n *Node) HTTPURL() string { return "http://" + n.HTTPAddr() }
 
 // RaftAddr is the node's Raft address host:port.
 func (n *Node) RaftAddr() string { return n.get(func() string { return n.raftAddr }) }
@@ -610,6 +619,7 @@ func (n *Node) baseArgs() []string {
 		"--grpc-addr", n.grpcAddr,
 		"--raft-addr", n.raftAddr,
 		"--gossip-addr", n.gossipAddr,
+		"--http-addr", n.httpAddr,
 		"--bootstrap-expect", strconv.Itoa(n.c.opts.Nodes),
 	}
 	if len(n.join) > 0 {
@@ -631,6 +641,7 @@ func (n *Node) start(extra []string) error {
 	oldGRPC := n.grpcAddr
 	for flag, field := range map[string]*string{
 		"node-id": &n.id, "data-dir": &n.dataDir, "grpc-addr": &n.grpcAddr, "raft-addr": &n.raftAddr, "gossip-addr": &n.gossipAddr,
+		"http-addr": &n.httpAddr,
 	} {
 		if v, ok := lastFlag(args, flag); ok {
 			*field = v

@@ -1,0 +1,430 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/factstr/factstr-go/internal/httpapi"
+	"github.com/factstr/factstr-go/internal/httpapi/apitest"
+	"github.com/factstr/factstr-go/internal/server"
+)
+
+func TestPayloadsAreByteExact(t *testing.T) {
+	n := startNode(t, nil, nil)
+	payloads := []string{
+		`{"n":1.50,"big":12345678901234567890}`,
+		`{"n": 1.50, "s": "<&>\u00e9", "x": [1e3, -0.0]}`,
+		"{\n  \"multi\": \"line\",\n  \"v\": 10.000\n}",
+	}
+	for i, p := range payloads {
+		body := fmt.Sprintf(`{"events":[{"type":"t","payload":%s}]}`, p)
+		res := decode[map[string]any](t, mustOK(t, "POST", n.url+"/v1/append", "", body))
+		if res["first_sequence_number"] != float64(i+1) || res["committed_count"] != float64(1) || res["duplicate"] != false {
+			t.Fatalf("append %d: %v", i, res)
+		}
+	}
+	st, _, _ := openSSE(t, "GET", n.url+"/v1/stream?after=0", "", "", "")
+	q := decode[queryResult](t, mustOK(t, "POST", n.url+"/v1/query", "", `{}`))
+	if len(q.Events) != len(payloads) || !q.Complete || q.LastReturned != 3 || q.Version != 3 {
+		t.Fatalf("query: %+v", q)
+	}
+	for i, ev := range q.Events {
+		if string(ev.Payload) != payloads[i] {
+			t.Errorf("query payload %d = %s, want %s", i, ev.Payload, payloads[i])
+		}
+		if ev.OccurredAt.IsZero() || ev.Type != "t" || ev.SequenceNumber != uint64(i+1) {
+			t.Errorf("record %d: %+v", i, ev)
+		}
+	}
+	// The stream carries them unchanged too, line breaks included.
+	var got []record
+	for len(got) < len(payloads) {
+		ev := st.Next(t)
+		if ev.Name != "batch" {
+			continue
+		}
+		b := decode[struct{ Events []record }](t, []byte(ev.Data))
+		if ev.ID != strconv.FormatUint(b.Events[len(b.Events)-1].SequenceNumber, 10) {
+			t.Fatalf("batch id %q, events %+v", ev.ID, b.Events)
+		}
+		got = append(got, b.Events...)
+	}
+	for i, ev := range got {
+		if string(ev.Payload) != payloads[i] {
+			t.Errorf("streamed payload %d = %q, want %q", i, ev.Payload, payloads[i])
+		}
+	}
+}
+
+func TestErrorsHaveTheirHTTPStatus(t *testing.T) {
+	n := startNode(t, nil, func(c *httpapi.Config) { c.MaxBodyBytes = 4096 })
+	mustOK(t, "POST", n.url+"/v1/append", "", `{"events":[{"type":"order","payload":{"id":1}}]}`)
+	ctxQ := `{"filters":[{"event_types":["order"]}]}`
+	for _, tc := range []struct {
+		name, method, path, body string
+		status                   int
+		code                     string
+	}{
+		{"invalid JSON", "POST", "/v1/append", `{"events":[`, 400, "INVALID_ARGUMENT"},
+		{"two values", "POST", "/v1/append", `{"events":[]} {}`, 400, "INVALID_ARGUMENT"},
+		{"empty body", "POST", "/v1/append", ``, 400, "INVALID_ARGUMENT"},
+		{"empty batch", "POST", "/v1/append", `{"events":[]}`, 400, "INVALID_ARGUMENT"},
+		{"unknown field", "POST", "/v1/append", `{"events":[{"type":"t","payload":{}}],"extra":1}`, 400, "INVALID_ARGUMENT"},
+		{"unknown field in a filter", "POST", "/v1/query", `{"query":{"filters":[{"types":["a"]}]}}`, 400, "INVALID_ARGUMENT"},
+		{"negative version", "POST", "/v1/append-if", `{"events":[{"type":"t","payload":{}}],"expected_context_version":-1}`, 400, "INVALID_ARGUMENT"},
+		{"payload not JSON object", "POST", "/v1/append", `{"events":[{"type":"t"}]}`, 400, "INVALID_ARGUMENT"},
+		{"bad consistency", "POST", "/v1/query", `{"consistency":"eventual"}`, 400, "INVALID_ARGUMENT"},
+		{"oversize", "POST", "/v1/append", `{"events":[{"type":"t","payload":{"x":"` + strings.Repeat("a", 5000) + `"}}]}`, 413, "RESOURCE_EXHAUSTED"},
+		{"stream: unknown parameter", "GET", "/v1/stream?from=3", ``, 400, "INVALID_ARGUMENT"},
+		{"stream: bad after", "GET", "/v1/stream?after=-1", ``, 400, "INVALID_ARGUMENT"},
+		{"stream: bad query", "GET", "/v1/stream?query=" + url.QueryEscape(`{"filters":[{"event_types":"a"}]}`), ``, 400, "INVALID_ARGUMENT"},
+		{"stream: long URL", "GET", "/v1/stream?query=" + strings.Repeat("a", httpapi.DefaultMaxQueryString+1), ``, 414, "INVALID_ARGUMENT"},
+		{"durable: invalid name", "GET", "/v1/durable/" + strings.Repeat("n", 300) + "/stream", ``, 400, "INVALID_ARGUMENT"},
+		{"conflict", "POST", "/v1/append-if", `{"events":[{"type":"order","payload":{"id":2}}],"context":` + ctxQ + `,"expected_context_version":0}`, 409, "ABORTED"},
+		{"admin join without addr", "POST", "/v1/admin/join", `{}`, 400, "INVALID_ARGUMENT"},
+		{"admin join unknown field", "POST", "/v1/admin/join", `{"address":"x"}`, 400, "INVALID_ARGUMENT"},
+		{"unimplemented", "GET", "/v1/members", ``, 501, "UNIMPLEMENTED"},
+		{"no route", "GET", "/v1/nothing", ``, 404, "NOT_FOUND"},
+		{"wrong method", "GET", "/v1/append", ``, 405, "UNIMPLEMENTED"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, b := call(t, tc.method, n.url+tc.path, "", tc.body)
+			e := decode[apiErr](t, b)
+			if code != tc.status || e.Error.Code != tc.code || e.Error.Message == "" {
+				t.Fatalf("%d %s, want %d %s", code, b, tc.status, tc.code)
+			}
+			if want, ok := map[string]string{"empty batch": "EMPTY_APPEND", "conflict": "CONTEXT_VERSION_CONFLICT", "unknown field": ""}[tc.name]; ok && e.Error.Reason != want {
+				t.Fatalf("reason %q, want %q: %s", e.Error.Reason, want, b)
+			}
+			if tc.name == "conflict" && (e.Expected == nil || *e.Expected != 0 || e.Actual == nil || *e.Actual != 1) {
+				t.Fatalf("conflict body without both versions: %s", b)
+			}
+		})
+	}
+	// The conflict resolved: the expected version is the actual one.
+	mustOK(t, "POST", n.url+"/v1/append-if", "", `{"events":[{"type":"order","payload":{"id":2}}],"context":`+ctxQ+`,"expected_context_version":1}`)
+}
+
+func TestTokensAndRoles(t *testing.T) {
+	const reader, writer, admin = "reader-token-0123456789", "writer-token-0123456789", "admin-token-0123456789"
+	n := startNode(t, []server.Credential{{Name: "r", Token: reader, Role: "reader"}, {Name: "w", Token: writer, Role: "writer"}, {Name: "a", Token: admin, Role: "admin"}}, nil)
+	appendBody := `{"events":[{"type":"t","payload":{}}]}`
+	for _, tc := range []struct {
+		name, method, path, token, body string
+		status                          int
+	}{
+		{"append, no token", "POST", "/v1/append", "", appendBody, 401},
+		{"append, unknown token", "POST", "/v1/append", "nope-nope-nope-nope", appendBody, 401},
+		{"append, reader", "POST", "/v1/append", reader, appendBody, 403},
+		{"append, writer", "POST", "/v1/append", writer, appendBody, 200},
+		{"query, reader", "POST", "/v1/query", reader, `{}`, 200},
+		{"query, no token", "POST", "/v1/query", "", `{}`, 401},
+		{"status, reader", "GET", "/v1/status", reader, ``, 200},
+		{"join, writer", "POST", "/v1/admin/join", writer, `{"addr":"127.0.0.1:1"}`, 403},
+		{"join, admin", "POST", "/v1/admin/join", admin, `{"addr":"127.0.0.1:1"}`, 200},
+		{"stream, no token", "GET", "/v1/stream", "", ``, 401},
+		{"durable, no token", "GET", "/v1/durable/d/stream", "", ``, 401},
+		{"openapi, no token", "GET", "/v1/openapi.json", "", ``, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var code int
+			var b []byte
+			if strings.Contains(tc.path, "stream") {
+				var st *apitest.Stream
+				st, code, b = openSSE(t, tc.method, n.url+tc.path, tc.token, "", "")
+				if st != nil {
+					st.Close()
+				}
+			} else {
+				code, b = call(t, tc.method, n.url+tc.path, tc.token, tc.body)
+			}
+			if code != tc.status {
+				t.Fatalf("%d %s, want %d", code, b, tc.status)
+			}
+		})
+	}
+}
+
+// TestCrossSiteBrowserWritesAreRefused: a page of another origin cannot
+// make the visitor's browser append to a node (no CORS, no CSRF); the
+// same origin and non-browser clients can.
+func TestCrossSiteBrowserWritesAreRefused(t *testing.T) {
+	n := startNode(t, nil, nil)
+	body := `{"events":[{"type":"t","payload":{}}]}`
+	for _, tc := range []struct {
+		site   string
+		status int
+	}{{"cross-site", 403}, {"same-origin", 200}, {"", 200}} {
+		req, err := http.NewRequest("POST", n.url+"/v1/append", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.site != "" {
+			req.Header.Set("Sec-Fetch-Site", tc.site)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("Sec-Fetch-Site %q: %d, want %d", tc.site, resp.StatusCode, tc.status)
+		}
+	}
+}
+
+// TestLoopbackServesOnlyLoopbackHosts: a name rebound to 127.0.0.1 by an
+// attacker's DNS does not reach a loopback node.
+func TestLoopbackServesOnlyLoopbackHosts(t *testing.T) {
+	n := startNode(t, nil, func(c *httpapi.Config) { c.LoopbackHostsOnly = true })
+	for _, tc := range []struct {
+		host   string
+		status int
+	}{{"", 200}, {"localhost:7403", 200}, {"[::1]:7403", 200}, {"127.0.0.2", 200}, {"evil.example:7403", 403}, {"10.0.0.1:7403", 403}} {
+		req, err := http.NewRequest("GET", n.url+"/v1/status", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.host != "" {
+			req.Host = tc.host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("Host %q: %d, want %d", tc.host, resp.StatusCode, tc.status)
+		}
+	}
+}
+
+// TestCloseStreamsTellsClientsToResume: at shutdown a stream ends with an
+// UNAVAILABLE error event instead of holding the server open.
+func TestCloseStreamsTellsClientsToResume(t *testing.T) {
+	n := startNode(t, nil, nil)
+	st, _, _ := openSSE(t, "GET", n.url+"/v1/stream", "", "", "")
+	if ev := st.Next(t); ev.Name != "subscribed" {
+		t.Fatalf("first event %+v", ev)
+	}
+	n.api.CloseStreams()
+	ev := st.Next(t)
+	if e := decode[apiErr](t, []byte(ev.Data)); ev.Name != "error" || e.Error.Code != "UNAVAILABLE" {
+		t.Fatalf("after CloseStreams: %+v", ev)
+	}
+	for timeout := time.After(apitest.Wait); ; {
+		select {
+		case _, ok := <-st.Events:
+			if !ok {
+				return // the stream ended
+			}
+		case <-timeout:
+			t.Fatal("the stream stayed open after CloseStreams")
+		}
+	}
+}
+
+func TestStatusIsTheProtoAsJSON(t *testing.T) {
+	n := startNode(t, nil, nil)
+	b := mustOK(t, "GET", n.url+"/v1/status", "", "")
+	// Numbers past 2^53 stay exact, zero values are present, a oneof-free
+	// message keeps every field, and strings are not HTML-escaped.
+	for _, want := range []string{`"head_sequence_number":9223372036854775809`, `"cluster_id":""`, `"commit_index":0`,
+		`"healthy":true`, `"lag":0`, `"warnings":["a <warning> & more"]`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("status %s lacks %s", b, want)
+		}
+	}
+}
+
+// TestStreamResumesByPosition: a stream resumed with Last-Event-ID (or
+// after) delivers what was committed while it was away, then live, with
+// no gap and no duplicate.
+func TestStreamResumesByPosition(t *testing.T) {
+	n := startNode(t, nil, func(c *httpapi.Config) { c.KeepAlive = 50 * time.Millisecond })
+	appendN := func(from, to int) {
+		for i := from; i <= to; i++ {
+			mustOK(t, "POST", n.url+"/v1/append", "", fmt.Sprintf(`{"events":[{"type":"t","payload":{"i":%d}},{"type":"other","payload":{"i":%d}}]}`, i, i))
+		}
+	}
+	q := url.QueryEscape(`{"filters":[{"event_types":["t"]}]}`)
+	appendN(1, 3)
+	st, _, _ := openSSE(t, "GET", n.url+"/v1/stream?after=0&query="+q, "", "", "")
+	var seen []uint64
+	lastID := ""
+	read := func(st *apitest.Stream, upTo uint64) {
+		for len(seen) == 0 || seen[len(seen)-1] < upTo {
+			ev := st.Next(t)
+			if ev.Name != "batch" {
+				continue
+			}
+			b := decode[struct{ Events []record }](t, []byte(ev.Data))
+			for _, r := range b.Events {
+				if r.Type != "t" {
+					t.Fatalf("filtered stream delivered %+v", r)
+				}
+				seen = append(seen, r.SequenceNumber)
+			}
+			lastID = ev.ID
+		}
+	}
+	read(st, 5)
+	// A keepalive comment arrives while nothing is committed.
+	for deadline := time.After(apitest.Wait); ; {
+		select {
+		case ev := <-st.Events:
+			if ev.Name == ":" && ev.Data == "keepalive" {
+				goto live
+			}
+		case <-deadline:
+			t.Fatal("no keepalive comment")
+		}
+	}
+live:
+	appendN(4, 4)
+	read(st, 7)
+	st.Close()
+	appendN(5, 6) // committed while no one listens
+	st2, _, _ := openSSE(t, "GET", n.url+"/v1/stream?after=1&query="+q, "", lastID, "")
+	appendN(7, 7)
+	read(st2, 13)
+	st2.Close()
+	// The POST form, resumed by "after" in the body.
+	st3, _, _ := openSSE(t, "POST", n.url+"/v1/stream", "", "", `{"query":{"filters":[{"event_types":["t"]}]},"after":`+lastID+`}`)
+	appendN(8, 8)
+	read(st3, 15)
+	want := []uint64{1, 3, 5, 7, 9, 11, 13, 15}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Fatalf("delivered %v, want %v (no gap, no duplicate)", seen, want)
+	}
+}
+
+// TestDurableStreamAdvancesItsCursor: what a durable SSE stream delivered
+// is not delivered again to its next subscriber; a held name is 409.
+func TestDurableStreamAdvancesItsCursor(t *testing.T) {
+	n := startNode(t, nil, nil)
+	for i := 1; i <= 3; i++ {
+		mustOK(t, "POST", n.url+"/v1/append", "", fmt.Sprintf(`{"events":[{"type":"t","payload":{"i":%d}}]}`, i))
+	}
+	path := n.url + "/v1/durable/billing/stream?query=" + url.QueryEscape(`{"filters":[{"event_types":["t"]}]}`)
+	st, _, _ := openSSE(t, "GET", path, "", "", "")
+	var got []uint64
+	for len(got) < 3 {
+		if ev := st.Next(t); ev.Name == "batch" {
+			for _, r := range decode[struct{ Events []record }](t, []byte(ev.Data)).Events {
+				got = append(got, r.SequenceNumber)
+			}
+		}
+	}
+	code, b := call(t, "GET", path, "", "")
+	if e := decode[apiErr](t, b); code != http.StatusConflict || e.Error.Code != "FAILED_PRECONDITION" {
+		t.Fatalf("second subscriber: %d %s, want 409", code, b)
+	}
+	st.Close()
+	mustOK(t, "POST", n.url+"/v1/append", "", `{"events":[{"type":"t","payload":{"i":4}}]}`)
+	// The name is released once the server sees the client gone.
+	var st2 *apitest.Stream
+	for deadline := time.Now().Add(apitest.Wait); st2 == nil; {
+		var code int
+		st2, code, b = openSSE(t, "GET", path, "", "", "")
+		if st2 == nil && (code != http.StatusConflict || time.Now().After(deadline)) {
+			t.Fatalf("resubscribe: %d %s", code, b)
+		}
+		if st2 == nil {
+			time.Sleep(20 * time.Millisecond) // polling the name's release; no signal reaches the HTTP client
+		}
+	}
+	for {
+		ev := st2.Next(t)
+		if ev.Name != "batch" {
+			continue
+		}
+		rs := decode[struct{ Events []record }](t, []byte(ev.Data)).Events
+		if rs[0].SequenceNumber != 4 {
+			t.Fatalf("after the cursor: got %+v, want sequence number 4 first", rs)
+		}
+		break
+	}
+	if fmt.Sprint(got) != "[1 2 3]" {
+		t.Fatalf("first subscriber got %v", got)
+	}
+}
+
+// TestOpenAPIListsExactlyTheServedRoutes compares the document's paths and
+// methods with the route table, then asks the server: every documented
+// operation is routed (not 404/405), and every other method of a
+// documented path is 405.
+func TestOpenAPIListsExactlyTheServedRoutes(t *testing.T) {
+	n := startNode(t, nil, nil)
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(mustOK(t, "GET", n.url+"/v1/openapi.json", "", ""), &doc); err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for p, ops := range doc.Paths {
+		for m := range ops {
+			switch m {
+			case "get", "post", "put", "delete", "patch", "head", "options":
+				documented[strings.ToUpper(m)+" "+p] = true
+			}
+		}
+	}
+	api, err := httpapi.New(httpapi.Config{Conn: dummyConn{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := map[string]bool{}
+	for _, r := range api.Routes() {
+		served[r.Method+" "+r.Path] = true
+	}
+	for k := range served {
+		if !documented[k] {
+			t.Errorf("served but not in openapi.json: %s", k)
+		}
+	}
+	for k := range documented {
+		if !served[k] {
+			t.Errorf("in openapi.json but not served: %s", k)
+		}
+	}
+	for p, ops := range doc.Paths {
+		path := strings.ReplaceAll(p, "{name}", "x")
+		for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+			_, isDoc := ops[strings.ToLower(m)]
+			code := routedStatus(t, m, n.url+path)
+			switch {
+			case isDoc && (code == http.StatusNotFound || code == http.StatusMethodNotAllowed):
+				t.Errorf("%s %s documented, answered %d", m, p, code)
+			case !isDoc && code != http.StatusMethodNotAllowed:
+				t.Errorf("%s %s not documented, answered %d, want 405", m, p, code)
+			}
+		}
+	}
+}
+
+// routedStatus is the status of a request with an empty object body
+// (streams are closed once their status is known).
+func routedStatus(t *testing.T, method, u string) int {
+	t.Helper()
+	body := ""
+	if method != "GET" {
+		body = "{}"
+	}
+	if strings.Contains(u, "stream") && (method == "GET" || method == "POST") {
+		st, code, _ := openSSE(t, method, u, "", "", body)
+		if st != nil {
+			st.Close()
+		}
+		return code
+	}
+	code, _ := call(t, method, u, "", body)
+	return code
+}
