@@ -32,17 +32,7 @@ func TestConsoleOnCluster(t *testing.T) {
 		pageWait  = 20 * time.Second
 		electWait = 45 * time.Second
 	)
-	httpAddrs := make([]string, nodes)
-	nodeArgs := map[int][]string{}
-	for i := range httpAddrs {
-		port, err := testcluster.FreePort(false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		httpAddrs[i] = fmt.Sprintf("127.0.0.1:%d", port)
-		nodeArgs[i] = []string{"--http-addr", httpAddrs[i]}
-	}
-	c := testcluster.Start(t, testcluster.Options{Nodes: nodes, NodeArgs: nodeArgs})
+	c := testcluster.Start(t, testcluster.Options{Nodes: nodes}) // each node serves HTTP on its own port
 	ctx, cancel := context.WithTimeout(context.Background(), electWait)
 	defer cancel()
 	leader, err := c.Leader(ctx)
@@ -56,7 +46,7 @@ func TestConsoleOnCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldLeaderID := c.Node(leader).ID()
-	api := "http://" + httpAddrs[viewer]
+	api := c.Node(viewer).HTTPURL()
 	t.Logf("console of %s at %s/; leader %s", c.Node(viewer).ID(), api, oldLeaderID)
 
 	p := openBrowser(t)
