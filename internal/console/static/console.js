@@ -361,11 +361,15 @@
       $('node-badge').textContent = e.status ? `status: HTTP ${e.status}` : 'node not answering';
     }
   }
+  // A loop restarted (new token) while its request is in flight must not
+  // go on as a second loop: only the latest generation reschedules.
   let statusTimer = null;
+  let statusGen = 0;
   async function statusLoop() {
     clearTimeout(statusTimer);
+    const gen = ++statusGen;
     await pollStatus();
-    statusTimer = setTimeout(statusLoop, STATUS_EVERY_MS);
+    if (gen === statusGen) statusTimer = setTimeout(statusLoop, STATUS_EVERY_MS);
   }
 
   // ---- query ----------------------------------------------------------------
@@ -669,11 +673,13 @@
     }
   }
   let durableTimer = null;
+  let durableGen = 0;
   async function durableLoop() {
     clearTimeout(durableTimer);
+    const gen = ++durableGen;
     if (currentTab() !== 'durable') return;
     await loadDurable();
-    durableTimer = setTimeout(durableLoop, DURABLE_EVERY_MS);
+    if (gen === durableGen) durableTimer = setTimeout(durableLoop, DURABLE_EVERY_MS);
   }
 
   // ---- tabs, token, wiring ----------------------------------------------------
