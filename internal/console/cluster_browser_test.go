@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,13 +28,29 @@ import (
 // form's result and conflict, and, after the leader is killed, the new
 // leader and the dead node shown unreachable.
 func TestConsoleOnCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster and a browser; skipped with -short")
+	}
 	chromiumPath(t) // skip (or fail in CI) before starting any process
 	const (
 		nodes     = 3
 		pageWait  = 20 * time.Second
 		electWait = 45 * time.Second
 	)
-	c := testcluster.Start(t, testcluster.Options{Nodes: nodes}) // each node serves HTTP on its own port
+	const reader, writer = "console-reader-token-0123456789", "console-writer-token-0123456789"
+	authFile := filepath.Join(t.TempDir(), "auth.json")
+	b, err := json.Marshal([]map[string]string{
+		{"name": "r", "token": reader, "role": "reader"},
+		{"name": "w", "token": writer, "role": "writer"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(authFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Each node serves HTTP on its own port.
+	c := testcluster.Start(t, testcluster.Options{Nodes: nodes, Args: []string{"--auth-file", authFile}})
 	ctx, cancel := context.WithTimeout(context.Background(), electWait)
 	defer cancel()
 	leader, err := c.Leader(ctx)
@@ -52,6 +70,11 @@ func TestConsoleOnCluster(t *testing.T) {
 	p := openBrowser(t)
 	p.do("open the console", chromedp.Navigate(api+"/"))
 
+	// Without a token the node refuses the data, and the page says why.
+	p.waitContains("#auth-message", "401 Unauthorized (GET /v1/status)", pageWait)
+	p.shot("no-token")
+	useToken(p, reader)
+
 	// Overview: three members, all reachable, the cluster's leader.
 	p.waitContains("#ov-member-count", fmt.Sprintf("%d members, %d reachable", nodes, nodes), pageWait)
 	p.waitText("#ov-leader-id", "the leader "+oldLeaderID, pageWait, func(s string) bool { return s == oldLeaderID })
@@ -64,7 +87,7 @@ func TestConsoleOnCluster(t *testing.T) {
 	// Query: events appended through the HTTP API, the big number exact.
 	var last uint64
 	for i := 1; i <= 2; i++ {
-		r := appendEvent(t, api, fmt.Sprintf(`{"events":[{"type":"console-test","payload":{"i":%d,"big":12345678901234567890}}]}`, i))
+		r := appendEvent(t, api, writer, fmt.Sprintf(`{"events":[{"type":"console-test","payload":{"i":%d,"big":12345678901234567890}}]}`, i))
 		last = r.Last
 	}
 	p.tab("query")
@@ -90,15 +113,21 @@ func TestConsoleOnCluster(t *testing.T) {
 	p.set("t-types", "console-test")
 	p.click("t-start")
 	p.waitContains("#t-state", "live", pageWait)
-	tailed := appendEvent(t, api, `{"events":[{"type":"console-test","payload":{"tail":"after-start"}}]}`)
+	tailed := appendEvent(t, api, writer, `{"events":[{"type":"console-test","payload":{"tail":"after-start"}}]}`)
 	p.waitContains("#t-events tbody", `"tail": "after-start"`, pageWait)
 	p.waitContains("#t-last-id", fmt.Sprint(tailed.Last), pageWait)
 	p.shot("tail")
 
-	// Append form: an append, then an AppendIf on a stale version.
+	// Append form: refused for the reader token; with the writer's, an
+	// append, then an AppendIf on a stale version.
 	p.tab("append")
 	p.set("a-type", "console-test")
 	p.set("a-payload", `{"from":"append-form"}`)
+	p.click("a-submit")
+	p.waitContains("#auth-message", "403 Forbidden (POST /v1/append)", pageWait)
+	p.waitContains("#a-error", "HTTP 403", pageWait)
+	p.shot("append-forbidden")
+	useToken(p, writer)
 	p.click("a-submit")
 	p.waitContains("#a-result", "Committed 1 event(s)", pageWait)
 	p.click("a-if")
@@ -144,11 +173,21 @@ func TestConsoleOnCluster(t *testing.T) {
 	p.shot("overview-after-failover")
 
 	// The tail lives on (or resumes by position) across the failover.
-	after := appendEvent(t, api, `{"events":[{"type":"console-test","payload":{"tail":"after-failover"}}]}`)
+	after := appendEvent(t, api, writer, `{"events":[{"type":"console-test","payload":{"tail":"after-failover"}}]}`)
 	p.tab("tail")
 	p.waitContains("#t-events tbody", `"tail": "after-failover"`, electWait)
 	p.waitContains("#t-last-id", fmt.Sprint(after.Last), pageWait)
 	p.shot("tail-after-failover")
+}
+
+// useToken enters a token as an operator does and waits until the node
+// accepts it.
+func useToken(p *page, token string) {
+	p.t.Helper()
+	p.set("token", token)
+	p.click("token-save")
+	p.waitText("#auth-message", "no auth message with the new token", actionTimeout, func(s string) bool { return s == "" })
+	p.waitText("#ov-updated", "a status answer with the new token", actionTimeout, func(s string) bool { return strings.HasPrefix(s, "Updated") })
 }
 
 type appendResult struct {
@@ -158,12 +197,18 @@ type appendResult struct {
 
 // appendEvent posts to /v1/append, retrying while the cluster has no
 // leader (503) for a bounded time.
-func appendEvent(t *testing.T, base, body string) appendResult {
+func appendEvent(t *testing.T, base, token, body string) appendResult {
 	t.Helper()
 	client := &http.Client{Timeout: 10 * time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		res, err := client.Post(base+"/v1/append", "application/json", bytes.NewReader([]byte(body)))
+		req, err := http.NewRequest(http.MethodPost, base+"/v1/append", bytes.NewReader([]byte(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := client.Do(req)
 		var b []byte
 		if err == nil {
 			b, _ = io.ReadAll(res.Body)
