@@ -36,7 +36,7 @@ func TestHTTPAPIOnACluster(t *testing.T) {
 	if err := os.WriteFile(authFile, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Args: []string{"--auth-file", authFile}})
+	c := testcluster.Start(t, testcluster.Options{Nodes: 3, Args: []string{"--auth-file", authFile}, Token: admin})
 	ctx := testCtx(t, 3*time.Minute)
 	li, err := c.Leader(ctx)
 	if err != nil {

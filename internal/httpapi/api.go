@@ -125,9 +125,9 @@ type API struct {
 }
 
 // CloseStreams ends every open stream with an UNAVAILABLE error event, so
-// that their clients resume on another node, and every later one at once:
-// http.Server.Shutdown waits for handlers, and a stream's never returns by
-// itself.
+// that their clients resume on another node, and every later one at once.
+// Call it before http.Server.Shutdown, which waits for handlers: a
+// stream's handler never returns by itself.
 func (a *API) CloseStreams() { a.closeOnce.Do(func() { close(a.closing) }) }
 
 // New returns the API over cfg.Conn.

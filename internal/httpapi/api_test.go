@@ -10,9 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
+	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
+	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/httpapi"
 	"github.com/factstr/factstr-go/internal/httpapi/apitest"
 	"github.com/factstr/factstr-go/internal/server"
+	"github.com/factstr/factstr-go/memstore"
 )
 
 func TestPayloadsAreByteExact(t *testing.T) {
@@ -59,6 +64,40 @@ func TestPayloadsAreByteExact(t *testing.T) {
 		if string(ev.Payload) != payloads[i] {
 			t.Errorf("streamed payload %d = %q, want %q", i, ev.Payload, payloads[i])
 		}
+	}
+}
+
+// TestQueryPastTheBoundIsIncomplete: a result over the node's query bound
+// answers 200 with what fits and "complete":false; querying on from
+// last_returned_sequence_number collects every event exactly once.
+func TestQueryPastTheBoundIsIncomplete(t *testing.T) {
+	limits := contract.DefaultLimits
+	limits.MaxQueryBytes = 200 // about five events of these
+	n := startNode(t, nil, nil, memstore.WithLimits(limits))
+	for i := 1; i <= 12; i++ {
+		mustOK(t, "POST", n.url+"/v1/append", "", fmt.Sprintf(`{"events":[{"type":"t","payload":{"i":%d}}]}`, i))
+	}
+	var got []uint64
+	after, pages := uint64(0), 0
+	for {
+		q := decode[queryResult](t, mustOK(t, "POST", n.url+"/v1/query", "", fmt.Sprintf(`{"query":{"min_sequence_number":%d}}`, after)))
+		pages++
+		for _, ev := range q.Events {
+			got = append(got, ev.SequenceNumber)
+		}
+		if q.Version != 12 || len(q.Events) == 0 || q.LastReturned != q.Events[len(q.Events)-1].SequenceNumber {
+			t.Fatalf("page %d: %+v", pages, q)
+		}
+		if q.Complete {
+			break
+		}
+		if pages > 12 {
+			t.Fatal("no complete page")
+		}
+		after = q.LastReturned
+	}
+	if pages < 3 || fmt.Sprint(got) != "[1 2 3 4 5 6 7 8 9 10 11 12]" {
+		t.Fatalf("%d pages, events %v", pages, got)
 	}
 }
 
@@ -406,6 +445,29 @@ func TestOpenAPIListsExactlyTheServedRoutes(t *testing.T) {
 			case !isDoc && code != http.StatusMethodNotAllowed:
 				t.Errorf("%s %s not documented, answered %d, want 405", m, p, code)
 			}
+		}
+	}
+}
+
+// TestRoutesNameRealMethods: the gRPC method of each route exists, so
+// its access rule (internal/server/access.go) is the route's.
+func TestRoutesNameRealMethods(t *testing.T) {
+	api, err := httpapi.New(httpapi.Config{Conn: dummyConn{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, sd := range []grpc.ServiceDesc{factstrv1.EventStoreService_ServiceDesc, factstrv1.AdminService_ServiceDesc} {
+		for _, m := range sd.Methods {
+			known["/"+sd.ServiceName+"/"+m.MethodName] = true
+		}
+		for _, m := range sd.Streams {
+			known["/"+sd.ServiceName+"/"+m.StreamName] = true
+		}
+	}
+	for _, r := range api.Routes() {
+		if r.GRPCMethod != "" && !known[r.GRPCMethod] {
+			t.Errorf("%s %s names %s, which no service has", r.Method, r.Path, r.GRPCMethod)
 		}
 	}
 }

@@ -47,7 +47,7 @@ type node struct {
 	api   *httpapi.API
 }
 
-func startNode(t *testing.T, tokens []server.Credential, mod func(*httpapi.Config)) *node {
+func startNode(t *testing.T, tokens []server.Credential, mod func(*httpapi.Config), storeOpts ...memstore.Option) *node {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	auth, err := server.AuthInterceptors(server.AuthConfig{Tokens: tokens})
@@ -55,7 +55,7 @@ func startNode(t *testing.T, tokens []server.Credential, mod func(*httpapi.Confi
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer(append([]grpc.ServerOption{server.CodecOption()}, auth...)...)
-	store := memstore.New()
+	store := memstore.New(storeOpts...)
 	server.NewEventStore(store, nil, log).Register(srv)
 	factstrv1.RegisterAdminServiceServer(srv, stubAdmin{})
 	pipe := httpapi.NewPipeListener()

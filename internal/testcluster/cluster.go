@@ -61,6 +61,10 @@ type Options struct {
 	// LogTailLines is how many lines of each node's log a failed test
 	// prints (default 60).
 	LogTailLines int
+	// Token, for a cluster started with --token or --auth-file, is an
+	// admin token the harness's own calls (readiness, Status, Conn) and
+	// its clients send.
+	Token string
 }
 
 // Cluster is a set of factstr-node processes.
@@ -314,7 +318,11 @@ func (c *Cluster) DialClient(t testing.TB, addrs []string, opts ...client.Option
 	c.clientSeq++
 	seq := c.clientSeq
 	c.clientsMu.Unlock()
-	opts = append([]client.Option{client.WithLogger(c.clientLog.With("client", seq, "targets", strings.Join(addrs, ",")))}, opts...)
+	base := []client.Option{client.WithLogger(c.clientLog.With("client", seq, "targets", strings.Join(addrs, ",")))}
+	if c.opts.Token != "" {
+		base = append(base, client.WithToken(c.opts.Token))
+	}
+	opts = append(base, opts...)
 	cl, err := client.Dial(context.Background(), addrs, opts...)
 	if err != nil {
 		t.Fatalf("testcluster: dial %v: %v", addrs, err)
@@ -571,12 +579,17 @@ func (n *Node) Conn() (*grpc.ClientConn, error) {
 	if n.conn != nil {
 		return n.conn, nil
 	}
-	conn, err := grpc.NewClient(n.grpcAddr,
+	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 20 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 250 * time.Millisecond},
 			MinConnectTimeout: time.Second,
-		}))
+		}),
+	}
+	if n.c.opts.Token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(n.c.opts.Token)))
+	}
+	conn, err := grpc.NewClient(n.grpcAddr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s at %s: %w", n.id, n.grpcAddr, err)
 	}
@@ -759,3 +772,12 @@ func (n *Node) Resume() error {
 	}
 	return p.Resume()
 }
+
+// bearer sends a token on every call, over plaintext too (loopback).
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return false }
