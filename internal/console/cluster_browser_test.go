@@ -37,11 +37,16 @@ func TestConsoleOnCluster(t *testing.T) {
 		pageWait  = 20 * time.Second
 		electWait = 45 * time.Second
 	)
-	const reader, writer = "console-reader-token-0123456789", "console-writer-token-0123456789"
+	const (
+		reader = "console-reader-token-0123456789"
+		writer = "console-writer-token-0123456789"
+		admin  = "console-admin-token-01234567890" // the harness's own calls
+	)
 	authFile := filepath.Join(t.TempDir(), "auth.json")
 	b, err := json.Marshal([]map[string]string{
 		{"name": "r", "token": reader, "role": "reader"},
 		{"name": "w", "token": writer, "role": "writer"},
+		{"name": "a", "token": admin, "role": "admin"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +55,7 @@ func TestConsoleOnCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Each node serves HTTP on its own port.
-	c := testcluster.Start(t, testcluster.Options{Nodes: nodes, Args: []string{"--auth-file", authFile}})
+	c := testcluster.Start(t, testcluster.Options{Nodes: nodes, Args: []string{"--auth-file", authFile}, Token: admin})
 	ctx, cancel := context.WithTimeout(context.Background(), electWait)
 	defer cancel()
 	leader, err := c.Leader(ctx)
