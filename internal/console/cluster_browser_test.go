@@ -25,8 +25,9 @@ import (
 // Chromium and checks what an operator would look at: the members and the
 // leader, the query form's results for events appended through the API,
 // the live tail receiving an append made after it started, the append
-// form's result and conflict, and, after the leader is killed, the new
-// leader and the dead node shown unreachable.
+// form's result and conflict, after the leader is killed the new leader
+// and the dead node shown unreachable, and at last the page's own node
+// down.
 func TestConsoleOnCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster and a browser; skipped with -short")
@@ -183,6 +184,17 @@ func TestConsoleOnCluster(t *testing.T) {
 	p.waitContains("#t-events tbody", `"tail": "after-failover"`, electWait)
 	p.waitContains("#t-last-id", fmt.Sprint(after.Last), pageWait)
 	p.shot("tail-after-failover")
+
+	// The node serving the page goes down: the tail says it is
+	// disconnected, the overview that the node does not answer.
+	if err := c.Node(viewer).Kill(); err != nil {
+		t.Fatal(err)
+	}
+	p.waitContains("#t-state", "disconnected", pageWait)
+	p.tab("overview")
+	p.waitContains("#ov-error", "does not answer", pageWait)
+	p.waitContains("#ov-updated", "stale", pageWait)
+	p.shot("serving-node-down")
 }
 
 // useToken enters a token as an operator does and waits until the node
