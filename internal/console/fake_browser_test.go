@@ -28,6 +28,7 @@ type fakeAPI struct {
 	bodies   map[string][]string // request bodies by path
 	streams  int
 	resumeAt []string // Last-Event-ID of each stream request
+	durable  bool     // serve /v1/durable (else 404, as a node without it)
 }
 
 const fakeStatus = `{"cluster_id":"c-9","node_id":"n1","leader_id":"n2","term":"7","commit_index":"42","applied_index":"41",
@@ -111,7 +112,17 @@ func (f *fakeAPI) handler() http.Handler {
 		writeJSON(w, 409, `{"error":{"code":"ABORTED","message":"context version 5, expected 2"},"expected_context_version":"2","actual_context_version":"5"}`)
 	})
 	mux.HandleFunc("GET /v1/durable", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 404, `{"error":{"code":"NOT_FOUND","message":"no such route"}}`)
+		f.mu.Lock()
+		on := f.durable
+		f.mu.Unlock()
+		if !on {
+			writeJSON(w, 404, `{"error":{"code":"NOT_FOUND","message":"no such route"}}`)
+			return
+		}
+		writeJSON(w, 200, `{"streams":[{"name":"billing","cursor":12345678901234567890,"lag":3,"holder":"n2","parked":false},{"name":"audit","cursor":0}]}`)
+	})
+	mux.HandleFunc("GET /v1/durable/{name}", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, fmt.Sprintf(`{"name":%q,"query":{"filters":[{"event_types":["deposited"]}]},"cursor":12345678901234567890}`, r.PathValue("name")))
 	})
 	mux.HandleFunc("GET /v1/stream", f.stream)
 	return mux
@@ -262,6 +273,23 @@ func TestConsoleAgainstFakeAPI(t *testing.T) {
 	// Durable consumers on a node without the route.
 	p.tab("durable")
 	p.waitContains("#d-message", "not available on this node", wait)
+	p.shot("durable-unavailable")
+	f.mu.Lock()
+	f.durable = true
+	f.mu.Unlock()
+	p.click("d-refresh")
+	p.waitContains("#d-message", "2 durable consumer(s)", wait)
+	row := p.text(`[data-testid="durable-billing"]`)
+	for _, want := range []string{"billing", "12345678901234567890", "n2", "false"} {
+		if !strings.Contains(row, want) {
+			t.Errorf("durable row %q lacks %q", row, want)
+		}
+	}
+	if head := p.text("#d-list thead"); !strings.Contains(head, "cursor") || !strings.Contains(head, "holder") {
+		t.Errorf("durable table header %q", head)
+	}
+	p.do("open billing", chromedp.Click(chromedp.CSS(`[data-testid="durable-billing"] button`)))
+	p.waitContains("#d-detail", "\"cursor\": 12345678901234567890", wait)
 	p.shot("durable")
 }
 
