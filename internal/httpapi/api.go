@@ -38,6 +38,9 @@ const (
 	// bodyReadTimeout bounds reading one request body; the server itself
 	// has no read or write timeout, which would cut streams.
 	bodyReadTimeout = 60 * time.Second
+	// DefaultWriteStallTimeout bounds each write of an answer (one SSE
+	// event, one chunk of a query result) to a client that stopped reading.
+	DefaultWriteStallTimeout = 60 * time.Second
 )
 
 // Config configures the API. Conn is required.
@@ -56,6 +59,11 @@ type Config struct {
 	// KeepAlive is the interval of SSE keepalive comments (0:
 	// DefaultKeepAlive).
 	KeepAlive time.Duration
+	// WriteStallTimeout bounds each write to a client (0:
+	// DefaultWriteStallTimeout): the server has no write timeout, streams
+	// being long, so a client that stops reading without closing would
+	// otherwise hold its handler and its subscription forever.
+	WriteStallTimeout time.Duration
 	// LoopbackHostsOnly refuses requests whose Host is not localhost or a
 	// loopback IP. Set it when the server listens on loopback only: a web
 	// page whose name an attacker rebinds to 127.0.0.1 is then refused
@@ -71,7 +79,7 @@ func (c *Config) validate() error {
 	if c.Conn == nil {
 		return errors.New("httpapi: Config.Conn is required")
 	}
-	if c.MaxBodyBytes < 0 || c.MaxQueryString < 0 || c.KeepAlive < 0 {
+	if c.MaxBodyBytes < 0 || c.MaxQueryString < 0 || c.KeepAlive < 0 || c.WriteStallTimeout < 0 {
 		return errors.New("httpapi: negative bound in Config")
 	}
 	if c.Limits == (contract.Limits{}) {
@@ -85,6 +93,9 @@ func (c *Config) validate() error {
 	}
 	if c.KeepAlive == 0 {
 		c.KeepAlive = DefaultKeepAlive
+	}
+	if c.WriteStallTimeout == 0 {
+		c.WriteStallTimeout = DefaultWriteStallTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

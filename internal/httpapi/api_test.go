@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -392,6 +393,49 @@ func TestDurableStreamAdvancesItsCursor(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[1 2 3]" {
 		t.Fatalf("first subscriber got %v", got)
+	}
+}
+
+// TestStalledClientReleasesItsStream: a client that stops reading without
+// closing its connection loses its durable stream after the write stall
+// timeout, so the name is free again (the server has no write timeout).
+func TestStalledClientReleasesItsStream(t *testing.T) {
+	n := startNode(t, nil, func(c *httpapi.Config) { c.WriteStallTimeout = 300 * time.Millisecond })
+	big := strings.Repeat("a", 512<<10)
+	for range 24 { // 12 MiB: more than the socket buffers hold
+		mustOK(t, "POST", n.url+"/v1/append", "", `{"events":[{"type":"t","payload":{"x":"`+big+`"}}]}`)
+	}
+	u, err := url.Parse(n.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	if _, err := fmt.Fprintf(conn, "GET /v1/durable/stalled/stream HTTP/1.1\r\nHost: %s\r\n\r\n", u.Host); err != nil {
+		t.Fatal(err)
+	}
+	// The client reads nothing. Until the server gives up on it, the name
+	// is held (409); then another subscriber gets it.
+	deadline := time.Now().Add(apitest.Wait)
+	held := false
+	for {
+		st, code, b := openSSE(t, "GET", n.url+"/v1/durable/stalled/stream", "", "", "")
+		if st != nil {
+			st.Close()
+			break
+		}
+		if code != http.StatusConflict || time.Now().After(deadline) {
+			t.Fatalf("name still not free: %d %s", code, b)
+		}
+		held = true
+		time.Sleep(50 * time.Millisecond) // polling: the release is not signalled to other clients
+	}
+	if !held {
+		t.Fatal("the stalled client never held the name: the test proves nothing")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -83,6 +84,7 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
 	lastReturned, version := page.GetLastReturnedSequenceNumber(), page.GetCurrentContextVersion()
 	buf := append(make([]byte, 0, 64<<10), `{"events":[`...)
 	n := 0
@@ -94,6 +96,7 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 			n++
 			buf = appendMessage(buf, ev.ProtoReflect())
 			if len(buf) >= 32<<10 {
+				_ = rc.SetWriteDeadline(time.Now().Add(a.cfg.WriteStallTimeout))
 				if _, werr := w.Write(buf); werr != nil {
 					return // the client is gone; the context ends the call
 				}
@@ -121,5 +124,6 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 		buf = append(buf, `,"complete":false,`...)
 		buf = append(buf, e.body[1:len(e.body)-1]...) // "error":{...}}
 	}
+	_ = rc.SetWriteDeadline(time.Now().Add(a.cfg.WriteStallTimeout))
 	_, _ = w.Write(append(buf, '\n'))
 }

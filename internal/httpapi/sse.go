@@ -21,17 +21,19 @@ import (
 
 // sse writes Server-Sent Events and flushes each one.
 type sse struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	stall time.Duration
 }
 
-func startSSE(w http.ResponseWriter) (*sse, error) {
+func startSSE(w http.ResponseWriter, stall time.Duration) (*sse, error) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // proxies: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
-	s := &sse{w: w, rc: http.NewResponseController(w)}
+	s := &sse{w: w, rc: http.NewResponseController(w), stall: stall}
+	_ = s.rc.SetWriteDeadline(time.Now().Add(stall))
 	return s, s.rc.Flush()
 }
 
@@ -58,17 +60,21 @@ func (s *sse) event(id, name string, data []byte) error {
 		b.WriteByte('\n')
 	}
 	b.WriteByte('\n')
-	if _, err := s.w.Write(b.Bytes()); err != nil {
+	return s.write(b.Bytes())
+}
+
+// write writes and flushes p within the stall timeout
+// (Config.WriteStallTimeout).
+func (s *sse) write(p []byte) error {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.stall))
+	if _, err := s.w.Write(p); err != nil {
 		return err
 	}
 	return s.rc.Flush()
 }
 
 func (s *sse) comment(text string) error {
-	if _, err := io.WriteString(s.w, ": "+text+"\n\n"); err != nil {
-		return err
-	}
-	return s.rc.Flush()
+	return s.write([]byte(": " + text + "\n\n"))
 }
 
 // fail ends a started stream with an error event.
@@ -208,7 +214,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, in streamRequestJSO
 		return
 	}
 	msgs, errc := receive(ctx, st.Recv)
-	relay(ctx, w, a.cfg.KeepAlive, a.closing, msgs, errc, func(s *sse, m *factstrv1.StreamResponse) error {
+	relay(ctx, w, a.cfg.KeepAlive, a.cfg.WriteStallTimeout, a.closing, msgs, errc, func(s *sse, m *factstrv1.StreamResponse) error {
 		switch k := m.GetKind().(type) {
 		case *factstrv1.StreamResponse_Subscribed:
 			return s.event("", "subscribed", appendMessage(nil, k.Subscribed.ProtoReflect()))
@@ -226,7 +232,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request, in streamRequestJSO
 // while, until the stream ends, a write fails, the client goes away or
 // closing is closed (the node shuts down: the client is told to resume
 // elsewhere).
-func relay[M any](ctx context.Context, w http.ResponseWriter, keepAlive time.Duration, closing <-chan struct{}, msgs <-chan M, errc <-chan error, write func(*sse, M) error) {
+func relay[M any](ctx context.Context, w http.ResponseWriter, keepAlive, stall time.Duration, closing <-chan struct{}, msgs <-chan M, errc <-chan error, write func(*sse, M) error) {
 	var first M
 	select {
 	case m, ok := <-msgs:
@@ -242,7 +248,7 @@ func relay[M any](ctx context.Context, w http.ResponseWriter, keepAlive time.Dur
 	case <-ctx.Done():
 		return
 	}
-	s, err := startSSE(w)
+	s, err := startSSE(w, stall)
 	if err != nil {
 		return
 	}
@@ -307,7 +313,7 @@ func (a *API) durable(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	msgs, errc := receive(ctx, st.Recv)
-	relay(ctx, w, a.cfg.KeepAlive, a.closing, msgs, errc, func(s *sse, m *factstrv1.StreamDurableResponse) error {
+	relay(ctx, w, a.cfg.KeepAlive, a.cfg.WriteStallTimeout, a.closing, msgs, errc, func(s *sse, m *factstrv1.StreamDurableResponse) error {
 		switch k := m.GetKind().(type) {
 		case *factstrv1.StreamDurableResponse_Subscribed:
 			return s.event("", "subscribed", appendMessage(nil, k.Subscribed.ProtoReflect()))
