@@ -28,6 +28,7 @@ import (
 	"github.com/factstr/factstr-go/cluster"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/certreload"
+	"github.com/factstr/factstr-go/internal/console"
 	"github.com/factstr/factstr-go/internal/diskguard"
 	"github.com/factstr/factstr-go/internal/metrics"
 	"github.com/factstr/factstr-go/internal/server"
@@ -365,6 +366,7 @@ func serve(ctx context.Context, args []string) error {
 		// and subscription caps are the HTTP API's, node-wide.
 		grpcOpts: clientOpts(server.ConnLimits{MaxConcurrentStreams: httpMaxCalls, MaxSubscriptionsPerConn: httpMaxStreams}),
 		register: func(r grpc.ServiceRegistrar) { es.Register(r); admin.Register(r) },
+		ui:       console.Handler(),
 	})
 	if err != nil {
 		srv.Stop()
