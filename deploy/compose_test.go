@@ -16,6 +16,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,9 +56,9 @@ func TestComposeFile(t *testing.T) {
 		}
 	}
 	want := []string{
-		`ports: ["127.0.0.1:${FACTSTR_PORT_1:-7410}:7400"]`,
-		`ports: ["127.0.0.1:${FACTSTR_PORT_2:-7420}:7400"]`,
-		`ports: ["127.0.0.1:${FACTSTR_PORT_3:-7430}:7400"]`,
+		`ports: ["127.0.0.1:${FACTSTR_PORT_1:-7410}:7400", "127.0.0.1:${FACTSTR_HTTP_PORT_1:-7413}:7403"]`,
+		`ports: ["127.0.0.1:${FACTSTR_PORT_2:-7420}:7400", "127.0.0.1:${FACTSTR_HTTP_PORT_2:-7423}:7403"]`,
+		`ports: ["127.0.0.1:${FACTSTR_PORT_3:-7430}:7400", "127.0.0.1:${FACTSTR_HTTP_PORT_3:-7433}:7403"]`,
 	}
 	if !slices.Equal(ports, want) {
 		t.Errorf("published ports %q; want %q", ports, want)
@@ -97,7 +99,7 @@ func TestComposeCluster(t *testing.T) {
 
 	// The cluster, as a compose project of its own with free host ports.
 	project := fmt.Sprintf("factstrcomposetest%d", os.Getpid())
-	ports, err := freeport.GetN(3, false)
+	ports, err := freeport.GetN(6, false) // gRPC, then HTTP
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +117,9 @@ func TestComposeCluster(t *testing.T) {
 		fmt.Sprintf("FACTSTR_PORT_1=%d", ports[0]),
 		fmt.Sprintf("FACTSTR_PORT_2=%d", ports[1]),
 		fmt.Sprintf("FACTSTR_PORT_3=%d", ports[2]),
+		fmt.Sprintf("FACTSTR_HTTP_PORT_1=%d", ports[3]),
+		fmt.Sprintf("FACTSTR_HTTP_PORT_2=%d", ports[4]),
+		fmt.Sprintf("FACTSTR_HTTP_PORT_3=%d", ports[5]),
 	)
 	dc := func(timeout time.Duration, args ...string) (string, error) {
 		full := append(append(slices.Clone(compose[1:]), "-p", project, "-f", "docker-compose.yml"), args...)
@@ -139,7 +144,7 @@ func TestComposeCluster(t *testing.T) {
 	logStep("compose up: project %s, gRPC on 127.0.0.1:%d,%d,%d", project, ports[0], ports[1], ports[2])
 
 	addrs := make([]string, 3)
-	for i, p := range ports {
+	for i, p := range ports[:3] {
 		addrs[i] = fmt.Sprintf("127.0.0.1:%d", p)
 	}
 	byName := map[string]int{}
@@ -154,6 +159,13 @@ func TestComposeCluster(t *testing.T) {
 
 	leader := waitHealthy(ctx, t, store, 3, 2*time.Minute)
 	logStep("cluster formed: leader %s, 3 healthy voters", leader)
+
+	// The HTTP/JSON API of every node, published as the file says: TLS
+	// with the cluster key's CA, the token required.
+	for i, p := range ports[3:] {
+		checkHTTPStatus(ctx, t, key, token, fmt.Sprintf("https://127.0.0.1:%d/v1/status", p), services[i])
+	}
+	logStep("HTTP/JSON API answers on 127.0.0.1:%d,%d,%d (TLS, token)", ports[3], ports[4], ports[5])
 
 	// The members advertise their service names, which the host cannot
 	// resolve: bench --on leader must use the published --addr of the
@@ -474,6 +486,51 @@ func runIn(ctx context.Context, dir string, timeout time.Duration, env []string,
 // clientSecurity are a client's options against the compose cluster: TLS
 // verified against the key's CA (what `factstr-node ca-cert` prints) and
 // the token.
+// checkHTTPStatus asks url for the node's status over HTTPS, verified with
+// the cluster key's CA: refused without the token, answered with it.
+func checkHTTPStatus(ctx context.Context, t *testing.T, key, token, url, node string) {
+	t.Helper()
+	k, err := clusterkey.Parse(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := k.CA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}}}
+	get := func(withToken bool) (int, string) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if withToken {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(false); code != http.StatusUnauthorized {
+		t.Fatalf("GET %s without a token: %d, want 401: %s", url, code, body)
+	}
+	code, body := get(true)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d, want 200: %s", url, code, body)
+	}
+	var st struct {
+		NodeID   string `json:"node_id"`
+		LeaderID string `json:"leader_id"`
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil || st.NodeID != node || st.LeaderID == "" {
+		t.Fatalf("GET %s: node %q, leader %q (%v), want node %q and a leader: %s", url, st.NodeID, st.LeaderID, err, node, body)
+	}
+}
+
 func clientSecurity(t *testing.T, key, token string) []client.Option {
 	t.Helper()
 	k, err := clusterkey.Parse(key)
