@@ -62,8 +62,7 @@ type Node struct {
 	autoKeys *autoKeys
 
 	readyTerm *streams.Hub // highest term in which this node, as leader, committed its own entry
-	leaderRI  *coalescer   // read-index rounds when leader
-	remoteRI  *coalescer   // read-index requests to the leader when follower
+	reads     *readIndex
 
 	incarnation string
 	clusterID   atomic.Value // string; "" until known
@@ -72,30 +71,17 @@ type Node struct {
 	// idempotency keys survives clock jumps (stampwindow.go).
 	stamps *stampWindow
 
-	// mayVote is set once this node may take part in elections: it kept
-	// its own Raft state, bootstrapped the cluster itself, or the
-	// replicated state records this data directory's incarnation for its
-	// id (the leader writes it when it adds the node). Until then the vote
-	// guard withholds its votes: it may be a wiped node that forgot a vote.
-	mayVote       atomic.Bool
-	votesWithheld atomic.Uint64
-	voteGuard     *raftlog.VoteGuard
+	votes     *voteGate
+	voteGuard *raftlog.VoteGuard
+	records   *memberRecords
+	leader    *leaderDuties
 
-	// maxVoters is the largest voter count this node has seen as leader: the
-	// dead-server cleanup floor when bootstrap-expect is 0.
-	maxVoters atomic.Int64
 	// left is set once this node has left the cluster: it then refuses
 	// client calls at once, so clients fail over instead of waiting.
 	left atomic.Bool
 
 	leasesCleared atomic.Bool
 	leaseMu       sync.Mutex
-
-	// memberMu serialises the leader's membership decisions: a reconcile
-	// round reads the member records and then writes some, and an
-	// operator's Remove writes a removal in between would be overwritten
-	// (and the removed node added back).
-	memberMu sync.Mutex
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -175,8 +161,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	rc.NoSnapshotRestoreOnStart = !restore
 	// Raft state that survived (term and vote included) makes this node
 	// trustworthy at once; a fresh directory must first be recognised.
-	n.mayVote.Store(hasState)
-	n.voteGuard = raftlog.GuardVotes(stores.Transport, n.guardVote, n.voteWithheld)
+	n.votes = &voteGate{store: store, nodeID: cfg.NodeID, incarnation: incarnation, log: log}
+	n.votes.may.Store(hasState)
+	n.voteGuard = raftlog.GuardVotes(stores.Transport, n.votes.guard, n.votes.withheld)
 	logs := stores.LogStore
 	if cfg.OnStoreLogs != nil {
 		logs = countingLogStore{LogStore: logs, observe: cfg.OnStoreLogs}
@@ -190,8 +177,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.peers = newPeerPool(cfg.PeerDialOptions)
 	n.autoKeys = newAutoKeys(cfg.NodeID, time.Now())
 	n.proposer = newProposer(n)
-	n.leaderRI = newCoalescer(n.leaderReadIndexRound)
-	n.remoteRI = newCoalescer(n.remoteReadIndexRound)
+	n.reads = newReadIndex(r, cfg.NodeID, n.readyTerm, n.leaderClient, n.ctx.Done())
 	n.engine = streams.New(streams.Config{
 		Source:       store,
 		Hub:          store.Hub(),
@@ -234,10 +220,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start gossip: %w", err)
 	}
 	n.ml = ml
+	n.records = &memberRecords{store: store, ml: ml, raft: r, nodeID: cfg.NodeID, incarnation: incarnation, log: log, apply: n.applyLocal}
+	n.leader = &leaderDuties{cfg: cfg, log: log, raft: r, ml: ml, store: store, peers: n.peers, stamps: n.stamps,
+		readyTerm: n.readyTerm, records: n.records, clusterID: n.ClusterID, apply: n.applyLocal}
 
 	n.proposer.start(n.ctx, &n.wg)
 	n.wg.Add(4)
-	go n.leaderLoop()
+	go n.leader.loop(n.ctx, &n.wg)
 	go n.bootstrap(hasState)
 	go n.learnClusterID()
 	go n.releaseOwnLeasesAtStart()
@@ -438,7 +427,7 @@ func (n *Node) bootstrap(hasState bool) {
 	switch err := n.raft.BootstrapCluster(conf).Error(); {
 	case err == nil:
 		// Its first configuration is its own: it never voted before.
-		n.mayVote.Store(true)
+		n.votes.may.Store(true)
 	case !errors.Is(err, raft.ErrCantBootstrap):
 		n.log.Error("bootstrap failed", "error", err)
 		return
@@ -471,14 +460,8 @@ func (n *Node) Head() uint64 { return n.store.Head() }
 // is below the free-space watermark (Config.MinFreeDisk).
 func (n *Node) DiskLow() bool { return n.disk.Low() }
 
-// Store exposes the local state machine store (read-only use).
-func (n *Node) Store() *boltstore.Store { return n.store }
-
 // DataDir is the node's data directory (fsm.db, raft/raft.db).
 func (n *Node) DataDir() string { return n.cfg.DataDir }
-
-// Membership exposes gossip membership.
-func (n *Node) Membership() *membership.Membership { return n.ml }
 
 // StreamCount is the number of active subscriptions on this node.
 func (n *Node) StreamCount() int { return n.engine.Count() }
@@ -515,7 +498,7 @@ func (n *Node) Close() error {
 		err = nil
 		n.closed.Store(true)
 		n.engine.Close()
-		if n.raft.State() == raft.Leader && n.voterCount() > 1 {
+		if n.raft.State() == raft.Leader && voterCount(n.raft) > 1 {
 			if terr := n.raft.LeadershipTransfer().Error(); terr != nil {
 				n.log.Warn("leadership transfer on shutdown failed", "error", terr)
 			}
@@ -536,7 +519,7 @@ func (n *Node) Close() error {
 
 // Kill stops the node the way a crash would, for tests: no leadership
 // transfer, no clean marker on the state machine.
-func (n *Node) Kill() {
+func (n *Node) kill() {
 	n.closeOnce.Do(func() {
 		n.closed.Store(true)
 		n.cancel()
@@ -570,84 +553,6 @@ func (n *Node) closeStorage() {
 		}
 	}
 }
-
-func (n *Node) voterCount() int {
-	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
-		return 0
-	}
-	c := 0
-	for _, s := range f.Configuration().Servers {
-		if s.Suffrage == raft.Voter {
-			c++
-		}
-	}
-	return c
-}
-
-// leaderLoop reacts to leadership: on gaining it, commit an entry of the new
-// term before serving reads; while leading, prune idempotency keys and add
-// and promote servers that gossip says are out there.
-func (n *Node) leaderLoop() {
-	defer n.wg.Done()
-	obs := n.raft.LeaderCh()
-	stopLeading := func() {}
-	defer func() { stopLeading() }()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case isLeader := <-obs:
-			stopLeading()
-			stopLeading = func() {}
-			if isLeader {
-				lctx, cancel := context.WithCancel(n.ctx)
-				stopLeading = cancel
-				n.wg.Add(1)
-				go n.lead(lctx)
-			}
-		}
-	}
-}
-
-func (n *Node) lead(ctx context.Context) {
-	defer n.wg.Done()
-	n.stamps.reset()
-	term := n.raft.CurrentTerm()
-	// The commit index of a new leader may lag writes the old leader
-	// acknowledged until an entry of its own term commits (etcd#7331,
-	// consul#2644). An FSM command, not a raft Barrier, is used because
-	// barrier and no-op entries never reach the FSM, and followers wait for
-	// their FSM's applied index to reach the read index.
-	for {
-		if ctx.Err() != nil {
-			return
-		}
-		_, _, err := n.applyLocal([]boltstore.Command{{Op: boltstore.OpNoop}})
-		if err == nil {
-			break
-		}
-		if n.raft.State() != raft.Leader {
-			return
-		}
-		n.log.Warn("leader barrier failed, retrying", "error", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	n.readyTerm.Publish(term)
-	n.log.Info("leader ready for linearizable reads", "term", term)
-	n.reconcile(ctx)
-}
-
-// RaftNetwork is the Raft transport's stream layer; tests cut a node off
-// with it.
-func (n *Node) RaftNetwork() *raftlog.PartitionableStreamLayer { return n.stores.Network }
-
-// RaftFirstIndex is the first index still in the Raft log (after compaction).
-func (n *Node) RaftFirstIndex() (uint64, error) { return n.stores.LogStore.FirstIndex() }
 
 // Ready reports whether the node knows a leader and its state machine has
 // caught up with the commit index it knows of (readiness).
