@@ -242,7 +242,7 @@ func (n *Node) Leave(ctx context.Context) error {
 		}
 		return err
 	}
-	ctx, cancel := n.withDefaultTimeout(ctx, n.cfg.ApplyTimeout)
+	ctx, cancel := withDefaultTimeout(ctx, n.cfg.ApplyTimeout)
 	defer cancel()
 	var cl peerv1.PeerServiceClient
 	for {

@@ -49,7 +49,7 @@ func waitHead(t testing.TB, n *testNode, head uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	if _, err := cluster.Store(n.Node).Hub().WaitAtLeast(ctx, head); err != nil {
-		t.Fatalf("%s reached head %d, want %d: %v", n.ID(), n.Head(), head, err)
+		t.Fatalf("%s reached head %d, want %d: %v", n.ID(), n.Info().Head, head, err)
 	}
 }
 
@@ -274,7 +274,7 @@ func TestIdempotentRetryAfterLeaderChange(t *testing.T) {
 		t.Fatalf("retry returned %+v, first outcome was %+v", again, first)
 	}
 	sameLogs(t, c.running(), first.LastSequenceNumber)
-	if h := c.running()[0].Head(); h != first.LastSequenceNumber {
+	if h := c.running()[0].Info().Head; h != first.LastSequenceNumber {
 		t.Fatalf("head is %d after a retried append, want %d (duplicated)", h, first.LastSequenceNumber)
 	}
 }

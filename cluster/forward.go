@@ -90,7 +90,7 @@ func (f *forwarder) send(ctx context.Context, groups []*group, release func()) {
 	}
 	s.pending[id] = b
 	s.mu.Unlock()
-	f.n.metricForward(len(groups), count)
+	f.n.cfg.observePropose(ProposeForward, len(groups), count)
 	if err := s.stream.Send(&peerv1.ForwardStreamRequest{Id: id, Commands: fsm.EncodeCommands(cmds), FromNodeId: f.n.cfg.NodeID}); err != nil {
 		// The receive loop sees the broken stream too and fails every
 		// pending batch, this one included; the request may have left.

@@ -41,7 +41,7 @@ func TestIdleClusterStaysIdle(t *testing.T) {
 			}
 		}
 		for _, n := range c.running() {
-			settled = settled && n.AppliedIndex() == leader.Raft().CommitIndex()
+			settled = settled && n.Info().AppliedIndex == leader.Raft().CommitIndex()
 		}
 		if settled {
 			break

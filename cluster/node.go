@@ -444,27 +444,35 @@ func (n *Node) bootstrap(hasState bool) {
 // Raft exposes the Raft instance (status, tests).
 func (n *Node) Raft() *raft.Raft { return n.raft }
 
+// Info is a snapshot of a node's local state, read without a round trip
+// to any other node: for status, metrics and tests.
+type Info struct {
+	ID        string
+	ClusterID string // "" until the node belongs to a cluster
+	LeaderID  string // "" while no leader is known
+	Leader    bool   // this node leads
+	DataDir   string
+	// AppliedIndex is the last Raft index the state machine applied;
+	// Head the last sequence number it holds.
+	AppliedIndex uint64
+	Head         uint64
+	// DiskLow: writes are refused, the data disk is below the free-space
+	// watermark (Config.MinFreeDisk).
+	DiskLow bool
+	Streams int // live and durable subscriptions served by this node
+}
+
+// Info returns a snapshot of n's local state.
+func (n *Node) Info() Info {
+	return Info{
+		ID: n.cfg.NodeID, ClusterID: n.ClusterID(), LeaderID: n.LeaderID(), Leader: n.raft.State() == raft.Leader,
+		DataDir: n.cfg.DataDir, AppliedIndex: n.fsm.AppliedIndex(), Head: n.store.Head(), DiskLow: n.disk.Low(),
+		Streams: n.engine.Count(),
+	}
+}
+
 // ID returns the node id.
 func (n *Node) ID() string { return n.cfg.NodeID }
-
-// IsLeader reports whether this node leads and may serve reads in its term.
-func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
-
-// AppliedIndex is the last Raft index this node's state machine applied.
-func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
-
-// Head is the last committed sequence number this node has applied.
-func (n *Node) Head() uint64 { return n.store.Head() }
-
-// DiskLow reports whether this node refuses writes because its data disk
-// is below the free-space watermark (Config.MinFreeDisk).
-func (n *Node) DiskLow() bool { return n.disk.Low() }
-
-// DataDir is the node's data directory (fsm.db, raft/raft.db).
-func (n *Node) DataDir() string { return n.cfg.DataDir }
-
-// StreamCount is the number of active subscriptions on this node.
-func (n *Node) StreamCount() int { return n.engine.Count() }
 
 // LeaderID returns the current leader's id, or "".
 func (n *Node) LeaderID() string {

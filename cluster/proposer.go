@@ -270,7 +270,7 @@ func (p *proposer) proposeEntry(batch []*group) {
 		p.n.stamps.observe(now)
 	}
 	f := p.n.raft.Apply(fsm.EncodeCommands(cmds), p.n.cfg.ApplyTimeout)
-	p.n.metricEntry(len(batch), count)
+	p.n.cfg.observePropose(ProposeEntry, len(batch), count)
 	p.inflight <- inflightEntry{future: f, groups: batch, count: count}
 }
 

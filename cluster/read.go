@@ -27,7 +27,7 @@ func (n *Node) Query(ctx context.Context, q contract.EventQuery) (contract.Query
 // index obtained from the leader; for a local read with a minimum sequence
 // number, until it applied that far.
 func (n *Node) ReadBarrier(ctx context.Context) error {
-	ctx, cancel := n.withDefaultTimeout(ctx, n.cfg.ReadTimeout)
+	ctx, cancel := withDefaultTimeout(ctx, n.cfg.ReadTimeout)
 	defer cancel()
 	opts := contract.ReadOptionsFrom(ctx)
 	if opts.Consistency == contract.Local || n.cfg.UnsafeLocalReads {
