@@ -77,7 +77,7 @@ type Status struct {
 // over the peer service) and warnings such as an even number of voters.
 func (n *Node) Status(ctx context.Context) (Status, error) {
 	st := Status{
-		ClusterID: n.ClusterID(), NodeID: n.cfg.NodeID, LeaderID: n.LeaderID(), Term: n.raft.CurrentTerm(),
+		ClusterID: n.ident.ClusterID(), NodeID: n.cfg.NodeID, LeaderID: n.LeaderID(), Term: n.raft.CurrentTerm(),
 		CommitIndex: n.raft.CommitIndex(), Applied: n.fsm.AppliedIndex(), Head: n.store.Head(),
 	}
 	cf := n.raft.GetConfiguration()

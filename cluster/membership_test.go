@@ -121,8 +121,8 @@ func TestJoinAsNonVoterThenPromoted(t *testing.T) {
 	if !sawNonvoter {
 		t.Fatal("n4 became a voter without first being a non-voter")
 	}
-	if n4.ClusterID() == "" || n4.ClusterID() != c.leader().ClusterID() {
-		t.Fatalf("n4 cluster id %q, leader's %q", n4.ClusterID(), c.leader().ClusterID())
+	if n4.Info().ClusterID == "" || n4.Info().ClusterID != c.leader().Info().ClusterID {
+		t.Fatalf("n4 cluster id %q, leader's %q", n4.Info().ClusterID, c.leader().Info().ClusterID)
 	}
 	bg.finish(t, c)
 }

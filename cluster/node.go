@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,7 +21,6 @@ import (
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
 	"github.com/factstr/factstr-go/internal/diskguard"
-	"github.com/factstr/factstr-go/internal/fsutil"
 	"github.com/factstr/factstr-go/internal/streams"
 	"github.com/factstr/factstr-go/membership"
 	"github.com/factstr/factstr-go/raftlog"
@@ -64,8 +62,8 @@ type Node struct {
 	readyTerm *streams.Hub // highest term in which this node, as leader, committed its own entry
 	reads     *readIndex
 
-	incarnation string
-	clusterID   atomic.Value // string; "" until known
+	ident *identity // node.json, the cluster id, the incarnation
+	join  *joiner   // bootstrap, or learning the cluster id after being added
 
 	// stamps tracks the wall-clock stamps used as leader, so that pruning
 	// idempotency keys survives clock jumps (stampwindow.go).
@@ -93,11 +91,6 @@ type Node struct {
 
 var _ contract.EventStore = (*Node)(nil)
 
-type nodeFile struct {
-	NodeID    string `json:"node_id"`
-	ClusterID string `json:"cluster_id,omitempty"`
-}
-
 // Start opens the node's data directory, starts Raft and gossip, and begins
 // bootstrapping or joining in the background. It does not wait for a leader.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
@@ -108,17 +101,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	clusterID, err := claimDataDir(cfg.DataDir, cfg.NodeID)
+	ident, err := openIdentity(cfg.DataDir, cfg.NodeID)
 	if err != nil {
 		return nil, err
 	}
-	incarnation, err := membership.IncarnationFile(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	n := &Node{cfg: cfg, log: log, bootID: randomID(8), readyTerm: streams.NewHub(0), incarnation: incarnation, stamps: newStampWindow(cfg.IdempotencyRetention, nil),
+	incarnation := ident.incarnation
+	n := &Node{cfg: cfg, log: log, bootID: randomID(8), readyTerm: streams.NewHub(0), ident: ident, stamps: newStampWindow(cfg.IdempotencyRetention, nil),
 		disk: diskguard.New(cfg.DataDir, cfg.MinFreeDisk, log)}
-	n.clusterID.Store(clusterID)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
 	fsmPath := filepath.Join(cfg.DataDir, "fsm.db")
@@ -211,7 +200,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			Version:         cfg.Version,
 			BootstrapExpect: cfg.BootstrapExpect,
 			HasRaftState:    hasState,
-			ClusterID:       clusterID,
+			ClusterID:       ident.ClusterID(),
 		},
 	})
 	if err != nil {
@@ -221,14 +210,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.ml = ml
 	n.records = &memberRecords{store: store, ml: ml, raft: r, nodeID: cfg.NodeID, incarnation: incarnation, log: log, apply: n.applyLocal}
+	n.join = &joiner{cfg: cfg, log: log, raft: r, ml: ml, votes: n.votes, ident: ident, peerStatus: n.peerStatus}
 	n.leader = &leaderDuties{cfg: cfg, log: log, raft: r, ml: ml, store: store, peers: n.peers, stamps: n.stamps,
-		readyTerm: n.readyTerm, records: n.records, clusterID: n.ClusterID, apply: n.applyLocal}
+		readyTerm: n.readyTerm, records: n.records, clusterID: ident.ClusterID, apply: n.applyLocal}
 
 	n.proposer.start(n.ctx, &n.wg)
 	n.wg.Add(4)
 	go n.leader.loop(n.ctx, &n.wg)
-	go n.bootstrap(hasState)
-	go n.learnClusterID()
+	go n.join.bootstrap(n.ctx, &n.wg, hasState)
+	go n.join.learnClusterID(n.ctx, &n.wg)
 	go n.releaseOwnLeasesAtStart()
 	return n, nil
 }
@@ -309,136 +299,10 @@ func stateMachineBehind(stores *raftlog.Stores, applied uint64) (bool, error) {
 	return false, nil
 }
 
-// claimDataDir binds the data directory to this node id and returns the
-// cluster id recorded in it ("" before the node belongs to a cluster).
-func claimDataDir(dir, nodeID string) (string, error) {
-	path := filepath.Join(dir, "node.json")
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		var f nodeFile
-		if err := json.Unmarshal(b, &f); err != nil {
-			return "", fmt.Errorf("read %s: %w", path, err)
-		}
-		if f.NodeID != nodeID {
-			return "", fmt.Errorf("%w: %s holds node %q, this node is %q; use that node id or an empty directory", ErrWrongNode, dir, f.NodeID, nodeID)
-		}
-		return f.ClusterID, nil
-	case os.IsNotExist(err):
-		b, _ := json.Marshal(nodeFile{NodeID: nodeID})
-		return "", fsutil.WriteFile(path, b, 0o640)
-	default:
-		return "", fmt.Errorf("read %s: %w", path, err)
-	}
-}
-
-// ClusterID returns the cluster's id, or "" while this node is not yet
-// part of a cluster.
-func (n *Node) ClusterID() string {
-	id, _ := n.clusterID.Load().(string)
-	return id
-}
-
-// setClusterID records the cluster id in the data directory and gossips it
-// together with the fact that this node now has Raft state, so no peer
-// ever bootstraps a second cluster next to this one.
-func (n *Node) setClusterID(id string) error {
-	if id == "" || n.ClusterID() == id {
-		return nil
-	}
-	if cur := n.ClusterID(); cur != "" {
-		return fmt.Errorf("%w: this node belongs to cluster %s, not %s", ErrWrongCluster, cur, id)
-	}
-	b, _ := json.Marshal(nodeFile{NodeID: n.cfg.NodeID, ClusterID: id})
-	if err := fsutil.WriteFile(filepath.Join(n.cfg.DataDir, "node.json"), b, 0o640); err != nil {
-		return fmt.Errorf("record cluster id: %w", err)
-	}
-	n.clusterID.Store(id)
-	meta := n.ml.LocalMeta()
-	meta.ClusterID, meta.HasRaftState = id, true
-	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-	defer cancel()
-	if err := n.ml.UpdateMeta(ctx, meta); err != nil {
-		n.log.Warn("gossip cluster id", "error", err)
-	}
-	n.log.Info("node belongs to cluster", "cluster_id", id)
-	return nil
-}
-
-// learnClusterID asks the leader for the cluster id once a node that joined
-// (rather than bootstrapped) has a leader.
-func (n *Node) learnClusterID() {
-	defer n.wg.Done()
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for n.ClusterID() == "" {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-		}
-		_, lid := n.raft.LeaderWithID()
-		if lid == "" || string(lid) == n.cfg.NodeID {
-			continue
-		}
-		m, ok := n.ml.Lookup(string(lid))
-		if !ok || m.Meta.GRPCAddr == "" {
-			continue
-		}
-		st, err := n.peerStatus(n.ctx, m.Meta.GRPCAddr)
-		if err != nil || st.GetClusterId() == "" {
-			continue
-		}
-		if err := n.setClusterID(st.GetClusterId()); err != nil {
-			n.log.Error("cluster id", "error", err)
-			return
-		}
-	}
-}
-
 func randomID(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// bootstrap forms the cluster once, if this node is one of the first
-// BootstrapExpect nodes; otherwise the leader adds it.
-func (n *Node) bootstrap(hasState bool) {
-	defer n.wg.Done()
-	if hasState || n.cfg.BootstrapExpect == 0 {
-		return
-	}
-	members, err := n.ml.WaitBootstrap(n.ctx, n.cfg.BootstrapExpect)
-	if err != nil {
-		if !errors.Is(err, membership.ErrNoBootstrap) && n.ctx.Err() == nil {
-			n.log.Error("bootstrap failed", "error", err)
-		}
-		return
-	}
-	var conf raft.Configuration
-	for _, m := range members {
-		conf.Servers = append(conf.Servers, raft.Server{
-			Suffrage: raft.Voter, ID: raft.ServerID(m.Meta.NodeID), Address: raft.ServerAddress(m.Meta.RaftAddr),
-		})
-	}
-	// Every node that decides passes the identical configuration, which is
-	// what makes a concurrent bootstrap safe.
-	switch err := n.raft.BootstrapCluster(conf).Error(); {
-	case err == nil:
-		// Its first configuration is its own: it never voted before.
-		n.votes.may.Store(true)
-	case !errors.Is(err, raft.ErrCantBootstrap):
-		n.log.Error("bootstrap failed", "error", err)
-		return
-	}
-	// The cluster id must be the same on every bootstrapping node without
-	// another round of agreement: the incarnation (random, per data
-	// directory) of the first server in the sorted list is.
-	if err := n.setClusterID(members[0].Meta.Incarnation); err != nil {
-		n.log.Error("bootstrap", "error", err)
-	}
-	n.log.Info("bootstrapped cluster", "servers", len(conf.Servers), "cluster_id", n.ClusterID())
 }
 
 // Raft exposes the Raft instance (status, tests).
@@ -465,7 +329,7 @@ type Info struct {
 // Info returns a snapshot of n's local state.
 func (n *Node) Info() Info {
 	return Info{
-		ID: n.cfg.NodeID, ClusterID: n.ClusterID(), LeaderID: n.LeaderID(), Leader: n.raft.State() == raft.Leader,
+		ID: n.cfg.NodeID, ClusterID: n.ident.ClusterID(), LeaderID: n.LeaderID(), Leader: n.raft.State() == raft.Leader,
 		DataDir: n.cfg.DataDir, AppliedIndex: n.fsm.AppliedIndex(), Head: n.store.Head(), DiskLow: n.disk.Low(),
 		Streams: n.engine.Count(),
 	}

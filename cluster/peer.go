@@ -164,7 +164,7 @@ func (p *peerServer) NodeStatus(_ context.Context, _ *peerv1.NodeStatusRequest) 
 		AppliedIndex:       n.fsm.AppliedIndex(),
 		HeadSequenceNumber: n.store.Head(),
 		LeaderId:           n.LeaderID(),
-		Incarnation:        n.incarnation,
-		ClusterId:          n.ClusterID(),
+		Incarnation:        n.ident.incarnation,
+		ClusterId:          n.ident.ClusterID(),
 	}, nil
 }
