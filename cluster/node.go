@@ -165,7 +165,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.raft = r
 	n.peers = newPeerPool(cfg.PeerDialOptions)
 	n.autoKeys = newAutoKeys(cfg.NodeID, time.Now())
-	n.proposer = newProposer(n)
+	n.proposer = newProposer(n.ctx, &n.wg, &n.cfg, r, n.stamps, n.leaderClient)
 	n.reads = newReadIndex(r, cfg.NodeID, n.readyTerm, n.leaderClient, n.ctx.Done())
 	n.engine = streams.New(streams.Config{
 		Source:       store,
@@ -209,10 +209,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start gossip: %w", err)
 	}
 	n.ml = ml
-	n.records = &memberRecords{store: store, ml: ml, raft: r, nodeID: cfg.NodeID, incarnation: incarnation, log: log, apply: n.applyLocal}
+	n.records = &memberRecords{store: store, ml: ml, raft: r, nodeID: cfg.NodeID, incarnation: incarnation, log: log, apply: n.proposer.applyLocal}
 	n.join = &joiner{cfg: cfg, log: log, raft: r, ml: ml, votes: n.votes, ident: ident, peerStatus: n.peerStatus}
 	n.leader = &leaderDuties{cfg: cfg, log: log, raft: r, ml: ml, store: store, peers: n.peers, stamps: n.stamps,
-		readyTerm: n.readyTerm, records: n.records, clusterID: ident.ClusterID, apply: n.applyLocal}
+		readyTerm: n.readyTerm, records: n.records, clusterID: ident.ClusterID, apply: n.proposer.applyLocal}
 
 	n.proposer.start(n.ctx, &n.wg)
 	n.wg.Add(4)

@@ -125,7 +125,7 @@ func (n *Node) propose(ctx context.Context, cmds []boltstore.Command) ([]boltsto
 		if n.left.Load() {
 			return nil, 0, ErrLeft
 		}
-		res, idx, err := n.submitOnce(ctx, cmds, false)
+		res, idx, err := n.proposer.submitOnce(ctx, cmds, false)
 		if err == nil {
 			return res, idx, nil
 		}
