@@ -19,7 +19,6 @@ import (
 	"github.com/factstr/factstr-go/fsm"
 	"github.com/factstr/factstr-go/internal/diskguard"
 	"github.com/factstr/factstr-go/internal/wire"
-	"github.com/factstr/factstr-go/membership"
 )
 
 // More errors callers branch on.
@@ -78,7 +77,7 @@ type Status struct {
 // over the peer service) and warnings such as an even number of voters.
 func (n *Node) Status(ctx context.Context) (Status, error) {
 	st := Status{
-		ClusterID: n.ClusterID(), NodeID: n.cfg.NodeID, LeaderID: n.LeaderID(), Term: n.raft.CurrentTerm(),
+		ClusterID: n.ident.ClusterID(), NodeID: n.cfg.NodeID, LeaderID: n.LeaderID(), Term: n.raft.CurrentTerm(),
 		CommitIndex: n.raft.CommitIndex(), Applied: n.fsm.AppliedIndex(), Head: n.store.Head(),
 	}
 	cf := n.raft.GetConfiguration()
@@ -130,7 +129,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	if st.LeaderID == "" {
 		st.Warnings = append(st.Warnings, "no leader known to this node")
 	}
-	if !n.allowVoting() {
+	if !n.votes.allowed() {
 		st.Warnings = append(st.Warnings, "this node withholds its vote: its data directory is new to the cluster and a leader has not recorded it yet (it is added as a non-voter first; check that it reaches a live member over gossip)")
 	}
 	if n.left.Load() {
@@ -194,8 +193,8 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 		_, err = cl.RemoveServer(ctx, &peerv1.RemoveServerRequest{NodeId: id})
 		return adminError(err)
 	}
-	n.memberMu.Lock()
-	defer n.memberMu.Unlock()
+	n.records.mu.Lock()
+	defer n.records.mu.Unlock()
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
 		return err
@@ -216,13 +215,13 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 	if target.Suffrage == raft.Voter && voters == 1 {
 		return fmt.Errorf("%w: %q is the only voter; removing it would leave no cluster", ErrLastVoter, id)
 	}
-	if err := n.recordRemoval(id); err != nil {
+	if err := n.records.recordRemoval(id); err != nil {
 		return fmt.Errorf("remove %q: %w", id, err)
 	}
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("remove %q: %w", id, err)
 	}
-	n.releaseLeasesOf(id)
+	n.leader.releaseLeasesOf(id)
 	return nil
 }
 
@@ -230,7 +229,7 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 // first. The node then leaves gossip before the leader removes it, so the
 // leader's reconcile loop cannot see it still alive and add it back.
 func (n *Node) Leave(ctx context.Context) error {
-	if n.raft.State() == raft.Leader && n.voterCount() > 1 {
+	if n.raft.State() == raft.Leader && voterCount(n.raft) > 1 {
 		if err := n.raft.LeadershipTransfer().Error(); err != nil {
 			return fmt.Errorf("hand leadership over before leaving: %w", err)
 		}
@@ -243,7 +242,7 @@ func (n *Node) Leave(ctx context.Context) error {
 		}
 		return err
 	}
-	ctx, cancel := n.withDefaultTimeout(ctx, n.cfg.ApplyTimeout)
+	ctx, cancel := withDefaultTimeout(ctx, n.cfg.ApplyTimeout)
 	defer cancel()
 	var cl peerv1.PeerServiceClient
 	for {
@@ -368,9 +367,6 @@ func (n *Node) SnapshotRestore(ctx context.Context, r io.Reader) error {
 	}
 	return nil
 }
-
-// GossipMembers lists what gossip knows, for diagnostics.
-func (n *Node) GossipMembers() []membership.Member { return n.ml.Members() }
 
 // adminError maps a forwarded admin call's status back to this package's
 // errors.

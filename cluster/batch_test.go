@@ -45,11 +45,11 @@ func TestBatchOutcomesReachTheirCallers(t *testing.T) {
 			ctx := ctxT(t)
 			n := tc.node()
 			seat := "s-" + tc.name
-			head := n.Head()
+			head := n.Info().Head
 			if err := n.ReadBarrier(ctx); err != nil {
 				t.Fatal(err)
 			}
-			head = max(head, n.Head())
+			head = max(head, n.Info().Head)
 			key := func(i int) string { return fmt.Sprintf("%s-%d", tc.name, i) }
 			cmds := []boltstore.Command{
 				{Op: boltstore.OpAppend, Events: seatEvent(seat, "ann"), IdempotencyKey: key(0)},

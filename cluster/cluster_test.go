@@ -48,8 +48,8 @@ func waitHead(t testing.TB, n *testNode, head uint64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	if _, err := n.Store().Hub().WaitAtLeast(ctx, head); err != nil {
-		t.Fatalf("%s reached head %d, want %d: %v", n.ID(), n.Head(), head, err)
+	if _, err := cluster.Store(n.Node).Hub().WaitAtLeast(ctx, head); err != nil {
+		t.Fatalf("%s reached head %d, want %d: %v", n.ID(), n.Info().Head, head, err)
 	}
 }
 
@@ -171,7 +171,7 @@ func TestPartitionedFollowerNeverAnswersStale(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitHead(t, follower, 1)
-	follower.RaftNetwork().SetPartitioned(true)
+	cluster.RaftNetwork(follower.Node).SetPartitioned(true)
 	r, err := leader.Append(ctxT(t), []contract.NewEvent{ev("p", `2`)})
 	if err != nil {
 		t.Fatalf("append with one follower cut off: %v", err)
@@ -191,7 +191,7 @@ func TestPartitionedFollowerNeverAnswersStale(t *testing.T) {
 	if err != nil || local.CurrentContextVersion != 1 {
 		t.Fatalf("local read on the cut-off follower = %d, %v; want the stale 1", local.CurrentContextVersion, err)
 	}
-	follower.RaftNetwork().SetPartitioned(false)
+	cluster.RaftNetwork(follower.Node).SetPartitioned(false)
 	res, err = follower.Query(ctxT(t), contract.EventQuery{})
 	if err != nil || res.CurrentContextVersion != r.LastSequenceNumber {
 		t.Fatalf("after healing: version %d, %v; want %d", res.CurrentContextVersion, err, r.LastSequenceNumber)
@@ -243,7 +243,7 @@ func TestSnapshotInstallBringsNewNodeUpToDate(t *testing.T) {
 		t.Fatalf("snapshot: %v", err)
 	}
 	// Force log truncation past what a new node could replay from.
-	first, _ := leader.RaftFirstIndex()
+	first, _ := cluster.RaftFirstIndex(leader.Node)
 	if first <= 1 {
 		t.Fatalf("leader log was not compacted after the snapshot (first index %d)", first)
 	}
@@ -274,7 +274,7 @@ func TestIdempotentRetryAfterLeaderChange(t *testing.T) {
 		t.Fatalf("retry returned %+v, first outcome was %+v", again, first)
 	}
 	sameLogs(t, c.running(), first.LastSequenceNumber)
-	if h := c.running()[0].Head(); h != first.LastSequenceNumber {
+	if h := c.running()[0].Info().Head; h != first.LastSequenceNumber {
 		t.Fatalf("head is %d after a retried append, want %d (duplicated)", h, first.LastSequenceNumber)
 	}
 }

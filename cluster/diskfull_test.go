@@ -84,7 +84,7 @@ func TestFullDiskRefusesWritesUntilSpaceReturns(t *testing.T) {
 	if code, _, ok := cluster.Classify(err); !ok || code != codes.ResourceExhausted {
 		t.Fatalf("ErrNoSpace maps to %v, want ResourceExhausted", code)
 	}
-	if !n.DiskLow() {
+	if !n.Info().DiskLow {
 		t.Fatal("DiskLow false while writes are refused")
 	}
 	if _, err := n.AppendIf(ctxT(t), []contract.NewEvent{ev("d", `{}`)}, contract.EventQuery{}, 0); !errors.Is(err, diskguard.ErrNoSpace) {
@@ -95,7 +95,7 @@ func TestFullDiskRefusesWritesUntilSpaceReturns(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendUntil(func(err error) bool { return err == nil }, "accepted after space returned")
-	if n.DiskLow() {
+	if n.Info().DiskLow {
 		t.Fatal("DiskLow still true after space returned")
 	}
 }

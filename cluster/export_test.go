@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/factstr/factstr-go/boltstore"
+	"github.com/factstr/factstr-go/raftlog"
 )
 
 // ProposedOutcome is one command's outcome from ProposeTogether.
@@ -46,3 +47,23 @@ func ProposeTogether(ctx context.Context, n *Node, cmds []boltstore.Command) []P
 	}
 	return out
 }
+
+// Test hooks: what tests reach into, kept out of the package's API.
+
+// Kill stops n abruptly, as a crash would: no leadership hand-over.
+func Kill(n *Node) { n.kill() }
+
+// Store is n's state machine store.
+func Store(n *Node) *boltstore.Store { return n.store }
+
+// RaftNetwork is n's Raft stream layer; tests cut n off with it.
+func RaftNetwork(n *Node) *raftlog.PartitionableStreamLayer { return n.stores.Network }
+
+// RaftFirstIndex is the first index still in n's Raft log (after compaction).
+func RaftFirstIndex(n *Node) (uint64, error) { return n.stores.LogStore.FirstIndex() }
+
+// VotingAllowed reports whether n takes part in elections.
+func VotingAllowed(n *Node) bool { return n.votes.allowed() }
+
+// VotesWithheld counts the vote requests n refused while not recognised.
+func VotesWithheld(n *Node) uint64 { return n.votes.count.Load() }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -24,7 +25,11 @@ import (
 // batch the old leader did commit is never appended twice. Only the proposer
 // goroutine calls send, so the stream has one sender.
 type forwarder struct {
-	n *Node
+	cfg          *Config
+	raft         *raft.Raft
+	leaderClient func() (string, peerv1.PeerServiceClient, error)
+	ctx          context.Context // the node's: streams end with it
+	wg           *sync.WaitGroup // the node's: it waits for stream goroutines
 
 	mu  sync.Mutex
 	cur *fwdStream
@@ -55,11 +60,9 @@ func (b *fwdBatch) fail(err error) {
 	fail(b.groups, err)
 }
 
-// fwdStallTimeout: a stream whose oldest unanswered batch is older than this
+// stallTimeout: a stream whose oldest unanswered batch is older than this
 // is abandoned (its batches become unknown outcomes, retried elsewhere).
-func (n *Node) fwdStallTimeout() time.Duration { return n.cfg.ApplyTimeout + 5*time.Second }
-
-func newForwarder(n *Node) *forwarder { return &forwarder{n: n} }
+func (f *forwarder) stallTimeout() time.Duration { return f.cfg.ApplyTimeout + 5*time.Second }
 
 // send forwards groups as one batch; release is called once the batch is
 // answered or failed.
@@ -90,8 +93,8 @@ func (f *forwarder) send(ctx context.Context, groups []*group, release func()) {
 	}
 	s.pending[id] = b
 	s.mu.Unlock()
-	f.n.metricForward(len(groups), count)
-	if err := s.stream.Send(&peerv1.ForwardStreamRequest{Id: id, Commands: fsm.EncodeCommands(cmds), FromNodeId: f.n.cfg.NodeID}); err != nil {
+	f.cfg.observePropose(ProposeForward, len(groups), count)
+	if err := s.stream.Send(&peerv1.ForwardStreamRequest{Id: id, Commands: fsm.EncodeCommands(cmds), FromNodeId: f.cfg.NodeID}); err != nil {
 		// The receive loop sees the broken stream too and fails every
 		// pending batch, this one included; the request may have left.
 		s.breakWith(fmt.Errorf("%w: forward stream to %s: %v", ErrOutcomeUnknown, s.leaderID, err))
@@ -101,20 +104,20 @@ func (f *forwarder) send(ctx context.Context, groups []*group, release func()) {
 // stream returns the stream to the current leader, opening one (and
 // abandoning a stream to a former leader) when needed.
 func (f *forwarder) stream(ctx context.Context) (*fwdStream, error) {
-	lid, cl, err := f.n.leaderClient()
+	lid, cl, err := f.leaderClient()
 	if err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if s := f.cur; s != nil {
-		if s.leaderID == lid && s.healthy(f.n.fwdStallTimeout()) {
+		if s.leaderID == lid && s.healthy(f.stallTimeout()) {
 			return s, nil
 		}
 		s.breakWith(fmt.Errorf("%w: forward stream to %s abandoned (leader is now %s)", ErrOutcomeUnknown, s.leaderID, lid))
 		f.cur = nil
 	}
-	sctx, cancel := context.WithCancel(f.n.ctx)
+	sctx, cancel := context.WithCancel(f.ctx)
 	stream, err := cl.ForwardStream(sctx)
 	if err != nil {
 		cancel()
@@ -122,9 +125,9 @@ func (f *forwarder) stream(ctx context.Context) (*fwdStream, error) {
 	}
 	s := &fwdStream{leaderID: lid, stream: stream, cancel: cancel, pending: make(map[uint64]*fwdBatch)}
 	f.cur = s
-	f.n.wg.Add(1)
+	f.wg.Add(1)
 	go func() {
-		defer f.n.wg.Done()
+		defer f.wg.Done()
 		s.receive()
 	}()
 	return s, nil
@@ -153,12 +156,12 @@ func (f *forwarder) watch(ctx context.Context) {
 		if s == nil {
 			continue
 		}
-		_, lid := f.n.raft.LeaderWithID()
+		_, lid := f.raft.LeaderWithID()
 		reason := ""
 		switch {
 		case string(lid) != s.leaderID:
 			reason = fmt.Sprintf("the leader is now %q", lid)
-		case !s.healthy(f.n.fwdStallTimeout()):
+		case !s.healthy(f.stallTimeout()):
 			reason = "an answer is overdue"
 		default:
 			continue

@@ -135,7 +135,7 @@ func (n *testNode) stop() {
 }
 
 func (n *testNode) kill() {
-	n.Node.Kill()
+	cluster.Kill(n.Node)
 	n.srv.Stop()
 }
 
@@ -225,7 +225,7 @@ func (c *testCluster) waitStable() *testNode {
 	var states []string
 	for _, n := range c.running() {
 		states = append(states, fmt.Sprintf("%s: %s term %d leader %q voting %v withheld %d applied %d",
-			n.ID(), n.Raft().State(), n.Raft().CurrentTerm(), n.LeaderID(), n.VotingAllowed(), n.VotesWithheld(), n.AppliedIndex()))
+			n.ID(), n.Raft().State(), n.Raft().CurrentTerm(), n.LeaderID(), cluster.VotingAllowed(n.Node), cluster.VotesWithheld(n.Node), n.Info().AppliedIndex))
 	}
 	c.t.Fatalf("cluster did not settle on a leader within %v: %s", waitFor, strings.Join(states, "; "))
 	return nil

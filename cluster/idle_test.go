@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/factstr/factstr-go/cluster"
 	"github.com/factstr/factstr-go/contract"
 )
 
@@ -29,7 +30,7 @@ func TestIdleClusterStaysIdle(t *testing.T) {
 	// only legitimate writes) and every node applied what is committed.
 	deadline := time.Now().Add(waitFor)
 	for {
-		members, err := leader.Store().Members()
+		members, err := cluster.Store(leader.Node).Members()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -40,7 +41,7 @@ func TestIdleClusterStaysIdle(t *testing.T) {
 			}
 		}
 		for _, n := range c.running() {
-			settled = settled && n.AppliedIndex() == leader.Raft().CommitIndex()
+			settled = settled && n.Info().AppliedIndex == leader.Raft().CommitIndex()
 		}
 		if settled {
 			break

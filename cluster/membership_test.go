@@ -121,8 +121,8 @@ func TestJoinAsNonVoterThenPromoted(t *testing.T) {
 	if !sawNonvoter {
 		t.Fatal("n4 became a voter without first being a non-voter")
 	}
-	if n4.ClusterID() == "" || n4.ClusterID() != c.leader().ClusterID() {
-		t.Fatalf("n4 cluster id %q, leader's %q", n4.ClusterID(), c.leader().ClusterID())
+	if n4.Info().ClusterID == "" || n4.Info().ClusterID != c.leader().Info().ClusterID {
+		t.Fatalf("n4 cluster id %q, leader's %q", n4.Info().ClusterID, c.leader().Info().ClusterID)
 	}
 	bg.finish(t, c)
 }
@@ -334,10 +334,10 @@ func TestWipedNodeWithholdsVotesAcrossLeaderChange(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	for _, n := range c.running() {
 		eventually(t, "every node holds the three incarnation records", func() bool {
-			recs, err := n.Store().Incarnations()
+			recs, err := cluster.Store(n.Node).Incarnations()
 			return err == nil && len(recs) == 3
 		})
-		if !n.VotingAllowed() {
+		if !cluster.VotingAllowed(n.Node) {
 			t.Fatalf("%s: a bootstrap voter must take part in elections", n.ID())
 		}
 	}
@@ -362,11 +362,11 @@ func TestWipedNodeWithholdsVotesAcrossLeaderChange(t *testing.T) {
 	// the wiped node withholds its vote, nobody leads.
 	back := startNode(t, victimSpec)
 	c.add(back)
-	if back.VotingAllowed() {
+	if cluster.VotingAllowed(back.Node) {
 		t.Fatal("a wiped node took part in elections before the cluster recorded it")
 	}
 	eventually(t, "the witness campaigned: the wiped node withheld votes, or someone was elected", func() bool {
-		return back.VotesWithheld() >= 2 || witness.Raft().State() == raft.Leader || back.Raft().State() == raft.Leader
+		return cluster.VotesWithheld(back.Node) >= 2 || witness.Raft().State() == raft.Leader || back.Raft().State() == raft.Leader
 	})
 	for _, n := range []*testNode{witness, back} {
 		if n.Raft().State() == raft.Leader {
@@ -388,7 +388,7 @@ func TestWipedNodeWithholdsVotesAcrossLeaderChange(t *testing.T) {
 		}
 		return sawNonvoter && ok && s == raft.Voter
 	})
-	if !back.VotingAllowed() {
+	if !cluster.VotingAllowed(back.Node) {
 		t.Fatal("the re-added node still withholds its vote")
 	}
 	bg.finish(t, c)

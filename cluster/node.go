@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,7 +21,6 @@ import (
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
 	"github.com/factstr/factstr-go/internal/diskguard"
-	"github.com/factstr/factstr-go/internal/fsutil"
 	"github.com/factstr/factstr-go/internal/streams"
 	"github.com/factstr/factstr-go/membership"
 	"github.com/factstr/factstr-go/raftlog"
@@ -62,40 +60,26 @@ type Node struct {
 	autoKeys *autoKeys
 
 	readyTerm *streams.Hub // highest term in which this node, as leader, committed its own entry
-	leaderRI  *coalescer   // read-index rounds when leader
-	remoteRI  *coalescer   // read-index requests to the leader when follower
+	reads     *readIndex
 
-	incarnation string
-	clusterID   atomic.Value // string; "" until known
+	ident *identity // node.json, the cluster id, the incarnation
+	join  *joiner   // bootstrap, or learning the cluster id after being added
 
 	// stamps tracks the wall-clock stamps used as leader, so that pruning
 	// idempotency keys survives clock jumps (stampwindow.go).
 	stamps *stampWindow
 
-	// mayVote is set once this node may take part in elections: it kept
-	// its own Raft state, bootstrapped the cluster itself, or the
-	// replicated state records this data directory's incarnation for its
-	// id (the leader writes it when it adds the node). Until then the vote
-	// guard withholds its votes: it may be a wiped node that forgot a vote.
-	mayVote       atomic.Bool
-	votesWithheld atomic.Uint64
-	voteGuard     *raftlog.VoteGuard
+	votes     *voteGate
+	voteGuard *raftlog.VoteGuard
+	records   *memberRecords
+	leader    *leaderDuties
 
-	// maxVoters is the largest voter count this node has seen as leader: the
-	// dead-server cleanup floor when bootstrap-expect is 0.
-	maxVoters atomic.Int64
 	// left is set once this node has left the cluster: it then refuses
 	// client calls at once, so clients fail over instead of waiting.
 	left atomic.Bool
 
 	leasesCleared atomic.Bool
 	leaseMu       sync.Mutex
-
-	// memberMu serialises the leader's membership decisions: a reconcile
-	// round reads the member records and then writes some, and an
-	// operator's Remove writes a removal in between would be overwritten
-	// (and the removed node added back).
-	memberMu sync.Mutex
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -107,11 +91,6 @@ type Node struct {
 
 var _ contract.EventStore = (*Node)(nil)
 
-type nodeFile struct {
-	NodeID    string `json:"node_id"`
-	ClusterID string `json:"cluster_id,omitempty"`
-}
-
 // Start opens the node's data directory, starts Raft and gossip, and begins
 // bootstrapping or joining in the background. It does not wait for a leader.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
@@ -122,17 +101,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	clusterID, err := claimDataDir(cfg.DataDir, cfg.NodeID)
+	ident, err := openIdentity(cfg.DataDir, cfg.NodeID)
 	if err != nil {
 		return nil, err
 	}
-	incarnation, err := membership.IncarnationFile(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	n := &Node{cfg: cfg, log: log, bootID: randomID(8), readyTerm: streams.NewHub(0), incarnation: incarnation, stamps: newStampWindow(cfg.IdempotencyRetention, nil),
+	incarnation := ident.incarnation
+	n := &Node{cfg: cfg, log: log, bootID: randomID(8), readyTerm: streams.NewHub(0), ident: ident, stamps: newStampWindow(cfg.IdempotencyRetention, nil),
 		disk: diskguard.New(cfg.DataDir, cfg.MinFreeDisk, log)}
-	n.clusterID.Store(clusterID)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
 	fsmPath := filepath.Join(cfg.DataDir, "fsm.db")
@@ -175,8 +150,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	rc.NoSnapshotRestoreOnStart = !restore
 	// Raft state that survived (term and vote included) makes this node
 	// trustworthy at once; a fresh directory must first be recognised.
-	n.mayVote.Store(hasState)
-	n.voteGuard = raftlog.GuardVotes(stores.Transport, n.guardVote, n.voteWithheld)
+	n.votes = &voteGate{store: store, nodeID: cfg.NodeID, incarnation: incarnation, log: log}
+	n.votes.may.Store(hasState)
+	n.voteGuard = raftlog.GuardVotes(stores.Transport, n.votes.guard, n.votes.withheld)
 	logs := stores.LogStore
 	if cfg.OnStoreLogs != nil {
 		logs = countingLogStore{LogStore: logs, observe: cfg.OnStoreLogs}
@@ -189,9 +165,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.raft = r
 	n.peers = newPeerPool(cfg.PeerDialOptions)
 	n.autoKeys = newAutoKeys(cfg.NodeID, time.Now())
-	n.proposer = newProposer(n)
-	n.leaderRI = newCoalescer(n.leaderReadIndexRound)
-	n.remoteRI = newCoalescer(n.remoteReadIndexRound)
+	n.proposer = newProposer(n.ctx, &n.wg, &n.cfg, r, n.stamps, n.leaderClient)
+	n.reads = newReadIndex(r, cfg.NodeID, n.readyTerm, n.leaderClient, n.ctx.Done())
 	n.engine = streams.New(streams.Config{
 		Source:       store,
 		Hub:          store.Hub(),
@@ -225,7 +200,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			Version:         cfg.Version,
 			BootstrapExpect: cfg.BootstrapExpect,
 			HasRaftState:    hasState,
-			ClusterID:       clusterID,
+			ClusterID:       ident.ClusterID(),
 		},
 	})
 	if err != nil {
@@ -234,12 +209,16 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start gossip: %w", err)
 	}
 	n.ml = ml
+	n.records = &memberRecords{store: store, ml: ml, raft: r, nodeID: cfg.NodeID, incarnation: incarnation, log: log, apply: n.proposer.applyLocal}
+	n.join = &joiner{cfg: cfg, log: log, raft: r, ml: ml, votes: n.votes, ident: ident, peerStatus: n.peerStatus}
+	n.leader = &leaderDuties{cfg: cfg, log: log, raft: r, ml: ml, store: store, peers: n.peers, stamps: n.stamps,
+		readyTerm: n.readyTerm, records: n.records, clusterID: ident.ClusterID, apply: n.proposer.applyLocal}
 
 	n.proposer.start(n.ctx, &n.wg)
 	n.wg.Add(4)
-	go n.leaderLoop()
-	go n.bootstrap(hasState)
-	go n.learnClusterID()
+	go n.leader.loop(n.ctx, &n.wg)
+	go n.join.bootstrap(n.ctx, &n.wg, hasState)
+	go n.join.learnClusterID(n.ctx, &n.wg)
 	go n.releaseOwnLeasesAtStart()
 	return n, nil
 }
@@ -320,168 +299,44 @@ func stateMachineBehind(stores *raftlog.Stores, applied uint64) (bool, error) {
 	return false, nil
 }
 
-// claimDataDir binds the data directory to this node id and returns the
-// cluster id recorded in it ("" before the node belongs to a cluster).
-func claimDataDir(dir, nodeID string) (string, error) {
-	path := filepath.Join(dir, "node.json")
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		var f nodeFile
-		if err := json.Unmarshal(b, &f); err != nil {
-			return "", fmt.Errorf("read %s: %w", path, err)
-		}
-		if f.NodeID != nodeID {
-			return "", fmt.Errorf("%w: %s holds node %q, this node is %q; use that node id or an empty directory", ErrWrongNode, dir, f.NodeID, nodeID)
-		}
-		return f.ClusterID, nil
-	case os.IsNotExist(err):
-		b, _ := json.Marshal(nodeFile{NodeID: nodeID})
-		return "", fsutil.WriteFile(path, b, 0o640)
-	default:
-		return "", fmt.Errorf("read %s: %w", path, err)
-	}
-}
-
-// ClusterID returns the cluster's id, or "" while this node is not yet
-// part of a cluster.
-func (n *Node) ClusterID() string {
-	id, _ := n.clusterID.Load().(string)
-	return id
-}
-
-// setClusterID records the cluster id in the data directory and gossips it
-// together with the fact that this node now has Raft state, so no peer
-// ever bootstraps a second cluster next to this one.
-func (n *Node) setClusterID(id string) error {
-	if id == "" || n.ClusterID() == id {
-		return nil
-	}
-	if cur := n.ClusterID(); cur != "" {
-		return fmt.Errorf("%w: this node belongs to cluster %s, not %s", ErrWrongCluster, cur, id)
-	}
-	b, _ := json.Marshal(nodeFile{NodeID: n.cfg.NodeID, ClusterID: id})
-	if err := fsutil.WriteFile(filepath.Join(n.cfg.DataDir, "node.json"), b, 0o640); err != nil {
-		return fmt.Errorf("record cluster id: %w", err)
-	}
-	n.clusterID.Store(id)
-	meta := n.ml.LocalMeta()
-	meta.ClusterID, meta.HasRaftState = id, true
-	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-	defer cancel()
-	if err := n.ml.UpdateMeta(ctx, meta); err != nil {
-		n.log.Warn("gossip cluster id", "error", err)
-	}
-	n.log.Info("node belongs to cluster", "cluster_id", id)
-	return nil
-}
-
-// learnClusterID asks the leader for the cluster id once a node that joined
-// (rather than bootstrapped) has a leader.
-func (n *Node) learnClusterID() {
-	defer n.wg.Done()
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for n.ClusterID() == "" {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-		}
-		_, lid := n.raft.LeaderWithID()
-		if lid == "" || string(lid) == n.cfg.NodeID {
-			continue
-		}
-		m, ok := n.ml.Lookup(string(lid))
-		if !ok || m.Meta.GRPCAddr == "" {
-			continue
-		}
-		st, err := n.peerStatus(n.ctx, m.Meta.GRPCAddr)
-		if err != nil || st.GetClusterId() == "" {
-			continue
-		}
-		if err := n.setClusterID(st.GetClusterId()); err != nil {
-			n.log.Error("cluster id", "error", err)
-			return
-		}
-	}
-}
-
 func randomID(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
 
-// bootstrap forms the cluster once, if this node is one of the first
-// BootstrapExpect nodes; otherwise the leader adds it.
-func (n *Node) bootstrap(hasState bool) {
-	defer n.wg.Done()
-	if hasState || n.cfg.BootstrapExpect == 0 {
-		return
-	}
-	members, err := n.ml.WaitBootstrap(n.ctx, n.cfg.BootstrapExpect)
-	if err != nil {
-		if !errors.Is(err, membership.ErrNoBootstrap) && n.ctx.Err() == nil {
-			n.log.Error("bootstrap failed", "error", err)
-		}
-		return
-	}
-	var conf raft.Configuration
-	for _, m := range members {
-		conf.Servers = append(conf.Servers, raft.Server{
-			Suffrage: raft.Voter, ID: raft.ServerID(m.Meta.NodeID), Address: raft.ServerAddress(m.Meta.RaftAddr),
-		})
-	}
-	// Every node that decides passes the identical configuration, which is
-	// what makes a concurrent bootstrap safe.
-	switch err := n.raft.BootstrapCluster(conf).Error(); {
-	case err == nil:
-		// Its first configuration is its own: it never voted before.
-		n.mayVote.Store(true)
-	case !errors.Is(err, raft.ErrCantBootstrap):
-		n.log.Error("bootstrap failed", "error", err)
-		return
-	}
-	// The cluster id must be the same on every bootstrapping node without
-	// another round of agreement: the incarnation (random, per data
-	// directory) of the first server in the sorted list is.
-	if err := n.setClusterID(members[0].Meta.Incarnation); err != nil {
-		n.log.Error("bootstrap", "error", err)
-	}
-	n.log.Info("bootstrapped cluster", "servers", len(conf.Servers), "cluster_id", n.ClusterID())
-}
-
 // Raft exposes the Raft instance (status, tests).
 func (n *Node) Raft() *raft.Raft { return n.raft }
 
+// Info is a snapshot of a node's local state, read without a round trip
+// to any other node: for status, metrics and tests.
+type Info struct {
+	ID        string
+	ClusterID string // "" until the node belongs to a cluster
+	LeaderID  string // "" while no leader is known
+	Leader    bool   // this node leads
+	DataDir   string
+	// AppliedIndex is the last Raft index the state machine applied;
+	// Head the last sequence number it holds.
+	AppliedIndex uint64
+	Head         uint64
+	// DiskLow: writes are refused, the data disk is below the free-space
+	// watermark (Config.MinFreeDisk).
+	DiskLow bool
+	Streams int // live and durable subscriptions served by this node
+}
+
+// Info returns a snapshot of n's local state.
+func (n *Node) Info() Info {
+	return Info{
+		ID: n.cfg.NodeID, ClusterID: n.ident.ClusterID(), LeaderID: n.LeaderID(), Leader: n.raft.State() == raft.Leader,
+		DataDir: n.cfg.DataDir, AppliedIndex: n.fsm.AppliedIndex(), Head: n.store.Head(), DiskLow: n.disk.Low(),
+		Streams: n.engine.Count(),
+	}
+}
+
 // ID returns the node id.
 func (n *Node) ID() string { return n.cfg.NodeID }
-
-// IsLeader reports whether this node leads and may serve reads in its term.
-func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
-
-// AppliedIndex is the last Raft index this node's state machine applied.
-func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
-
-// Head is the last committed sequence number this node has applied.
-func (n *Node) Head() uint64 { return n.store.Head() }
-
-// DiskLow reports whether this node refuses writes because its data disk
-// is below the free-space watermark (Config.MinFreeDisk).
-func (n *Node) DiskLow() bool { return n.disk.Low() }
-
-// Store exposes the local state machine store (read-only use).
-func (n *Node) Store() *boltstore.Store { return n.store }
-
-// DataDir is the node's data directory (fsm.db, raft/raft.db).
-func (n *Node) DataDir() string { return n.cfg.DataDir }
-
-// Membership exposes gossip membership.
-func (n *Node) Membership() *membership.Membership { return n.ml }
-
-// StreamCount is the number of active subscriptions on this node.
-func (n *Node) StreamCount() int { return n.engine.Count() }
 
 // LeaderID returns the current leader's id, or "".
 func (n *Node) LeaderID() string {
@@ -515,7 +370,7 @@ func (n *Node) Close() error {
 		err = nil
 		n.closed.Store(true)
 		n.engine.Close()
-		if n.raft.State() == raft.Leader && n.voterCount() > 1 {
+		if n.raft.State() == raft.Leader && voterCount(n.raft) > 1 {
 			if terr := n.raft.LeadershipTransfer().Error(); terr != nil {
 				n.log.Warn("leadership transfer on shutdown failed", "error", terr)
 			}
@@ -536,7 +391,7 @@ func (n *Node) Close() error {
 
 // Kill stops the node the way a crash would, for tests: no leadership
 // transfer, no clean marker on the state machine.
-func (n *Node) Kill() {
+func (n *Node) kill() {
 	n.closeOnce.Do(func() {
 		n.closed.Store(true)
 		n.cancel()
@@ -570,84 +425,6 @@ func (n *Node) closeStorage() {
 		}
 	}
 }
-
-func (n *Node) voterCount() int {
-	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
-		return 0
-	}
-	c := 0
-	for _, s := range f.Configuration().Servers {
-		if s.Suffrage == raft.Voter {
-			c++
-		}
-	}
-	return c
-}
-
-// leaderLoop reacts to leadership: on gaining it, commit an entry of the new
-// term before serving reads; while leading, prune idempotency keys and add
-// and promote servers that gossip says are out there.
-func (n *Node) leaderLoop() {
-	defer n.wg.Done()
-	obs := n.raft.LeaderCh()
-	stopLeading := func() {}
-	defer func() { stopLeading() }()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case isLeader := <-obs:
-			stopLeading()
-			stopLeading = func() {}
-			if isLeader {
-				lctx, cancel := context.WithCancel(n.ctx)
-				stopLeading = cancel
-				n.wg.Add(1)
-				go n.lead(lctx)
-			}
-		}
-	}
-}
-
-func (n *Node) lead(ctx context.Context) {
-	defer n.wg.Done()
-	n.stamps.reset()
-	term := n.raft.CurrentTerm()
-	// The commit index of a new leader may lag writes the old leader
-	// acknowledged until an entry of its own term commits (etcd#7331,
-	// consul#2644). An FSM command, not a raft Barrier, is used because
-	// barrier and no-op entries never reach the FSM, and followers wait for
-	// their FSM's applied index to reach the read index.
-	for {
-		if ctx.Err() != nil {
-			return
-		}
-		_, _, err := n.applyLocal([]boltstore.Command{{Op: boltstore.OpNoop}})
-		if err == nil {
-			break
-		}
-		if n.raft.State() != raft.Leader {
-			return
-		}
-		n.log.Warn("leader barrier failed, retrying", "error", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	n.readyTerm.Publish(term)
-	n.log.Info("leader ready for linearizable reads", "term", term)
-	n.reconcile(ctx)
-}
-
-// RaftNetwork is the Raft transport's stream layer; tests cut a node off
-// with it.
-func (n *Node) RaftNetwork() *raftlog.PartitionableStreamLayer { return n.stores.Network }
-
-// RaftFirstIndex is the first index still in the Raft log (after compaction).
-func (n *Node) RaftFirstIndex() (uint64, error) { return n.stores.LogStore.FirstIndex() }
 
 // Ready reports whether the node knows a leader and its state machine has
 // caught up with the commit index it knows of (readiness).

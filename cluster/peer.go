@@ -133,7 +133,7 @@ func (p *peerServer) ReadIndex(ctx context.Context, _ *peerv1.ReadIndexRequest) 
 	if n.raft.State() != raft.Leader {
 		return nil, status.Errorf(codes.FailedPrecondition, "%s is not the leader", n.cfg.NodeID)
 	}
-	idx, err := n.leaderRI.do(ctx)
+	idx, err := n.reads.leader.do(ctx)
 	if err != nil {
 		return nil, statusFromLocal(err)
 	}
@@ -151,4 +151,20 @@ func statusFromLocal(err error) error {
 	default:
 		return status.Error(codes.Internal, err.Error())
 	}
+}
+
+// NodeStatus reports this node's progress.
+func (p *peerServer) NodeStatus(_ context.Context, _ *peerv1.NodeStatusRequest) (*peerv1.NodeStatusResponse, error) {
+	n := p.n
+	return &peerv1.NodeStatusResponse{
+		NodeId:             n.cfg.NodeID,
+		State:              n.raft.State().String(),
+		Term:               n.raft.CurrentTerm(),
+		CommitIndex:        n.raft.CommitIndex(),
+		AppliedIndex:       n.fsm.AppliedIndex(),
+		HeadSequenceNumber: n.store.Head(),
+		LeaderId:           n.LeaderID(),
+		Incarnation:        n.ident.incarnation,
+		ClusterId:          n.ident.ClusterID(),
+	}, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
@@ -89,8 +90,11 @@ type inflightEntry struct {
 }
 
 type proposer struct {
-	n   *Node
-	fwd *forwarder
+	cfg    *Config
+	raft   *raft.Raft
+	stamps *stampWindow // the leader's stamps, for pruning idempotency keys
+	fwd    *forwarder
+	ctx    context.Context // the node's: ends when it closes
 
 	// slots bounds the batches in flight: entries proposed and not yet
 	// applied on the leader, batches forwarded and not yet answered on a
@@ -107,13 +111,17 @@ type proposer struct {
 	inflight chan inflightEntry
 }
 
-func newProposer(n *Node) *proposer {
+func newProposer(ctx context.Context, wg *sync.WaitGroup, cfg *Config, r *raft.Raft, stamps *stampWindow,
+	leaderClient func() (string, peerv1.PeerServiceClient, error)) *proposer {
 	return &proposer{
-		n:        n,
-		fwd:      newForwarder(n),
+		cfg:      cfg,
+		raft:     r,
+		stamps:   stamps,
+		ctx:      ctx,
+		fwd:      &forwarder{cfg: cfg, raft: r, leaderClient: leaderClient, ctx: ctx, wg: wg},
 		wake:     make(chan struct{}, 1),
 		inflight: make(chan inflightEntry, maxInflightEntries),
-		slots:    make(chan struct{}, n.cfg.MaxInflightProposals),
+		slots:    make(chan struct{}, cfg.MaxInflightProposals),
 	}
 }
 
@@ -226,14 +234,14 @@ func (p *proposer) run(ctx context.Context) {
 // dispatch sends batch on, holding one slot that the batch's answer
 // releases.
 func (p *proposer) dispatch(ctx context.Context, batch []*group) {
-	if p.n.raft.State() == raft.Leader {
+	if p.raft.State() == raft.Leader {
 		p.proposeEntry(batch)
 		return
 	}
 	var forward []*group
 	for _, g := range batch {
 		if g.localOnly {
-			g.done(nil, 0, fmt.Errorf("%w: %s is no longer the leader", ErrNotLeader, p.n.cfg.NodeID))
+			g.done(nil, 0, fmt.Errorf("%w: %s is no longer the leader", ErrNotLeader, p.cfg.NodeID))
 			continue
 		}
 		forward = append(forward, g)
@@ -249,7 +257,7 @@ func (p *proposer) dispatch(ctx context.Context, batch []*group) {
 // one Raft entry. Appends are stamped here, whoever sent them: a follower's
 // or a client's clock never reaches the log.
 func (p *proposer) proposeEntry(batch []*group) {
-	now := p.n.cfg.Clock().UTC()
+	now := p.cfg.Clock().UTC()
 	count := 0
 	for _, g := range batch {
 		count += len(g.cmds)
@@ -267,10 +275,10 @@ func (p *proposer) proposeEntry(batch []*group) {
 		}
 	}
 	if stamped {
-		p.n.stamps.observe(now)
+		p.stamps.observe(now)
 	}
-	f := p.n.raft.Apply(fsm.EncodeCommands(cmds), p.n.cfg.ApplyTimeout)
-	p.n.metricEntry(len(batch), count)
+	f := p.raft.Apply(fsm.EncodeCommands(cmds), p.cfg.ApplyTimeout)
+	p.cfg.observePropose(ProposeEntry, len(batch), count)
 	p.inflight <- inflightEntry{future: f, groups: batch, count: count}
 }
 
@@ -336,13 +344,13 @@ type outcome struct {
 // submitOnce submits cmds as one group and waits for its outcome or ctx. A
 // ctx that ends first leaves the outcome unknown: the group may still
 // commit.
-func (n *Node) submitOnce(ctx context.Context, cmds []boltstore.Command, localOnly bool) ([]boltstore.Result, uint64, error) {
+func (p *proposer) submitOnce(ctx context.Context, cmds []boltstore.Command, localOnly bool) ([]boltstore.Result, uint64, error) {
 	ch := make(chan outcome, 1)
 	g := newGroup(cmds, localOnly, func(res []boltstore.Result, idx uint64, err error) {
 		ch <- outcome{res, idx, err}
 	})
 	g.gone = func() bool { return ctx.Err() != nil }
-	n.proposer.submit(g)
+	p.submit(g)
 	select {
 	case o := <-ch:
 		return o.res, o.idx, o.err
@@ -353,8 +361,8 @@ func (n *Node) submitOnce(ctx context.Context, cmds []boltstore.Command, localOn
 
 // applyLocal proposes leader duties (the term's barrier, pruning, lease and
 // incarnation records) on this node as leader; they are never forwarded.
-func (n *Node) applyLocal(cmds []boltstore.Command) ([]boltstore.Result, uint64, error) {
-	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.ApplyTimeout+time.Second)
+func (p *proposer) applyLocal(cmds []boltstore.Command) ([]boltstore.Result, uint64, error) {
+	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.ApplyTimeout+time.Second)
 	defer cancel()
-	return n.submitOnce(ctx, cmds, true)
+	return p.submitOnce(ctx, cmds, true)
 }

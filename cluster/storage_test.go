@@ -78,7 +78,7 @@ func snapshottedNode(t *testing.T) nodeSpec {
 			}
 		}
 	}
-	if first, err := leader.RaftFirstIndex(); err != nil || first <= 1 {
+	if first, err := cluster.RaftFirstIndex(leader.Node); err != nil || first <= 1 {
 		t.Fatalf("the log was not compacted: first index %d, %v", first, err)
 	}
 	spec := c.remove(leader)

@@ -114,7 +114,7 @@ func WithAppendOutcome(ctx context.Context, o *AppendOutcome) context.Context {
 // kind proposed here is idempotent (appends carry keys; cursor and lease
 // commands are idempotent for their holder).
 func (n *Node) propose(ctx context.Context, cmds []boltstore.Command) ([]boltstore.Result, uint64, error) {
-	ctx, cancel := n.withDefaultTimeout(ctx, n.cfg.ApplyTimeout)
+	ctx, cancel := withDefaultTimeout(ctx, n.cfg.ApplyTimeout)
 	defer cancel()
 	backoff := 10 * time.Millisecond
 	var lastErr error
@@ -125,7 +125,7 @@ func (n *Node) propose(ctx context.Context, cmds []boltstore.Command) ([]boltsto
 		if n.left.Load() {
 			return nil, 0, ErrLeft
 		}
-		res, idx, err := n.submitOnce(ctx, cmds, false)
+		res, idx, err := n.proposer.submitOnce(ctx, cmds, false)
 		if err == nil {
 			return res, idx, nil
 		}
@@ -184,7 +184,7 @@ func (n *Node) acceptForwarded(req *peerv1.ForwardStreamRequest, answer func(*pe
 	valid := make([]boltstore.Command, 0, len(cmds))
 	pos := make([]int, 0, len(cmds))
 	for i := range cmds {
-		if err := n.checkForwarded(&cmds[i], req.GetFromNodeId()); err != nil {
+		if err := checkForwarded(&cmds[i], req.GetFromNodeId(), n.cfg.Limits); err != nil {
 			results[i].Err = err
 			continue
 		}
@@ -208,7 +208,7 @@ func (n *Node) acceptForwarded(req *peerv1.ForwardStreamRequest, answer func(*pe
 }
 
 // checkForwarded is the leader's own check of a forwarded command.
-func (n *Node) checkForwarded(c *boltstore.Command, from string) error {
+func checkForwarded(c *boltstore.Command, from string, limits contract.Limits) error {
 	ownHolder := func() error {
 		if from == "" || !strings.HasPrefix(c.Holder, from+"/") {
 			return fmt.Errorf("%w: %s of holder %q from node %q", ErrRefusedFromPeer, c.Op, c.Holder, from)
@@ -221,15 +221,15 @@ func (n *Node) checkForwarded(c *boltstore.Command, from string) error {
 		if c.IdempotencyKey == "" {
 			return fmt.Errorf("%w: a forwarded %s carries no idempotency key", ErrRefusedFromPeer, c.Op)
 		}
-		if err := contract.ValidateEvents(c.Events, n.cfg.Limits); err != nil {
+		if err := contract.ValidateEvents(c.Events, limits); err != nil {
 			return err
 		}
 		if c.Op == boltstore.OpAppendIf {
-			return contract.ValidateContext(c.Query, n.cfg.Limits)
+			return contract.ValidateContext(c.Query, limits)
 		}
 		return nil
 	case boltstore.OpAcquire:
-		if err := contract.ValidateQueryLimits(c.Query, n.cfg.Limits); err != nil {
+		if err := contract.ValidateQueryLimits(c.Query, limits); err != nil {
 			return err
 		}
 		return ownHolder()
@@ -246,15 +246,10 @@ func (n *Node) checkForwarded(c *boltstore.Command, from string) error {
 	return fmt.Errorf("%w: %s is proposed by the leader only", ErrRefusedFromPeer, c.Op)
 }
 
-func (n *Node) metricEntry(groups, commands int) {
-	if n.cfg.OnPropose != nil {
-		n.cfg.OnPropose(ProposeEntry, groups, commands)
-	}
-}
-
-func (n *Node) metricForward(groups, commands int) {
-	if n.cfg.OnPropose != nil {
-		n.cfg.OnPropose(ProposeForward, groups, commands)
+// observePropose reports one proposed batch to Config.OnPropose.
+func (c *Config) observePropose(kind string, groups, commands int) {
+	if c.OnPropose != nil {
+		c.OnPropose(kind, groups, commands)
 	}
 }
 
@@ -280,7 +275,8 @@ func peerError(err error) error {
 	}
 }
 
-func (n *Node) withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+// withDefaultTimeout bounds ctx by d unless the caller set a deadline.
+func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
 		return context.WithCancel(ctx)
 	}

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
+	"github.com/factstr/factstr-go/cluster"
 )
 
 const namespace = "factstr"
@@ -30,10 +31,7 @@ const namespace = "factstr"
 // (cluster.Node implements it).
 type Node interface {
 	Raft() *raft.Raft
-	AppliedIndex() uint64
-	Head() uint64
-	StreamCount() int
-	DataDir() string
+	Info() cluster.Info
 }
 
 // Metrics holds one node's collectors.
@@ -361,6 +359,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	r := node.Raft()
+	info := node.Info()
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
@@ -368,7 +367,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descCommit, float64(r.CommitIndex()))
 	gauge(descRaftApplied, float64(r.AppliedIndex()))
 	gauge(descLastLog, float64(r.LastIndex()))
-	gauge(descFSMApplied, float64(node.AppliedIndex()))
+	gauge(descFSMApplied, float64(info.AppliedIndex))
 	state := r.State()
 	for _, s := range []raft.RaftState{raft.Follower, raft.Candidate, raft.Leader, raft.Shutdown} {
 		v := 0.0
@@ -382,17 +381,17 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		leader = 1
 	}
 	gauge(descLeader, leader)
-	head := node.Head()
+	head := info.Head
 	gauge(descHead, float64(head))
 	for file, path := range map[string]string{
-		"fsm":  filepath.Join(node.DataDir(), "fsm.db"),
-		"raft": filepath.Join(node.DataDir(), "raft", "raft.db"),
+		"fsm":  filepath.Join(info.DataDir, "fsm.db"),
+		"raft": filepath.Join(info.DataDir, "raft", "raft.db"),
 	} {
 		if fi, err := os.Stat(path); err == nil {
 			gauge(descFileSize, float64(fi.Size()), file)
 		}
 	}
-	gauge(descStreams, float64(node.StreamCount()))
+	gauge(descStreams, float64(info.Streams))
 	now := time.Now()
 	for name, d := range durables {
 		lag := 0.0

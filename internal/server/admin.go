@@ -179,7 +179,8 @@ func (a *Admin) SnapshotRestore(stream grpc.ClientStreamingServer[factstrv1.Snap
 		}
 		return a.status(err)
 	}
-	return stream.SendAndClose(&factstrv1.SnapshotRestoreResponse{AppliedIndex: a.node.AppliedIndex(), HeadSequenceNumber: a.node.Head()})
+	info := a.node.Info()
+	return stream.SendAndClose(&factstrv1.SnapshotRestoreResponse{AppliedIndex: info.AppliedIndex, HeadSequenceNumber: info.Head})
 }
 
 var _ io.Reader = (*chunkReader)(nil)

@@ -44,7 +44,7 @@ func TestSnapshotRestoreSizeCap(t *testing.T) {
 	if _, err := node.WaitLeader(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for !node.IsLeader() || node.ReadBarrier(ctx) != nil {
+	for !node.Info().Leader || node.ReadBarrier(ctx) != nil {
 		if ctx.Err() != nil {
 			t.Fatal("no ready leader")
 		}
@@ -92,13 +92,13 @@ func TestSnapshotRestoreSizeCap(t *testing.T) {
 	for range 4 {
 		tooBig = append(tooBig, make([]byte, 512<<10))
 	}
-	head := node.Head()
+	head := node.Info().Head
 	err = restore(tooBig...)
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("oversized restore: %v, want ResourceExhausted", err)
 	}
-	if node.Head() != head {
-		t.Fatalf("head moved from %d to %d after a refused restore", head, node.Head())
+	if node.Info().Head != head {
+		t.Fatalf("head moved from %d to %d after a refused restore", head, node.Info().Head)
 	}
 	if err := restore(backup); err != nil {
 		t.Fatalf("restore within the cap: %v", err)
