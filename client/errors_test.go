@@ -17,7 +17,7 @@ import (
 func TestSentinelsCrossTheWire(t *testing.T) {
 	store := memstore.New()
 	t.Cleanup(func() { _ = store.Close() })
-	addr := serve(t, server.NewEventStore(store, nil, nil))
+	addr := serve(t, server.NewEventStore(store, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, err := client.Dial(ctx, []string{addr})

@@ -51,7 +51,7 @@ func TestWritesCarryConcurrentCalls(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := memstore.New()
-			addr := serve(t, tc.svc(server.NewEventStore(store, nil, nil)))
+			addr := serve(t, tc.svc(server.NewEventStore(store, nil)))
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			c, err := client.Dial(ctx, []string{addr})

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,37 +16,8 @@ import (
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
-	"github.com/factstr/factstr-go/internal/diskguard"
 	"github.com/factstr/factstr-go/internal/wire"
 )
-
-// More errors callers branch on.
-var (
-	ErrUnknownNode  = errors.New("unknown node")
-	ErrLastVoter    = errors.New("refusing to remove the last voter")
-	ErrWrongCluster = errors.New("node belongs to another cluster")
-	// ErrLeft: this node has left the cluster; use another node.
-	ErrLeft = errors.New("this node has left the cluster; send requests to another node")
-)
-
-// Classify maps this package's errors to gRPC codes for the API server.
-func Classify(err error) (codes.Code, string, bool) {
-	switch {
-	case errors.Is(err, ErrOutcomeUnknown):
-		return codes.Unavailable, wire.ReasonOutcomeUnknown, true
-	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrLeft):
-		return codes.Unavailable, wire.ReasonNoLeader, true
-	case errors.Is(err, ErrUnknownNode):
-		return codes.NotFound, wire.ReasonNotFound, true
-	case errors.Is(err, ErrLastVoter):
-		return codes.FailedPrecondition, wire.ReasonFailedPrecondition, true
-	case errors.Is(err, ErrWrongCluster), errors.Is(err, ErrWrongNode):
-		return codes.FailedPrecondition, wire.ReasonWrongCluster, true
-	case errors.Is(err, diskguard.ErrNoSpace):
-		return codes.ResourceExhausted, wire.ReasonNoSpace, true
-	}
-	return codes.Unknown, "", false
-}
 
 // MemberStatus is one server of the cluster as the node sees it.
 type MemberStatus struct {
@@ -191,7 +161,7 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 			return err
 		}
 		_, err = cl.RemoveServer(ctx, &peerv1.RemoveServerRequest{NodeId: id})
-		return adminError(err)
+		return wire.FromPeerStatus(err)
 	}
 	n.records.mu.Lock()
 	defer n.records.mu.Unlock()
@@ -265,7 +235,7 @@ func (n *Node) Leave(ctx context.Context) error {
 			n.left.Store(true)
 			return nil
 		}
-		if err = adminError(err); !retryable(err) {
+		if err = wire.FromPeerStatus(err); !retryable(err) {
 			return err
 		}
 		select {
@@ -290,7 +260,7 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) (string, error
 		}
 		resp, err := cl.TransferLeadership(ctx, &peerv1.TransferLeadershipRequest{NodeId: id})
 		if err != nil {
-			return "", adminError(err)
+			return "", wire.FromPeerStatus(err)
 		}
 		return resp.GetNewLeaderId(), nil
 	}
@@ -368,27 +338,12 @@ func (n *Node) SnapshotRestore(ctx context.Context, r io.Reader) error {
 	return nil
 }
 
-// adminError maps a forwarded admin call's status back to this package's
-// errors.
-func adminError(err error) error {
-	if err == nil {
-		return nil
-	}
-	switch wire.Reason(err) {
-	case wire.ReasonNotFound:
-		return fmt.Errorf("%w: %s", ErrUnknownNode, status.Convert(err).Message())
-	case wire.ReasonFailedPrecondition:
-		return fmt.Errorf("%w: %s", ErrLastVoter, status.Convert(err).Message())
-	}
-	return peerError(err)
-}
-
 func (p *peerServer) RemoveServer(ctx context.Context, req *peerv1.RemoveServerRequest) (*peerv1.RemoveServerResponse, error) {
 	if p.n.raft.State() != raft.Leader {
 		return nil, status.Errorf(codes.FailedPrecondition, "%s is not the leader", p.n.cfg.NodeID)
 	}
 	if err := p.n.Remove(ctx, req.GetNodeId()); err != nil {
-		return nil, wire.ToStatus(err, Classify)
+		return nil, wire.ToStatus(err)
 	}
 	return &peerv1.RemoveServerResponse{}, nil
 }
@@ -399,7 +354,7 @@ func (p *peerServer) TransferLeadership(ctx context.Context, req *peerv1.Transfe
 	}
 	id, err := p.n.TransferLeadership(ctx, req.GetNodeId())
 	if err != nil {
-		return nil, wire.ToStatus(err, Classify)
+		return nil, wire.ToStatus(err)
 	}
 	return &peerv1.TransferLeadershipResponse{NewLeaderId: id}, nil
 }

@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/factstr/factstr-go/cluster"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/diskguard"
 	"github.com/factstr/factstr-go/internal/freeport"
+	"github.com/factstr/factstr-go/internal/wire"
 )
 
 // mountSmallFS mounts a tmpfs of size bytes for the test, or skips.
@@ -81,7 +83,7 @@ func TestFullDiskRefusesWritesUntilSpaceReturns(t *testing.T) {
 	if !errors.Is(err, diskguard.ErrNoSpace) {
 		t.Fatalf("append on a full disk: %v, want ErrNoSpace", err)
 	}
-	if code, _, ok := cluster.Classify(err); !ok || code != codes.ResourceExhausted {
+	if code := status.Code(wire.ToStatus(err)); code != codes.ResourceExhausted {
 		t.Fatalf("ErrNoSpace maps to %v, want ResourceExhausted", code)
 	}
 	if !n.Info().DiskLow {

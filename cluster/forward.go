@@ -13,6 +13,7 @@ import (
 	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/fsm"
+	"github.com/factstr/factstr-go/internal/wire"
 )
 
 // forwarder sends a follower's batches to the leader over one long-lived
@@ -121,7 +122,7 @@ func (f *forwarder) stream(ctx context.Context) (*fwdStream, error) {
 	stream, err := cl.ForwardStream(sctx)
 	if err != nil {
 		cancel()
-		return nil, peerError(err)
+		return nil, wire.FromPeerStatus(err)
 	}
 	s := &fwdStream{leaderID: lid, stream: stream, cancel: cancel, pending: make(map[uint64]*fwdBatch)}
 	f.cur = s
@@ -218,7 +219,7 @@ func (s *fwdStream) receive() {
 	for {
 		resp, err := s.stream.Recv()
 		if err != nil {
-			s.breakWith(peerError(err))
+			s.breakWith(wire.FromPeerStatus(err))
 			return
 		}
 		s.mu.Lock()
@@ -234,7 +235,7 @@ func (s *fwdStream) receive() {
 
 func (s *fwdStream) answer(b *fwdBatch, resp *peerv1.ForwardStreamResponse) {
 	if code := codes.Code(resp.GetCode()); code != codes.OK {
-		b.fail(peerError(status.Error(code, resp.GetMessage())))
+		b.fail(wire.FromPeerStatus(status.Error(code, resp.GetMessage())))
 		return
 	}
 	res, err := fsm.DecodeResults(resp.GetResults())

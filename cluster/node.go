@@ -21,23 +21,33 @@ import (
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
 	"github.com/factstr/factstr-go/internal/diskguard"
+	"github.com/factstr/factstr-go/internal/nodeerr"
 	"github.com/factstr/factstr-go/internal/streams"
 	"github.com/factstr/factstr-go/membership"
 	"github.com/factstr/factstr-go/raftlog"
 )
 
-// Errors callers branch on.
+// Errors callers branch on (defined in internal/nodeerr, where the wire
+// mapping can see them).
 var (
 	// ErrNoLeader: the cluster has no reachable leader right now (an
 	// election, a partition). Safe to retry.
-	ErrNoLeader = errors.New("no leader")
+	ErrNoLeader = nodeerr.ErrNoLeader
 	// ErrOutcomeUnknown: a write may or may not have committed (leadership
 	// lost, timeout). Retrying with the same idempotency key is safe.
-	ErrOutcomeUnknown = errors.New("outcome unknown, safe to retry with the same idempotency key")
+	ErrOutcomeUnknown = nodeerr.ErrOutcomeUnknown
 	// ErrNotLeader is returned by leader-only operations on a follower.
-	ErrNotLeader = errors.New("this node is not the leader")
+	ErrNotLeader = nodeerr.ErrNotLeader
 	// ErrWrongNode: the data directory belongs to another node.
-	ErrWrongNode = errors.New("data directory belongs to another node")
+	ErrWrongNode = nodeerr.ErrWrongNode
+	// ErrUnknownNode: no server of that id is in the Raft configuration.
+	ErrUnknownNode = nodeerr.ErrUnknownNode
+	// ErrLastVoter: removing the server would leave no voter.
+	ErrLastVoter = nodeerr.ErrLastVoter
+	// ErrWrongCluster: the node belongs to another cluster.
+	ErrWrongCluster = nodeerr.ErrWrongCluster
+	// ErrLeft: this node has left the cluster; use another node.
+	ErrLeft = nodeerr.ErrLeft
 )
 
 // Node is one member of a FACTSTR cluster. It implements

@@ -14,8 +14,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
-	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/sendq"
+	"github.com/factstr/factstr-go/internal/wire"
 )
 
 // peerPool keeps one gRPC connection per peer address.
@@ -135,22 +135,9 @@ func (p *peerServer) ReadIndex(ctx context.Context, _ *peerv1.ReadIndexRequest) 
 	}
 	idx, err := n.reads.leader.do(ctx)
 	if err != nil {
-		return nil, statusFromLocal(err)
+		return nil, wire.ToPeerStatus(err)
 	}
 	return &peerv1.ReadIndexResponse{Index: idx, Term: n.raft.CurrentTerm()}, nil
-}
-
-func statusFromLocal(err error) error {
-	switch {
-	case errors.Is(err, ErrNotLeader):
-		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, ErrOutcomeUnknown):
-		return status.Error(codes.Aborted, err.Error())
-	case errors.Is(err, ErrNoLeader), errors.Is(err, contract.ErrClosed):
-		return status.Error(codes.Unavailable, err.Error())
-	default:
-		return status.Error(codes.Internal, err.Error())
-	}
 }
 
 // NodeStatus reports this node's progress.

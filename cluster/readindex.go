@@ -12,6 +12,7 @@ import (
 	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/streams"
+	"github.com/factstr/factstr-go/internal/wire"
 )
 
 // readIndex obtains read indexes (the Raft thesis, section 6.4): on the
@@ -110,7 +111,7 @@ func (r *readIndex) remoteRound(ctx context.Context) (uint64, error) {
 	defer cancel()
 	resp, err := cl.ReadIndex(rctx, &peerv1.ReadIndexRequest{FromNodeId: r.nodeID})
 	if err != nil {
-		return 0, peerError(err)
+		return 0, wire.FromPeerStatus(err)
 	}
 	return resp.GetIndex(), nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
+	"github.com/factstr/factstr-go/internal/wire"
 )
 
 // Append commits events as one batch. Every append carries an idempotency
@@ -164,7 +165,7 @@ var ErrRefusedFromPeer = fsm.ErrRefusedFromPeer
 func (n *Node) acceptForwarded(req *peerv1.ForwardStreamRequest, answer func(*peerv1.ForwardStreamResponse)) {
 	id := req.GetId()
 	reply := func(err error) {
-		st, _ := status.FromError(statusFromLocal(err))
+		st, _ := status.FromError(wire.ToPeerStatus(err))
 		answer(&peerv1.ForwardStreamResponse{Id: id, Code: uint32(st.Code()), Message: st.Message()})
 	}
 	if n.closed.Load() {
@@ -250,28 +251,6 @@ func checkForwarded(c *boltstore.Command, from string, limits contract.Limits) e
 func (c *Config) observePropose(kind string, groups, commands int) {
 	if c.OnPropose != nil {
 		c.OnPropose(kind, groups, commands)
-	}
-}
-
-// peerError turns a PeerService status into this package's errors.
-func peerError(err error) error {
-	st, ok := status.FromError(err)
-	if !ok {
-		return fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
-	}
-	switch st.Code() {
-	case codes.FailedPrecondition:
-		return fmt.Errorf("%w: %s", ErrNotLeader, st.Message())
-	case codes.Unavailable:
-		// The request may have reached the leader before the connection
-		// broke.
-		return fmt.Errorf("%w: %s", ErrOutcomeUnknown, st.Message())
-	case codes.DeadlineExceeded, codes.Canceled:
-		return fmt.Errorf("%w: %s", ErrOutcomeUnknown, st.Message())
-	case codes.Aborted:
-		return fmt.Errorf("%w: %s", ErrOutcomeUnknown, st.Message())
-	default:
-		return fmt.Errorf("leader: %s: %s", st.Code(), st.Message())
 	}
 }
 

@@ -336,7 +336,7 @@ func serve(ctx context.Context, args []string) error {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(serverTLS)))
 	}
 	srv := grpc.NewServer(opts...)
-	es := server.NewEventStore(node, cluster.Classify, logger)
+	es := server.NewEventStore(node, logger)
 	if met != nil {
 		es.WithObserver(met)
 		met.Attach(ctx, node)

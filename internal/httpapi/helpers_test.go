@@ -56,7 +56,7 @@ func startNode(t *testing.T, tokens []server.Credential, mod func(*httpapi.Confi
 	}
 	srv := grpc.NewServer(append([]grpc.ServerOption{server.CodecOption()}, auth...)...)
 	store := memstore.New(storeOpts...)
-	server.NewEventStore(store, nil, log).Register(srv)
+	server.NewEventStore(store, log).Register(srv)
 	factstrv1.RegisterAdminServiceServer(srv, stubAdmin{})
 	pipe := httpapi.NewPipeListener()
 	go func() { _ = srv.Serve(pipe) }()

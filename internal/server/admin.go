@@ -49,7 +49,7 @@ func (a *Admin) WithMaxRestoreBytes(n int64) *Admin {
 // Register registers the service on r.
 func (a *Admin) Register(r grpc.ServiceRegistrar) { factstrv1.RegisterAdminServiceServer(r, a) }
 
-func (a *Admin) status(err error) error { return wire.ToStatus(err, cluster.Classify) }
+func (a *Admin) status(err error) error { return wire.ToStatus(err) }
 
 func membersToProto(ms []cluster.MemberStatus) []*factstrv1.Member {
 	out := make([]*factstrv1.Member, len(ms))

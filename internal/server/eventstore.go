@@ -31,10 +31,9 @@ const (
 // EventStore serves factstr.v1.EventStoreService.
 type EventStore struct {
 	factstrv1.UnimplementedEventStoreServiceServer
-	store    contract.EventStore
-	classify wire.Classifier
-	log      *slog.Logger
-	obs      StreamObserver
+	store contract.EventStore
+	log   *slog.Logger
+	obs   StreamObserver
 }
 
 // StreamObserver learns about the streams this service serves (metrics).
@@ -61,13 +60,12 @@ func (s *EventStore) WithObserver(o StreamObserver) *EventStore {
 	return s
 }
 
-// NewEventStore returns the service over store. classify maps errors of the
-// store's own packages (e.g. the cluster's ErrNoLeader) to codes.
-func NewEventStore(store contract.EventStore, classify wire.Classifier, log *slog.Logger) *EventStore {
+// NewEventStore returns the service over store.
+func NewEventStore(store contract.EventStore, log *slog.Logger) *EventStore {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &EventStore{store: store, classify: classify, log: log}
+	return &EventStore{store: store, log: log}
 }
 
 // Register registers the service on s.
@@ -75,7 +73,7 @@ func (s *EventStore) Register(r grpc.ServiceRegistrar) {
 	factstrv1.RegisterEventStoreServiceServer(r, s)
 }
 
-func (s *EventStore) status(err error) error { return wire.ToStatus(err, s.classify) }
+func (s *EventStore) status(err error) error { return wire.ToStatus(err) }
 
 func (s *EventStore) Append(ctx context.Context, req *factstrv1.AppendRequest) (*factstrv1.AppendResponse, error) {
 	if k := req.GetIdempotencyKey(); k != "" {

@@ -133,7 +133,7 @@ func serveLoopback(t *testing.T) *grpc.ClientConn {
 	srv := grpc.NewServer(CodecOption())
 	store := memstore.New()
 	t.Cleanup(func() { _ = store.Close() })
-	NewEventStore(store, nil, slog.New(slog.NewTextHandler(io.Discard, nil))).Register(srv)
+	NewEventStore(store, slog.New(slog.NewTextHandler(io.Discard, nil))).Register(srv)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -41,7 +41,7 @@ func TestSubscriptionCapPerConnection(t *testing.T) {
 	const limit = 3
 	store := memstore.New()
 	defer store.Close()
-	register := func(s *grpc.Server) { server.NewEventStore(store, nil, nil).Register(s) }
+	register := func(s *grpc.Server) { server.NewEventStore(store, nil).Register(s) }
 	conn := serve(t, register, server.ConnLimits{MaxSubscriptionsPerConn: limit}.ServerOptions()...)
 	other, err := grpc.NewClient(conn.Target(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -29,7 +29,7 @@ func TestIdleStreamsMemoryBound(t *testing.T) {
 	)
 	store := memstore.New()
 	defer store.Close()
-	conn := serve(t, func(s *grpc.Server) { server.NewEventStore(store, nil, nil).Register(s) }, server.ConnLimits{}.ServerOptions()...)
+	conn := serve(t, func(s *grpc.Server) { server.NewEventStore(store, nil).Register(s) }, server.ConnLimits{}.ServerOptions()...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 

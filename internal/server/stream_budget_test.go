@@ -96,7 +96,7 @@ func TestIdleCatchUpStreamsStayWithinBudget(t *testing.T) {
 	)
 	store := budgetStore(t, batches, per, payloadBytes, boltstore.WithStreamBudgets(subscriberBuf, nodeBuf, time.Hour))
 	head := store.Head()
-	conn := serve(t, func(s *grpc.Server) { server.NewEventStore(store, nil, nil).Register(s) })
+	conn := serve(t, func(s *grpc.Server) { server.NewEventStore(store, nil).Register(s) })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -149,7 +149,7 @@ func TestSlowSubscriberEndsAndResumes(t *testing.T) {
 	store := budgetStore(t, 50, 20, 2000, boltstore.WithStreamBudgets(64<<10, 0, 200*time.Millisecond))
 	head := store.Head()
 	obs := &tooSlowObserver{slow: make(chan struct{})}
-	conn := serve(t, func(s *grpc.Server) { server.NewEventStore(store, nil, nil).WithObserver(obs).Register(s) })
+	conn := serve(t, func(s *grpc.Server) { server.NewEventStore(store, nil).WithObserver(obs).Register(s) })
 	cl := rawConn(t, conn.Target())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

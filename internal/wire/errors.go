@@ -11,6 +11,8 @@ import (
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/diskguard"
+	"github.com/factstr/factstr-go/internal/nodeerr"
 	"github.com/factstr/factstr-go/internal/streams"
 )
 
@@ -39,13 +41,9 @@ const (
 	ReasonTooSlow            = "SUBSCRIBER_TOO_SLOW"
 )
 
-// Classifier lets the server map errors of packages wire does not import
-// (the cluster's) to a code and reason. It returns ok=false to pass.
-type Classifier func(err error) (code codes.Code, reason string, ok bool)
-
 // ToStatus maps an error from a store to a gRPC status error whose message
 // says what was wrong and what to do.
-func ToStatus(err error, classify Classifier) error {
+func ToStatus(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -85,10 +83,19 @@ func ToStatus(err error, classify Classifier) error {
 	// The store's own errors come before the context's: a node that gave up
 	// waiting for a leader wraps its deadline, and that is UNAVAILABLE (retry
 	// elsewhere), not the caller's DEADLINE_EXCEEDED.
-	if classify != nil {
-		if code, reason, ok := classify(err); ok {
-			return withReason(code, reason, err.Error())
-		}
+	switch {
+	case errors.Is(err, nodeerr.ErrOutcomeUnknown):
+		return withReason(codes.Unavailable, ReasonOutcomeUnknown, err.Error())
+	case errors.Is(err, nodeerr.ErrNoLeader), errors.Is(err, nodeerr.ErrNotLeader), errors.Is(err, nodeerr.ErrLeft):
+		return withReason(codes.Unavailable, ReasonNoLeader, err.Error())
+	case errors.Is(err, nodeerr.ErrUnknownNode):
+		return withReason(codes.NotFound, ReasonNotFound, err.Error())
+	case errors.Is(err, nodeerr.ErrLastVoter):
+		return withReason(codes.FailedPrecondition, ReasonFailedPrecondition, err.Error())
+	case errors.Is(err, nodeerr.ErrWrongCluster), errors.Is(err, nodeerr.ErrWrongNode):
+		return withReason(codes.FailedPrecondition, ReasonWrongCluster, err.Error())
+	case errors.Is(err, diskguard.ErrNoSpace):
+		return withReason(codes.ResourceExhausted, ReasonNoSpace, err.Error())
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):

@@ -11,17 +11,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/nodeerr"
 	"github.com/factstr/factstr-go/internal/streams"
 )
-
-var errCluster = errors.New("a cluster error wire does not know")
-
-func classify(err error) (codes.Code, string, bool) {
-	if errors.Is(err, errCluster) {
-		return codes.Unavailable, ReasonNoLeader, true
-	}
-	return codes.Unknown, "", false
-}
 
 // TestStatusMapping checks each error a store returns against the status
 // the server sends and the error the client gets back from it.
@@ -45,9 +37,9 @@ func TestStatusMapping(t *testing.T) {
 		// retries elsewhere, so it does not come back as ErrClosed.
 		{"closed", contract.ErrClosed, codes.Unavailable, ReasonClosed, nil},
 		{"too slow", fmt.Errorf("x: %w", streams.ErrSubscriberTooSlow), codes.ResourceExhausted, ReasonTooSlow, nil},
-		{"classified", fmt.Errorf("x: %w", errCluster), codes.Unavailable, ReasonNoLeader, nil},
+		{"node error", fmt.Errorf("x: %w", nodeerr.ErrNoLeader), codes.Unavailable, ReasonNoLeader, nil},
 		// The store's error wins over the deadline it wraps (see ToStatus).
-		{"classified deadline", fmt.Errorf("%w: %w", errCluster, context.DeadlineExceeded), codes.Unavailable, ReasonNoLeader, nil},
+		{"node error over deadline", fmt.Errorf("%w: %w", nodeerr.ErrNoLeader, context.DeadlineExceeded), codes.Unavailable, ReasonNoLeader, nil},
 		{"deadline", fmt.Errorf("x: %w", context.DeadlineExceeded), codes.DeadlineExceeded, "", nil},
 		{"canceled", context.Canceled, codes.Canceled, "", nil},
 		{"other", errors.New("disk on fire"), codes.Internal, "", nil},
@@ -56,7 +48,7 @@ func TestStatusMapping(t *testing.T) {
 		contract.ErrResultTooLarge, contract.ErrDurableNameInUse, contract.ErrDurableQueryMismatch, contract.ErrPositionAhead, contract.ErrClosed}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			serr := ToStatus(tt.err, classify)
+			serr := ToStatus(tt.err)
 			st, ok := status.FromError(serr)
 			if !ok {
 				t.Fatalf("ToStatus returned %T %v, not a status", serr, serr)
@@ -89,7 +81,7 @@ func TestStatusMapping(t *testing.T) {
 
 func TestStatusMappingConflict(t *testing.T) {
 	err := fmt.Errorf("append-if: %w", &contract.ConflictError{Expected: 3, Actual: 8})
-	serr := ToStatus(err, nil)
+	serr := ToStatus(err)
 	if status.Code(serr) != codes.Aborted || Reason(serr) != ReasonConflict {
 		t.Fatalf("ToStatus: %v %q, want Aborted %q", status.Code(serr), Reason(serr), ReasonConflict)
 	}
@@ -100,7 +92,7 @@ func TestStatusMappingConflict(t *testing.T) {
 }
 
 func TestStatusMappingEdges(t *testing.T) {
-	if ToStatus(nil, classify) != nil {
+	if ToStatus(nil) != nil {
 		t.Error("ToStatus(nil) is not nil")
 	}
 	if FromStatus(nil) != nil {
@@ -110,7 +102,7 @@ func TestStatusMappingEdges(t *testing.T) {
 	// when it is not wrapped: ToStatus checks the error itself, not its
 	// chain, so a wrapped status becomes INTERNAL.)
 	peer := status.Error(codes.PermissionDenied, "no")
-	if got := ToStatus(peer, classify); got.Error() != peer.Error() || status.Code(got) != codes.PermissionDenied {
+	if got := ToStatus(peer); got.Error() != peer.Error() || status.Code(got) != codes.PermissionDenied {
 		t.Errorf("ToStatus of a status = %v, want it unchanged", got)
 	}
 	// An error that is no status, and a status without our reason, come
