@@ -96,6 +96,6 @@ func TestAdminErrorRoundTrip(t *testing.T) {
 		}
 	}
 	if back := FromPeerStatus(status.Error(codes.FailedPrecondition, "n2 is not the leader")); !errors.Is(back, nodeerr.ErrNotLeader) {
-		t.Errorf("adminError of a follower's refusal = %v, want nodeerr.ErrNotLeader", back)
+		t.Errorf("FromPeerStatus of a follower's refusal = %v, want nodeerr.ErrNotLeader", back)
 	}
 }
