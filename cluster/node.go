@@ -99,7 +99,10 @@ type Node struct {
 	closed    atomic.Bool
 }
 
-var _ contract.EventStore = (*Node)(nil)
+var (
+	_ contract.EventStore         = (*Node)(nil)
+	_ contract.IdempotentAppender = (*Node)(nil)
+)
 
 // Start opens the node's data directory, starts Raft and gossip, and begins
 // bootstrapping or joining in the background. It does not wait for a leader.

@@ -25,46 +25,59 @@ import (
 // so the node retries through elections and leader changes without ever
 // appending twice.
 func (n *Node) Append(ctx context.Context, events []contract.NewEvent) (contract.AppendResult, error) {
-	if err := n.disk.Check(); err != nil {
-		return contract.AppendResult{}, err
-	}
-	if err := contract.ValidateEvents(events, n.cfg.Limits); err != nil {
-		return contract.AppendResult{}, err
-	}
-	return n.appendCmd(ctx, boltstore.Command{Op: boltstore.OpAppend, Events: events})
+	o, err := n.AppendWith(ctx, events, contract.AppendOptions{})
+	return o.AppendResult, err
 }
 
 // AppendIf commits events only if the context's version is expected. The
 // check is decided inside the state machine, in log order.
 func (n *Node) AppendIf(ctx context.Context, events []contract.NewEvent, query contract.EventQuery, expected uint64) (contract.AppendResult, error) {
-	if err := n.disk.Check(); err != nil {
-		return contract.AppendResult{}, err
-	}
-	if err := contract.ValidateEvents(events, n.cfg.Limits); err != nil {
-		return contract.AppendResult{}, err
-	}
-	if err := contract.ValidateContext(query, n.cfg.Limits); err != nil {
-		return contract.AppendResult{}, err
-	}
-	return n.appendCmd(ctx, boltstore.Command{Op: boltstore.OpAppendIf, Events: events, Query: query, Expected: expected})
+	o, err := n.AppendIfWith(ctx, events, query, expected, contract.AppendOptions{})
+	return o.AppendResult, err
 }
 
-func (n *Node) appendCmd(ctx context.Context, cmd boltstore.Command) (contract.AppendResult, error) {
-	if n.closed.Load() {
-		return contract.AppendResult{}, contract.ErrClosed
+// AppendWith is Append with explicit options, reporting whether the call
+// was a retry of an append already committed (contract.IdempotentAppender).
+func (n *Node) AppendWith(ctx context.Context, events []contract.NewEvent, opts contract.AppendOptions) (contract.AppendOutcome, error) {
+	if err := n.disk.Check(); err != nil {
+		return contract.AppendOutcome{}, err
 	}
-	cmd.IdempotencyKey = contract.IdempotencyKey(ctx)
+	if err := contract.ValidateEvents(events, n.cfg.Limits); err != nil {
+		return contract.AppendOutcome{}, err
+	}
+	return n.appendCmd(ctx, opts, boltstore.Command{Op: boltstore.OpAppend, Events: events})
+}
+
+// AppendIfWith is AppendIf with explicit options (see AppendWith).
+func (n *Node) AppendIfWith(ctx context.Context, events []contract.NewEvent, query contract.EventQuery, expected uint64, opts contract.AppendOptions) (contract.AppendOutcome, error) {
+	if err := n.disk.Check(); err != nil {
+		return contract.AppendOutcome{}, err
+	}
+	if err := contract.ValidateEvents(events, n.cfg.Limits); err != nil {
+		return contract.AppendOutcome{}, err
+	}
+	if err := contract.ValidateContext(query, n.cfg.Limits); err != nil {
+		return contract.AppendOutcome{}, err
+	}
+	return n.appendCmd(ctx, opts, boltstore.Command{Op: boltstore.OpAppendIf, Events: events, Query: query, Expected: expected})
+}
+
+func (n *Node) appendCmd(ctx context.Context, opts contract.AppendOptions, cmd boltstore.Command) (contract.AppendOutcome, error) {
+	if n.closed.Load() {
+		return contract.AppendOutcome{}, contract.ErrClosed
+	}
+	cmd.IdempotencyKey = opts.IdempotencyKey
+	if cmd.IdempotencyKey == "" {
+		cmd.IdempotencyKey = contract.IdempotencyKey(ctx)
+	}
 	if cmd.IdempotencyKey == "" {
 		cmd.IdempotencyKey = n.autoKeys.next()
 	}
 	res, _, err := n.propose(ctx, []boltstore.Command{cmd})
 	if err != nil {
-		return contract.AppendResult{}, err
+		return contract.AppendOutcome{}, err
 	}
-	if o, ok := ctx.Value(outcomeCtx{}).(*AppendOutcome); ok {
-		o.Duplicate = res[0].Duplicate
-	}
-	return res[0].Append, res[0].Err
+	return contract.AppendOutcome{AppendResult: res[0].Append, Duplicate: res[0].Duplicate}, res[0].Err
 }
 
 // autoKeys makes the idempotency keys of appends whose caller gave none.
@@ -93,20 +106,6 @@ func (k *autoKeys) next() string {
 	b = append(b, k.prefix...)
 	b = binary.BigEndian.AppendUint64(b, k.counter.Add(1))
 	return string(b)
-}
-
-// AppendOutcome receives what the contract's AppendResult cannot say.
-type AppendOutcome struct {
-	// Duplicate: the idempotency key was seen before and the result is the
-	// first outcome; nothing was appended this time.
-	Duplicate bool
-}
-
-type outcomeCtx struct{}
-
-// WithAppendOutcome returns a context whose Append or AppendIf fills o.
-func WithAppendOutcome(ctx context.Context, o *AppendOutcome) context.Context {
-	return context.WithValue(ctx, outcomeCtx{}, o)
 }
 
 // propose commits cmds through Raft, on the leader or forwarded to it, and

@@ -60,3 +60,32 @@ func ReadOptionsFrom(ctx context.Context) ReadOptions {
 	o, _ := ctx.Value(readOptionsCtx{}).(ReadOptions)
 	return o
 }
+
+// AppendOptions are the options of one append given explicitly
+// (IdempotentAppender), rather than through the context.
+type AppendOptions struct {
+	// IdempotencyKey: a retry with the same key within the store's
+	// retention window returns the first outcome instead of appending
+	// again. Empty: the key of WithIdempotencyKey, if any; a clustered
+	// store makes one when there is none.
+	IdempotencyKey string
+}
+
+// AppendOutcome is the result of an append and whether it was a retry.
+type AppendOutcome struct {
+	AppendResult
+	// Duplicate: the idempotency key had been used within the retention
+	// window; the result is that first outcome and nothing was appended
+	// by this call.
+	Duplicate bool
+}
+
+// IdempotentAppender is implemented by stores that deduplicate appends by
+// idempotency key and can tell a retry from a first append (a cluster
+// node). Servers use it to report the duplicate flag to their clients; the
+// plain Append and AppendIf of EventStore are these calls without options
+// and without the flag.
+type IdempotentAppender interface {
+	AppendWith(ctx context.Context, events []NewEvent, opts AppendOptions) (AppendOutcome, error)
+	AppendIfWith(ctx context.Context, events []NewEvent, query EventQuery, expected uint64, opts AppendOptions) (AppendOutcome, error)
+}

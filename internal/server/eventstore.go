@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
-	"github.com/factstr/factstr-go/cluster"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/streams"
 	"github.com/factstr/factstr-go/internal/wire"
@@ -76,39 +75,54 @@ func (s *EventStore) Register(r grpc.ServiceRegistrar) {
 func (s *EventStore) status(err error) error { return wire.ToStatus(err) }
 
 func (s *EventStore) Append(ctx context.Context, req *factstrv1.AppendRequest) (*factstrv1.AppendResponse, error) {
-	if k := req.GetIdempotencyKey(); k != "" {
-		if !utf8.ValidString(k) {
-			return nil, status.Error(codes.InvalidArgument, "the idempotency key is not valid UTF-8")
-		}
-		ctx = contract.WithIdempotencyKey(ctx, k)
+	if !utf8.ValidString(req.GetIdempotencyKey()) {
+		return nil, status.Error(codes.InvalidArgument, "the idempotency key is not valid UTF-8")
 	}
-	var outcome cluster.AppendOutcome
-	ctx = cluster.WithAppendOutcome(ctx, &outcome)
-	r, err := s.store.Append(ctx, wire.EventsFromProto(req.GetEvents()))
+	r, err := s.append(ctx, wire.EventsFromProto(req.GetEvents()), req.GetIdempotencyKey())
 	if err != nil {
 		return nil, s.status(err)
 	}
-	return &factstrv1.AppendResponse{FirstSequenceNumber: r.FirstSequenceNumber, LastSequenceNumber: r.LastSequenceNumber, CommittedCount: r.CommittedCount, Duplicate: outcome.Duplicate}, nil
+	return &factstrv1.AppendResponse{FirstSequenceNumber: r.FirstSequenceNumber, LastSequenceNumber: r.LastSequenceNumber, CommittedCount: r.CommittedCount, Duplicate: r.Duplicate}, nil
 }
 
 func (s *EventStore) AppendIf(ctx context.Context, req *factstrv1.AppendIfRequest) (*factstrv1.AppendIfResponse, error) {
-	if k := req.GetIdempotencyKey(); k != "" {
-		if !utf8.ValidString(k) {
-			return nil, status.Error(codes.InvalidArgument, "the idempotency key is not valid UTF-8")
-		}
-		ctx = contract.WithIdempotencyKey(ctx, k)
+	if !utf8.ValidString(req.GetIdempotencyKey()) {
+		return nil, status.Error(codes.InvalidArgument, "the idempotency key is not valid UTF-8")
 	}
 	events, query := wire.EventsFromProto(req.GetEvents()), wire.QueryFromProto(req.GetContext())
 	if err := refuseUnnarrowed(events, query); err != nil {
 		return nil, s.status(err)
 	}
-	var outcome cluster.AppendOutcome
-	ctx = cluster.WithAppendOutcome(ctx, &outcome)
-	r, err := s.store.AppendIf(ctx, events, query, req.GetExpectedContextVersion())
+	r, err := s.appendIf(ctx, events, query, req.GetExpectedContextVersion(), req.GetIdempotencyKey())
 	if err != nil {
 		return nil, s.status(err)
 	}
-	return &factstrv1.AppendIfResponse{FirstSequenceNumber: r.FirstSequenceNumber, LastSequenceNumber: r.LastSequenceNumber, CommittedCount: r.CommittedCount, Duplicate: outcome.Duplicate}, nil
+	return &factstrv1.AppendIfResponse{FirstSequenceNumber: r.FirstSequenceNumber, LastSequenceNumber: r.LastSequenceNumber, CommittedCount: r.CommittedCount, Duplicate: r.Duplicate}, nil
+}
+
+// append and appendIf hand the key to a store that takes it explicitly and
+// reports duplicates (a cluster node); any other store gets it through the
+// context and reports none.
+func (s *EventStore) append(ctx context.Context, events []contract.NewEvent, key string) (contract.AppendOutcome, error) {
+	if a, ok := s.store.(contract.IdempotentAppender); ok {
+		return a.AppendWith(ctx, events, contract.AppendOptions{IdempotencyKey: key})
+	}
+	if key != "" {
+		ctx = contract.WithIdempotencyKey(ctx, key)
+	}
+	r, err := s.store.Append(ctx, events)
+	return contract.AppendOutcome{AppendResult: r}, err
+}
+
+func (s *EventStore) appendIf(ctx context.Context, events []contract.NewEvent, query contract.EventQuery, expected uint64, key string) (contract.AppendOutcome, error) {
+	if a, ok := s.store.(contract.IdempotentAppender); ok {
+		return a.AppendIfWith(ctx, events, query, expected, contract.AppendOptions{IdempotencyKey: key})
+	}
+	if key != "" {
+		ctx = contract.WithIdempotencyKey(ctx, key)
+	}
+	r, err := s.store.AppendIf(ctx, events, query, expected)
+	return contract.AppendOutcome{AppendResult: r}, err
 }
 
 // refuseUnnarrowed refuses an AppendIf context no index narrows before the
