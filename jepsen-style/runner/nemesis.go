@@ -36,15 +36,44 @@ var Nemeses = map[string]string{
 	"membership-quick":   "as membership, but restart the wiped node at once: only its new incarnation tells it from the removed node that kept running (runner/membership.go)",
 }
 
+// CheckSchedule reports the first name in a nemesis schedule that is not
+// in Nemeses.
+func CheckSchedule(nemeses []string) error {
+	for _, n := range nemeses {
+		if _, ok := Nemeses[n]; !ok {
+			return fmt.Errorf("unknown nemesis %q", n)
+		}
+	}
+	return nil
+}
+
+// NeedsRaftProxy reports whether a nemesis schedule delays Raft traffic,
+// so every node needs a latency proxy (Config.RaftProxy; latency.go).
+func NeedsRaftProxy(nemeses []string) bool {
+	for _, n := range nemeses {
+		if n == "latency" {
+			return true
+		}
+	}
+	return false
+}
+
+// lossRule drops a quarter of the packets a node receives from its peers
+// (not from the clients' address).
+const lossRule = "ip saddr " + Subnet + ".0/24 ip saddr != " + ClientIP + " numgen random mod 100 < 25 drop"
+
 type fault struct {
 	desc  string
 	heal  func(ctx context.Context)
 	nodes []string
 }
 
-func (c *cluster) others(i int) []int {
+func (c *cluster) others(i int) []int { return others(c.cfg.Nodes, i) }
+
+// others lists the nodes 1..n but i.
+func others(n, i int) []int {
 	var o []int
-	for j := 1; j <= c.cfg.Nodes; j++ {
+	for j := 1; j <= n; j++ {
 		if j != i {
 			o = append(o, j)
 		}
@@ -54,6 +83,18 @@ func (c *cluster) others(i int) []int {
 
 // grudge applies drop rules: node -> peers whose packets it drops.
 func (c *cluster) grudge(ctx context.Context, g map[int][]int) error {
+	for n, rules := range grudgeRules(g) {
+		if err := SetRules(ctx, n, rules); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// grudgeRules turns a grudge (node -> peers whose packets it drops) into
+// each node's nftables input rules; nodes that drop nothing get none.
+func grudgeRules(g map[int][]int) map[int][]string {
+	out := map[int][]string{}
 	for n, peers := range g {
 		if len(peers) == 0 {
 			continue
@@ -62,11 +103,9 @@ func (c *cluster) grudge(ctx context.Context, g map[int][]int) error {
 		for _, p := range peers {
 			ips = append(ips, nodeIP(p))
 		}
-		if err := SetRules(ctx, n, []string{fmt.Sprintf("ip saddr { %s } drop", strings.Join(ips, ", "))}); err != nil {
-			return err
-		}
+		out[n] = []string{fmt.Sprintf("ip saddr { %s } drop", strings.Join(ips, ", "))}
 	}
-	return nil
+	return out
 }
 
 func (c *cluster) healNet(ctx context.Context) {
@@ -85,11 +124,63 @@ func (c *cluster) pickLeader(ctx context.Context, rng *rand.Rand) int {
 }
 
 func (c *cluster) isolate(ctx context.Context, i int) error {
-	g := map[int][]int{i: c.others(i)}
-	for _, j := range c.others(i) {
+	return c.grudge(ctx, isolation(c.cfg.Nodes, i))
+}
+
+// isolation is the grudge that cuts node i off from the other n-1 nodes
+// in both directions.
+func isolation(n, i int) map[int][]int {
+	g := map[int][]int{i: others(n, i)}
+	for _, j := range others(n, i) {
 		g[j] = []int{i}
 	}
-	return c.grudge(ctx, g)
+	return g
+}
+
+// halves splits nodes 1..n into a minority of (n-1)/2 nodes (the first of
+// perm, a permutation of 0..n-1) and the majority, which drop each
+// other's packets.
+func halves(n int, perm []int) (map[int][]int, string) {
+	minority := map[int]bool{}
+	for _, p := range perm[:(n-1)/2] {
+		minority[p+1] = true
+	}
+	g := map[int][]int{}
+	var a, b []string
+	for i := 1; i <= n; i++ {
+		if minority[i] {
+			a = append(a, fmt.Sprintf("n%d", i))
+		} else {
+			b = append(b, fmt.Sprintf("n%d", i))
+		}
+		for j := 1; j <= n; j++ {
+			if minority[i] != minority[j] {
+				g[i] = append(g[i], j)
+			}
+		}
+	}
+	return g, fmt.Sprintf("partition {%s} | {%s}", strings.Join(a, ","), strings.Join(b, ","))
+}
+
+// bridge keeps node perm[0]+1 connected to everyone and splits the others
+// (perm a permutation of 0..n-1) into two halves that do not see each
+// other.
+func bridge(n int, perm []int) (map[int][]int, string) {
+	br := perm[0] + 1
+	var rest []int
+	for _, p := range perm[1:] {
+		rest = append(rest, p+1)
+	}
+	sort.Ints(rest)
+	half := len(rest) / 2
+	g := map[int][]int{}
+	for _, x := range rest[:half] {
+		g[x] = append(g[x], rest[half:]...)
+	}
+	for _, x := range rest[half:] {
+		g[x] = append(g[x], rest[:half]...)
+	}
+	return g, fmt.Sprintf("bridge: n%d sees %v and %v, which do not see each other", br, rest[:half], rest[half:])
 }
 
 func (c *cluster) startFault(ctx context.Context, kind string, rng *rand.Rand) (*fault, error) {
@@ -104,43 +195,11 @@ func (c *cluster) startFault(ctx context.Context, kind string, rng *rand.Rand) (
 		f := c.others(l)[rng.Intn(n-1)]
 		return &fault{desc: fmt.Sprintf("partition {n%d} | rest (follower isolated, leader n%d)", f, l), heal: netHeal}, c.isolate(ctx, f)
 	case "partition-halves":
-		perm := rng.Perm(n)
-		minority := map[int]bool{}
-		for _, p := range perm[:(n-1)/2] {
-			minority[p+1] = true
-		}
-		g := map[int][]int{}
-		var a, b []string
-		for i := 1; i <= n; i++ {
-			if minority[i] {
-				a = append(a, fmt.Sprintf("n%d", i))
-			} else {
-				b = append(b, fmt.Sprintf("n%d", i))
-			}
-			for j := 1; j <= n; j++ {
-				if minority[i] != minority[j] {
-					g[i] = append(g[i], j)
-				}
-			}
-		}
-		return &fault{desc: fmt.Sprintf("partition {%s} | {%s}", strings.Join(a, ","), strings.Join(b, ",")), heal: netHeal}, c.grudge(ctx, g)
+		g, desc := halves(n, rng.Perm(n))
+		return &fault{desc: desc, heal: netHeal}, c.grudge(ctx, g)
 	case "partition-bridge":
-		perm := rng.Perm(n)
-		br := perm[0] + 1
-		var rest []int
-		for _, p := range perm[1:] {
-			rest = append(rest, p+1)
-		}
-		sort.Ints(rest)
-		half := len(rest) / 2
-		g := map[int][]int{}
-		for _, x := range rest[:half] {
-			g[x] = append(g[x], rest[half:]...)
-		}
-		for _, x := range rest[half:] {
-			g[x] = append(g[x], rest[:half]...)
-		}
-		return &fault{desc: fmt.Sprintf("bridge: n%d sees %v and %v, which do not see each other", br, rest[:half], rest[half:]), heal: netHeal}, c.grudge(ctx, g)
+		g, desc := bridge(n, rng.Perm(n))
+		return &fault{desc: desc, heal: netHeal}, c.grudge(ctx, g)
 	case "partition-oneway":
 		l := c.pickLeader(ctx, rng)
 		f := c.others(l)[rng.Intn(n-1)]
@@ -148,7 +207,7 @@ func (c *cluster) startFault(ctx context.Context, kind string, rng *rand.Rand) (
 		return &fault{desc: fmt.Sprintf("one-way: n%d drops packets from leader n%d", f, l), heal: netHeal}, c.grudge(ctx, map[int][]int{f: {l}})
 	case "loss":
 		for i := 1; i <= n; i++ {
-			if err := SetRules(ctx, i, []string{fmt.Sprintf("ip saddr %s.0/24 ip saddr != %s numgen random mod 100 < 25 drop", Subnet, ClientIP)}); err != nil {
+			if err := SetRules(ctx, i, []string{lossRule}); err != nil {
 				return nil, err
 			}
 		}

@@ -112,14 +112,12 @@ func run() int {
 	if *nemeses != "" {
 		cfg.Nemeses = strings.Split(*nemeses, ",")
 	}
-	for _, n := range cfg.Nemeses {
-		cfg.RaftProxy = cfg.RaftProxy || n == "latency" // Raft proxies only when needed
-		if _, ok := runner.Nemeses[n]; !ok {
-			fmt.Fprintf(os.Stderr, "unknown nemesis %q (see -list)\n", n)
-			return 2
-		}
+	if err := runner.CheckSchedule(cfg.Nemeses); err != nil {
+		fmt.Fprintf(os.Stderr, "%v (see -list)\n", err)
+		return 2
 	}
-	cfg.LazyFS = runner.NeedsLazyFS(cfg.Nemeses) // data directories on lazyfs only for power loss
+	cfg.RaftProxy = runner.NeedsRaftProxy(cfg.Nemeses) // Raft proxies only when needed
+	cfg.LazyFS = runner.NeedsLazyFS(cfg.Nemeses)       // data directories on lazyfs only for power loss
 	if cfg.Seed == 0 {
 		cfg.Seed = time.Now().UnixNano()
 	}
