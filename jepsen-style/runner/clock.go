@@ -36,12 +36,16 @@ func clockFile(i int) string {
 
 // setClockOffset writes node i's offset atomically: the node rereads the
 // file at any time and must never see it half written.
-func setClockOffset(i int, d time.Duration) error {
+func setClockOffset(i int, d time.Duration) error { return writeClockOffset(clockFile(i), d) }
+
+// writeClockOffset writes d to path in the form the node parses (a Go
+// duration, signed when positive, one line).
+func writeClockOffset(path string, d time.Duration) error {
 	s := d.String()
 	if d > 0 {
 		s = "+" + s
 	}
-	return fsutil.WriteFile(clockFile(i), []byte(s+"\n"), 0o644)
+	return fsutil.WriteFile(path, []byte(s+"\n"), 0o644)
 }
 
 func (c *cluster) resetClocks(nodes map[int]bool) {
