@@ -73,20 +73,7 @@ func (s *liveSub) subscribe(ctx context.Context) (contract.Subscription, <-chan 
 	inc, proc := s.inc, newProc()
 	op := s.rec.Invoke(proc, s.worker(), s.node, history.FLiveSubscribe, &history.Value{Name: s.name, Ctx: s.ctx, Incarnation: inc})
 	ended := make(chan struct{})
-	var once sync.Once
-	h := func(hctx context.Context, batch []contract.EventRecord) error {
-		once.Do(func() { context.AfterFunc(hctx, func() { close(ended) }) })
-		evs := toEvents(batch)
-		o := s.rec.Invoke(proc, s.worker(), s.node, history.FLive, &history.Value{Name: s.name, Ctx: s.ctx, Incarnation: inc, Events: evs})
-		s.rec.Complete(o, proc, s.worker(), s.node, history.FLive, history.OK, nil, nil)
-		s.mu.Lock()
-		s.batches++
-		if n := len(batch); n > 0 {
-			s.lastSeq = max(s.lastSeq, batch[n-1].SequenceNumber)
-		}
-		s.mu.Unlock()
-		return nil
-	}
+	h := s.handler(proc, inc, ended)
 	var sub contract.Subscription
 	var err error
 	// The subscription lives as long as ctx: the call's own retries are
@@ -103,6 +90,25 @@ func (s *liveSub) subscribe(ctx context.Context) (contract.Subscription, <-chan 
 	s.rec.Complete(op, proc, s.worker(), s.node, history.FLiveSubscribe, history.OK, nil, nil)
 	s.subs++
 	return sub, ended, nil
+}
+
+// handler records each batch of incarnation inc as a history.FLive op and
+// closes ended when the subscription's handler context ends.
+func (s *liveSub) handler(proc, inc int, ended chan struct{}) contract.StreamHandler {
+	var once sync.Once
+	return func(hctx context.Context, batch []contract.EventRecord) error {
+		once.Do(func() { context.AfterFunc(hctx, func() { close(ended) }) })
+		evs := toEvents(batch)
+		o := s.rec.Invoke(proc, s.worker(), s.node, history.FLive, &history.Value{Name: s.name, Ctx: s.ctx, Incarnation: inc, Events: evs})
+		s.rec.Complete(o, proc, s.worker(), s.node, history.FLive, history.OK, nil, nil)
+		s.mu.Lock()
+		s.batches++
+		if n := len(batch); n > 0 {
+			s.lastSeq = max(s.lastSeq, batch[n-1].SequenceNumber)
+		}
+		s.mu.Unlock()
+		return nil
+	}
 }
 
 func (s *liveSub) run(ctx context.Context) {

@@ -350,6 +350,11 @@ func (c *cluster) barrier(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	defer cl.Close()
+	return c.appendBarrier(ctx, cl)
+}
+
+// appendBarrier is barrier on a dialled client.
+func (c *cluster) appendBarrier(ctx context.Context, cl *client.Client) (uint64, error) {
 	deadline := time.Now().Add(45 * time.Second)
 	key := fmt.Sprintf("barrier-%d", time.Now().UnixNano())
 	// The barrier is an append like any other in the history: an append
