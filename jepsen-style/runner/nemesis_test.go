@@ -286,3 +286,19 @@ func TestIsProxyCmdline(t *testing.T) {
 		}
 	}
 }
+
+// TestFaultsThatCannotStart: a fault whose preconditions the run does not
+// meet returns an error and no fault (the nemesis records it as failed and
+// has nothing to heal), before touching any node.
+func TestFaultsThatCannotStart(t *testing.T) {
+	for _, kind := range []string{"latency", "power-loss", "power-loss-all", "membership", "membership-leader", "membership-quick"} {
+		t.Run(kind, func(t *testing.T) {
+			// No proxies, no lazyfs mounts, and no node to ask for a leader.
+			c := &cluster{cfg: Config{Nodes: 0}}
+			f, err := c.startFault(context.Background(), kind, rand.New(rand.NewSource(1)))
+			if f != nil || err == nil {
+				t.Fatalf("startFault(%s) = %v, %v; want an error and no fault", kind, f, err)
+			}
+		})
+	}
+}
