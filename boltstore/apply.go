@@ -89,8 +89,9 @@ type Entry struct {
 // Errors of individual commands, besides the contract's sentinels.
 var (
 	// ErrNotHeld is the outcome of an OpAdvance by a holder that does not
-	// hold the name (any more).
-	ErrNotHeld = errors.New("durable stream name is not held by this holder")
+	// hold the name (any more): the contract's ErrDurableLeaseLost, which
+	// ends the subscription with that Err.
+	ErrNotHeld = contract.ErrDurableLeaseLost
 	// ErrUnknownOp is the outcome of a command with an Op this version does
 	// not know.
 	ErrUnknownOp = errors.New("unknown command op")

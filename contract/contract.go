@@ -69,6 +69,17 @@ type StreamHandler func(ctx context.Context, batch []EventRecord) error
 type Subscription interface {
 	ID() uint64
 	Unsubscribe() // idempotent; stops future deliveries
+	// Done is closed when the stream has ended, for any reason: Unsubscribe,
+	// the Stream* call's ctx, a durable handler's failure, a lost durable
+	// lease, Close, or (for a remote store) a connection that could not be
+	// resumed. No handler call is running or will start once it is closed.
+	Done() <-chan struct{}
+	// Err is nil while the stream runs and after a plain Unsubscribe;
+	// after Done it says why the stream ended otherwise. Callers branch
+	// with errors.Is: the ctx's error (context.Canceled,
+	// context.DeadlineExceeded), ErrHandlerFailed (and the handler's own
+	// error), ErrDurableLeaseLost, ErrClosed, ErrStreamLost.
+	Err() error
 }
 
 // EventStore is what every FACTSTR store implements.

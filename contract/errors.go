@@ -32,6 +32,17 @@ var (
 	// ErrDurableQueryMismatch is returned when a durable name is subscribed
 	// again with a query different from the one it was created with.
 	ErrDurableQueryMismatch = errors.New("durable stream name was created with a different query")
+	// ErrHandlerFailed is Subscription.Err of a durable stream that ended
+	// because its handler returned an error or panicked; the error also
+	// wraps what the handler returned.
+	ErrHandlerFailed = errors.New("stream handler failed")
+	// ErrDurableLeaseLost is Subscription.Err of a durable stream whose name
+	// is no longer held by it: the cluster released the lease (its node was
+	// declared gone) or an operator reset or deleted the name with force.
+	ErrDurableLeaseLost = errors.New("durable stream name is no longer held by this subscription")
+	// ErrStreamLost is Subscription.Err of a remote store's stream whose
+	// connection was lost and could not be resumed on any node in time.
+	ErrStreamLost = errors.New("stream lost its connection to the store and could not resume")
 )
 
 // Limits bounds what a store accepts. Zero fields mean "no limit".

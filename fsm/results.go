@@ -20,6 +20,7 @@ const (
 	errInvalidQuery
 	errOther
 	errRefused
+	errLeaseLost
 )
 
 // ErrRefusedFromPeer is the outcome of a forwarded command that no
@@ -62,6 +63,8 @@ func EncodeResults(rs []boltstore.Result) []byte {
 				kind = errInvalidQuery
 			case errors.Is(r.Err, ErrRefusedFromPeer):
 				kind = errRefused
+			case errors.Is(r.Err, contract.ErrDurableLeaseLost):
+				kind = errLeaseLost
 			}
 			b = append(b, kind)
 			b = appendString(b, r.Err.Error())
@@ -109,6 +112,8 @@ func sentinelFor(kind byte) error {
 		return contract.ErrInvalidQuery
 	case errRefused:
 		return ErrRefusedFromPeer
+	case errLeaseLost:
+		return contract.ErrDurableLeaseLost
 	}
 	return nil
 }

@@ -273,7 +273,7 @@ func (d *durables) Advance(_ context.Context, name, holder string, cursor uint64
 	defer d.mu.Unlock()
 	cur, ok := d.durables[name]
 	if !ok || cur.holder != holder {
-		return fmt.Errorf("durable stream %q is not held by %s", name, holder)
+		return fmt.Errorf("%w: durable stream %q is not held by %s", contract.ErrDurableLeaseLost, name, holder)
 	}
 	cur.cursor = max(cur.cursor, cursor)
 	return nil

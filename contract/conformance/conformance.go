@@ -54,6 +54,7 @@ func groups() []group {
 		{"Live", liveCases()},
 		{"CatchUp", catchUpCases()},
 		{"Durable", durableCases()},
+		{"Ending", endingCases()},
 		{"Close", closeCases()},
 		{"Concurrency", concurrencyCases()},
 	}

@@ -179,7 +179,7 @@ func (s *refStore) subscribe(ctx context.Context, name string, durable bool, q c
 		return nil, contract.ErrClosed
 	}
 	subCtx, cancel := context.WithCancel(ctx)
-	sub := &refSub{st: s, m: m, handler: h, ctx: subCtx, cancel: cancel}
+	sub := &refSub{st: s, m: m, handler: h, parent: ctx, ctx: subCtx, cancel: cancel, done: make(chan struct{})}
 	sub.cond = sync.NewCond(&sub.mu)
 	from, replay := q.MinSequenceNumber, q.MinSequenceNumber > 0
 	if durable {
@@ -226,7 +226,7 @@ func (s *refStore) subscribe(ctx context.Context, name string, durable bool, q c
 		}
 	}
 	go sub.run()
-	context.AfterFunc(ctx, sub.Unsubscribe)
+	context.AfterFunc(ctx, func() { sub.stop(context.Cause(ctx)); sub.Unsubscribe() })
 	return sub, nil
 }
 
@@ -244,7 +244,7 @@ func (s *refStore) Close() error {
 	}
 	s.mu.Unlock()
 	for _, sub := range subs {
-		sub.stop()
+		sub.stop(contract.ErrClosed)
 	}
 	return nil
 }
@@ -254,19 +254,31 @@ type refSub struct {
 	id      uint64
 	m       *contract.Matcher
 	handler contract.StreamHandler
+	parent  context.Context
 	ctx     context.Context
 	cancel  context.CancelFunc
 	durable *durableState
+	done    chan struct{}
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	queue   [][]contract.EventRecord
-	stopped bool
-	running bool   // a handler call is in flight
-	gid     uint64 // goroutine of the in-flight handler call
+	mu        sync.Mutex
+	cond      *sync.Cond
+	queue     [][]contract.EventRecord
+	stopped   bool
+	stopCause error  // nil for Unsubscribe
+	err       error  // why the stream ended, set before done is closed
+	running   bool   // a handler call is in flight
+	gid       uint64 // goroutine of the in-flight handler call
 }
 
 func (sub *refSub) ID() uint64 { return sub.id }
+
+func (sub *refSub) Done() <-chan struct{} { return sub.done }
+
+func (sub *refSub) Err() error {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	return sub.err
+}
 
 func (sub *refSub) offer(b []contract.EventRecord) {
 	sub.mu.Lock()
@@ -314,7 +326,20 @@ func (sub *refSub) call(b []contract.EventRecord) (err error) {
 }
 
 func (sub *refSub) run() {
-	defer sub.end()
+	reason := sub.loop()
+	sub.mu.Lock()
+	if sub.stopped {
+		reason = sub.stopCause
+	}
+	sub.err = reason
+	sub.mu.Unlock()
+	sub.end()
+	close(sub.done)
+}
+
+// loop delivers until the subscription stops (nil) or a durable handler
+// fails (its error).
+func (sub *refSub) loop() error {
 	for {
 		sub.mu.Lock()
 		for len(sub.queue) == 0 && !sub.stopped {
@@ -322,21 +347,24 @@ func (sub *refSub) run() {
 		}
 		if sub.stopped || sub.ctx.Err() != nil {
 			sub.mu.Unlock()
-			return
+			return context.Cause(sub.parent)
 		}
 		b := sub.queue[0]
 		sub.queue = sub.queue[1:]
 		sub.running, sub.gid = true, goid()
 		sub.mu.Unlock()
 		if err := sub.deliver(b); err != nil && sub.durable != nil {
-			return // a durable stream stops on failure; end frees the name
+			return fmt.Errorf("%w: %w", contract.ErrHandlerFailed, err) // a durable stream stops on failure; end frees the name
 		}
 	}
 }
 
-// stop ends deliveries without waiting.
-func (sub *refSub) stop() {
+// stop ends deliveries without waiting; the first stop's cause is Err.
+func (sub *refSub) stop(cause error) {
 	sub.mu.Lock()
+	if !sub.stopped {
+		sub.stopCause = cause
+	}
 	sub.stopped = true
 	sub.queue = nil
 	sub.cond.Broadcast()
@@ -356,7 +384,7 @@ func (sub *refSub) release() {
 }
 
 func (sub *refSub) end() {
-	sub.stop()
+	sub.stop(nil)
 	sub.release()
 }
 
@@ -364,7 +392,7 @@ func (sub *refSub) end() {
 // unless it is called from inside that call: then the name is freed by the
 // delivery goroutine once the handler returned (and the cursor advanced).
 func (sub *refSub) Unsubscribe() {
-	sub.stop()
+	sub.stop(nil)
 	sub.mu.Lock()
 	inside := sub.running && sub.gid == goid()
 	for sub.running && !inside {

@@ -243,7 +243,7 @@ func (e *Engine) Close() {
 	}
 	e.mu.Unlock()
 	for _, s := range subs {
-		s.Unsubscribe()
+		s.stop(contract.ErrClosed)
 	}
 }
 
@@ -257,6 +257,7 @@ func (e *Engine) newSubscription(ctx context.Context, m *contract.Matcher, h con
 	s := &subscription{
 		e:       e,
 		id:      e.nextID.Add(1),
+		parent:  ctx,
 		ctx:     sctx,
 		cancel:  cancel,
 		handler: h,
@@ -276,6 +277,7 @@ func (e *Engine) remove(s *subscription) {
 type subscription struct {
 	e       *Engine
 	id      uint64
+	parent  context.Context // the Stream* call's: its end is the stream's Err
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
 	handler contract.StreamHandler
@@ -288,13 +290,14 @@ type subscription struct {
 	pos    uint64 // scanned through; owned by the delivering goroutine
 	cursor uint64 // last cursor stored; owned by the delivering goroutine
 
-	mu      sync.Mutex
-	stopped bool
+	mu        sync.Mutex
+	stopped   bool
+	stopCause error // why stopped was set: nil for Unsubscribe, ErrClosed for Close
+	err       error // why the stream ended; set before done is closed
 	// ahead holds the batches read and not yet taken for delivery (taken
 	// ones are set to nil); a stall may drop them, and sets reclaimed.
 	ahead     [][]contract.EventRecord
 	reclaimed bool
-	slow      bool
 	liveGID   uint64 // goroutine running live deliveries
 	done      chan struct{}
 	started   bool
@@ -307,6 +310,16 @@ func (s *subscription) ID() uint64 { return s.id }
 // server relaying the stream ends its RPC on it.
 func (s *subscription) Done() <-chan struct{} { return s.done }
 
+// Err tells why the subscription ended: nil while it runs and after
+// Unsubscribe; otherwise the ctx's cause, contract.ErrClosed,
+// ErrSubscriberTooSlow, contract.ErrDurableLeaseLost, or a durable
+// handler's failure (contract.ErrHandlerFailed).
+func (s *subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
 // StartPosition is the sequence number through which the log was delivered
 // (or skipped) when the subscription went live: a client that loses its
 // connection before any delivery resumes after it.
@@ -316,9 +329,16 @@ func (s *subscription) StartPosition() uint64 { return s.start }
 // waits for an in-flight handler and, for a durable stream, for the name to
 // be released. Called from inside the handler it cannot wait for itself; the
 // handler's return value is still honoured.
-func (s *subscription) Unsubscribe() {
+func (s *subscription) Unsubscribe() { s.stop(nil) }
+
+// stop ends the subscription for cause (nil: Unsubscribe) and, unless
+// called from inside the handler, waits until it has ended. The first
+// stop decides the cause.
+func (s *subscription) stop(cause error) {
 	s.mu.Lock()
-	s.stopped = true
+	if !s.stopped {
+		s.stopped, s.stopCause = true, cause
+	}
 	started, gid := s.started, s.liveGID
 	s.mu.Unlock()
 	s.cancel(nil)
@@ -329,17 +349,6 @@ func (s *subscription) Unsubscribe() {
 		return
 	}
 	<-s.done
-}
-
-// Err tells why the subscription ended on its own: ErrSubscriberTooSlow,
-// or nil for any other reason.
-func (s *subscription) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.slow {
-		return ErrSubscriberTooSlow
-	}
-	return nil
 }
 
 func (s *subscription) isStopped() bool {
@@ -373,6 +382,30 @@ func (s *subscription) live() {
 	if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, context.Canceled) && !errors.Is(err, errHubClosed) && !errors.Is(err, ErrSubscriberTooSlow) {
 		s.e.cfg.Logger.Warn("stream ended", "subscription", s.id, "durable", s.name, "error", err)
 	}
+	reason := s.endReason(err)
+	s.mu.Lock()
+	s.err = reason
+	s.mu.Unlock()
+}
+
+// endReason maps how run ended to what Err reports.
+func (s *subscription) endReason(runErr error) error {
+	s.mu.Lock()
+	stopped, cause := s.stopped, s.stopCause
+	s.mu.Unlock()
+	switch {
+	case stopped:
+		return cause
+	case runErr == nil:
+		return nil
+	case errors.Is(runErr, ErrSubscriberTooSlow):
+		return ErrSubscriberTooSlow
+	case s.parent.Err() != nil:
+		return context.Cause(s.parent)
+	case errors.Is(runErr, errHubClosed), errors.Is(runErr, contract.ErrClosed):
+		return contract.ErrClosed
+	}
+	return runErr
 }
 
 // replay delivers the batches after s.pos through until. Unlike run, an
@@ -517,7 +550,7 @@ func (s *subscription) deliverOne(b []contract.EventRecord) error {
 	}
 	if herr != nil {
 		if s.durable {
-			return fmt.Errorf("handler failed on the batch ending at %d: %w", b[len(b)-1].SequenceNumber, herr)
+			return fmt.Errorf("%w on the batch ending at %d: %w", contract.ErrHandlerFailed, b[len(b)-1].SequenceNumber, herr)
 		}
 		if err := s.ctxErr(); err != nil {
 			return err
@@ -537,9 +570,6 @@ func (s *subscription) deliverOne(b []contract.EventRecord) error {
 func (s *subscription) stalled() {
 	s.mu.Lock()
 	dropped := s.dropAheadLocked()
-	if !s.durable {
-		s.slow = true
-	}
 	s.mu.Unlock()
 	if s.durable {
 		if dropped > 0 {
