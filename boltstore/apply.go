@@ -69,13 +69,21 @@ type Command struct {
 	OccurredAt     time.Time           // stamps appended events; OpPruneIdempotency: the cutoff
 	IdempotencyKey string              // optional, for OpAppend and OpAppendIf
 	Name, Holder   string              // durable ops; OpReleaseHolders: Holder is a prefix; OpSetIncarnation: node id, incarnation
-	Cursor         uint64              // OpAdvance
+	Cursor         uint64              // OpAdvance: the new cursor; OpAcquire (Start is StartAfterSequence): the start
+	// Start is where OpAcquire starts a name it creates (and where
+	// OpResetDurable moves a cursor): the beginning, the head when it
+	// applies, or Cursor.
+	Start contract.StartKind
+	// Force lets OpResetDurable and OpDeleteDurable act on a held name; the
+	// holder loses its lease.
+	Force bool
 }
 
 // Result is the deterministic outcome of one command.
 type Result struct {
 	Append    contract.AppendResult
 	Cursor    uint64 // OpAcquire: the stored cursor
+	Created   bool   // OpAcquire: the name was created (its start applied)
 	Duplicate bool   // the idempotency key was seen before: Append/Err are the first outcome
 	Err       error  // the command's own failure; nothing of it was written
 }
@@ -469,16 +477,28 @@ func (a *applier) acquire(c *Command) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if !ok {
+	created := !ok
+	if created {
 		q := contract.EventQuery{Filters: c.Query.Filters}
 		qj, err := json.Marshal(q)
 		if err != nil {
 			return Result{Err: fmt.Errorf("%w: %v", contract.ErrInvalidQuery, err)}, nil
 		}
-		d = durableRecord{queryKey: key, queryJSON: qj}
+		start := contract.StartPosition{Kind: c.Start}
+		if c.Start == contract.StartAfterSequence {
+			start.After = c.Cursor
+		}
+		cursor, err := streams.StartCursor(start, a.r.head)
+		if err != nil {
+			return Result{Err: err}, nil
+		}
+		d = durableRecord{cursor: cursor, queryKey: key, queryJSON: qj, start: start}
+		if !c.OccurredAt.IsZero() {
+			d.created = unixNanos(c.OccurredAt)
+		}
 	} else {
 		if d.queryKey != key {
-			return Result{Err: fmt.Errorf("%w: %q", contract.ErrDurableQueryMismatch, c.Name)}, nil
+			return Result{Err: streams.QueryMismatch(c.Name, d.query())}, nil
 		}
 		// The same holder acquiring again is a retried command, not a
 		// second subscriber.
@@ -490,7 +510,7 @@ func (a *applier) acquire(c *Command) (Result, error) {
 	if err := a.storeDurable(c.Name, d); err != nil {
 		return Result{}, err
 	}
-	return Result{Cursor: d.cursor}, nil
+	return Result{Cursor: d.cursor, Created: created}, nil
 }
 
 func (a *applier) advance(c *Command) (Result, error) {
@@ -505,6 +525,9 @@ func (a *applier) advance(c *Command) (Result, error) {
 		return Result{Cursor: d.cursor}, nil
 	}
 	d.cursor = c.Cursor
+	if !c.OccurredAt.IsZero() {
+		d.lastAck = unixNanos(c.OccurredAt)
+	}
 	if err := a.storeDurable(c.Name, d); err != nil {
 		return Result{}, err
 	}

@@ -28,6 +28,7 @@ type subscription struct {
 	durable bool
 	name    string
 	query   contract.EventQuery
+	start   contract.StartPosition // durable: where a new name starts
 	read    contract.ReadOptions
 	handler contract.StreamHandler
 
@@ -240,20 +241,29 @@ func (s *subscription) reconnectLive() (grpc.ServerStreamingClient[factstrv1.Str
 }
 
 // StreamAllDurable is StreamToDurable over every event.
-func (c *Client) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler) (contract.Subscription, error) {
-	return c.StreamToDurable(ctx, name, contract.EventQuery{}, h)
+func (c *Client) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler, opts ...contract.DurableOption) (contract.Subscription, error) {
+	return c.StreamToDurable(ctx, name, contract.EventQuery{}, h, opts...)
 }
 
 // StreamToDurable replays from the name's server-stored cursor, then
 // continues live; each batch is acknowledged after the handler returns nil.
-func (c *Client) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+//
+// A start position (contract.StartAtEnd, contract.StartAfter) applies when
+// the name is new. When the stream resumes on another node the name
+// exists, so it resumes from the cursor.
+func (c *Client) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler, opts ...contract.DurableOption) (contract.Subscription, error) {
 	if err := contract.ValidateDurableName(name); err != nil {
+		return nil, err
+	}
+	o := contract.NewDurableOptions(opts...)
+	if err := o.Start.Validate(); err != nil {
 		return nil, err
 	}
 	s, err := c.newSub(ctx, true, name, q, h)
 	if err != nil {
 		return nil, err
 	}
+	s.start = o.Start
 	err = c.retry(ctx, func(_ context.Context, node int) (bool, error) {
 		err := s.openDurable(node)
 		return retryable(err), err
@@ -295,7 +305,7 @@ func (s *subscription) openDurableOn(a *attempt, node int) error {
 	s.sendMu.Lock()
 	s.dstream = st
 	err = st.Send(&factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Subscribe{Subscribe: &factstrv1.DurableSubscribe{
-		Name: s.name, Query: wire.QueryToProto(s.query), Read: wire.ReadOptionsToProto(s.read),
+		Name: s.name, Query: wire.QueryToProto(s.query), Read: wire.ReadOptionsToProto(s.read), Start: wire.StartToProto(s.start),
 	}}})
 	s.sendMu.Unlock()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/streams"
 )
 
 // raftDurables keeps durable cursors and name leases in the replicated
@@ -16,24 +17,26 @@ type raftDurables Node
 
 func (d *raftDurables) node() *Node { return (*Node)(d) }
 
-func (d *raftDurables) Acquire(ctx context.Context, name string, q contract.EventQuery, holder string) (uint64, error) {
+func (d *raftDurables) Acquire(ctx context.Context, name string, q contract.EventQuery, holder string, start contract.StartPosition) (streams.AcquireResult, error) {
 	n := d.node()
 	if err := n.clearOwnLeases(ctx); err != nil {
-		return 0, err
+		return streams.AcquireResult{}, err
 	}
-	res, idx, err := n.propose(ctx, []boltstore.Command{{Op: boltstore.OpAcquire, Name: name, Query: q, Holder: holder}})
+	// The leader stamps the time; a start at the end is the head when the
+	// entry applies, the same on every replica.
+	res, idx, err := n.propose(ctx, []boltstore.Command{boltstore.AcquireCommand(name, q, holder, start, time.Time{})})
 	if err != nil {
-		return 0, err
+		return streams.AcquireResult{}, err
 	}
 	if res[0].Err != nil {
-		return 0, res[0].Err
+		return streams.AcquireResult{}, res[0].Err
 	}
 	// Replay reads this node's state: it must include everything committed
 	// up to the lease.
 	if err := n.fsm.WaitApplied(ctx, idx); err != nil {
-		return 0, fmt.Errorf("wait for this node to apply the lease: %w", err)
+		return streams.AcquireResult{}, fmt.Errorf("wait for this node to apply the lease: %w", err)
 	}
-	return res[0].Cursor, nil
+	return streams.AcquireResult{Cursor: res[0].Cursor, Created: res[0].Created}, nil
 }
 
 func (d *raftDurables) Advance(ctx context.Context, name, holder string, cursor uint64) error {

@@ -232,6 +232,9 @@ func (n *Node) checkForwarded(c *boltstore.Command, from string) error {
 		if err := contract.ValidateQueryLimits(c.Query, n.cfg.Limits); err != nil {
 			return err
 		}
+		if err := (contract.StartPosition{Kind: c.Start}).Validate(); err != nil {
+			return err
+		}
 		return ownHolder()
 	case boltstore.OpAdvance, boltstore.OpRelease:
 		return ownHolder()

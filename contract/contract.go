@@ -89,7 +89,7 @@ type EventStore interface {
 	Query(ctx context.Context, query EventQuery) (QueryResult, error)
 	StreamAll(ctx context.Context, handler StreamHandler) (Subscription, error)
 	StreamTo(ctx context.Context, query EventQuery, handler StreamHandler) (Subscription, error)
-	StreamAllDurable(ctx context.Context, name string, handler StreamHandler) (Subscription, error)
-	StreamToDurable(ctx context.Context, name string, query EventQuery, handler StreamHandler) (Subscription, error)
+	StreamAllDurable(ctx context.Context, name string, handler StreamHandler, opts ...DurableOption) (Subscription, error)
+	StreamToDurable(ctx context.Context, name string, query EventQuery, handler StreamHandler, opts ...DurableOption) (Subscription, error)
 	Close() error
 }

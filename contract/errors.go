@@ -43,6 +43,10 @@ var (
 	// ErrStreamLost is Subscription.Err of a remote store's stream whose
 	// connection was lost and could not be resumed on any node in time.
 	ErrStreamLost = errors.New("stream lost its connection to the store and could not resume")
+	// ErrPositionAhead is returned for a position past the end of the
+	// committed log: a catch-up stream's start, a durable name's
+	// StartAfter, a cursor reset.
+	ErrPositionAhead = errors.New("stream position is ahead of the committed log")
 )
 
 // Limits bounds what a store accepts. Zero fields mean "no limit".

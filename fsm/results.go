@@ -37,11 +37,16 @@ func EncodeResults(rs []boltstore.Result) []byte {
 		b = binary.AppendUvarint(b, r.Append.LastSequenceNumber)
 		b = binary.AppendUvarint(b, r.Append.CommittedCount)
 		b = binary.AppendUvarint(b, r.Cursor)
-		dup := byte(0)
+		// Flags: bit 0 Duplicate, bit 1 Created. A node of an earlier
+		// version reads only "== 1" as Duplicate.
+		flags := byte(0)
 		if r.Duplicate {
-			dup = 1
+			flags |= 1
 		}
-		b = append(b, dup)
+		if r.Created {
+			flags |= 2
+		}
+		b = append(b, flags)
 		var conflict *contract.ConflictError
 		switch {
 		case r.Err == nil:
@@ -87,7 +92,8 @@ func DecodeResults(data []byte) ([]boltstore.Result, error) {
 		r.Append.LastSequenceNumber = d.uvarint()
 		r.Append.CommittedCount = d.uvarint()
 		r.Cursor = d.uvarint()
-		r.Duplicate = d.byte() == 1
+		flags := d.byte()
+		r.Duplicate, r.Created = flags&1 != 0, flags&2 != 0
 		switch kind := d.byte(); kind {
 		case errNone:
 		case errConflict:

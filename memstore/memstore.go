@@ -27,9 +27,13 @@ type Store struct {
 }
 
 type durable struct {
+	query    contract.EventQuery
 	queryKey string
+	start    contract.StartPosition
 	cursor   uint64
 	holder   string
+	created  time.Time
+	lastAck  time.Time // zero: never advanced
 }
 
 // Option configures a Store.
@@ -210,15 +214,15 @@ func (s *Store) StreamTo(ctx context.Context, q contract.EventQuery, h contract.
 	return s.engine.Live(ctx, q, h)
 }
 
-func (s *Store) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler) (contract.Subscription, error) {
-	return s.StreamToDurable(ctx, name, contract.EventQuery{}, h)
+func (s *Store) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler, opts ...contract.DurableOption) (contract.Subscription, error) {
+	return s.StreamToDurable(ctx, name, contract.EventQuery{}, h, opts...)
 }
 
-func (s *Store) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+func (s *Store) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler, opts ...contract.DurableOption) (contract.Subscription, error) {
 	if err := contract.ValidateQueryLimits(q, s.limits); err != nil {
 		return nil, err
 	}
-	return s.engine.Durable(ctx, name, q, h)
+	return s.engine.Durable(ctx, name, q, h, contract.NewDurableOptions(opts...))
 }
 
 // Close ends every subscription; later calls return contract.ErrClosed.
@@ -243,29 +247,34 @@ func cloneRecord(r contract.EventRecord) contract.EventRecord {
 // durables implements streams.Durables on the store's map.
 type durables Store
 
-func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery, holder string) (uint64, error) {
+func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery, holder string, start contract.StartPosition) (streams.AcquireResult, error) {
 	key, err := streams.QueryKey(q)
 	if err != nil {
-		return 0, err
+		return streams.AcquireResult{}, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return 0, contract.ErrClosed
+		return streams.AcquireResult{}, contract.ErrClosed
 	}
 	cur, ok := d.durables[name]
 	if !ok {
-		d.durables[name] = &durable{queryKey: key, holder: holder}
-		return 0, nil
+		cursor, err := streams.StartCursor(start, uint64(len(d.events)))
+		if err != nil {
+			return streams.AcquireResult{}, err
+		}
+		d.durables[name] = &durable{query: contract.EventQuery{Filters: q.Filters}, queryKey: key, start: start,
+			cursor: cursor, holder: holder, created: d.now().UTC()}
+		return streams.AcquireResult{Cursor: cursor, Created: true}, nil
 	}
 	if cur.queryKey != key {
-		return 0, fmt.Errorf("%w: %q", contract.ErrDurableQueryMismatch, name)
+		return streams.AcquireResult{}, streams.QueryMismatch(name, cur.query)
 	}
 	if cur.holder != "" {
-		return 0, fmt.Errorf("%w: %q", contract.ErrDurableNameInUse, name)
+		return streams.AcquireResult{}, fmt.Errorf("%w: %q", contract.ErrDurableNameInUse, name)
 	}
 	cur.holder = holder
-	return cur.cursor, nil
+	return streams.AcquireResult{Cursor: cur.cursor}, nil
 }
 
 func (d *durables) Advance(_ context.Context, name, holder string, cursor uint64) error {
@@ -276,6 +285,7 @@ func (d *durables) Advance(_ context.Context, name, holder string, cursor uint64
 		return fmt.Errorf("%w: durable stream %q is not held by %s", contract.ErrDurableLeaseLost, name, holder)
 	}
 	cur.cursor = max(cur.cursor, cursor)
+	cur.lastAck = d.now().UTC()
 	return nil
 }
 

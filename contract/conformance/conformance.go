@@ -55,6 +55,7 @@ func groups() []group {
 		{"CatchUp", catchUpCases()},
 		{"Durable", durableCases()},
 		{"Ending", endingCases()},
+		{"DurableStart", startCases()},
 		{"Close", closeCases()},
 		{"Concurrency", concurrencyCases()},
 	}

@@ -35,6 +35,8 @@ type refStore struct {
 }
 
 type durableState struct {
+	query    contract.EventQuery
+	start    contract.StartPosition
 	queryKey string
 	cursor   uint64
 	holder   *refSub
@@ -136,19 +138,19 @@ func (s *refStore) Query(ctx context.Context, q contract.EventQuery) (contract.Q
 }
 
 func (s *refStore) StreamAll(ctx context.Context, h contract.StreamHandler) (contract.Subscription, error) {
-	return s.subscribe(ctx, "", false, contract.EventQuery{}, h)
+	return s.subscribe(ctx, "", false, contract.EventQuery{}, h, contract.DurableOptions{})
 }
 
 func (s *refStore) StreamTo(ctx context.Context, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
-	return s.subscribe(ctx, "", false, q, h)
+	return s.subscribe(ctx, "", false, q, h, contract.DurableOptions{})
 }
 
-func (s *refStore) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler) (contract.Subscription, error) {
-	return s.subscribe(ctx, name, true, contract.EventQuery{}, h)
+func (s *refStore) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler, opts ...contract.DurableOption) (contract.Subscription, error) {
+	return s.subscribe(ctx, name, true, contract.EventQuery{}, h, contract.NewDurableOptions(opts...))
 }
 
-func (s *refStore) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
-	return s.subscribe(ctx, name, true, q, h)
+func (s *refStore) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler, opts ...contract.DurableOption) (contract.Subscription, error) {
+	return s.subscribe(ctx, name, true, q, h, contract.NewDurableOptions(opts...))
 }
 
 // queryKey identifies a durable stream's query, ignoring MinSequenceNumber.
@@ -163,7 +165,7 @@ func queryKey(q contract.EventQuery) string {
 	return string(b)
 }
 
-func (s *refStore) subscribe(ctx context.Context, name string, durable bool, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+func (s *refStore) subscribe(ctx context.Context, name string, durable bool, q contract.EventQuery, h contract.StreamHandler, opts contract.DurableOptions) (contract.Subscription, error) {
 	m, err := contract.NewMatcher(q)
 	if err != nil {
 		return nil, err
@@ -187,7 +189,18 @@ func (s *refStore) subscribe(ctx context.Context, name string, durable bool, q c
 		d := s.durable[name]
 		switch {
 		case d == nil:
-			d = &durableState{queryKey: key}
+			d = &durableState{queryKey: key, query: contract.EventQuery{Filters: q.Filters}, start: opts.Start}
+			switch opts.Start.Kind {
+			case contract.StartEnd:
+				d.cursor = s.last
+			case contract.StartAfterSequence:
+				if opts.Start.After > s.last {
+					s.mu.Unlock()
+					cancel()
+					return nil, fmt.Errorf("durable stream %q: %w", name, contract.ErrPositionAhead)
+				}
+				d.cursor = opts.Start.After
+			}
 			s.durable[name] = d
 		case d.queryKey != key:
 			s.mu.Unlock()

@@ -249,6 +249,10 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 	if err := contract.ValidateDurableName(subReq.GetName()); err != nil {
 		return s.status(err)
 	}
+	start, err := wire.StartFromProto(subReq.GetStart())
+	if err != nil {
+		return s.status(err)
+	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	ctx = contract.WithReadOptions(ctx, wire.ReadOptionsFromProto(subReq.GetRead()))
@@ -308,7 +312,7 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 		s.obs.SubscriberStarted("durable")
 		defer s.obs.SubscriberEnded("durable")
 	}
-	sub, err := s.store.StreamToDurable(ctx, subReq.GetName(), wire.QueryFromProto(subReq.GetQuery()), handler)
+	sub, err := s.store.StreamToDurable(ctx, subReq.GetName(), wire.QueryFromProto(subReq.GetQuery()), handler, func(o *contract.DurableOptions) { o.Start = start })
 	if err != nil {
 		if s.obs != nil && reported.Load() {
 			s.obs.DurableEnded(subReq.GetName())

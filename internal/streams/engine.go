@@ -34,19 +34,27 @@ type Source interface {
 // cluster every call goes through the Raft log.
 type Durables interface {
 	// Acquire takes name for holder, creating it with query (its
-	// MinSequenceNumber ignored) when new, and returns the stored cursor.
-	// It fails with contract.ErrDurableNameInUse when another holder has it
-	// and contract.ErrDurableQueryMismatch when the query differs.
-	Acquire(ctx context.Context, name string, query contract.EventQuery, holder string) (cursor uint64, err error)
+	// MinSequenceNumber ignored) and its cursor at start when new, and
+	// returns the stored cursor. It fails with contract.ErrDurableNameInUse
+	// when another holder has it, contract.ErrDurableQueryMismatch when the
+	// query differs and contract.ErrPositionAhead for a new name whose start
+	// is past the log.
+	Acquire(ctx context.Context, name string, query contract.EventQuery, holder string, start contract.StartPosition) (AcquireResult, error)
 	// Advance moves name's cursor forward to cursor, if holder holds it.
 	Advance(ctx context.Context, name, holder string, cursor uint64) error
 	// Release frees name if holder holds it.
 	Release(ctx context.Context, name, holder string) error
 }
 
+// AcquireResult is what Durables.Acquire found or made.
+type AcquireResult struct {
+	Cursor  uint64
+	Created bool // the name is new: its cursor starts where start said
+}
+
 // ErrPositionAhead is returned for a catch-up stream whose start position is
-// beyond the committed log.
-var ErrPositionAhead = errors.New("stream position is ahead of the committed log")
+// beyond the committed log: contract.ErrPositionAhead.
+var ErrPositionAhead = contract.ErrPositionAhead
 
 // ErrSubscriberTooSlow ends a live subscription whose handler held a
 // delivery for longer than Config.StallTimeout (its client does not read).
@@ -180,11 +188,14 @@ func (e *Engine) Live(ctx context.Context, query contract.EventQuery, handler co
 
 // Durable starts a durable subscription: it replays from the name's cursor
 // before returning, then continues live.
-func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQuery, handler contract.StreamHandler) (contract.Subscription, error) {
+func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQuery, handler contract.StreamHandler, opts contract.DurableOptions) (contract.Subscription, error) {
 	if e.cfg.Durables == nil {
 		return nil, errors.New("durable streams are not supported by this store")
 	}
 	if err := contract.ValidateDurableName(name); err != nil {
+		return nil, err
+	}
+	if err := opts.Start.Validate(); err != nil {
 		return nil, err
 	}
 	if handler == nil {
@@ -202,20 +213,25 @@ func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQ
 	s.durable = true
 	s.name = name
 	s.holder = fmt.Sprintf("%s/%d", e.cfg.HolderPrefix, s.id)
-	cursor, err := e.cfg.Durables.Acquire(ctx, name, query, s.holder)
+	acq, err := e.cfg.Durables.Acquire(ctx, name, query, s.holder, opts.Start)
 	if err != nil {
 		// A refusal took nothing. Any other failure (the caller gave up,
 		// the leader changed) may still have taken the name for this
 		// holder, which no one would ever release: release it, which
 		// frees the name only if this very holder has it.
 		if !errors.Is(err, contract.ErrDurableNameInUse) && !errors.Is(err, contract.ErrDurableQueryMismatch) &&
-			!errors.Is(err, contract.ErrInvalidQuery) && !errors.Is(err, contract.ErrClosed) {
+			!errors.Is(err, contract.ErrInvalidQuery) && !errors.Is(err, contract.ErrClosed) && !errors.Is(err, contract.ErrPositionAhead) {
 			s.release()
 		}
 		e.remove(s)
 		s.cancel(nil)
 		return nil, fmt.Errorf("durable stream %q: %w", name, err)
 	}
+	if !acq.Created && opts.Start.Kind != contract.StartBeginning {
+		e.cfg.Logger.Info("durable stream exists: it resumes from its cursor; a start position applies only when a name is created",
+			"name", name, "cursor", acq.Cursor, "start_asked", opts.Start.String())
+	}
+	cursor := acq.Cursor
 	s.pos, s.cursor = cursor, cursor
 	if err := s.replay(e.cfg.Hub.Head()); err != nil {
 		s.release()

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"fmt"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -111,4 +112,30 @@ func ReadOptionsFromProto(o *factstrv1.ReadOptions) contract.ReadOptions {
 		out.Consistency = contract.Local
 	}
 	return out
+}
+
+// StartToProto converts a durable start position (nil for the default,
+// the beginning, so a node of an earlier version sees what it knows).
+func StartToProto(p contract.StartPosition) *factstrv1.DurableStart {
+	switch p.Kind {
+	case contract.StartEnd:
+		return &factstrv1.DurableStart{Kind: factstrv1.DurableStartKind_DURABLE_START_KIND_END}
+	case contract.StartAfterSequence:
+		return &factstrv1.DurableStart{Kind: factstrv1.DurableStartKind_DURABLE_START_KIND_AFTER, After: p.After}
+	}
+	return nil
+}
+
+// StartFromProto converts a durable start position; an unknown kind is
+// refused.
+func StartFromProto(p *factstrv1.DurableStart) (contract.StartPosition, error) {
+	switch p.GetKind() {
+	case factstrv1.DurableStartKind_DURABLE_START_KIND_UNSPECIFIED, factstrv1.DurableStartKind_DURABLE_START_KIND_BEGINNING:
+		return contract.StartPosition{}, nil
+	case factstrv1.DurableStartKind_DURABLE_START_KIND_END:
+		return contract.StartPosition{Kind: contract.StartEnd}, nil
+	case factstrv1.DurableStartKind_DURABLE_START_KIND_AFTER:
+		return contract.StartPosition{Kind: contract.StartAfterSequence, After: p.GetAfter()}, nil
+	}
+	return contract.StartPosition{}, fmt.Errorf("%w: unknown durable start kind %d", contract.ErrInvalidQuery, p.GetKind())
 }

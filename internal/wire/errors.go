@@ -77,6 +77,8 @@ func ToStatus(err error, classify Classifier) error {
 		return withReason(codes.FailedPrecondition, ReasonQueryMismatch, err.Error()+"; subscribe with the original query or use a new name")
 	case errors.Is(err, contract.ErrClosed):
 		return withReason(codes.Unavailable, ReasonClosed, "the node is shutting down; retry on another node")
+	case errors.Is(err, contract.ErrPositionAhead):
+		return withReason(codes.OutOfRange, ReasonPositionAhead, err.Error())
 	case errors.Is(err, streams.ErrSubscriberTooSlow):
 		return withReason(codes.ResourceExhausted, ReasonTooSlow, err.Error()+"; stream again with catch-up from the last sequence number received (a durable stream resumes from its cursor)")
 	}
@@ -150,6 +152,8 @@ func FromStatus(err error) error {
 		sentinel = contract.ErrDurableNameInUse
 	case ReasonQueryMismatch:
 		sentinel = contract.ErrDurableQueryMismatch
+	case ReasonPositionAhead:
+		sentinel = contract.ErrPositionAhead
 	}
 	if sentinel == nil {
 		return err
