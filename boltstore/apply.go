@@ -23,15 +23,17 @@ import (
 type Op uint8
 
 const (
-	OpAppend           Op = 1 // append Events as one batch
-	OpAppendIf         Op = 2 // append Events if Query's version is Expected
-	OpAcquire          Op = 3 // take durable Name for Holder (create it with Query when new)
-	OpAdvance          Op = 4 // move Name's cursor forward to Cursor, if Holder holds it
-	OpRelease          Op = 5 // free Name, if Holder holds it
-	OpReleaseHolders   Op = 6 // free every name whose holder starts with Holder ("" = all)
-	OpPruneIdempotency Op = 7 // forget idempotency keys recorded before OccurredAt
-	OpNoop             Op = 8 // only advances the applied index
-	OpSetIncarnation   Op = 9 // record Holder as node Name's data-directory incarnation ("" forgets it); a non-zero OccurredAt marks it removed then
+	OpAppend           Op = 1  // append Events as one batch
+	OpAppendIf         Op = 2  // append Events if Query's version is Expected
+	OpAcquire          Op = 3  // take durable Name for Holder (create it with Query when new)
+	OpAdvance          Op = 4  // move Name's cursor forward to Cursor, if Holder holds it
+	OpRelease          Op = 5  // free Name, if Holder holds it
+	OpReleaseHolders   Op = 6  // free every name whose holder starts with Holder ("" = all)
+	OpPruneIdempotency Op = 7  // forget idempotency keys recorded before OccurredAt
+	OpNoop             Op = 8  // only advances the applied index
+	OpSetIncarnation   Op = 9  // record Holder as node Name's data-directory incarnation ("" forgets it); a non-zero OccurredAt marks it removed then
+	OpResetDurable     Op = 10 // move Name's cursor to Start (Cursor for after); held only with Force, which takes the lease
+	OpDeleteDurable    Op = 11 // forget Name and its cursor; held only with Force
 )
 
 func (o Op) String() string {
@@ -54,6 +56,10 @@ func (o Op) String() string {
 		return "noop"
 	case OpSetIncarnation:
 		return "set-incarnation"
+	case OpResetDurable:
+		return "reset-durable"
+	case OpDeleteDurable:
+		return "delete-durable"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -268,6 +274,10 @@ func (a *applier) apply(c *Command) (Result, error) {
 		return Result{}, nil
 	case OpSetIncarnation:
 		return a.setIncarnation(c)
+	case OpResetDurable:
+		return a.resetDurable(c)
+	case OpDeleteDurable:
+		return a.deleteDurable(c)
 	}
 	return Result{Err: fmt.Errorf("%w: %d", ErrUnknownOp, uint8(c.Op))}, nil
 }

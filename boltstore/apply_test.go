@@ -54,10 +54,16 @@ func randomEntries(seed uint64, n int) []boltstore.Entry {
 			case k < 9:
 				c = boltstore.Command{Op: boltstore.OpRelease, Name: fmt.Sprintf("d%d", rng.IntN(3)), Holder: fmt.Sprintf("h%d", rng.IntN(2))}
 			default:
-				if rng.IntN(2) == 0 {
+				switch rng.IntN(4) {
+				case 0:
 					c = boltstore.Command{Op: boltstore.OpPruneIdempotency, OccurredAt: at.Add(-5 * time.Second)}
-				} else {
+				case 1:
 					c = boltstore.Command{Op: boltstore.OpReleaseHolders, Holder: "h1"}
+				case 2:
+					c = boltstore.Command{Op: boltstore.OpResetDurable, Name: fmt.Sprintf("d%d", rng.IntN(3)), Start: contract.StartKind(rng.IntN(3)),
+						Cursor: uint64(rng.IntN(int(head) + 2)), Force: rng.IntN(2) == 0}
+				default:
+					c = boltstore.Command{Op: boltstore.OpDeleteDurable, Name: fmt.Sprintf("d%d", rng.IntN(3)), Force: rng.IntN(2) == 0}
 				}
 			}
 			e.Commands = append(e.Commands, c)

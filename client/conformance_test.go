@@ -43,6 +43,7 @@ func serveMemstore(t *testing.T) *remoteStore {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := grpc.NewServer(server.CodecOption())
 	server.NewEventStore(store, nil, log).Register(srv)
+	server.NewDurables(store, nil).Register(srv)
 	go func() { _ = srv.Serve(lis) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

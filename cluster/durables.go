@@ -104,3 +104,88 @@ func (n *Node) clearOwnLeases(ctx context.Context) error {
 	n.leasesCleared.Store(true)
 	return nil
 }
+
+var _ contract.DurableAdmin = (*Node)(nil)
+
+// ListDurable returns every durable name (contract.DurableAdmin). It is a
+// read: linearizable unless the ctx's read options say otherwise.
+func (n *Node) ListDurable(ctx context.Context) ([]contract.DurableInfo, error) {
+	if err := n.durableRead(ctx); err != nil {
+		return nil, err
+	}
+	infos, err := n.store.DurableInfos("")
+	if infos == nil && err == nil {
+		infos = []contract.DurableInfo{}
+	}
+	return infos, err
+}
+
+// GetDurable returns one durable name (contract.DurableAdmin).
+func (n *Node) GetDurable(ctx context.Context, name string) (contract.DurableInfo, error) {
+	if err := contract.ValidateDurableName(name); err != nil {
+		return contract.DurableInfo{}, err
+	}
+	if err := n.durableRead(ctx); err != nil {
+		return contract.DurableInfo{}, err
+	}
+	infos, err := n.store.DurableInfos(name)
+	if err != nil {
+		return contract.DurableInfo{}, err
+	}
+	return infos[0], nil
+}
+
+func (n *Node) durableRead(ctx context.Context) error {
+	if n.closed.Load() {
+		return contract.ErrClosed
+	}
+	return n.ReadBarrier(ctx)
+}
+
+// ResetDurable moves name's cursor through the Raft log
+// (contract.DurableAdmin); a forced reset takes the lease of its holder,
+// wherever it runs.
+func (n *Node) ResetDurable(ctx context.Context, name string, to contract.StartPosition, force bool) (contract.DurableInfo, error) {
+	if err := contract.ValidateDurableName(name); err != nil {
+		return contract.DurableInfo{}, err
+	}
+	if err := to.Validate(); err != nil {
+		return contract.DurableInfo{}, err
+	}
+	idx, err := n.proposeDurableAdmin(ctx, boltstore.ResetCommand(name, to, force))
+	if err != nil {
+		return contract.DurableInfo{}, err
+	}
+	if err := n.fsm.WaitApplied(ctx, idx); err != nil {
+		return contract.DurableInfo{}, err
+	}
+	infos, err := n.store.DurableInfos(name)
+	if err != nil {
+		return contract.DurableInfo{}, err
+	}
+	return infos[0], nil
+}
+
+// DeleteDurable forgets name through the Raft log (contract.DurableAdmin).
+func (n *Node) DeleteDurable(ctx context.Context, name string, force bool) error {
+	if err := contract.ValidateDurableName(name); err != nil {
+		return err
+	}
+	_, err := n.proposeDurableAdmin(ctx, boltstore.Command{Op: boltstore.OpDeleteDurable, Name: name, Force: force})
+	return err
+}
+
+func (n *Node) proposeDurableAdmin(ctx context.Context, c boltstore.Command) (uint64, error) {
+	if n.closed.Load() {
+		return 0, contract.ErrClosed
+	}
+	res, idx, err := n.propose(ctx, []boltstore.Command{c})
+	if err != nil {
+		return 0, err
+	}
+	return idx, res[0].Err
+}
+
+// DurablePositions returns, for each durable stream this node serves, the
+// sequence number through which it has handled or passed the log (metrics).
+func (n *Node) DurablePositions() map[string]uint64 { return n.engine.DurablePositions() }

@@ -245,6 +245,10 @@ func (n *Node) checkForwarded(c *boltstore.Command, from string) error {
 		return nil
 	case boltstore.OpNoop:
 		return nil
+	case boltstore.OpResetDurable, boltstore.OpDeleteDurable:
+		// An operator's command through any node (the API checked the
+		// role); Apply checks the name.
+		return (contract.StartPosition{Kind: c.Start}).Validate()
 	}
 	return fmt.Errorf("%w: %s is proposed by the leader only", ErrRefusedFromPeer, c.Op)
 }

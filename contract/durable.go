@@ -1,8 +1,10 @@
 package contract
 
 import (
+	"context"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // StartKind says where the cursor of a new durable name starts.
@@ -84,4 +86,51 @@ func NewDurableOptions(opts ...DurableOption) DurableOptions {
 		}
 	}
 	return o
+}
+
+// DurableInfo describes one durable stream name.
+type DurableInfo struct {
+	Name  string
+	Query EventQuery    // the query the name was created with (its filters)
+	Start StartPosition // where it started when created
+	// Cursor is the last sequence number the name has handled: its next
+	// subscription delivers what comes after it.
+	Cursor uint64
+	// Head is the last committed sequence number when the info was read.
+	Head uint64
+	// Lag is Head - Cursor: the log positions the name has still to go
+	// through. A subscription that is caught up records the positions it
+	// passed without a match too, so its lag returns to 0.
+	Lag     uint64
+	Holder  string    // who holds the name now ("" when free); in a cluster, "node/subscription"
+	Created time.Time // when the name was created (zero if the store did not record it)
+	LastAck time.Time // when its cursor last moved (zero: never)
+}
+
+// DurableAdmin manages durable stream names: every FACTSTR store implements
+// it. In a cluster, resets and deletes go through the Raft log like the
+// cursors themselves.
+type DurableAdmin interface {
+	// ListDurable returns every durable name, sorted by name.
+	ListDurable(ctx context.Context) ([]DurableInfo, error)
+	// GetDurable returns one name, or ErrDurableNotFound.
+	GetDurable(ctx context.Context, name string) (DurableInfo, error)
+	// ResetDurable moves name's cursor to: the beginning, the end of the
+	// log (when the reset applies) or after a sequence number, backwards
+	// or forwards. A held name is refused with ErrDurableNameInUse unless
+	// force is set; then its holder loses its lease (its stream ends with
+	// ErrDurableLeaseLost at its next acknowledgement).
+	ResetDurable(ctx context.Context, name string, to StartPosition, force bool) (DurableInfo, error)
+	// DeleteDurable forgets name and its cursor; the next subscription to
+	// it creates it anew, with any query and start. A held name is refused
+	// with ErrDurableNameInUse unless force is set.
+	DeleteDurable(ctx context.Context, name string, force bool) error
+}
+
+// DurableLag is Head - Cursor, 0 when the cursor is at or past the head.
+func DurableLag(head, cursor uint64) uint64 {
+	if head > cursor {
+		return head - cursor
+	}
+	return 0
 }

@@ -47,6 +47,9 @@ var (
 	// committed log: a catch-up stream's start, a durable name's
 	// StartAfter, a cursor reset.
 	ErrPositionAhead = errors.New("stream position is ahead of the committed log")
+	// ErrDurableNotFound is returned by DurableAdmin for a name that does
+	// not exist.
+	ErrDurableNotFound = errors.New("durable stream name not found")
 )
 
 // Limits bounds what a store accepts. Zero fields mean "no limit".

@@ -29,6 +29,9 @@ func TestCodecVersions(t *testing.T) {
 			{Op: boltstore.OpAdvance, Name: "e", Holder: "n1/2", Cursor: 3},
 			{Op: boltstore.OpAcquire, Name: "d", Holder: "n1/1", Query: q, Start: contract.StartAfterSequence, Cursor: 5},
 		}, 2},
+		{"forced reset", []boltstore.Command{{Op: boltstore.OpResetDurable, Name: "d", Cursor: 2, Start: contract.StartAfterSequence, Force: true}}, 2},
+		{"reset to the beginning", []boltstore.Command{{Op: boltstore.OpResetDurable, Name: "d"}}, 1},
+		{"delete", []boltstore.Command{{Op: boltstore.OpDeleteDurable, Name: "d"}}, 1},
 	}
 	for _, c := range cases {
 		b := fsm.EncodeCommands(c.cmds)

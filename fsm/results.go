@@ -21,6 +21,8 @@ const (
 	errOther
 	errRefused
 	errLeaseLost
+	errNotFound
+	errPositionAhead
 )
 
 // ErrRefusedFromPeer is the outcome of a forwarded command that no
@@ -70,6 +72,10 @@ func EncodeResults(rs []boltstore.Result) []byte {
 				kind = errRefused
 			case errors.Is(r.Err, contract.ErrDurableLeaseLost):
 				kind = errLeaseLost
+			case errors.Is(r.Err, contract.ErrDurableNotFound):
+				kind = errNotFound
+			case errors.Is(r.Err, contract.ErrPositionAhead):
+				kind = errPositionAhead
 			}
 			b = append(b, kind)
 			b = appendString(b, r.Err.Error())
@@ -120,6 +126,10 @@ func sentinelFor(kind byte) error {
 		return ErrRefusedFromPeer
 	case errLeaseLost:
 		return contract.ErrDurableLeaseLost
+	case errNotFound:
+		return contract.ErrDurableNotFound
+	case errPositionAhead:
+		return contract.ErrPositionAhead
 	}
 	return nil
 }

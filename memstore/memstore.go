@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -296,4 +297,97 @@ func (d *durables) Release(_ context.Context, name, holder string) error {
 		cur.holder = ""
 	}
 	return nil
+}
+
+var _ contract.DurableAdmin = (*Store)(nil)
+
+func (s *Store) infoLocked(name string, d *durable) contract.DurableInfo {
+	head := uint64(len(s.events))
+	return contract.DurableInfo{
+		Name: name, Query: d.query, Start: d.start, Cursor: d.cursor, Head: head,
+		Lag: contract.DurableLag(head, d.cursor), Holder: d.holder, Created: d.created, LastAck: d.lastAck,
+	}
+}
+
+// ListDurable returns every durable name, sorted by name.
+func (s *Store) ListDurable(ctx context.Context) ([]contract.DurableInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, contract.ErrClosed
+	}
+	out := make([]contract.DurableInfo, 0, len(s.durables))
+	for name, d := range s.durables {
+		out = append(out, s.infoLocked(name, d))
+	}
+	slices.SortFunc(out, func(a, b contract.DurableInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// GetDurable returns one durable name.
+func (s *Store) GetDurable(ctx context.Context, name string) (contract.DurableInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return contract.DurableInfo{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return contract.DurableInfo{}, contract.ErrClosed
+	}
+	d, ok := s.durables[name]
+	if !ok {
+		return contract.DurableInfo{}, fmt.Errorf("%w: %q", contract.ErrDurableNotFound, name)
+	}
+	return s.infoLocked(name, d), nil
+}
+
+// ResetDurable moves name's cursor; a held name only with force, which
+// takes its holder's lease.
+func (s *Store) ResetDurable(ctx context.Context, name string, to contract.StartPosition, force bool) (contract.DurableInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return contract.DurableInfo{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, err := s.heldCheckLocked(name, force, "reset")
+	if err != nil {
+		return contract.DurableInfo{}, err
+	}
+	cursor, err := streams.StartCursor(to, uint64(len(s.events)))
+	if err != nil {
+		return contract.DurableInfo{}, err
+	}
+	d.cursor, d.holder = cursor, ""
+	return s.infoLocked(name, d), nil
+}
+
+// DeleteDurable forgets name; a held name only with force.
+func (s *Store) DeleteDurable(ctx context.Context, name string, force bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.heldCheckLocked(name, force, "delete"); err != nil {
+		return err
+	}
+	delete(s.durables, name)
+	return nil
+}
+
+func (s *Store) heldCheckLocked(name string, force bool, what string) (*durable, error) {
+	if s.closed {
+		return nil, contract.ErrClosed
+	}
+	d, ok := s.durables[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", contract.ErrDurableNotFound, name)
+	}
+	if d.holder != "" && !force {
+		return nil, streams.HeldRefusal(what, name, d.holder)
+	}
+	return d, nil
 }

@@ -56,6 +56,7 @@ func groups() []group {
 		{"Durable", durableCases()},
 		{"Ending", endingCases()},
 		{"DurableStart", startCases()},
+		{"DurableAdmin", adminCases()},
 		{"Close", closeCases()},
 		{"Concurrency", concurrencyCases()},
 	}

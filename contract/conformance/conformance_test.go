@@ -3,6 +3,7 @@ package conformance_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -40,6 +41,8 @@ type durableState struct {
 	queryKey string
 	cursor   uint64
 	holder   *refSub
+	created  time.Time
+	lastAck  time.Time
 }
 
 func newRefStore() *refStore {
@@ -84,6 +87,9 @@ func (s *refStore) appendIf(events []contract.NewEvent, q *contract.EventQuery, 
 	for _, sub := range s.subs {
 		if f := filterBatch(sub.m, batch, 0); len(f) > 0 {
 			sub.offer(f)
+		} else if sub.durable != nil && sub.durable.holder == sub && sub.idle() {
+			// Caught up and nothing to deliver: the cursor passes the batch.
+			sub.durable.cursor = s.last
 		}
 	}
 	return contract.AppendResult{FirstSequenceNumber: batch[0].SequenceNumber, LastSequenceNumber: s.last, CommittedCount: uint64(len(batch))}, nil
@@ -189,7 +195,7 @@ func (s *refStore) subscribe(ctx context.Context, name string, durable bool, q c
 		d := s.durable[name]
 		switch {
 		case d == nil:
-			d = &durableState{queryKey: key, query: contract.EventQuery{Filters: q.Filters}, start: opts.Start}
+			d = &durableState{queryKey: key, query: contract.EventQuery{Filters: q.Filters}, start: opts.Start, created: time.Now()}
 			switch opts.Start.Kind {
 			case contract.StartEnd:
 				d.cursor = s.last
@@ -293,6 +299,13 @@ func (sub *refSub) Err() error {
 	return sub.err
 }
 
+// idle reports whether nothing is queued or running.
+func (sub *refSub) idle() bool {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	return len(sub.queue) == 0 && !sub.running
+}
+
 func (sub *refSub) offer(b []contract.EventRecord) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
@@ -319,7 +332,12 @@ func (sub *refSub) deliver(b []contract.EventRecord) error {
 	err := sub.call(b)
 	if err == nil && sub.durable != nil {
 		sub.st.mu.Lock()
-		sub.durable.cursor = max(sub.durable.cursor, b[len(b)-1].SequenceNumber)
+		if sub.durable.holder == sub {
+			sub.durable.cursor = max(sub.durable.cursor, b[len(b)-1].SequenceNumber)
+			sub.durable.lastAck = time.Now()
+		} else {
+			err = contract.ErrDurableLeaseLost // reset or deleted with force
+		}
 		sub.st.mu.Unlock()
 	}
 	sub.mu.Lock()
@@ -366,7 +384,9 @@ func (sub *refSub) loop() error {
 		sub.queue = sub.queue[1:]
 		sub.running, sub.gid = true, goid()
 		sub.mu.Unlock()
-		if err := sub.deliver(b); err != nil && sub.durable != nil {
+		if err := sub.deliver(b); errors.Is(err, contract.ErrDurableLeaseLost) {
+			return err
+		} else if err != nil && sub.durable != nil {
 			return fmt.Errorf("%w: %w", contract.ErrHandlerFailed, err) // a durable stream stops on failure; end frees the name
 		}
 	}
@@ -423,4 +443,90 @@ func goid() uint64 {
 	s := strings.TrimPrefix(string(buf[:runtime.Stack(buf[:], false)]), "goroutine ")
 	id, _ := strconv.ParseUint(s[:strings.IndexByte(s, ' ')], 10, 64)
 	return id
+}
+
+var _ contract.DurableAdmin = (*refStore)(nil)
+
+func (s *refStore) infoLocked(name string, d *durableState) contract.DurableInfo {
+	info := contract.DurableInfo{Name: name, Query: d.query, Start: d.start, Cursor: d.cursor, Head: s.last,
+		Lag: contract.DurableLag(s.last, d.cursor), Created: d.created, LastAck: d.lastAck}
+	if d.holder != nil {
+		info.Holder = fmt.Sprintf("ref/%d", d.holder.id)
+	}
+	return info
+}
+
+func (s *refStore) ListDurable(ctx context.Context) ([]contract.DurableInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, contract.ErrClosed
+	}
+	out := []contract.DurableInfo{}
+	for name, d := range s.durable {
+		out = append(out, s.infoLocked(name, d))
+	}
+	slices.SortFunc(out, func(a, b contract.DurableInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func (s *refStore) GetDurable(ctx context.Context, name string) (contract.DurableInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return contract.DurableInfo{}, contract.ErrClosed
+	}
+	d, ok := s.durable[name]
+	if !ok {
+		return contract.DurableInfo{}, contract.ErrDurableNotFound
+	}
+	return s.infoLocked(name, d), nil
+}
+
+func (s *refStore) ResetDurable(ctx context.Context, name string, to contract.StartPosition, force bool) (contract.DurableInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, err := s.adminLocked(name, force)
+	if err != nil {
+		return contract.DurableInfo{}, err
+	}
+	switch to.Kind {
+	case contract.StartBeginning:
+		d.cursor = 0
+	case contract.StartEnd:
+		d.cursor = s.last
+	case contract.StartAfterSequence:
+		if to.After > s.last {
+			return contract.DurableInfo{}, contract.ErrPositionAhead
+		}
+		d.cursor = to.After
+	}
+	d.holder = nil
+	return s.infoLocked(name, d), nil
+}
+
+func (s *refStore) DeleteDurable(ctx context.Context, name string, force bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, err := s.adminLocked(name, force)
+	if err != nil {
+		return err
+	}
+	d.holder = nil
+	delete(s.durable, name)
+	return nil
+}
+
+func (s *refStore) adminLocked(name string, force bool) (*durableState, error) {
+	if s.closed {
+		return nil, contract.ErrClosed
+	}
+	d, ok := s.durable[name]
+	if !ok {
+		return nil, contract.ErrDurableNotFound
+	}
+	if d.holder != nil && !force {
+		return nil, contract.ErrDurableNameInUse
+	}
+	return d, nil
 }

@@ -68,3 +68,10 @@ func FormatQuery(q contract.EventQuery) string {
 	}
 	return strings.Join(parts, " OR ")
 }
+
+// HeldRefusal is the error for a reset or delete of a held name without
+// force.
+func HeldRefusal(what, name, holder string) error {
+	return fmt.Errorf("%w: %q is held by %s; unsubscribe it first, or %s with force (its holder loses the name)",
+		contract.ErrDurableNameInUse, name, holder, what)
+}

@@ -95,6 +95,14 @@ type Config struct {
 	// RetryBackoff is the pause after a failed read before trying again
 	// (default 100ms).
 	RetryBackoff time.Duration
+	// IdleRecord is how long a durable subscription that is caught up, but
+	// whose cursor is behind what it has read (events after it did not
+	// match its query), waits for the next commit before it records that
+	// position as its cursor (default 1s). Its lag is then 0, and a
+	// later subscription does not read those events again; waiting first
+	// keeps a filtered stream under a steady append rate from writing a
+	// cursor for every commit.
+	IdleRecord time.Duration
 }
 
 // DefaultSubscriberBytes is Config.SubscriberBytes' default.
@@ -128,6 +136,9 @@ func New(cfg Config) *Engine {
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 100 * time.Millisecond
 	}
+	if cfg.IdleRecord <= 0 {
+		cfg.IdleRecord = time.Second
+	}
 	if cfg.HolderPrefix == "" {
 		cfg.HolderPrefix = "local"
 	}
@@ -143,6 +154,22 @@ func New(cfg Config) *Engine {
 // HeldBytes returns the BatchBytes all subscriptions hold read but not yet
 // delivered.
 func (e *Engine) HeldBytes() int64 { return e.budget.held() }
+
+// DurablePositions returns, for each durable subscription, the sequence
+// number through which it has handled or passed the log: its lag is the
+// head minus that, 0 when it is caught up even if its last match is
+// older.
+func (e *Engine) DurablePositions() map[string]uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]uint64)
+	for _, s := range e.subs {
+		if s.durable {
+			out[s.name] = max(out[s.name], s.progress.Load())
+		}
+	}
+	return out
+}
 
 // Count returns the number of active subscriptions.
 func (e *Engine) Count() int {
@@ -243,6 +270,7 @@ func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQ
 		return nil, fmt.Errorf("durable stream %q replay stopped, cursor at %d: %w", name, s.cursor, err)
 	}
 	s.start = s.pos
+	s.progress.Store(s.pos)
 	s.goLive()
 	return s, nil
 }
@@ -302,9 +330,10 @@ type subscription struct {
 	durable      bool
 	name, holder string
 
-	start  uint64 // position when the subscription went live; immutable after
-	pos    uint64 // scanned through; owned by the delivering goroutine
-	cursor uint64 // last cursor stored; owned by the delivering goroutine
+	start    uint64        // position when the subscription went live; immutable after
+	pos      uint64        // scanned through; owned by the delivering goroutine
+	cursor   uint64        // last cursor stored; owned by the delivering goroutine
+	progress atomic.Uint64 // pos once everything read up to it was delivered
 
 	mu        sync.Mutex
 	stopped   bool
@@ -452,6 +481,15 @@ func (s *subscription) run(until uint64) error {
 		}
 		upTo := until
 		if until == 0 {
+			if s.durable && s.pos > s.cursor {
+				recorded, err := s.recordWhenIdle()
+				if err != nil {
+					return err
+				}
+				if recorded {
+					continue
+				}
+			}
 			head, err := s.e.cfg.Hub.Wait(s.ctx, s.pos)
 			if err != nil {
 				if cerr := s.ctxErr(); cerr != nil {
@@ -497,7 +535,21 @@ func (s *subscription) run(until uint64) error {
 		if scanned > s.pos {
 			s.pos = scanned
 		}
+		s.progress.Store(s.pos)
 	}
+}
+
+// recordWhenIdle waits up to IdleRecord for a commit after pos. If none
+// comes, it records pos as the cursor (nothing up to it matched after the
+// last delivery) and reports true.
+func (s *subscription) recordWhenIdle() (bool, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.e.cfg.IdleRecord)
+	defer cancel()
+	_, err := s.e.cfg.Hub.Wait(ctx, s.pos)
+	if err == nil || s.ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+		return false, nil // a commit came (or the stream ends): the main wait sees it
+	}
+	return true, s.advance(s.pos)
 }
 
 // ctxErr is the reason s.ctx ended (ErrSubscriberTooSlow after a stall), or

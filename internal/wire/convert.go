@@ -139,3 +139,34 @@ func StartFromProto(p *factstrv1.DurableStart) (contract.StartPosition, error) {
 	}
 	return contract.StartPosition{}, fmt.Errorf("%w: unknown durable start kind %d", contract.ErrInvalidQuery, p.GetKind())
 }
+
+// DurableInfoToProto converts a durable name's description.
+func DurableInfoToProto(d contract.DurableInfo) *factstrv1.DurableStream {
+	m := &factstrv1.DurableStream{
+		Name: d.Name, Query: QueryToProto(d.Query), Start: StartToProto(d.Start), Cursor: d.Cursor,
+		Head: d.Head, LagEvents: d.Lag, Holder: d.Holder,
+	}
+	if !d.Created.IsZero() {
+		m.CreatedAt = timestamppb.New(d.Created)
+	}
+	if !d.LastAck.IsZero() {
+		m.LastAckAt = timestamppb.New(d.LastAck)
+	}
+	return m
+}
+
+// DurableInfoFromProto converts a durable name's description back.
+func DurableInfoFromProto(m *factstrv1.DurableStream) contract.DurableInfo {
+	start, _ := StartFromProto(m.GetStart())
+	d := contract.DurableInfo{
+		Name: m.GetName(), Query: QueryFromProto(m.GetQuery()), Start: start, Cursor: m.GetCursor(),
+		Head: m.GetHead(), Lag: m.GetLagEvents(), Holder: m.GetHolder(),
+	}
+	if m.GetCreatedAt() != nil {
+		d.Created = m.GetCreatedAt().AsTime()
+	}
+	if m.GetLastAckAt() != nil {
+		d.LastAck = m.GetLastAckAt().AsTime()
+	}
+	return d
+}

@@ -37,6 +37,7 @@ const (
 	ReasonFailedPrecondion = "FAILED_PRECONDITION"
 	ReasonNoSpace          = "NO_SPACE"
 	ReasonTooSlow          = "SUBSCRIBER_TOO_SLOW"
+	ReasonDurableNotFound  = "DURABLE_NOT_FOUND"
 )
 
 // Classifier lets the server map errors of packages wire does not import
@@ -77,6 +78,8 @@ func ToStatus(err error, classify Classifier) error {
 		return withReason(codes.FailedPrecondition, ReasonQueryMismatch, err.Error()+"; subscribe with the original query or use a new name")
 	case errors.Is(err, contract.ErrClosed):
 		return withReason(codes.Unavailable, ReasonClosed, "the node is shutting down; retry on another node")
+	case errors.Is(err, contract.ErrDurableNotFound):
+		return withReason(codes.NotFound, ReasonDurableNotFound, err.Error())
 	case errors.Is(err, contract.ErrPositionAhead):
 		return withReason(codes.OutOfRange, ReasonPositionAhead, err.Error())
 	case errors.Is(err, streams.ErrSubscriberTooSlow):
@@ -154,6 +157,8 @@ func FromStatus(err error) error {
 		sentinel = contract.ErrDurableQueryMismatch
 	case ReasonPositionAhead:
 		sentinel = contract.ErrPositionAhead
+	case ReasonDurableNotFound:
+		sentinel = contract.ErrDurableNotFound
 	}
 	if sentinel == nil {
 		return err
