@@ -30,8 +30,7 @@ func StartCursor(start contract.StartPosition, head uint64) (uint64, error) {
 // than stored, the one it was created with; it names the stored query so
 // the caller can subscribe with it, or reset or delete the name.
 func QueryMismatch(name string, stored contract.EventQuery) error {
-	return fmt.Errorf("%w: %q was created with the query %s; subscribe with that query, or delete the name (factstr-node admin streams delete) to create it anew",
-		contract.ErrDurableQueryMismatch, name, FormatQuery(stored))
+	return fmt.Errorf("%w: %q has the query %s", contract.ErrDurableQueryMismatch, name, FormatQuery(stored))
 }
 
 // FormatQuery renders a query's filters for people: "every event", or the

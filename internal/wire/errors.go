@@ -75,7 +75,7 @@ func ToStatus(err error, classify Classifier) error {
 	case errors.Is(err, contract.ErrDurableNameInUse):
 		return withReason(codes.FailedPrecondition, ReasonNameInUse, err.Error()+"; unsubscribe the other subscriber or use another name")
 	case errors.Is(err, contract.ErrDurableQueryMismatch):
-		return withReason(codes.FailedPrecondition, ReasonQueryMismatch, err.Error()+"; subscribe with the original query or use a new name")
+		return withReason(codes.FailedPrecondition, ReasonQueryMismatch, err.Error()+"; subscribe with that query, use a new name, or delete the name (factstr-node admin streams delete)")
 	case errors.Is(err, contract.ErrClosed):
 		return withReason(codes.Unavailable, ReasonClosed, "the node is shutting down; retry on another node")
 	case errors.Is(err, contract.ErrDurableNotFound):
