@@ -94,7 +94,10 @@ type DurableInfo struct {
 	Query EventQuery    // the query the name was created with (its filters)
 	Start StartPosition // where it started when created
 	// Cursor is the last sequence number the name has handled: its next
-	// subscription delivers what comes after it.
+	// subscription delivers what comes after it. While a subscription runs,
+	// the stored cursor may trail its deliveries by the write in flight
+	// (cursor advances are coalesced); it is complete once the name is
+	// released.
 	Cursor uint64
 	// Head is the last committed sequence number when the info was read.
 	Head uint64

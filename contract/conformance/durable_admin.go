@@ -96,6 +96,8 @@ func testAdminListAndGet(t *testing.T, s contract.EventStore) {
 	recD := NewRecorder(nil)
 	subD := durableWith(t, s, "d", contract.EventQuery{}, recD, contract.StartAtEnd())
 	recD.ExpectNone(t, "d, at the end")
+	// A running subscription stores its cursor after its deliveries.
+	waitInfo(t, a, "e", "e's cursor to pass its delivery", func(i contract.DurableInfo) bool { return i.Cursor >= 5 })
 
 	ctx, cancel := opCtx()
 	defer cancel()
@@ -170,7 +172,8 @@ func testAdminResetHeld(t *testing.T, s contract.EventStore) {
 	rec := NewRecorder(nil)
 	streamAllDurable(t, s, "d", rec)
 	rec.Settle(t)
-	before := mustGet(t, a, "d")
+	// A running subscription stores its cursor after its deliveries.
+	before := waitInfo(t, a, "d", "the cursor of the replayed name to reach 6", func(i contract.DurableInfo) bool { return i.Cursor == 6 })
 	if _, err := resetTo(t, a, "d", contract.StartPosition{}, false); !errors.Is(err, contract.ErrDurableNameInUse) {
 		t.Fatalf("ResetDurable of a held name without force: %v, want contract.ErrDurableNameInUse", err)
 	}

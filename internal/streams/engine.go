@@ -259,15 +259,17 @@ func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQ
 			"name", name, "cursor", acq.Cursor, "start_asked", opts.Start.String())
 	}
 	cursor := acq.Cursor
-	s.pos, s.cursor = cursor, cursor
+	s.pos = cursor
+	s.startCursor(cursor)
 	if err := s.replay(e.cfg.Hub.Head()); err != nil {
+		stored := s.finishCursor()
 		s.release()
 		e.remove(s)
 		s.cancel(nil)
 		if errors.Is(err, errStopped) {
 			err = contract.ErrClosed
 		}
-		return nil, fmt.Errorf("durable stream %q replay stopped, cursor at %d: %w", name, s.cursor, err)
+		return nil, fmt.Errorf("durable stream %q replay stopped, cursor at %d: %w", name, stored, err)
 	}
 	s.start = s.pos
 	s.progress.Store(s.pos)
@@ -332,8 +334,8 @@ type subscription struct {
 
 	start    uint64        // position when the subscription went live; immutable after
 	pos      uint64        // scanned through; owned by the delivering goroutine
-	cursor   uint64        // last cursor stored; owned by the delivering goroutine
 	progress atomic.Uint64 // pos once everything read up to it was delivered
+	cur      cursorState   // durable: acknowledged and stored cursor, and its flusher
 
 	mu        sync.Mutex
 	stopped   bool
@@ -422,6 +424,7 @@ func (s *subscription) live() {
 	defer s.cancel(nil)
 	err := s.run(0)
 	if s.durable {
+		s.finishCursor()
 		s.release()
 	}
 	if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, context.Canceled) && !errors.Is(err, errHubClosed) && !errors.Is(err, ErrSubscriberTooSlow) {
@@ -481,7 +484,7 @@ func (s *subscription) run(until uint64) error {
 		}
 		upTo := until
 		if until == 0 {
-			if s.durable && s.pos > s.cursor {
+			if s.durable && s.pos > s.ackedCursor() {
 				recorded, err := s.recordWhenIdle()
 				if err != nil {
 					return err
@@ -549,7 +552,8 @@ func (s *subscription) recordWhenIdle() (bool, error) {
 	if err == nil || s.ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
 		return false, nil // a commit came (or the stream ends): the main wait sees it
 	}
-	return true, s.advance(s.pos)
+	s.ack(s.pos)
+	return true, nil
 }
 
 // ctxErr is the reason s.ctx ended (ErrSubscriberTooSlow after a stall), or
@@ -627,7 +631,7 @@ func (s *subscription) deliverOne(b []contract.EventRecord) error {
 		return nil
 	}
 	if s.durable {
-		return s.advance(b[len(b)-1].SequenceNumber)
+		s.ack(b[len(b)-1].SequenceNumber)
 	}
 	return nil
 }
@@ -686,7 +690,6 @@ func (s *subscription) advance(cursor uint64) error {
 	if err := s.e.cfg.Durables.Advance(ctx, s.name, s.holder, cursor); err != nil {
 		return fmt.Errorf("advance cursor to %d: %w", cursor, err)
 	}
-	s.cursor = cursor
 	return nil
 }
 
