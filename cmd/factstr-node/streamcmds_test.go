@@ -107,3 +107,42 @@ func TestAdminStreams(t *testing.T) {
 		t.Errorf("unknown command: %v", err)
 	}
 }
+
+func TestTailDurableStart(t *testing.T) {
+	store, addr := serveStreams(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for range 3 {
+		if _, err := store.Append(ctx, []contract.NewEvent{{Type: "A", Payload: json.RawMessage(`{}`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cmdTail(ctx, []string{"--start", "end", "--addr", addr}); err == nil || !strings.Contains(err.Error(), "--durable") {
+		t.Fatalf("tail --start without --durable: %v, want a usage error naming --durable", err)
+	}
+	tctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- cmdTail(tctx, []string{"--durable", "audit", "--start", "2", "--addr", addr}) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := store.GetDurable(ctx, "audit")
+		if err == nil && info.Holder != "" {
+			if info.Start != (contract.StartPosition{Kind: contract.StartAfterSequence, After: 2}) {
+				t.Errorf("tail --durable audit --start 2 created the name with start %s", info.Start)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tail did not create the durable name: %+v, %v", info, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("tail after Ctrl-C: %v", err)
+	}
+	info, err := store.GetDurable(ctx, "audit")
+	if err != nil || info.Cursor != 3 || info.Holder != "" {
+		t.Fatalf("after tail: %+v, %v; want the event after 2 handled (cursor 3) and the name free", info, err)
+	}
+}
