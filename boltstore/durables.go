@@ -66,10 +66,11 @@ func ResetCommand(name string, to contract.StartPosition, force bool) Command {
 }
 
 // heldRefused checks name for a reset or delete: it must exist, and be
-// free unless c.Force.
-func (a *applier) heldRefused(c *Command, what string) (durableRecord, error, error) {
-	if err := checkName("durable stream name", c.Name); err != nil {
-		return durableRecord{}, err, nil
+// free unless c.Force. refused is the command's own outcome, err a storage
+// failure.
+func (a *applier) heldRefused(c *Command, what string) (d durableRecord, refused, err error) {
+	if cerr := checkName("durable stream name", c.Name); cerr != nil {
+		return durableRecord{}, cerr, nil
 	}
 	d, ok, err := a.loadDurable(c.Name)
 	if err != nil {

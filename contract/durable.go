@@ -77,6 +77,12 @@ func StartAfter(seq uint64) DurableOption {
 	return func(o *DurableOptions) { o.Start = StartPosition{Kind: StartAfterSequence, After: seq} }
 }
 
+// StartAt starts a new name at p (StartAtBeginning, StartAtEnd or
+// StartAfter, from a value).
+func StartAt(p StartPosition) DurableOption {
+	return func(o *DurableOptions) { o.Start = p }
+}
+
 // NewDurableOptions applies opts in order.
 func NewDurableOptions(opts ...DurableOption) DurableOptions {
 	var o DurableOptions

@@ -462,7 +462,7 @@ func cmdTail(ctx context.Context, args []string) error {
 		if err != nil {
 			return usagef("--start %q is not a sequence number, end or beginning", r.start)
 		}
-		opts = append(opts, func(o *contract.DurableOptions) { o.Start = start })
+		opts = append(opts, contract.StartAt(start))
 	}
 	c, err := r.cf.dial(ctx)
 	if err != nil {

@@ -312,7 +312,7 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 		s.obs.SubscriberStarted("durable")
 		defer s.obs.SubscriberEnded("durable")
 	}
-	sub, err := s.store.StreamToDurable(ctx, subReq.GetName(), wire.QueryFromProto(subReq.GetQuery()), handler, func(o *contract.DurableOptions) { o.Start = start })
+	sub, err := s.store.StreamToDurable(ctx, subReq.GetName(), wire.QueryFromProto(subReq.GetQuery()), handler, contract.StartAt(start))
 	if err != nil {
 		if s.obs != nil && reported.Load() {
 			s.obs.DurableEnded(subReq.GetName())
