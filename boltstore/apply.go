@@ -23,15 +23,17 @@ import (
 type Op uint8
 
 const (
-	OpAppend           Op = 1 // append Events as one batch
-	OpAppendIf         Op = 2 // append Events if Query's version is Expected
-	OpAcquire          Op = 3 // take durable Name for Holder (create it with Query when new)
-	OpAdvance          Op = 4 // move Name's cursor forward to Cursor, if Holder holds it
-	OpRelease          Op = 5 // free Name, if Holder holds it
-	OpReleaseHolders   Op = 6 // free every name whose holder starts with Holder ("" = all)
-	OpPruneIdempotency Op = 7 // forget idempotency keys recorded before OccurredAt
-	OpNoop             Op = 8 // only advances the applied index
-	OpSetIncarnation   Op = 9 // record Holder as node Name's data-directory incarnation ("" forgets it); a non-zero OccurredAt marks it removed then
+	OpAppend           Op = 1  // append Events as one batch
+	OpAppendIf         Op = 2  // append Events if Query's version is Expected
+	OpAcquire          Op = 3  // take durable Name for Holder (create it with Query when new)
+	OpAdvance          Op = 4  // move Name's cursor forward to Cursor, if Holder holds it
+	OpRelease          Op = 5  // free Name, if Holder holds it
+	OpReleaseHolders   Op = 6  // free every name whose holder starts with Holder ("" = all)
+	OpPruneIdempotency Op = 7  // forget idempotency keys recorded before OccurredAt
+	OpNoop             Op = 8  // only advances the applied index
+	OpSetIncarnation   Op = 9  // record Holder as node Name's data-directory incarnation ("" forgets it); a non-zero OccurredAt marks it removed then
+	OpResetDurable     Op = 10 // move Name's cursor to Start (Cursor for after); held only with Force, which takes the lease
+	OpDeleteDurable    Op = 11 // forget Name and its cursor; held only with Force
 )
 
 func (o Op) String() string {
@@ -54,6 +56,10 @@ func (o Op) String() string {
 		return "noop"
 	case OpSetIncarnation:
 		return "set-incarnation"
+	case OpResetDurable:
+		return "reset-durable"
+	case OpDeleteDurable:
+		return "delete-durable"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -69,13 +75,21 @@ type Command struct {
 	OccurredAt     time.Time           // stamps appended events; OpPruneIdempotency: the cutoff
 	IdempotencyKey string              // optional, for OpAppend and OpAppendIf
 	Name, Holder   string              // durable ops; OpReleaseHolders: Holder is a prefix; OpSetIncarnation: node id, incarnation
-	Cursor         uint64              // OpAdvance
+	Cursor         uint64              // OpAdvance: the new cursor; OpAcquire (Start is StartAfterSequence): the start
+	// Start is where OpAcquire starts a name it creates (and where
+	// OpResetDurable moves a cursor): the beginning, the head when it
+	// applies, or Cursor.
+	Start contract.StartKind
+	// Force lets OpResetDurable and OpDeleteDurable act on a held name; the
+	// holder loses its lease.
+	Force bool
 }
 
 // Result is the deterministic outcome of one command.
 type Result struct {
 	Append    contract.AppendResult
 	Cursor    uint64 // OpAcquire: the stored cursor
+	Created   bool   // OpAcquire: the name was created (its start applied)
 	Duplicate bool   // the idempotency key was seen before: Append/Err are the first outcome
 	Err       error  // the command's own failure; nothing of it was written
 }
@@ -89,8 +103,9 @@ type Entry struct {
 // Errors of individual commands, besides the contract's sentinels.
 var (
 	// ErrNotHeld is the outcome of an OpAdvance by a holder that does not
-	// hold the name (any more).
-	ErrNotHeld = errors.New("durable stream name is not held by this holder")
+	// hold the name (any more): the contract's ErrDurableLeaseLost, which
+	// ends the subscription with that Err.
+	ErrNotHeld = contract.ErrDurableLeaseLost
 	// ErrUnknownOp is the outcome of a command with an Op this version does
 	// not know.
 	ErrUnknownOp = errors.New("unknown command op")
@@ -259,6 +274,10 @@ func (a *applier) apply(c *Command) (Result, error) {
 		return Result{}, nil
 	case OpSetIncarnation:
 		return a.setIncarnation(c)
+	case OpResetDurable:
+		return a.resetDurable(c)
+	case OpDeleteDurable:
+		return a.deleteDurable(c)
 	}
 	return Result{Err: fmt.Errorf("%w: %d", ErrUnknownOp, uint8(c.Op))}, nil
 }
@@ -468,16 +487,28 @@ func (a *applier) acquire(c *Command) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if !ok {
+	created := !ok
+	if created {
 		q := contract.EventQuery{Filters: c.Query.Filters}
 		qj, err := json.Marshal(q)
 		if err != nil {
 			return Result{Err: fmt.Errorf("%w: %v", contract.ErrInvalidQuery, err)}, nil
 		}
-		d = durableRecord{queryKey: key, queryJSON: qj}
+		start := contract.StartPosition{Kind: c.Start}
+		if c.Start == contract.StartAfterSequence {
+			start.After = c.Cursor
+		}
+		cursor, err := streams.StartCursor(start, a.r.head)
+		if err != nil {
+			return Result{Err: err}, nil
+		}
+		d = durableRecord{cursor: cursor, queryKey: key, queryJSON: qj, start: start}
+		if !c.OccurredAt.IsZero() {
+			d.created = unixNanos(c.OccurredAt)
+		}
 	} else {
 		if d.queryKey != key {
-			return Result{Err: fmt.Errorf("%w: %q", contract.ErrDurableQueryMismatch, c.Name)}, nil
+			return Result{Err: streams.QueryMismatch(c.Name, d.query())}, nil
 		}
 		// The same holder acquiring again is a retried command, not a
 		// second subscriber.
@@ -489,7 +520,7 @@ func (a *applier) acquire(c *Command) (Result, error) {
 	if err := a.storeDurable(c.Name, d); err != nil {
 		return Result{}, err
 	}
-	return Result{Cursor: d.cursor}, nil
+	return Result{Cursor: d.cursor, Created: created}, nil
 }
 
 func (a *applier) advance(c *Command) (Result, error) {
@@ -504,6 +535,9 @@ func (a *applier) advance(c *Command) (Result, error) {
 		return Result{Cursor: d.cursor}, nil
 	}
 	d.cursor = c.Cursor
+	if !c.OccurredAt.IsZero() {
+		d.lastAck = unixNanos(c.OccurredAt)
+	}
 	if err := a.storeDurable(c.Name, d); err != nil {
 		return Result{}, err
 	}

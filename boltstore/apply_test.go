@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,10 +54,16 @@ func randomEntries(seed uint64, n int) []boltstore.Entry {
 			case k < 9:
 				c = boltstore.Command{Op: boltstore.OpRelease, Name: fmt.Sprintf("d%d", rng.IntN(3)), Holder: fmt.Sprintf("h%d", rng.IntN(2))}
 			default:
-				if rng.IntN(2) == 0 {
+				switch rng.IntN(4) {
+				case 0:
 					c = boltstore.Command{Op: boltstore.OpPruneIdempotency, OccurredAt: at.Add(-5 * time.Second)}
-				} else {
+				case 1:
 					c = boltstore.Command{Op: boltstore.OpReleaseHolders, Holder: "h1"}
+				case 2:
+					c = boltstore.Command{Op: boltstore.OpResetDurable, Name: fmt.Sprintf("d%d", rng.IntN(3)), Start: contract.StartKind(rng.IntN(3)),
+						Cursor: uint64(rng.IntN(int(head) + 2)), Force: rng.IntN(2) == 0}
+				default:
+					c = boltstore.Command{Op: boltstore.OpDeleteDurable, Name: fmt.Sprintf("d%d", rng.IntN(3)), Force: rng.IntN(2) == 0}
 				}
 			}
 			e.Commands = append(e.Commands, c)
@@ -348,4 +355,39 @@ func applyOne(t *testing.T, s *boltstore.Store, c boltstore.Command) boltstore.R
 		t.Fatal(err)
 	}
 	return res[0][0]
+}
+
+// A new name starts where its acquire says, decided when the acquire
+// applies; an existing name keeps its cursor; a mismatch names the stored
+// query.
+func TestApplyDurableStart(t *testing.T) {
+	s, _ := openStore(t, boltstore.WithReplicated())
+	apply := func(c boltstore.Command) boltstore.Result { t.Helper(); return applyOne(t, s, c) }
+	for range 3 {
+		apply(boltstore.Command{Op: boltstore.OpAppend, OccurredAt: epoch, Events: []contract.NewEvent{ev("A", `{}`), ev("B", `{}`)}})
+	}
+	q := typeQ("A")
+	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "end", Holder: "h/1", Query: q, Start: contract.StartEnd}); r.Err != nil || r.Cursor != 6 || !r.Created {
+		t.Fatalf("acquire at the end: %+v", r)
+	}
+	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "after", Holder: "h/2", Query: q, Start: contract.StartAfterSequence, Cursor: 4}); r.Err != nil || r.Cursor != 4 {
+		t.Fatalf("acquire after 4: %+v", r)
+	}
+	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "ahead", Holder: "h/3", Query: q, Start: contract.StartAfterSequence, Cursor: 7}); !errors.Is(r.Err, contract.ErrPositionAhead) {
+		t.Fatalf("acquire after 7 with the log at 6: %+v", r)
+	}
+	if _, _, ok, _ := s.Durable("ahead"); ok {
+		t.Fatal("a refused acquire created the name")
+	}
+	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "odd", Holder: "h/4", Query: q, Start: 9}); !errors.Is(r.Err, contract.ErrInvalidQuery) {
+		t.Fatalf("acquire with an unknown start kind: %+v", r)
+	}
+	apply(boltstore.Command{Op: boltstore.OpRelease, Name: "end", Holder: "h/1"})
+	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "end", Holder: "h/5", Query: q, Start: contract.StartBeginning}); r.Err != nil || r.Cursor != 6 || r.Created {
+		t.Fatalf("acquire of an existing name from the beginning: %+v (it resumes from its cursor)", r)
+	}
+	r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "after", Holder: "h/6", Query: typeQ("B")})
+	if !errors.Is(r.Err, contract.ErrDurableQueryMismatch) || !strings.Contains(r.Err.Error(), "type A") {
+		t.Fatalf("acquire with another query: %v, want ErrDurableQueryMismatch naming the stored query (type A)", r.Err)
+	}
 }

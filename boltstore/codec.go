@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -105,20 +106,31 @@ func eventRecord(seq uint64, v []byte) (contract.EventRecord, error) {
 }
 
 // durableRecord is the stored state of a durable stream name.
+//
+// The fields after queryJSON came later: a record without them (written
+// before) decodes with them zero, and a reader that predates them ignores
+// them.
 type durableRecord struct {
 	cursor    uint64
 	holder    string // "" when free
 	queryKey  string // streams.QueryKey of the query it was created with
 	queryJSON []byte // the query as given, for operators
+	lastAck   int64  // unix nanos of the last cursor advance; 0: never
+	created   int64  // unix nanos of the acquire that created it; 0: unknown
+	start     contract.StartPosition
 }
 
 func (d durableRecord) encode() []byte {
-	b := make([]byte, 0, 16+len(d.holder)+len(d.queryKey)+len(d.queryJSON))
+	b := make([]byte, 0, 48+len(d.holder)+len(d.queryKey)+len(d.queryJSON))
 	b = append(b, recordVersion)
 	b = binary.BigEndian.AppendUint64(b, d.cursor)
 	b = putUvarintBytes(b, []byte(d.holder))
 	b = putUvarintBytes(b, []byte(d.queryKey))
-	return putUvarintBytes(b, d.queryJSON)
+	b = putUvarintBytes(b, d.queryJSON)
+	b = binary.AppendVarint(b, d.lastAck)
+	b = binary.AppendVarint(b, d.created)
+	b = append(b, byte(d.start.Kind))
+	return binary.AppendUvarint(b, d.start.After)
 }
 
 func decodeDurable(v []byte) (durableRecord, error) {
@@ -134,11 +146,26 @@ func decodeDurable(v []byte) (durableRecord, error) {
 	if err != nil {
 		return d, err
 	}
-	q, _, err := readUvarintBytes(rest)
+	q, rest, err := readUvarintBytes(rest)
 	if err != nil {
 		return d, err
 	}
 	d.holder, d.queryKey, d.queryJSON = string(holder), string(key), append([]byte(nil), q...)
+	if len(rest) == 0 {
+		return d, nil
+	}
+	var n int
+	if d.lastAck, n = binary.Varint(rest); n <= 0 {
+		return d, errCorrupt
+	}
+	rest = rest[n:]
+	if d.created, n = binary.Varint(rest); n <= 0 || len(rest) < n+1 {
+		return d, errCorrupt
+	}
+	d.start.Kind, rest = contract.StartKind(rest[n]), rest[n+1:]
+	if d.start.After, n = binary.Uvarint(rest); n <= 0 {
+		return d, errCorrupt
+	}
 	return d, nil
 }
 
@@ -206,4 +233,13 @@ func idemTimeKey(at int64, key string) []byte {
 
 func idemTimeOf(k []byte) int64 {
 	return int64(binary.BigEndian.Uint64(k[:8]) ^ (1 << 63))
+}
+
+// query decodes the query a durable name was created with (its filters).
+func (d durableRecord) query() contract.EventQuery {
+	var q contract.EventQuery
+	if err := json.Unmarshal(d.queryJSON, &q); err != nil {
+		return contract.EventQuery{}
+	}
+	return q
 }

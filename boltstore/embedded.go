@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/streams"
 )
 
 // maxGroup bounds the commands one group commit takes, so the leader's own
@@ -94,20 +95,20 @@ func (s *Store) StreamTo(ctx context.Context, q contract.EventQuery, h contract.
 }
 
 // StreamAllDurable is StreamToDurable for every event.
-func (s *Store) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler) (contract.Subscription, error) {
-	return s.StreamToDurable(ctx, name, contract.EventQuery{}, h)
+func (s *Store) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler, opts ...contract.DurableOption) (contract.Subscription, error) {
+	return s.StreamToDurable(ctx, name, contract.EventQuery{}, h, opts...)
 }
 
 // StreamToDurable replays from name's stored cursor, then continues live;
 // the cursor persists in the file.
-func (s *Store) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+func (s *Store) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler, opts ...contract.DurableOption) (contract.Subscription, error) {
 	if err := s.writable(); err != nil {
 		return nil, err
 	}
 	if err := contract.ValidateQueryLimits(q, s.opts.limits); err != nil {
 		return nil, err
 	}
-	return s.engine.Durable(ctx, name, q, h)
+	return s.engine.Durable(ctx, name, q, h, contract.NewDurableOptions(opts...))
 }
 
 // committer is the group commit of embedded mode: concurrent writers queue
@@ -199,19 +200,29 @@ func (s *Store) commitGroup(group []*pending) {
 // are commands through Apply, so they persist with the events.
 type durables Store
 
-func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery, holder string) (uint64, error) {
-	res, err := (*Store)(d).submit(Command{Op: OpAcquire, Name: name, Holder: holder, Query: q})
+func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery, holder string, start contract.StartPosition) (streams.AcquireResult, error) {
+	res, err := (*Store)(d).submit(AcquireCommand(name, q, holder, start, d.opts.now().UTC()))
 	if err != nil {
-		return 0, err
+		return streams.AcquireResult{}, err
 	}
 	if res.Err != nil {
-		return 0, res.Err
+		return streams.AcquireResult{}, res.Err
 	}
-	return res.Cursor, nil
+	return streams.AcquireResult{Cursor: res.Cursor, Created: res.Created}, nil
+}
+
+// AcquireCommand is the OpAcquire of holder for name, created with q and
+// start when new.
+func AcquireCommand(name string, q contract.EventQuery, holder string, start contract.StartPosition, now time.Time) Command {
+	c := Command{Op: OpAcquire, Name: name, Holder: holder, Query: q, Start: start.Kind, OccurredAt: now}
+	if start.Kind == contract.StartAfterSequence {
+		c.Cursor = start.After
+	}
+	return c
 }
 
 func (d *durables) Advance(_ context.Context, name, holder string, cursor uint64) error {
-	res, err := (*Store)(d).submit(Command{Op: OpAdvance, Name: name, Holder: holder, Cursor: cursor})
+	res, err := (*Store)(d).submit(Command{Op: OpAdvance, Name: name, Holder: holder, Cursor: cursor, OccurredAt: d.opts.now().UTC()})
 	if err != nil {
 		return err
 	}

@@ -15,11 +15,11 @@ import (
 // Admin returns an AdminService client that fails over across the targets
 // like the data calls, starting at the next target in turn:
 //
-//   - Status and Members (reads) are retried on the next target after
+//   - Status, Members, ListDurableStreams and GetDurableStream (reads) are retried on the next target after
 //     UNAVAILABLE or an attempt timeout (WithAttemptTimeout), as Query is.
 //     They report the cluster as the node that answered sees it.
-//   - Join, Remove, TransferLeadership, SnapshotSave and SnapshotRestore
-//     are sent at most once: the client moves on only while it cannot
+//   - Join, Remove, TransferLeadership, SnapshotSave, SnapshotRestore,
+//     ResetDurableStream and DeleteDurableStream are sent at most once: the client moves on only while it cannot
 //     connect to a target (nothing was sent) and, for unary calls, when
 //     the node refused with UNAVAILABLE and reason NO_LEADER, which the
 //     server returns only before the operation did anything (it knows no
@@ -49,7 +49,8 @@ var _ grpc.ClientConnInterface = adminConn{}
 func (a adminConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
 	c := a.c
 	switch method {
-	case factstrv1.AdminService_Status_FullMethodName, factstrv1.AdminService_Members_FullMethodName:
+	case factstrv1.AdminService_Status_FullMethodName, factstrv1.AdminService_Members_FullMethodName,
+		factstrv1.AdminService_ListDurableStreams_FullMethodName, factstrv1.AdminService_GetDurableStream_FullMethodName:
 		return c.call(ctx, func(at *attempt, node int) error {
 			return c.conns[node].Invoke(at.ctx, method, args, reply, opts...)
 		})

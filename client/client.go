@@ -374,7 +374,7 @@ func (c *Client) Close() error {
 	}
 	c.mu.Unlock()
 	for _, s := range subs {
-		s.Unsubscribe()
+		s.stop(contract.ErrClosed)
 	}
 	for _, w := range c.writes {
 		w.close()

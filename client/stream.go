@@ -28,6 +28,7 @@ type subscription struct {
 	durable bool
 	name    string
 	query   contract.EventQuery
+	start   contract.StartPosition // durable: where a new name starts
 	read    contract.ReadOptions
 	handler contract.StreamHandler
 
@@ -38,16 +39,42 @@ type subscription struct {
 
 	lastSeen uint64 // live: resume position; owned by the delivering goroutine
 
-	mu      sync.Mutex
-	stopped bool
-	gid     uint64
-	started bool
-	sendMu  sync.Mutex
-	dstream grpc.BidiStreamingClient[factstrv1.StreamDurableRequest, factstrv1.StreamDurableResponse]
-	done    chan struct{}
+	mu        sync.Mutex
+	stopped   bool
+	stopCause error // why stopped was set: nil for Unsubscribe
+	err       error // why the stream ended; set before done is closed
+	gid       uint64
+	started   bool
+	sendMu    sync.Mutex
+	dstream   grpc.BidiStreamingClient[factstrv1.StreamDurableRequest, factstrv1.StreamDurableResponse]
+	done      chan struct{}
 }
 
 func (s *subscription) ID() uint64 { return s.id }
+
+// Done is closed when the stream has ended (see contract.Subscription).
+func (s *subscription) Done() <-chan struct{} { return s.done }
+
+// Err tells why the stream ended: nil while it runs and after Unsubscribe;
+// otherwise the ctx's cause, contract.ErrClosed (the client was closed),
+// contract.ErrHandlerFailed (a durable handler's failure) or
+// contract.ErrStreamLost (no node could resume it in time).
+func (s *subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// finish records why the stream ended; a stop (Unsubscribe, the call's
+// ctx, Close) decides over what the delivering goroutine saw.
+func (s *subscription) finish(reason error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		reason = s.stopCause
+	}
+	s.err = reason
+}
 
 func (c *Client) newSub(ctx context.Context, durable bool, name string, q contract.EventQuery, h contract.StreamHandler) (*subscription, error) {
 	if h == nil {
@@ -161,6 +188,8 @@ func (s *subscription) runLive(st grpc.ServerStreamingClient[factstrv1.StreamRes
 	s.begin()
 	defer close(s.done)
 	defer s.c.dropSub(s)
+	var reason error
+	defer func() { s.finish(reason) }()
 	for {
 		m, err := st.Recv()
 		if err == nil {
@@ -173,33 +202,38 @@ func (s *subscription) runLive(st grpc.ServerStreamingClient[factstrv1.StreamRes
 			return
 		}
 		s.c.log.Info("live stream lost its node; resuming elsewhere", "subscription", s.id, "after", s.lastSeen, "error", err)
-		st = s.reconnectLive()
+		st, err = s.reconnectLive()
 		if st == nil {
+			if err != nil {
+				reason = fmt.Errorf("%w: %w", contract.ErrStreamLost, mapErr(err))
+			}
 			return
 		}
 	}
 }
 
-// reconnectLive resumes after lastSeen on the next node that answers.
-func (s *subscription) reconnectLive() grpc.ServerStreamingClient[factstrv1.StreamResponse] {
+// reconnectLive resumes after lastSeen on the next node that answers. It
+// returns no stream when the subscription was stopped, or the error that
+// makes resuming pointless.
+func (s *subscription) reconnectLive() (grpc.ServerStreamingClient[factstrv1.StreamResponse], error) {
 	backoff := 50 * time.Millisecond
 	node := s.c.pick()
 	for {
 		if s.isStopped() || s.sctx.Err() != nil {
-			return nil
+			return nil, nil
 		}
 		st, err := s.openLive(node, s.lastSeen, true)
 		if err == nil {
-			return st
+			return st, nil
 		}
 		if !retryable(err) && status.Code(err) != codes.OutOfRange && status.Code(err) != codes.Internal {
 			s.c.log.Warn("live stream cannot resume; it ends", "subscription", s.id, "error", err)
-			return nil
+			return nil, err
 		}
 		node = (node + 1) % len(s.c.conns)
 		select {
 		case <-s.sctx.Done():
-			return nil
+			return nil, nil
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, time.Second)
@@ -207,20 +241,29 @@ func (s *subscription) reconnectLive() grpc.ServerStreamingClient[factstrv1.Stre
 }
 
 // StreamAllDurable is StreamToDurable over every event.
-func (c *Client) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler) (contract.Subscription, error) {
-	return c.StreamToDurable(ctx, name, contract.EventQuery{}, h)
+func (c *Client) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler, opts ...contract.DurableOption) (contract.Subscription, error) {
+	return c.StreamToDurable(ctx, name, contract.EventQuery{}, h, opts...)
 }
 
 // StreamToDurable replays from the name's server-stored cursor, then
 // continues live; each batch is acknowledged after the handler returns nil.
-func (c *Client) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+//
+// A start position (contract.StartAtEnd, contract.StartAfter) applies when
+// the name is new. When the stream resumes on another node the name
+// exists, so it resumes from the cursor.
+func (c *Client) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler, opts ...contract.DurableOption) (contract.Subscription, error) {
 	if err := contract.ValidateDurableName(name); err != nil {
+		return nil, err
+	}
+	o := contract.NewDurableOptions(opts...)
+	if err := o.Start.Validate(); err != nil {
 		return nil, err
 	}
 	s, err := c.newSub(ctx, true, name, q, h)
 	if err != nil {
 		return nil, err
 	}
+	s.start = o.Start
 	err = c.retry(ctx, func(_ context.Context, node int) (bool, error) {
 		err := s.openDurable(node)
 		return retryable(err), err
@@ -262,7 +305,7 @@ func (s *subscription) openDurableOn(a *attempt, node int) error {
 	s.sendMu.Lock()
 	s.dstream = st
 	err = st.Send(&factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Subscribe{Subscribe: &factstrv1.DurableSubscribe{
-		Name: s.name, Query: wire.QueryToProto(s.query), Read: wire.ReadOptionsToProto(s.read),
+		Name: s.name, Query: wire.QueryToProto(s.query), Read: wire.ReadOptionsToProto(s.read), Start: wire.StartToProto(s.start),
 	}}})
 	s.sendMu.Unlock()
 	if err != nil {
@@ -309,7 +352,7 @@ func (s *subscription) deliverDurable(b *factstrv1.Batch) error {
 	err := s.dstream.Send(&factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Ack{Ack: ack}})
 	s.sendMu.Unlock()
 	if herr != nil {
-		return fmt.Errorf("durable stream %q: handler failed: %w", s.name, herr)
+		return fmt.Errorf("durable stream %q: %w on the batch ending at %d: %w", s.name, contract.ErrHandlerFailed, ack.LastSequenceNumber, herr)
 	}
 	return err
 }
@@ -318,12 +361,17 @@ func (s *subscription) runDurable() {
 	s.begin()
 	defer close(s.done)
 	defer s.c.dropSub(s)
+	var reason error
+	defer func() { s.finish(reason) }()
 	for {
 		m, err := s.dstream.Recv()
 		if err == nil {
 			switch k := m.GetKind().(type) {
 			case *factstrv1.StreamDurableResponse_Batch:
-				if s.deliverDurable(k.Batch) != nil {
+				// An ack that could not be sent breaks the stream: the next
+				// Recv fails and the stream resumes from the cursor.
+				if err := s.deliverDurable(k.Batch); errors.Is(err, contract.ErrHandlerFailed) {
+					reason = err
 					s.awaitEnd()
 					return
 				}
@@ -332,11 +380,16 @@ func (s *subscription) runDurable() {
 			}
 			continue
 		}
-		if s.isStopped() || s.sctx.Err() != nil || status.Code(err) == codes.Aborted {
+		if s.isStopped() || s.sctx.Err() != nil {
+			return
+		}
+		if status.Code(err) == codes.Aborted {
+			reason = fmt.Errorf("durable stream %q ended by the server: %w", s.name, mapErr(err))
 			return
 		}
 		s.c.log.Info("durable stream lost its node; resuming elsewhere", "name", s.name, "error", err)
-		if !s.reconnectDurable() {
+		if err := s.reconnectDurable(); err != nil {
+			reason = err
 			return
 		}
 	}
@@ -352,28 +405,35 @@ func (s *subscription) awaitEnd() {
 	}
 }
 
-func (s *subscription) reconnectDurable() bool {
+// reconnectDurable subscribes again on the next node that answers. It
+// returns why the stream ends instead: the handler failed during the
+// replay, or no node took it back within durableResumeTimeout
+// (contract.ErrStreamLost). A stopped subscription ends with nil.
+func (s *subscription) reconnectDurable() error {
 	ctx, cancel := context.WithTimeout(s.sctx, durableResumeTimeout)
 	defer cancel()
 	backoff := 50 * time.Millisecond
 	node := s.c.pick()
 	for {
 		if s.isStopped() {
-			return false
+			return nil
 		}
 		err := s.openDurable(node)
 		if err == nil {
-			return true
+			return nil
 		}
 		// A replay failure of our own handler ends the stream.
+		if errors.Is(err, contract.ErrHandlerFailed) {
+			return err
+		}
 		if status.Code(err) == codes.Unknown || errors.Is(err, context.Canceled) {
-			return false
+			return fmt.Errorf("%w: %w", contract.ErrStreamLost, mapErr(err))
 		}
 		node = (node + 1) % len(s.c.conns)
 		select {
 		case <-ctx.Done():
 			s.c.log.Warn("durable stream could not resume; it ends", "name", s.name, "error", err)
-			return false
+			return fmt.Errorf("%w: durable stream %q could not resume within %v: %w", contract.ErrStreamLost, s.name, durableResumeTimeout, mapErr(err))
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, time.Second)
@@ -413,16 +473,22 @@ func (s *subscription) isStopped() bool {
 }
 
 func (s *subscription) watchCallCtx(ctx context.Context) {
-	context.AfterFunc(ctx, s.Unsubscribe)
+	context.AfterFunc(ctx, func() { s.stop(context.Cause(ctx)) })
 }
 
 // Unsubscribe stops future deliveries. From outside a handler it waits for
 // an in-flight handler and, for a durable stream, for the server to release
 // the name.
-func (s *subscription) Unsubscribe() {
+func (s *subscription) Unsubscribe() { s.stop(nil) }
+
+// stop is Unsubscribe with the reason Err reports (nil for Unsubscribe);
+// the first stop decides it.
+func (s *subscription) stop(cause error) {
 	s.mu.Lock()
 	already := s.stopped
-	s.stopped = true
+	if !already {
+		s.stopped, s.stopCause = true, cause
+	}
 	started, gid := s.started, s.gid
 	s.mu.Unlock()
 	s.hcancel()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/streams"
 )
 
 // raftDurables keeps durable cursors and name leases in the replicated
@@ -16,24 +17,26 @@ type raftDurables Node
 
 func (d *raftDurables) node() *Node { return (*Node)(d) }
 
-func (d *raftDurables) Acquire(ctx context.Context, name string, q contract.EventQuery, holder string) (uint64, error) {
+func (d *raftDurables) Acquire(ctx context.Context, name string, q contract.EventQuery, holder string, start contract.StartPosition) (streams.AcquireResult, error) {
 	n := d.node()
 	if err := n.clearOwnLeases(ctx); err != nil {
-		return 0, err
+		return streams.AcquireResult{}, err
 	}
-	res, idx, err := n.propose(ctx, []boltstore.Command{{Op: boltstore.OpAcquire, Name: name, Query: q, Holder: holder}})
+	// The leader stamps the time; a start at the end is the head when the
+	// entry applies, the same on every replica.
+	res, idx, err := n.propose(ctx, []boltstore.Command{boltstore.AcquireCommand(name, q, holder, start, time.Time{})})
 	if err != nil {
-		return 0, err
+		return streams.AcquireResult{}, err
 	}
 	if res[0].Err != nil {
-		return 0, res[0].Err
+		return streams.AcquireResult{}, res[0].Err
 	}
 	// Replay reads this node's state: it must include everything committed
 	// up to the lease.
 	if err := n.fsm.WaitApplied(ctx, idx); err != nil {
-		return 0, fmt.Errorf("wait for this node to apply the lease: %w", err)
+		return streams.AcquireResult{}, fmt.Errorf("wait for this node to apply the lease: %w", err)
 	}
-	return res[0].Cursor, nil
+	return streams.AcquireResult{Cursor: res[0].Cursor, Created: res[0].Created}, nil
 }
 
 func (d *raftDurables) Advance(ctx context.Context, name, holder string, cursor uint64) error {
@@ -101,3 +104,88 @@ func (n *Node) clearOwnLeases(ctx context.Context) error {
 	n.leasesCleared.Store(true)
 	return nil
 }
+
+var _ contract.DurableAdmin = (*Node)(nil)
+
+// ListDurable returns every durable name (contract.DurableAdmin). It is a
+// read: linearizable unless the ctx's read options say otherwise.
+func (n *Node) ListDurable(ctx context.Context) ([]contract.DurableInfo, error) {
+	if err := n.durableRead(ctx); err != nil {
+		return nil, err
+	}
+	infos, err := n.store.DurableInfos("")
+	if infos == nil && err == nil {
+		infos = []contract.DurableInfo{}
+	}
+	return infos, err
+}
+
+// GetDurable returns one durable name (contract.DurableAdmin).
+func (n *Node) GetDurable(ctx context.Context, name string) (contract.DurableInfo, error) {
+	if err := contract.ValidateDurableName(name); err != nil {
+		return contract.DurableInfo{}, err
+	}
+	if err := n.durableRead(ctx); err != nil {
+		return contract.DurableInfo{}, err
+	}
+	infos, err := n.store.DurableInfos(name)
+	if err != nil {
+		return contract.DurableInfo{}, err
+	}
+	return infos[0], nil
+}
+
+func (n *Node) durableRead(ctx context.Context) error {
+	if n.closed.Load() {
+		return contract.ErrClosed
+	}
+	return n.ReadBarrier(ctx)
+}
+
+// ResetDurable moves name's cursor through the Raft log
+// (contract.DurableAdmin); a forced reset takes the lease of its holder,
+// wherever it runs.
+func (n *Node) ResetDurable(ctx context.Context, name string, to contract.StartPosition, force bool) (contract.DurableInfo, error) {
+	if err := contract.ValidateDurableName(name); err != nil {
+		return contract.DurableInfo{}, err
+	}
+	if err := to.Validate(); err != nil {
+		return contract.DurableInfo{}, err
+	}
+	idx, err := n.proposeDurableAdmin(ctx, boltstore.ResetCommand(name, to, force))
+	if err != nil {
+		return contract.DurableInfo{}, err
+	}
+	if err := n.fsm.WaitApplied(ctx, idx); err != nil {
+		return contract.DurableInfo{}, err
+	}
+	infos, err := n.store.DurableInfos(name)
+	if err != nil {
+		return contract.DurableInfo{}, err
+	}
+	return infos[0], nil
+}
+
+// DeleteDurable forgets name through the Raft log (contract.DurableAdmin).
+func (n *Node) DeleteDurable(ctx context.Context, name string, force bool) error {
+	if err := contract.ValidateDurableName(name); err != nil {
+		return err
+	}
+	_, err := n.proposeDurableAdmin(ctx, boltstore.Command{Op: boltstore.OpDeleteDurable, Name: name, Force: force})
+	return err
+}
+
+func (n *Node) proposeDurableAdmin(ctx context.Context, c boltstore.Command) (uint64, error) {
+	if n.closed.Load() {
+		return 0, contract.ErrClosed
+	}
+	res, idx, err := n.propose(ctx, []boltstore.Command{c})
+	if err != nil {
+		return 0, err
+	}
+	return idx, res[0].Err
+}
+
+// DurablePositions returns, for each durable stream this node serves, the
+// sequence number through which it has handled or passed the log (metrics).
+func (n *Node) DurablePositions() map[string]uint64 { return n.engine.DurablePositions() }

@@ -267,9 +267,12 @@ func (p *proposer) proposeEntry(batch []*group) {
 	for _, g := range batch {
 		for i := range g.cmds {
 			c := g.cmds[i]
-			if c.Op == boltstore.OpAppend || c.Op == boltstore.OpAppendIf {
+			switch c.Op {
+			case boltstore.OpAppend, boltstore.OpAppendIf:
 				c.OccurredAt = now
 				stamped = true
+			case boltstore.OpAcquire, boltstore.OpAdvance:
+				c.OccurredAt = now // when a durable name was created, last acknowledged
 			}
 			cmds = append(cmds, c)
 		}

@@ -83,15 +83,15 @@ func (n *Node) StreamTo(ctx context.Context, q contract.EventQuery, h contract.S
 }
 
 // StreamAllDurable is StreamToDurable over every event.
-func (n *Node) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler) (contract.Subscription, error) {
-	return n.StreamToDurable(ctx, name, contract.EventQuery{}, h)
+func (n *Node) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler, opts ...contract.DurableOption) (contract.Subscription, error) {
+	return n.StreamToDurable(ctx, name, contract.EventQuery{}, h, opts...)
 }
 
 // StreamToDurable replays from the name's cursor, then continues live. The
 // name is leased through Raft, so one subscriber holds it cluster-wide.
-func (n *Node) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+func (n *Node) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler, opts ...contract.DurableOption) (contract.Subscription, error) {
 	if n.closed.Load() {
 		return nil, contract.ErrClosed
 	}
-	return n.engine.Durable(ctx, name, q, h)
+	return n.engine.Durable(ctx, name, q, h, contract.NewDurableOptions(opts...))
 }

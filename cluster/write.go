@@ -232,6 +232,9 @@ func checkForwarded(c *boltstore.Command, from string, limits contract.Limits) e
 		if err := contract.ValidateQueryLimits(c.Query, limits); err != nil {
 			return err
 		}
+		if err := (contract.StartPosition{Kind: c.Start}).Validate(); err != nil {
+			return err
+		}
 		return ownHolder()
 	case boltstore.OpAdvance, boltstore.OpRelease:
 		return ownHolder()
@@ -242,6 +245,10 @@ func checkForwarded(c *boltstore.Command, from string, limits contract.Limits) e
 		return nil
 	case boltstore.OpNoop:
 		return nil
+	case boltstore.OpResetDurable, boltstore.OpDeleteDurable:
+		// An operator's command through any node (the API checked the
+		// role); Apply checks the name.
+		return (contract.StartPosition{Kind: c.Start}).Validate()
 	}
 	return fmt.Errorf("%w: %s is proposed by the leader only", ErrRefusedFromPeer, c.Op)
 }

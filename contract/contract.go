@@ -69,6 +69,17 @@ type StreamHandler func(ctx context.Context, batch []EventRecord) error
 type Subscription interface {
 	ID() uint64
 	Unsubscribe() // idempotent; stops future deliveries
+	// Done is closed when the stream has ended, for any reason: Unsubscribe,
+	// the Stream* call's ctx, a durable handler's failure, a lost durable
+	// lease, Close, or (for a remote store) a connection that could not be
+	// resumed. No handler call is running or will start once it is closed.
+	Done() <-chan struct{}
+	// Err is nil while the stream runs and after a plain Unsubscribe;
+	// after Done it says why the stream ended otherwise. Callers branch
+	// with errors.Is: the ctx's error (context.Canceled,
+	// context.DeadlineExceeded), ErrHandlerFailed (and the handler's own
+	// error), ErrDurableLeaseLost, ErrClosed, ErrStreamLost.
+	Err() error
 }
 
 // EventStore is what every FACTSTR store implements.
@@ -78,7 +89,7 @@ type EventStore interface {
 	Query(ctx context.Context, query EventQuery) (QueryResult, error)
 	StreamAll(ctx context.Context, handler StreamHandler) (Subscription, error)
 	StreamTo(ctx context.Context, query EventQuery, handler StreamHandler) (Subscription, error)
-	StreamAllDurable(ctx context.Context, name string, handler StreamHandler) (Subscription, error)
-	StreamToDurable(ctx context.Context, name string, query EventQuery, handler StreamHandler) (Subscription, error)
+	StreamAllDurable(ctx context.Context, name string, handler StreamHandler, opts ...DurableOption) (Subscription, error)
+	StreamToDurable(ctx context.Context, name string, query EventQuery, handler StreamHandler, opts ...DurableOption) (Subscription, error)
 	Close() error
 }

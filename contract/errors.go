@@ -32,12 +32,26 @@ var (
 	// ErrDurableQueryMismatch is returned when a durable name is subscribed
 	// again with a query different from the one it was created with.
 	ErrDurableQueryMismatch = errors.New("durable stream name was created with a different query")
-	// ErrPositionAhead is returned by StreamTo when its MinSequenceNumber
-	// is past the store's committed log: a catch-up stream cannot start
-	// after events it has not seen. Through a cluster it usually means the
-	// position was read on another, further node: try another node or
-	// wait for this one to catch up.
+	// ErrHandlerFailed is Subscription.Err of a durable stream that ended
+	// because its handler returned an error or panicked; the error also
+	// wraps what the handler returned.
+	ErrHandlerFailed = errors.New("stream handler failed")
+	// ErrDurableLeaseLost is Subscription.Err of a durable stream whose name
+	// is no longer held by it: the cluster released the lease (its node was
+	// declared gone) or an operator reset or deleted the name with force.
+	ErrDurableLeaseLost = errors.New("durable stream name is no longer held by this subscription")
+	// ErrStreamLost is Subscription.Err of a remote store's stream whose
+	// connection was lost and could not be resumed on any node in time.
+	ErrStreamLost = errors.New("stream lost its connection to the store and could not resume")
+	// ErrPositionAhead is returned for a position past the end of the
+	// committed log: a catch-up stream's start, a durable name's
+	// StartAfter, a cursor reset. Through a cluster, for a catch-up
+	// stream, it usually means the position was read on another, further
+	// node: try another node or wait for this one to catch up.
 	ErrPositionAhead = errors.New("stream position is ahead of the committed log")
+	// ErrDurableNotFound is returned by DurableAdmin for a name that does
+	// not exist.
+	ErrDurableNotFound = errors.New("durable stream name not found")
 )
 
 // Limits bounds what a store accepts. Zero fields mean "no limit".

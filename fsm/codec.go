@@ -19,7 +19,17 @@ import (
 // and byte slices are uvarint length-prefixed; optional lists are encoded as
 // uvarint(len+1) with 0 meaning nil, because nil and empty lists mean
 // different things in an EventFilter.
-const codecVersion = 1
+//
+// Version 2 appends two bytes to every command: Start, and flags (bit 0:
+// Force). An entry is written as version 1 whenever none of its commands
+// uses them, so a node of an earlier version still reads every entry of the
+// commands it knows; only entries that need the new fields (durable start
+// positions, forced resets and deletes) are version 2, and a cluster must be
+// upgraded completely before they are used.
+const (
+	codecVersion1 = 1
+	codecVersion2 = 2
+)
 
 // ErrCorruptEntry is returned for an entry that cannot be decoded.
 var ErrCorruptEntry = errors.New("corrupt raft entry")
@@ -33,11 +43,24 @@ func EncodeCommands(cmds []boltstore.Command) []byte {
 			size += 8 + len(ev.Type) + len(ev.Payload)
 		}
 	}
+	version := byte(codecVersion1)
+	for i := range cmds {
+		if cmds[i].Start != 0 || cmds[i].Force {
+			version = codecVersion2
+		}
+	}
 	b := make([]byte, 0, size)
-	b = append(b, codecVersion)
+	b = append(b, version)
 	b = binary.AppendUvarint(b, uint64(len(cmds)))
 	for i := range cmds {
 		b = appendCommand(b, &cmds[i])
+		if version >= codecVersion2 {
+			flags := byte(0)
+			if cmds[i].Force {
+				flags |= 1
+			}
+			b = append(b, byte(cmds[i].Start), flags)
+		}
 	}
 	return b
 }
@@ -82,8 +105,9 @@ func AppendQuery(b []byte, q contract.EventQuery) []byte {
 // DecodeCommands decodes a Raft log entry.
 func DecodeCommands(data []byte) ([]boltstore.Command, error) {
 	d := decoder{b: data}
-	if v := d.byte(); v != codecVersion {
-		return nil, fmt.Errorf("%w: version %d, this node understands %d", ErrCorruptEntry, v, codecVersion)
+	v := d.byte()
+	if v != codecVersion1 && v != codecVersion2 {
+		return nil, fmt.Errorf("%w: version %d, this node understands %d and %d", ErrCorruptEntry, v, codecVersion1, codecVersion2)
 	}
 	n := d.uvarint()
 	if d.err != nil || n > uint64(len(data)) {
@@ -92,6 +116,11 @@ func DecodeCommands(data []byte) ([]boltstore.Command, error) {
 	cmds := make([]boltstore.Command, n)
 	for i := range cmds {
 		d.command(&cmds[i])
+		if v >= codecVersion2 {
+			cmds[i].Start = contract.StartKind(d.byte())
+			flags := d.byte()
+			cmds[i].Force = flags&1 != 0
+		}
 	}
 	if d.err != nil {
 		return nil, d.err

@@ -20,6 +20,9 @@ const (
 	errInvalidQuery
 	errOther
 	errRefused
+	errLeaseLost
+	errNotFound
+	errPositionAhead
 )
 
 // ErrRefusedFromPeer is the outcome of a forwarded command that no
@@ -36,11 +39,16 @@ func EncodeResults(rs []boltstore.Result) []byte {
 		b = binary.AppendUvarint(b, r.Append.LastSequenceNumber)
 		b = binary.AppendUvarint(b, r.Append.CommittedCount)
 		b = binary.AppendUvarint(b, r.Cursor)
-		dup := byte(0)
+		// Flags: bit 0 Duplicate, bit 1 Created. A node of an earlier
+		// version reads only "== 1" as Duplicate.
+		flags := byte(0)
 		if r.Duplicate {
-			dup = 1
+			flags |= 1
 		}
-		b = append(b, dup)
+		if r.Created {
+			flags |= 2
+		}
+		b = append(b, flags)
 		var conflict *contract.ConflictError
 		switch {
 		case r.Err == nil:
@@ -62,6 +70,12 @@ func EncodeResults(rs []boltstore.Result) []byte {
 				kind = errInvalidQuery
 			case errors.Is(r.Err, ErrRefusedFromPeer):
 				kind = errRefused
+			case errors.Is(r.Err, contract.ErrDurableLeaseLost):
+				kind = errLeaseLost
+			case errors.Is(r.Err, contract.ErrDurableNotFound):
+				kind = errNotFound
+			case errors.Is(r.Err, contract.ErrPositionAhead):
+				kind = errPositionAhead
 			}
 			b = append(b, kind)
 			b = appendString(b, r.Err.Error())
@@ -84,7 +98,8 @@ func DecodeResults(data []byte) ([]boltstore.Result, error) {
 		r.Append.LastSequenceNumber = d.uvarint()
 		r.Append.CommittedCount = d.uvarint()
 		r.Cursor = d.uvarint()
-		r.Duplicate = d.byte() == 1
+		flags := d.byte()
+		r.Duplicate, r.Created = flags&1 != 0, flags&2 != 0
 		switch kind := d.byte(); kind {
 		case errNone:
 		case errConflict:
@@ -109,6 +124,12 @@ func sentinelFor(kind byte) error {
 		return contract.ErrInvalidQuery
 	case errRefused:
 		return ErrRefusedFromPeer
+	case errLeaseLost:
+		return contract.ErrDurableLeaseLost
+	case errNotFound:
+		return contract.ErrDurableNotFound
+	case errPositionAhead:
+		return contract.ErrPositionAhead
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,9 +28,13 @@ type Store struct {
 }
 
 type durable struct {
+	query    contract.EventQuery
 	queryKey string
+	start    contract.StartPosition
 	cursor   uint64
 	holder   string
+	created  time.Time
+	lastAck  time.Time // zero: never advanced
 }
 
 // Option configures a Store.
@@ -210,15 +215,15 @@ func (s *Store) StreamTo(ctx context.Context, q contract.EventQuery, h contract.
 	return s.engine.Live(ctx, q, h)
 }
 
-func (s *Store) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler) (contract.Subscription, error) {
-	return s.StreamToDurable(ctx, name, contract.EventQuery{}, h)
+func (s *Store) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler, opts ...contract.DurableOption) (contract.Subscription, error) {
+	return s.StreamToDurable(ctx, name, contract.EventQuery{}, h, opts...)
 }
 
-func (s *Store) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+func (s *Store) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler, opts ...contract.DurableOption) (contract.Subscription, error) {
 	if err := contract.ValidateQueryLimits(q, s.limits); err != nil {
 		return nil, err
 	}
-	return s.engine.Durable(ctx, name, q, h)
+	return s.engine.Durable(ctx, name, q, h, contract.NewDurableOptions(opts...))
 }
 
 // Close ends every subscription; later calls, a second Close too, return
@@ -244,29 +249,34 @@ func cloneRecord(r contract.EventRecord) contract.EventRecord {
 // durables implements streams.Durables on the store's map.
 type durables Store
 
-func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery, holder string) (uint64, error) {
+func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery, holder string, start contract.StartPosition) (streams.AcquireResult, error) {
 	key, err := streams.QueryKey(q)
 	if err != nil {
-		return 0, err
+		return streams.AcquireResult{}, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return 0, contract.ErrClosed
+		return streams.AcquireResult{}, contract.ErrClosed
 	}
 	cur, ok := d.durables[name]
 	if !ok {
-		d.durables[name] = &durable{queryKey: key, holder: holder}
-		return 0, nil
+		cursor, err := streams.StartCursor(start, uint64(len(d.events)))
+		if err != nil {
+			return streams.AcquireResult{}, err
+		}
+		d.durables[name] = &durable{query: contract.EventQuery{Filters: q.Filters}, queryKey: key, start: start,
+			cursor: cursor, holder: holder, created: d.now().UTC()}
+		return streams.AcquireResult{Cursor: cursor, Created: true}, nil
 	}
 	if cur.queryKey != key {
-		return 0, fmt.Errorf("%w: %q", contract.ErrDurableQueryMismatch, name)
+		return streams.AcquireResult{}, streams.QueryMismatch(name, cur.query)
 	}
 	if cur.holder != "" {
-		return 0, fmt.Errorf("%w: %q", contract.ErrDurableNameInUse, name)
+		return streams.AcquireResult{}, fmt.Errorf("%w: %q", contract.ErrDurableNameInUse, name)
 	}
 	cur.holder = holder
-	return cur.cursor, nil
+	return streams.AcquireResult{Cursor: cur.cursor}, nil
 }
 
 func (d *durables) Advance(_ context.Context, name, holder string, cursor uint64) error {
@@ -274,9 +284,10 @@ func (d *durables) Advance(_ context.Context, name, holder string, cursor uint64
 	defer d.mu.Unlock()
 	cur, ok := d.durables[name]
 	if !ok || cur.holder != holder {
-		return fmt.Errorf("durable stream %q is not held by %s", name, holder)
+		return fmt.Errorf("%w: durable stream %q is not held by %s", contract.ErrDurableLeaseLost, name, holder)
 	}
 	cur.cursor = max(cur.cursor, cursor)
+	cur.lastAck = d.now().UTC()
 	return nil
 }
 
@@ -287,4 +298,97 @@ func (d *durables) Release(_ context.Context, name, holder string) error {
 		cur.holder = ""
 	}
 	return nil
+}
+
+var _ contract.DurableAdmin = (*Store)(nil)
+
+func (s *Store) infoLocked(name string, d *durable) contract.DurableInfo {
+	head := uint64(len(s.events))
+	return contract.DurableInfo{
+		Name: name, Query: d.query, Start: d.start, Cursor: d.cursor, Head: head,
+		Lag: contract.DurableLag(head, d.cursor), Holder: d.holder, Created: d.created, LastAck: d.lastAck,
+	}
+}
+
+// ListDurable returns every durable name, sorted by name.
+func (s *Store) ListDurable(ctx context.Context) ([]contract.DurableInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, contract.ErrClosed
+	}
+	out := make([]contract.DurableInfo, 0, len(s.durables))
+	for name, d := range s.durables {
+		out = append(out, s.infoLocked(name, d))
+	}
+	slices.SortFunc(out, func(a, b contract.DurableInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// GetDurable returns one durable name.
+func (s *Store) GetDurable(ctx context.Context, name string) (contract.DurableInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return contract.DurableInfo{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return contract.DurableInfo{}, contract.ErrClosed
+	}
+	d, ok := s.durables[name]
+	if !ok {
+		return contract.DurableInfo{}, fmt.Errorf("%w: %q", contract.ErrDurableNotFound, name)
+	}
+	return s.infoLocked(name, d), nil
+}
+
+// ResetDurable moves name's cursor; a held name only with force, which
+// takes its holder's lease.
+func (s *Store) ResetDurable(ctx context.Context, name string, to contract.StartPosition, force bool) (contract.DurableInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return contract.DurableInfo{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, err := s.heldCheckLocked(name, force, "reset")
+	if err != nil {
+		return contract.DurableInfo{}, err
+	}
+	cursor, err := streams.StartCursor(to, uint64(len(s.events)))
+	if err != nil {
+		return contract.DurableInfo{}, err
+	}
+	d.cursor, d.holder = cursor, ""
+	return s.infoLocked(name, d), nil
+}
+
+// DeleteDurable forgets name; a held name only with force.
+func (s *Store) DeleteDurable(ctx context.Context, name string, force bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.heldCheckLocked(name, force, "delete"); err != nil {
+		return err
+	}
+	delete(s.durables, name)
+	return nil
+}
+
+func (s *Store) heldCheckLocked(name string, force bool, what string) (*durable, error) {
+	if s.closed {
+		return nil, contract.ErrClosed
+	}
+	d, ok := s.durables[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", contract.ErrDurableNotFound, name)
+	}
+	if d.holder != "" && !force {
+		return nil, streams.HeldRefusal(what, name, d.holder)
+	}
+	return d, nil
 }

@@ -117,6 +117,7 @@ const adminUsage = `Usage: factstr-node admin <command> [args] [flags]
   transfer-leadership [node-id] move leadership (to node-id, or the most up-to-date voter)
   snapshot save <file>          write a consistent backup of the store
   snapshot restore <file>       replace the cluster's state with a backup (run against the leader)
+  streams list|show|reset|delete  durable stream names: cursors, lag, holders; reset or delete one
   recover --data-dir D --node-id ID --peers id=raft-addr,...   offline: rewrite the peer set after quorum loss
 
 Every command but recover takes --addr (default 127.0.0.1:7400; fails over
@@ -142,6 +143,7 @@ var adminCommands = []struct{ name, args, about string }{
 	{"remove", "<node-id>", "Remove a (dead) node from the Raft configuration."},
 	{"transfer-leadership", "[node-id]", "Move leadership to node-id, or to the most up-to-date voter."},
 	{"snapshot", "save|restore <file>", ""},
+	{"streams", "list|show|reset|delete", ""},
 	{"recover", "", ""},
 }
 
@@ -174,6 +176,8 @@ func cmdAdmin(ctx context.Context, args []string) error {
 		return adminStatus(ctx, "admin status", args)
 	case "recover":
 		return adminRecover(args)
+	case "streams":
+		return adminStreams(ctx, args)
 	case "snapshot":
 		if len(args) == 0 {
 			return usagef("snapshot takes save <file> or restore <file> ('factstr-node admin snapshot --help')")

@@ -373,6 +373,7 @@ type readFlags struct {
 	cf      clientFlags
 	q       queryFlags
 	durable string
+	start   string // tail --durable: where a new name starts
 }
 
 func queryFlagSet(r *readFlags) *flag.FlagSet {
@@ -427,14 +428,15 @@ func cmdQuery(ctx context.Context, args []string) error {
 }
 
 func tailFlagSet(r *readFlags) *flag.FlagSet {
-	fs := newFlagSet("tail", "tail [--type T] [--where JSON] [--filter JSON ...] [--from N] [--durable NAME]",
-		"Print a stream as JSON lines until Ctrl-C: live (what commits from now on), catch-up (--from N:\n"+
-			"everything after N, then live) or durable (--durable NAME: replay from the name's server-stored\n"+
-			"cursor, then live; a name keeps the query it was created with).")
+	fs := newFlagSet("tail", "tail [--type T] [--where JSON] [--filter JSON ...] [--from N] [--durable NAME [--start end|N]]",
+		"Print a stream as JSON lines until Ctrl-C or until the stream ends: live (what commits from now on),\n"+
+			"catch-up (--from N: everything after N, then live) or durable (--durable NAME: replay from the\n"+
+			"name's server-stored cursor, then live; a name keeps the query it was created with).")
 	r.cf.register(fs)
 	r.q.register(fs, "")
 	fs.Uint64Var(&r.q.after, "from", 0, "catch up from after this sequence number, then follow live")
 	fs.StringVar(&r.durable, "durable", "", "a durable stream name: replay from its stored cursor, then follow")
+	fs.StringVar(&r.start, "start", "", "with --durable, where a NEW name starts: beginning (default), end, or a sequence number N\n(events after N); an existing name resumes from its cursor")
 	return fs
 }
 
@@ -450,6 +452,17 @@ func cmdTail(ctx context.Context, args []string) error {
 	q, err := r.q.query()
 	if err != nil {
 		return err
+	}
+	var opts []contract.DurableOption
+	if r.start != "" {
+		if r.durable == "" {
+			return usagef("--start is for a durable stream: give --durable NAME (a live stream starts now, --from N catches up)")
+		}
+		start, err := parseTo(r.start)
+		if err != nil {
+			return usagef("--start %q is not a sequence number, end or beginning", r.start)
+		}
+		opts = append(opts, contract.StartAt(start))
 	}
 	c, err := r.cf.dial(ctx)
 	if err != nil {
@@ -467,7 +480,7 @@ func cmdTail(ctx context.Context, args []string) error {
 	}
 	var sub contract.Subscription
 	if r.durable != "" {
-		sub, err = c.StreamToDurable(r.q.readCtx(ctx), r.durable, q, handler)
+		sub, err = c.StreamToDurable(r.q.readCtx(ctx), r.durable, q, handler, opts...)
 	} else {
 		sub, err = c.StreamTo(r.q.readCtx(ctx), q, handler)
 	}
@@ -475,7 +488,14 @@ func cmdTail(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "following; Ctrl-C to stop")
-	<-ctx.Done()
-	sub.Unsubscribe()
-	return nil
+	select {
+	case <-ctx.Done():
+		sub.Unsubscribe()
+		return nil
+	case <-sub.Done():
+		if err := sub.Err(); err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("the stream ended: %w", err)
+		}
+		return nil
+	}
 }

@@ -61,9 +61,13 @@ func completionWords() map[string][]string {
 		"admin snapshot save":    flagNames(snapshotFlagSet(&clientFlags{}, "save")),
 		"admin snapshot restore": flagNames(snapshotFlagSet(&clientFlags{}, "restore")),
 	}
+	for _, c := range streamCommands {
+		words["admin streams"] = append(words["admin streams"], c.name)
+		words["admin streams "+c.name] = flagNames(streamsFlagSet(&streamFlags{}, c.name))
+	}
 	for _, c := range adminCommands {
 		words["admin"] = append(words["admin"], c.name)
-		if fs := adminFlagSet(&clientFlags{}, c.name); fs != nil && c.name != "status" && c.name != "snapshot" && c.name != "recover" {
+		if fs := adminFlagSet(&clientFlags{}, c.name); fs != nil && c.name != "status" && c.name != "snapshot" && c.name != "recover" && c.name != "streams" {
 			words["admin "+c.name] = flagNames(fs)
 		}
 	}

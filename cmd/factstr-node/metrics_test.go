@@ -68,6 +68,14 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Fatalf("durable stream: %v", err)
 	}
 	defer dur.Unsubscribe()
+	// A filtered durable stream that nothing matches is caught up: lag 0,
+	// although its cursor never moved.
+	other := contract.EventQuery{Filters: []contract.EventFilter{{EventTypes: []string{"other"}}}}
+	filtered, err := c.StreamToDurable(cctx, "filtered", other, func(context.Context, []contract.EventRecord) error { return nil })
+	if err != nil {
+		t.Fatalf("filtered durable stream: %v", err)
+	}
+	defer filtered.Unsubscribe()
 	q := contract.EventQuery{Filters: []contract.EventFilter{{EventTypes: []string{"t"}}}}
 	if _, err := c.AppendIf(cctx, ev[:1], q, 2); err != nil {
 		t.Fatalf("append-if: %v", err)
@@ -83,7 +91,14 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}
 
-	body := scrape(t, "http://"+metricsAddr+"/metrics")
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		body = scrape(t, "http://"+metricsAddr+"/metrics")
+		if strings.Contains(body, `factstr_durable_stream_lag_events{name="filtered"} 0`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	for _, name := range []string{
 		"factstr_grpc_server_handled_total",
 		"factstr_grpc_server_handling_seconds_bucket",
@@ -104,12 +119,14 @@ func TestMetricsEndpoint(t *testing.T) {
 		"factstr_head_sequence_number 3",
 		`factstr_bbolt_file_size_bytes{file="fsm"}`,
 		`factstr_bbolt_file_size_bytes{file="raft"}`,
-		"factstr_stream_subscriptions 2",
+		"factstr_stream_subscriptions 3",
 		`factstr_stream_subscribers{kind="live"} 1`,
-		`factstr_stream_subscribers{kind="durable"} 1`,
+		`factstr_stream_subscribers{kind="durable"} 2`,
 		"factstr_stream_slow_subscribers_dropped_total 0",
 		`factstr_durable_stream_lag_events{name="billing"} 0`,
 		`factstr_durable_stream_lag_seconds{name="billing"} 0`,
+		`factstr_durable_stream_lag_events{name="filtered"} 0`,
+		`factstr_durable_stream_lag_seconds{name="filtered"} 0`,
 		"go_goroutines",
 		"process_resident_memory_bytes",
 	} {

@@ -54,6 +54,9 @@ func groups() []group {
 		{"Live", liveCases()},
 		{"CatchUp", catchUpCases()},
 		{"Durable", durableCases()},
+		{"Ending", endingCases()},
+		{"DurableStart", startCases()},
+		{"DurableAdmin", adminCases()},
 		{"Close", closeCases()},
 		{"Concurrency", concurrencyCases()},
 	}

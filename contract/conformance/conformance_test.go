@@ -3,6 +3,7 @@ package conformance_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -35,9 +36,13 @@ type refStore struct {
 }
 
 type durableState struct {
+	query    contract.EventQuery
+	start    contract.StartPosition
 	queryKey string
 	cursor   uint64
 	holder   *refSub
+	created  time.Time
+	lastAck  time.Time
 }
 
 func newRefStore() *refStore {
@@ -82,6 +87,9 @@ func (s *refStore) appendIf(events []contract.NewEvent, q *contract.EventQuery, 
 	for _, sub := range s.subs {
 		if f := filterBatch(sub.m, batch, 0); len(f) > 0 {
 			sub.offer(f)
+		} else if sub.durable != nil && sub.durable.holder == sub && sub.idle() {
+			// Caught up and nothing to deliver: the cursor passes the batch.
+			sub.durable.cursor = s.last
 		}
 	}
 	return contract.AppendResult{FirstSequenceNumber: batch[0].SequenceNumber, LastSequenceNumber: s.last, CommittedCount: uint64(len(batch))}, nil
@@ -136,19 +144,19 @@ func (s *refStore) Query(ctx context.Context, q contract.EventQuery) (contract.Q
 }
 
 func (s *refStore) StreamAll(ctx context.Context, h contract.StreamHandler) (contract.Subscription, error) {
-	return s.subscribe(ctx, "", false, contract.EventQuery{}, h)
+	return s.subscribe(ctx, "", false, contract.EventQuery{}, h, contract.DurableOptions{})
 }
 
 func (s *refStore) StreamTo(ctx context.Context, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
-	return s.subscribe(ctx, "", false, q, h)
+	return s.subscribe(ctx, "", false, q, h, contract.DurableOptions{})
 }
 
-func (s *refStore) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler) (contract.Subscription, error) {
-	return s.subscribe(ctx, name, true, contract.EventQuery{}, h)
+func (s *refStore) StreamAllDurable(ctx context.Context, name string, h contract.StreamHandler, opts ...contract.DurableOption) (contract.Subscription, error) {
+	return s.subscribe(ctx, name, true, contract.EventQuery{}, h, contract.NewDurableOptions(opts...))
 }
 
-func (s *refStore) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
-	return s.subscribe(ctx, name, true, q, h)
+func (s *refStore) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler, opts ...contract.DurableOption) (contract.Subscription, error) {
+	return s.subscribe(ctx, name, true, q, h, contract.NewDurableOptions(opts...))
 }
 
 // queryKey identifies a durable stream's query, ignoring MinSequenceNumber.
@@ -163,7 +171,7 @@ func queryKey(q contract.EventQuery) string {
 	return string(b)
 }
 
-func (s *refStore) subscribe(ctx context.Context, name string, durable bool, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+func (s *refStore) subscribe(ctx context.Context, name string, durable bool, q contract.EventQuery, h contract.StreamHandler, opts contract.DurableOptions) (contract.Subscription, error) {
 	m, err := contract.NewMatcher(q)
 	if err != nil {
 		return nil, err
@@ -183,7 +191,7 @@ func (s *refStore) subscribe(ctx context.Context, name string, durable bool, q c
 		return nil, fmt.Errorf("%w: catch-up from %d requested, the log ends at %d", contract.ErrPositionAhead, q.MinSequenceNumber, head)
 	}
 	subCtx, cancel := context.WithCancel(ctx)
-	sub := &refSub{st: s, m: m, handler: h, ctx: subCtx, cancel: cancel}
+	sub := &refSub{st: s, m: m, handler: h, parent: ctx, ctx: subCtx, cancel: cancel, done: make(chan struct{})}
 	sub.cond = sync.NewCond(&sub.mu)
 	from, replay := q.MinSequenceNumber, q.MinSequenceNumber > 0
 	if durable {
@@ -191,7 +199,18 @@ func (s *refStore) subscribe(ctx context.Context, name string, durable bool, q c
 		d := s.durable[name]
 		switch {
 		case d == nil:
-			d = &durableState{queryKey: key}
+			d = &durableState{queryKey: key, query: contract.EventQuery{Filters: q.Filters}, start: opts.Start, created: time.Now()}
+			switch opts.Start.Kind {
+			case contract.StartEnd:
+				d.cursor = s.last
+			case contract.StartAfterSequence:
+				if opts.Start.After > s.last {
+					s.mu.Unlock()
+					cancel()
+					return nil, fmt.Errorf("durable stream %q: %w", name, contract.ErrPositionAhead)
+				}
+				d.cursor = opts.Start.After
+			}
 			s.durable[name] = d
 		case d.queryKey != key:
 			s.mu.Unlock()
@@ -230,7 +249,7 @@ func (s *refStore) subscribe(ctx context.Context, name string, durable bool, q c
 		}
 	}
 	go sub.run()
-	context.AfterFunc(ctx, sub.Unsubscribe)
+	context.AfterFunc(ctx, func() { sub.stop(context.Cause(ctx)); sub.Unsubscribe() })
 	return sub, nil
 }
 
@@ -248,7 +267,7 @@ func (s *refStore) Close() error {
 	}
 	s.mu.Unlock()
 	for _, sub := range subs {
-		sub.stop()
+		sub.stop(contract.ErrClosed)
 	}
 	return nil
 }
@@ -258,19 +277,38 @@ type refSub struct {
 	id      uint64
 	m       *contract.Matcher
 	handler contract.StreamHandler
+	parent  context.Context
 	ctx     context.Context
 	cancel  context.CancelFunc
 	durable *durableState
+	done    chan struct{}
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	queue   [][]contract.EventRecord
-	stopped bool
-	running bool   // a handler call is in flight
-	gid     uint64 // goroutine of the in-flight handler call
+	mu        sync.Mutex
+	cond      *sync.Cond
+	queue     [][]contract.EventRecord
+	stopped   bool
+	stopCause error  // nil for Unsubscribe
+	err       error  // why the stream ended, set before done is closed
+	running   bool   // a handler call is in flight
+	gid       uint64 // goroutine of the in-flight handler call
 }
 
 func (sub *refSub) ID() uint64 { return sub.id }
+
+func (sub *refSub) Done() <-chan struct{} { return sub.done }
+
+func (sub *refSub) Err() error {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	return sub.err
+}
+
+// idle reports whether nothing is queued or running.
+func (sub *refSub) idle() bool {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	return len(sub.queue) == 0 && !sub.running
+}
 
 func (sub *refSub) offer(b []contract.EventRecord) {
 	sub.mu.Lock()
@@ -298,7 +336,12 @@ func (sub *refSub) deliver(b []contract.EventRecord) error {
 	err := sub.call(b)
 	if err == nil && sub.durable != nil {
 		sub.st.mu.Lock()
-		sub.durable.cursor = max(sub.durable.cursor, b[len(b)-1].SequenceNumber)
+		if sub.durable.holder == sub {
+			sub.durable.cursor = max(sub.durable.cursor, b[len(b)-1].SequenceNumber)
+			sub.durable.lastAck = time.Now()
+		} else {
+			err = contract.ErrDurableLeaseLost // reset or deleted with force
+		}
 		sub.st.mu.Unlock()
 	}
 	sub.mu.Lock()
@@ -318,7 +361,20 @@ func (sub *refSub) call(b []contract.EventRecord) (err error) {
 }
 
 func (sub *refSub) run() {
-	defer sub.end()
+	reason := sub.loop()
+	sub.mu.Lock()
+	if sub.stopped {
+		reason = sub.stopCause
+	}
+	sub.err = reason
+	sub.mu.Unlock()
+	sub.end()
+	close(sub.done)
+}
+
+// loop delivers until the subscription stops (nil) or a durable handler
+// fails (its error).
+func (sub *refSub) loop() error {
 	for {
 		sub.mu.Lock()
 		for len(sub.queue) == 0 && !sub.stopped {
@@ -326,21 +382,26 @@ func (sub *refSub) run() {
 		}
 		if sub.stopped || sub.ctx.Err() != nil {
 			sub.mu.Unlock()
-			return
+			return context.Cause(sub.parent)
 		}
 		b := sub.queue[0]
 		sub.queue = sub.queue[1:]
 		sub.running, sub.gid = true, goid()
 		sub.mu.Unlock()
-		if err := sub.deliver(b); err != nil && sub.durable != nil {
-			return // a durable stream stops on failure; end frees the name
+		if err := sub.deliver(b); errors.Is(err, contract.ErrDurableLeaseLost) {
+			return err
+		} else if err != nil && sub.durable != nil {
+			return fmt.Errorf("%w: %w", contract.ErrHandlerFailed, err) // a durable stream stops on failure; end frees the name
 		}
 	}
 }
 
-// stop ends deliveries without waiting.
-func (sub *refSub) stop() {
+// stop ends deliveries without waiting; the first stop's cause is Err.
+func (sub *refSub) stop(cause error) {
 	sub.mu.Lock()
+	if !sub.stopped {
+		sub.stopCause = cause
+	}
 	sub.stopped = true
 	sub.queue = nil
 	sub.cond.Broadcast()
@@ -360,7 +421,7 @@ func (sub *refSub) release() {
 }
 
 func (sub *refSub) end() {
-	sub.stop()
+	sub.stop(nil)
 	sub.release()
 }
 
@@ -368,7 +429,7 @@ func (sub *refSub) end() {
 // unless it is called from inside that call: then the name is freed by the
 // delivery goroutine once the handler returned (and the cursor advanced).
 func (sub *refSub) Unsubscribe() {
-	sub.stop()
+	sub.stop(nil)
 	sub.mu.Lock()
 	inside := sub.running && sub.gid == goid()
 	for sub.running && !inside {
@@ -386,4 +447,90 @@ func goid() uint64 {
 	s := strings.TrimPrefix(string(buf[:runtime.Stack(buf[:], false)]), "goroutine ")
 	id, _ := strconv.ParseUint(s[:strings.IndexByte(s, ' ')], 10, 64)
 	return id
+}
+
+var _ contract.DurableAdmin = (*refStore)(nil)
+
+func (s *refStore) infoLocked(name string, d *durableState) contract.DurableInfo {
+	info := contract.DurableInfo{Name: name, Query: d.query, Start: d.start, Cursor: d.cursor, Head: s.last,
+		Lag: contract.DurableLag(s.last, d.cursor), Created: d.created, LastAck: d.lastAck}
+	if d.holder != nil {
+		info.Holder = fmt.Sprintf("ref/%d", d.holder.id)
+	}
+	return info
+}
+
+func (s *refStore) ListDurable(ctx context.Context) ([]contract.DurableInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, contract.ErrClosed
+	}
+	out := []contract.DurableInfo{}
+	for name, d := range s.durable {
+		out = append(out, s.infoLocked(name, d))
+	}
+	slices.SortFunc(out, func(a, b contract.DurableInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func (s *refStore) GetDurable(ctx context.Context, name string) (contract.DurableInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return contract.DurableInfo{}, contract.ErrClosed
+	}
+	d, ok := s.durable[name]
+	if !ok {
+		return contract.DurableInfo{}, contract.ErrDurableNotFound
+	}
+	return s.infoLocked(name, d), nil
+}
+
+func (s *refStore) ResetDurable(ctx context.Context, name string, to contract.StartPosition, force bool) (contract.DurableInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, err := s.adminLocked(name, force)
+	if err != nil {
+		return contract.DurableInfo{}, err
+	}
+	switch to.Kind {
+	case contract.StartBeginning:
+		d.cursor = 0
+	case contract.StartEnd:
+		d.cursor = s.last
+	case contract.StartAfterSequence:
+		if to.After > s.last {
+			return contract.DurableInfo{}, contract.ErrPositionAhead
+		}
+		d.cursor = to.After
+	}
+	d.holder = nil
+	return s.infoLocked(name, d), nil
+}
+
+func (s *refStore) DeleteDurable(ctx context.Context, name string, force bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, err := s.adminLocked(name, force)
+	if err != nil {
+		return err
+	}
+	d.holder = nil
+	delete(s.durable, name)
+	return nil
+}
+
+func (s *refStore) adminLocked(name string, force bool) (*durableState, error) {
+	if s.closed {
+		return nil, contract.ErrClosed
+	}
+	d, ok := s.durable[name]
+	if !ok {
+		return nil, contract.ErrDurableNotFound
+	}
+	if d.holder != nil && !force {
+		return nil, contract.ErrDurableNameInUse
+	}
+	return d, nil
 }

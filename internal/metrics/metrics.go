@@ -32,6 +32,9 @@ const namespace = "factstr"
 type Node interface {
 	Raft() *raft.Raft
 	Info() cluster.Info
+	// DurablePositions maps each durable stream the node serves to the
+	// sequence number through which it has handled or passed the log.
+	DurablePositions() map[string]uint64
 }
 
 // Metrics holds one node's collectors.
@@ -333,7 +336,7 @@ var (
 	descHead        = desc("head_sequence_number", "The last committed sequence number this node has applied.")
 	descFileSize    = prometheus.NewDesc(namespace+"_bbolt_file_size_bytes", "Size of the node's bbolt files: fsm (the event store) and raft (the Raft log).", []string{"file"}, nil)
 	descStreams     = desc("stream_subscriptions", "Subscriptions active in this node's stream engine (live and durable).")
-	descLagEv       = prometheus.NewDesc(namespace+"_durable_stream_lag_events", "Log positions between the head and what a durable stream served by this node has delivered and had acknowledged (for a filtered stream with nothing to deliver it counts the skipped positions too).", []string{"name"}, nil)
+	descLagEv       = prometheus.NewDesc(namespace+"_durable_stream_lag_events", "Log positions between the head and what a durable stream served by this node has delivered and had acknowledged, or passed without a match (0 when caught up).", []string{"name"}, nil)
 	descLagSecs     = prometheus.NewDesc(namespace+"_durable_stream_lag_seconds", "0 when a durable stream served by this node has delivered everything; else the age of the last event it delivered (an upper bound on how far behind it is).", []string{"name"}, nil)
 )
 
@@ -392,8 +395,13 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	gauge(descStreams, float64(info.Streams))
+	// A filtered stream passes events that do not match without a delivery:
+	// its position comes from the stream engine, so that a caught-up
+	// stream reports no lag.
+	passed := node.DurablePositions()
 	now := time.Now()
 	for name, d := range durables {
+		d.pos = max(d.pos, passed[name])
 		lag := 0.0
 		secs := 0.0
 		if head > d.pos {

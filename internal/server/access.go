@@ -56,6 +56,11 @@ var methodAccess = map[string]access{
 	factstrv1.AdminService_TransferLeadership_FullMethodName: accessAdmin,
 	factstrv1.AdminService_SnapshotSave_FullMethodName:       accessAdmin,
 	factstrv1.AdminService_SnapshotRestore_FullMethodName:    accessAdmin,
+
+	factstrv1.AdminService_ListDurableStreams_FullMethodName:  accessReader,
+	factstrv1.AdminService_GetDurableStream_FullMethodName:    accessReader,
+	factstrv1.AdminService_ResetDurableStream_FullMethodName:  accessAdmin,
+	factstrv1.AdminService_DeleteDurableStream_FullMethodName: accessAdmin,
 }
 
 // serviceAccess covers whole services by prefix, so that a method added to

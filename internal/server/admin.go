@@ -22,6 +22,7 @@ import (
 type Admin struct {
 	factstrv1.UnimplementedAdminServiceServer
 	node       *cluster.Node
+	durables   *Durables
 	log        *slog.Logger
 	maxRestore int64 // SnapshotRestore upload cap in bytes; 0: DefaultMaxRestoreBytes
 }
@@ -31,7 +32,25 @@ func NewAdmin(node *cluster.Node, log *slog.Logger) *Admin {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Admin{node: node, log: log}
+	return &Admin{node: node, durables: NewDurables(node), log: log}
+}
+
+// The durable stream methods are the node's, served by Durables.
+
+func (a *Admin) ListDurableStreams(ctx context.Context, req *factstrv1.ListDurableStreamsRequest) (*factstrv1.ListDurableStreamsResponse, error) {
+	return a.durables.ListDurableStreams(ctx, req)
+}
+
+func (a *Admin) GetDurableStream(ctx context.Context, req *factstrv1.GetDurableStreamRequest) (*factstrv1.GetDurableStreamResponse, error) {
+	return a.durables.GetDurableStream(ctx, req)
+}
+
+func (a *Admin) ResetDurableStream(ctx context.Context, req *factstrv1.ResetDurableStreamRequest) (*factstrv1.ResetDurableStreamResponse, error) {
+	return a.durables.ResetDurableStream(ctx, req)
+}
+
+func (a *Admin) DeleteDurableStream(ctx context.Context, req *factstrv1.DeleteDurableStreamRequest) (*factstrv1.DeleteDurableStreamResponse, error) {
+	return a.durables.DeleteDurableStream(ctx, req)
 }
 
 // DefaultMaxRestoreBytes caps a SnapshotRestore upload unless

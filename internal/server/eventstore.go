@@ -227,9 +227,9 @@ func (s *EventStore) Stream(req *factstrv1.StreamRequest, stream grpc.ServerStre
 		return nil
 	case err := <-failed:
 		return s.streamStatus(err)
-	case <-subDone(sub):
-		if e, ok := sub.(interface{ Err() error }); ok && e.Err() != nil {
-			return s.streamStatus(e.Err())
+	case <-sub.Done():
+		if err := sub.Err(); err != nil && !errors.Is(err, contract.ErrClosed) {
+			return s.streamStatus(err)
 		}
 		// The subscription ended on the server (the node is closing): end
 		// the RPC so the client resumes on another node.
@@ -246,16 +246,6 @@ func (s *EventStore) streamStatus(err error) error {
 	return s.status(err)
 }
 
-// subDone returns a channel closed when sub ends on its own, if the store's
-// subscriptions tell (the stream engine's do); otherwise nil, which never
-// fires.
-func subDone(sub contract.Subscription) <-chan struct{} {
-	if d, ok := sub.(interface{ Done() <-chan struct{} }); ok {
-		return d.Done()
-	}
-	return nil
-}
-
 // StreamDurable serves durable streams: each delivered batch waits for the
 // client's acknowledgement, and only an ack without error lets the cursor
 // advance.
@@ -269,6 +259,10 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 		return status.Error(codes.InvalidArgument, "the first message of StreamDurable must be subscribe")
 	}
 	if err := contract.ValidateDurableName(subReq.GetName()); err != nil {
+		return s.status(err)
+	}
+	start, err := wire.StartFromProto(subReq.GetStart())
+	if err != nil {
 		return s.status(err)
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
@@ -330,7 +324,7 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 		s.obs.SubscriberStarted("durable")
 		defer s.obs.SubscriberEnded("durable")
 	}
-	sub, err := s.store.StreamToDurable(ctx, subReq.GetName(), wire.QueryFromProto(subReq.GetQuery()), handler)
+	sub, err := s.store.StreamToDurable(ctx, subReq.GetName(), wire.QueryFromProto(subReq.GetQuery()), handler, contract.StartAt(start))
 	if err != nil {
 		if s.obs != nil && reported.Load() {
 			s.obs.DurableEnded(subReq.GetName())
@@ -356,7 +350,7 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 	case <-ended:
 		sub.Unsubscribe()
 		return status.Error(codes.Aborted, "durable stream stopped: the client's handler failed; the cursor stays before the failed batch")
-	case <-subDone(sub):
+	case <-sub.Done():
 		select {
 		case <-ended:
 			return status.Error(codes.Aborted, "durable stream stopped: the client's handler failed; the cursor stays before the failed batch")

@@ -34,14 +34,22 @@ type Source interface {
 // cluster every call goes through the Raft log.
 type Durables interface {
 	// Acquire takes name for holder, creating it with query (its
-	// MinSequenceNumber ignored) when new, and returns the stored cursor.
-	// It fails with contract.ErrDurableNameInUse when another holder has it
-	// and contract.ErrDurableQueryMismatch when the query differs.
-	Acquire(ctx context.Context, name string, query contract.EventQuery, holder string) (cursor uint64, err error)
+	// MinSequenceNumber ignored) and its cursor at start when new, and
+	// returns the stored cursor. It fails with contract.ErrDurableNameInUse
+	// when another holder has it, contract.ErrDurableQueryMismatch when the
+	// query differs and contract.ErrPositionAhead for a new name whose start
+	// is past the log.
+	Acquire(ctx context.Context, name string, query contract.EventQuery, holder string, start contract.StartPosition) (AcquireResult, error)
 	// Advance moves name's cursor forward to cursor, if holder holds it.
 	Advance(ctx context.Context, name, holder string, cursor uint64) error
 	// Release frees name if holder holds it.
 	Release(ctx context.Context, name, holder string) error
+}
+
+// AcquireResult is what Durables.Acquire found or made.
+type AcquireResult struct {
+	Cursor  uint64
+	Created bool // the name is new: its cursor starts where start said
 }
 
 // ErrSubscriberTooSlow ends a live subscription whose handler held a
@@ -83,6 +91,14 @@ type Config struct {
 	// RetryBackoff is the pause after a failed read before trying again
 	// (default 100ms).
 	RetryBackoff time.Duration
+	// IdleRecord is how long a durable subscription that is caught up, but
+	// whose cursor is behind what it has read (events after it did not
+	// match its query), waits for the next commit before it records that
+	// position as its cursor (default 1s). Its lag is then 0, and a
+	// later subscription does not read those events again; waiting first
+	// keeps a filtered stream under a steady append rate from writing a
+	// cursor for every commit.
+	IdleRecord time.Duration
 }
 
 // DefaultSubscriberBytes is Config.SubscriberBytes' default.
@@ -116,6 +132,9 @@ func New(cfg Config) *Engine {
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 100 * time.Millisecond
 	}
+	if cfg.IdleRecord <= 0 {
+		cfg.IdleRecord = time.Second
+	}
 	if cfg.HolderPrefix == "" {
 		cfg.HolderPrefix = "local"
 	}
@@ -131,6 +150,22 @@ func New(cfg Config) *Engine {
 // HeldBytes returns the BatchBytes all subscriptions hold read but not yet
 // delivered.
 func (e *Engine) HeldBytes() int64 { return e.budget.held() }
+
+// DurablePositions returns, for each durable subscription, the sequence
+// number through which it has handled or passed the log: its lag is the
+// head minus that, 0 when it is caught up even if its last match is
+// older.
+func (e *Engine) DurablePositions() map[string]uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]uint64)
+	for _, s := range e.subs {
+		if s.durable {
+			out[s.name] = max(out[s.name], s.progress.Load())
+		}
+	}
+	return out
+}
 
 // Count returns the number of active subscriptions.
 func (e *Engine) Count() int {
@@ -176,11 +211,14 @@ func (e *Engine) Live(ctx context.Context, query contract.EventQuery, handler co
 
 // Durable starts a durable subscription: it replays from the name's cursor
 // before returning, then continues live.
-func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQuery, handler contract.StreamHandler) (contract.Subscription, error) {
+func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQuery, handler contract.StreamHandler, opts contract.DurableOptions) (contract.Subscription, error) {
 	if e.cfg.Durables == nil {
 		return nil, errors.New("durable streams are not supported by this store")
 	}
 	if err := contract.ValidateDurableName(name); err != nil {
+		return nil, err
+	}
+	if err := opts.Start.Validate(); err != nil {
 		return nil, err
 	}
 	if handler == nil {
@@ -198,31 +236,39 @@ func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQ
 	s.durable = true
 	s.name = name
 	s.holder = fmt.Sprintf("%s/%d", e.cfg.HolderPrefix, s.id)
-	cursor, err := e.cfg.Durables.Acquire(ctx, name, query, s.holder)
+	acq, err := e.cfg.Durables.Acquire(ctx, name, query, s.holder, opts.Start)
 	if err != nil {
 		// A refusal took nothing. Any other failure (the caller gave up,
 		// the leader changed) may still have taken the name for this
 		// holder, which no one would ever release: release it, which
 		// frees the name only if this very holder has it.
 		if !errors.Is(err, contract.ErrDurableNameInUse) && !errors.Is(err, contract.ErrDurableQueryMismatch) &&
-			!errors.Is(err, contract.ErrInvalidQuery) && !errors.Is(err, contract.ErrClosed) {
+			!errors.Is(err, contract.ErrInvalidQuery) && !errors.Is(err, contract.ErrClosed) && !errors.Is(err, contract.ErrPositionAhead) {
 			s.release()
 		}
 		e.remove(s)
 		s.cancel(nil)
 		return nil, fmt.Errorf("durable stream %q: %w", name, err)
 	}
-	s.pos, s.cursor = cursor, cursor
+	if !acq.Created && opts.Start.Kind != contract.StartBeginning {
+		e.cfg.Logger.Info("durable stream exists: it resumes from its cursor; a start position applies only when a name is created",
+			"name", name, "cursor", acq.Cursor, "start_asked", opts.Start.String())
+	}
+	cursor := acq.Cursor
+	s.pos = cursor
+	s.startCursor(cursor)
 	if err := s.replay(e.cfg.Hub.Head()); err != nil {
+		stored := s.finishCursor()
 		s.release()
 		e.remove(s)
 		s.cancel(nil)
 		if errors.Is(err, errStopped) {
 			err = contract.ErrClosed
 		}
-		return nil, fmt.Errorf("durable stream %q replay stopped, cursor at %d: %w", name, s.cursor, err)
+		return nil, fmt.Errorf("durable stream %q replay stopped, cursor at %d: %w", name, stored, err)
 	}
 	s.start = s.pos
+	s.progress.Store(s.pos)
 	s.goLive()
 	return s, nil
 }
@@ -239,7 +285,7 @@ func (e *Engine) Close() {
 	}
 	e.mu.Unlock()
 	for _, s := range subs {
-		s.Unsubscribe()
+		s.stop(contract.ErrClosed)
 	}
 }
 
@@ -253,6 +299,7 @@ func (e *Engine) newSubscription(ctx context.Context, m *contract.Matcher, h con
 	s := &subscription{
 		e:       e,
 		id:      e.nextID.Add(1),
+		parent:  ctx,
 		ctx:     sctx,
 		cancel:  cancel,
 		handler: h,
@@ -272,6 +319,7 @@ func (e *Engine) remove(s *subscription) {
 type subscription struct {
 	e       *Engine
 	id      uint64
+	parent  context.Context // the Stream* call's: its end is the stream's Err
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
 	handler contract.StreamHandler
@@ -280,17 +328,19 @@ type subscription struct {
 	durable      bool
 	name, holder string
 
-	start  uint64 // position when the subscription went live; immutable after
-	pos    uint64 // scanned through; owned by the delivering goroutine
-	cursor uint64 // last cursor stored; owned by the delivering goroutine
+	start    uint64        // position when the subscription went live; immutable after
+	pos      uint64        // scanned through; owned by the delivering goroutine
+	progress atomic.Uint64 // pos once everything read up to it was delivered
+	cur      cursorState   // durable: acknowledged and stored cursor, and its flusher
 
-	mu      sync.Mutex
-	stopped bool
+	mu        sync.Mutex
+	stopped   bool
+	stopCause error // why stopped was set: nil for Unsubscribe, ErrClosed for Close
+	err       error // why the stream ended; set before done is closed
 	// ahead holds the batches read and not yet taken for delivery (taken
 	// ones are set to nil); a stall may drop them, and sets reclaimed.
 	ahead     [][]contract.EventRecord
 	reclaimed bool
-	slow      bool
 	liveGID   uint64 // goroutine running live deliveries
 	done      chan struct{}
 	started   bool
@@ -303,6 +353,16 @@ func (s *subscription) ID() uint64 { return s.id }
 // server relaying the stream ends its RPC on it.
 func (s *subscription) Done() <-chan struct{} { return s.done }
 
+// Err tells why the subscription ended: nil while it runs and after
+// Unsubscribe; otherwise the ctx's cause, contract.ErrClosed,
+// ErrSubscriberTooSlow, contract.ErrDurableLeaseLost, or a durable
+// handler's failure (contract.ErrHandlerFailed).
+func (s *subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
 // StartPosition is the sequence number through which the log was delivered
 // (or skipped) when the subscription went live: a client that loses its
 // connection before any delivery resumes after it.
@@ -312,9 +372,16 @@ func (s *subscription) StartPosition() uint64 { return s.start }
 // waits for an in-flight handler and, for a durable stream, for the name to
 // be released. Called from inside the handler it cannot wait for itself; the
 // handler's return value is still honoured.
-func (s *subscription) Unsubscribe() {
+func (s *subscription) Unsubscribe() { s.stop(nil) }
+
+// stop ends the subscription for cause (nil: Unsubscribe) and, unless
+// called from inside the handler, waits until it has ended. The first
+// stop decides the cause.
+func (s *subscription) stop(cause error) {
 	s.mu.Lock()
-	s.stopped = true
+	if !s.stopped {
+		s.stopped, s.stopCause = true, cause
+	}
 	started, gid := s.started, s.liveGID
 	s.mu.Unlock()
 	s.cancel(nil)
@@ -325,17 +392,6 @@ func (s *subscription) Unsubscribe() {
 		return
 	}
 	<-s.done
-}
-
-// Err tells why the subscription ended on its own: ErrSubscriberTooSlow,
-// or nil for any other reason.
-func (s *subscription) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.slow {
-		return ErrSubscriberTooSlow
-	}
-	return nil
 }
 
 func (s *subscription) isStopped() bool {
@@ -364,11 +420,36 @@ func (s *subscription) live() {
 	defer s.cancel(nil)
 	err := s.run(0)
 	if s.durable {
+		s.finishCursor()
 		s.release()
 	}
 	if err != nil && !errors.Is(err, errStopped) && !errors.Is(err, context.Canceled) && !errors.Is(err, errHubClosed) && !errors.Is(err, ErrSubscriberTooSlow) {
 		s.e.cfg.Logger.Warn("stream ended", "subscription", s.id, "durable", s.name, "error", err)
 	}
+	reason := s.endReason(err)
+	s.mu.Lock()
+	s.err = reason
+	s.mu.Unlock()
+}
+
+// endReason maps how run ended to what Err reports.
+func (s *subscription) endReason(runErr error) error {
+	s.mu.Lock()
+	stopped, cause := s.stopped, s.stopCause
+	s.mu.Unlock()
+	switch {
+	case stopped:
+		return cause
+	case runErr == nil:
+		return nil
+	case errors.Is(runErr, ErrSubscriberTooSlow):
+		return ErrSubscriberTooSlow
+	case s.parent.Err() != nil:
+		return context.Cause(s.parent)
+	case errors.Is(runErr, errHubClosed), errors.Is(runErr, contract.ErrClosed):
+		return contract.ErrClosed
+	}
+	return runErr
 }
 
 // replay delivers the batches after s.pos through until. Unlike run, an
@@ -399,6 +480,15 @@ func (s *subscription) run(until uint64) error {
 		}
 		upTo := until
 		if until == 0 {
+			if s.durable && s.pos > s.ackedCursor() {
+				recorded, err := s.recordWhenIdle()
+				if err != nil {
+					return err
+				}
+				if recorded {
+					continue
+				}
+			}
 			head, err := s.e.cfg.Hub.Wait(s.ctx, s.pos)
 			if err != nil {
 				if cerr := s.ctxErr(); cerr != nil {
@@ -444,7 +534,22 @@ func (s *subscription) run(until uint64) error {
 		if scanned > s.pos {
 			s.pos = scanned
 		}
+		s.progress.Store(s.pos)
 	}
+}
+
+// recordWhenIdle waits up to IdleRecord for a commit after pos. If none
+// comes, it records pos as the cursor (nothing up to it matched after the
+// last delivery) and reports true.
+func (s *subscription) recordWhenIdle() (bool, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.e.cfg.IdleRecord)
+	defer cancel()
+	_, err := s.e.cfg.Hub.Wait(ctx, s.pos)
+	if err == nil || s.ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+		return false, nil // a commit came (or the stream ends): the main wait sees it
+	}
+	s.ack(s.pos)
+	return true, nil
 }
 
 // ctxErr is the reason s.ctx ended (ErrSubscriberTooSlow after a stall), or
@@ -513,7 +618,7 @@ func (s *subscription) deliverOne(b []contract.EventRecord) error {
 	}
 	if herr != nil {
 		if s.durable {
-			return fmt.Errorf("handler failed on the batch ending at %d: %w", b[len(b)-1].SequenceNumber, herr)
+			return fmt.Errorf("%w on the batch ending at %d: %w", contract.ErrHandlerFailed, b[len(b)-1].SequenceNumber, herr)
 		}
 		if err := s.ctxErr(); err != nil {
 			return err
@@ -522,7 +627,7 @@ func (s *subscription) deliverOne(b []contract.EventRecord) error {
 		return nil
 	}
 	if s.durable {
-		return s.advance(b[len(b)-1].SequenceNumber)
+		s.ack(b[len(b)-1].SequenceNumber)
 	}
 	return nil
 }
@@ -533,9 +638,6 @@ func (s *subscription) deliverOne(b []contract.EventRecord) error {
 func (s *subscription) stalled() {
 	s.mu.Lock()
 	dropped := s.dropAheadLocked()
-	if !s.durable {
-		s.slow = true
-	}
 	s.mu.Unlock()
 	if s.durable {
 		if dropped > 0 {
@@ -584,7 +686,6 @@ func (s *subscription) advance(cursor uint64) error {
 	if err := s.e.cfg.Durables.Advance(ctx, s.name, s.holder, cursor); err != nil {
 		return fmt.Errorf("advance cursor to %d: %w", cursor, err)
 	}
-	s.cursor = cursor
 	return nil
 }
 

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"fmt"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -111,4 +112,61 @@ func ReadOptionsFromProto(o *factstrv1.ReadOptions) contract.ReadOptions {
 		out.Consistency = contract.Local
 	}
 	return out
+}
+
+// StartToProto converts a durable start position (nil for the default,
+// the beginning, so a node of an earlier version sees what it knows).
+func StartToProto(p contract.StartPosition) *factstrv1.DurableStart {
+	switch p.Kind {
+	case contract.StartEnd:
+		return &factstrv1.DurableStart{Kind: factstrv1.DurableStartKind_DURABLE_START_KIND_END}
+	case contract.StartAfterSequence:
+		return &factstrv1.DurableStart{Kind: factstrv1.DurableStartKind_DURABLE_START_KIND_AFTER, After: p.After}
+	}
+	return nil
+}
+
+// StartFromProto converts a durable start position; an unknown kind is
+// refused.
+func StartFromProto(p *factstrv1.DurableStart) (contract.StartPosition, error) {
+	switch p.GetKind() {
+	case factstrv1.DurableStartKind_DURABLE_START_KIND_UNSPECIFIED, factstrv1.DurableStartKind_DURABLE_START_KIND_BEGINNING:
+		return contract.StartPosition{}, nil
+	case factstrv1.DurableStartKind_DURABLE_START_KIND_END:
+		return contract.StartPosition{Kind: contract.StartEnd}, nil
+	case factstrv1.DurableStartKind_DURABLE_START_KIND_AFTER:
+		return contract.StartPosition{Kind: contract.StartAfterSequence, After: p.GetAfter()}, nil
+	}
+	return contract.StartPosition{}, fmt.Errorf("%w: unknown durable start kind %d", contract.ErrInvalidQuery, p.GetKind())
+}
+
+// DurableInfoToProto converts a durable name's description.
+func DurableInfoToProto(d contract.DurableInfo) *factstrv1.DurableStream {
+	m := &factstrv1.DurableStream{
+		Name: d.Name, Query: QueryToProto(d.Query), Start: StartToProto(d.Start), Cursor: d.Cursor,
+		Head: d.Head, LagEvents: d.Lag, Holder: d.Holder,
+	}
+	if !d.Created.IsZero() {
+		m.CreatedAt = timestamppb.New(d.Created)
+	}
+	if !d.LastAck.IsZero() {
+		m.LastAckAt = timestamppb.New(d.LastAck)
+	}
+	return m
+}
+
+// DurableInfoFromProto converts a durable name's description back.
+func DurableInfoFromProto(m *factstrv1.DurableStream) contract.DurableInfo {
+	start, _ := StartFromProto(m.GetStart())
+	d := contract.DurableInfo{
+		Name: m.GetName(), Query: QueryFromProto(m.GetQuery()), Start: start, Cursor: m.GetCursor(),
+		Head: m.GetHead(), Lag: m.GetLagEvents(), Holder: m.GetHolder(),
+	}
+	if m.GetCreatedAt() != nil {
+		d.Created = m.GetCreatedAt().AsTime()
+	}
+	if m.GetLastAckAt() != nil {
+		d.LastAck = m.GetLastAckAt().AsTime()
+	}
+	return d
 }

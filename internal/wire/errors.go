@@ -39,6 +39,7 @@ const (
 	ReasonFailedPrecondition = "FAILED_PRECONDITION"
 	ReasonNoSpace            = "NO_SPACE"
 	ReasonTooSlow            = "SUBSCRIBER_TOO_SLOW"
+	ReasonDurableNotFound    = "DURABLE_NOT_FOUND"
 )
 
 // ToStatus maps an error from a store to a gRPC status error whose message
@@ -72,9 +73,11 @@ func ToStatus(err error) error {
 	case errors.Is(err, contract.ErrDurableNameInUse):
 		return withReason(codes.FailedPrecondition, ReasonNameInUse, err.Error()+"; unsubscribe the other subscriber or use another name")
 	case errors.Is(err, contract.ErrDurableQueryMismatch):
-		return withReason(codes.FailedPrecondition, ReasonQueryMismatch, err.Error()+"; subscribe with the original query or use a new name")
+		return withReason(codes.FailedPrecondition, ReasonQueryMismatch, err.Error()+"; subscribe with that query, use a new name, or delete the name (factstr-node admin streams delete)")
 	case errors.Is(err, contract.ErrClosed):
 		return withReason(codes.Unavailable, ReasonClosed, "the node is shutting down; retry on another node")
+	case errors.Is(err, contract.ErrDurableNotFound):
+		return withReason(codes.NotFound, ReasonDurableNotFound, err.Error())
 	case errors.Is(err, contract.ErrPositionAhead):
 		return withReason(codes.OutOfRange, ReasonPositionAhead, err.Error())
 	case errors.Is(err, streams.ErrSubscriberTooSlow):
@@ -161,6 +164,8 @@ func FromStatus(err error) error {
 		sentinel = contract.ErrDurableQueryMismatch
 	case ReasonPositionAhead:
 		sentinel = contract.ErrPositionAhead
+	case ReasonDurableNotFound:
+		sentinel = contract.ErrDurableNotFound
 	}
 	if sentinel == nil {
 		return err

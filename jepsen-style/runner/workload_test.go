@@ -321,6 +321,10 @@ type fakeSub struct{ n int }
 func (*fakeSub) ID() uint64     { return 1 }
 func (f *fakeSub) Unsubscribe() { f.n++ }
 
+// Done and Err: a fake subscription never ends by itself.
+func (*fakeSub) Done() <-chan struct{} { return nil }
+func (*fakeSub) Err() error            { return nil }
+
 // TestWorkerUnknownOutcome: an append whose outcome is unknown is recorded
 // as info and the worker continues as a new process (the old one may still
 // be running that write); a read that fails is a definite failure.

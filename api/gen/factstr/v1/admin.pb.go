@@ -9,6 +9,7 @@ package factstrv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -878,12 +879,494 @@ func (x *SnapshotRestoreResponse) GetHeadSequenceNumber() uint64 {
 	return 0
 }
 
+// DurableStream describes one durable stream name.
+type DurableStream struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The query the name was created with.
+	Query *EventQuery `protobuf:"bytes,2,opt,name=query,proto3" json:"query,omitempty"`
+	// Where it started when created (absent: the beginning).
+	Start *DurableStart `protobuf:"bytes,3,opt,name=start,proto3" json:"start,omitempty"`
+	// The last sequence number handled: a subscription delivers what follows.
+	Cursor uint64 `protobuf:"varint,4,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// The committed head when this was read.
+	Head uint64 `protobuf:"varint,5,opt,name=head,proto3" json:"head,omitempty"`
+	// head - cursor: log positions still to go through (0 when caught up).
+	LagEvents uint64 `protobuf:"varint,6,opt,name=lag_events,json=lagEvents,proto3" json:"lag_events,omitempty"`
+	// Who holds the name ("node/subscription"); empty when free.
+	Holder    string                 `protobuf:"bytes,7,opt,name=holder,proto3" json:"holder,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When the cursor last moved; absent: never.
+	LastAckAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_ack_at,json=lastAckAt,proto3" json:"last_ack_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DurableStream) Reset() {
+	*x = DurableStream{}
+	mi := &file_factstr_v1_admin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DurableStream) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DurableStream) ProtoMessage() {}
+
+func (x *DurableStream) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_admin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DurableStream.ProtoReflect.Descriptor instead.
+func (*DurableStream) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DurableStream) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DurableStream) GetQuery() *EventQuery {
+	if x != nil {
+		return x.Query
+	}
+	return nil
+}
+
+func (x *DurableStream) GetStart() *DurableStart {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *DurableStream) GetCursor() uint64 {
+	if x != nil {
+		return x.Cursor
+	}
+	return 0
+}
+
+func (x *DurableStream) GetHead() uint64 {
+	if x != nil {
+		return x.Head
+	}
+	return 0
+}
+
+func (x *DurableStream) GetLagEvents() uint64 {
+	if x != nil {
+		return x.LagEvents
+	}
+	return 0
+}
+
+func (x *DurableStream) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+func (x *DurableStream) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *DurableStream) GetLastAckAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastAckAt
+	}
+	return nil
+}
+
+type ListDurableStreamsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDurableStreamsRequest) Reset() {
+	*x = ListDurableStreamsRequest{}
+	mi := &file_factstr_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDurableStreamsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDurableStreamsRequest) ProtoMessage() {}
+
+func (x *ListDurableStreamsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDurableStreamsRequest.ProtoReflect.Descriptor instead.
+func (*ListDurableStreamsRequest) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+type ListDurableStreamsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted by name.
+	Streams       []*DurableStream `protobuf:"bytes,1,rep,name=streams,proto3" json:"streams,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDurableStreamsResponse) Reset() {
+	*x = ListDurableStreamsResponse{}
+	mi := &file_factstr_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDurableStreamsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDurableStreamsResponse) ProtoMessage() {}
+
+func (x *ListDurableStreamsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDurableStreamsResponse.ProtoReflect.Descriptor instead.
+func (*ListDurableStreamsResponse) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListDurableStreamsResponse) GetStreams() []*DurableStream {
+	if x != nil {
+		return x.Streams
+	}
+	return nil
+}
+
+type GetDurableStreamRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDurableStreamRequest) Reset() {
+	*x = GetDurableStreamRequest{}
+	mi := &file_factstr_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDurableStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDurableStreamRequest) ProtoMessage() {}
+
+func (x *GetDurableStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDurableStreamRequest.ProtoReflect.Descriptor instead.
+func (*GetDurableStreamRequest) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetDurableStreamRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type GetDurableStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stream        *DurableStream         `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDurableStreamResponse) Reset() {
+	*x = GetDurableStreamResponse{}
+	mi := &file_factstr_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDurableStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDurableStreamResponse) ProtoMessage() {}
+
+func (x *GetDurableStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDurableStreamResponse.ProtoReflect.Descriptor instead.
+func (*GetDurableStreamResponse) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetDurableStreamResponse) GetStream() *DurableStream {
+	if x != nil {
+		return x.Stream
+	}
+	return nil
+}
+
+type ResetDurableStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Where the cursor goes: the beginning, the end of the log, or after a
+	// sequence number (backwards or forwards, not past the log).
+	To *DurableStart `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// Reset a held name: its holder loses the name (FAILED_PRECONDITION
+	// DURABLE_NAME_IN_USE without it).
+	Force         bool `protobuf:"varint,3,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetDurableStreamRequest) Reset() {
+	*x = ResetDurableStreamRequest{}
+	mi := &file_factstr_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetDurableStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetDurableStreamRequest) ProtoMessage() {}
+
+func (x *ResetDurableStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetDurableStreamRequest.ProtoReflect.Descriptor instead.
+func (*ResetDurableStreamRequest) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ResetDurableStreamRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ResetDurableStreamRequest) GetTo() *DurableStart {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *ResetDurableStreamRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type ResetDurableStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stream        *DurableStream         `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetDurableStreamResponse) Reset() {
+	*x = ResetDurableStreamResponse{}
+	mi := &file_factstr_v1_admin_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetDurableStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetDurableStreamResponse) ProtoMessage() {}
+
+func (x *ResetDurableStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_admin_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetDurableStreamResponse.ProtoReflect.Descriptor instead.
+func (*ResetDurableStreamResponse) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ResetDurableStreamResponse) GetStream() *DurableStream {
+	if x != nil {
+		return x.Stream
+	}
+	return nil
+}
+
+type DeleteDurableStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Delete a held name: its holder loses the name.
+	Force         bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteDurableStreamRequest) Reset() {
+	*x = DeleteDurableStreamRequest{}
+	mi := &file_factstr_v1_admin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteDurableStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteDurableStreamRequest) ProtoMessage() {}
+
+func (x *DeleteDurableStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_admin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteDurableStreamRequest.ProtoReflect.Descriptor instead.
+func (*DeleteDurableStreamRequest) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *DeleteDurableStreamRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeleteDurableStreamRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type DeleteDurableStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteDurableStreamResponse) Reset() {
+	*x = DeleteDurableStreamResponse{}
+	mi := &file_factstr_v1_admin_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteDurableStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteDurableStreamResponse) ProtoMessage() {}
+
+func (x *DeleteDurableStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_admin_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteDurableStreamResponse.ProtoReflect.Descriptor instead.
+func (*DeleteDurableStreamResponse) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{25}
+}
+
 var File_factstr_v1_admin_proto protoreflect.FileDescriptor
 
 const file_factstr_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x16factstr/v1/admin.proto\x12\n" +
-	"factstr.v1\"\xaf\x02\n" +
+	"factstr.v1\x1a\x1cfactstr/v1/event_store.proto\x1a\x16factstr/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x02\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
@@ -932,7 +1415,36 @@ const file_factstr_v1_admin_proto_rawDesc = "" +
 	"\x05chunk\x18\x01 \x01(\fR\x05chunk\"p\n" +
 	"\x17SnapshotRestoreResponse\x12#\n" +
 	"\rapplied_index\x18\x01 \x01(\x04R\fappliedIndex\x120\n" +
-	"\x14head_sequence_number\x18\x02 \x01(\x04R\x12headSequenceNumber2\xe5\x04\n" +
+	"\x14head_sequence_number\x18\x02 \x01(\x04R\x12headSequenceNumber\"\xdb\x02\n" +
+	"\rDurableStream\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
+	"\x05query\x18\x02 \x01(\v2\x16.factstr.v1.EventQueryR\x05query\x12.\n" +
+	"\x05start\x18\x03 \x01(\v2\x18.factstr.v1.DurableStartR\x05start\x12\x16\n" +
+	"\x06cursor\x18\x04 \x01(\x04R\x06cursor\x12\x12\n" +
+	"\x04head\x18\x05 \x01(\x04R\x04head\x12\x1d\n" +
+	"\n" +
+	"lag_events\x18\x06 \x01(\x04R\tlagEvents\x12\x16\n" +
+	"\x06holder\x18\a \x01(\tR\x06holder\x129\n" +
+	"\n" +
+	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12:\n" +
+	"\vlast_ack_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tlastAckAt\"\x1b\n" +
+	"\x19ListDurableStreamsRequest\"Q\n" +
+	"\x1aListDurableStreamsResponse\x123\n" +
+	"\astreams\x18\x01 \x03(\v2\x19.factstr.v1.DurableStreamR\astreams\"-\n" +
+	"\x17GetDurableStreamRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"M\n" +
+	"\x18GetDurableStreamResponse\x121\n" +
+	"\x06stream\x18\x01 \x01(\v2\x19.factstr.v1.DurableStreamR\x06stream\"o\n" +
+	"\x19ResetDurableStreamRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
+	"\x02to\x18\x02 \x01(\v2\x18.factstr.v1.DurableStartR\x02to\x12\x14\n" +
+	"\x05force\x18\x03 \x01(\bR\x05force\"O\n" +
+	"\x1aResetDurableStreamResponse\x121\n" +
+	"\x06stream\x18\x01 \x01(\v2\x19.factstr.v1.DurableStreamR\x06stream\"F\n" +
+	"\x1aDeleteDurableStreamRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"\x1d\n" +
+	"\x1bDeleteDurableStreamResponse2\xf6\a\n" +
 	"\fAdminService\x12?\n" +
 	"\x06Status\x12\x19.factstr.v1.StatusRequest\x1a\x1a.factstr.v1.StatusResponse\x12B\n" +
 	"\aMembers\x12\x1a.factstr.v1.MembersRequest\x1a\x1b.factstr.v1.MembersResponse\x129\n" +
@@ -941,7 +1453,11 @@ const file_factstr_v1_admin_proto_rawDesc = "" +
 	"\x06Remove\x12\x19.factstr.v1.RemoveRequest\x1a\x1a.factstr.v1.RemoveResponse\x12c\n" +
 	"\x12TransferLeadership\x12%.factstr.v1.TransferLeadershipRequest\x1a&.factstr.v1.TransferLeadershipResponse\x12S\n" +
 	"\fSnapshotSave\x12\x1f.factstr.v1.SnapshotSaveRequest\x1a .factstr.v1.SnapshotSaveResponse0\x01\x12\\\n" +
-	"\x0fSnapshotRestore\x12\".factstr.v1.SnapshotRestoreRequest\x1a#.factstr.v1.SnapshotRestoreResponse(\x01B<Z:github.com/factstr/factstr-go/api/gen/factstr/v1;factstrv1b\x06proto3"
+	"\x0fSnapshotRestore\x12\".factstr.v1.SnapshotRestoreRequest\x1a#.factstr.v1.SnapshotRestoreResponse(\x01\x12c\n" +
+	"\x12ListDurableStreams\x12%.factstr.v1.ListDurableStreamsRequest\x1a&.factstr.v1.ListDurableStreamsResponse\x12]\n" +
+	"\x10GetDurableStream\x12#.factstr.v1.GetDurableStreamRequest\x1a$.factstr.v1.GetDurableStreamResponse\x12c\n" +
+	"\x12ResetDurableStream\x12%.factstr.v1.ResetDurableStreamRequest\x1a&.factstr.v1.ResetDurableStreamResponse\x12f\n" +
+	"\x13DeleteDurableStream\x12&.factstr.v1.DeleteDurableStreamRequest\x1a'.factstr.v1.DeleteDurableStreamResponseB<Z:github.com/factstr/factstr-go/api/gen/factstr/v1;factstrv1b\x06proto3"
 
 var (
 	file_factstr_v1_admin_proto_rawDescOnce sync.Once
@@ -955,50 +1471,78 @@ func file_factstr_v1_admin_proto_rawDescGZIP() []byte {
 	return file_factstr_v1_admin_proto_rawDescData
 }
 
-var file_factstr_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_factstr_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_factstr_v1_admin_proto_goTypes = []any{
-	(*Member)(nil),                     // 0: factstr.v1.Member
-	(*StatusRequest)(nil),              // 1: factstr.v1.StatusRequest
-	(*StatusResponse)(nil),             // 2: factstr.v1.StatusResponse
-	(*MembersRequest)(nil),             // 3: factstr.v1.MembersRequest
-	(*MembersResponse)(nil),            // 4: factstr.v1.MembersResponse
-	(*JoinRequest)(nil),                // 5: factstr.v1.JoinRequest
-	(*JoinResponse)(nil),               // 6: factstr.v1.JoinResponse
-	(*LeaveRequest)(nil),               // 7: factstr.v1.LeaveRequest
-	(*LeaveResponse)(nil),              // 8: factstr.v1.LeaveResponse
-	(*RemoveRequest)(nil),              // 9: factstr.v1.RemoveRequest
-	(*RemoveResponse)(nil),             // 10: factstr.v1.RemoveResponse
-	(*TransferLeadershipRequest)(nil),  // 11: factstr.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 12: factstr.v1.TransferLeadershipResponse
-	(*SnapshotSaveRequest)(nil),        // 13: factstr.v1.SnapshotSaveRequest
-	(*SnapshotSaveResponse)(nil),       // 14: factstr.v1.SnapshotSaveResponse
-	(*SnapshotRestoreRequest)(nil),     // 15: factstr.v1.SnapshotRestoreRequest
-	(*SnapshotRestoreResponse)(nil),    // 16: factstr.v1.SnapshotRestoreResponse
+	(*Member)(nil),                      // 0: factstr.v1.Member
+	(*StatusRequest)(nil),               // 1: factstr.v1.StatusRequest
+	(*StatusResponse)(nil),              // 2: factstr.v1.StatusResponse
+	(*MembersRequest)(nil),              // 3: factstr.v1.MembersRequest
+	(*MembersResponse)(nil),             // 4: factstr.v1.MembersResponse
+	(*JoinRequest)(nil),                 // 5: factstr.v1.JoinRequest
+	(*JoinResponse)(nil),                // 6: factstr.v1.JoinResponse
+	(*LeaveRequest)(nil),                // 7: factstr.v1.LeaveRequest
+	(*LeaveResponse)(nil),               // 8: factstr.v1.LeaveResponse
+	(*RemoveRequest)(nil),               // 9: factstr.v1.RemoveRequest
+	(*RemoveResponse)(nil),              // 10: factstr.v1.RemoveResponse
+	(*TransferLeadershipRequest)(nil),   // 11: factstr.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil),  // 12: factstr.v1.TransferLeadershipResponse
+	(*SnapshotSaveRequest)(nil),         // 13: factstr.v1.SnapshotSaveRequest
+	(*SnapshotSaveResponse)(nil),        // 14: factstr.v1.SnapshotSaveResponse
+	(*SnapshotRestoreRequest)(nil),      // 15: factstr.v1.SnapshotRestoreRequest
+	(*SnapshotRestoreResponse)(nil),     // 16: factstr.v1.SnapshotRestoreResponse
+	(*DurableStream)(nil),               // 17: factstr.v1.DurableStream
+	(*ListDurableStreamsRequest)(nil),   // 18: factstr.v1.ListDurableStreamsRequest
+	(*ListDurableStreamsResponse)(nil),  // 19: factstr.v1.ListDurableStreamsResponse
+	(*GetDurableStreamRequest)(nil),     // 20: factstr.v1.GetDurableStreamRequest
+	(*GetDurableStreamResponse)(nil),    // 21: factstr.v1.GetDurableStreamResponse
+	(*ResetDurableStreamRequest)(nil),   // 22: factstr.v1.ResetDurableStreamRequest
+	(*ResetDurableStreamResponse)(nil),  // 23: factstr.v1.ResetDurableStreamResponse
+	(*DeleteDurableStreamRequest)(nil),  // 24: factstr.v1.DeleteDurableStreamRequest
+	(*DeleteDurableStreamResponse)(nil), // 25: factstr.v1.DeleteDurableStreamResponse
+	(*EventQuery)(nil),                  // 26: factstr.v1.EventQuery
+	(*DurableStart)(nil),                // 27: factstr.v1.DurableStart
+	(*timestamppb.Timestamp)(nil),       // 28: google.protobuf.Timestamp
 }
 var file_factstr_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: factstr.v1.StatusResponse.members:type_name -> factstr.v1.Member
 	0,  // 1: factstr.v1.MembersResponse.members:type_name -> factstr.v1.Member
-	1,  // 2: factstr.v1.AdminService.Status:input_type -> factstr.v1.StatusRequest
-	3,  // 3: factstr.v1.AdminService.Members:input_type -> factstr.v1.MembersRequest
-	5,  // 4: factstr.v1.AdminService.Join:input_type -> factstr.v1.JoinRequest
-	7,  // 5: factstr.v1.AdminService.Leave:input_type -> factstr.v1.LeaveRequest
-	9,  // 6: factstr.v1.AdminService.Remove:input_type -> factstr.v1.RemoveRequest
-	11, // 7: factstr.v1.AdminService.TransferLeadership:input_type -> factstr.v1.TransferLeadershipRequest
-	13, // 8: factstr.v1.AdminService.SnapshotSave:input_type -> factstr.v1.SnapshotSaveRequest
-	15, // 9: factstr.v1.AdminService.SnapshotRestore:input_type -> factstr.v1.SnapshotRestoreRequest
-	2,  // 10: factstr.v1.AdminService.Status:output_type -> factstr.v1.StatusResponse
-	4,  // 11: factstr.v1.AdminService.Members:output_type -> factstr.v1.MembersResponse
-	6,  // 12: factstr.v1.AdminService.Join:output_type -> factstr.v1.JoinResponse
-	8,  // 13: factstr.v1.AdminService.Leave:output_type -> factstr.v1.LeaveResponse
-	10, // 14: factstr.v1.AdminService.Remove:output_type -> factstr.v1.RemoveResponse
-	12, // 15: factstr.v1.AdminService.TransferLeadership:output_type -> factstr.v1.TransferLeadershipResponse
-	14, // 16: factstr.v1.AdminService.SnapshotSave:output_type -> factstr.v1.SnapshotSaveResponse
-	16, // 17: factstr.v1.AdminService.SnapshotRestore:output_type -> factstr.v1.SnapshotRestoreResponse
-	10, // [10:18] is the sub-list for method output_type
-	2,  // [2:10] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	26, // 2: factstr.v1.DurableStream.query:type_name -> factstr.v1.EventQuery
+	27, // 3: factstr.v1.DurableStream.start:type_name -> factstr.v1.DurableStart
+	28, // 4: factstr.v1.DurableStream.created_at:type_name -> google.protobuf.Timestamp
+	28, // 5: factstr.v1.DurableStream.last_ack_at:type_name -> google.protobuf.Timestamp
+	17, // 6: factstr.v1.ListDurableStreamsResponse.streams:type_name -> factstr.v1.DurableStream
+	17, // 7: factstr.v1.GetDurableStreamResponse.stream:type_name -> factstr.v1.DurableStream
+	27, // 8: factstr.v1.ResetDurableStreamRequest.to:type_name -> factstr.v1.DurableStart
+	17, // 9: factstr.v1.ResetDurableStreamResponse.stream:type_name -> factstr.v1.DurableStream
+	1,  // 10: factstr.v1.AdminService.Status:input_type -> factstr.v1.StatusRequest
+	3,  // 11: factstr.v1.AdminService.Members:input_type -> factstr.v1.MembersRequest
+	5,  // 12: factstr.v1.AdminService.Join:input_type -> factstr.v1.JoinRequest
+	7,  // 13: factstr.v1.AdminService.Leave:input_type -> factstr.v1.LeaveRequest
+	9,  // 14: factstr.v1.AdminService.Remove:input_type -> factstr.v1.RemoveRequest
+	11, // 15: factstr.v1.AdminService.TransferLeadership:input_type -> factstr.v1.TransferLeadershipRequest
+	13, // 16: factstr.v1.AdminService.SnapshotSave:input_type -> factstr.v1.SnapshotSaveRequest
+	15, // 17: factstr.v1.AdminService.SnapshotRestore:input_type -> factstr.v1.SnapshotRestoreRequest
+	18, // 18: factstr.v1.AdminService.ListDurableStreams:input_type -> factstr.v1.ListDurableStreamsRequest
+	20, // 19: factstr.v1.AdminService.GetDurableStream:input_type -> factstr.v1.GetDurableStreamRequest
+	22, // 20: factstr.v1.AdminService.ResetDurableStream:input_type -> factstr.v1.ResetDurableStreamRequest
+	24, // 21: factstr.v1.AdminService.DeleteDurableStream:input_type -> factstr.v1.DeleteDurableStreamRequest
+	2,  // 22: factstr.v1.AdminService.Status:output_type -> factstr.v1.StatusResponse
+	4,  // 23: factstr.v1.AdminService.Members:output_type -> factstr.v1.MembersResponse
+	6,  // 24: factstr.v1.AdminService.Join:output_type -> factstr.v1.JoinResponse
+	8,  // 25: factstr.v1.AdminService.Leave:output_type -> factstr.v1.LeaveResponse
+	10, // 26: factstr.v1.AdminService.Remove:output_type -> factstr.v1.RemoveResponse
+	12, // 27: factstr.v1.AdminService.TransferLeadership:output_type -> factstr.v1.TransferLeadershipResponse
+	14, // 28: factstr.v1.AdminService.SnapshotSave:output_type -> factstr.v1.SnapshotSaveResponse
+	16, // 29: factstr.v1.AdminService.SnapshotRestore:output_type -> factstr.v1.SnapshotRestoreResponse
+	19, // 30: factstr.v1.AdminService.ListDurableStreams:output_type -> factstr.v1.ListDurableStreamsResponse
+	21, // 31: factstr.v1.AdminService.GetDurableStream:output_type -> factstr.v1.GetDurableStreamResponse
+	23, // 32: factstr.v1.AdminService.ResetDurableStream:output_type -> factstr.v1.ResetDurableStreamResponse
+	25, // 33: factstr.v1.AdminService.DeleteDurableStream:output_type -> factstr.v1.DeleteDurableStreamResponse
+	22, // [22:34] is the sub-list for method output_type
+	10, // [10:22] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_factstr_v1_admin_proto_init() }
@@ -1006,13 +1550,15 @@ func file_factstr_v1_admin_proto_init() {
 	if File_factstr_v1_admin_proto != nil {
 		return
 	}
+	file_factstr_v1_event_store_proto_init()
+	file_factstr_v1_types_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_factstr_v1_admin_proto_rawDesc), len(file_factstr_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

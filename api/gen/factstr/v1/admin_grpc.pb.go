@@ -19,21 +19,26 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_Status_FullMethodName             = "/factstr.v1.AdminService/Status"
-	AdminService_Members_FullMethodName            = "/factstr.v1.AdminService/Members"
-	AdminService_Join_FullMethodName               = "/factstr.v1.AdminService/Join"
-	AdminService_Leave_FullMethodName              = "/factstr.v1.AdminService/Leave"
-	AdminService_Remove_FullMethodName             = "/factstr.v1.AdminService/Remove"
-	AdminService_TransferLeadership_FullMethodName = "/factstr.v1.AdminService/TransferLeadership"
-	AdminService_SnapshotSave_FullMethodName       = "/factstr.v1.AdminService/SnapshotSave"
-	AdminService_SnapshotRestore_FullMethodName    = "/factstr.v1.AdminService/SnapshotRestore"
+	AdminService_Status_FullMethodName              = "/factstr.v1.AdminService/Status"
+	AdminService_Members_FullMethodName             = "/factstr.v1.AdminService/Members"
+	AdminService_Join_FullMethodName                = "/factstr.v1.AdminService/Join"
+	AdminService_Leave_FullMethodName               = "/factstr.v1.AdminService/Leave"
+	AdminService_Remove_FullMethodName              = "/factstr.v1.AdminService/Remove"
+	AdminService_TransferLeadership_FullMethodName  = "/factstr.v1.AdminService/TransferLeadership"
+	AdminService_SnapshotSave_FullMethodName        = "/factstr.v1.AdminService/SnapshotSave"
+	AdminService_SnapshotRestore_FullMethodName     = "/factstr.v1.AdminService/SnapshotRestore"
+	AdminService_ListDurableStreams_FullMethodName  = "/factstr.v1.AdminService/ListDurableStreams"
+	AdminService_GetDurableStream_FullMethodName    = "/factstr.v1.AdminService/GetDurableStream"
+	AdminService_ResetDurableStream_FullMethodName  = "/factstr.v1.AdminService/ResetDurableStream"
+	AdminService_DeleteDurableStream_FullMethodName = "/factstr.v1.AdminService/DeleteDurableStream"
 )
 
 // AdminServiceClient is the client API for AdminService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// AdminService operates a cluster: status, membership, leadership, backups.
+// AdminService operates a cluster: status, membership, leadership, backups,
+// durable stream names.
 type AdminServiceClient interface {
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 	Members(ctx context.Context, in *MembersRequest, opts ...grpc.CallOption) (*MembersResponse, error)
@@ -43,6 +48,12 @@ type AdminServiceClient interface {
 	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error)
 	SnapshotSave(ctx context.Context, in *SnapshotSaveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotSaveResponse], error)
 	SnapshotRestore(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SnapshotRestoreRequest, SnapshotRestoreResponse], error)
+	// Durable stream names (reader role to list and get, admin role to reset
+	// and delete). Resets and deletes go through the Raft log.
+	ListDurableStreams(ctx context.Context, in *ListDurableStreamsRequest, opts ...grpc.CallOption) (*ListDurableStreamsResponse, error)
+	GetDurableStream(ctx context.Context, in *GetDurableStreamRequest, opts ...grpc.CallOption) (*GetDurableStreamResponse, error)
+	ResetDurableStream(ctx context.Context, in *ResetDurableStreamRequest, opts ...grpc.CallOption) (*ResetDurableStreamResponse, error)
+	DeleteDurableStream(ctx context.Context, in *DeleteDurableStreamRequest, opts ...grpc.CallOption) (*DeleteDurableStreamResponse, error)
 }
 
 type adminServiceClient struct {
@@ -145,11 +156,52 @@ func (c *adminServiceClient) SnapshotRestore(ctx context.Context, opts ...grpc.C
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AdminService_SnapshotRestoreClient = grpc.ClientStreamingClient[SnapshotRestoreRequest, SnapshotRestoreResponse]
 
+func (c *adminServiceClient) ListDurableStreams(ctx context.Context, in *ListDurableStreamsRequest, opts ...grpc.CallOption) (*ListDurableStreamsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDurableStreamsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListDurableStreams_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetDurableStream(ctx context.Context, in *GetDurableStreamRequest, opts ...grpc.CallOption) (*GetDurableStreamResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDurableStreamResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetDurableStream_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ResetDurableStream(ctx context.Context, in *ResetDurableStreamRequest, opts ...grpc.CallOption) (*ResetDurableStreamResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResetDurableStreamResponse)
+	err := c.cc.Invoke(ctx, AdminService_ResetDurableStream_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeleteDurableStream(ctx context.Context, in *DeleteDurableStreamRequest, opts ...grpc.CallOption) (*DeleteDurableStreamResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteDurableStreamResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteDurableStream_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
 //
-// AdminService operates a cluster: status, membership, leadership, backups.
+// AdminService operates a cluster: status, membership, leadership, backups,
+// durable stream names.
 type AdminServiceServer interface {
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
 	Members(context.Context, *MembersRequest) (*MembersResponse, error)
@@ -159,6 +211,12 @@ type AdminServiceServer interface {
 	TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error)
 	SnapshotSave(*SnapshotSaveRequest, grpc.ServerStreamingServer[SnapshotSaveResponse]) error
 	SnapshotRestore(grpc.ClientStreamingServer[SnapshotRestoreRequest, SnapshotRestoreResponse]) error
+	// Durable stream names (reader role to list and get, admin role to reset
+	// and delete). Resets and deletes go through the Raft log.
+	ListDurableStreams(context.Context, *ListDurableStreamsRequest) (*ListDurableStreamsResponse, error)
+	GetDurableStream(context.Context, *GetDurableStreamRequest) (*GetDurableStreamResponse, error)
+	ResetDurableStream(context.Context, *ResetDurableStreamRequest) (*ResetDurableStreamResponse, error)
+	DeleteDurableStream(context.Context, *DeleteDurableStreamRequest) (*DeleteDurableStreamResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -192,6 +250,18 @@ func (UnimplementedAdminServiceServer) SnapshotSave(*SnapshotSaveRequest, grpc.S
 }
 func (UnimplementedAdminServiceServer) SnapshotRestore(grpc.ClientStreamingServer[SnapshotRestoreRequest, SnapshotRestoreResponse]) error {
 	return status.Error(codes.Unimplemented, "method SnapshotRestore not implemented")
+}
+func (UnimplementedAdminServiceServer) ListDurableStreams(context.Context, *ListDurableStreamsRequest) (*ListDurableStreamsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDurableStreams not implemented")
+}
+func (UnimplementedAdminServiceServer) GetDurableStream(context.Context, *GetDurableStreamRequest) (*GetDurableStreamResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDurableStream not implemented")
+}
+func (UnimplementedAdminServiceServer) ResetDurableStream(context.Context, *ResetDurableStreamRequest) (*ResetDurableStreamResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResetDurableStream not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteDurableStream(context.Context, *DeleteDurableStreamRequest) (*DeleteDurableStreamResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteDurableStream not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -340,6 +410,78 @@ func _AdminService_SnapshotRestore_Handler(srv interface{}, stream grpc.ServerSt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AdminService_SnapshotRestoreServer = grpc.ClientStreamingServer[SnapshotRestoreRequest, SnapshotRestoreResponse]
 
+func _AdminService_ListDurableStreams_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDurableStreamsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListDurableStreams(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListDurableStreams_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListDurableStreams(ctx, req.(*ListDurableStreamsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetDurableStream_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDurableStreamRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetDurableStream(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetDurableStream_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetDurableStream(ctx, req.(*GetDurableStreamRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ResetDurableStream_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResetDurableStreamRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ResetDurableStream(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ResetDurableStream_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ResetDurableStream(ctx, req.(*ResetDurableStreamRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeleteDurableStream_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteDurableStreamRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteDurableStream(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteDurableStream_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteDurableStream(ctx, req.(*DeleteDurableStreamRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -370,6 +512,22 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TransferLeadership",
 			Handler:    _AdminService_TransferLeadership_Handler,
+		},
+		{
+			MethodName: "ListDurableStreams",
+			Handler:    _AdminService_ListDurableStreams_Handler,
+		},
+		{
+			MethodName: "GetDurableStream",
+			Handler:    _AdminService_GetDurableStream_Handler,
+		},
+		{
+			MethodName: "ResetDurableStream",
+			Handler:    _AdminService_ResetDurableStream_Handler,
+		},
+		{
+			MethodName: "DeleteDurableStream",
+			Handler:    _AdminService_DeleteDurableStream_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -21,6 +21,63 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// DurableStartKind says where the cursor of a new durable name starts.
+type DurableStartKind int32
+
+const (
+	// The beginning of the log.
+	DurableStartKind_DURABLE_START_KIND_UNSPECIFIED DurableStartKind = 0
+	// The beginning of the log: every event is delivered.
+	DurableStartKind_DURABLE_START_KIND_BEGINNING DurableStartKind = 1
+	// The end of the log when the name is created.
+	DurableStartKind_DURABLE_START_KIND_END DurableStartKind = 2
+	// After DurableStart.after.
+	DurableStartKind_DURABLE_START_KIND_AFTER DurableStartKind = 3
+)
+
+// Enum value maps for DurableStartKind.
+var (
+	DurableStartKind_name = map[int32]string{
+		0: "DURABLE_START_KIND_UNSPECIFIED",
+		1: "DURABLE_START_KIND_BEGINNING",
+		2: "DURABLE_START_KIND_END",
+		3: "DURABLE_START_KIND_AFTER",
+	}
+	DurableStartKind_value = map[string]int32{
+		"DURABLE_START_KIND_UNSPECIFIED": 0,
+		"DURABLE_START_KIND_BEGINNING":   1,
+		"DURABLE_START_KIND_END":         2,
+		"DURABLE_START_KIND_AFTER":       3,
+	}
+)
+
+func (x DurableStartKind) Enum() *DurableStartKind {
+	p := new(DurableStartKind)
+	*p = x
+	return p
+}
+
+func (x DurableStartKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DurableStartKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_factstr_v1_event_store_proto_enumTypes[0].Descriptor()
+}
+
+func (DurableStartKind) Type() protoreflect.EnumType {
+	return &file_factstr_v1_event_store_proto_enumTypes[0]
+}
+
+func (x DurableStartKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DurableStartKind.Descriptor instead.
+func (DurableStartKind) EnumDescriptor() ([]byte, []int) {
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{0}
+}
+
 type AppendRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Events []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
@@ -868,10 +925,13 @@ func (*StreamResponse_Subscribed) isStreamResponse_Kind() {}
 func (*StreamResponse_Batch) isStreamResponse_Kind() {}
 
 type DurableSubscribe struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Query         *EventQuery            `protobuf:"bytes,2,opt,name=query,proto3" json:"query,omitempty"`
-	Read          *ReadOptions           `protobuf:"bytes,3,opt,name=read,proto3" json:"read,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Query *EventQuery            `protobuf:"bytes,2,opt,name=query,proto3" json:"query,omitempty"`
+	Read  *ReadOptions           `protobuf:"bytes,3,opt,name=read,proto3" json:"read,omitempty"`
+	// Where the cursor of a new name starts (absent: the beginning). A name
+	// that exists resumes from its cursor whatever is asked.
+	Start         *DurableStart `protobuf:"bytes,4,opt,name=start,proto3" json:"start,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -927,6 +987,68 @@ func (x *DurableSubscribe) GetRead() *ReadOptions {
 	return nil
 }
 
+func (x *DurableSubscribe) GetStart() *DurableStart {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+// DurableStart is where the cursor of a new durable name starts.
+type DurableStart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  DurableStartKind       `protobuf:"varint,1,opt,name=kind,proto3,enum=factstr.v1.DurableStartKind" json:"kind,omitempty"`
+	// DURABLE_START_KIND_AFTER: the last sequence number not delivered; past
+	// the end of the log it is refused (OUT_OF_RANGE, POSITION_AHEAD).
+	After         uint64 `protobuf:"varint,2,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DurableStart) Reset() {
+	*x = DurableStart{}
+	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DurableStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DurableStart) ProtoMessage() {}
+
+func (x *DurableStart) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DurableStart.ProtoReflect.Descriptor instead.
+func (*DurableStart) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DurableStart) GetKind() DurableStartKind {
+	if x != nil {
+		return x.Kind
+	}
+	return DurableStartKind_DURABLE_START_KIND_UNSPECIFIED
+}
+
+func (x *DurableStart) GetAfter() uint64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
 // DurableAck answers one delivered batch.
 type DurableAck struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -941,7 +1063,7 @@ type DurableAck struct {
 
 func (x *DurableAck) Reset() {
 	*x = DurableAck{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1075,7 @@ func (x *DurableAck) String() string {
 func (*DurableAck) ProtoMessage() {}
 
 func (x *DurableAck) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1088,7 @@ func (x *DurableAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DurableAck.ProtoReflect.Descriptor instead.
 func (*DurableAck) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{13}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DurableAck) GetLastSequenceNumber() uint64 {
@@ -992,7 +1114,7 @@ type DurableUnsubscribe struct {
 
 func (x *DurableUnsubscribe) Reset() {
 	*x = DurableUnsubscribe{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1004,7 +1126,7 @@ func (x *DurableUnsubscribe) String() string {
 func (*DurableUnsubscribe) ProtoMessage() {}
 
 func (x *DurableUnsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1017,7 +1139,7 @@ func (x *DurableUnsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DurableUnsubscribe.ProtoReflect.Descriptor instead.
 func (*DurableUnsubscribe) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{14}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{15}
 }
 
 type StreamDurableRequest struct {
@@ -1034,7 +1156,7 @@ type StreamDurableRequest struct {
 
 func (x *StreamDurableRequest) Reset() {
 	*x = StreamDurableRequest{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1168,7 @@ func (x *StreamDurableRequest) String() string {
 func (*StreamDurableRequest) ProtoMessage() {}
 
 func (x *StreamDurableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1181,7 @@ func (x *StreamDurableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamDurableRequest.ProtoReflect.Descriptor instead.
 func (*StreamDurableRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{15}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StreamDurableRequest) GetKind() isStreamDurableRequest_Kind {
@@ -1130,7 +1252,7 @@ type Released struct {
 
 func (x *Released) Reset() {
 	*x = Released{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[16]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1264,7 @@ func (x *Released) String() string {
 func (*Released) ProtoMessage() {}
 
 func (x *Released) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[16]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1277,7 @@ func (x *Released) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Released.ProtoReflect.Descriptor instead.
 func (*Released) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{16}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Released) GetCursor() uint64 {
@@ -1179,7 +1301,7 @@ type StreamDurableResponse struct {
 
 func (x *StreamDurableResponse) Reset() {
 	*x = StreamDurableResponse{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[17]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1313,7 @@ func (x *StreamDurableResponse) String() string {
 func (*StreamDurableResponse) ProtoMessage() {}
 
 func (x *StreamDurableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[17]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1326,7 @@ func (x *StreamDurableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamDurableResponse.ProtoReflect.Descriptor instead.
 func (*StreamDurableResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{17}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StreamDurableResponse) GetKind() isStreamDurableResponse_Kind {
@@ -1322,11 +1444,15 @@ const file_factstr_v1_event_store_proto_rawDesc = "" +
 	"subscribed\x18\x01 \x01(\v2\x16.factstr.v1.SubscribedH\x00R\n" +
 	"subscribed\x12)\n" +
 	"\x05batch\x18\x02 \x01(\v2\x11.factstr.v1.BatchH\x00R\x05batchB\x06\n" +
-	"\x04kind\"\x81\x01\n" +
+	"\x04kind\"\xb1\x01\n" +
 	"\x10DurableSubscribe\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\x05query\x18\x02 \x01(\v2\x16.factstr.v1.EventQueryR\x05query\x12+\n" +
-	"\x04read\x18\x03 \x01(\v2\x17.factstr.v1.ReadOptionsR\x04read\"T\n" +
+	"\x04read\x18\x03 \x01(\v2\x17.factstr.v1.ReadOptionsR\x04read\x12.\n" +
+	"\x05start\x18\x04 \x01(\v2\x18.factstr.v1.DurableStartR\x05start\"V\n" +
+	"\fDurableStart\x120\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1c.factstr.v1.DurableStartKindR\x04kind\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\x04R\x05after\"T\n" +
 	"\n" +
 	"DurableAck\x120\n" +
 	"\x14last_sequence_number\x18\x01 \x01(\x04R\x12lastSequenceNumber\x12\x14\n" +
@@ -1345,7 +1471,12 @@ const file_factstr_v1_event_store_proto_rawDesc = "" +
 	"subscribed\x12)\n" +
 	"\x05batch\x18\x02 \x01(\v2\x11.factstr.v1.BatchH\x00R\x05batch\x122\n" +
 	"\breleased\x18\x03 \x01(\v2\x14.factstr.v1.ReleasedH\x00R\breleasedB\x06\n" +
-	"\x04kind2\xbd\x03\n" +
+	"\x04kind*\x92\x01\n" +
+	"\x10DurableStartKind\x12\"\n" +
+	"\x1eDURABLE_START_KIND_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cDURABLE_START_KIND_BEGINNING\x10\x01\x12\x1a\n" +
+	"\x16DURABLE_START_KIND_END\x10\x02\x12\x1c\n" +
+	"\x18DURABLE_START_KIND_AFTER\x10\x032\xbd\x03\n" +
 	"\x11EventStoreService\x12?\n" +
 	"\x06Append\x12\x19.factstr.v1.AppendRequest\x1a\x1a.factstr.v1.AppendResponse\x12E\n" +
 	"\bAppendIf\x12\x1b.factstr.v1.AppendIfRequest\x1a\x1c.factstr.v1.AppendIfResponse\x12C\n" +
@@ -1366,72 +1497,77 @@ func file_factstr_v1_event_store_proto_rawDescGZIP() []byte {
 	return file_factstr_v1_event_store_proto_rawDescData
 }
 
-var file_factstr_v1_event_store_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_factstr_v1_event_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_factstr_v1_event_store_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_factstr_v1_event_store_proto_goTypes = []any{
-	(*AppendRequest)(nil),         // 0: factstr.v1.AppendRequest
-	(*AppendResponse)(nil),        // 1: factstr.v1.AppendResponse
-	(*AppendIfRequest)(nil),       // 2: factstr.v1.AppendIfRequest
-	(*AppendIfResponse)(nil),      // 3: factstr.v1.AppendIfResponse
-	(*WritesRequest)(nil),         // 4: factstr.v1.WritesRequest
-	(*WritesResponse)(nil),        // 5: factstr.v1.WritesResponse
-	(*QueryRequest)(nil),          // 6: factstr.v1.QueryRequest
-	(*QueryResponse)(nil),         // 7: factstr.v1.QueryResponse
-	(*StreamRequest)(nil),         // 8: factstr.v1.StreamRequest
-	(*Subscribed)(nil),            // 9: factstr.v1.Subscribed
-	(*Batch)(nil),                 // 10: factstr.v1.Batch
-	(*StreamResponse)(nil),        // 11: factstr.v1.StreamResponse
-	(*DurableSubscribe)(nil),      // 12: factstr.v1.DurableSubscribe
-	(*DurableAck)(nil),            // 13: factstr.v1.DurableAck
-	(*DurableUnsubscribe)(nil),    // 14: factstr.v1.DurableUnsubscribe
-	(*StreamDurableRequest)(nil),  // 15: factstr.v1.StreamDurableRequest
-	(*Released)(nil),              // 16: factstr.v1.Released
-	(*StreamDurableResponse)(nil), // 17: factstr.v1.StreamDurableResponse
-	(*Event)(nil),                 // 18: factstr.v1.Event
-	(*EventQuery)(nil),            // 19: factstr.v1.EventQuery
-	(*ReadOptions)(nil),           // 20: factstr.v1.ReadOptions
-	(*EventRecord)(nil),           // 21: factstr.v1.EventRecord
+	(DurableStartKind)(0),         // 0: factstr.v1.DurableStartKind
+	(*AppendRequest)(nil),         // 1: factstr.v1.AppendRequest
+	(*AppendResponse)(nil),        // 2: factstr.v1.AppendResponse
+	(*AppendIfRequest)(nil),       // 3: factstr.v1.AppendIfRequest
+	(*AppendIfResponse)(nil),      // 4: factstr.v1.AppendIfResponse
+	(*WritesRequest)(nil),         // 5: factstr.v1.WritesRequest
+	(*WritesResponse)(nil),        // 6: factstr.v1.WritesResponse
+	(*QueryRequest)(nil),          // 7: factstr.v1.QueryRequest
+	(*QueryResponse)(nil),         // 8: factstr.v1.QueryResponse
+	(*StreamRequest)(nil),         // 9: factstr.v1.StreamRequest
+	(*Subscribed)(nil),            // 10: factstr.v1.Subscribed
+	(*Batch)(nil),                 // 11: factstr.v1.Batch
+	(*StreamResponse)(nil),        // 12: factstr.v1.StreamResponse
+	(*DurableSubscribe)(nil),      // 13: factstr.v1.DurableSubscribe
+	(*DurableStart)(nil),          // 14: factstr.v1.DurableStart
+	(*DurableAck)(nil),            // 15: factstr.v1.DurableAck
+	(*DurableUnsubscribe)(nil),    // 16: factstr.v1.DurableUnsubscribe
+	(*StreamDurableRequest)(nil),  // 17: factstr.v1.StreamDurableRequest
+	(*Released)(nil),              // 18: factstr.v1.Released
+	(*StreamDurableResponse)(nil), // 19: factstr.v1.StreamDurableResponse
+	(*Event)(nil),                 // 20: factstr.v1.Event
+	(*EventQuery)(nil),            // 21: factstr.v1.EventQuery
+	(*ReadOptions)(nil),           // 22: factstr.v1.ReadOptions
+	(*EventRecord)(nil),           // 23: factstr.v1.EventRecord
 }
 var file_factstr_v1_event_store_proto_depIdxs = []int32{
-	18, // 0: factstr.v1.AppendRequest.events:type_name -> factstr.v1.Event
-	18, // 1: factstr.v1.AppendIfRequest.events:type_name -> factstr.v1.Event
-	19, // 2: factstr.v1.AppendIfRequest.context:type_name -> factstr.v1.EventQuery
-	0,  // 3: factstr.v1.WritesRequest.append:type_name -> factstr.v1.AppendRequest
-	2,  // 4: factstr.v1.WritesRequest.append_if:type_name -> factstr.v1.AppendIfRequest
-	1,  // 5: factstr.v1.WritesResponse.append:type_name -> factstr.v1.AppendResponse
-	3,  // 6: factstr.v1.WritesResponse.append_if:type_name -> factstr.v1.AppendIfResponse
-	19, // 7: factstr.v1.QueryRequest.query:type_name -> factstr.v1.EventQuery
-	20, // 8: factstr.v1.QueryRequest.read:type_name -> factstr.v1.ReadOptions
-	21, // 9: factstr.v1.QueryResponse.events:type_name -> factstr.v1.EventRecord
-	19, // 10: factstr.v1.StreamRequest.query:type_name -> factstr.v1.EventQuery
-	20, // 11: factstr.v1.StreamRequest.read:type_name -> factstr.v1.ReadOptions
-	21, // 12: factstr.v1.Batch.events:type_name -> factstr.v1.EventRecord
-	9,  // 13: factstr.v1.StreamResponse.subscribed:type_name -> factstr.v1.Subscribed
-	10, // 14: factstr.v1.StreamResponse.batch:type_name -> factstr.v1.Batch
-	19, // 15: factstr.v1.DurableSubscribe.query:type_name -> factstr.v1.EventQuery
-	20, // 16: factstr.v1.DurableSubscribe.read:type_name -> factstr.v1.ReadOptions
-	12, // 17: factstr.v1.StreamDurableRequest.subscribe:type_name -> factstr.v1.DurableSubscribe
-	13, // 18: factstr.v1.StreamDurableRequest.ack:type_name -> factstr.v1.DurableAck
-	14, // 19: factstr.v1.StreamDurableRequest.unsubscribe:type_name -> factstr.v1.DurableUnsubscribe
-	9,  // 20: factstr.v1.StreamDurableResponse.subscribed:type_name -> factstr.v1.Subscribed
-	10, // 21: factstr.v1.StreamDurableResponse.batch:type_name -> factstr.v1.Batch
-	16, // 22: factstr.v1.StreamDurableResponse.released:type_name -> factstr.v1.Released
-	0,  // 23: factstr.v1.EventStoreService.Append:input_type -> factstr.v1.AppendRequest
-	2,  // 24: factstr.v1.EventStoreService.AppendIf:input_type -> factstr.v1.AppendIfRequest
-	4,  // 25: factstr.v1.EventStoreService.Writes:input_type -> factstr.v1.WritesRequest
-	6,  // 26: factstr.v1.EventStoreService.Query:input_type -> factstr.v1.QueryRequest
-	8,  // 27: factstr.v1.EventStoreService.Stream:input_type -> factstr.v1.StreamRequest
-	15, // 28: factstr.v1.EventStoreService.StreamDurable:input_type -> factstr.v1.StreamDurableRequest
-	1,  // 29: factstr.v1.EventStoreService.Append:output_type -> factstr.v1.AppendResponse
-	3,  // 30: factstr.v1.EventStoreService.AppendIf:output_type -> factstr.v1.AppendIfResponse
-	5,  // 31: factstr.v1.EventStoreService.Writes:output_type -> factstr.v1.WritesResponse
-	7,  // 32: factstr.v1.EventStoreService.Query:output_type -> factstr.v1.QueryResponse
-	11, // 33: factstr.v1.EventStoreService.Stream:output_type -> factstr.v1.StreamResponse
-	17, // 34: factstr.v1.EventStoreService.StreamDurable:output_type -> factstr.v1.StreamDurableResponse
-	29, // [29:35] is the sub-list for method output_type
-	23, // [23:29] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	20, // 0: factstr.v1.AppendRequest.events:type_name -> factstr.v1.Event
+	20, // 1: factstr.v1.AppendIfRequest.events:type_name -> factstr.v1.Event
+	21, // 2: factstr.v1.AppendIfRequest.context:type_name -> factstr.v1.EventQuery
+	1,  // 3: factstr.v1.WritesRequest.append:type_name -> factstr.v1.AppendRequest
+	3,  // 4: factstr.v1.WritesRequest.append_if:type_name -> factstr.v1.AppendIfRequest
+	2,  // 5: factstr.v1.WritesResponse.append:type_name -> factstr.v1.AppendResponse
+	4,  // 6: factstr.v1.WritesResponse.append_if:type_name -> factstr.v1.AppendIfResponse
+	21, // 7: factstr.v1.QueryRequest.query:type_name -> factstr.v1.EventQuery
+	22, // 8: factstr.v1.QueryRequest.read:type_name -> factstr.v1.ReadOptions
+	23, // 9: factstr.v1.QueryResponse.events:type_name -> factstr.v1.EventRecord
+	21, // 10: factstr.v1.StreamRequest.query:type_name -> factstr.v1.EventQuery
+	22, // 11: factstr.v1.StreamRequest.read:type_name -> factstr.v1.ReadOptions
+	23, // 12: factstr.v1.Batch.events:type_name -> factstr.v1.EventRecord
+	10, // 13: factstr.v1.StreamResponse.subscribed:type_name -> factstr.v1.Subscribed
+	11, // 14: factstr.v1.StreamResponse.batch:type_name -> factstr.v1.Batch
+	21, // 15: factstr.v1.DurableSubscribe.query:type_name -> factstr.v1.EventQuery
+	22, // 16: factstr.v1.DurableSubscribe.read:type_name -> factstr.v1.ReadOptions
+	14, // 17: factstr.v1.DurableSubscribe.start:type_name -> factstr.v1.DurableStart
+	0,  // 18: factstr.v1.DurableStart.kind:type_name -> factstr.v1.DurableStartKind
+	13, // 19: factstr.v1.StreamDurableRequest.subscribe:type_name -> factstr.v1.DurableSubscribe
+	15, // 20: factstr.v1.StreamDurableRequest.ack:type_name -> factstr.v1.DurableAck
+	16, // 21: factstr.v1.StreamDurableRequest.unsubscribe:type_name -> factstr.v1.DurableUnsubscribe
+	10, // 22: factstr.v1.StreamDurableResponse.subscribed:type_name -> factstr.v1.Subscribed
+	11, // 23: factstr.v1.StreamDurableResponse.batch:type_name -> factstr.v1.Batch
+	18, // 24: factstr.v1.StreamDurableResponse.released:type_name -> factstr.v1.Released
+	1,  // 25: factstr.v1.EventStoreService.Append:input_type -> factstr.v1.AppendRequest
+	3,  // 26: factstr.v1.EventStoreService.AppendIf:input_type -> factstr.v1.AppendIfRequest
+	5,  // 27: factstr.v1.EventStoreService.Writes:input_type -> factstr.v1.WritesRequest
+	7,  // 28: factstr.v1.EventStoreService.Query:input_type -> factstr.v1.QueryRequest
+	9,  // 29: factstr.v1.EventStoreService.Stream:input_type -> factstr.v1.StreamRequest
+	17, // 30: factstr.v1.EventStoreService.StreamDurable:input_type -> factstr.v1.StreamDurableRequest
+	2,  // 31: factstr.v1.EventStoreService.Append:output_type -> factstr.v1.AppendResponse
+	4,  // 32: factstr.v1.EventStoreService.AppendIf:output_type -> factstr.v1.AppendIfResponse
+	6,  // 33: factstr.v1.EventStoreService.Writes:output_type -> factstr.v1.WritesResponse
+	8,  // 34: factstr.v1.EventStoreService.Query:output_type -> factstr.v1.QueryResponse
+	12, // 35: factstr.v1.EventStoreService.Stream:output_type -> factstr.v1.StreamResponse
+	19, // 36: factstr.v1.EventStoreService.StreamDurable:output_type -> factstr.v1.StreamDurableResponse
+	31, // [31:37] is the sub-list for method output_type
+	25, // [25:31] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_factstr_v1_event_store_proto_init() }
@@ -1454,12 +1590,12 @@ func file_factstr_v1_event_store_proto_init() {
 		(*StreamResponse_Subscribed)(nil),
 		(*StreamResponse_Batch)(nil),
 	}
-	file_factstr_v1_event_store_proto_msgTypes[15].OneofWrappers = []any{
+	file_factstr_v1_event_store_proto_msgTypes[16].OneofWrappers = []any{
 		(*StreamDurableRequest_Subscribe)(nil),
 		(*StreamDurableRequest_Ack)(nil),
 		(*StreamDurableRequest_Unsubscribe)(nil),
 	}
-	file_factstr_v1_event_store_proto_msgTypes[17].OneofWrappers = []any{
+	file_factstr_v1_event_store_proto_msgTypes[18].OneofWrappers = []any{
 		(*StreamDurableResponse_Subscribed)(nil),
 		(*StreamDurableResponse_Batch)(nil),
 		(*StreamDurableResponse_Released)(nil),
@@ -1469,13 +1605,14 @@ func file_factstr_v1_event_store_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_factstr_v1_event_store_proto_rawDesc), len(file_factstr_v1_event_store_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   18,
+			NumEnums:      1,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_factstr_v1_event_store_proto_goTypes,
 		DependencyIndexes: file_factstr_v1_event_store_proto_depIdxs,
+		EnumInfos:         file_factstr_v1_event_store_proto_enumTypes,
 		MessageInfos:      file_factstr_v1_event_store_proto_msgTypes,
 	}.Build()
 	File_factstr_v1_event_store_proto = out.File

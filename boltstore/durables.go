@@ -1,0 +1,183 @@
+package boltstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/streams"
+)
+
+// DurableInfos reads the durable name name ("" for every name, in name
+// order) with the head of the same read. A name that does not exist is
+// contract.ErrDurableNotFound.
+func (s *Store) DurableInfos(name string) ([]contract.DurableInfo, error) {
+	if s.closing.Load() {
+		return nil, contract.ErrClosed
+	}
+	var out []contract.DurableInfo
+	err := s.view(func(tx *bbolt.Tx) error {
+		head := uint64FromBytes(tx.Bucket(bucketMeta).Get(metaHead))
+		b := tx.Bucket(bucketDurables)
+		add := func(k, v []byte) error {
+			d, err := decodeDurable(v)
+			if err != nil {
+				return fmt.Errorf("durable %q: %w", k, err)
+			}
+			out = append(out, d.info(string(k), head))
+			return nil
+		}
+		if name != "" {
+			v := b.Get([]byte(name))
+			if v == nil {
+				return fmt.Errorf("%w: %q", contract.ErrDurableNotFound, name)
+			}
+			return add([]byte(name), v)
+		}
+		return b.ForEach(add)
+	})
+	return out, err
+}
+
+func (d durableRecord) info(name string, head uint64) contract.DurableInfo {
+	info := contract.DurableInfo{
+		Name: name, Query: d.query(), Start: d.start, Cursor: d.cursor, Head: head,
+		Lag: contract.DurableLag(head, d.cursor), Holder: d.holder,
+	}
+	if d.created != 0 {
+		info.Created = time.Unix(0, d.created).UTC()
+	}
+	if d.lastAck != 0 {
+		info.LastAck = time.Unix(0, d.lastAck).UTC()
+	}
+	return info
+}
+
+// ResetCommand is the OpResetDurable that moves name's cursor to to.
+func ResetCommand(name string, to contract.StartPosition, force bool) Command {
+	c := Command{Op: OpResetDurable, Name: name, Start: to.Kind, Force: force}
+	if to.Kind == contract.StartAfterSequence {
+		c.Cursor = to.After
+	}
+	return c
+}
+
+// heldRefused checks name for a reset or delete: it must exist, and be
+// free unless c.Force. refused is the command's own outcome, err a storage
+// failure.
+func (a *applier) heldRefused(c *Command, what string) (d durableRecord, refused, err error) {
+	if cerr := checkName("durable stream name", c.Name); cerr != nil {
+		return durableRecord{}, cerr, nil
+	}
+	d, ok, err := a.loadDurable(c.Name)
+	if err != nil {
+		return d, nil, err
+	}
+	if !ok {
+		return d, fmt.Errorf("%w: %q", contract.ErrDurableNotFound, c.Name), nil
+	}
+	if d.holder != "" && !c.Force {
+		return d, streams.HeldRefusal(what, c.Name, d.holder), nil
+	}
+	return d, nil, nil
+}
+
+// resetDurable moves a name's cursor, backwards or forwards; forced on a
+// held name, it takes the lease (the holder's next advance is refused).
+func (a *applier) resetDurable(c *Command) (Result, error) {
+	d, refused, err := a.heldRefused(c, "reset")
+	if err != nil || refused != nil {
+		return Result{Err: refused}, err
+	}
+	to := contract.StartPosition{Kind: c.Start}
+	if c.Start == contract.StartAfterSequence {
+		to.After = c.Cursor
+	}
+	cursor, cerr := streams.StartCursor(to, a.r.head)
+	if cerr != nil {
+		return Result{Err: cerr}, nil
+	}
+	d.cursor, d.holder = cursor, ""
+	return Result{Cursor: cursor}, a.storeDurable(c.Name, d)
+}
+
+func (a *applier) deleteDurable(c *Command) (Result, error) {
+	_, refused, err := a.heldRefused(c, "delete")
+	if err != nil || refused != nil {
+		return Result{Err: refused}, err
+	}
+	return Result{}, a.durables.Delete([]byte(c.Name))
+}
+
+var _ contract.DurableAdmin = (*Store)(nil)
+
+// ListDurable returns every durable name (contract.DurableAdmin).
+func (s *Store) ListDurable(ctx context.Context) ([]contract.DurableInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	infos, err := s.DurableInfos("")
+	if infos == nil && err == nil {
+		infos = []contract.DurableInfo{}
+	}
+	return infos, err
+}
+
+// GetDurable returns one durable name (contract.DurableAdmin).
+func (s *Store) GetDurable(ctx context.Context, name string) (contract.DurableInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return contract.DurableInfo{}, err
+	}
+	if err := contract.ValidateDurableName(name); err != nil {
+		return contract.DurableInfo{}, err
+	}
+	infos, err := s.DurableInfos(name)
+	if err != nil {
+		return contract.DurableInfo{}, err
+	}
+	return infos[0], nil
+}
+
+// ResetDurable moves name's cursor (contract.DurableAdmin). In replicated
+// mode it is refused: the cluster proposes the command instead.
+func (s *Store) ResetDurable(ctx context.Context, name string, to contract.StartPosition, force bool) (contract.DurableInfo, error) {
+	if err := s.adminWrite(ctx, name); err != nil {
+		return contract.DurableInfo{}, err
+	}
+	if err := to.Validate(); err != nil {
+		return contract.DurableInfo{}, err
+	}
+	res, err := s.submit(ResetCommand(name, to, force))
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil {
+		return contract.DurableInfo{}, err
+	}
+	return s.GetDurable(ctx, name)
+}
+
+// DeleteDurable forgets name (contract.DurableAdmin).
+func (s *Store) DeleteDurable(ctx context.Context, name string, force bool) error {
+	if err := s.adminWrite(ctx, name); err != nil {
+		return err
+	}
+	res, err := s.submit(Command{Op: OpDeleteDurable, Name: name, Force: force})
+	if err != nil {
+		return err
+	}
+	return res.Err
+}
+
+func (s *Store) adminWrite(ctx context.Context, name string) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return contract.ValidateDurableName(name)
+}

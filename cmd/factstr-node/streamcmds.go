@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/streams"
+)
+
+const streamsUsage = `Usage: factstr-node admin streams <command> [args] [flags]
+
+  list                          every durable stream name: cursor, head, lag, holder, last ack, query
+  show <name>                   one durable stream name in full
+  reset <name> --to N|end|beginning [--force]
+                                move its cursor (a held name only with --force: its holder loses it)
+  delete <name> [--force]       forget the name and its cursor (a held name only with --force)
+
+list and show need the reader role, reset and delete the admin role. Every
+command takes --addr and --json; 'factstr-node admin streams <command> --help'
+lists its flags.
+`
+
+// streamCommands are the admin streams subcommands, for help and completion.
+var streamCommands = []struct{ name, args, about string }{
+	{"list", "", "Every durable stream name with its cursor, the head, its lag in events, its holder, when its cursor\nlast moved and its query."},
+	{"show", "<name>", "One durable stream name in full."},
+	{"reset", "<name> --to N|end|beginning", "Move the name's cursor: after sequence number N, to the end of the log, or to the beginning.\nA held name is refused unless --force; then its holder loses the name."},
+	{"delete", "<name>", "Forget the name and its cursor; the next subscription creates it anew, with any query.\nA held name is refused unless --force; then its holder loses the name."},
+}
+
+type streamFlags struct {
+	clientFlags
+	to    string
+	force bool
+}
+
+func streamsFlagSet(f *streamFlags, sub string) *flag.FlagSet {
+	for _, c := range streamCommands {
+		if c.name != sub {
+			continue
+		}
+		fs := newFlagSet("admin streams "+sub, strings.TrimSpace("admin streams "+sub+" "+c.args)+" [--addr host:port,...] [--json]", c.about)
+		f.register(fs)
+		switch sub {
+		case "reset":
+			fs.StringVar(&f.to, "to", "", "where the cursor goes: a sequence number N (events after N are delivered next), end, or beginning")
+			fs.BoolVar(&f.force, "force", false, "reset a held name: its holder loses it")
+		case "delete":
+			fs.BoolVar(&f.force, "force", false, "delete a held name: its holder loses it")
+		}
+		return fs
+	}
+	return nil
+}
+
+// parseTo reads --to: N, end or beginning.
+func parseTo(s string) (contract.StartPosition, error) {
+	switch strings.ToLower(s) {
+	case "":
+		return contract.StartPosition{}, usagef("reset needs --to N, --to end or --to beginning")
+	case "end":
+		return contract.StartPosition{Kind: contract.StartEnd}, nil
+	case "beginning", "start":
+		return contract.StartPosition{Kind: contract.StartBeginning}, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return contract.StartPosition{}, usagef("--to %q is not a sequence number, end or beginning", s)
+	}
+	return contract.StartPosition{Kind: contract.StartAfterSequence, After: n}, nil
+}
+
+func adminStreams(ctx context.Context, args []string) error {
+	return runStreams(ctx, os.Stdout, args)
+}
+
+func runStreams(ctx context.Context, out io.Writer, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, streamsUsage)
+		return usagef("admin streams needs a command (list, show, reset, delete)")
+	}
+	sub, args := args[0], args[1:]
+	if isHelp(sub) {
+		fmt.Fprint(out, streamsUsage)
+		return errHelp
+	}
+	var f streamFlags
+	fs := streamsFlagSet(&f, sub)
+	if fs == nil {
+		names := make([]string, len(streamCommands))
+		for i, c := range streamCommands {
+			names[i] = c.name
+		}
+		msg := fmt.Sprintf("unknown admin streams command %q", sub)
+		if s := closest(sub, names); s != "" {
+			msg += fmt.Sprintf("; did you mean %s?", s)
+		}
+		return usagef("%s ('factstr-node admin streams --help' lists them)", msg)
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	pos := fs.Args()
+	switch {
+	case sub == "list" && len(pos) > 0:
+		return usagef("list takes no arguments (got %q)", pos[0])
+	case sub != "list" && len(pos) != 1:
+		return usagef("%s takes one durable stream name", sub)
+	}
+	var to contract.StartPosition
+	if sub == "reset" {
+		var err error
+		if to, err = parseTo(f.to); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	c, err := f.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	switch sub {
+	case "list":
+		infos, err := c.ListDurable(ctx)
+		if err != nil {
+			return err
+		}
+		if f.json {
+			all := make([]durableJSON, len(infos))
+			for i, info := range infos {
+				all[i] = toDurableJSON(info)
+			}
+			return json.NewEncoder(out).Encode(map[string]any{"streams": all})
+		}
+		printDurables(out, infos)
+		return nil
+	case "show":
+		info, err := c.GetDurable(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		return printDurable(out, info, f.json)
+	case "reset":
+		info, err := c.ResetDurable(ctx, pos[0], to, f.force)
+		if err != nil {
+			return err
+		}
+		if !f.json {
+			fmt.Fprintf(out, "reset %s: its next subscription delivers what follows sequence %d\n", info.Name, info.Cursor)
+		}
+		return printDurable(out, info, f.json)
+	default: // delete
+		if err := c.DeleteDurable(ctx, pos[0], f.force); err != nil {
+			return err
+		}
+		if f.json {
+			return json.NewEncoder(out).Encode(map[string]any{"deleted": pos[0]})
+		}
+		fmt.Fprintf(out, "deleted %s; its next subscription creates it anew\n", pos[0])
+		return nil
+	}
+}
+
+type durableJSON struct {
+	Name      string `json:"name"`
+	Query     string `json:"query"`
+	Start     string `json:"start"`
+	Cursor    uint64 `json:"cursor"`
+	Head      uint64 `json:"head"`
+	LagEvents uint64 `json:"lag_events"`
+	Holder    string `json:"holder"`
+	CreatedAt string `json:"created_at,omitempty"`
+	LastAckAt string `json:"last_ack_at,omitempty"`
+}
+
+func toDurableJSON(d contract.DurableInfo) durableJSON {
+	return durableJSON{Name: d.Name, Query: streams.FormatQuery(d.Query), Start: d.Start.String(), Cursor: d.Cursor,
+		Head: d.Head, LagEvents: d.Lag, Holder: d.Holder, CreatedAt: rfc3339(d.Created), LastAckAt: rfc3339(d.LastAck)}
+}
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func printDurables(w io.Writer, infos []contract.DurableInfo) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tCURSOR\tHEAD\tLAG\tHOLDER\tLAST ACK\tQUERY")
+	for _, d := range infos {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", d.Name, d.Cursor, d.Head, d.Lag, orFree(d.Holder), orNever(d.LastAck), streams.FormatQuery(d.Query))
+	}
+	tw.Flush()
+}
+
+func printDurable(w io.Writer, d contract.DurableInfo, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(w).Encode(toDurableJSON(d))
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "name\t%s\n", d.Name)
+	fmt.Fprintf(tw, "query\t%s\n", streams.FormatQuery(d.Query))
+	fmt.Fprintf(tw, "start\t%s\n", d.Start)
+	fmt.Fprintf(tw, "cursor\t%d\n", d.Cursor)
+	fmt.Fprintf(tw, "head\t%d\n", d.Head)
+	fmt.Fprintf(tw, "lag\t%d events\n", d.Lag)
+	fmt.Fprintf(tw, "holder\t%s\n", orFree(d.Holder))
+	fmt.Fprintf(tw, "created\t%s\n", orNever(d.Created))
+	fmt.Fprintf(tw, "last ack\t%s\n", orNever(d.LastAck))
+	return tw.Flush()
+}
+
+func orFree(holder string) string {
+	if holder == "" {
+		return "(free)"
+	}
+	return holder
+}
+
+func orNever(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}

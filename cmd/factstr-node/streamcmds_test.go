@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/server"
+	"github.com/factstr/factstr-go/memstore"
+)
+
+// serveStreams serves a memstore's event store and durable stream admin
+// on a loopback socket.
+func serveStreams(t *testing.T) (*memstore.Store, string) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := memstore.New()
+	srv := grpc.NewServer(server.CodecOption())
+	server.NewEventStore(store, slog.New(slog.NewTextHandler(io.Discard, nil))).Register(srv)
+	server.NewDurables(store).Register(srv)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() {
+		srv.Stop()
+		_ = store.Close()
+	})
+	return store, lis.Addr().String()
+}
+
+func TestAdminStreams(t *testing.T) {
+	store, addr := serveStreams(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for range 3 {
+		if _, err := store.Append(ctx, []contract.NewEvent{{Type: "Billed", Payload: json.RawMessage(`{}`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan struct{}, 8)
+	sub, err := store.StreamToDurable(ctx, "billing", contract.EventQuery{Filters: []contract.EventFilter{{EventTypes: []string{"Billed"}}}},
+		func(context.Context, []contract.EventRecord) error { got <- struct{}{}; return nil }, contract.StartAfter(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+
+	run := func(args ...string) (string, error) {
+		t.Helper()
+		var out bytes.Buffer
+		err := runStreams(ctx, &out, append(args, "--addr", addr))
+		return out.String(), err
+	}
+	out, err := run("list")
+	if err != nil {
+		t.Fatalf("streams list: %v", err)
+	}
+	for _, want := range []string{"NAME", "billing", "type Billed", "mem/"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("streams list lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = run("show", "billing", "--json")
+	if err != nil {
+		t.Fatalf("streams show: %v", err)
+	}
+	var d durableJSON
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatalf("streams show --json printed %q: %v", out, err)
+	}
+	if d.Name != "billing" || d.Cursor != 3 || d.Head != 3 || d.LagEvents != 0 || d.Start != "after 1" || d.Holder == "" || d.LastAckAt == "" {
+		t.Errorf("streams show --json: %+v", d)
+	}
+
+	if _, err := run("reset", "billing", "--to", "0"); !errors.Is(err, contract.ErrDurableNameInUse) {
+		t.Errorf("reset of a held name without --force: %v, want the name in use", err)
+	}
+	if _, err := run("reset", "billing"); err == nil || !strings.Contains(err.Error(), "--to") {
+		t.Errorf("reset without --to: %v, want a usage error naming --to", err)
+	}
+	out, err = run("reset", "billing", "--to", "beginning", "--force")
+	if err != nil || !strings.Contains(out, "follows sequence 0") {
+		t.Fatalf("forced reset: %v\n%s", err, out)
+	}
+	if _, err := run("show", "nope"); !errors.Is(err, contract.ErrDurableNotFound) {
+		t.Errorf("show of an unknown name: %v, want not found", err)
+	}
+	if _, err := run("delete", "billing"); err != nil {
+		t.Fatalf("delete of the name freed by the forced reset: %v", err)
+	}
+	out, err = run("list", "--json")
+	if err != nil || strings.TrimSpace(out) != `{"streams":[]}` {
+		t.Fatalf("streams list --json after delete: %v %q", err, out)
+	}
+	if _, err := run("frobnicate"); err == nil || !strings.Contains(err.Error(), "unknown admin streams command") {
+		t.Errorf("unknown command: %v", err)
+	}
+}
+
+func TestTailDurableStart(t *testing.T) {
+	store, addr := serveStreams(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for range 3 {
+		if _, err := store.Append(ctx, []contract.NewEvent{{Type: "A", Payload: json.RawMessage(`{}`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cmdTail(ctx, []string{"--start", "end", "--addr", addr}); err == nil || !strings.Contains(err.Error(), "--durable") {
+		t.Fatalf("tail --start without --durable: %v, want a usage error naming --durable", err)
+	}
+	tctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- cmdTail(tctx, []string{"--durable", "audit", "--start", "2", "--addr", addr}) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := store.GetDurable(ctx, "audit")
+		if err == nil && info.Holder != "" {
+			if info.Start != (contract.StartPosition{Kind: contract.StartAfterSequence, After: 2}) {
+				t.Errorf("tail --durable audit --start 2 created the name with start %s", info.Start)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tail did not create the durable name: %+v, %v", info, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("tail after Ctrl-C: %v", err)
+	}
+	info, err := store.GetDurable(ctx, "audit")
+	if err != nil || info.Cursor != 3 || info.Holder != "" {
+		t.Fatalf("after tail: %+v, %v; want the event after 2 handled (cursor 3) and the name free", info, err)
+	}
+}
