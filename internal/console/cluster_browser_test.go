@@ -17,6 +17,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/testcluster"
 )
 
@@ -146,12 +147,31 @@ func TestConsoleOnCluster(t *testing.T) {
 	p.tab("tail")
 	p.waitContains("#t-events tbody", `"from": "append-form"`, pageWait)
 
-	// Durable consumers: listed, or said to be unavailable; never a failure.
+	// Durable consumers: a name a service created (through the Go client)
+	// is listed with its cursor once it handled the console-test events.
+	store := c.Client(t)
+	handled := make(chan uint64, 16)
+	sub, err := store.StreamToDurable(ctx2(t), "console-projection",
+		contract.EventQuery{Filters: []contract.EventFilter{{EventTypes: []string{"console-test"}}}},
+		func(_ context.Context, batch []contract.EventRecord) error {
+			handled <- batch[len(batch)-1].SequenceNumber
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-handled:
+	case <-time.After(pageWait):
+		t.Fatal("the durable consumer received nothing")
+	}
+	sub.Unsubscribe()
 	p.tab("durable")
-	msg := p.waitText("#d-message", "the durable view to load", pageWait, func(s string) bool { return s != "" })
+	msg := p.waitContains("#d-message", "durable consumer(s)", pageWait)
 	if strings.Contains(msg, "failed") {
 		t.Errorf("durable view: %q", msg)
 	}
+	p.waitContains(`[data-testid="durable-console-projection"]`, "console-test", pageWait)
 	p.shot("durable")
 
 	// Failover: kill the leader; the page shows the new one and the dead
@@ -247,4 +267,11 @@ func appendEvent(t *testing.T, base, token, body string) appendResult {
 		}
 		time.Sleep(200 * time.Millisecond) // retry pacing while a leader is elected; no signal to wait on over HTTP
 	}
+}
+
+// ctx2 bounds a harness call of the test.
+func ctx2(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }

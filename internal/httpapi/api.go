@@ -156,12 +156,27 @@ func New(cfg Config) (*API, error) {
 		{"GET", "/v1/stream", es + "Stream", a.streamGet},
 		{"POST", "/v1/stream", es + "Stream", a.streamPost},
 		{"GET", "/v1/durable/{name}/stream", es + "StreamDurable", a.durable},
-		{"GET", "/v1/status", adm + "Status", unary(a, a.admin.Status)},
-		{"GET", "/v1/members", adm + "Members", unary(a, a.admin.Members)},
-		{"POST", "/v1/admin/join", adm + "Join", unary(a, a.admin.Join)},
-		{"POST", "/v1/admin/remove", adm + "Remove", unary(a, a.admin.Remove)},
-		{"POST", "/v1/admin/leave", adm + "Leave", unary(a, a.admin.Leave)},
-		{"POST", "/v1/admin/transfer-leadership", adm + "TransferLeadership", unary(a, a.admin.TransferLeadership)},
+		{"GET", "/v1/durable", adm + "ListDurableStreams", unary(a, a.admin.ListDurableStreams, nil)},
+		{"GET", "/v1/durable/{name}", adm + "GetDurableStream", unary(a, a.admin.GetDurableStream, func(r *http.Request, req *factstrv1.GetDurableStreamRequest) error {
+			req.Name = r.PathValue("name")
+			return nil
+		})},
+		{"POST", "/v1/durable/{name}/reset", adm + "ResetDurableStream", unary(a, a.admin.ResetDurableStream, func(r *http.Request, req *factstrv1.ResetDurableStreamRequest) error {
+			req.Name = r.PathValue("name")
+			return nil
+		})},
+		{"DELETE", "/v1/durable/{name}", adm + "DeleteDurableStream", unary(a, a.admin.DeleteDurableStream, func(r *http.Request, req *factstrv1.DeleteDurableStreamRequest) error {
+			req.Name = r.PathValue("name")
+			force, err := boolParam(r, "force")
+			req.Force = force
+			return err
+		})},
+		{"GET", "/v1/status", adm + "Status", unary(a, a.admin.Status, nil)},
+		{"GET", "/v1/members", adm + "Members", unary(a, a.admin.Members, nil)},
+		{"POST", "/v1/admin/join", adm + "Join", unary(a, a.admin.Join, nil)},
+		{"POST", "/v1/admin/remove", adm + "Remove", unary(a, a.admin.Remove, nil)},
+		{"POST", "/v1/admin/leave", adm + "Leave", unary(a, a.admin.Leave, nil)},
+		{"POST", "/v1/admin/transfer-leadership", adm + "TransferLeadership", unary(a, a.admin.TransferLeadership, nil)},
 		{"GET", "/v1/openapi.json", "", a.openAPI},
 	}
 	a.mux = http.NewServeMux()
@@ -277,7 +292,8 @@ func outgoing(r *http.Request) context.Context {
 func unary[Req any, PReq interface {
 	*Req
 	proto.Message
-}, Resp proto.Message](a *API, call func(context.Context, PReq, ...grpc.CallOption) (Resp, error)) http.HandlerFunc {
+}, Resp proto.Message](a *API, call func(context.Context, PReq, ...grpc.CallOption) (Resp, error),
+	fromURL func(*http.Request, PReq) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		req := PReq(new(Req))
 		if r.Method == http.MethodPost {
@@ -293,6 +309,13 @@ func unary[Req any, PReq interface {
 				}
 			}
 		}
+		// What the path (and query string) says wins over the body.
+		if fromURL != nil {
+			if err := fromURL(r, req); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
 		resp, err := call(outgoing(r), req)
 		if err != nil {
 			writeError(w, err)
@@ -306,4 +329,17 @@ func (a *API) openAPI(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(OpenAPI)))
 	_, _ = w.Write(OpenAPI)
+}
+
+// boolParam reads an optional true/false query parameter.
+func boolParam(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%w: parameter %s=%q: want true or false", errBadRequest, name, v)
+	}
+	return b, nil
 }

@@ -18,11 +18,12 @@ import (
 	"github.com/factstr/factstr-go/memstore"
 )
 
-// stubAdmin answers Status and Join with fixed values and leaves the rest
+// stubAdmin answers Status and Join with fixed values, the durable stream
+// methods from the store (server.Durables), and leaves the rest
 // unimplemented: the admin mapping is tested here, the real admin service
 // against a cluster (e2e).
 type stubAdmin struct {
-	factstrv1.UnimplementedAdminServiceServer
+	*server.Durables
 }
 
 func (stubAdmin) Status(context.Context, *factstrv1.StatusRequest) (*factstrv1.StatusResponse, error) {
@@ -57,7 +58,7 @@ func startNode(t *testing.T, tokens []server.Credential, mod func(*httpapi.Confi
 	srv := grpc.NewServer(append([]grpc.ServerOption{server.CodecOption()}, auth...)...)
 	store := memstore.New(storeOpts...)
 	server.NewEventStore(store, log).Register(srv)
-	factstrv1.RegisterAdminServiceServer(srv, stubAdmin{})
+	factstrv1.RegisterAdminServiceServer(srv, stubAdmin{server.NewDurables(store)})
 	pipe := httpapi.NewPipeListener()
 	go func() { _ = srv.Serve(pipe) }()
 	conn, err := pipe.Dial(64 << 20)

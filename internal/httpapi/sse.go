@@ -288,7 +288,12 @@ func relay[M any](ctx context.Context, w http.ResponseWriter, keepAlive, stall t
 // connection. The client going away cancels the call, which releases the
 // name; the cursor stays after the last acknowledged batch.
 func (a *API) durable(w http.ResponseWriter, r *http.Request) {
-	in, err := streamParams(r, "query", "consistency")
+	in, err := streamParams(r, "query", "consistency", "start")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	start, err := durableStart(r.URL.Query().Get("start"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -306,7 +311,7 @@ func (a *API) durable(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sub := &factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Subscribe{Subscribe: &factstrv1.DurableSubscribe{
-		Name: r.PathValue("name"), Query: in.Query.toProto(), Read: &factstrv1.ReadOptions{Consistency: cons},
+		Name: r.PathValue("name"), Query: in.Query.toProto(), Read: &factstrv1.ReadOptions{Consistency: cons}, Start: start,
 	}}}
 	if err := st.Send(sub); err != nil && !errors.Is(err, io.EOF) {
 		writeError(w, err)
@@ -333,4 +338,21 @@ func (a *API) durable(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
+}
+
+// durableStart reads the start parameter of a durable stream: where a new
+// name starts ("beginning", the default; "end"; or a sequence number to
+// start after). An existing name resumes from its cursor whatever it says.
+func durableStart(s string) (*factstrv1.DurableStart, error) {
+	switch s {
+	case "", "beginning":
+		return nil, nil
+	case "end":
+		return &factstrv1.DurableStart{Kind: factstrv1.DurableStartKind_DURABLE_START_KIND_END}, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: parameter start=%q: want beginning, end or a sequence number", errBadRequest, s)
+	}
+	return &factstrv1.DurableStart{Kind: factstrv1.DurableStartKind_DURABLE_START_KIND_AFTER, After: n}, nil
 }
