@@ -27,6 +27,7 @@ import (
 
 	"github.com/factstr/factstr-go/cluster"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/adminsvc"
 	"github.com/factstr/factstr-go/internal/certreload"
 	"github.com/factstr/factstr-go/internal/console"
 	"github.com/factstr/factstr-go/internal/diskguard"
@@ -131,7 +132,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.Int64Var(&f.streamSubscriberBytes, "stream-subscriber-buffer", streams.DefaultSubscriberBytes, "bytes of events one stream subscriber may hold read ahead of its client (a single larger batch is still sent, alone)")
 	fs.Int64Var(&f.streamNodeBytes, "stream-node-buffer", server.DefaultStreamNodeBytes, "bytes of events all stream subscribers of this node may hold read ahead together; past it subscribers wait for their share (0: no bound)")
 	fs.DurationVar(&f.streamStallTimeout, "stream-stall-timeout", server.DefaultStreamStallTimeout, "a live stream whose client takes no delivery for this long ends with ResourceExhausted (the client resumes after its last event); a durable one drops its read-ahead instead (0: never)")
-	fs.Int64Var(&f.maxRestoreBytes, "max-restore-bytes", server.DefaultMaxRestoreBytes, "largest backup 'admin snapshot restore' accepts (it is spooled to the data disk first); past it ResourceExhausted")
+	fs.Int64Var(&f.maxRestoreBytes, "max-restore-bytes", adminsvc.DefaultMaxRestoreBytes, "largest backup 'admin snapshot restore' accepts (it is spooled to the data disk first); past it ResourceExhausted")
 	return fs
 }
 
@@ -346,7 +347,7 @@ func serve(ctx context.Context, args []string) error {
 		logger.Info("metrics serving", "addr", metricsLis.Addr().String(), "pprof", f.pprof)
 	}
 	es.Register(srv)
-	admin := server.NewAdmin(node, logger).WithMaxRestoreBytes(f.maxRestoreBytes)
+	admin := adminsvc.NewAdmin(node, logger).WithMaxRestoreBytes(f.maxRestoreBytes)
 	admin.Register(srv)
 	node.RegisterPeerService(srv)
 	hs := health.NewServer()
@@ -356,7 +357,7 @@ func serve(ctx context.Context, args []string) error {
 		_ = node.Close()
 		return err
 	}
-	go server.WatchHealth(ctx, node, hs)
+	go adminsvc.WatchHealth(ctx, node, hs)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()

@@ -1,4 +1,4 @@
-package server
+package adminsvc
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 	"github.com/factstr/factstr-go/cluster"
+	"github.com/factstr/factstr-go/internal/server"
 	"github.com/factstr/factstr-go/internal/wire"
 )
 
@@ -22,7 +23,7 @@ import (
 type Admin struct {
 	factstrv1.UnimplementedAdminServiceServer
 	node       *cluster.Node
-	durables   *Durables
+	durables   *server.Durables
 	log        *slog.Logger
 	maxRestore int64 // SnapshotRestore upload cap in bytes; 0: DefaultMaxRestoreBytes
 }
@@ -32,10 +33,10 @@ func NewAdmin(node *cluster.Node, log *slog.Logger) *Admin {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Admin{node: node, durables: NewDurables(node), log: log}
+	return &Admin{node: node, durables: server.NewDurables(node), log: log}
 }
 
-// The durable stream methods are the node's, served by Durables.
+// The durable stream methods are the node's, served by server.Durables.
 
 func (a *Admin) ListDurableStreams(ctx context.Context, req *factstrv1.ListDurableStreamsRequest) (*factstrv1.ListDurableStreamsResponse, error) {
 	return a.durables.ListDurableStreams(ctx, req)

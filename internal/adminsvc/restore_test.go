@@ -1,24 +1,46 @@
-package server_test
+package adminsvc_test
 
 import (
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 	"github.com/factstr/factstr-go/cluster"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/adminsvc"
 	"github.com/factstr/factstr-go/internal/freeport"
-	"github.com/factstr/factstr-go/internal/server"
 	"github.com/factstr/factstr-go/raftlog"
 )
+
+// serve runs a gRPC server with register's services on a loopback port and
+// returns a connection to it.
+func serve(t *testing.T, register func(*grpc.Server)) *grpc.ClientConn {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	register(srv)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
 
 // loopbackAddr is a 127.0.0.1 address free for TCP and UDP (gossip).
 func loopbackAddr(t *testing.T) string {
@@ -55,7 +77,7 @@ func TestSnapshotRestoreSizeCap(t *testing.T) {
 	}
 
 	// A real backup of the node, through the admin service.
-	conn := serve(t, func(s *grpc.Server) { server.NewAdmin(node, nil).WithMaxRestoreBytes(1 << 20).Register(s) })
+	conn := serve(t, func(s *grpc.Server) { adminsvc.NewAdmin(node, nil).WithMaxRestoreBytes(1 << 20).Register(s) })
 	admin := factstrv1.NewAdminServiceClient(conn)
 	save, err := admin.SnapshotSave(ctx, &factstrv1.SnapshotSaveRequest{})
 	if err != nil {
