@@ -43,37 +43,46 @@ type Status struct {
 	Warnings             []string
 }
 
+// Admin is the operator's side of a node: status, membership changes,
+// leadership transfer, backups. Each call may be made on any node; what only
+// the leader can do is forwarded to it. (In the manner of Consul's
+// endpoint structs: a handle on the node with a surface of its own.)
+type Admin struct{ n *Node }
+
+// Admin returns the node's operator operations.
+func (n *Node) Admin() *Admin { return &Admin{n: n} }
+
 // Status reports the Raft configuration, each member's progress (asked
 // over the peer service) and warnings such as an even number of voters.
-func (n *Node) Status(ctx context.Context) (Status, error) {
+func (a *Admin) Status(ctx context.Context) (Status, error) {
 	st := Status{
-		ClusterID: n.ident.ClusterID(), NodeID: n.cfg.NodeID, LeaderID: n.LeaderID(), Term: n.raft.CurrentTerm(),
-		CommitIndex: n.raft.CommitIndex(), Applied: n.fsm.AppliedIndex(), Head: n.store.Head(),
+		ClusterID: a.n.ident.ClusterID(), NodeID: a.n.cfg.NodeID, LeaderID: a.n.LeaderID(), Term: a.n.raft.CurrentTerm(),
+		CommitIndex: a.n.raft.CommitIndex(), Applied: a.n.fsm.AppliedIndex(), Head: a.n.store.Head(),
 	}
-	cf := n.raft.GetConfiguration()
+	cf := a.n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
 		return st, fmt.Errorf("read raft configuration: %w", err)
 	}
 	voters := 0
 	var leaderApplied uint64
-	recorded, _ := n.store.Incarnations()
+	recorded, _ := a.n.store.Incarnations()
 	for _, s := range cf.Configuration().Servers {
 		m := MemberStatus{ID: string(s.ID), RaftAddr: string(s.Address), Suffrage: "nonvoter", State: "unreachable"}
 		if s.Suffrage == raft.Voter {
 			m.Suffrage = "voter"
 			voters++
 		}
-		if gm, ok := n.ml.Lookup(m.ID); ok {
+		if gm, ok := a.n.ml.Lookup(m.ID); ok {
 			m.GRPCAddr = gm.Meta.GRPCAddr
 			m.GossipState = gm.State.String()
 		}
-		if m.ID == n.cfg.NodeID {
-			m.GRPCAddr = n.cfg.GRPCAddr
-			m.State = stateName(n.raft.State())
-			m.AppliedIndex, m.CommitIndex, m.Term = n.fsm.AppliedIndex(), n.raft.CommitIndex(), n.raft.CurrentTerm()
+		if m.ID == a.n.cfg.NodeID {
+			m.GRPCAddr = a.n.cfg.GRPCAddr
+			m.State = stateName(a.n.raft.State())
+			m.AppliedIndex, m.CommitIndex, m.Term = a.n.fsm.AppliedIndex(), a.n.raft.CommitIndex(), a.n.raft.CurrentTerm()
 			m.Healthy = st.LeaderID != ""
 		} else if m.GRPCAddr != "" {
-			if ps, err := n.peerStatus(ctx, m.GRPCAddr); err == nil {
+			if ps, err := a.n.peers.nodeStatus(ctx, m.GRPCAddr); err == nil {
 				m.State = stateNameOf(ps.GetState())
 				m.AppliedIndex, m.CommitIndex, m.Term = ps.GetAppliedIndex(), ps.GetCommitIndex(), ps.GetTerm()
 				m.Healthy = ps.GetLeaderId() != ""
@@ -99,16 +108,16 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	if st.LeaderID == "" {
 		st.Warnings = append(st.Warnings, "no leader known to this node")
 	}
-	if !n.votes.allowed() {
+	if !a.n.votes.allowed() {
 		st.Warnings = append(st.Warnings, "this node withholds its vote: its data directory is new to the cluster and a leader has not recorded it yet (it is added as a non-voter first; check that it reaches a live member over gossip)")
 	}
-	if n.left.Load() {
+	if a.n.left.Load() {
 		st.Warnings = append(st.Warnings, "this node has left the cluster; it can be stopped")
 	}
 	// The counter only grows (it is also a metric); warn while claims are
 	// recent, so a restart on a new address stops being reported once
 	// peers have accepted it.
-	if c, last := n.ml.Conflicts(), n.ml.LastConflict(); c > 0 && time.Since(last) < conflictWarnFor {
+	if c, last := a.n.ml.Conflicts(), a.n.ml.LastConflict(); c > 0 && time.Since(last) < conflictWarnFor {
 		st.Warnings = append(st.Warnings, fmt.Sprintf("gossip saw %d claim(s) of a node id already in use by another address, the last %s ago; check for two nodes started with one --node-id", c, time.Since(last).Round(time.Second)))
 	}
 	return st, nil
@@ -136,36 +145,26 @@ func stateNameOf(s string) string {
 	return s
 }
 
-func (n *Node) peerStatus(ctx context.Context, addr string) (*peerv1.NodeStatusResponse, error) {
-	c, err := n.peers.get(addr)
-	if err != nil {
-		return nil, err
-	}
-	rctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	return peerv1.NewPeerServiceClient(c).NodeStatus(rctx, &peerv1.NodeStatusRequest{})
-}
-
 // Join contacts the gossip addresses; the leader then adds this node (or,
 // called on a member, the nodes behind the addresses) as non-voters.
-func (n *Node) Join(ctx context.Context, addrs []string) (int, error) {
-	return n.ml.JoinNow(ctx, addrs)
+func (a *Admin) Join(ctx context.Context, addrs []string) (int, error) {
+	return a.n.ml.JoinNow(ctx, addrs)
 }
 
 // Remove removes a server from the Raft configuration (on the leader; a
 // follower forwards the request). It refuses to remove the last voter.
-func (n *Node) Remove(ctx context.Context, id string) error {
-	if n.raft.State() != raft.Leader {
-		_, cl, err := n.leaderClient()
+func (a *Admin) Remove(ctx context.Context, id string) error {
+	if a.n.raft.State() != raft.Leader {
+		_, cl, err := a.n.leaderClient()
 		if err != nil {
 			return err
 		}
 		_, err = cl.RemoveServer(ctx, &peerv1.RemoveServerRequest{NodeId: id})
 		return wire.FromPeerStatus(err)
 	}
-	n.records.mu.Lock()
-	defer n.records.mu.Unlock()
-	cf := n.raft.GetConfiguration()
+	a.n.records.mu.Lock()
+	defer a.n.records.mu.Unlock()
+	cf := a.n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
 		return err
 	}
@@ -185,39 +184,39 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 	if target.Suffrage == raft.Voter && voters == 1 {
 		return fmt.Errorf("%w: %q is the only voter; removing it would leave no cluster", ErrLastVoter, id)
 	}
-	if err := n.records.recordRemoval(id); err != nil {
+	if err := a.n.records.recordRemoval(id); err != nil {
 		return fmt.Errorf("remove %q: %w", id, err)
 	}
-	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+	if err := a.n.raft.RemoveServer(raft.ServerID(id), 0, a.n.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("remove %q: %w", id, err)
 	}
-	n.leader.releaseLeasesOf(id)
+	a.n.leader.releaseLeasesOf(id)
 	return nil
 }
 
 // Leave removes this node from the cluster: a leader hands leadership over
 // first. The node then leaves gossip before the leader removes it, so the
 // leader's reconcile loop cannot see it still alive and add it back.
-func (n *Node) Leave(ctx context.Context) error {
-	if n.raft.State() == raft.Leader && voterCount(n.raft) > 1 {
-		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+func (a *Admin) Leave(ctx context.Context) error {
+	if a.n.raft.State() == raft.Leader && voterCount(a.n.raft) > 1 {
+		if err := a.n.raft.LeadershipTransfer().Error(); err != nil {
 			return fmt.Errorf("hand leadership over before leaving: %w", err)
 		}
 	}
-	if n.raft.State() == raft.Leader {
+	if a.n.raft.State() == raft.Leader {
 		// The only voter: there is no one to hand over to.
-		err := n.Remove(ctx, n.cfg.NodeID)
+		err := a.Remove(ctx, a.n.cfg.NodeID)
 		if err == nil {
-			n.left.Store(true)
+			a.n.left.Store(true)
 		}
 		return err
 	}
-	ctx, cancel := withDefaultTimeout(ctx, n.cfg.ApplyTimeout)
+	ctx, cancel := withDefaultTimeout(ctx, a.n.cfg.ApplyTimeout)
 	defer cancel()
 	var cl peerv1.PeerServiceClient
 	for {
 		var err error
-		if _, cl, err = n.leaderClient(); err == nil {
+		if _, cl, err = a.n.leaderClient(); err == nil {
 			break
 		}
 		select {
@@ -226,13 +225,13 @@ func (n *Node) Leave(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	if err := n.ml.Leave(5 * time.Second); err != nil {
-		n.log.Warn("leave gossip", "error", err)
+	if err := a.n.ml.Leave(5 * time.Second); err != nil {
+		a.n.log.Warn("leave gossip", "error", err)
 	}
 	for {
-		_, err := cl.RemoveServer(ctx, &peerv1.RemoveServerRequest{NodeId: n.cfg.NodeID})
+		_, err := cl.RemoveServer(ctx, &peerv1.RemoveServerRequest{NodeId: a.n.cfg.NodeID})
 		if err == nil {
-			n.left.Store(true)
+			a.n.left.Store(true)
 			return nil
 		}
 		if err = wire.FromPeerStatus(err); !retryable(err) {
@@ -244,7 +243,7 @@ func (n *Node) Leave(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 		// Leadership may have moved while we asked.
-		if _, c2, err := n.leaderClient(); err == nil {
+		if _, c2, err := a.n.leaderClient(); err == nil {
 			cl = c2
 		}
 	}
@@ -252,9 +251,9 @@ func (n *Node) Leave(ctx context.Context) error {
 
 // TransferLeadership moves leadership to id, or to the most up-to-date
 // voter when id is empty. It returns the new leader.
-func (n *Node) TransferLeadership(ctx context.Context, id string) (string, error) {
-	if n.raft.State() != raft.Leader {
-		_, cl, err := n.leaderClient()
+func (a *Admin) TransferLeadership(ctx context.Context, id string) (string, error) {
+	if a.n.raft.State() != raft.Leader {
+		_, cl, err := a.n.leaderClient()
 		if err != nil {
 			return "", err
 		}
@@ -266,10 +265,10 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) (string, error
 	}
 	var f raft.Future
 	if id == "" {
-		f = n.raft.LeadershipTransfer()
+		f = a.n.raft.LeadershipTransfer()
 	} else {
 		var addr raft.ServerAddress
-		cf := n.raft.GetConfiguration()
+		cf := a.n.raft.GetConfiguration()
 		if err := cf.Error(); err != nil {
 			return "", err
 		}
@@ -281,34 +280,34 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) (string, error
 		if addr == "" {
 			return "", fmt.Errorf("%w: %q is not in the raft configuration", ErrUnknownNode, id)
 		}
-		f = n.raft.LeadershipTransferToServer(raft.ServerID(id), addr)
+		f = a.n.raft.LeadershipTransferToServer(raft.ServerID(id), addr)
 	}
 	if err := f.Error(); err != nil {
 		return "", fmt.Errorf("transfer leadership: %w", err)
 	}
-	lid, err := n.WaitLeader(ctx)
+	lid, err := a.n.WaitLeader(ctx)
 	return lid, err
 }
 
 // SnapshotSave writes a consistent copy of this node's state, after a
 // linearizable read barrier, to w. It is a backup that can seed a new
 // cluster (SnapshotRestore).
-func (n *Node) SnapshotSave(ctx context.Context, w io.Writer) error {
-	if err := n.ReadBarrier(ctx); err != nil {
+func (a *Admin) SnapshotSave(ctx context.Context, w io.Writer) error {
+	if err := a.n.ReadBarrier(ctx); err != nil {
 		return err
 	}
-	return fsm.WriteBackup(n.store, w)
+	return fsm.WriteBackup(a.n.store, w)
 }
 
 // SnapshotRestore replaces the cluster's whole state with a backup made by
 // SnapshotSave. It runs on the leader (a follower refuses) and replicates to
 // every node as a Raft snapshot.
-func (n *Node) SnapshotRestore(ctx context.Context, r io.Reader) error {
-	if n.raft.State() != raft.Leader {
-		return fmt.Errorf("%w: restore runs on the leader (%s); send it there", ErrNotLeader, n.LeaderID())
+func (a *Admin) SnapshotRestore(ctx context.Context, r io.Reader) error {
+	if a.n.raft.State() != raft.Leader {
+		return fmt.Errorf("%w: restore runs on the leader (%s); send it there", ErrNotLeader, a.n.LeaderID())
 	}
 	// raft.Restore needs the size up front: spool the backup to a file.
-	f, err := os.CreateTemp(n.cfg.DataDir, "restore-*.backup")
+	f, err := os.CreateTemp(a.n.cfg.DataDir, "restore-*.backup")
 	if err != nil {
 		return err
 	}
@@ -326,13 +325,13 @@ func (n *Node) SnapshotRestore(ctx context.Context, r io.Reader) error {
 		return err
 	}
 	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: size}
-	if err := n.raft.Restore(meta, f, n.cfg.ApplyTimeout); err != nil {
+	if err := a.n.raft.Restore(meta, f, a.n.cfg.ApplyTimeout); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	// raft.Restore ends with a no-op entry, which never reaches the FSM; a
 	// command moves every node's applied index past the restore point so
 	// linearizable reads can be served again.
-	if _, _, err := n.propose(ctx, []boltstore.Command{{Op: boltstore.OpNoop}}); err != nil {
+	if _, _, err := a.n.propose(ctx, []boltstore.Command{{Op: boltstore.OpNoop}}); err != nil {
 		return fmt.Errorf("commit after restore: %w", err)
 	}
 	return nil
@@ -342,7 +341,7 @@ func (p *peerServer) RemoveServer(ctx context.Context, req *peerv1.RemoveServerR
 	if p.n.raft.State() != raft.Leader {
 		return nil, status.Errorf(codes.FailedPrecondition, "%s is not the leader", p.n.cfg.NodeID)
 	}
-	if err := p.n.Remove(ctx, req.GetNodeId()); err != nil {
+	if err := p.n.Admin().Remove(ctx, req.GetNodeId()); err != nil {
 		return nil, wire.ToStatus(err)
 	}
 	return &peerv1.RemoveServerResponse{}, nil
@@ -352,7 +351,7 @@ func (p *peerServer) TransferLeadership(ctx context.Context, req *peerv1.Transfe
 	if p.n.raft.State() != raft.Leader {
 		return nil, status.Errorf(codes.FailedPrecondition, "%s is not the leader", p.n.cfg.NodeID)
 	}
-	id, err := p.n.TransferLeadership(ctx, req.GetNodeId())
+	id, err := p.n.Admin().TransferLeadership(ctx, req.GetNodeId())
 	if err != nil {
 		return nil, wire.ToStatus(err)
 	}

@@ -24,7 +24,7 @@ func TestBackupSeedsNewCluster(t *testing.T) {
 	}
 	defer sub.Unsubscribe()
 	var backup bytes.Buffer
-	if err := src.follower().SnapshotSave(ctxT(t), &backup); err != nil {
+	if err := src.follower().Admin().SnapshotSave(ctxT(t), &backup); err != nil {
 		t.Fatalf("snapshot save: %v", err)
 	}
 	want := allEvents(t, src.leader())
@@ -33,7 +33,7 @@ func TestBackupSeedsNewCluster(t *testing.T) {
 	if _, err := dst.leader().Append(ctxT(t), []contract.NewEvent{ev("old", `1`)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := dst.leader().SnapshotRestore(ctxT(t), bytes.NewReader(backup.Bytes())); err != nil {
+	if err := dst.leader().Admin().SnapshotRestore(ctxT(t), bytes.NewReader(backup.Bytes())); err != nil {
 		t.Fatalf("snapshot restore: %v", err)
 	}
 	// Linearizable reads on a follower see the restored state.

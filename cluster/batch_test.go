@@ -195,7 +195,7 @@ func TestForwardedAppendsSurviveLeaderChanges(t *testing.T) {
 				target = n
 			}
 		}
-		if _, err := leader.TransferLeadership(ctx, target.ID()); err != nil {
+		if _, err := leader.Admin().TransferLeadership(ctx, target.ID()); err != nil {
 			t.Fatalf("round %d: transfer leadership to %s: %v", round, target.ID(), err)
 		}
 		if l := c.waitStable(); l != target {

@@ -19,7 +19,7 @@ func (d *raftDurables) node() *Node { return (*Node)(d) }
 
 func (d *raftDurables) Acquire(ctx context.Context, name string, q contract.EventQuery, holder string, start contract.StartPosition) (streams.AcquireResult, error) {
 	n := d.node()
-	if err := n.clearOwnLeases(ctx); err != nil {
+	if err := d.clearOwnLeases(ctx); err != nil {
 		return streams.AcquireResult{}, err
 	}
 	// The leader stamps the time; a start at the end is the head when the
@@ -60,7 +60,8 @@ func (d *raftDurables) Release(ctx context.Context, name, holder string) error {
 // consumer that fails over to another node would find its name still held
 // by this node's previous run, and when the node restarted faster than
 // gossip declares a node failed, the leader never releases it either.
-func (n *Node) releaseOwnLeasesAtStart() {
+func (d *raftDurables) releaseOwnLeasesAtStart() {
+	n := d.node()
 	defer n.wg.Done()
 	backoff := 100 * time.Millisecond
 	for n.ctx.Err() == nil {
@@ -68,7 +69,7 @@ func (n *Node) releaseOwnLeasesAtStart() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.ApplyTimeout)
-		err := n.clearOwnLeases(ctx)
+		err := d.clearOwnLeases(ctx)
 		cancel()
 		if err == nil || errors.Is(err, ErrLeft) || errors.Is(err, contract.ErrClosed) {
 			return
@@ -85,7 +86,8 @@ func (n *Node) releaseOwnLeasesAtStart() {
 
 // clearOwnLeases releases, once per process, leases a previous run of this
 // node held when it stopped (it cannot have released them if it crashed).
-func (n *Node) clearOwnLeases(ctx context.Context) error {
+func (d *raftDurables) clearOwnLeases(ctx context.Context) error {
+	n := d.node()
 	if n.leasesCleared.Load() {
 		return nil
 	}
@@ -110,7 +112,7 @@ var _ contract.DurableAdmin = (*Node)(nil)
 // ListDurable returns every durable name (contract.DurableAdmin). It is a
 // read: linearizable unless the ctx's read options say otherwise.
 func (n *Node) ListDurable(ctx context.Context) ([]contract.DurableInfo, error) {
-	if err := n.durableRead(ctx); err != nil {
+	if err := (*raftDurables)(n).read(ctx); err != nil {
 		return nil, err
 	}
 	infos, err := n.store.DurableInfos("")
@@ -125,7 +127,7 @@ func (n *Node) GetDurable(ctx context.Context, name string) (contract.DurableInf
 	if err := contract.ValidateDurableName(name); err != nil {
 		return contract.DurableInfo{}, err
 	}
-	if err := n.durableRead(ctx); err != nil {
+	if err := (*raftDurables)(n).read(ctx); err != nil {
 		return contract.DurableInfo{}, err
 	}
 	infos, err := n.store.DurableInfos(name)
@@ -135,7 +137,8 @@ func (n *Node) GetDurable(ctx context.Context, name string) (contract.DurableInf
 	return infos[0], nil
 }
 
-func (n *Node) durableRead(ctx context.Context) error {
+func (d *raftDurables) read(ctx context.Context) error {
+	n := d.node()
 	if n.closed.Load() {
 		return contract.ErrClosed
 	}
@@ -152,7 +155,7 @@ func (n *Node) ResetDurable(ctx context.Context, name string, to contract.StartP
 	if err := to.Validate(); err != nil {
 		return contract.DurableInfo{}, err
 	}
-	idx, err := n.proposeDurableAdmin(ctx, boltstore.ResetCommand(name, to, force))
+	idx, err := (*raftDurables)(n).proposeAdmin(ctx, boltstore.ResetCommand(name, to, force))
 	if err != nil {
 		return contract.DurableInfo{}, err
 	}
@@ -171,11 +174,12 @@ func (n *Node) DeleteDurable(ctx context.Context, name string, force bool) error
 	if err := contract.ValidateDurableName(name); err != nil {
 		return err
 	}
-	_, err := n.proposeDurableAdmin(ctx, boltstore.Command{Op: boltstore.OpDeleteDurable, Name: name, Force: force})
+	_, err := (*raftDurables)(n).proposeAdmin(ctx, boltstore.Command{Op: boltstore.OpDeleteDurable, Name: name, Force: force})
 	return err
 }
 
-func (n *Node) proposeDurableAdmin(ctx context.Context, c boltstore.Command) (uint64, error) {
+func (d *raftDurables) proposeAdmin(ctx context.Context, c boltstore.Command) (uint64, error) {
+	n := d.node()
 	if n.closed.Load() {
 		return 0, contract.ErrClosed
 	}
@@ -185,7 +189,3 @@ func (n *Node) proposeDurableAdmin(ctx context.Context, c boltstore.Command) (ui
 	}
 	return idx, res[0].Err
 }
-
-// DurablePositions returns, for each durable stream this node serves, the
-// sequence number through which it has handled or passed the log (metrics).
-func (n *Node) DurablePositions() map[string]uint64 { return n.engine.DurablePositions() }

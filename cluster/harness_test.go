@@ -123,7 +123,7 @@ func tryStartNode(t testing.TB, spec nodeSpec) (*testNode, error) {
 		return nil, fmt.Errorf("start %s: %w", spec.id, err)
 	}
 	srv := grpc.NewServer()
-	n.RegisterPeerService(srv)
+	cluster.RegisterPeerService(srv, n)
 	go func() { _ = srv.Serve(lis) }()
 	spec.grpcPort = lis.Addr().(*net.TCPAddr).Port
 	return &testNode{Node: n, spec: spec, srv: srv, lis: lis}, nil

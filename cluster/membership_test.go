@@ -131,7 +131,7 @@ func TestLeaveOnLeaderHandsOverAndShrinks(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	bg := startAppender(t, c.follower())
 	leader := c.leader()
-	if err := leader.Leave(ctxT(t)); err != nil {
+	if err := leader.Admin().Leave(ctxT(t)); err != nil {
 		t.Fatalf("leave: %v", err)
 	}
 	// Still running, the node must stay out: reconcile rounds run every
@@ -161,13 +161,13 @@ func TestRemoveKilledNode(t *testing.T) {
 	victim := c.follower()
 	c.remove(victim)
 	victim.kill()
-	if err := c.follower().Remove(ctxT(t), victim.ID()); err != nil { // forwarded to the leader
+	if err := c.follower().Admin().Remove(ctxT(t), victim.ID()); err != nil { // forwarded to the leader
 		t.Fatalf("remove: %v", err)
 	}
 	if _, ok := suffrage(t, c.waitStable(), victim.ID()); ok {
 		t.Fatalf("%s is still in the configuration", victim.ID())
 	}
-	if err := c.leader().Remove(ctxT(t), "nobody"); err == nil {
+	if err := c.leader().Admin().Remove(ctxT(t), "nobody"); err == nil {
 		t.Fatal("removing an unknown node succeeded")
 	}
 	bg.finish(t, c)
@@ -200,7 +200,7 @@ func TestRemovedNodeStaysOutWhoeverLeads(t *testing.T) {
 					asker = n
 				}
 			}
-			if err := asker.Remove(ctxT(t), victim.ID()); err != nil {
+			if err := asker.Admin().Remove(ctxT(t), victim.ID()); err != nil {
 				t.Fatalf("remove: %v", err)
 			}
 			spec := c.remove(victim)
@@ -238,7 +238,7 @@ func TestRemovedNodeStaysOutWhoeverLeads(t *testing.T) {
 
 func TestRemoveLastVoterRefused(t *testing.T) {
 	c := newCluster(t, 1, nil)
-	if err := c.leader().Remove(ctxT(t), c.leader().ID()); err == nil {
+	if err := c.leader().Admin().Remove(ctxT(t), c.leader().ID()); err == nil {
 		t.Fatal("removing the last voter succeeded")
 	}
 }
@@ -373,7 +373,7 @@ func TestWipedNodeWithholdsVotesAcrossLeaderChange(t *testing.T) {
 			t.Fatalf("%s became leader with the vote of a node that lost its term", n.ID())
 		}
 	}
-	if st, err := back.Status(ctxT(t)); err != nil || !strings.Contains(strings.Join(st.Warnings, "\n"), "withholds its vote") {
+	if st, err := back.Admin().Status(ctxT(t)); err != nil || !strings.Contains(strings.Join(st.Warnings, "\n"), "withholds its vote") {
 		t.Fatalf("status of the wiped node does not say it withholds its vote: %v %q", err, st.Warnings)
 	}
 

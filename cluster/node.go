@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/raft"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
@@ -62,9 +63,11 @@ type Node struct {
 	fsm    *fsm.FSM
 	raft   *raft.Raft
 	ml     *membership.Membership
-	engine *streams.Engine
-	peers  *peerPool
-	disk   *diskguard.Guard // refuses writes before the data disk fills
+	// leaderClient dials the current leader's peer service.
+	leaderClient func() (string, peerv1.PeerServiceClient, error)
+	engine       *streams.Engine
+	peers        *peerPool
+	disk         *diskguard.Guard // refuses writes before the data disk fills
 
 	proposer *proposer
 	autoKeys *autoKeys
@@ -143,7 +146,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.stores = stores
 	hasState, err := stores.HasExistingState()
 	if err != nil {
-		n.closeStorage()
+		closeStorage(n.log, n.voteGuard, n.store, n.stores)
 		return nil, err
 	}
 	if !restore {
@@ -151,7 +154,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		// replay (emptied, or replaced by an older copy): replaying only the
 		// log's tail into it would renumber events.
 		if restore, err = stateMachineBehind(stores, store.AppliedIndex()); err != nil {
-			n.closeStorage()
+			closeStorage(n.log, n.voteGuard, n.store, n.stores)
 			return nil, err
 		}
 		if restore {
@@ -172,12 +175,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	r, err := raft.NewRaft(rc, n.fsm, logs, stores.StableStore, stores.SnapshotStore, n.voteGuard)
 	if err != nil {
-		n.closeStorage()
+		closeStorage(n.log, n.voteGuard, n.store, n.stores)
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
 	n.peers = newPeerPool(cfg.PeerDialOptions)
 	n.autoKeys = newAutoKeys(cfg.NodeID, time.Now())
+	n.leaderClient = func() (string, peerv1.PeerServiceClient, error) {
+		return n.peers.leaderClient(r, n.ml, cfg.NodeID)
+	}
 	n.proposer = newProposer(n.ctx, &n.wg, &n.cfg, r, n.stamps, n.leaderClient)
 	n.reads = newReadIndex(r, cfg.NodeID, n.readyTerm, n.leaderClient, n.ctx.Done())
 	n.engine = streams.New(streams.Config{
@@ -218,12 +224,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	})
 	if err != nil {
 		_ = r.Shutdown().Error()
-		n.closeStorage()
+		closeStorage(n.log, n.voteGuard, n.store, n.stores)
 		return nil, fmt.Errorf("start gossip: %w", err)
 	}
 	n.ml = ml
 	n.records = &memberRecords{store: store, ml: ml, raft: r, nodeID: cfg.NodeID, incarnation: incarnation, log: log, apply: n.proposer.applyLocal}
-	n.join = &joiner{cfg: cfg, log: log, raft: r, ml: ml, votes: n.votes, ident: ident, peerStatus: n.peerStatus}
+	n.join = &joiner{cfg: cfg, log: log, raft: r, ml: ml, votes: n.votes, ident: ident, peerStatus: n.peers.nodeStatus}
 	n.leader = &leaderDuties{cfg: cfg, log: log, raft: r, ml: ml, store: store, peers: n.peers, stamps: n.stamps,
 		readyTerm: n.readyTerm, records: n.records, clusterID: ident.ClusterID, apply: n.proposer.applyLocal}
 
@@ -232,7 +238,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	go n.leader.loop(n.ctx, &n.wg)
 	go n.join.bootstrap(n.ctx, &n.wg, hasState)
 	go n.join.learnClusterID(n.ctx, &n.wg)
-	go n.releaseOwnLeasesAtStart()
+	go (*raftDurables)(n).releaseOwnLeasesAtStart()
 	return n, nil
 }
 
@@ -337,6 +343,9 @@ type Info struct {
 	// watermark (Config.MinFreeDisk).
 	DiskLow bool
 	Streams int // live and durable subscriptions served by this node
+	// DurablePositions maps each durable stream this node serves to the
+	// sequence number through which it has handled or passed the log.
+	DurablePositions map[string]uint64
 }
 
 // Info returns a snapshot of n's local state.
@@ -344,7 +353,7 @@ func (n *Node) Info() Info {
 	return Info{
 		ID: n.cfg.NodeID, ClusterID: n.ident.ClusterID(), LeaderID: n.LeaderID(), Leader: n.raft.State() == raft.Leader,
 		DataDir: n.cfg.DataDir, AppliedIndex: n.fsm.AppliedIndex(), Head: n.store.Head(), DiskLow: n.disk.Low(),
-		Streams: n.engine.Count(),
+		Streams: n.engine.Count(), DurablePositions: n.engine.DurablePositions(),
 	}
 }
 
@@ -397,7 +406,7 @@ func (n *Node) Close() error {
 		n.peers.close()
 		n.fsm.Close()
 		n.readyTerm.Close()
-		n.closeStorage()
+		closeStorage(n.log, n.voteGuard, n.store, n.stores)
 	})
 	return err
 }
@@ -423,18 +432,20 @@ func (n *Node) kill() {
 	})
 }
 
-func (n *Node) closeStorage() {
-	if n.voteGuard != nil {
-		_ = n.voteGuard.Close()
+// closeStorage closes what Start opened, in reverse order; any may be nil
+// when Start failed half-way.
+func closeStorage(log *slog.Logger, guard *raftlog.VoteGuard, store *boltstore.Store, stores *raftlog.Stores) {
+	if guard != nil {
+		_ = guard.Close()
 	}
-	if n.store != nil {
-		if err := n.store.Close(); err != nil {
-			n.log.Warn("close state machine", "error", err)
+	if store != nil {
+		if err := store.Close(); err != nil {
+			log.Warn("close state machine", "error", err)
 		}
 	}
-	if n.stores != nil {
-		if err := n.stores.Close(); err != nil {
-			n.log.Warn("close raft storage", "error", err)
+	if stores != nil {
+		if err := stores.Close(); err != nil {
+			log.Warn("close raft storage", "error", err)
 		}
 	}
 }

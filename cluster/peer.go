@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
@@ -16,6 +17,7 @@ import (
 	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
 	"github.com/factstr/factstr-go/internal/sendq"
 	"github.com/factstr/factstr-go/internal/wire"
+	"github.com/factstr/factstr-go/membership"
 )
 
 // peerPool keeps one gRPC connection per peer address.
@@ -58,19 +60,22 @@ func (p *peerPool) close() {
 
 // leaderClient returns the current leader's id and a PeerService client for
 // it.
-func (n *Node) leaderClient() (string, peerv1.PeerServiceClient, error) {
-	_, id := n.raft.LeaderWithID()
+func (p *peerPool) leaderClient(r *raft.Raft, ml *membership.Membership, self string) (string, peerv1.PeerServiceClient, error) {
+	_, id := r.LeaderWithID()
 	if id == "" {
 		return "", nil, fmt.Errorf("%w: this node knows of no leader (election in progress or partitioned)", ErrNoLeader)
 	}
-	if string(id) == n.cfg.NodeID {
+	if string(id) == self {
 		return "", nil, fmt.Errorf("%w: leadership is changing on this node", ErrNotLeader)
 	}
-	m, ok := n.ml.Lookup(string(id))
+	if ml == nil {
+		return "", nil, fmt.Errorf("%w: gossip is not running yet", ErrNoLeader)
+	}
+	m, ok := ml.Lookup(string(id))
 	if !ok || m.Meta.GRPCAddr == "" {
 		return "", nil, fmt.Errorf("%w: leader %s is not known to gossip yet", ErrNoLeader, id)
 	}
-	c, err := n.peers.get(m.Meta.GRPCAddr)
+	c, err := p.get(m.Meta.GRPCAddr)
 	if err != nil {
 		return "", nil, err
 	}
@@ -79,7 +84,7 @@ func (n *Node) leaderClient() (string, peerv1.PeerServiceClient, error) {
 
 // RegisterPeerService registers the node-to-node service on s. The node's
 // gRPC server must serve it on Config.GRPCAddr.
-func (n *Node) RegisterPeerService(s grpc.ServiceRegistrar) {
+func RegisterPeerService(s grpc.ServiceRegistrar, n *Node) {
 	peerv1.RegisterPeerServiceServer(s, &peerServer{n: n})
 }
 
@@ -92,7 +97,7 @@ type peerServer struct {
 // time; ForwardStream is what this version uses.
 func (p *peerServer) Forward(ctx context.Context, req *peerv1.ForwardRequest) (*peerv1.ForwardResponse, error) {
 	ch := make(chan *peerv1.ForwardStreamResponse, 1)
-	p.n.acceptForwarded(&peerv1.ForwardStreamRequest{Commands: req.GetCommands(), FromNodeId: req.GetFromNodeId()}, func(r *peerv1.ForwardStreamResponse) { ch <- r })
+	p.n.proposer.acceptForwarded(&peerv1.ForwardStreamRequest{Commands: req.GetCommands(), FromNodeId: req.GetFromNodeId()}, func(r *peerv1.ForwardStreamResponse) { ch <- r }, p.n.closed.Load())
 	select {
 	case r := <-ch:
 		if c := codes.Code(r.GetCode()); c != codes.OK {
@@ -124,7 +129,7 @@ func (p *peerServer) ForwardStream(stream peerv1.PeerService_ForwardStreamServer
 			}
 			return err
 		}
-		p.n.acceptForwarded(req, out.Push)
+		p.n.proposer.acceptForwarded(req, out.Push, p.n.closed.Load())
 	}
 }
 
@@ -154,4 +159,15 @@ func (p *peerServer) NodeStatus(_ context.Context, _ *peerv1.NodeStatusRequest) 
 		Incarnation:        n.ident.incarnation,
 		ClusterId:          n.ident.ClusterID(),
 	}, nil
+}
+
+// nodeStatus asks the node at addr for its progress over the peer service.
+func (p *peerPool) nodeStatus(ctx context.Context, addr string) (*peerv1.NodeStatusResponse, error) {
+	c, err := p.get(addr)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return peerv1.NewPeerServiceClient(c).NodeStatus(rctx, &peerv1.NodeStatusRequest{})
 }

@@ -8,11 +8,14 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
+	"github.com/factstr/factstr-go/internal/wire"
 )
 
 // The proposer turns concurrent commands into few Raft entries.
@@ -368,4 +371,56 @@ func (p *proposer) applyLocal(cmds []boltstore.Command) ([]boltstore.Result, uin
 	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.ApplyTimeout+time.Second)
 	defer cancel()
 	return p.submitOnce(ctx, cmds, true)
+}
+
+// acceptForwarded proposes a batch a follower forwarded and answers it
+// once. The leader trusts nothing in it: every command is checked again
+// against this node's limits, commands a client cannot cause are refused
+// (each on its own: the other callers' commands in the batch go ahead),
+// and appends are stamped with this leader's clock by the proposer.
+func (p *proposer) acceptForwarded(req *peerv1.ForwardStreamRequest, answer func(*peerv1.ForwardStreamResponse), closed bool) {
+	id := req.GetId()
+	reply := func(err error) {
+		st, _ := status.FromError(wire.ToPeerStatus(err))
+		answer(&peerv1.ForwardStreamResponse{Id: id, Code: uint32(st.Code()), Message: st.Message()})
+	}
+	if closed {
+		reply(contract.ErrClosed)
+		return
+	}
+	if p.raft.State() != raft.Leader {
+		_, leader := p.raft.LeaderWithID()
+		reply(fmt.Errorf("%w: %s is not the leader (leader: %q)", ErrNotLeader, p.cfg.NodeID, leader))
+		return
+	}
+	cmds, err := fsm.DecodeCommands(req.GetCommands())
+	if err != nil {
+		answer(&peerv1.ForwardStreamResponse{Id: id, Code: uint32(codes.InvalidArgument), Message: err.Error()})
+		return
+	}
+	results := make([]boltstore.Result, len(cmds))
+	valid := make([]boltstore.Command, 0, len(cmds))
+	pos := make([]int, 0, len(cmds))
+	for i := range cmds {
+		if err := checkForwarded(&cmds[i], req.GetFromNodeId(), p.cfg.Limits); err != nil {
+			results[i].Err = err
+			continue
+		}
+		valid = append(valid, cmds[i])
+		pos = append(pos, i)
+	}
+	if len(valid) == 0 {
+		answer(&peerv1.ForwardStreamResponse{Id: id, Results: fsm.EncodeResults(results)})
+		return
+	}
+	p.submit(newGroup(valid, true, func(res []boltstore.Result, idx uint64, err error) {
+		if err != nil {
+			reply(err)
+			return
+		}
+		for j := range res {
+			results[pos[j]] = res[j]
+		}
+		answer(&peerv1.ForwardStreamResponse{Id: id, Results: fsm.EncodeResults(results), Index: idx})
+	}))
 }

@@ -9,15 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/raft"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
-	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
-	"github.com/factstr/factstr-go/internal/wire"
 )
 
 // Append commits events as one batch. Every append carries an idempotency
@@ -155,57 +149,6 @@ func retryable(err error) bool {
 // follower may send: a kind only the leader proposes, or a lease command
 // for another node's holder.
 var ErrRefusedFromPeer = fsm.ErrRefusedFromPeer
-
-// acceptForwarded proposes a batch a follower forwarded and answers it
-// once. The leader trusts nothing in it: every command is checked again
-// against this node's limits, commands a client cannot cause are refused
-// (each on its own: the other callers' commands in the batch go ahead),
-// and appends are stamped with this leader's clock by the proposer.
-func (n *Node) acceptForwarded(req *peerv1.ForwardStreamRequest, answer func(*peerv1.ForwardStreamResponse)) {
-	id := req.GetId()
-	reply := func(err error) {
-		st, _ := status.FromError(wire.ToPeerStatus(err))
-		answer(&peerv1.ForwardStreamResponse{Id: id, Code: uint32(st.Code()), Message: st.Message()})
-	}
-	if n.closed.Load() {
-		reply(contract.ErrClosed)
-		return
-	}
-	if n.raft.State() != raft.Leader {
-		reply(fmt.Errorf("%w: %s is not the leader (leader: %q)", ErrNotLeader, n.cfg.NodeID, n.LeaderID()))
-		return
-	}
-	cmds, err := fsm.DecodeCommands(req.GetCommands())
-	if err != nil {
-		answer(&peerv1.ForwardStreamResponse{Id: id, Code: uint32(codes.InvalidArgument), Message: err.Error()})
-		return
-	}
-	results := make([]boltstore.Result, len(cmds))
-	valid := make([]boltstore.Command, 0, len(cmds))
-	pos := make([]int, 0, len(cmds))
-	for i := range cmds {
-		if err := checkForwarded(&cmds[i], req.GetFromNodeId(), n.cfg.Limits); err != nil {
-			results[i].Err = err
-			continue
-		}
-		valid = append(valid, cmds[i])
-		pos = append(pos, i)
-	}
-	if len(valid) == 0 {
-		answer(&peerv1.ForwardStreamResponse{Id: id, Results: fsm.EncodeResults(results)})
-		return
-	}
-	n.proposer.submit(newGroup(valid, true, func(res []boltstore.Result, idx uint64, err error) {
-		if err != nil {
-			reply(err)
-			return
-		}
-		for j := range res {
-			results[pos[j]] = res[j]
-		}
-		answer(&peerv1.ForwardStreamResponse{Id: id, Results: fsm.EncodeResults(results), Index: idx})
-	}))
-}
 
 // checkForwarded is the leader's own check of a forwarded command.
 func checkForwarded(c *boltstore.Command, from string, limits contract.Limits) error {

@@ -349,7 +349,7 @@ func serve(ctx context.Context, args []string) error {
 	es.Register(srv)
 	admin := adminsvc.NewAdmin(node, logger).WithMaxRestoreBytes(f.maxRestoreBytes)
 	admin.Register(srv)
-	node.RegisterPeerService(srv)
+	cluster.RegisterPeerService(srv, node)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
@@ -390,7 +390,7 @@ func serve(ctx context.Context, args []string) error {
 		defer close(done)
 		if f.leaveOnTerminate {
 			lctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout/2)
-			if err := node.Leave(lctx); err != nil {
+			if err := node.Admin().Leave(lctx); err != nil {
 				logger.Warn("leave on terminate", "error", err)
 			}
 			cancel()

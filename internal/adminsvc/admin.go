@@ -84,7 +84,7 @@ func membersToProto(ms []cluster.MemberStatus) []*factstrv1.Member {
 }
 
 func (a *Admin) Status(ctx context.Context, _ *factstrv1.StatusRequest) (*factstrv1.StatusResponse, error) {
-	st, err := a.node.Status(ctx)
+	st, err := a.node.Admin().Status(ctx)
 	if err != nil {
 		return nil, a.status(err)
 	}
@@ -95,7 +95,7 @@ func (a *Admin) Status(ctx context.Context, _ *factstrv1.StatusRequest) (*factst
 }
 
 func (a *Admin) Members(ctx context.Context, _ *factstrv1.MembersRequest) (*factstrv1.MembersResponse, error) {
-	st, err := a.node.Status(ctx)
+	st, err := a.node.Admin().Status(ctx)
 	if err != nil {
 		return nil, a.status(err)
 	}
@@ -103,7 +103,7 @@ func (a *Admin) Members(ctx context.Context, _ *factstrv1.MembersRequest) (*fact
 }
 
 func (a *Admin) Join(ctx context.Context, req *factstrv1.JoinRequest) (*factstrv1.JoinResponse, error) {
-	n, err := a.node.Join(ctx, []string{req.GetAddr()})
+	n, err := a.node.Admin().Join(ctx, []string{req.GetAddr()})
 	if err != nil {
 		return nil, a.status(err)
 	}
@@ -111,21 +111,21 @@ func (a *Admin) Join(ctx context.Context, req *factstrv1.JoinRequest) (*factstrv
 }
 
 func (a *Admin) Leave(ctx context.Context, _ *factstrv1.LeaveRequest) (*factstrv1.LeaveResponse, error) {
-	if err := a.node.Leave(ctx); err != nil {
+	if err := a.node.Admin().Leave(ctx); err != nil {
 		return nil, a.status(err)
 	}
 	return &factstrv1.LeaveResponse{}, nil
 }
 
 func (a *Admin) Remove(ctx context.Context, req *factstrv1.RemoveRequest) (*factstrv1.RemoveResponse, error) {
-	if err := a.node.Remove(ctx, req.GetNodeId()); err != nil {
+	if err := a.node.Admin().Remove(ctx, req.GetNodeId()); err != nil {
 		return nil, a.status(err)
 	}
 	return &factstrv1.RemoveResponse{}, nil
 }
 
 func (a *Admin) TransferLeadership(ctx context.Context, req *factstrv1.TransferLeadershipRequest) (*factstrv1.TransferLeadershipResponse, error) {
-	id, err := a.node.TransferLeadership(ctx, req.GetNodeId())
+	id, err := a.node.Admin().TransferLeadership(ctx, req.GetNodeId())
 	if err != nil {
 		return nil, a.status(err)
 	}
@@ -148,7 +148,7 @@ func (w chunkWriter) Write(p []byte) (int, error) {
 
 func (a *Admin) SnapshotSave(_ *factstrv1.SnapshotSaveRequest, stream grpc.ServerStreamingServer[factstrv1.SnapshotSaveResponse]) error {
 	w := chunkWriter{send: func(b []byte) error { return stream.Send(&factstrv1.SnapshotSaveResponse{Chunk: b}) }}
-	if err := a.node.SnapshotSave(stream.Context(), w); err != nil {
+	if err := a.node.Admin().SnapshotSave(stream.Context(), w); err != nil {
 		return a.status(err)
 	}
 	return nil
@@ -192,7 +192,7 @@ func (a *Admin) SnapshotRestore(stream grpc.ClientStreamingServer[factstrv1.Snap
 		}
 		return m.GetChunk(), nil
 	}}
-	if err := a.node.SnapshotRestore(stream.Context(), r); err != nil {
+	if err := a.node.Admin().SnapshotRestore(stream.Context(), r); err != nil {
 		if errors.Is(err, errRestoreTooLarge) {
 			// The upload was only spooled: nothing was restored.
 			return status.Errorf(codes.ResourceExhausted, "the backup is larger than %d bytes (--max-restore-bytes); nothing was restored", limit)

@@ -32,9 +32,6 @@ const namespace = "factstr"
 type Node interface {
 	Raft() *raft.Raft
 	Info() cluster.Info
-	// DurablePositions maps each durable stream the node serves to the
-	// sequence number through which it has handled or passed the log.
-	DurablePositions() map[string]uint64
 }
 
 // Metrics holds one node's collectors.
@@ -398,7 +395,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	// A filtered stream passes events that do not match without a delivery:
 	// its position comes from the stream engine, so that a caught-up
 	// stream reports no lag.
-	passed := node.DurablePositions()
+	passed := info.DurablePositions
 	now := time.Now()
 	for name, d := range durables {
 		d.pos = max(d.pos, passed[name])
