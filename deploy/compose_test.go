@@ -499,15 +499,7 @@ func runIn(ctx context.Context, dir string, timeout time.Duration, env []string,
 // the cluster key's CA: refused without the token, answered with it.
 func checkHTTPStatus(ctx context.Context, t *testing.T, key, token, url, node string) {
 	t.Helper()
-	k, err := clusterkey.Parse(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := k.CA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}}}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: clientTLS(t, key)}}
 	get := func(withToken bool) (int, string) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
@@ -542,6 +534,13 @@ func checkHTTPStatus(ctx context.Context, t *testing.T, key, token, url, node st
 
 func clientSecurity(t *testing.T, key, token string) []client.Option {
 	t.Helper()
+	return []client.Option{client.WithTLS(clientTLS(t, key)), client.WithToken(token)}
+}
+
+// clientTLS trusts the CA derived from the cluster key, as an operator's
+// client does with the CA that 'factstr-node ca-cert' prints.
+func clientTLS(t *testing.T, key string) *tls.Config {
+	t.Helper()
 	k, err := clusterkey.Parse(key)
 	if err != nil {
 		t.Fatal(err)
@@ -550,5 +549,5 @@ func clientSecurity(t *testing.T, key, token string) []client.Option {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []client.Option{client.WithTLS(&tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}), client.WithToken(token)}
+	return &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
 }
