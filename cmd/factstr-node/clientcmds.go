@@ -374,6 +374,7 @@ type readFlags struct {
 	q       queryFlags
 	durable string
 	start   string // tail --durable: where a new name starts
+	wait    bool   // tail --durable: wait while the name is held
 }
 
 func queryFlagSet(r *readFlags) *flag.FlagSet {
@@ -437,6 +438,7 @@ func tailFlagSet(r *readFlags) *flag.FlagSet {
 	fs.Uint64Var(&r.q.after, "from", 0, "catch up from after this sequence number, then follow live")
 	fs.StringVar(&r.durable, "durable", "", "a durable stream name: replay from its stored cursor, then follow")
 	fs.StringVar(&r.start, "start", "", "with --durable, where a NEW name starts: beginning (default), end, or a sequence number N\n(events after N); an existing name resumes from its cursor")
+	fs.BoolVar(&r.wait, "wait", false, "with --durable, wait while another subscriber holds the name instead of failing")
 	return fs
 }
 
@@ -452,6 +454,9 @@ func cmdTail(ctx context.Context, args []string) error {
 	q, err := r.q.query()
 	if err != nil {
 		return err
+	}
+	if r.wait && r.durable == "" {
+		return usagef("--wait is for a durable stream: give --durable NAME")
 	}
 	var opts []contract.DurableOption
 	if r.start != "" {
@@ -480,7 +485,7 @@ func cmdTail(ctx context.Context, args []string) error {
 	}
 	var sub contract.Subscription
 	if r.durable != "" {
-		sub, err = c.StreamToDurable(r.q.readCtx(ctx), r.durable, q, handler, opts...)
+		sub, err = subscribeDurable(r.q.readCtx(ctx), c, r.durable, q, handler, opts, r.wait, os.Stderr)
 	} else {
 		sub, err = c.StreamTo(r.q.readCtx(ctx), q, handler)
 	}
@@ -497,5 +502,32 @@ func cmdTail(ctx context.Context, args []string) error {
 			return fmt.Errorf("the stream ended: %w", err)
 		}
 		return nil
+	}
+}
+
+// subscribeDurable subscribes to the durable stream name. With wait, a name
+// another subscriber holds is tried again, with a growing pause, until it
+// is free or ctx ends: the servers have no call that waits for a name, and
+// a holder that dies without releasing is freed by the cluster after its
+// node is declared gone.
+func subscribeDurable(ctx context.Context, c contract.EventStore, name string, q contract.EventQuery, h contract.StreamHandler,
+	opts []contract.DurableOption, wait bool, status io.Writer) (contract.Subscription, error) {
+	pause := 200 * time.Millisecond
+	said := false
+	for {
+		sub, err := c.StreamToDurable(ctx, name, q, h, opts...)
+		if err == nil || !wait || !errors.Is(err, contract.ErrDurableNameInUse) {
+			return sub, err
+		}
+		if !said {
+			fmt.Fprintf(status, "%s is held by another subscriber; waiting for it to be free (Ctrl-C to stop)\n", name)
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for durable stream %q: %w", name, ctx.Err())
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 2*time.Second)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/factstr/factstr-go/client"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/server"
 	"github.com/factstr/factstr-go/memstore"
@@ -144,5 +145,79 @@ func TestTailDurableStart(t *testing.T) {
 	info, err := store.GetDurable(ctx, "audit")
 	if err != nil || info.Cursor != 3 || info.Holder != "" {
 		t.Fatalf("after tail: %+v, %v; want the event after 2 handled (cursor 3) and the name free", info, err)
+	}
+}
+
+// statusLines hands each line written to it to a channel, so a test can
+// wait for what a command says instead of sleeping.
+type statusLines chan string
+
+func (s statusLines) Write(p []byte) (int, error) {
+	s <- string(p)
+	return len(p), nil
+}
+
+// tail --durable --wait: a held name is waited for, and taken as soon as its
+// holder lets go; without --wait the same call fails at once.
+func TestSubscribeDurableWaitsForAHeldName(t *testing.T) {
+	store, addr := serveStreams(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	q := contract.EventQuery{Filters: []contract.EventFilter{{EventTypes: []string{"Billed"}}}}
+	nop := func(context.Context, []contract.EventRecord) error { return nil }
+	holder, err := store.StreamToDurable(ctx, "billing", q, nop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(ctx, []string{addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	if _, err := subscribeDurable(ctx, c, "billing", q, nop, nil, false, io.Discard); !errors.Is(err, contract.ErrDurableNameInUse) {
+		t.Fatalf("without --wait: %v, want ErrDurableNameInUse", err)
+	}
+	status := make(statusLines, 4)
+	type result struct {
+		sub contract.Subscription
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sub, err := subscribeDurable(ctx, c, "billing", q, nop, nil, true, status)
+		done <- result{sub, err}
+	}()
+	select {
+	case line := <-status:
+		if !strings.Contains(line, "billing is held by another subscriber; waiting") {
+			t.Fatalf("status line %q", line)
+		}
+	case r := <-done:
+		t.Fatalf("returned while the name was held: %v", r.err)
+	case <-ctx.Done():
+		t.Fatal("no word that it waits")
+	}
+	holder.Unsubscribe()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("after the holder let go: %v", r.err)
+		}
+		r.sub.Unsubscribe()
+	case <-ctx.Done():
+		t.Fatal("still waiting after the holder let go")
+	}
+
+	// A cancelled wait says what it waited for.
+	holder, err = store.StreamToDurable(ctx, "billing", q, nop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Unsubscribe()
+	wctx, wcancel := context.WithCancel(ctx)
+	wcancel()
+	if _, err := subscribeDurable(wctx, c, "billing", q, nop, nil, true, io.Discard); err == nil || !strings.Contains(err.Error(), `"billing"`) {
+		t.Fatalf("cancelled wait: %v", err)
 	}
 }
