@@ -494,10 +494,7 @@ func (a *applier) acquire(c *Command) (Result, error) {
 		if err != nil {
 			return Result{Err: fmt.Errorf("%w: %v", contract.ErrInvalidQuery, err)}, nil
 		}
-		start := contract.StartPosition{Kind: c.Start}
-		if c.Start == contract.StartAfterSequence {
-			start.After = c.Cursor
-		}
+		start := c.startPosition()
 		cursor, err := streams.StartCursor(start, a.r.head)
 		if err != nil {
 			return Result{Err: err}, nil

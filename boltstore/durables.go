@@ -58,11 +58,28 @@ func (d durableRecord) info(name string, head uint64) contract.DurableInfo {
 
 // ResetCommand is the OpResetDurable that moves name's cursor to to.
 func ResetCommand(name string, to contract.StartPosition, force bool) Command {
-	c := Command{Op: OpResetDurable, Name: name, Start: to.Kind, Force: force}
-	if to.Kind == contract.StartAfterSequence {
-		c.Cursor = to.After
-	}
+	c := Command{Op: OpResetDurable, Name: name, Force: force}
+	c.setStart(to)
 	return c
+}
+
+// setStart records p in c: its kind, and for a start after a sequence
+// number that number in Cursor (the command's cursor field is free for
+// acquire and reset commands).
+func (c *Command) setStart(p contract.StartPosition) {
+	c.Start = p.Kind
+	if p.Kind == contract.StartAfterSequence {
+		c.Cursor = p.After
+	}
+}
+
+// startPosition is the start position setStart recorded in c.
+func (c *Command) startPosition() contract.StartPosition {
+	p := contract.StartPosition{Kind: c.Start}
+	if c.Start == contract.StartAfterSequence {
+		p.After = c.Cursor
+	}
+	return p
 }
 
 // heldRefused checks name for a reset or delete: it must exist, and be
@@ -92,11 +109,7 @@ func (a *applier) resetDurable(c *Command) (Result, error) {
 	if err != nil || refused != nil {
 		return Result{Err: refused}, err
 	}
-	to := contract.StartPosition{Kind: c.Start}
-	if c.Start == contract.StartAfterSequence {
-		to.After = c.Cursor
-	}
-	cursor, cerr := streams.StartCursor(to, a.r.head)
+	cursor, cerr := streams.StartCursor(c.startPosition(), a.r.head)
 	if cerr != nil {
 		return Result{Err: cerr}, nil
 	}

@@ -214,10 +214,8 @@ func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery
 // AcquireCommand is the OpAcquire of holder for name, created with q and
 // start when new.
 func AcquireCommand(name string, q contract.EventQuery, holder string, start contract.StartPosition, now time.Time) Command {
-	c := Command{Op: OpAcquire, Name: name, Holder: holder, Query: q, Start: start.Kind, OccurredAt: now}
-	if start.Kind == contract.StartAfterSequence {
-		c.Cursor = start.After
-	}
+	c := Command{Op: OpAcquire, Name: name, Holder: holder, Query: q, OccurredAt: now}
+	c.setStart(start)
 	return c
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -39,6 +40,23 @@ func (p StartPosition) String() string {
 		return "after " + strconv.FormatUint(p.After, 10)
 	}
 	return fmt.Sprintf("start(%d)", uint8(p.Kind))
+}
+
+// ParseStartPosition reads a start position as people write it:
+// "beginning" (or "start"), "end", or a sequence number N for after N; the
+// inverse of String for the first two. Anything else is ErrInvalidQuery.
+func ParseStartPosition(s string) (StartPosition, error) {
+	switch strings.ToLower(s) {
+	case "beginning", "start":
+		return StartPosition{Kind: StartBeginning}, nil
+	case "end":
+		return StartPosition{Kind: StartEnd}, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return StartPosition{}, fmt.Errorf("%w: start position %q: want beginning, end or a sequence number", ErrInvalidQuery, s)
+	}
+	return StartPosition{Kind: StartAfterSequence, After: n}, nil
 }
 
 // Validate rejects a kind this version does not know.

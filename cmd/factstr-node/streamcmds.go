@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -64,19 +63,14 @@ func streamsFlagSet(f *streamFlags, sub string) *flag.FlagSet {
 
 // parseTo reads --to: N, end or beginning.
 func parseTo(s string) (contract.StartPosition, error) {
-	switch strings.ToLower(s) {
-	case "":
+	if s == "" {
 		return contract.StartPosition{}, usagef("reset needs --to N, --to end or --to beginning")
-	case "end":
-		return contract.StartPosition{Kind: contract.StartEnd}, nil
-	case "beginning", "start":
-		return contract.StartPosition{Kind: contract.StartBeginning}, nil
 	}
-	n, err := strconv.ParseUint(s, 10, 64)
+	p, err := contract.ParseStartPosition(s)
 	if err != nil {
 		return contract.StartPosition{}, usagef("--to %q is not a sequence number, end or beginning", s)
 	}
-	return contract.StartPosition{Kind: contract.StartAfterSequence, After: n}, nil
+	return p, nil
 }
 
 func adminStreams(ctx context.Context, args []string) error {

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
+	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/wire"
 )
 
 // sse writes Server-Sent Events and flushes each one.
@@ -344,15 +346,12 @@ func (a *API) durable(w http.ResponseWriter, r *http.Request) {
 // name starts ("beginning", the default; "end"; or a sequence number to
 // start after). An existing name resumes from its cursor whatever it says.
 func durableStart(s string) (*factstrv1.DurableStart, error) {
-	switch s {
-	case "", "beginning":
+	if s == "" {
 		return nil, nil
-	case "end":
-		return &factstrv1.DurableStart{Kind: factstrv1.DurableStartKind_DURABLE_START_KIND_END}, nil
 	}
-	n, err := strconv.ParseUint(s, 10, 64)
+	p, err := contract.ParseStartPosition(s)
 	if err != nil {
 		return nil, fmt.Errorf("%w: parameter start=%q: want beginning, end or a sequence number", errBadRequest, s)
 	}
-	return &factstrv1.DurableStart{Kind: factstrv1.DurableStartKind_DURABLE_START_KIND_AFTER, After: n}, nil
+	return wire.StartToProto(p), nil
 }
