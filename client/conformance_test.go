@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/contract/conformance"
 	"github.com/factstr/factstr-go/internal/server"
+	"github.com/factstr/factstr-go/internal/testgrpc"
 	"github.com/factstr/factstr-go/memstore"
 )
 
@@ -35,26 +35,19 @@ func (s *remoteStore) Close() error {
 
 func serveMemstore(t *testing.T) *remoteStore {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	store := memstore.New()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := grpc.NewServer(server.CodecOption())
-	server.NewEventStore(store, log).Register(srv)
-	server.NewDurables(store).Register(srv)
-	go func() { _ = srv.Serve(lis) }()
+	addr := testgrpc.Serve(t, func(srv *grpc.Server) {
+		server.NewEventStore(store, log).Register(srv)
+		server.NewDurables(store).Register(srv)
+	}, server.CodecOption())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, []string{lis.Addr().String()}, client.WithLogger(log))
+	c, err := client.Dial(ctx, []string{addr}, client.WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &remoteStore{Client: c, stop: func() {
-		srv.Stop()
-		_ = store.Close()
-	}}
+	return &remoteStore{Client: c, stop: func() { _ = store.Close() }}
 }
 
 func TestConformanceOverGRPC(t *testing.T) {

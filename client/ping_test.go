@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/factstr/factstr-go/internal/testgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -51,15 +52,7 @@ func TestDialRejectsTargetWithoutPort(t *testing.T) {
 // healthServer serves only the gRPC health service on a loopback port.
 func healthServer(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer()
-	healthpb.RegisterHealthServer(s, health.NewServer())
-	go func() { _ = s.Serve(l) }()
-	t.Cleanup(s.Stop)
-	return l.Addr().String()
+	return testgrpc.Serve(t, func(s *grpc.Server) { healthpb.RegisterHealthServer(s, health.NewServer()) })
 }
 
 // deadAddr is a loopback address where nothing listens.

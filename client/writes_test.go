@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -17,21 +16,14 @@ import (
 	"github.com/factstr/factstr-go/client"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/server"
+	"github.com/factstr/factstr-go/internal/testgrpc"
 	"github.com/factstr/factstr-go/memstore"
 )
 
 // serve starts an EventStoreService over a memstore on a loopback socket.
 func serve(t *testing.T, svc factstrv1.EventStoreServiceServer) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	factstrv1.RegisterEventStoreServiceServer(srv, svc)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return lis.Addr().String()
+	return testgrpc.Serve(t, func(srv *grpc.Server) { factstrv1.RegisterEventStoreServiceServer(srv, svc) })
 }
 
 // unaryOnly is a node of an earlier version: no Writes.

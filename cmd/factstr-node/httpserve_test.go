@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,10 +19,11 @@ import (
 	"github.com/factstr/factstr-go/internal/testpki"
 )
 
-// startServe runs serve with args (plus fresh ports for gRPC, Raft and
-// gossip) until the test ends, and waits until it takes an append; serve
-// must return nil at the end.
-func startServe(t *testing.T, args ...string) {
+// startServe runs serve with args (plus a node id, a data directory and
+// fresh ports for gRPC, Raft and gossip) until the test ends, and returns a
+// client of it once it answers a linearizable query (it leads); serve must
+// return nil at the end.
+func startServe(t *testing.T, args ...string) *client.Client {
 	t.Helper()
 	grpcAddr := fmt.Sprintf("127.0.0.1:%d", freeport.T(t, false))
 	all := append([]string{
@@ -54,10 +54,11 @@ func startServe(t *testing.T, args ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if _, err := c.Append(cctx, []contract.NewEvent{{Type: "t", Payload: json.RawMessage(`{}`)}}); err != nil {
-		t.Fatalf("append: %v", err)
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Query(cctx, contract.EventQuery{}); err != nil {
+		t.Fatalf("query: %v", err)
 	}
+	return c
 }
 
 // TestServeHTTPOverTLS: with --tls-cert/--tls-key the HTTP API serves TLS

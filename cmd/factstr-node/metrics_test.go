@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/factstr/factstr-go/client"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/freeport"
 )
@@ -20,39 +18,10 @@ import (
 // --metrics-addr and --pprof, drives appends, a live and a durable stream
 // through the Go client, then scrapes /metrics and checks the names.
 func TestMetricsEndpoint(t *testing.T) {
-	grpcAddr := fmt.Sprintf("127.0.0.1:%d", freeport.T(t, true))
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freeport.T(t, true))
-	args := []string{
-		"--node-id", "m1", "--data-dir", filepath.Join(t.TempDir(), "m1"),
-		"--grpc-addr", grpcAddr,
-		"--raft-addr", fmt.Sprintf("127.0.0.1:%d", freeport.T(t, true)),
-		"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", freeport.T(t, true)),
-		"--bootstrap-expect", "1", "--log-level", "error",
-		"--raft-heartbeat-timeout", "300ms", "--raft-election-timeout", "300ms",
-		"--metrics-addr", metricsAddr, "--pprof",
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, args) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
-
+	c := startServe(t, "--metrics-addr", metricsAddr, "--pprof")
 	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer ccancel()
-	c, err := client.Dial(cctx, []string{grpcAddr}, client.WithRetryTimeout(20*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	ev := []contract.NewEvent{{Type: "t", Payload: json.RawMessage(`{"a":1}`)}, {Type: "t", Payload: json.RawMessage(`{"a":2}`)}}
 	if _, err := c.Append(cctx, ev); err != nil {
 		t.Fatalf("append: %v", err)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/factstr/factstr-go/client"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/server"
+	"github.com/factstr/factstr-go/internal/testgrpc"
 	"github.com/factstr/factstr-go/memstore"
 )
 
@@ -24,20 +24,13 @@ import (
 // on a loopback socket.
 func serveStreams(t *testing.T) (*memstore.Store, string) {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	store := memstore.New()
-	srv := grpc.NewServer(server.CodecOption())
-	server.NewEventStore(store, slog.New(slog.NewTextHandler(io.Discard, nil))).Register(srv)
-	server.NewDurables(store).Register(srv)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() {
-		srv.Stop()
-		_ = store.Close()
-	})
-	return store, lis.Addr().String()
+	t.Cleanup(func() { _ = store.Close() })
+	addr := testgrpc.Serve(t, func(srv *grpc.Server) {
+		server.NewEventStore(store, slog.New(slog.NewTextHandler(io.Discard, nil))).Register(srv)
+		server.NewDurables(store).Register(srv)
+	}, server.CodecOption())
+	return store, addr
 }
 
 func TestAdminStreams(t *testing.T) {

@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
@@ -19,6 +17,7 @@ import (
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/adminsvc"
 	"github.com/factstr/factstr-go/internal/freeport"
+	"github.com/factstr/factstr-go/internal/testgrpc"
 	"github.com/factstr/factstr-go/raftlog"
 )
 
@@ -26,20 +25,7 @@ import (
 // returns a connection to it.
 func serve(t *testing.T, register func(*grpc.Server)) *grpc.ClientConn {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	register(srv)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
+	return testgrpc.ServeConn(t, register)
 }
 
 // loopbackAddr is a 127.0.0.1 address free for TCP and UDP (gossip).

@@ -6,18 +6,17 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
+	"github.com/factstr/factstr-go/internal/testgrpc"
 	"github.com/factstr/factstr-go/internal/wire"
 	"github.com/factstr/factstr-go/memstore"
 )
@@ -126,22 +125,11 @@ func TestInvalidUTF8IsInvalidArgument(t *testing.T) {
 
 func serveLoopback(t *testing.T) *grpc.ClientConn {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer(CodecOption())
 	store := memstore.New()
 	t.Cleanup(func() { _ = store.Close() })
-	NewEventStore(store, slog.New(slog.NewTextHandler(io.Discard, nil))).Register(srv)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
+	return testgrpc.ServeConn(t, func(srv *grpc.Server) {
+		NewEventStore(store, slog.New(slog.NewTextHandler(io.Discard, nil))).Register(srv)
+	}, CodecOption())
 }
 
 func TestAppendIfUnnarrowedContextRefused(t *testing.T) {

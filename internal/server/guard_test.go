@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 	"github.com/factstr/factstr-go/internal/server"
+	"github.com/factstr/factstr-go/internal/testgrpc"
 	"github.com/factstr/factstr-go/memstore"
 )
 
@@ -21,20 +21,7 @@ import (
 // connection to it.
 func serve(t *testing.T, register func(*grpc.Server), opts ...grpc.ServerOption) *grpc.ClientConn {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer(opts...)
-	register(srv)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
+	return testgrpc.ServeConn(t, register, opts...)
 }
 
 func TestSubscriptionCapPerConnection(t *testing.T) {

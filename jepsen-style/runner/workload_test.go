@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
-	"net"
 	"reflect"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/factstr/factstr-go/client"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/server"
+	"github.com/factstr/factstr-go/internal/testgrpc"
 	"github.com/factstr/factstr-go/jepsen-style/checker"
 	"github.com/factstr/factstr-go/jepsen-style/history"
 	"github.com/factstr/factstr-go/memstore"
@@ -30,17 +30,10 @@ func serveStore(t *testing.T) *client.Client {
 	t.Helper()
 	store := memstore.New()
 	t.Cleanup(func() { _ = store.Close() })
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	server.NewEventStore(store, nil).Register(srv)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
+	addr := testgrpc.Serve(t, func(srv *grpc.Server) { server.NewEventStore(store, nil).Register(srv) })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cl, err := client.Dial(ctx, []string{lis.Addr().String()}, client.WithRetryTimeout(2*time.Second))
+	cl, err := client.Dial(ctx, []string{addr}, client.WithRetryTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
