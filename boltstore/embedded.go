@@ -85,13 +85,25 @@ func (s *Store) StreamAll(ctx context.Context, h contract.StreamHandler) (contra
 // StreamTo delivers the matching part of every batch committed after it
 // returns; with MinSequenceNumber > 0 it first catches up from there.
 func (s *Store) StreamTo(ctx context.Context, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+	return s.streamTo(ctx, q, false, h)
+}
+
+// StreamCatchUp is StreamTo that catches up first even from 0: it delivers
+// every matching batch after q.MinSequenceNumber (0: from the first), then
+// continues live. A server uses it for a client that resumes a stream
+// which began on an empty log.
+func (s *Store) StreamCatchUp(ctx context.Context, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+	return s.streamTo(ctx, q, true, h)
+}
+
+func (s *Store) streamTo(ctx context.Context, q contract.EventQuery, catchUp bool, h contract.StreamHandler) (contract.Subscription, error) {
 	if s.closing.Load() {
 		return nil, contract.ErrClosed
 	}
 	if err := contract.ValidateQueryLimits(q, s.opts.limits); err != nil {
 		return nil, err
 	}
-	return s.engine.Live(ctx, q, h)
+	return s.engine.Live(ctx, q, catchUp, h)
 }
 
 // StreamAllDurable is StreamToDurable for every event.

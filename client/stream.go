@@ -13,7 +13,6 @@ import (
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 	"github.com/factstr/factstr-go/contract"
-	"github.com/factstr/factstr-go/internal/streams"
 	"github.com/factstr/factstr-go/internal/wire"
 )
 
@@ -43,7 +42,7 @@ type subscription struct {
 	stopped   bool
 	stopCause error // why stopped was set: nil for Unsubscribe
 	err       error // why the stream ended; set before done is closed
-	gid       uint64
+	inHandler bool // a handler call is running: Unsubscribe does not wait
 	started   bool
 	sendMu    sync.Mutex
 	dstream   grpc.BidiStreamingClient[factstrv1.StreamDurableRequest, factstrv1.StreamDurableResponse]
@@ -341,6 +340,9 @@ func (s *subscription) deliverDurable(b *factstrv1.Batch) error {
 		return nil
 	}
 	herr := s.deliver(recs)
+	if errors.Is(herr, errNotDelivered) {
+		return nil // stopped: the server ends the stream without this ack
+	}
 	ack := &factstrv1.DurableAck{LastSequenceNumber: recs[len(recs)-1].SequenceNumber}
 	if herr != nil {
 		ack.Error = herr.Error()
@@ -440,8 +442,28 @@ func (s *subscription) reconnectDurable() error {
 	}
 }
 
+// errNotDelivered is deliver's answer for a stopped subscription: the
+// handler was not called, so a durable batch is not acknowledged.
+var errNotDelivered = errors.New("subscription stopped before the delivery")
+
+// deliver calls the handler unless the subscription was stopped. The check
+// and inHandler are set under one lock, so an Unsubscribe either sees the
+// handler call running (and does not wait: it may come from inside it) or
+// none will start.
 func (s *subscription) deliver(recs []contract.EventRecord) (err error) {
+	s.mu.Lock()
+	// The handler's ctx ends with the Stream* call's ctx before the
+	// AfterFunc that stops the subscription has run.
+	if s.stopped || s.hctx.Err() != nil {
+		s.mu.Unlock()
+		return errNotDelivered
+	}
+	s.inHandler = true
+	s.mu.Unlock()
 	defer func() {
+		s.mu.Lock()
+		s.inHandler = false
+		s.mu.Unlock()
 		if r := recover(); r != nil {
 			err = fmt.Errorf("handler panicked: %v", r)
 		}
@@ -462,7 +484,6 @@ func (s *subscription) markStarted() {
 func (s *subscription) begin() {
 	s.mu.Lock()
 	s.started = true
-	s.gid = streams.GoID()
 	s.mu.Unlock()
 }
 
@@ -476,9 +497,11 @@ func (s *subscription) watchCallCtx(ctx context.Context) {
 	context.AfterFunc(ctx, func() { s.stop(context.Cause(ctx)) })
 }
 
-// Unsubscribe stops future deliveries. From outside a handler it waits for
-// an in-flight handler and, for a durable stream, for the server to release
-// the name.
+// Unsubscribe stops future deliveries. While no handler call is running it
+// waits until the stream has ended (for a durable stream: the server
+// released the name); while one is, it returns at once, since it may come
+// from inside that handler, and Done is closed once the call has returned
+// and the name is released.
 func (s *subscription) Unsubscribe() { s.stop(nil) }
 
 // stop is Unsubscribe with the reason Err reports (nil for Unsubscribe);
@@ -489,7 +512,7 @@ func (s *subscription) stop(cause error) {
 	if !already {
 		s.stopped, s.stopCause = true, cause
 	}
-	started, gid := s.started, s.gid
+	started, busy := s.started, s.inHandler
 	s.mu.Unlock()
 	s.hcancel()
 	if !already && s.durable {
@@ -502,7 +525,7 @@ func (s *subscription) stop(cause error) {
 	if !s.durable {
 		s.scancel()
 	}
-	if !started || (gid != 0 && gid == streams.GoID()) {
+	if !started || busy {
 		return
 	}
 	select {

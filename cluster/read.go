@@ -63,6 +63,18 @@ func (n *Node) StreamAll(ctx context.Context, h contract.StreamHandler) (contrac
 // call returns; with MinSequenceNumber > 0 it first catches up from there.
 // Its start is a read: linearizable by default.
 func (n *Node) StreamTo(ctx context.Context, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+	return n.streamTo(ctx, q, false, h)
+}
+
+// StreamCatchUp is StreamTo that catches up first even from 0: it delivers
+// every matching batch after q.MinSequenceNumber (0: from the first), then
+// continues live. A server uses it for a client that resumes a stream
+// which began on an empty log.
+func (n *Node) StreamCatchUp(ctx context.Context, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error) {
+	return n.streamTo(ctx, q, true, h)
+}
+
+func (n *Node) streamTo(ctx context.Context, q contract.EventQuery, catchUp bool, h contract.StreamHandler) (contract.Subscription, error) {
 	if n.closed.Load() {
 		return nil, contract.ErrClosed
 	}
@@ -79,7 +91,7 @@ func (n *Node) StreamTo(ctx context.Context, q contract.EventQuery, h contract.S
 			return nil, fmt.Errorf("%w: resume from %d requested, the committed log ends at %d", contract.ErrPositionAhead, q.MinSequenceNumber, n.store.Head())
 		}
 	}
-	return n.engine.Live(ctx, q, h)
+	return n.engine.Live(ctx, q, catchUp, h)
 }
 
 // StreamAllDurable is StreamToDurable over every event.

@@ -68,7 +68,13 @@ type StreamHandler func(ctx context.Context, batch []EventRecord) error
 // Subscription is an active stream.
 type Subscription interface {
 	ID() uint64
-	Unsubscribe() // idempotent; stops future deliveries
+	// Unsubscribe stops future deliveries; it is idempotent and may be
+	// called from inside the handler. While no handler call is running it
+	// returns once the stream has ended (a durable name is free). While
+	// one is running it returns at once, since it may be called from that
+	// very handler; Done is closed when that call has returned (its nil
+	// still moves a durable cursor) and the name is free.
+	Unsubscribe()
 	// Done is closed when the stream has ended, for any reason: Unsubscribe,
 	// the Stream* call's ctx, a durable handler's failure, a lost durable
 	// lease, Close, or (for a remote store) a connection that could not be

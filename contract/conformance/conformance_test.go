@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -287,10 +285,9 @@ type refSub struct {
 	cond      *sync.Cond
 	queue     [][]contract.EventRecord
 	stopped   bool
-	stopCause error  // nil for Unsubscribe
-	err       error  // why the stream ended, set before done is closed
-	running   bool   // a handler call is in flight
-	gid       uint64 // goroutine of the in-flight handler call
+	stopCause error // nil for Unsubscribe
+	err       error // why the stream ended, set before done is closed
+	running   bool  // a handler call is in flight
 }
 
 func (sub *refSub) ID() uint64 { return sub.id }
@@ -326,7 +323,7 @@ func (sub *refSub) begin() bool {
 	if sub.stopped || sub.ctx.Err() != nil {
 		return false
 	}
-	sub.running, sub.gid = true, goid()
+	sub.running = true
 	return true
 }
 
@@ -345,7 +342,7 @@ func (sub *refSub) deliver(b []contract.EventRecord) error {
 		sub.st.mu.Unlock()
 	}
 	sub.mu.Lock()
-	sub.running, sub.gid = false, 0
+	sub.running = false
 	sub.cond.Broadcast()
 	sub.mu.Unlock()
 	return err
@@ -386,7 +383,7 @@ func (sub *refSub) loop() error {
 		}
 		b := sub.queue[0]
 		sub.queue = sub.queue[1:]
-		sub.running, sub.gid = true, goid()
+		sub.running = true
 		sub.mu.Unlock()
 		if err := sub.deliver(b); errors.Is(err, contract.ErrDurableLeaseLost) {
 			return err
@@ -425,28 +422,18 @@ func (sub *refSub) end() {
 	sub.release()
 }
 
-// Unsubscribe stops deliveries and waits for an in-flight handler call,
-// unless it is called from inside that call: then the name is freed by the
-// delivery goroutine once the handler returned (and the cursor advanced).
+// Unsubscribe stops deliveries. With no handler call in flight it frees
+// the name at once; with one (it may be the caller) it returns, and the
+// delivery goroutine frees the name once the handler returned (and the
+// cursor advanced).
 func (sub *refSub) Unsubscribe() {
 	sub.stop(nil)
 	sub.mu.Lock()
-	inside := sub.running && sub.gid == goid()
-	for sub.running && !inside {
-		sub.cond.Wait()
-	}
+	busy := sub.running
 	sub.mu.Unlock()
-	if !inside {
+	if !busy {
 		sub.release()
 	}
-}
-
-// goid returns the current goroutine's id.
-func goid() uint64 {
-	var buf [64]byte
-	s := strings.TrimPrefix(string(buf[:runtime.Stack(buf[:], false)]), "goroutine ")
-	id, _ := strconv.ParseUint(s[:strings.IndexByte(s, ' ')], 10, 64)
-	return id
 }
 
 var _ contract.DurableAdmin = (*refStore)(nil)

@@ -21,7 +21,7 @@ func durableCases() []testCase {
 		{"LiveFailureKeepsCursorAndFreesName", testDurableLiveFailure},
 		{"NameInUse", testDurableNameInUse},
 		{"NameFreeAfterUnsubscribe", testDurableNameFreeAfterUnsubscribe},
-		{"UnsubscribeWaitsForRunningHandler", testDurableUnsubscribeWaits},
+		{"UnsubscribeDuringHandlerThenDone", testDurableUnsubscribeDuringHandler},
 		{"UnsubscribeInsideHandlerAdvancesCursor", testDurableUnsubscribeInsideHandler},
 		{"ContextCancelEndsAndFreesName", testDurableCtxCancel},
 		{"QueryMismatch", testDurableQueryMismatch},
@@ -418,7 +418,12 @@ func testDurableConcurrent(t *testing.T, s contract.EventStore) {
 	expectAllBatches(t, rec, want, "StreamAllDurable while appends ran concurrently")
 }
 
-func testDurableUnsubscribeWaits(t *testing.T, s contract.EventStore) {
+// testDurableUnsubscribeDuringHandler: an Unsubscribe from another
+// goroutine while a handler call runs returns without waiting for it (it
+// cannot tell that goroutine from the handler's own), delivers nothing
+// more, and keeps the name held until the call has returned: Done closes
+// only then, the handler's nil has moved the cursor, and the name is free.
+func testDurableUnsubscribeDuringHandler(t *testing.T, s contract.EventStore) {
 	release := make(chan struct{})
 	var releaseOnce sync.Once
 	releaseHandler := func() { releaseOnce.Do(func() { close(release) }) }
@@ -443,18 +448,28 @@ func testDurableUnsubscribeWaits(t *testing.T, s contract.EventStore) {
 		defer close(unsubDone)
 		sub.Unsubscribe()
 	}()
+	waitChan(t, unsubDone, "Unsubscribe to return while a handler call runs")
+	mustAppend(t, s, ev("A", `{}`)) // 2: never delivered to sub
 	select {
-	case <-unsubDone:
-		t.Errorf("Unsubscribe returned while the handler was still running for batch 1; it must wait for a running handler call (unless called from inside it), otherwise the name is free before that call's outcome is known")
+	case <-sub.Done():
+		t.Fatal("Done closed while the handler was still running for batch 1")
 	case <-time.After(QuietWindow):
 	}
+	if other, err := s.StreamAllDurable(t.Context(), "d", NewRecorder(nil).Handle); !errors.Is(err, contract.ErrDurableNameInUse) {
+		if err == nil {
+			other.Unsubscribe()
+		}
+		t.Fatalf("StreamAllDurable while the unsubscribed handler still runs: %v, want contract.ErrDurableNameInUse (the outcome of batch 1 is not known yet)", err)
+	}
 	releaseHandler()
-	waitChan(t, unsubDone, "Unsubscribe to return after the running handler returned")
+	waitChan(t, sub.Done(), "Done after the running handler returned")
+	if err := sub.Err(); err != nil {
+		t.Errorf("Err after Unsubscribe: %v, want nil", err)
+	}
+	expectBatches(t, rec, "the unsubscribed stream", [][]uint64{{1}})
 
 	again := NewRecorder(nil)
 	sub, err := s.StreamAllDurable(t.Context(), "d", again.Handle)
-	keep(t, sub, err, "StreamAllDurable right after Unsubscribe returned")
-	expectBatches(t, again, "resubscribed after Unsubscribe waited for the handler, which returned nil for batch 1", nil)
-	mustAppend(t, s, ev("A", `{}`)) // 2
-	expectBatch(t, again, "resubscribed, live", 2)
+	keep(t, sub, err, "StreamAllDurable once Done was closed")
+	expectBatch(t, again, "resubscribed: batch 1 was handled (its nil moved the cursor), batch 2 was not", 2)
 }

@@ -190,18 +190,30 @@ func (s *EventStore) sendQuery(req *factstrv1.QueryRequest, stream grpc.ServerSt
 	return nil
 }
 
+// catchUpStreamer is a store that can catch a stream up from 0 (every
+// FACTSTR store): a client resuming a stream that began on an empty log
+// asks for everything after position 0, which StreamTo reads as "from now".
+type catchUpStreamer interface {
+	StreamCatchUp(ctx context.Context, q contract.EventQuery, h contract.StreamHandler) (contract.Subscription, error)
+}
+
 // Stream serves StreamAll / StreamTo. Messages go out through a sender of
 // their own, so a client that does not read holds back only its own
 // subscription, and only until the engine's stall timeout ends it.
 func (s *EventStore) Stream(req *factstrv1.StreamRequest, stream grpc.ServerStreamingServer[factstrv1.StreamResponse]) error {
 	ctx := contract.WithReadOptions(stream.Context(), wire.ReadOptionsFromProto(req.GetRead()))
+	streamTo := s.store.StreamTo
 	if req.GetCatchUp() {
-		ctx = streams.WithCatchUp(ctx)
+		cu, ok := s.store.(catchUpStreamer)
+		if !ok {
+			return status.Error(codes.Unimplemented, "this store cannot catch a stream up from the first event")
+		}
+		streamTo = cu.StreamCatchUp
 	}
 	out := startSender(stream.Send)
 	defer out.close()
 	failed := make(chan error, 1)
-	sub, err := s.store.StreamTo(ctx, wire.QueryFromProto(req.GetQuery()), func(hctx context.Context, batch []contract.EventRecord) error {
+	sub, err := streamTo(ctx, wire.QueryFromProto(req.GetQuery()), func(hctx context.Context, batch []contract.EventRecord) error {
 		err := out.send(hctx, &factstrv1.StreamResponse{Kind: &factstrv1.StreamResponse_Batch{Batch: &factstrv1.Batch{Events: wire.RecordsToProto(batch)}}})
 		if err != nil {
 			select {
@@ -214,7 +226,7 @@ func (s *EventStore) Stream(req *factstrv1.StreamRequest, stream grpc.ServerStre
 	if err != nil {
 		return s.streamStatus(err)
 	}
-	defer sub.Unsubscribe()
+	defer endAndWait(sub)
 	if s.obs != nil {
 		s.obs.SubscriberStarted("live")
 		defer s.obs.SubscriberEnded("live")
@@ -343,12 +355,12 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 	}
 	select {
 	case <-unsub:
-		// Unsubscribe waits for an in-flight handler (and so for the
-		// client's ack of it) and for the name's release.
-		sub.Unsubscribe()
+		// Done waits for an in-flight handler (and so for the client's ack
+		// of it) and for the name's release.
+		endAndWait(sub)
 		return send(&factstrv1.StreamDurableResponse{Kind: &factstrv1.StreamDurableResponse_Released{Released: &factstrv1.Released{Cursor: lastAcked.Load()}}})
 	case <-ended:
-		sub.Unsubscribe()
+		endAndWait(sub)
 		return status.Error(codes.Aborted, "durable stream stopped: the client's handler failed; the cursor stays before the failed batch")
 	case <-sub.Done():
 		select {
@@ -362,15 +374,24 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 		return status.Error(codes.Unavailable, "the durable stream ended on this node (lease lost or node closing); subscribe again to resume from the cursor")
 	case err := <-recvErr:
 		cancel()
-		sub.Unsubscribe()
+		endAndWait(sub)
 		if errors.Is(err, context.Canceled) {
 			return nil
 		}
 		return nil
 	case <-stream.Context().Done():
-		sub.Unsubscribe()
+		endAndWait(sub)
 		return nil
 	}
+}
+
+// endAndWait unsubscribes and waits until the stream has ended: a handler
+// call in flight has returned and a durable name is released. Unsubscribe
+// alone does not wait for a running handler call; this goroutine is never
+// the handler's, so it can.
+func endAndWait(sub contract.Subscription) {
+	sub.Unsubscribe()
+	<-sub.Done()
 }
 
 func waitAck(ctx context.Context, acks <-chan *factstrv1.DurableAck, last uint64) error {

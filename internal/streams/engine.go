@@ -1,13 +1,10 @@
 package streams
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,9 +172,12 @@ func (e *Engine) Count() int {
 }
 
 // Live starts a live subscription (StreamAll / StreamTo). With
-// query.MinSequenceNumber > 0 it is a catch-up subscription: the batches
-// after that number are delivered before Live returns.
-func (e *Engine) Live(ctx context.Context, query contract.EventQuery, handler contract.StreamHandler) (contract.Subscription, error) {
+// query.MinSequenceNumber > 0, or catchUp set, it is a catch-up
+// subscription: the batches after MinSequenceNumber (0: every batch) are
+// delivered before Live returns. catchUp exists for a client that resumes
+// a stream which started on an empty log: its position is 0, and 0 alone
+// means "from now".
+func (e *Engine) Live(ctx context.Context, query contract.EventQuery, catchUp bool, handler contract.StreamHandler) (contract.Subscription, error) {
 	m, err := contract.NewMatcher(query)
 	if err != nil {
 		return nil, err
@@ -191,7 +191,7 @@ func (e *Engine) Live(ctx context.Context, query contract.EventQuery, handler co
 	}
 	head := e.cfg.Hub.Head()
 	s.pos = head
-	if query.MinSequenceNumber > 0 || catchUp(ctx) {
+	if query.MinSequenceNumber > 0 || catchUp {
 		if query.MinSequenceNumber > head {
 			e.remove(s)
 			s.cancel(nil)
@@ -341,7 +341,9 @@ type subscription struct {
 	// ones are set to nil); a stall may drop them, and sets reclaimed.
 	ahead     [][]contract.EventRecord
 	reclaimed bool
-	liveGID   uint64 // goroutine running live deliveries
+	// inHandler is set while the handler runs: an Unsubscribe then does
+	// not wait, since it may come from that very handler.
+	inHandler bool
 	done      chan struct{}
 	started   bool
 }
@@ -368,27 +370,25 @@ func (s *subscription) Err() error {
 // connection before any delivery resumes after it.
 func (s *subscription) StartPosition() uint64 { return s.start }
 
-// Unsubscribe stops future deliveries. Called from outside a handler it
-// waits for an in-flight handler and, for a durable stream, for the name to
-// be released. Called from inside the handler it cannot wait for itself; the
-// handler's return value is still honoured.
+// Unsubscribe stops future deliveries. While no handler call is running it
+// waits until the stream has ended (a durable name is released); while one
+// is, it returns at once, since it may be called from inside that handler,
+// and Done is closed once the call has returned (its nil still moves a
+// durable cursor) and the name is released.
 func (s *subscription) Unsubscribe() { s.stop(nil) }
 
-// stop ends the subscription for cause (nil: Unsubscribe) and, unless
-// called from inside the handler, waits until it has ended. The first
-// stop decides the cause.
+// stop ends the subscription for cause (nil: Unsubscribe) and, unless a
+// handler call is running, waits until it has ended. The first stop
+// decides the cause.
 func (s *subscription) stop(cause error) {
 	s.mu.Lock()
 	if !s.stopped {
 		s.stopped, s.stopCause = true, cause
 	}
-	started, gid := s.started, s.liveGID
+	started, busy := s.started, s.inHandler
 	s.mu.Unlock()
 	s.cancel(nil)
-	if !started {
-		return
-	}
-	if gid != 0 && gid == goid() {
+	if !started || busy {
 		return
 	}
 	<-s.done
@@ -411,10 +411,6 @@ func (s *subscription) goLive() {
 }
 
 func (s *subscription) live() {
-	s.mu.Lock()
-	s.started = true
-	s.liveGID = goid()
-	s.mu.Unlock()
 	defer close(s.done)
 	defer s.e.remove(s)
 	defer s.cancel(nil)
@@ -616,6 +612,9 @@ func (s *subscription) deliverOne(b []contract.EventRecord) error {
 	if stall != nil {
 		stall.Stop()
 	}
+	if errors.Is(herr, errStopped) {
+		return herr
+	}
 	if herr != nil {
 		if s.durable {
 			return fmt.Errorf("%w on the batch ending at %d: %w", contract.ErrHandlerFailed, b[len(b)-1].SequenceNumber, herr)
@@ -669,8 +668,21 @@ func (s *subscription) dropAheadLocked() int64 {
 	return n
 }
 
+// deliver calls the handler, unless the subscription was stopped: the
+// check and inHandler are set under one lock, so an Unsubscribe either
+// waits for the stream to end or knows a handler call is running.
 func (s *subscription) deliver(batch []contract.EventRecord) (err error) {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return errStopped
+	}
+	s.inHandler = true
+	s.mu.Unlock()
 	defer func() {
+		s.mu.Lock()
+		s.inHandler = false
+		s.mu.Unlock()
 		if r := recover(); r != nil {
 			err = fmt.Errorf("handler panicked: %v", r)
 		}
@@ -729,31 +741,3 @@ func (s *subscription) tryRelease() bool {
 
 type catchUpCtx struct{}
 
-// WithCatchUp marks a Live call whose MinSequenceNumber is a catch-up
-// position even when it is 0: a client resuming a stream that had seen
-// nothing yet must not miss what was committed while it reconnected.
-func WithCatchUp(ctx context.Context) context.Context {
-	return context.WithValue(ctx, catchUpCtx{}, true)
-}
-
-func catchUp(ctx context.Context) bool {
-	v, _ := ctx.Value(catchUpCtx{}).(bool)
-	return v
-}
-
-// GoID returns the current goroutine's id (see goid).
-func GoID() uint64 { return goid() }
-
-// goid returns the current goroutine's id. Only Unsubscribe uses it, to
-// tell a call from inside the handler (which must not wait for itself) from
-// any other.
-func goid() uint64 {
-	var buf [64]byte
-	n := runtime.Stack(buf[:], false)
-	f := bytes.Fields(buf[:n])
-	if len(f) < 2 {
-		return 0
-	}
-	id, _ := strconv.ParseUint(string(f[1]), 10, 64)
-	return id
-}

@@ -251,6 +251,7 @@ func (c *consumer) unsubscribe(reason string) {
 		return
 	}
 	sub.Unsubscribe()
+	<-sub.Done() // a handler call in flight returns and the name is released
 	c.rec.Complete(op, proc, "consumer-"+c.name, "", history.FSubscribe, history.OK, nil, errors.New(reason))
 }
 
