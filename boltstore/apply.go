@@ -151,7 +151,9 @@ func (s *Store) applyLocked(entries []Entry) ([][]Result, error) {
 		return results, nil
 	}
 	var head uint64
+	var committed [][]contract.EventRecord
 	err := s.db.Update(func(tx *bbolt.Tx) error {
+		committed = nil // a retried transaction starts over
 		a, err := newApplier(tx, applied)
 		if err != nil {
 			return err
@@ -169,7 +171,7 @@ func (s *Store) applyLocked(entries []Entry) ([][]Result, error) {
 			results[i] = res
 			a.applied = e.Index
 		}
-		head = a.r.head
+		head, committed = a.r.head, a.committed
 		return a.writeMeta()
 	})
 	if err != nil {
@@ -177,7 +179,7 @@ func (s *Store) applyLocked(entries []Entry) ([][]Result, error) {
 	}
 	s.applied.Store(max(applied, lastIndex(entries)))
 	s.head.Store(head)
-	s.hub.Publish(head)
+	s.hub.Publish(head, committed)
 	return results, nil
 }
 
@@ -198,6 +200,7 @@ type applier struct {
 	meta, durables, idem, idemTime *bbolt.Bucket
 	applied                        uint64
 	arena                          arena
+	committed                      [][]contract.EventRecord // the batches appended, for the stream hub
 }
 
 // arena hands out the keys and values of one write transaction from large
@@ -386,7 +389,27 @@ func (a *applier) writeEvents(c *Command, decoded []any) (contract.AppendResult,
 		return contract.AppendResult{}, fmt.Errorf("batch %d-%d: %w", first, last, err)
 	}
 	a.r.head = last
+	a.committed = append(a.committed, committedBatch(c, first))
 	return contract.AppendResult{FirstSequenceNumber: first, LastSequenceNumber: last, CommittedCount: uint64(len(c.Events))}, nil
+}
+
+// committedBatch is c's events as the stream hub hands them to caught-up
+// subscriptions: the records a read of the batch would return, with the
+// payloads copied once (c may share its bytes with a Raft log buffer).
+func committedBatch(c *Command, first uint64) []contract.EventRecord {
+	at := time.Unix(0, unixNanos(c.OccurredAt)).UTC()
+	total := 0
+	for _, ev := range c.Events {
+		total += len(ev.Payload)
+	}
+	buf := make([]byte, 0, total)
+	recs := make([]contract.EventRecord, len(c.Events))
+	for i, ev := range c.Events {
+		start := len(buf)
+		buf = append(buf, ev.Payload...)
+		recs[i] = contract.EventRecord{SequenceNumber: first + uint64(i), OccurredAt: at, Type: ev.Type, Payload: buf[start:len(buf):len(buf)]}
+	}
+	return recs
 }
 
 func (a *applier) postingKey(prefix []byte, seq uint64) []byte {

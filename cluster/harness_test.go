@@ -243,14 +243,26 @@ func (c *testCluster) running() []*testNode {
 	return out
 }
 
+// leader returns the node that leads, waiting through an election (a
+// test may ask in the middle of one); no leader within leaderWait fails
+// the test.
 func (c *testCluster) leader() *testNode {
-	for _, n := range c.running() {
-		if n.Raft().State() == raft.Leader {
-			return n
+	deadline := time.Now().Add(leaderWait)
+	for {
+		for _, n := range c.running() {
+			if n.Raft().State() == raft.Leader {
+				return n
+			}
 		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("no leader among the running nodes within %v", leaderWait)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return nil
 }
+
+// leaderWait bounds leader's wait for an election.
+const leaderWait = 30 * time.Second
 
 func (c *testCluster) follower() *testNode {
 	for _, n := range c.running() {

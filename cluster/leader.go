@@ -30,7 +30,7 @@ type leaderDuties struct {
 	store     *boltstore.Store
 	peers     *peerPool
 	stamps    *stampWindow
-	readyTerm *streams.Hub // published once an entry of the term commits
+	readyTerm *streams.Watermark // published once an entry of the term commits
 	records   *memberRecords
 	clusterID func() string
 	// apply proposes leader-duty commands (Node.applyLocal).

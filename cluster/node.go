@@ -72,7 +72,7 @@ type Node struct {
 	proposer *proposer
 	autoKeys *autoKeys
 
-	readyTerm *streams.Hub // highest term in which this node, as leader, committed its own entry
+	readyTerm *streams.Watermark // highest term in which this node, as leader, committed its own entry
 	reads     *readIndex
 
 	ident *identity // node.json, the cluster id, the incarnation
@@ -122,7 +122,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	incarnation := ident.incarnation
-	n := &Node{cfg: cfg, log: log, bootID: randomID(8), readyTerm: streams.NewHub(0), ident: ident, stamps: newStampWindow(cfg.IdempotencyRetention, nil),
+	n := &Node{cfg: cfg, log: log, bootID: randomID(8), readyTerm: streams.NewWatermark(0), ident: ident, stamps: newStampWindow(cfg.IdempotencyRetention, nil),
 		disk: diskguard.New(cfg.DataDir, cfg.MinFreeDisk, log)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 

@@ -26,7 +26,7 @@ type readIndex struct {
 	nodeID string
 	// readyTerm is the highest term in which this node, as leader,
 	// committed an entry of its own (the leader duties publish it).
-	readyTerm *streams.Hub
+	readyTerm *streams.Watermark
 	// leaderClient dials the current leader's peer service.
 	leaderClient func() (string, peerv1.PeerServiceClient, error)
 	done         <-chan struct{} // closed when the node closes
@@ -35,7 +35,7 @@ type readIndex struct {
 	remote *coalescer // requests to the leader when it follows
 }
 
-func newReadIndex(r *raft.Raft, nodeID string, readyTerm *streams.Hub,
+func newReadIndex(r *raft.Raft, nodeID string, readyTerm *streams.Watermark,
 	leaderClient func() (string, peerv1.PeerServiceClient, error), done <-chan struct{}) *readIndex {
 	ri := &readIndex{raft: r, nodeID: nodeID, readyTerm: readyTerm, leaderClient: leaderClient, done: done}
 	ri.leader = newCoalescer(ri.leaderRound)
@@ -79,12 +79,12 @@ func (r *readIndex) leaderRound(ctx context.Context) (uint64, error) {
 	if r.raft.State() != raft.Leader {
 		return 0, ErrNotLeader
 	}
-	if r.readyTerm.Head() != term {
+	if r.readyTerm.Value() != term {
 		// Wait, briefly, for the entry of this term to commit.
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
 		_, err := r.readyTerm.WaitAtLeast(wctx, term)
 		cancel()
-		if err != nil || r.readyTerm.Head() != term {
+		if err != nil || r.readyTerm.Value() != term {
 			return 0, fmt.Errorf("%w: leader has not yet committed an entry in term %d", ErrNoLeader, term)
 		}
 	}

@@ -21,7 +21,7 @@ import (
 // not be decoded.
 type FSM struct {
 	store   *boltstore.Store
-	applied *streams.Hub // the last Raft index this FSM has applied
+	applied *streams.Watermark // the last Raft index this FSM has applied
 	logger  *slog.Logger
 	// OnApply, if set, is called after each applied batch with the number of
 	// entries and commands and the time the batch took to apply (decode and
@@ -46,7 +46,7 @@ func New(store *boltstore.Store, logger *slog.Logger) *FSM {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	f := &FSM{store: store, applied: streams.NewHub(store.AppliedIndex()), logger: logger}
+	f := &FSM{store: store, applied: streams.NewWatermark(store.AppliedIndex()), logger: logger}
 	f.Fatal = func(err error) {
 		f.logger.Error("stopping: the state machine cannot apply committed raft entries; fix the cause (disk space, I/O errors) and restart: the node rebuilds from its snapshot and log",
 			"file", f.store.Path(), "error", err)
@@ -60,7 +60,7 @@ func (f *FSM) Store() *boltstore.Store { return f.store }
 
 // AppliedIndex is the last Raft index whose effects are visible to readers of
 // the store. Unlike raft.AppliedIndex it never runs ahead of the FSM.
-func (f *FSM) AppliedIndex() uint64 { return f.applied.Head() }
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Value() }
 
 // WaitApplied blocks until the FSM has applied index, or ctx ends.
 func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {

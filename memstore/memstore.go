@@ -110,8 +110,11 @@ func (s *Store) append(ctx context.Context, events []contract.NewEvent, cond *co
 		})
 		s.batchEnd = append(s.batchEnd, last)
 	}
+	// Records are never changed once appended; the cap keeps later appends
+	// out of the published slice.
+	batch := s.events[first-1 : last : last]
 	s.mu.Unlock()
-	s.hub.Publish(last)
+	s.hub.Publish(last, [][]contract.EventRecord{batch})
 	return contract.AppendResult{FirstSequenceNumber: first, LastSequenceNumber: last, CommittedCount: uint64(len(events))}, nil
 }
 

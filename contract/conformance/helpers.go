@@ -302,9 +302,14 @@ func within(t testing.TB, what string, fn func()) {
 	}
 }
 
+// unsubscribe stops sub and waits until it has ended: Unsubscribe does not
+// wait for a handler call that is (still) running, Done does.
 func unsubscribe(t testing.TB, sub contract.Subscription) {
 	t.Helper()
-	within(t, "Unsubscribe", sub.Unsubscribe)
+	within(t, "Unsubscribe and Done", func() {
+		sub.Unsubscribe()
+		<-sub.Done()
+	})
 }
 
 func keep(t testing.TB, sub contract.Subscription, err error, what string) contract.Subscription {

@@ -23,7 +23,7 @@ func (l *logSource) append(h *Hub) {
 	seq := uint64(len(l.log)) + 1
 	l.log = append(l.log, contract.EventRecord{SequenceNumber: seq, OccurredAt: time.Unix(1, 0), Type: "A", Payload: json.RawMessage(`{}`)})
 	l.mu.Unlock()
-	h.Publish(seq)
+	h.Publish(seq, nil)
 }
 
 func (l *logSource) ReadBatches(_ context.Context, after, upTo uint64, m *contract.Matcher, maxBatches int, _ int64) ([][]contract.EventRecord, uint64, error) {

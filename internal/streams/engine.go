@@ -498,7 +498,7 @@ func (s *subscription) run(until uint64) error {
 		if err != nil {
 			return err
 		}
-		batches, scanned, err := s.e.cfg.Source.ReadBatches(s.ctx, s.pos, upTo, s.matcher, s.e.cfg.MaxBatchesPerRead, grant)
+		batches, scanned, err := s.read(upTo, grant)
 		if err != nil {
 			s.e.budget.add(-grant)
 			if cerr := s.ctxErr(); cerr != nil {
@@ -532,6 +532,16 @@ func (s *subscription) run(until uint64) error {
 		}
 		s.progress.Store(s.pos)
 	}
+}
+
+// read returns the batches after s.pos through upTo: from the hub's
+// recent batches when it keeps them all (a caught-up subscription), else
+// from the store.
+func (s *subscription) read(upTo uint64, grant int64) ([][]contract.EventRecord, uint64, error) {
+	if batches, scanned, ok := s.e.cfg.Hub.Recent(s.pos, upTo, s.matcher, s.e.cfg.MaxBatchesPerRead, grant); ok {
+		return batches, scanned, nil
+	}
+	return s.e.cfg.Source.ReadBatches(s.ctx, s.pos, upTo, s.matcher, s.e.cfg.MaxBatchesPerRead, grant)
 }
 
 // recordWhenIdle waits up to IdleRecord for a commit after pos. If none
