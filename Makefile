@@ -37,9 +37,11 @@ node: build ## build, then run a single node with ./factstr-data (gRPC on 127.0.
 test: ## the test suite, as CI runs it
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
-vet: ## go vet and gofmt
+vet: ## go vet, gofmt, and every package (but generated code) has tests of its own
 	$(GO) vet $(PKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$($(GO) list -f '{{if not (or .TestGoFiles .XTestGoFiles)}}{{.ImportPath}}{{end}}' $(PKGS) | grep -v '/api/gen/'); \
+		if [ -n "$$out" ]; then echo "packages without a _test.go:"; echo "$$out"; exit 1; fi
 
 tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## build pinned code generators into bin/
 

@@ -84,28 +84,13 @@ type report struct {
 }
 
 func main() {
-	var c config
-	flag.StringVar(&c.binDir, "bin-dir", "bin", "directory holding factstr-node and factstr-etcd-bench")
-	flag.StringVar(&c.dir, "dir", "", "directory for both clusters' data (default: a new temporary directory)")
-	flag.BoolVar(&c.keep, "keep", false, "keep the data directory")
-	flag.DurationVar(&c.duration, "duration", 12*time.Second, "measured time per workload and system")
-	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "warm-up per workload and system")
-	flag.IntVar(&c.concurrency, "concurrency", 64, "concurrent clients")
-	flag.IntVar(&c.connections, "connections", 4, "client instances (connections) the clients share")
-	flag.IntVar(&c.payloadBytes, "payload-bytes", 200, "JSON payload / value size")
-	flag.IntVar(&c.contexts, "contexts", 1000, "contexts for AppendIf/Txn and keys for reads")
-	flag.StringVar(&c.only, "only", "", "run only these workloads (comma-separated: append,append-if,read,single)")
-	flag.StringVar(&c.systems, "systems", "factstr,etcd", "systems to run (for profiling one side alone)")
-	flag.StringVar(&c.profileDir, "profile-dir", "", "write CPU, block and mutex profiles of the FACTSTR leader (a follower for read) during --profile-workloads here")
-	flag.StringVar(&c.profileOf, "profile-workloads", "append", "with --profile-dir: the workloads to profile")
-	flag.StringVar(&c.serveFlags, "factstr-serve-flags", "", "extra flags for every factstr-node serve (space-separated), e.g. --raft-log-store=wal")
-	flag.StringVar(&c.variants, "factstr-variants", "", "also run FACTSTR with other serve flags in the same run, as name=flags;name=flags (e.g. wal=--raft-log-store=wal); each gets its own table against the same etcd figures")
-	flag.StringVar(&c.scenario, "scenario", "compare", "compare (FACTSTR vs etcd) or memory (FACTSTR alone: query latency at 10k and at --memory-events events, then RSS with --memory-subscribers live subscribers)")
-	flag.IntVar(&c.memEvents, "memory-events", 1_000_000, "memory scenario: events in the log")
-	flag.IntVar(&c.memSubs, "memory-subscribers", 100, "memory scenario: live subscribers")
-	flag.StringVar(&c.jsonOut, "json-out", "", "also write the results as JSON to this file")
-	flag.Parse()
-
+	c, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		os.Exit(2) // the flag package has said what was wrong
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, 45*time.Minute)
@@ -114,6 +99,34 @@ func main() {
 		fmt.Fprintf(os.Stderr, "compare: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// parseFlags parses the command line (without the program name); usage
+// and errors go to stderr.
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.binDir, "bin-dir", "bin", "directory holding factstr-node and factstr-etcd-bench")
+	fs.StringVar(&c.dir, "dir", "", "directory for both clusters' data (default: a new temporary directory)")
+	fs.BoolVar(&c.keep, "keep", false, "keep the data directory")
+	fs.DurationVar(&c.duration, "duration", 12*time.Second, "measured time per workload and system")
+	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "warm-up per workload and system")
+	fs.IntVar(&c.concurrency, "concurrency", 64, "concurrent clients")
+	fs.IntVar(&c.connections, "connections", 4, "client instances (connections) the clients share")
+	fs.IntVar(&c.payloadBytes, "payload-bytes", 200, "JSON payload / value size")
+	fs.IntVar(&c.contexts, "contexts", 1000, "contexts for AppendIf/Txn and keys for reads")
+	fs.StringVar(&c.only, "only", "", "run only these workloads (comma-separated: append,append-if,read,single)")
+	fs.StringVar(&c.systems, "systems", "factstr,etcd", "systems to run (for profiling one side alone)")
+	fs.StringVar(&c.profileDir, "profile-dir", "", "write CPU, block and mutex profiles of the FACTSTR leader (a follower for read) during --profile-workloads here")
+	fs.StringVar(&c.profileOf, "profile-workloads", "append", "with --profile-dir: the workloads to profile")
+	fs.StringVar(&c.serveFlags, "factstr-serve-flags", "", "extra flags for every factstr-node serve (space-separated), e.g. --raft-log-store=wal")
+	fs.StringVar(&c.variants, "factstr-variants", "", "also run FACTSTR with other serve flags in the same run, as name=flags;name=flags (e.g. wal=--raft-log-store=wal); each gets its own table against the same etcd figures")
+	fs.StringVar(&c.scenario, "scenario", "compare", "compare (FACTSTR vs etcd) or memory (FACTSTR alone: query latency at 10k and at --memory-events events, then RSS with --memory-subscribers live subscribers)")
+	fs.IntVar(&c.memEvents, "memory-events", 1_000_000, "memory scenario: events in the log")
+	fs.IntVar(&c.memSubs, "memory-subscribers", 100, "memory scenario: live subscribers")
+	fs.StringVar(&c.jsonOut, "json-out", "", "also write the results as JSON to this file")
+	return c, fs.Parse(args)
 }
 
 func run(ctx context.Context, c config) (err error) {
@@ -142,12 +155,7 @@ func run(ctx context.Context, c config) (err error) {
 	if c.scenario == "memory" {
 		return runMemory(ctx, c)
 	}
-	var ws []workload
-	for _, w := range workloads {
-		if c.only == "" || strings.Contains(","+c.only+",", ","+w.key+",") {
-			ws = append(ws, w)
-		}
-	}
+	ws := selectWorkloads(c.only)
 	rep := &report{
 		Machine: machine(c.dir),
 		Config: map[string]any{
@@ -164,12 +172,7 @@ func run(ctx context.Context, c config) (err error) {
 	fmt.Fprintf(os.Stderr, "machine: %s; data in %s; load average %s\n", rep.Machine["cpu"], c.dir, rep.LoadAvg["before"])
 
 	// FACTSTR (each variant) first, then etcd: one system runs at a time.
-	systems := []variant{{"factstr", c.serveFlags}}
-	for _, v := range strings.Split(c.variants, ";") {
-		if name, flags, ok := strings.Cut(strings.TrimSpace(v), "="); ok && name != "" {
-			systems = append(systems, variant{"factstr-" + name, strings.TrimSpace(c.serveFlags + " " + flags)})
-		}
-	}
+	systems := factstrVariants(c.serveFlags, c.variants)
 	if strings.Contains(c.systems, "factstr") {
 		for _, v := range systems {
 			if err := runFactstr(ctx, c, ws, rep, v); err != nil {
@@ -196,6 +199,31 @@ func run(ctx context.Context, c config) (err error) {
 		}
 	}
 	return nil
+}
+
+// selectWorkloads returns the workloads --only names (all for ""), in
+// the order of workloads.
+func selectWorkloads(only string) []workload {
+	var ws []workload
+	for _, w := range workloads {
+		if only == "" || strings.Contains(","+only+",", ","+w.key+",") {
+			ws = append(ws, w)
+		}
+	}
+	return ws
+}
+
+// factstrVariants returns the FACTSTR configurations to run: the plain one
+// with serveFlags, then one per name=flags of --factstr-variants, each
+// with serveFlags too.
+func factstrVariants(serveFlags, variants string) []variant {
+	systems := []variant{{"factstr", serveFlags}}
+	for _, v := range strings.Split(variants, ";") {
+		if name, flags, ok := strings.Cut(strings.TrimSpace(v), "="); ok && name != "" {
+			systems = append(systems, variant{"factstr-" + name, strings.TrimSpace(serveFlags + " " + flags)})
+		}
+	}
+	return systems
 }
 
 // ---- processes ----
@@ -537,7 +565,13 @@ func cpuSeconds(pid int) float64 {
 	if err != nil {
 		return 0
 	}
-	s := string(b)
+	return statCPUSeconds(string(b))
+}
+
+// statCPUSeconds reads utime and stime from the text of /proc/<pid>/stat.
+// They are counted after the command name, which is in parentheses and
+// may itself hold spaces and parentheses.
+func statCPUSeconds(s string) float64 {
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	if len(f) < 13 {
 		return 0

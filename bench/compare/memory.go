@@ -141,11 +141,19 @@ func statusField(ps []*proc, field string) []int64 {
 		if err != nil {
 			continue
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, field+":"); ok {
-				fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &out[i])
-			}
-		}
+		out[i] = statusKiB(string(b), field)
 	}
 	return out
+}
+
+// statusKiB reads a field such as "VmRSS:	  1234 kB" from the text of
+// /proc/<pid>/status (0 if it is not there).
+func statusKiB(status, field string) int64 {
+	var n int64
+	for _, line := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &n)
+		}
+	}
+	return n
 }

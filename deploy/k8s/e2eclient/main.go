@@ -34,6 +34,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strconv"
@@ -64,7 +65,7 @@ func main() {
 	case "verify":
 		err = verify(ctx, os.Args[2:])
 	case "cluster":
-		err = cluster(ctx, os.Args[2:])
+		err = cluster(ctx, os.Args[2:], os.Stdout)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -294,7 +295,8 @@ func sameJSON(a, b string) bool {
 	return string(xa) == string(ya)
 }
 
-func cluster(ctx context.Context, args []string) error {
+// cluster prints the leader to stdout.
+func cluster(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("cluster", flag.ExitOnError)
 	targets := fs.String("targets", "", "comma-separated gRPC targets (each asked alone)")
 	suffix := fs.String("raft-suffix", "", "every member's Raft address must be its id followed by this")
@@ -333,29 +335,38 @@ func cluster(ctx context.Context, args []string) error {
 			return fmt.Errorf("%s: %d healthy voters of %d members, want %d", t, healthy, len(st.GetMembers()), *voters)
 		}
 	}
-	fmt.Println(leader)
+	fmt.Fprintln(stdout, leader)
 	return nil
 }
 
 // security returns the TLS and token options from FACTSTR_TLS_CA and
 // FACTSTR_TOKEN; it exits on an unreadable CA file.
 func security() []client.Option {
+	opts, err := securityOptions(os.Getenv("FACTSTR_TLS_CA"), os.Getenv("FACTSTR_TOKEN"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2eclient:", err)
+		os.Exit(1)
+	}
+	return opts
+}
+
+// securityOptions returns the client options for a CA certificate file
+// and a token ("": none).
+func securityOptions(caFile, token string) ([]client.Option, error) {
 	var opts []client.Option
-	if ca := os.Getenv("FACTSTR_TLS_CA"); ca != "" {
-		pem, err := os.ReadFile(ca)
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "e2eclient: FACTSTR_TLS_CA:", err)
-			os.Exit(1)
+			return nil, fmt.Errorf("FACTSTR_TLS_CA: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			fmt.Fprintln(os.Stderr, "e2eclient: FACTSTR_TLS_CA holds no PEM certificate")
-			os.Exit(1)
+			return nil, errors.New("FACTSTR_TLS_CA holds no PEM certificate")
 		}
 		opts = append(opts, client.WithTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
 	}
-	if tok := os.Getenv("FACTSTR_TOKEN"); tok != "" {
-		opts = append(opts, client.WithToken(tok))
+	if token != "" {
+		opts = append(opts, client.WithToken(token))
 	}
-	return opts
+	return opts, nil
 }

@@ -12,8 +12,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -28,108 +30,73 @@ import (
 	"github.com/factstr/factstr-go/jepsen-style/runner"
 )
 
-func main() { os.Exit(run()) }
-
-func run() int {
+func main() {
 	if len(os.Args) == 3 && os.Args[1] == runner.ProxyArg { // a Raft latency proxy the runner started (runner/latency.go)
-		return proxy.Main(os.Args[2])
+		os.Exit(proxy.Main(os.Args[2]))
 	}
-	mode := flag.String("mode", "smoke", "smoke, negative or full")
-	out := flag.String("out", "", "output directory (default: bin/jepsen/<mode>-<time>)")
-	seed := flag.Int64("seed", 0, "random seed (0: from the clock)")
-	dur := flag.Duration("duration", 0, "override the workload duration")
-	nemeses := flag.String("nemeses", "", "override the nemesis schedule (comma-separated; see -list)")
-	bin := flag.String("bin", "", "prebuilt factstr-node (default: build it once with CGO_ENABLED=0)")
-	repo := flag.String("repo", ".", "repository root (to build factstr-node)")
-	cleanup := flag.Bool("cleanup", false, "remove leftover namespaces, bridge, rules and node processes, then exit")
-	check := flag.String("check", "", "re-check a recorded history.jsonl and exit")
-	list := flag.Bool("list", false, "list nemeses")
-	flag.Parse()
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the command with its arguments (without the program name); it
+// returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("jepsen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	mode := fs.String("mode", "smoke", "smoke, negative or full")
+	out := fs.String("out", "", "output directory (default: bin/jepsen/<mode>-<time>)")
+	seed := fs.Int64("seed", 0, "random seed (0: from the clock)")
+	dur := fs.Duration("duration", 0, "override the workload duration")
+	nemeses := fs.String("nemeses", "", "override the nemesis schedule (comma-separated; see -list)")
+	bin := fs.String("bin", "", "prebuilt factstr-node (default: build it once with CGO_ENABLED=0)")
+	repo := fs.String("repo", ".", "repository root (to build factstr-node)")
+	cleanup := fs.Bool("cleanup", false, "remove leftover namespaces, bridge, rules and node processes, then exit")
+	check := fs.String("check", "", "re-check a recorded history.jsonl and exit")
+	list := fs.Bool("list", false, "list nemeses")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2 // the flag set has said what was wrong
+	}
 
 	if *list {
 		for k, v := range runner.Nemeses {
-			fmt.Printf("%-20s %s\n", k, v)
+			fmt.Fprintf(stdout, "%-20s %s\n", k, v)
 		}
 		return 0
 	}
 	if *cleanup {
 		if err := runner.Preflight(); err != nil && os.Geteuid() != 0 {
-			fmt.Fprintln(os.Stderr, err)
+			fmt.Fprintln(stderr, err)
 			return 2
 		}
 		did := runner.Cleanup(8)
 		if len(did) == 0 {
-			fmt.Println("nothing to clean up")
+			fmt.Fprintln(stdout, "nothing to clean up")
 		}
 		for _, d := range did {
-			fmt.Println(d)
+			fmt.Fprintln(stdout, d)
 		}
 		return 0
 	}
 	if *check != "" {
-		f, err := os.Open(*check)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 2
-		}
-		entries, err := history.Read(f)
-		f.Close()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 2
-		}
-		ops := history.Pair(entries)
-		res := checker.Check(ops, checker.Options{})
-		report.Text(os.Stdout, report.Data{Title: "re-check of " + *check, Ops: ops, Result: res, Verdict: verdict(res)})
-		if len(res.Anomalies) > 0 {
-			return 1
-		}
-		return 0
+		return recheck(*check, stdout, stderr)
 	}
 
-	cfg := runner.Config{Name: *mode, Nodes: 3, Workers: 6, Think: 40 * time.Millisecond, OpTimeout: 2 * time.Second,
-		Contexts: 6, Election: 500 * time.Millisecond, Seed: *seed}
-	switch *mode {
-	case "smoke":
-		cfg.Duration, cfg.FaultFor, cfg.HealFor = 50*time.Second, 10*time.Second, 6*time.Second
-		cfg.Nemeses = []string{"partition-leader", "kill", "pause-leader"}
-	case "negative":
-		cfg.Duration, cfg.FaultFor, cfg.HealFor = 36*time.Second, 12*time.Second, 5*time.Second
-		cfg.Nemeses = []string{"partition-follower"}
-		cfg.UnsafeReads, cfg.Negative = true, true
-	case "full":
-		cfg.Duration, cfg.FaultFor, cfg.HealFor = 17*time.Minute, 12*time.Second, 8*time.Second
-		cfg.Nemeses = []string{"partition-leader", "kill", "partition-halves", "pause-leader", "partition-bridge", "kill-leader",
-			"loss", "partition-oneway", "pause", "kill-all", "power-loss", "power-loss-all", "pause-kill", "partition-follower", "membership", "membership-leader", "membership-quick",
-			"latency", "clock-bump", "clock-strobe"}
-	default:
-		fmt.Fprintf(os.Stderr, "unknown -mode %q: smoke, negative or full\n", *mode)
+	cfg, err := configure(*mode, *seed, *dur, *nemeses)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
 		return 2
-	}
-	if *dur > 0 {
-		cfg.Duration = *dur
-	}
-	if *nemeses != "" {
-		cfg.Nemeses = strings.Split(*nemeses, ",")
-	}
-	if err := runner.CheckSchedule(cfg.Nemeses); err != nil {
-		fmt.Fprintf(os.Stderr, "%v (see -list)\n", err)
-		return 2
-	}
-	cfg.RaftProxy = runner.NeedsRaftProxy(cfg.Nemeses) // Raft proxies only when needed
-	cfg.LazyFS = runner.NeedsLazyFS(cfg.Nemeses)       // data directories on lazyfs only for power loss
-	if cfg.Seed == 0 {
-		cfg.Seed = time.Now().UnixNano()
 	}
 	if err := runner.Preflight(); err != nil {
-		fmt.Fprintln(os.Stderr, "jepsen:", err)
+		fmt.Fprintln(stderr, "jepsen:", err)
 		return 2
 	}
 	if *out == "" {
 		*out = filepath.Join("bin", "jepsen", fmt.Sprintf("%s-%s", *mode, time.Now().Format("20060102-150405")))
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 2
 	}
 	cfg.OutDir = *out
@@ -140,17 +107,17 @@ func run() int {
 	defer stop()
 	hard := cfg.Duration + 6*time.Minute
 	watchdog := time.AfterFunc(hard, func() {
-		fmt.Fprintf(os.Stderr, "jepsen: watchdog: run exceeded %s; cleaning up and exiting\n", hard)
+		fmt.Fprintf(stderr, "jepsen: watchdog: run exceeded %s; cleaning up and exiting\n", hard)
 		runner.Cleanup(cfg.Nodes + 2)
 		os.Exit(3)
 	})
 	defer watchdog.Stop()
 
-	fmt.Printf("jepsen %s: seed %d, output %s\n", *mode, cfg.Seed, *out)
+	fmt.Fprintf(stdout, "jepsen %s: seed %d, output %s\n", *mode, cfg.Seed, *out)
 	if *bin == "" {
 		b, err := runner.Build(ctx, *repo, *out)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "jepsen:", err)
+			fmt.Fprintln(stderr, "jepsen:", err)
 			return 2
 		}
 		*bin = b
@@ -158,37 +125,22 @@ func run() int {
 	cfg.Bin, _ = filepath.Abs(*bin)
 	o, err := runner.Run(ctx, cfg)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "jepsen: run failed:", err)
+		fmt.Fprintln(stderr, "jepsen: run failed:", err)
 		if o == nil || len(o.Entries) == 0 {
 			return 2
 		}
 	}
-	fmt.Println("checking the history…")
+	fmt.Fprintln(stdout, "checking the history…")
 	ops := history.Pair(o.Entries)
 	res := checker.Check(ops, checker.Options{PorcupineTimeoutSec: 60})
-	v := verdict(res)
-	code := 0
-	if len(res.Anomalies) > 0 {
-		code = 1
-	}
-	if err != nil {
-		v, code = "FAIL: the run did not complete: "+err.Error()+"; "+v, 1
-	}
-	if cfg.Negative {
-		n := res.Kinds()["stale-read"]
-		if n > 0 {
-			v, code = fmt.Sprintf("PASS (negative control): the checkers reported %d stale reads from nodes with --unsafe-local-reads; %s", n, v), 0
-		} else {
-			v, code = "FAIL (negative control): no stale read was reported against --unsafe-local-reads nodes; "+v, 1
-		}
-	}
+	v, code := outcome(res, err, cfg.Negative)
 	cj, _ := json.MarshalIndent(cfg, "", "  ")
 	d := report.Data{Title: fmt.Sprintf("FACTSTR fault suite: %s run", *mode), Config: string(cj), Ops: ops, Result: res, Notes: o.Notes,
 		Verdict: v, Duration: o.Finished.Sub(o.Started).Seconds()}
 	write := func(name string, f func(*os.File)) {
 		fh, err := os.Create(filepath.Join(*out, name))
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
+			fmt.Fprintln(stderr, err)
 			return
 		}
 		f(fh)
@@ -206,9 +158,94 @@ func run() int {
 			_ = p.WriteVisualization(filepath.Join(*out, "porcupine-"+p.Name+".html"))
 		}
 	}
-	report.Text(os.Stdout, d)
-	fmt.Printf("\nreport: %s\n", filepath.Join(*out, "report.html"))
+	report.Text(stdout, d)
+	fmt.Fprintf(stdout, "\nreport: %s\n", filepath.Join(*out, "report.html"))
 	return code
+}
+
+// configure returns the run configuration of a mode (smoke, negative or
+// full), with the workload duration (if > 0) and the nemesis schedule (if
+// not "") overridden, and a seed from the clock for seed 0.
+func configure(mode string, seed int64, dur time.Duration, nemeses string) (runner.Config, error) {
+	cfg := runner.Config{Name: mode, Nodes: 3, Workers: 6, Think: 40 * time.Millisecond, OpTimeout: 2 * time.Second,
+		Contexts: 6, Election: 500 * time.Millisecond, Seed: seed}
+	switch mode {
+	case "smoke":
+		cfg.Duration, cfg.FaultFor, cfg.HealFor = 50*time.Second, 10*time.Second, 6*time.Second
+		cfg.Nemeses = []string{"partition-leader", "kill", "pause-leader"}
+	case "negative":
+		cfg.Duration, cfg.FaultFor, cfg.HealFor = 36*time.Second, 12*time.Second, 5*time.Second
+		cfg.Nemeses = []string{"partition-follower"}
+		cfg.UnsafeReads, cfg.Negative = true, true
+	case "full":
+		cfg.Duration, cfg.FaultFor, cfg.HealFor = 17*time.Minute, 12*time.Second, 8*time.Second
+		cfg.Nemeses = []string{"partition-leader", "kill", "partition-halves", "pause-leader", "partition-bridge", "kill-leader",
+			"loss", "partition-oneway", "pause", "kill-all", "power-loss", "power-loss-all", "pause-kill", "partition-follower", "membership", "membership-leader", "membership-quick",
+			"latency", "clock-bump", "clock-strobe"}
+	default:
+		return runner.Config{}, fmt.Errorf("unknown -mode %q: smoke, negative or full", mode)
+	}
+	if dur > 0 {
+		cfg.Duration = dur
+	}
+	if nemeses != "" {
+		cfg.Nemeses = strings.Split(nemeses, ",")
+	}
+	if err := runner.CheckSchedule(cfg.Nemeses); err != nil {
+		return runner.Config{}, fmt.Errorf("%w (see -list)", err)
+	}
+	cfg.RaftProxy = runner.NeedsRaftProxy(cfg.Nemeses) // Raft proxies only when needed
+	cfg.LazyFS = runner.NeedsLazyFS(cfg.Nemeses)       // data directories on lazyfs only for power loss
+	if cfg.Seed == 0 {
+		cfg.Seed = time.Now().UnixNano()
+	}
+	return cfg, nil
+}
+
+// recheck re-checks a recorded history and prints the report; it returns
+// 1 if the checkers found anomalies, 2 if the history cannot be read.
+func recheck(path string, stdout, stderr io.Writer) int {
+	f, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	entries, err := history.Read(f)
+	f.Close()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	ops := history.Pair(entries)
+	res := checker.Check(ops, checker.Options{})
+	report.Text(stdout, report.Data{Title: "re-check of " + path, Ops: ops, Result: res, Verdict: verdict(res)})
+	if len(res.Anomalies) > 0 {
+		return 1
+	}
+	return 0
+}
+
+// outcome is the verdict of a run and its exit code: 0 only if the run
+// completed without anomalies, or, for the negative control, if the
+// checkers found the stale reads its nodes were set up to serve.
+func outcome(res *checker.Result, runErr error, negative bool) (string, int) {
+	v := verdict(res)
+	code := 0
+	if len(res.Anomalies) > 0 {
+		code = 1
+	}
+	if runErr != nil {
+		v, code = "FAIL: the run did not complete: "+runErr.Error()+"; "+v, 1
+	}
+	if negative {
+		n := res.Kinds()["stale-read"]
+		if n > 0 {
+			v, code = fmt.Sprintf("PASS (negative control): the checkers reported %d stale reads from nodes with --unsafe-local-reads; %s", n, v), 0
+		} else {
+			v, code = "FAIL (negative control): no stale read was reported against --unsafe-local-reads nodes; "+v, 1
+		}
+	}
+	return v, code
 }
 
 func verdict(r *checker.Result) string {
