@@ -42,7 +42,7 @@ type subscription struct {
 	stopped   bool
 	stopCause error // why stopped was set: nil for Unsubscribe
 	err       error // why the stream ended; set before done is closed
-	inHandler bool // a handler call is running: Unsubscribe does not wait
+	inHandler bool  // a handler call is running: Unsubscribe does not wait
 	started   bool
 	sendMu    sync.Mutex
 	dstream   grpc.BidiStreamingClient[factstrv1.StreamDurableRequest, factstrv1.StreamDurableResponse]

@@ -750,4 +750,3 @@ func (s *subscription) tryRelease() bool {
 }
 
 type catchUpCtx struct{}
-

@@ -209,4 +209,3 @@ func ownCopy(recs []contract.EventRecord) []contract.EventRecord {
 	}
 	return out
 }
-
