@@ -19,53 +19,78 @@ const pruneEvery = time.Minute
 
 // Append commits events as one batch (contract.EventStore).
 func (s *Store) Append(ctx context.Context, events []contract.NewEvent) (contract.AppendResult, error) {
+	o, err := s.AppendWith(ctx, events, contract.AppendOptions{})
+	return o.AppendResult, err
+}
+
+// AppendWith is Append with explicit options (contract.IdempotentAppender):
+// a retry with the same idempotency key returns the first outcome, marked
+// Duplicate. An empty key is the context's (contract.WithIdempotencyKey).
+func (s *Store) AppendWith(ctx context.Context, events []contract.NewEvent, opts contract.AppendOptions) (contract.AppendOutcome, error) {
 	if err := s.writable(); err != nil {
-		return contract.AppendResult{}, err
+		return contract.AppendOutcome{}, err
 	}
 	if err := s.disk.Check(); err != nil {
-		return contract.AppendResult{}, err
+		return contract.AppendOutcome{}, err
 	}
 	if err := contract.ValidateEvents(events, s.opts.limits); err != nil {
-		return contract.AppendResult{}, err
+		return contract.AppendOutcome{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return contract.AppendResult{}, err
+		return contract.AppendOutcome{}, err
 	}
 	return appendOutcome(s.submit(Command{Op: OpAppend, Events: events, OccurredAt: s.opts.now().UTC(),
-		IdempotencyKey: contract.IdempotencyKey(ctx)}))
+		IdempotencyKey: keyOf(ctx, opts)}))
 }
 
 // AppendIf commits events only if the context's current version is
 // expected; otherwise it returns *contract.ConflictError (contract.EventStore).
 func (s *Store) AppendIf(ctx context.Context, events []contract.NewEvent, query contract.EventQuery, expected uint64) (contract.AppendResult, error) {
-	if err := s.writable(); err != nil {
-		return contract.AppendResult{}, err
-	}
-	if err := s.disk.Check(); err != nil {
-		return contract.AppendResult{}, err
-	}
-	if err := contract.ValidateEvents(events, s.opts.limits); err != nil {
-		return contract.AppendResult{}, err
-	}
-	if err := contract.ValidateContext(query, s.opts.limits); err != nil {
-		return contract.AppendResult{}, err
-	}
-	if err := ctx.Err(); err != nil {
-		return contract.AppendResult{}, err
-	}
-	return appendOutcome(s.submit(Command{Op: OpAppendIf, Events: events, Query: query, Expected: expected,
-		OccurredAt: s.opts.now().UTC(), IdempotencyKey: contract.IdempotencyKey(ctx)}))
+	o, err := s.AppendIfWith(ctx, events, query, expected, contract.AppendOptions{})
+	return o.AppendResult, err
 }
 
-func appendOutcome(res Result, err error) (contract.AppendResult, error) {
+// AppendIfWith is AppendIf with explicit options, as AppendWith.
+func (s *Store) AppendIfWith(ctx context.Context, events []contract.NewEvent, query contract.EventQuery, expected uint64, opts contract.AppendOptions) (contract.AppendOutcome, error) {
+	if err := s.writable(); err != nil {
+		return contract.AppendOutcome{}, err
+	}
+	if err := s.disk.Check(); err != nil {
+		return contract.AppendOutcome{}, err
+	}
+	if err := contract.ValidateEvents(events, s.opts.limits); err != nil {
+		return contract.AppendOutcome{}, err
+	}
+	if err := contract.ValidateContext(query, s.opts.limits); err != nil {
+		return contract.AppendOutcome{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return contract.AppendOutcome{}, err
+	}
+	return appendOutcome(s.submit(Command{Op: OpAppendIf, Events: events, Query: query, Expected: expected,
+		OccurredAt: s.opts.now().UTC(), IdempotencyKey: keyOf(ctx, opts)}))
+}
+
+func appendOutcome(res Result, err error) (contract.AppendOutcome, error) {
 	if err != nil {
-		return contract.AppendResult{}, err
+		return contract.AppendOutcome{}, err
 	}
 	if res.Err != nil {
-		return contract.AppendResult{}, res.Err
+		return contract.AppendOutcome{Duplicate: res.Duplicate}, res.Err
 	}
-	return res.Append, nil
+	return contract.AppendOutcome{AppendResult: res.Append, Duplicate: res.Duplicate}, nil
 }
+
+// keyOf is the call's idempotency key: the explicit one, else the
+// context's.
+func keyOf(ctx context.Context, opts contract.AppendOptions) string {
+	if opts.IdempotencyKey != "" {
+		return opts.IdempotencyKey
+	}
+	return contract.IdempotencyKey(ctx)
+}
+
+var _ contract.IdempotentAppender = (*Store)(nil)
 
 func (s *Store) writable() error {
 	if s.closing.Load() {

@@ -276,16 +276,22 @@ func mapErr(err error) error {
 	return wire.FromStatus(err)
 }
 
-// Append commits events as one batch.
+// Append commits events as one batch. Its idempotency key is the
+// context's (contract.WithIdempotencyKey) or one the client makes, so a
+// retry after a lost answer never appends twice.
 func (c *Client) Append(ctx context.Context, events []contract.NewEvent) (contract.AppendResult, error) {
+	o, err := c.AppendWith(ctx, events, contract.AppendOptions{})
+	return o.AppendResult, err
+}
+
+// AppendWith is Append with explicit options (contract.IdempotentAppender);
+// its outcome says whether the key had been used: then nothing was
+// appended and the result is the first call's.
+func (c *Client) AppendWith(ctx context.Context, events []contract.NewEvent, opts contract.AppendOptions) (contract.AppendOutcome, error) {
 	if len(events) == 0 {
-		return contract.AppendResult{}, contract.ErrEmptyAppend
+		return contract.AppendOutcome{}, contract.ErrEmptyAppend
 	}
-	key := contract.IdempotencyKey(ctx)
-	if key == "" {
-		key = c.keys.next()
-	}
-	req := &factstrv1.WritesRequest{Call: &factstrv1.WritesRequest_Append{Append: &factstrv1.AppendRequest{Events: wire.EventsToProto(events), IdempotencyKey: key}}}
+	req := &factstrv1.WritesRequest{Call: &factstrv1.WritesRequest_Append{Append: &factstrv1.AppendRequest{Events: wire.EventsToProto(events), IdempotencyKey: c.keyOf(ctx, opts)}}}
 	var resp *factstrv1.AppendResponse
 	err := c.call(ctx, func(a *attempt, node int) error {
 		r, err := c.writeAt(a.ctx, node, req)
@@ -293,21 +299,23 @@ func (c *Client) Append(ctx context.Context, events []contract.NewEvent) (contra
 		return err
 	})
 	if err != nil {
-		return contract.AppendResult{}, mapErr(err)
+		return contract.AppendOutcome{}, mapErr(err)
 	}
-	return contract.AppendResult{FirstSequenceNumber: resp.GetFirstSequenceNumber(), LastSequenceNumber: resp.GetLastSequenceNumber(), CommittedCount: resp.GetCommittedCount()}, nil
+	return contract.AppendOutcome{AppendResult: contract.AppendResult{FirstSequenceNumber: resp.GetFirstSequenceNumber(), LastSequenceNumber: resp.GetLastSequenceNumber(), CommittedCount: resp.GetCommittedCount()}, Duplicate: resp.GetDuplicate()}, nil
 }
 
 // AppendIf commits events only if the context's version is expected.
 func (c *Client) AppendIf(ctx context.Context, events []contract.NewEvent, query contract.EventQuery, expected uint64) (contract.AppendResult, error) {
+	o, err := c.AppendIfWith(ctx, events, query, expected, contract.AppendOptions{})
+	return o.AppendResult, err
+}
+
+// AppendIfWith is AppendIf with explicit options, as AppendWith.
+func (c *Client) AppendIfWith(ctx context.Context, events []contract.NewEvent, query contract.EventQuery, expected uint64, opts contract.AppendOptions) (contract.AppendOutcome, error) {
 	if len(events) == 0 {
-		return contract.AppendResult{}, contract.ErrEmptyAppend
+		return contract.AppendOutcome{}, contract.ErrEmptyAppend
 	}
-	key := contract.IdempotencyKey(ctx)
-	if key == "" {
-		key = c.keys.next()
-	}
-	req := &factstrv1.WritesRequest{Call: &factstrv1.WritesRequest_AppendIf{AppendIf: &factstrv1.AppendIfRequest{Events: wire.EventsToProto(events), Context: wire.QueryToProto(query), ExpectedContextVersion: expected, IdempotencyKey: key}}}
+	req := &factstrv1.WritesRequest{Call: &factstrv1.WritesRequest_AppendIf{AppendIf: &factstrv1.AppendIfRequest{Events: wire.EventsToProto(events), Context: wire.QueryToProto(query), ExpectedContextVersion: expected, IdempotencyKey: c.keyOf(ctx, opts)}}}
 	var resp *factstrv1.AppendIfResponse
 	err := c.call(ctx, func(a *attempt, node int) error {
 		r, err := c.writeAt(a.ctx, node, req)
@@ -315,10 +323,24 @@ func (c *Client) AppendIf(ctx context.Context, events []contract.NewEvent, query
 		return err
 	})
 	if err != nil {
-		return contract.AppendResult{}, mapErr(err)
+		return contract.AppendOutcome{}, mapErr(err)
 	}
-	return contract.AppendResult{FirstSequenceNumber: resp.GetFirstSequenceNumber(), LastSequenceNumber: resp.GetLastSequenceNumber(), CommittedCount: resp.GetCommittedCount()}, nil
+	return contract.AppendOutcome{AppendResult: contract.AppendResult{FirstSequenceNumber: resp.GetFirstSequenceNumber(), LastSequenceNumber: resp.GetLastSequenceNumber(), CommittedCount: resp.GetCommittedCount()}, Duplicate: resp.GetDuplicate()}, nil
 }
+
+// keyOf is the call's idempotency key: the explicit one, else the
+// context's, else a new one.
+func (c *Client) keyOf(ctx context.Context, opts contract.AppendOptions) string {
+	if opts.IdempotencyKey != "" {
+		return opts.IdempotencyKey
+	}
+	if key := contract.IdempotencyKey(ctx); key != "" {
+		return key
+	}
+	return c.keys.next()
+}
+
+var _ contract.IdempotentAppender = (*Client)(nil)
 
 // Query reads the matching events, linearizable unless ctx carries other
 // read options (contract.WithReadOptions).

@@ -101,7 +101,8 @@ func (s *EventStore) AppendIf(ctx context.Context, req *factstrv1.AppendIfReques
 }
 
 // append and appendIf hand the key to a store that takes it explicitly and
-// reports duplicates (a cluster node); any other store gets it through the
+// reports duplicates (a cluster node, boltstore, the Go client); any other
+// store (memstore, which keeps no keys) gets it through the
 // context and reports none.
 func (s *EventStore) append(ctx context.Context, events []contract.NewEvent, key string) (contract.AppendOutcome, error) {
 	if a, ok := s.store.(contract.IdempotentAppender); ok {
