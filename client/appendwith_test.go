@@ -22,14 +22,9 @@ func TestAppendWithReportsDuplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	addr := serve(t, server.NewEventStore(store, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, []string{addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := dialServed(t, store)
 	evs := []contract.NewEvent{{Type: "A", Payload: json.RawMessage(`{}`)}}
 	opts := contract.AppendOptions{IdempotencyKey: "order-7"}
 
@@ -49,4 +44,18 @@ func TestAppendWithReportsDuplicates(t *testing.T) {
 	if err != nil || other.Duplicate || other.FirstSequenceNumber != 2 {
 		t.Fatalf("AppendWith without a key = %+v, %v; want a new append at 2", other, err)
 	}
+}
+
+// dialServed serves store's EventStoreService on a loopback socket and
+// returns a client of it, closed when the test ends.
+func dialServed(t *testing.T, store contract.EventStore) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, []string{serve(t, server.NewEventStore(store, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }

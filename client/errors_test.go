@@ -6,9 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/factstr/factstr-go/client"
 	"github.com/factstr/factstr-go/contract"
-	"github.com/factstr/factstr-go/internal/server"
 	"github.com/factstr/factstr-go/memstore"
 )
 
@@ -17,14 +15,9 @@ import (
 func TestSentinelsCrossTheWire(t *testing.T) {
 	store := memstore.New()
 	t.Cleanup(func() { _ = store.Close() })
-	addr := serve(t, server.NewEventStore(store, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, []string{addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := dialServed(t, store)
 	if _, err := c.Append(ctx, []contract.NewEvent{{Type: "A", Payload: []byte(`{}`)}}); err != nil {
 		t.Fatal(err)
 	}
