@@ -106,6 +106,7 @@ func Check(ops []history.Op, opt Options) *Result {
 	r.realTime()
 	r.reads()
 	r.consumers()
+	r.parking()    // park.go
 	r.live()       // live.go
 	r.membership() // membership.go
 	if !opt.SkipPorcupine {
@@ -638,12 +639,16 @@ func (r *run) checkContent(o history.Op, ctx string) string {
 
 // consumers: per durable name, deliveries are ordered, atomic, gapless;
 // duplicates only where a fault made them allowed; finally every
-// matching fact was handled.
+// matching fact was handled. A consumer group is checked per key (each
+// key's facts in order, by whichever member); a parking consumer is
+// checked by parking (park.go).
 func (r *run) consumers() {
 	c := r.checker("durable consumers: every matching fact, in order, atomic batches, duplicates only after faults")
 	defer c.done()
 	byName := map[string][]history.Op{}
 	filter := map[string]string{}
+	group := map[string]string{}
+	parks := map[string]bool{}
 	var names []string
 	for _, o := range r.ops {
 		switch o.F {
@@ -654,96 +659,177 @@ func (r *run) consumers() {
 			byName[o.Args.Name] = append(byName[o.Args.Name], o)
 		case history.FSubscribe:
 			filter[o.Args.Name] = o.Args.Ctx
+			if o.Args.Group != "" {
+				group[o.Args.Name] = o.Args.Group
+			}
+			if o.Args.Park > 0 {
+				parks[o.Args.Name] = true
+			}
 		}
 	}
 	sort.Strings(names)
 	dups := 0
 	for _, name := range names {
-		ctx := filter[name]
-		var expect []uint64 // matching seqs in the final log
-		if r.haveLog {
-			for _, e := range r.log {
-				if ctx == "" || e.Ctx == ctx {
-					expect = append(expect, e.Seq)
-				}
-			}
-		}
-		pos := map[uint64]int{}
-		for i, s := range expect {
-			pos[s] = i
-		}
-		var cursor uint64 // last seq handled successfully
-		handledAt := map[uint64]int64{}
-		var prev history.Op
-		for _, d := range byName[name] {
-			c.n++
-			ev := d.Args.Events
-			if len(ev) == 0 {
-				continue
-			}
-			for i := 1; i < len(ev); i++ {
-				if ev[i].Seq <= ev[i-1].Seq {
-					c.anomaly("consumer-order", d.Call, fmt.Sprintf("%s received a batch out of order (seq %d after %d)", name, ev[i].Seq, ev[i-1].Seq), d)
-				}
-			}
-			for _, e := range ev {
-				if ctx != "" && e.Ctx != ctx {
-					c.anomaly("consumer-filter", d.Call, fmt.Sprintf("%s (filter %s) received seq %d of context %s", name, ctx, e.Seq, e.Ctx), d)
-				}
-			}
-			if b, ok := r.batchOf[ev[0].Seq]; ok && r.haveLog {
-				var want []uint64
-				for s := b[0]; s <= b[1]; s++ {
-					if ctx == "" || r.bySeq[s].Ctx == ctx {
-						want = append(want, s)
-					}
-				}
-				if len(want) > 0 && (ev[0].Seq != want[0] || ev[len(ev)-1].Seq < want[len(want)-1]) {
-					c.anomaly("consumer-torn-batch", d.Call, fmt.Sprintf("%s received seq %d–%d of a batch committed as %d–%d", name, ev[0].Seq, ev[len(ev)-1].Seq, b[0], b[1]), d)
-				}
-			}
-			first := ev[0].Seq
-			if r.haveLog {
-				next := uint64(0)
-				if i, ok := pos[cursor]; ok && i+1 < len(expect) {
-					next = expect[i+1]
-				} else if cursor == 0 && len(expect) > 0 {
-					next = expect[0]
-				}
-				switch {
-				case first <= cursor:
-					if t, ok := handledAt[first]; ok && r.faultBetween(t, d.Call) {
-						dups++
-						if dups <= 20 {
-							r.res.Notes = append(r.res.Notes, fmt.Sprintf("allowed redelivery: %s received seq %d again at %.3fs (first handled at %.3fs) after a fault: %s",
-								name, first, float64(d.Call)/1e9, float64(t)/1e9, r.faultAt(t)))
-						}
-					} else {
-						c.anomaly("consumer-duplicate", d.Call, fmt.Sprintf("%s received seq %d again after handling it successfully, with no fault in between", name, first), prev, d)
-					}
-				case next != 0 && first > next:
-					c.anomaly("consumer-gap", d.Call, fmt.Sprintf("%s skipped matching facts: after handling up to seq %d it received seq %d; seq %d was due", name, cursor, first, next), prev, d)
-				}
-			}
-			if d.Type == history.OK {
-				for _, e := range ev {
-					if _, ok := handledAt[e.Seq]; !ok {
-						handledAt[e.Seq] = d.Return
-					}
-				}
-				cursor = max(cursor, ev[len(ev)-1].Seq)
-			}
-			prev = d
-		}
-		missing := 0
-		for _, s := range expect {
-			if _, ok := handledAt[s]; !ok {
-				missing++
-			}
-		}
-		if r.haveLog && len(expect) > 0 && (cursor < expect[len(expect)-1] || missing > 0) {
-			c.anomaly("consumer-incomplete", inf, fmt.Sprintf("%s ended at seq %d; the final log's last matching fact is %d (%d matching facts never handled)", name, cursor, expect[len(expect)-1], missing), prev)
+		switch {
+		case parks[name]:
+			continue // park.go
+		case group[name] != "":
+			dups += r.checkGroup(c, name, byName[name])
+		default:
+			dups += r.checkConsumer(c, name, filter[name], byName[name], nil)
 		}
 	}
 	c.note = fmt.Sprintf("%d allowed redeliveries after faults", dups)
+}
+
+// checkGroup checks a consumer group's deliveries key by key (the
+// workload's key is the context): each key's facts in order, atomic,
+// gapless, duplicates only after faults, all handled, whichever member
+// handled them.
+func (r *run) checkGroup(c *counter, name string, deliveries []history.Op) int {
+	byKey := map[string][]history.Op{}
+	for _, d := range deliveries {
+		for _, e := range d.Args.Events {
+			if len(byKey[e.Ctx]) == 0 || byKey[e.Ctx][len(byKey[e.Ctx])-1].ID != d.ID {
+				byKey[e.Ctx] = append(byKey[e.Ctx], d)
+			}
+		}
+	}
+	keys := map[string]bool{}
+	for k := range byKey {
+		keys[k] = true
+	}
+	for _, e := range r.log {
+		keys[e.Ctx] = true
+	}
+	dups := 0
+	for _, k := range sortedKeys(keys) {
+		var part []history.Op
+		for _, d := range byKey[k] {
+			d.Args.Events = eventsOf(d.Args.Events, k)
+			part = append(part, d)
+		}
+		dups += r.checkConsumer(c, name+"/"+k, k, part, nil)
+	}
+	return dups
+}
+
+func eventsOf(evs []history.Event, ctx string) []history.Event {
+	var out []history.Event
+	for _, e := range evs {
+		if e.Ctx == ctx {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkConsumer checks one durable stream's deliveries (a name, or one
+// key of a group): of the facts matching ctx ("" for all) in the final
+// log, minus skip (a parking consumer's parked facts), every one handled,
+// in order, in whole committed batches, duplicates only after faults. It
+// returns the allowed redeliveries.
+func (r *run) checkConsumer(c *counter, name, ctx string, deliveries []history.Op, skip map[uint64]bool) int {
+	dups := 0
+	var expect []uint64 // matching seqs in the final log
+	if r.haveLog {
+		for _, e := range r.log {
+			if (ctx == "" || e.Ctx == ctx) && !skip[e.Seq] {
+				expect = append(expect, e.Seq)
+			}
+		}
+	}
+	pos := map[uint64]int{}
+	for i, s := range expect {
+		pos[s] = i
+	}
+	var cursor uint64 // last seq handled successfully
+	handledAt := map[uint64]int64{}
+	var prev history.Op
+	for _, d := range deliveries {
+		c.n++
+		ev := d.Args.Events
+		if len(ev) == 0 {
+			continue
+		}
+		for i := 1; i < len(ev); i++ {
+			if ev[i].Seq <= ev[i-1].Seq {
+				c.anomaly("consumer-order", d.Call, fmt.Sprintf("%s received a batch out of order (seq %d after %d)", name, ev[i].Seq, ev[i-1].Seq), d)
+			}
+		}
+		for _, e := range ev {
+			if ctx != "" && e.Ctx != ctx {
+				c.anomaly("consumer-filter", d.Call, fmt.Sprintf("%s (filter %s) received seq %d of context %s", name, ctx, e.Seq, e.Ctx), d)
+			}
+		}
+		if b, ok := r.batchOf[ev[0].Seq]; ok && r.haveLog {
+			var want []uint64
+			for s := b[0]; s <= b[1]; s++ {
+				if ctx == "" || r.bySeq[s].Ctx == ctx {
+					want = append(want, s)
+				}
+			}
+			if len(want) > 0 && (ev[0].Seq != want[0] || ev[len(ev)-1].Seq < want[len(want)-1]) {
+				c.anomaly("consumer-torn-batch", d.Call, fmt.Sprintf("%s received seq %d–%d of a batch committed as %d–%d", name, ev[0].Seq, ev[len(ev)-1].Seq, b[0], b[1]), d)
+			}
+		}
+		first := ev[0].Seq
+		if r.haveLog && !skip[first] {
+			next := uint64(0)
+			if i, ok := pos[cursor]; ok && i+1 < len(expect) {
+				next = expect[i+1]
+			} else if cursor == 0 && len(expect) > 0 {
+				next = expect[0]
+			} else if !ok && cursor > 0 {
+				// the cursor is on a skipped (parked) fact: the next
+				// expected one after it
+				i := sort.Search(len(expect), func(i int) bool { return expect[i] > cursor })
+				if i < len(expect) {
+					next = expect[i]
+				}
+			}
+			switch {
+			case first <= cursor:
+				if t, ok := handledAt[first]; ok && r.faultBetween(t, d.Call) {
+					dups++
+					if dups <= 20 {
+						r.res.Notes = append(r.res.Notes, fmt.Sprintf("allowed redelivery: %s received seq %d again at %.3fs (first handled at %.3fs) after a fault: %s",
+							name, first, float64(d.Call)/1e9, float64(t)/1e9, r.faultAt(t)))
+					}
+				} else {
+					c.anomaly("consumer-duplicate", d.Call, fmt.Sprintf("%s received seq %d again after handling it successfully, with no fault in between", name, first), prev, d)
+				}
+			case next != 0 && first > next:
+				c.anomaly("consumer-gap", d.Call, fmt.Sprintf("%s skipped matching facts: after handling up to seq %d it received seq %d; seq %d was due", name, cursor, first, next), prev, d)
+			}
+		}
+		if d.Type == history.OK {
+			for _, e := range ev {
+				if _, ok := handledAt[e.Seq]; !ok {
+					handledAt[e.Seq] = d.Return
+				}
+			}
+			cursor = max(cursor, ev[len(ev)-1].Seq)
+		}
+		prev = d
+	}
+	missing := 0
+	for _, s := range expect {
+		if _, ok := handledAt[s]; !ok {
+			missing++
+		}
+	}
+	if r.haveLog && len(expect) > 0 && (cursor < expect[len(expect)-1] || missing > 0) {
+		c.anomaly("consumer-incomplete", inf, fmt.Sprintf("%s ended at seq %d; the final log's last matching fact is %d (%d matching facts never handled)", name, cursor, expect[len(expect)-1], missing), prev)
+	}
+	return dups
 }

@@ -93,6 +93,17 @@ func good() *hb {
 		deliver("d1", 1, 21, false, e3).
 		deliver("d1", 2, 22, true, e3).
 		deliver("d1", 2, 41, true, e4).
+		// a consumer group keyed by context: c1's facts by one member, c2's by another
+		add(history.Op{Proc: 4, Worker: "group-g1-m1", F: history.FSubscribe, Type: history.Info, Call: 0, Return: ms(100), Args: history.Value{Name: "g1", Group: "ctx"}}).
+		deliver("g1", 1, 11, true, e1, e2).
+		deliver("g1", 1, 21, true, e3).
+		deliver("g1", 1, 41, true, e4).
+		// a parking consumer (no poison in this log: it handles everything)
+		add(history.Op{Proc: 5, Worker: "consumer-p1", F: history.FSubscribe, Type: history.Info, Call: 0, Return: ms(100), Args: history.Value{Name: "p1", Park: 2}}).
+		deliver("p1", 1, 11, true, e1, e2).
+		deliver("p1", 1, 21, true, e3).
+		deliver("p1", 1, 41, true, e4).
+		add(history.Op{Proc: 5, Worker: "consumer-p1", F: history.FParked, Type: history.OK, Call: ms(1002), Return: ms(1003), Args: history.Value{Name: "p1"}}).
 		add(history.Op{Proc: -1, Worker: "nemesis", F: history.FMemberCheck, Type: history.OK, Call: ms(60), Return: ms(61),
 			Args: history.Value{Fault: "n3 stayed out of the configuration while it kept running"}})
 	for _, n := range []string{"n1", "n2", "n3"} {
@@ -243,8 +254,8 @@ func TestIndefiniteAppendResolved(t *testing.T) {
 	for _, n := range []string{"n1", "n2", "n3"} {
 		b.final(n, ev(1, "a1", "c1"), ev(2, "a2", "c1"), ev(3, "b1", "c2"), ev(4, "a3", "c1"), ev(5, "b2", "c2"))
 	}
-	// The consumer did not reach seq 5 in this hand-made history; add it.
-	b.deliver("d1", 2, 70, true, ev(5, "b2", "c2"))
+	// The consumers did not reach seq 5 in this hand-made history; add it.
+	b.deliver("d1", 2, 70, true, ev(5, "b2", "c2")).deliver("g1", 1, 70, true, ev(5, "b2", "c2")).deliver("p1", 1, 70, true, ev(5, "b2", "c2"))
 	for _, a := range check(t, b).Anomalies {
 		t.Errorf("unexpected %s: %s %v", a.Kind, a.Explain, a.Ops)
 	}

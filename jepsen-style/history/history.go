@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"sort"
@@ -41,7 +42,19 @@ const (
 	FLiveSubscribe = "live_subscribe"
 	// FLive is one batch delivered to a live subscription: v.name, v.inc, v.events.
 	FLive = "live"
+	// FParked is the final list of a parking consumer's parked events,
+	// read after healing: v.name; the result's events.
+	FParked = "parked"
 )
+
+// Poison reports whether the parking consumer's handler refuses the
+// event with this id: about one id in forty, decided by the id alone so
+// that the checker knows which events had to be parked.
+func Poison(id string) bool {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return h.Sum32()%40 == 0
+}
 
 // Event is one committed fact as observed: its sequence number and its
 // globally unique id (from the payload).
@@ -70,6 +83,14 @@ type Value struct {
 	Incarnation int      `json:"inc,omitempty"`
 	Fault       string   `json:"fault,omitempty"` // nemesis description
 	Key         string   `json:"key,omitempty"`   // idempotency key
+	// Group is the partition key of a consumer group's subscription
+	// (FSubscribe of a member): the name is a group.
+	Group string `json:"group,omitempty"`
+	// Park is the deliveries a parking consumer tries before it parks a
+	// batch (FSubscribe): the name parks what it cannot handle.
+	Park int `json:"park,omitempty"`
+	// Attempt is a delivery's attempt number (FDeliver), 1 for the first.
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // Entry is one line of the history.
