@@ -259,6 +259,11 @@ func (c *Client) StreamToDurable(ctx context.Context, name string, q contract.Ev
 	if err := o.Start.Validate(); err != nil {
 		return nil, err
 	}
+	if o.Group != nil {
+		// The wire protocol has no group option yet: refuse rather than
+		// run a plain durable stream the caller did not ask for.
+		return nil, fmt.Errorf("consumer group %q: not supported by the Go client yet: %w", name, errors.ErrUnsupported)
+	}
 	s, err := c.newSub(ctx, true, name, q, h)
 	if err != nil {
 		return nil, err
