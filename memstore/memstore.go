@@ -34,7 +34,7 @@ type durable struct {
 	cursor   uint64
 	holder   string
 	created  time.Time
-	lastAck  time.Time // zero: never advanced
+	lastAck  time.Time           // zero: never advanced
 	group    *contract.GroupSpec // a consumer group's own entry (see groups.go)
 }
 

@@ -204,7 +204,7 @@ func holdersOf(info contract.DurableInfo) map[string]int {
 // resubscribe.
 func testGroupOfOne(t *testing.T, s contract.EventStore) {
 	mustAppend(t, s, ev("A", `{"account":"x"}`), ev("B", `{"account":"y"}`)) // 1, 2
-	mustAppend(t, s, ev("A", `{}`))                                           // 3
+	mustAppend(t, s, ev("A", `{}`))                                          // 3
 	rec := NewRecorder(nil)
 	sub := subscribeGroup(t, s, "g1", 1, rec.Handle)
 	expectBatch(t, rec, "group of one, replay", 1, 2)
