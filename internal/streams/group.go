@@ -77,9 +77,9 @@ type GroupDurables interface {
 func GroupMismatch(name string, stored, want *contract.GroupSpec) error {
 	switch {
 	case stored == nil:
-		return fmt.Errorf("%w: %q is a durable stream, not a consumer group; subscribe without contract.Group, or delete it first", contract.ErrDurableQueryMismatch, name)
+		return fmt.Errorf("%w: %q is a durable stream, not a consumer group: subscribe without the group option", contract.ErrDurableQueryMismatch, name)
 	case want == nil:
-		return fmt.Errorf("%w: %q is a consumer group (%s); subscribe with contract.Group", contract.ErrDurableQueryMismatch, name, stored)
+		return fmt.Errorf("%w: %q is a consumer group (%s): subscribe as a member, with the group option", contract.ErrDurableQueryMismatch, name, stored)
 	}
 	return fmt.Errorf("%w: %q is a consumer group (%s), not %s", contract.ErrDurableQueryMismatch, name, stored, want)
 }
