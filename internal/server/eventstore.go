@@ -320,7 +320,13 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 			endOnce.Do(func() { close(ended) })
 		} else if s.obs != nil {
 			reported.Store(true)
-			s.obs.DurableAt(subReq.GetName(), last, batch[len(batch)-1].OccurredAt)
+			pos := last
+			if group != nil {
+				// A member's batches come from several partitions: the
+				// group's position is the engine's (its lowest partition).
+				pos = 0
+			}
+			s.obs.DurableAt(subReq.GetName(), pos, batch[len(batch)-1].OccurredAt)
 		}
 		return err
 	}

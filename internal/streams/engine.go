@@ -164,6 +164,7 @@ func (e *Engine) DurablePositions() map[string]uint64 {
 			out[s.name] = max(out[s.name], s.progress.Load())
 		}
 	}
+	groupPositions(out)
 	return out
 }
 

@@ -520,3 +520,22 @@ func filterBatches(batches [][]contract.EventRecord, keep func(contract.EventRec
 	}
 	return out
 }
+
+// groupPositions replaces, in positions by durable name, the entries of
+// group partitions by one per group: the lowest position of its partitions
+// held here, through which the group has handled its share of the log.
+func groupPositions(positions map[string]uint64) {
+	for name, pos := range positions {
+		group, kind, _, ok := SplitGroupName(name)
+		if !ok {
+			continue
+		}
+		delete(positions, name)
+		if kind != 'p' {
+			continue
+		}
+		if cur, seen := positions[group]; !seen || pos < cur {
+			positions[group] = pos
+		}
+	}
+}
