@@ -81,7 +81,10 @@ func TestGroupSurvivesNodeKill(t *testing.T) {
 			per[p.Holder]++
 		}
 		return per[""] == 0 && len(per) == 3
-	}, func() string { info, err := groupInfo(); return fmt.Sprintf("three members sharing the partitions (%+v, %v)", info.Group, err) })
+	}, func() string {
+		info, err := groupInfo()
+		return fmt.Sprintf("three members sharing the partitions (%+v, %v)", info.Group, err)
+	})
 
 	writer := c.Client(t)
 	sent := map[string]int{}
@@ -130,7 +133,10 @@ func TestGroupSurvivesNodeKill(t *testing.T) {
 			}
 		}
 		return true
-	}, func() string { info, _ := groupInfo(); return fmt.Sprintf("no partition held by the killed node (%+v)", info.Group) })
+	}, func() string {
+		info, _ := groupInfo()
+		return fmt.Sprintf("no partition held by the killed node (%+v)", info.Group)
+	})
 
 	mu.Lock()
 	defer mu.Unlock()
