@@ -112,6 +112,10 @@ type groupSub struct {
 
 	mu        sync.Mutex
 	parts     map[int]*subscription
+	// gates[p] is held while partition p's handler runs, so that giving
+	// the partition back waits for the batch in hand instead of cancelling
+	// it.
+	gates map[int]*sync.Mutex
 	stopped   bool
 	stopCause error
 	err       error
@@ -159,7 +163,7 @@ func (e *Engine) group(ctx context.Context, name string, query contract.EventQue
 	g := &groupSub{
 		e: e, gd: gd, id: e.nextID.Add(1), name: name, spec: spec, query: query, matcher: m, handler: handler,
 		parent: ctx, ctx: gctx, cancel: cancel, wake: make(chan struct{}, 1), done: make(chan struct{}),
-		parts: make(map[int]*subscription),
+		parts: make(map[int]*subscription), gates: make(map[int]*sync.Mutex),
 	}
 	g.holder = fmt.Sprintf("%s/g%d", e.cfg.HolderPrefix, g.id)
 	if err := g.join(ctx); err != nil {
@@ -300,6 +304,7 @@ func (g *groupSub) teardown() {
 	wg.Wait()
 	g.mu.Lock()
 	clear(g.parts)
+	clear(g.gates)
 	g.mu.Unlock()
 	g.releaseName(GroupMemberName(g.name, g.slot))
 }
@@ -392,10 +397,11 @@ func (g *groupSub) balance() error {
 			p := held[hi]
 			held = append(held[:hi], held[hi+1:]...)
 			g.mu.Lock()
-			s := g.parts[p]
+			s, gate := g.parts[p], g.gates[p]
 			delete(g.parts, p)
+			delete(g.gates, p)
 			g.mu.Unlock()
-			s.stop(nil)
+			giveBack(s, gate)
 			if err := s.Err(); err != nil && !errors.Is(err, contract.ErrDurableLeaseLost) {
 				return err
 			}
@@ -444,6 +450,7 @@ func (g *groupSub) reap() error {
 			continue
 		}
 		delete(g.parts, p)
+		delete(g.gates, p)
 		err := s.Err()
 		if err == nil {
 			continue
@@ -463,7 +470,19 @@ func (g *groupSub) reap() error {
 // cursor.
 func (g *groupSub) startPartition(p int) error {
 	e := g.e
-	s, err := e.newSubscription(g.ctx, g.matcher, g.handler)
+	gate := new(sync.Mutex)
+	var s *subscription
+	handler := func(ctx context.Context, batch []contract.EventRecord) error {
+		gate.Lock()
+		defer gate.Unlock()
+		if s.isStopped() {
+			// Given back while this batch waited for the gate: not
+			// handled, so the next holder gets it.
+			return errStopped
+		}
+		return g.handler(ctx, batch)
+	}
+	s, err := e.newSubscription(g.ctx, g.matcher, handler)
 	if err != nil {
 		return err
 	}
@@ -490,7 +509,7 @@ func (g *groupSub) startPartition(p int) error {
 	s.start = s.pos
 	s.progress.Store(s.pos)
 	g.mu.Lock()
-	g.parts[p] = s
+	g.parts[p], g.gates[p] = s, gate
 	g.mu.Unlock()
 	s.goLive()
 	go func() {
@@ -538,4 +557,20 @@ func groupPositions(positions map[string]uint64) {
 			positions[group] = pos
 		}
 	}
+}
+
+// giveBack stops partition subscription s at a batch boundary: no batch
+// starts after it, the one in its handler (holding gate) finishes with its
+// ctx alive and is acknowledged, then the subscription stores its cursor
+// and releases the partition (stop). Unlike Unsubscribe, a rebalance must
+// not cancel a handler that is doing its work.
+func giveBack(s *subscription, gate *sync.Mutex) {
+	s.mu.Lock()
+	if !s.stopped {
+		s.stopped, s.stopCause = true, nil
+	}
+	s.mu.Unlock()
+	gate.Lock() // waits for the handler in hand, if any
+	gate.Unlock()
+	s.stop(nil)
 }
