@@ -110,12 +110,12 @@ type groupSub struct {
 	wake   chan struct{} // a partition subscription ended
 	done   chan struct{}
 
-	mu        sync.Mutex
-	parts     map[int]*subscription
+	mu    sync.Mutex
+	parts map[int]*subscription
 	// gates[p] is held while partition p's handler runs, so that giving
 	// the partition back waits for the batch in hand instead of cancelling
 	// it.
-	gates map[int]*sync.Mutex
+	gates     map[int]*sync.Mutex
 	stopped   bool
 	stopCause error
 	err       error
