@@ -23,6 +23,8 @@ func groupCases() []testCase {
 		{"LeavingMemberGivesPartitionsToOthers", testGroupMemberLeaves},
 		{"ShapeMismatchRefused", testGroupShapeMismatch},
 		{"AdminShowsResetsDeletesWholeGroup", testGroupAdmin},
+		{"HandlerFailureEndsMemberBeforeTheBatch", testGroupHandlerFailure},
+		{"UnsubscribeInsideHandler", testGroupUnsubscribeInsideHandler},
 	}
 }
 
@@ -439,4 +441,47 @@ func testGroupAdmin(t *testing.T, s contract.EventStore) {
 	// The name is free for any shape now.
 	sub3, err := s.StreamAllDurable(t.Context(), "g", l2.handler(1))
 	keep(t, sub3, err, "StreamAllDurable on a deleted group's name")
+}
+
+// A handler error ends the member with ErrHandlerFailed, as for a durable
+// stream: the failed batch's partition keeps its cursor before it, so the
+// next member gets that batch again.
+func testGroupHandlerFailure(t *testing.T, s contract.EventStore) {
+	mustAppend(t, s, ev("A", `{"account":"bad"}`)) // 1
+	failing := func(_ context.Context, batch []contract.EventRecord) error {
+		return errors.New("cannot handle this")
+	}
+	sub := subscribeGroup(t, s, "g", 2, failing)
+	waitChan(t, sub.Done(), "the member to end after its handler failed")
+	if err := sub.Err(); !errors.Is(err, contract.ErrHandlerFailed) {
+		t.Fatalf("Err after a handler failure: %v, want ErrHandlerFailed", err)
+	}
+	rec := NewRecorder(nil)
+	subscribeGroupRetry(t, s, "g", 2, rec.Handle)
+	expectBatch(t, rec, "the next member, given the failed batch again", 1)
+}
+
+// Unsubscribe from inside a handler does not wait for itself, and the
+// handler's nil return still moves its partition's cursor.
+func testGroupUnsubscribeInsideHandler(t *testing.T, s contract.EventStore) {
+	mustAppend(t, s, ev("A", `{"account":"x"}`)) // 1
+	subs := make(chan contract.Subscription, 1)
+	returned := make(chan struct{})
+	handler := func(_ context.Context, batch []contract.EventRecord) error {
+		sub := <-subs
+		sub.Unsubscribe()
+		close(returned)
+		return nil
+	}
+	sub := subscribeGroup(t, s, "g", 1, handler)
+	subs <- sub
+	waitChan(t, returned, "Unsubscribe inside the handler to return")
+	waitChan(t, sub.Done(), "the member to end")
+	if err := sub.Err(); err != nil {
+		t.Errorf("Err after Unsubscribe: %v, want nil", err)
+	}
+	info := waitGroup(t, s, "g", "no members", func(i contract.DurableInfo) bool { return len(i.Group.Members) == 0 })
+	if info.Cursor != 1 {
+		t.Errorf("cursor %d after the handler returned nil, want 1", info.Cursor)
+	}
 }
