@@ -34,6 +34,11 @@ const (
 	OpSetIncarnation   Op = 9  // record Holder as node Name's data-directory incarnation ("" forgets it); a non-zero OccurredAt marks it removed then
 	OpResetDurable     Op = 10 // move Name's cursor to Start (Cursor for after); held only with Force, which takes the lease
 	OpDeleteDurable    Op = 11 // forget Name and its cursor; held only with Force
+	// OpEnsureGroup creates consumer group Name (Query, Start, the spec in
+	// Holder and Expected: see GroupCommand) or checks the existing one.
+	// Numbered apart from the ops above so that ops added in parallel do
+	// not take its number.
+	OpEnsureGroup Op = 40
 )
 
 func (o Op) String() string {
@@ -60,6 +65,8 @@ func (o Op) String() string {
 		return "reset-durable"
 	case OpDeleteDurable:
 		return "delete-durable"
+	case OpEnsureGroup:
+		return "ensure-group"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -281,6 +288,8 @@ func (a *applier) apply(c *Command) (Result, error) {
 		return a.resetDurable(c)
 	case OpDeleteDurable:
 		return a.deleteDurable(c)
+	case OpEnsureGroup:
+		return a.ensureGroup(c)
 	}
 	return Result{Err: fmt.Errorf("%w: %d", ErrUnknownOp, uint8(c.Op))}, nil
 }
@@ -501,6 +510,9 @@ func (a *applier) acquire(c *Command) (Result, error) {
 	}
 	if err := checkName("durable stream holder", c.Holder); err != nil {
 		return Result{Err: err}, nil
+	}
+	if refused, err := a.groupAcquireRefusal(c.Name); err != nil || refused != nil {
+		return Result{Err: refused}, err
 	}
 	key, err := streams.QueryKey(c.Query)
 	if err != nil {

@@ -25,7 +25,7 @@ var (
 	// existed get it empty when opened.
 	bucketMembers = []byte("members")
 
-	allBuckets = [][]byte{bucketMeta, bucketEvents, bucketBatches, bucketTypes, bucketPostings, bucketDurables, bucketIdem, bucketIdemTime, bucketMembers}
+	allBuckets = [][]byte{bucketMeta, bucketEvents, bucketBatches, bucketTypes, bucketPostings, bucketDurables, bucketIdem, bucketIdemTime, bucketMembers, bucketGroups}
 )
 
 // Keys of the meta bucket.

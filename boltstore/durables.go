@@ -23,16 +23,23 @@ func (s *Store) DurableInfos(name string) ([]contract.DurableInfo, error) {
 		head := uint64FromBytes(tx.Bucket(bucketMeta).Get(metaHead))
 		b := tx.Bucket(bucketDurables)
 		add := func(k, v []byte) error {
+			if streams.IsGroupInternal(string(k)) {
+				return nil // shown in its group's info
+			}
 			d, err := decodeDurable(v)
 			if err != nil {
 				return fmt.Errorf("durable %q: %w", k, err)
 			}
-			out = append(out, d.info(string(k), head))
+			info := d.info(string(k), head)
+			if err := groupInfo(tx, &info); err != nil {
+				return err
+			}
+			out = append(out, info)
 			return nil
 		}
 		if name != "" {
 			v := b.Get([]byte(name))
-			if v == nil {
+			if v == nil || streams.IsGroupInternal(name) {
 				return fmt.Errorf("%w: %q", contract.ErrDurableNotFound, name)
 			}
 			return add([]byte(name), v)
@@ -105,6 +112,9 @@ func (a *applier) heldRefused(c *Command, what string) (d durableRecord, refused
 // resetDurable moves a name's cursor, backwards or forwards; forced on a
 // held name, it takes the lease (the holder's next advance is refused).
 func (a *applier) resetDurable(c *Command) (Result, error) {
+	if res, handled, err := a.groupAdmin(c); handled || err != nil {
+		return res, err
+	}
 	d, refused, err := a.heldRefused(c, "reset")
 	if err != nil || refused != nil {
 		return Result{Err: refused}, err
@@ -118,6 +128,9 @@ func (a *applier) resetDurable(c *Command) (Result, error) {
 }
 
 func (a *applier) deleteDurable(c *Command) (Result, error) {
+	if res, handled, err := a.groupAdmin(c); handled || err != nil {
+		return res, err
+	}
 	_, refused, err := a.heldRefused(c, "delete")
 	if err != nil || refused != nil {
 		return Result{Err: refused}, err

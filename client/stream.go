@@ -28,6 +28,7 @@ type subscription struct {
 	name    string
 	query   contract.EventQuery
 	start   contract.StartPosition // durable: where a new name starts
+	group   *contract.GroupSpec    // durable: a consumer group member (nil: a plain name)
 	read    contract.ReadOptions
 	handler contract.StreamHandler
 
@@ -258,11 +259,16 @@ func (c *Client) StreamToDurable(ctx context.Context, name string, q contract.Ev
 	if err := o.Start.Validate(); err != nil {
 		return nil, err
 	}
+	if o.Group != nil {
+		if err := o.Group.Validate(); err != nil {
+			return nil, err
+		}
+	}
 	s, err := c.newSub(ctx, true, name, q, h)
 	if err != nil {
 		return nil, err
 	}
-	s.start = o.Start
+	s.start, s.group = o.Start, o.Group
 	err = c.retry(ctx, func(_ context.Context, node int) (bool, error) {
 		err := s.openDurable(node)
 		return retryable(err), err
@@ -305,6 +311,7 @@ func (s *subscription) openDurableOn(a *attempt, node int) error {
 	s.dstream = st
 	err = st.Send(&factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Subscribe{Subscribe: &factstrv1.DurableSubscribe{
 		Name: s.name, Query: wire.QueryToProto(s.query), Read: wire.ReadOptionsToProto(s.read), Start: wire.StartToProto(s.start),
+		Group: wire.GroupSpecToProto(s.group),
 	}}})
 	s.sendMu.Unlock()
 	if err != nil {

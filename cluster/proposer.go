@@ -274,7 +274,7 @@ func (p *proposer) proposeEntry(batch []*group) {
 			case boltstore.OpAppend, boltstore.OpAppendIf:
 				c.OccurredAt = now
 				stamped = true
-			case boltstore.OpAcquire, boltstore.OpAdvance:
+			case boltstore.OpAcquire, boltstore.OpAdvance, boltstore.OpEnsureGroup:
 				c.OccurredAt = now // when a durable name was created, last acknowledged
 			}
 			cmds = append(cmds, c)

@@ -188,6 +188,13 @@ func checkForwarded(c *boltstore.Command, from string, limits contract.Limits) e
 		return nil
 	case boltstore.OpNoop:
 		return nil
+	case boltstore.OpEnsureGroup:
+		// Creates or checks a group (its Holder is the group's key, not a
+		// lease holder); Apply checks the name and the shape.
+		if err := contract.ValidateQueryLimits(c.Query, limits); err != nil {
+			return err
+		}
+		return (contract.StartPosition{Kind: c.Start}).Validate()
 	case boltstore.OpResetDurable, boltstore.OpDeleteDurable:
 		// An operator's command through any node (the API checked the
 		// role); Apply checks the name.

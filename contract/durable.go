@@ -72,6 +72,9 @@ func (p StartPosition) Validate() error {
 type DurableOptions struct {
 	// Start applies only when the call creates the name.
 	Start StartPosition
+	// Group makes the subscription a member of the name's consumer group
+	// (see Group); nil: a plain durable stream.
+	Group *GroupSpec
 }
 
 // DurableOption sets a DurableOptions field.
@@ -132,6 +135,10 @@ type DurableInfo struct {
 	Holder  string    // who holds the name now ("" when free); in a cluster, "node/subscription"
 	Created time.Time // when the name was created (zero if the store did not record it)
 	LastAck time.Time // when its cursor last moved (zero: never)
+	// Group is set for a consumer group: its partitions (each a cursor
+	// and a lease) and members. Cursor is then the lowest partition
+	// cursor and Holder is empty.
+	Group *GroupInfo
 }
 
 // DurableAdmin manages durable stream names: every FACTSTR store implements

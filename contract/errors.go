@@ -285,5 +285,10 @@ func ValidateDurableName(name string) error {
 	if len(name) > 256 {
 		return fmt.Errorf("%w: durable stream name is %d bytes, the maximum is 256", ErrInvalidQuery, len(name))
 	}
+	if strings.IndexByte(name, 0) >= 0 {
+		// Reserved: the names of a consumer group's partitions and members
+		// are its name, a NUL byte and a suffix.
+		return fmt.Errorf("%w: durable stream name must not contain a NUL byte", ErrInvalidQuery)
+	}
 	return nil
 }

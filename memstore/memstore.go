@@ -34,7 +34,8 @@ type durable struct {
 	cursor   uint64
 	holder   string
 	created  time.Time
-	lastAck  time.Time // zero: never advanced
+	lastAck  time.Time           // zero: never advanced
+	group    *contract.GroupSpec // a consumer group's own entry (see groups.go)
 }
 
 // Option configures a Store.
@@ -274,6 +275,9 @@ func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery
 	if d.closed {
 		return streams.AcquireResult{}, contract.ErrClosed
 	}
+	if err := (*Store)(d).groupAcquireRefusalLocked(name); err != nil {
+		return streams.AcquireResult{}, err
+	}
 	cur, ok := d.durables[name]
 	if !ok {
 		cursor, err := streams.StartCursor(start, uint64(len(d.events)))
@@ -319,10 +323,14 @@ var _ contract.DurableAdmin = (*Store)(nil)
 
 func (s *Store) infoLocked(name string, d *durable) contract.DurableInfo {
 	head := uint64(len(s.events))
-	return contract.DurableInfo{
+	info := contract.DurableInfo{
 		Name: name, Query: d.query, Start: d.start, Cursor: d.cursor, Head: head,
 		Lag: contract.DurableLag(head, d.cursor), Holder: d.holder, Created: d.created, LastAck: d.lastAck,
 	}
+	if d.group != nil {
+		s.groupInfoLocked(&info, d)
+	}
+	return info
 }
 
 // ListDurable returns every durable name, sorted by name.
@@ -337,6 +345,9 @@ func (s *Store) ListDurable(ctx context.Context) ([]contract.DurableInfo, error)
 	}
 	out := make([]contract.DurableInfo, 0, len(s.durables))
 	for name, d := range s.durables {
+		if streams.IsGroupInternal(name) {
+			continue // shown in its group's info
+		}
 		out = append(out, s.infoLocked(name, d))
 	}
 	slices.SortFunc(out, func(a, b contract.DurableInfo) int { return strings.Compare(a.Name, b.Name) })
@@ -354,7 +365,7 @@ func (s *Store) GetDurable(ctx context.Context, name string) (contract.DurableIn
 		return contract.DurableInfo{}, contract.ErrClosed
 	}
 	d, ok := s.durables[name]
-	if !ok {
+	if !ok || streams.IsGroupInternal(name) {
 		return contract.DurableInfo{}, fmt.Errorf("%w: %q", contract.ErrDurableNotFound, name)
 	}
 	return s.infoLocked(name, d), nil
@@ -372,6 +383,12 @@ func (s *Store) ResetDurable(ctx context.Context, name string, to contract.Start
 	if err != nil {
 		return contract.DurableInfo{}, err
 	}
+	if d.group != nil {
+		if err := s.groupAdminLocked(name, &to, force); err != nil {
+			return contract.DurableInfo{}, err
+		}
+		return s.infoLocked(name, d), nil
+	}
 	cursor, err := streams.StartCursor(to, uint64(len(s.events)))
 	if err != nil {
 		return contract.DurableInfo{}, err
@@ -387,8 +404,12 @@ func (s *Store) DeleteDurable(ctx context.Context, name string, force bool) erro
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.heldCheckLocked(name, force, "delete"); err != nil {
+	d, err := s.heldCheckLocked(name, force, "delete")
+	if err != nil {
 		return err
+	}
+	if d.group != nil {
+		return s.groupAdminLocked(name, nil, force)
 	}
 	delete(s.durables, name)
 	return nil
@@ -399,7 +420,7 @@ func (s *Store) heldCheckLocked(name string, force bool, what string) (*durable,
 		return nil, contract.ErrClosed
 	}
 	d, ok := s.durables[name]
-	if !ok {
+	if !ok || streams.IsGroupInternal(name) {
 		return nil, fmt.Errorf("%w: %q", contract.ErrDurableNotFound, name)
 	}
 	if d.holder != "" && !force {

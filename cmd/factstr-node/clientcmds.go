@@ -375,6 +375,8 @@ type readFlags struct {
 	durable string
 	start   string // tail --durable: where a new name starts
 	wait    bool   // tail --durable: wait while the name is held
+	groupBy string // tail --durable: join the name's consumer group, partitioned by this key
+	parts   int    // tail --durable --group-key: the group's partition count
 }
 
 func queryFlagSet(r *readFlags) *flag.FlagSet {
@@ -429,7 +431,7 @@ func cmdQuery(ctx context.Context, args []string) error {
 }
 
 func tailFlagSet(r *readFlags) *flag.FlagSet {
-	fs := newFlagSet("tail", "tail [--type T] [--where JSON] [--filter JSON ...] [--from N] [--durable NAME [--start end|N]]",
+	fs := newFlagSet("tail", "tail [--type T] [--where JSON] [--filter JSON ...] [--from N] [--durable NAME [--start end|N] [--group-key KEY [--partitions N]]]",
 		"Print a stream as JSON lines until Ctrl-C or until the stream ends: live (what commits from now on),\n"+
 			"catch-up (--from N: everything after N, then live) or durable (--durable NAME: replay from the\n"+
 			"name's server-stored cursor, then live; a name keeps the query it was created with).")
@@ -439,6 +441,8 @@ func tailFlagSet(r *readFlags) *flag.FlagSet {
 	fs.StringVar(&r.durable, "durable", "", "a durable stream name: replay from its stored cursor, then follow")
 	fs.StringVar(&r.start, "start", "", "with --durable, where a NEW name starts: beginning (default), end, or a sequence number N\n(events after N); an existing name resumes from its cursor")
 	fs.BoolVar(&r.wait, "wait", false, "with --durable, wait while another subscriber holds the name instead of failing")
+	fs.StringVar(&r.groupBy, "group-key", "", "with --durable, join the name's consumer group: events are partitioned by this payload\nfield (dotted for a nested one) or $type; each member gets a share of the partitions")
+	fs.IntVar(&r.parts, "partitions", contract.DefaultGroupPartitions, "with --group-key, the partition count of a NEW group (1 to 256)")
 	return fs
 }
 
@@ -468,6 +472,16 @@ func cmdTail(ctx context.Context, args []string) error {
 			return usagef("--start %q is not a sequence number, end or beginning", r.start)
 		}
 		opts = append(opts, contract.StartAt(start))
+	}
+	if r.groupBy != "" {
+		if r.durable == "" {
+			return usagef("--group-key is for a durable stream: give --durable NAME")
+		}
+		key, err := contract.ParseGroupKey(r.groupBy)
+		if err != nil {
+			return usagef("--group-key %q: %v", r.groupBy, err)
+		}
+		opts = append(opts, contract.Group(key, r.parts))
 	}
 	c, err := r.cf.dial(ctx)
 	if err != nil {

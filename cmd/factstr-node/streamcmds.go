@@ -167,20 +167,51 @@ func runStreams(ctx context.Context, out io.Writer, args []string) error {
 }
 
 type durableJSON struct {
-	Name      string `json:"name"`
-	Query     string `json:"query"`
-	Start     string `json:"start"`
+	Name      string     `json:"name"`
+	Query     string     `json:"query"`
+	Start     string     `json:"start"`
+	Cursor    uint64     `json:"cursor"`
+	Head      uint64     `json:"head"`
+	LagEvents uint64     `json:"lag_events"`
+	Holder    string     `json:"holder"`
+	CreatedAt string     `json:"created_at,omitempty"`
+	LastAckAt string     `json:"last_ack_at,omitempty"`
+	Group     *groupJSON `json:"group,omitempty"`
+}
+
+type groupJSON struct {
+	Key        string          `json:"key"`
+	Partitions []partitionJSON `json:"partitions"`
+	Members    []string        `json:"members"`
+}
+
+type partitionJSON struct {
+	Index     int    `json:"index"`
 	Cursor    uint64 `json:"cursor"`
-	Head      uint64 `json:"head"`
 	LagEvents uint64 `json:"lag_events"`
 	Holder    string `json:"holder"`
-	CreatedAt string `json:"created_at,omitempty"`
 	LastAckAt string `json:"last_ack_at,omitempty"`
 }
 
 func toDurableJSON(d contract.DurableInfo) durableJSON {
-	return durableJSON{Name: d.Name, Query: streams.FormatQuery(d.Query), Start: d.Start.String(), Cursor: d.Cursor,
+	j := durableJSON{Name: d.Name, Query: streams.FormatQuery(d.Query), Start: d.Start.String(), Cursor: d.Cursor,
 		Head: d.Head, LagEvents: d.Lag, Holder: d.Holder, CreatedAt: rfc3339(d.Created), LastAckAt: rfc3339(d.LastAck)}
+	if g := d.Group; g != nil {
+		j.Group = &groupJSON{Key: g.Spec.Key.String(), Members: append([]string{}, g.Members...), Partitions: []partitionJSON{}}
+		for _, p := range g.Partitions {
+			j.Group.Partitions = append(j.Group.Partitions, partitionJSON{Index: p.Index, Cursor: p.Cursor, LagEvents: p.Lag,
+				Holder: p.Holder, LastAckAt: rfc3339(p.LastAck)})
+		}
+	}
+	return j
+}
+
+// holderColumn is a name's holder, or for a consumer group its member count.
+func holderColumn(d contract.DurableInfo) string {
+	if d.Group != nil {
+		return fmt.Sprintf("(group, %d members)", len(d.Group.Members))
+	}
+	return orFree(d.Holder)
 }
 
 func rfc3339(t time.Time) string {
@@ -194,7 +225,7 @@ func printDurables(w io.Writer, infos []contract.DurableInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tCURSOR\tHEAD\tLAG\tHOLDER\tLAST ACK\tQUERY")
 	for _, d := range infos {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", d.Name, d.Cursor, d.Head, d.Lag, orFree(d.Holder), orNever(d.LastAck), streams.FormatQuery(d.Query))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", d.Name, d.Cursor, d.Head, d.Lag, holderColumn(d), orNever(d.LastAck), streams.FormatQuery(d.Query))
 	}
 	tw.Flush()
 }
@@ -213,6 +244,22 @@ func printDurable(w io.Writer, d contract.DurableInfo, asJSON bool) error {
 	fmt.Fprintf(tw, "holder\t%s\n", orFree(d.Holder))
 	fmt.Fprintf(tw, "created\t%s\n", orNever(d.Created))
 	fmt.Fprintf(tw, "last ack\t%s\n", orNever(d.LastAck))
+	if g := d.Group; g != nil {
+		fmt.Fprintf(tw, "group\tby %s, %d partitions, %d members\n", g.Spec.Key, g.Spec.Partitions, len(g.Members))
+		for _, m := range g.Members {
+			fmt.Fprintf(tw, "member\t%s\n", m)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
+		pw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(pw, "PARTITION\tCURSOR\tLAG\tHOLDER\tLAST ACK")
+		for _, p := range g.Partitions {
+			fmt.Fprintf(pw, "%d\t%d\t%d\t%s\t%s\n", p.Index, p.Cursor, p.Lag, orFree(p.Holder), orNever(p.LastAck))
+		}
+		return pw.Flush()
+	}
 	return tw.Flush()
 }
 

@@ -57,6 +57,7 @@ func groups() []group {
 		{"Ending", endingCases()},
 		{"DurableStart", startCases()},
 		{"DurableAdmin", adminCases()},
+		{"Group", groupCases()},
 		{"Close", closeCases()},
 		{"Concurrency", concurrencyCases()},
 	}

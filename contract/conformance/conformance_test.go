@@ -178,6 +178,9 @@ func (s *refStore) subscribe(ctx context.Context, name string, durable bool, q c
 		if err := contract.ValidateDurableName(name); err != nil {
 			return nil, err
 		}
+		if opts.Group != nil {
+			return nil, fmt.Errorf("consumer groups: %w", errors.ErrUnsupported)
+		}
 	}
 	s.mu.Lock()
 	if s.closed {

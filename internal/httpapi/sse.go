@@ -290,12 +290,17 @@ func relay[M any](ctx context.Context, w http.ResponseWriter, keepAlive, stall t
 // connection. The client going away cancels the call, which releases the
 // name; the cursor stays after the last acknowledged batch.
 func (a *API) durable(w http.ResponseWriter, r *http.Request) {
-	in, err := streamParams(r, "query", "consistency", "start")
+	in, err := streamParams(r, "query", "consistency", "start", "group_key", "partitions")
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	start, err := durableStart(r.URL.Query().Get("start"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	group, err := durableGroup(r.URL.Query().Get("group_key"), r.URL.Query().Get("partitions"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -314,6 +319,7 @@ func (a *API) durable(w http.ResponseWriter, r *http.Request) {
 	}
 	sub := &factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Subscribe{Subscribe: &factstrv1.DurableSubscribe{
 		Name: r.PathValue("name"), Query: in.Query.toProto(), Read: &factstrv1.ReadOptions{Consistency: cons}, Start: start,
+		Group: group,
 	}}}
 	if err := st.Send(sub); err != nil && !errors.Is(err, io.EOF) {
 		writeError(w, err)
@@ -354,4 +360,28 @@ func durableStart(s string) (*factstrv1.DurableStart, error) {
 		return nil, fmt.Errorf("%w: parameter start=%q: want beginning, end or a sequence number", errBadRequest, s)
 	}
 	return wire.StartToProto(p), nil
+}
+
+// durableGroup reads the consumer group parameters of a durable stream:
+// group_key joins the name's group ("$type" or a dotted payload field),
+// partitions is a new group's partition count (default 8).
+func durableGroup(key, partitions string) (*factstrv1.GroupSpec, error) {
+	if key == "" {
+		if partitions != "" {
+			return nil, fmt.Errorf("%w: parameter partitions is for a consumer group: give group_key", errBadRequest)
+		}
+		return nil, nil
+	}
+	if _, err := contract.ParseGroupKey(key); err != nil {
+		return nil, fmt.Errorf("%w: parameter group_key=%q: %v", errBadRequest, key, err)
+	}
+	g := &factstrv1.GroupSpec{Key: key}
+	if partitions != "" {
+		n, err := strconv.ParseUint(partitions, 10, 32)
+		if err != nil || n == 0 || n > contract.MaxGroupPartitions {
+			return nil, fmt.Errorf("%w: parameter partitions=%q: want 1 to %d", errBadRequest, partitions, contract.MaxGroupPartitions)
+		}
+		g.Partitions = uint32(n)
+	}
+	return g, nil
 }

@@ -278,6 +278,10 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 	if err != nil {
 		return s.status(err)
 	}
+	group, err := wire.GroupSpecFromProto(subReq.GetGroup())
+	if err != nil {
+		return s.status(err)
+	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	ctx = contract.WithReadOptions(ctx, wire.ReadOptionsFromProto(subReq.GetRead()))
@@ -329,7 +333,13 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 			endOnce.Do(func() { close(ended) })
 		} else if s.obs != nil {
 			reported.Store(true)
-			s.obs.DurableAt(subReq.GetName(), last, batch[len(batch)-1].OccurredAt)
+			pos := last
+			if group != nil {
+				// A member's batches come from several partitions: the
+				// group's position is the engine's (its lowest partition).
+				pos = 0
+			}
+			s.obs.DurableAt(subReq.GetName(), pos, batch[len(batch)-1].OccurredAt)
 		}
 		return err
 	}
@@ -337,7 +347,14 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 		s.obs.SubscriberStarted("durable")
 		defer s.obs.SubscriberEnded("durable")
 	}
-	sub, err := s.store.StreamToDurable(ctx, subReq.GetName(), wire.QueryFromProto(subReq.GetQuery()), handler, contract.StartAt(start))
+	opts := []contract.DurableOption{contract.StartAt(start)}
+	if group != nil {
+		// A group member's partitions deliver concurrently; the stream
+		// carries one batch and its ack at a time.
+		handler = serialHandler(handler)
+		opts = append(opts, contract.Group(group.Key, group.Partitions))
+	}
+	sub, err := s.store.StreamToDurable(ctx, subReq.GetName(), wire.QueryFromProto(subReq.GetQuery()), handler, opts...)
 	if err != nil {
 		if s.obs != nil && reported.Load() {
 			s.obs.DurableEnded(subReq.GetName())
@@ -418,4 +435,21 @@ func subscribed(sub contract.Subscription) *factstrv1.Subscribed {
 		m.Head = p.StartPosition()
 	}
 	return m
+}
+
+// serialHandler runs h for one batch at a time: a consumer group member's
+// partitions call it concurrently, and a durable stream's wire protocol
+// matches each ack to the one batch in flight.
+func serialHandler(h contract.StreamHandler) contract.StreamHandler {
+	var mu sync.Mutex
+	return func(ctx context.Context, batch []contract.EventRecord) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			// The partition stopped while it waited its turn: not
+			// delivered, so its cursor stays before the batch.
+			return err
+		}
+		return h(ctx, batch)
+	}
 }

@@ -161,6 +161,7 @@ func (e *Engine) DurablePositions() map[string]uint64 {
 			out[s.name] = max(out[s.name], s.progress.Load())
 		}
 	}
+	groupPositions(out)
 	return out
 }
 
@@ -214,6 +215,9 @@ func (e *Engine) Live(ctx context.Context, query contract.EventQuery, catchUp bo
 func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQuery, handler contract.StreamHandler, opts contract.DurableOptions) (contract.Subscription, error) {
 	if e.cfg.Durables == nil {
 		return nil, errors.New("durable streams are not supported by this store")
+	}
+	if opts.Group != nil {
+		return e.group(ctx, name, query, handler, opts)
 	}
 	if err := contract.ValidateDurableName(name); err != nil {
 		return nil, err
@@ -327,6 +331,7 @@ type subscription struct {
 
 	durable      bool
 	name, holder string
+	filter       func(contract.EventRecord) bool // a group partition's share of the matches; nil: all
 
 	start    uint64        // position when the subscription went live; immutable after
 	pos      uint64        // scanned through; owned by the delivering goroutine
@@ -514,6 +519,9 @@ func (s *subscription) run(until uint64) error {
 			case <-s.ctx.Done():
 				return s.ctxErr()
 			}
+		}
+		if s.filter != nil {
+			batches = filterBatches(batches, s.filter)
 		}
 		s.hold(batches, grant)
 		last, reclaimed, err := s.deliverAhead()

@@ -897,7 +897,10 @@ type DurableStream struct {
 	Holder    string                 `protobuf:"bytes,7,opt,name=holder,proto3" json:"holder,omitempty"`
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// When the cursor last moved; absent: never.
-	LastAckAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_ack_at,json=lastAckAt,proto3" json:"last_ack_at,omitempty"`
+	LastAckAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_ack_at,json=lastAckAt,proto3" json:"last_ack_at,omitempty"`
+	// Present for a consumer group: its partitions and members. cursor is
+	// then the lowest partition cursor, and holder is empty.
+	Group         *GroupInfo `protobuf:"bytes,40,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -995,6 +998,154 @@ func (x *DurableStream) GetLastAckAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *DurableStream) GetGroup() *GroupInfo {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+// GroupInfo describes a consumer group.
+type GroupInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Spec  *GroupSpec             `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	// By index.
+	Partitions []*GroupPartition `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// The holders of the live members.
+	Members       []string `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupInfo) Reset() {
+	*x = GroupInfo{}
+	mi := &file_factstr_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupInfo) ProtoMessage() {}
+
+func (x *GroupInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupInfo.ProtoReflect.Descriptor instead.
+func (*GroupInfo) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GroupInfo) GetSpec() *GroupSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *GroupInfo) GetPartitions() []*GroupPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *GroupInfo) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+// GroupPartition is one partition of a group: its own cursor and lease.
+type GroupPartition struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Index     uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Cursor    uint64                 `protobuf:"varint,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	LagEvents uint64                 `protobuf:"varint,3,opt,name=lag_events,json=lagEvents,proto3" json:"lag_events,omitempty"`
+	// The member holding it; empty when free.
+	Holder        string                 `protobuf:"bytes,4,opt,name=holder,proto3" json:"holder,omitempty"`
+	LastAckAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_ack_at,json=lastAckAt,proto3" json:"last_ack_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupPartition) Reset() {
+	*x = GroupPartition{}
+	mi := &file_factstr_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupPartition) ProtoMessage() {}
+
+func (x *GroupPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupPartition.ProtoReflect.Descriptor instead.
+func (*GroupPartition) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GroupPartition) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *GroupPartition) GetCursor() uint64 {
+	if x != nil {
+		return x.Cursor
+	}
+	return 0
+}
+
+func (x *GroupPartition) GetLagEvents() uint64 {
+	if x != nil {
+		return x.LagEvents
+	}
+	return 0
+}
+
+func (x *GroupPartition) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+func (x *GroupPartition) GetLastAckAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastAckAt
+	}
+	return nil
+}
+
 type ListDurableStreamsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1003,7 +1154,7 @@ type ListDurableStreamsRequest struct {
 
 func (x *ListDurableStreamsRequest) Reset() {
 	*x = ListDurableStreamsRequest{}
-	mi := &file_factstr_v1_admin_proto_msgTypes[18]
+	mi := &file_factstr_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1015,7 +1166,7 @@ func (x *ListDurableStreamsRequest) String() string {
 func (*ListDurableStreamsRequest) ProtoMessage() {}
 
 func (x *ListDurableStreamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_admin_proto_msgTypes[18]
+	mi := &file_factstr_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1028,7 +1179,7 @@ func (x *ListDurableStreamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDurableStreamsRequest.ProtoReflect.Descriptor instead.
 func (*ListDurableStreamsRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 type ListDurableStreamsResponse struct {
@@ -1041,7 +1192,7 @@ type ListDurableStreamsResponse struct {
 
 func (x *ListDurableStreamsResponse) Reset() {
 	*x = ListDurableStreamsResponse{}
-	mi := &file_factstr_v1_admin_proto_msgTypes[19]
+	mi := &file_factstr_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1204,7 @@ func (x *ListDurableStreamsResponse) String() string {
 func (*ListDurableStreamsResponse) ProtoMessage() {}
 
 func (x *ListDurableStreamsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_admin_proto_msgTypes[19]
+	mi := &file_factstr_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1217,7 @@ func (x *ListDurableStreamsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDurableStreamsResponse.ProtoReflect.Descriptor instead.
 func (*ListDurableStreamsResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListDurableStreamsResponse) GetStreams() []*DurableStream {
@@ -1085,7 +1236,7 @@ type GetDurableStreamRequest struct {
 
 func (x *GetDurableStreamRequest) Reset() {
 	*x = GetDurableStreamRequest{}
-	mi := &file_factstr_v1_admin_proto_msgTypes[20]
+	mi := &file_factstr_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1248,7 @@ func (x *GetDurableStreamRequest) String() string {
 func (*GetDurableStreamRequest) ProtoMessage() {}
 
 func (x *GetDurableStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_admin_proto_msgTypes[20]
+	mi := &file_factstr_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1261,7 @@ func (x *GetDurableStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDurableStreamRequest.ProtoReflect.Descriptor instead.
 func (*GetDurableStreamRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetDurableStreamRequest) GetName() string {
@@ -1129,7 +1280,7 @@ type GetDurableStreamResponse struct {
 
 func (x *GetDurableStreamResponse) Reset() {
 	*x = GetDurableStreamResponse{}
-	mi := &file_factstr_v1_admin_proto_msgTypes[21]
+	mi := &file_factstr_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1141,7 +1292,7 @@ func (x *GetDurableStreamResponse) String() string {
 func (*GetDurableStreamResponse) ProtoMessage() {}
 
 func (x *GetDurableStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_admin_proto_msgTypes[21]
+	mi := &file_factstr_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1154,7 +1305,7 @@ func (x *GetDurableStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDurableStreamResponse.ProtoReflect.Descriptor instead.
 func (*GetDurableStreamResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetDurableStreamResponse) GetStream() *DurableStream {
@@ -1179,7 +1330,7 @@ type ResetDurableStreamRequest struct {
 
 func (x *ResetDurableStreamRequest) Reset() {
 	*x = ResetDurableStreamRequest{}
-	mi := &file_factstr_v1_admin_proto_msgTypes[22]
+	mi := &file_factstr_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1342,7 @@ func (x *ResetDurableStreamRequest) String() string {
 func (*ResetDurableStreamRequest) ProtoMessage() {}
 
 func (x *ResetDurableStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_admin_proto_msgTypes[22]
+	mi := &file_factstr_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1355,7 @@ func (x *ResetDurableStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetDurableStreamRequest.ProtoReflect.Descriptor instead.
 func (*ResetDurableStreamRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ResetDurableStreamRequest) GetName() string {
@@ -1237,7 +1388,7 @@ type ResetDurableStreamResponse struct {
 
 func (x *ResetDurableStreamResponse) Reset() {
 	*x = ResetDurableStreamResponse{}
-	mi := &file_factstr_v1_admin_proto_msgTypes[23]
+	mi := &file_factstr_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1249,7 +1400,7 @@ func (x *ResetDurableStreamResponse) String() string {
 func (*ResetDurableStreamResponse) ProtoMessage() {}
 
 func (x *ResetDurableStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_admin_proto_msgTypes[23]
+	mi := &file_factstr_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1262,7 +1413,7 @@ func (x *ResetDurableStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetDurableStreamResponse.ProtoReflect.Descriptor instead.
 func (*ResetDurableStreamResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ResetDurableStreamResponse) GetStream() *DurableStream {
@@ -1283,7 +1434,7 @@ type DeleteDurableStreamRequest struct {
 
 func (x *DeleteDurableStreamRequest) Reset() {
 	*x = DeleteDurableStreamRequest{}
-	mi := &file_factstr_v1_admin_proto_msgTypes[24]
+	mi := &file_factstr_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1446,7 @@ func (x *DeleteDurableStreamRequest) String() string {
 func (*DeleteDurableStreamRequest) ProtoMessage() {}
 
 func (x *DeleteDurableStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_admin_proto_msgTypes[24]
+	mi := &file_factstr_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +1459,7 @@ func (x *DeleteDurableStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDurableStreamRequest.ProtoReflect.Descriptor instead.
 func (*DeleteDurableStreamRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteDurableStreamRequest) GetName() string {
@@ -1333,7 +1484,7 @@ type DeleteDurableStreamResponse struct {
 
 func (x *DeleteDurableStreamResponse) Reset() {
 	*x = DeleteDurableStreamResponse{}
-	mi := &file_factstr_v1_admin_proto_msgTypes[25]
+	mi := &file_factstr_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1496,7 @@ func (x *DeleteDurableStreamResponse) String() string {
 func (*DeleteDurableStreamResponse) ProtoMessage() {}
 
 func (x *DeleteDurableStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_admin_proto_msgTypes[25]
+	mi := &file_factstr_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1509,7 @@ func (x *DeleteDurableStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDurableStreamResponse.ProtoReflect.Descriptor instead.
 func (*DeleteDurableStreamResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 var File_factstr_v1_admin_proto protoreflect.FileDescriptor
@@ -1415,7 +1566,7 @@ const file_factstr_v1_admin_proto_rawDesc = "" +
 	"\x05chunk\x18\x01 \x01(\fR\x05chunk\"p\n" +
 	"\x17SnapshotRestoreResponse\x12#\n" +
 	"\rapplied_index\x18\x01 \x01(\x04R\fappliedIndex\x120\n" +
-	"\x14head_sequence_number\x18\x02 \x01(\x04R\x12headSequenceNumber\"\xdb\x02\n" +
+	"\x14head_sequence_number\x18\x02 \x01(\x04R\x12headSequenceNumber\"\x88\x03\n" +
 	"\rDurableStream\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\x05query\x18\x02 \x01(\v2\x16.factstr.v1.EventQueryR\x05query\x12.\n" +
@@ -1427,7 +1578,21 @@ const file_factstr_v1_admin_proto_rawDesc = "" +
 	"\x06holder\x18\a \x01(\tR\x06holder\x129\n" +
 	"\n" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12:\n" +
-	"\vlast_ack_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tlastAckAt\"\x1b\n" +
+	"\vlast_ack_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tlastAckAt\x12+\n" +
+	"\x05group\x18( \x01(\v2\x15.factstr.v1.GroupInfoR\x05group\"\x8c\x01\n" +
+	"\tGroupInfo\x12)\n" +
+	"\x04spec\x18\x01 \x01(\v2\x15.factstr.v1.GroupSpecR\x04spec\x12:\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\v2\x1a.factstr.v1.GroupPartitionR\n" +
+	"partitions\x12\x18\n" +
+	"\amembers\x18\x03 \x03(\tR\amembers\"\xb1\x01\n" +
+	"\x0eGroupPartition\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\x12\x1d\n" +
+	"\n" +
+	"lag_events\x18\x03 \x01(\x04R\tlagEvents\x12\x16\n" +
+	"\x06holder\x18\x04 \x01(\tR\x06holder\x12:\n" +
+	"\vlast_ack_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tlastAckAt\"\x1b\n" +
 	"\x19ListDurableStreamsRequest\"Q\n" +
 	"\x1aListDurableStreamsResponse\x123\n" +
 	"\astreams\x18\x01 \x03(\v2\x19.factstr.v1.DurableStreamR\astreams\"-\n" +
@@ -1471,7 +1636,7 @@ func file_factstr_v1_admin_proto_rawDescGZIP() []byte {
 	return file_factstr_v1_admin_proto_rawDescData
 }
 
-var file_factstr_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_factstr_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_factstr_v1_admin_proto_goTypes = []any{
 	(*Member)(nil),                      // 0: factstr.v1.Member
 	(*StatusRequest)(nil),               // 1: factstr.v1.StatusRequest
@@ -1491,58 +1656,65 @@ var file_factstr_v1_admin_proto_goTypes = []any{
 	(*SnapshotRestoreRequest)(nil),      // 15: factstr.v1.SnapshotRestoreRequest
 	(*SnapshotRestoreResponse)(nil),     // 16: factstr.v1.SnapshotRestoreResponse
 	(*DurableStream)(nil),               // 17: factstr.v1.DurableStream
-	(*ListDurableStreamsRequest)(nil),   // 18: factstr.v1.ListDurableStreamsRequest
-	(*ListDurableStreamsResponse)(nil),  // 19: factstr.v1.ListDurableStreamsResponse
-	(*GetDurableStreamRequest)(nil),     // 20: factstr.v1.GetDurableStreamRequest
-	(*GetDurableStreamResponse)(nil),    // 21: factstr.v1.GetDurableStreamResponse
-	(*ResetDurableStreamRequest)(nil),   // 22: factstr.v1.ResetDurableStreamRequest
-	(*ResetDurableStreamResponse)(nil),  // 23: factstr.v1.ResetDurableStreamResponse
-	(*DeleteDurableStreamRequest)(nil),  // 24: factstr.v1.DeleteDurableStreamRequest
-	(*DeleteDurableStreamResponse)(nil), // 25: factstr.v1.DeleteDurableStreamResponse
-	(*EventQuery)(nil),                  // 26: factstr.v1.EventQuery
-	(*DurableStart)(nil),                // 27: factstr.v1.DurableStart
-	(*timestamppb.Timestamp)(nil),       // 28: google.protobuf.Timestamp
+	(*GroupInfo)(nil),                   // 18: factstr.v1.GroupInfo
+	(*GroupPartition)(nil),              // 19: factstr.v1.GroupPartition
+	(*ListDurableStreamsRequest)(nil),   // 20: factstr.v1.ListDurableStreamsRequest
+	(*ListDurableStreamsResponse)(nil),  // 21: factstr.v1.ListDurableStreamsResponse
+	(*GetDurableStreamRequest)(nil),     // 22: factstr.v1.GetDurableStreamRequest
+	(*GetDurableStreamResponse)(nil),    // 23: factstr.v1.GetDurableStreamResponse
+	(*ResetDurableStreamRequest)(nil),   // 24: factstr.v1.ResetDurableStreamRequest
+	(*ResetDurableStreamResponse)(nil),  // 25: factstr.v1.ResetDurableStreamResponse
+	(*DeleteDurableStreamRequest)(nil),  // 26: factstr.v1.DeleteDurableStreamRequest
+	(*DeleteDurableStreamResponse)(nil), // 27: factstr.v1.DeleteDurableStreamResponse
+	(*EventQuery)(nil),                  // 28: factstr.v1.EventQuery
+	(*DurableStart)(nil),                // 29: factstr.v1.DurableStart
+	(*timestamppb.Timestamp)(nil),       // 30: google.protobuf.Timestamp
+	(*GroupSpec)(nil),                   // 31: factstr.v1.GroupSpec
 }
 var file_factstr_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: factstr.v1.StatusResponse.members:type_name -> factstr.v1.Member
 	0,  // 1: factstr.v1.MembersResponse.members:type_name -> factstr.v1.Member
-	26, // 2: factstr.v1.DurableStream.query:type_name -> factstr.v1.EventQuery
-	27, // 3: factstr.v1.DurableStream.start:type_name -> factstr.v1.DurableStart
-	28, // 4: factstr.v1.DurableStream.created_at:type_name -> google.protobuf.Timestamp
-	28, // 5: factstr.v1.DurableStream.last_ack_at:type_name -> google.protobuf.Timestamp
-	17, // 6: factstr.v1.ListDurableStreamsResponse.streams:type_name -> factstr.v1.DurableStream
-	17, // 7: factstr.v1.GetDurableStreamResponse.stream:type_name -> factstr.v1.DurableStream
-	27, // 8: factstr.v1.ResetDurableStreamRequest.to:type_name -> factstr.v1.DurableStart
-	17, // 9: factstr.v1.ResetDurableStreamResponse.stream:type_name -> factstr.v1.DurableStream
-	1,  // 10: factstr.v1.AdminService.Status:input_type -> factstr.v1.StatusRequest
-	3,  // 11: factstr.v1.AdminService.Members:input_type -> factstr.v1.MembersRequest
-	5,  // 12: factstr.v1.AdminService.Join:input_type -> factstr.v1.JoinRequest
-	7,  // 13: factstr.v1.AdminService.Leave:input_type -> factstr.v1.LeaveRequest
-	9,  // 14: factstr.v1.AdminService.Remove:input_type -> factstr.v1.RemoveRequest
-	11, // 15: factstr.v1.AdminService.TransferLeadership:input_type -> factstr.v1.TransferLeadershipRequest
-	13, // 16: factstr.v1.AdminService.SnapshotSave:input_type -> factstr.v1.SnapshotSaveRequest
-	15, // 17: factstr.v1.AdminService.SnapshotRestore:input_type -> factstr.v1.SnapshotRestoreRequest
-	18, // 18: factstr.v1.AdminService.ListDurableStreams:input_type -> factstr.v1.ListDurableStreamsRequest
-	20, // 19: factstr.v1.AdminService.GetDurableStream:input_type -> factstr.v1.GetDurableStreamRequest
-	22, // 20: factstr.v1.AdminService.ResetDurableStream:input_type -> factstr.v1.ResetDurableStreamRequest
-	24, // 21: factstr.v1.AdminService.DeleteDurableStream:input_type -> factstr.v1.DeleteDurableStreamRequest
-	2,  // 22: factstr.v1.AdminService.Status:output_type -> factstr.v1.StatusResponse
-	4,  // 23: factstr.v1.AdminService.Members:output_type -> factstr.v1.MembersResponse
-	6,  // 24: factstr.v1.AdminService.Join:output_type -> factstr.v1.JoinResponse
-	8,  // 25: factstr.v1.AdminService.Leave:output_type -> factstr.v1.LeaveResponse
-	10, // 26: factstr.v1.AdminService.Remove:output_type -> factstr.v1.RemoveResponse
-	12, // 27: factstr.v1.AdminService.TransferLeadership:output_type -> factstr.v1.TransferLeadershipResponse
-	14, // 28: factstr.v1.AdminService.SnapshotSave:output_type -> factstr.v1.SnapshotSaveResponse
-	16, // 29: factstr.v1.AdminService.SnapshotRestore:output_type -> factstr.v1.SnapshotRestoreResponse
-	19, // 30: factstr.v1.AdminService.ListDurableStreams:output_type -> factstr.v1.ListDurableStreamsResponse
-	21, // 31: factstr.v1.AdminService.GetDurableStream:output_type -> factstr.v1.GetDurableStreamResponse
-	23, // 32: factstr.v1.AdminService.ResetDurableStream:output_type -> factstr.v1.ResetDurableStreamResponse
-	25, // 33: factstr.v1.AdminService.DeleteDurableStream:output_type -> factstr.v1.DeleteDurableStreamResponse
-	22, // [22:34] is the sub-list for method output_type
-	10, // [10:22] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	28, // 2: factstr.v1.DurableStream.query:type_name -> factstr.v1.EventQuery
+	29, // 3: factstr.v1.DurableStream.start:type_name -> factstr.v1.DurableStart
+	30, // 4: factstr.v1.DurableStream.created_at:type_name -> google.protobuf.Timestamp
+	30, // 5: factstr.v1.DurableStream.last_ack_at:type_name -> google.protobuf.Timestamp
+	18, // 6: factstr.v1.DurableStream.group:type_name -> factstr.v1.GroupInfo
+	31, // 7: factstr.v1.GroupInfo.spec:type_name -> factstr.v1.GroupSpec
+	19, // 8: factstr.v1.GroupInfo.partitions:type_name -> factstr.v1.GroupPartition
+	30, // 9: factstr.v1.GroupPartition.last_ack_at:type_name -> google.protobuf.Timestamp
+	17, // 10: factstr.v1.ListDurableStreamsResponse.streams:type_name -> factstr.v1.DurableStream
+	17, // 11: factstr.v1.GetDurableStreamResponse.stream:type_name -> factstr.v1.DurableStream
+	29, // 12: factstr.v1.ResetDurableStreamRequest.to:type_name -> factstr.v1.DurableStart
+	17, // 13: factstr.v1.ResetDurableStreamResponse.stream:type_name -> factstr.v1.DurableStream
+	1,  // 14: factstr.v1.AdminService.Status:input_type -> factstr.v1.StatusRequest
+	3,  // 15: factstr.v1.AdminService.Members:input_type -> factstr.v1.MembersRequest
+	5,  // 16: factstr.v1.AdminService.Join:input_type -> factstr.v1.JoinRequest
+	7,  // 17: factstr.v1.AdminService.Leave:input_type -> factstr.v1.LeaveRequest
+	9,  // 18: factstr.v1.AdminService.Remove:input_type -> factstr.v1.RemoveRequest
+	11, // 19: factstr.v1.AdminService.TransferLeadership:input_type -> factstr.v1.TransferLeadershipRequest
+	13, // 20: factstr.v1.AdminService.SnapshotSave:input_type -> factstr.v1.SnapshotSaveRequest
+	15, // 21: factstr.v1.AdminService.SnapshotRestore:input_type -> factstr.v1.SnapshotRestoreRequest
+	20, // 22: factstr.v1.AdminService.ListDurableStreams:input_type -> factstr.v1.ListDurableStreamsRequest
+	22, // 23: factstr.v1.AdminService.GetDurableStream:input_type -> factstr.v1.GetDurableStreamRequest
+	24, // 24: factstr.v1.AdminService.ResetDurableStream:input_type -> factstr.v1.ResetDurableStreamRequest
+	26, // 25: factstr.v1.AdminService.DeleteDurableStream:input_type -> factstr.v1.DeleteDurableStreamRequest
+	2,  // 26: factstr.v1.AdminService.Status:output_type -> factstr.v1.StatusResponse
+	4,  // 27: factstr.v1.AdminService.Members:output_type -> factstr.v1.MembersResponse
+	6,  // 28: factstr.v1.AdminService.Join:output_type -> factstr.v1.JoinResponse
+	8,  // 29: factstr.v1.AdminService.Leave:output_type -> factstr.v1.LeaveResponse
+	10, // 30: factstr.v1.AdminService.Remove:output_type -> factstr.v1.RemoveResponse
+	12, // 31: factstr.v1.AdminService.TransferLeadership:output_type -> factstr.v1.TransferLeadershipResponse
+	14, // 32: factstr.v1.AdminService.SnapshotSave:output_type -> factstr.v1.SnapshotSaveResponse
+	16, // 33: factstr.v1.AdminService.SnapshotRestore:output_type -> factstr.v1.SnapshotRestoreResponse
+	21, // 34: factstr.v1.AdminService.ListDurableStreams:output_type -> factstr.v1.ListDurableStreamsResponse
+	23, // 35: factstr.v1.AdminService.GetDurableStream:output_type -> factstr.v1.GetDurableStreamResponse
+	25, // 36: factstr.v1.AdminService.ResetDurableStream:output_type -> factstr.v1.ResetDurableStreamResponse
+	27, // 37: factstr.v1.AdminService.DeleteDurableStream:output_type -> factstr.v1.DeleteDurableStreamResponse
+	26, // [26:38] is the sub-list for method output_type
+	14, // [14:26] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_factstr_v1_admin_proto_init() }
@@ -1558,7 +1730,7 @@ func file_factstr_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_factstr_v1_admin_proto_rawDesc), len(file_factstr_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
