@@ -211,8 +211,9 @@ func (g *groupSub) Err() error {
 
 // Unsubscribe ends the member: each partition stops after the batch in
 // its handler (whose nil return still moves that cursor), stores its
-// cursor and is released; then the member slot. From inside a handler it
-// does not wait.
+// cursor and is released; then the member slot. While a handler call of
+// one of its partitions runs (it may be the caller) it does not wait, as
+// a durable stream's Unsubscribe; Done says when the member has ended.
 func (g *groupSub) Unsubscribe() { g.stop(nil) }
 
 func (g *groupSub) stop(cause error) {
@@ -221,10 +222,9 @@ func (g *groupSub) stop(cause error) {
 		g.stopped, g.stopCause = true, cause
 	}
 	inHandler := false
-	id := goid()
 	for _, s := range g.parts {
 		s.mu.Lock()
-		if s.liveGID == id {
+		if s.inHandler {
 			inHandler = true
 		}
 		s.mu.Unlock()
