@@ -34,6 +34,10 @@ const (
 	OpSetIncarnation   Op = 9  // record Holder as node Name's data-directory incarnation ("" forgets it); a non-zero OccurredAt marks it removed then
 	OpResetDurable     Op = 10 // move Name's cursor to Start (Cursor for after); held only with Force, which takes the lease
 	OpDeleteDurable    Op = 11 // forget Name and its cursor; held only with Force
+	OpPark             Op = 12 // park Name's events Parked (Attempts, Error) and move its cursor to Cursor (0: stays), if Holder holds it
+	OpUnpark           Op = 13 // remove Parked from Name's parked list (redelivered and handled), if Holder holds it
+	OpRedeliverParked  Op = 14 // mark Name's parked events up to Cursor (0: all) for redelivery
+	OpDropParked       Op = 15 // forget Name's parked events up to Cursor (0: all)
 )
 
 func (o Op) String() string {
@@ -60,6 +64,8 @@ func (o Op) String() string {
 		return "reset-durable"
 	case OpDeleteDurable:
 		return "delete-durable"
+	case OpPark, OpUnpark, OpRedeliverParked, OpDropParked:
+		return parkedOpString(o)
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -83,12 +89,19 @@ type Command struct {
 	// Force lets OpResetDurable and OpDeleteDurable act on a held name; the
 	// holder loses its lease.
 	Force bool
+	// Failure is the failure policy of a name OpAcquire creates.
+	Failure contract.FailurePolicy
+	// Parked are the sequence numbers of OpPark and OpUnpark; Attempts and
+	// Error are OpPark's failed deliveries and the handler's last error.
+	Parked   []uint64
+	Attempts uint32
+	Error    string
 }
 
 // Result is the deterministic outcome of one command.
 type Result struct {
 	Append    contract.AppendResult
-	Cursor    uint64 // OpAcquire: the stored cursor
+	Cursor    uint64 // OpAcquire: the stored cursor; OpRedeliverParked, OpDropParked: the events marked or dropped
 	Created   bool   // OpAcquire: the name was created (its start applied)
 	Duplicate bool   // the idempotency key was seen before: Append/Err are the first outcome
 	Err       error  // the command's own failure; nothing of it was written
@@ -281,6 +294,8 @@ func (a *applier) apply(c *Command) (Result, error) {
 		return a.resetDurable(c)
 	case OpDeleteDurable:
 		return a.deleteDurable(c)
+	case OpPark, OpUnpark, OpRedeliverParked, OpDropParked:
+		return a.applyParked(c)
 	}
 	return Result{Err: fmt.Errorf("%w: %d", ErrUnknownOp, uint8(c.Op))}, nil
 }
@@ -522,7 +537,10 @@ func (a *applier) acquire(c *Command) (Result, error) {
 		if err != nil {
 			return Result{Err: err}, nil
 		}
-		d = durableRecord{cursor: cursor, queryKey: key, queryJSON: qj, start: start}
+		if err := c.Failure.Validate(); err != nil {
+			return Result{Err: err}, nil
+		}
+		d = durableRecord{cursor: cursor, queryKey: key, queryJSON: qj, start: start, failure: c.Failure.Normalized()}
 		if !c.OccurredAt.IsZero() {
 			d.created = unixNanos(c.OccurredAt)
 		}

@@ -72,6 +72,9 @@ func (p StartPosition) Validate() error {
 type DurableOptions struct {
 	// Start applies only when the call creates the name.
 	Start StartPosition
+	// Failure is the failure policy of a name the call creates (default:
+	// stop); a name that exists keeps its own.
+	Failure FailurePolicy
 }
 
 // DurableOption sets a DurableOptions field.
@@ -132,6 +135,10 @@ type DurableInfo struct {
 	Holder  string    // who holds the name now ("" when free); in a cluster, "node/subscription"
 	Created time.Time // when the name was created (zero if the store did not record it)
 	LastAck time.Time // when its cursor last moved (zero: never)
+	// Failure is the failure policy recorded with the name.
+	Failure FailurePolicy
+	// Parked is the number of events in the name's parked list.
+	Parked uint64
 }
 
 // DurableAdmin manages durable stream names: every FACTSTR store implements
@@ -150,8 +157,10 @@ type DurableAdmin interface {
 	ResetDurable(ctx context.Context, name string, to StartPosition, force bool) (DurableInfo, error)
 	// DeleteDurable forgets name and its cursor; the next subscription to
 	// it creates it anew, with any query and start. A held name is refused
-	// with ErrDurableNameInUse unless force is set.
+	// with ErrDurableNameInUse unless force is set. Its parked events are
+	// forgotten with it.
 	DeleteDurable(ctx context.Context, name string, force bool) error
+	ParkedAdmin
 }
 
 // DurableLag is Head - Cursor, 0 when the cursor is at or past the head.

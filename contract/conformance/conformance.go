@@ -57,6 +57,7 @@ func groups() []group {
 		{"Ending", endingCases()},
 		{"DurableStart", startCases()},
 		{"DurableAdmin", adminCases()},
+		{"DurablePark", parkCases()},
 		{"Close", closeCases()},
 		{"Concurrency", concurrencyCases()},
 	}
