@@ -360,7 +360,7 @@ func (sub *refSub) call(b []contract.EventRecord) (err error) {
 			err = fmt.Errorf("stream handler panicked: %v", r)
 		}
 	}()
-	return sub.handler(sub.ctx, b)
+	return sub.handler(contract.WithDelivery(sub.ctx, contract.Delivery{Attempt: 1}), b)
 }
 
 func (sub *refSub) run() {
