@@ -32,7 +32,7 @@ type subscription struct {
 	// failed is the handler's error on the last durable delivery, nil
 	// once a delivery succeeds: a stop-policy stream the server ends right
 	// after it ended on that failure. Owned by the delivering goroutine.
-	failed error
+	failed  error
 	read    contract.ReadOptions
 	handler contract.StreamHandler
 
