@@ -70,9 +70,7 @@ func ParkedFromProto(ms []*factstrv1.ParkedEvent) []contract.ParkedEvent {
 // DeliveryToBatch sets a durable delivery's attempt and redelivery flag on
 // the batch that carries it.
 func DeliveryToBatch(b *factstrv1.Batch, d contract.Delivery) {
-	if d.Attempt > 1 {
-		b.Attempt = uint32(d.Attempt)
-	}
+	b.Attempt = uint32(max(d.Attempt, 0))
 	b.Redelivery = d.Redelivery
 }
 
