@@ -74,3 +74,19 @@ func (n *Node) parkedAdmin(ctx context.Context, c boltstore.Command) (int, error
 	}
 	return int(res[0].Cursor), nil
 }
+
+// ParkedCounts maps every durable name with parked events to their count,
+// from this node's state (metrics read it at scrape time).
+func (n *Node) ParkedCounts() map[string]uint64 {
+	infos, err := n.store.DurableInfos("")
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]uint64)
+	for _, d := range infos {
+		if d.Parked > 0 || d.Failure.Parks() {
+			out[d.Name] = d.Parked
+		}
+	}
+	return out
+}
