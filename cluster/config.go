@@ -119,8 +119,8 @@ type Config struct {
 	// served by this node parks events (metrics). They must not block.
 	OnRedelivery func(name string)
 	OnParked     func(name string, events int)
-	Version     string
-	Logger      *slog.Logger
+	Version      string
+	Logger       *slog.Logger
 }
 
 func (c *Config) setDefaults() {
