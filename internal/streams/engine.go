@@ -349,6 +349,7 @@ type subscription struct {
 	durable      bool
 	name, holder string
 	failure      contract.FailurePolicy // durable: the name's recorded policy
+	parkedPolled time.Time              // when redeliverParked last looked; owned by the delivering goroutine
 
 	start    uint64        // position when the subscription went live; immutable after
 	pos      uint64        // scanned through; owned by the delivering goroutine

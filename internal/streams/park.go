@@ -147,6 +147,13 @@ func (s *subscription) parkedThrough(pos uint64) {
 // handled, they leave the parked list, failed on every delivery, they are
 // parked again (and no longer due).
 func (s *subscription) redeliverParked() error {
+	// Looking reads the parked list: at most once per ParkedPoll, however
+	// fast the stream delivers.
+	if now := time.Now(); now.Sub(s.parkedPolled) >= s.e.cfg.ParkedPoll {
+		s.parkedPolled = now
+	} else {
+		return nil
+	}
 	for {
 		if s.isStopped() {
 			return errStopped
