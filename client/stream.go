@@ -333,6 +333,9 @@ func (s *subscription) openDurableOn(a *attempt, node int) error {
 		}
 		switch k := m.GetKind().(type) {
 		case *factstrv1.StreamDurableResponse_Batch:
+			if s.skipStopped(k.Batch) {
+				continue
+			}
 			if err := s.deliverDurable(k.Batch); err != nil {
 				return err
 			}
@@ -373,6 +376,24 @@ func (s *subscription) deliverDurable(b *factstrv1.Batch) error {
 	return err
 }
 
+// skipStopped answers a batch that arrives after Unsubscribe without
+// delivering it (the handler sees nothing after Unsubscribe): with an
+// error ack, which the server, told of the unsubscribe first, takes as
+// the end of the stream, not as a handler failure; the batch is not
+// recorded as handled.
+func (s *subscription) skipStopped(b *factstrv1.Batch) bool {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	if !s.isStopped() {
+		return false
+	}
+	if evs := b.GetEvents(); len(evs) > 0 {
+		_ = s.dstream.Send(&factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Ack{Ack: &factstrv1.DurableAck{
+			LastSequenceNumber: evs[len(evs)-1].GetSequenceNumber(), Error: "unsubscribed: not delivered"}}})
+	}
+	return true
+}
+
 // endedOnFailure is the handler's failure when the server ended the
 // stream (recvErr) after the last delivery failed: the name's policy is
 // stop. A stream asked to retry then park ends so only when the server
@@ -400,7 +421,9 @@ func (s *subscription) runDurable() {
 			case *factstrv1.StreamDurableResponse_Batch:
 				// An ack that could not be sent breaks the stream: the next
 				// Recv fails and the stream resumes from the cursor.
-				_ = s.deliverDurable(k.Batch)
+				if !s.skipStopped(k.Batch) {
+					_ = s.deliverDurable(k.Batch)
+				}
 			case *factstrv1.StreamDurableResponse_Released:
 				return
 			}
@@ -525,6 +548,12 @@ func (s *subscription) Unsubscribe() { s.stop(nil) }
 // stop is Unsubscribe with the reason Err reports (nil for Unsubscribe);
 // the first stop decides it.
 func (s *subscription) stop(cause error) {
+	if s.durable {
+		// stopped is set and the unsubscribe sent under sendMu: whoever
+		// sees stopped under sendMu knows the server was told first (see
+		// skipStopped).
+		s.sendMu.Lock()
+	}
 	s.mu.Lock()
 	already := s.stopped
 	if !already {
@@ -533,9 +562,8 @@ func (s *subscription) stop(cause error) {
 	started, busy := s.started, s.inHandler
 	s.mu.Unlock()
 	s.hcancel()
-	if !already && s.durable {
-		s.sendMu.Lock()
-		if s.dstream != nil {
+	if s.durable {
+		if !already && s.dstream != nil {
 			_ = s.dstream.Send(&factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Unsubscribe{Unsubscribe: &factstrv1.DurableUnsubscribe{}}})
 		}
 		s.sendMu.Unlock()

@@ -331,6 +331,11 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 		}
 		var failed *clientHandlerError
 		switch {
+		case errors.As(err, &failed) && unsubscribed(unsub):
+			// The client unsubscribed before it answered (it sends the
+			// unsubscribe first): the batch was not handled, and it is
+			// no failure to retry or park. End without recording it.
+			cancel()
 		case errors.As(err, &failed):
 			// The client's handler failed: the store's failure policy
 			// decides (stop ends the subscription with ErrHandlerFailed;
@@ -425,6 +430,15 @@ func waitAck(ctx context.Context, acks <-chan *factstrv1.DurableAck, last uint64
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+func unsubscribed(unsub <-chan struct{}) bool {
+	select {
+	case <-unsub:
+		return true
+	default:
+		return false
 	}
 }
 
