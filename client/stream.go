@@ -333,9 +333,6 @@ func (s *subscription) openDurableOn(a *attempt, node int) error {
 		}
 		switch k := m.GetKind().(type) {
 		case *factstrv1.StreamDurableResponse_Batch:
-			if s.skipStopped(k.Batch) {
-				continue
-			}
 			if err := s.deliverDurable(k.Batch); err != nil {
 				return err
 			}
@@ -359,7 +356,8 @@ func (s *subscription) deliverDurable(b *factstrv1.Batch) error {
 	}
 	herr := s.deliver(recs, wire.DeliveryFromBatch(b))
 	if errors.Is(herr, errNotDelivered) {
-		return nil // stopped: the server ends the stream without this ack
+		s.decline(recs[len(recs)-1].SequenceNumber)
+		return nil
 	}
 	ack := &factstrv1.DurableAck{LastSequenceNumber: recs[len(recs)-1].SequenceNumber}
 	s.failed = nil
@@ -376,22 +374,18 @@ func (s *subscription) deliverDurable(b *factstrv1.Batch) error {
 	return err
 }
 
-// skipStopped answers a batch that arrives after Unsubscribe without
-// delivering it (the handler sees nothing after Unsubscribe): with an
-// error ack, which the server, told of the unsubscribe first, takes as
-// the end of the stream, not as a handler failure; the batch is not
-// recorded as handled.
-func (s *subscription) skipStopped(b *factstrv1.Batch) bool {
+// decline answers a batch the handler was not given (the subscription
+// stopped, or its call's ctx ended): the server is told of the
+// unsubscribe first (again, if stop already did; it takes the first),
+// then gets an error ack, which it takes as the end of the stream, not as
+// a handler failure to retry or park. The batch is not recorded as
+// handled, and the server does not wait for an ack that never comes.
+func (s *subscription) decline(last uint64) {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
-	if !s.isStopped() {
-		return false
-	}
-	if evs := b.GetEvents(); len(evs) > 0 {
-		_ = s.dstream.Send(&factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Ack{Ack: &factstrv1.DurableAck{
-			LastSequenceNumber: evs[len(evs)-1].GetSequenceNumber(), Error: "unsubscribed: not delivered"}}})
-	}
-	return true
+	_ = s.dstream.Send(&factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Unsubscribe{Unsubscribe: &factstrv1.DurableUnsubscribe{}}})
+	_ = s.dstream.Send(&factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Ack{Ack: &factstrv1.DurableAck{
+		LastSequenceNumber: last, Error: "not delivered: the subscription stopped"}}})
 }
 
 // endedOnFailure is the handler's failure when the server ended the
@@ -421,9 +415,7 @@ func (s *subscription) runDurable() {
 			case *factstrv1.StreamDurableResponse_Batch:
 				// An ack that could not be sent breaks the stream: the next
 				// Recv fails and the stream resumes from the cursor.
-				if !s.skipStopped(k.Batch) {
-					_ = s.deliverDurable(k.Batch)
-				}
+				_ = s.deliverDurable(k.Batch)
 			case *factstrv1.StreamDurableResponse_Released:
 				return
 			}
@@ -548,12 +540,6 @@ func (s *subscription) Unsubscribe() { s.stop(nil) }
 // stop is Unsubscribe with the reason Err reports (nil for Unsubscribe);
 // the first stop decides it.
 func (s *subscription) stop(cause error) {
-	if s.durable {
-		// stopped is set and the unsubscribe sent under sendMu: whoever
-		// sees stopped under sendMu knows the server was told first (see
-		// skipStopped).
-		s.sendMu.Lock()
-	}
 	s.mu.Lock()
 	already := s.stopped
 	if !already {
@@ -562,8 +548,9 @@ func (s *subscription) stop(cause error) {
 	started, busy := s.started, s.inHandler
 	s.mu.Unlock()
 	s.hcancel()
-	if s.durable {
-		if !already && s.dstream != nil {
+	if !already && s.durable {
+		s.sendMu.Lock()
+		if s.dstream != nil {
 			_ = s.dstream.Send(&factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Unsubscribe{Unsubscribe: &factstrv1.DurableUnsubscribe{}}})
 		}
 		s.sendMu.Unlock()
