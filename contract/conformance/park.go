@@ -29,6 +29,7 @@ func parkCases() []testCase {
 		{"DeleteForgetsParked", testParkDelete},
 		{"PolicyKeptForExistingName", testParkPolicyKept},
 		{"InvalidPolicyRefused", testParkInvalid},
+		{"UnsubscribeDuringRetriesParksNothing", testParkUnsubscribeDuringRetries},
 	}
 }
 
@@ -397,5 +398,28 @@ func testParkInvalid(t *testing.T, s contract.EventStore) {
 	defer cancel()
 	if _, err := a.GetDurable(ctx, "bad"); !errors.Is(err, contract.ErrDurableNotFound) {
 		t.Errorf("a refused policy created the name: GetDurable %v", err)
+	}
+}
+
+func testParkUnsubscribeDuringRetries(t *testing.T, s contract.EventStore) {
+	a := admin(t, s)
+	h := newParkHandler()
+	// A long backoff: the stream is between deliveries when it is ended.
+	// (Live: a replay's retries happen before the Stream call returns.)
+	sub := subscribePark(t, s, "d", h, contract.RetryThenPark(3, 30*time.Second, 30*time.Second))
+	mustAppend(t, s, ev("Bad", `{}`)) // 1
+	h.waitCalls(t, 1, "the first, failing delivery")
+	unsubscribe(t, sub)
+	info := waitInfo(t, a, "d", "the name free", func(i contract.DurableInfo) bool { return i.Holder == "" })
+	if info.Parked != 0 || info.Cursor != 0 {
+		t.Fatalf("after Unsubscribe during the retries: Parked %d, Cursor %d; want 0 and 0 (the batch is neither parked nor passed)", info.Parked, info.Cursor)
+	}
+	h2 := newParkHandler()
+	h2.failing.Store(false)
+	durableRetry(t, "subscribe again", func() (contract.Subscription, error) {
+		return s.StreamAllDurable(t.Context(), "d", h2.handle)
+	})
+	if calls := h2.waitCalls(t, 1, "the batch again"); !slices.Equal(calls[0].seqs, []uint64{1}) || calls[0].info.Attempt != 1 {
+		t.Fatalf("the next subscription got %s, want [1] attempt 1", fmtCalls(calls))
 	}
 }
