@@ -38,7 +38,11 @@ const (
 	// Holder and Expected: see GroupCommand) or checks the existing one.
 	// Numbered apart from the ops above so that ops added in parallel do
 	// not take its number.
-	OpEnsureGroup Op = 40
+	OpEnsureGroup     Op = 40
+	OpPark            Op = 12 // park Name's events Parked (Attempts, Error) and move its cursor to Cursor (0: stays), if Holder holds it
+	OpUnpark          Op = 13 // remove Parked from Name's parked list (redelivered and handled), if Holder holds it
+	OpRedeliverParked Op = 14 // mark Name's parked events up to Cursor (0: all) for redelivery
+	OpDropParked      Op = 15 // forget Name's parked events up to Cursor (0: all)
 )
 
 func (o Op) String() string {
@@ -67,6 +71,8 @@ func (o Op) String() string {
 		return "delete-durable"
 	case OpEnsureGroup:
 		return "ensure-group"
+	case OpPark, OpUnpark, OpRedeliverParked, OpDropParked:
+		return parkedOpString(o)
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -90,12 +96,19 @@ type Command struct {
 	// Force lets OpResetDurable and OpDeleteDurable act on a held name; the
 	// holder loses its lease.
 	Force bool
+	// Failure is the failure policy of a name OpAcquire creates.
+	Failure contract.FailurePolicy
+	// Parked are the sequence numbers of OpPark and OpUnpark; Attempts and
+	// Error are OpPark's failed deliveries and the handler's last error.
+	Parked   []uint64
+	Attempts uint32
+	Error    string
 }
 
 // Result is the deterministic outcome of one command.
 type Result struct {
 	Append    contract.AppendResult
-	Cursor    uint64 // OpAcquire: the stored cursor
+	Cursor    uint64 // OpAcquire: the stored cursor; OpRedeliverParked, OpDropParked: the events marked or dropped
 	Created   bool   // OpAcquire: the name was created (its start applied)
 	Duplicate bool   // the idempotency key was seen before: Append/Err are the first outcome
 	Err       error  // the command's own failure; nothing of it was written
@@ -290,6 +303,8 @@ func (a *applier) apply(c *Command) (Result, error) {
 		return a.deleteDurable(c)
 	case OpEnsureGroup:
 		return a.ensureGroup(c)
+	case OpPark, OpUnpark, OpRedeliverParked, OpDropParked:
+		return a.applyParked(c)
 	}
 	return Result{Err: fmt.Errorf("%w: %d", ErrUnknownOp, uint8(c.Op))}, nil
 }
@@ -534,7 +549,10 @@ func (a *applier) acquire(c *Command) (Result, error) {
 		if err != nil {
 			return Result{Err: err}, nil
 		}
-		d = durableRecord{cursor: cursor, queryKey: key, queryJSON: qj, start: start}
+		if err := c.Failure.Validate(); err != nil {
+			return Result{Err: err}, nil
+		}
+		d = durableRecord{cursor: cursor, queryKey: key, queryJSON: qj, start: start, failure: c.Failure.Normalized()}
 		if !c.OccurredAt.IsZero() {
 			d.created = unixNanos(c.OccurredAt)
 		}

@@ -49,12 +49,28 @@ func randomEntries(seed uint64, n int) []boltstore.Entry {
 				head += uint64(len(c.Events)) // an upper bound is enough for Expected
 			case k < 7:
 				c = boltstore.Command{Op: boltstore.OpAcquire, Name: fmt.Sprintf("d%d", rng.IntN(3)), Holder: fmt.Sprintf("h%d", rng.IntN(2)), Query: typeQ(types[rng.IntN(2)])}
+				if c.Name != "d0" { // d1 and d2 park
+					c.Failure = contract.FailurePolicy{MaxDeliveries: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Second}
+				}
 			case k < 8:
 				c = boltstore.Command{Op: boltstore.OpAdvance, Name: fmt.Sprintf("d%d", rng.IntN(3)), Holder: fmt.Sprintf("h%d", rng.IntN(2)), Cursor: uint64(rng.IntN(int(head) + 1))}
 			case k < 9:
 				c = boltstore.Command{Op: boltstore.OpRelease, Name: fmt.Sprintf("d%d", rng.IntN(3)), Holder: fmt.Sprintf("h%d", rng.IntN(2))}
 			default:
-				switch rng.IntN(4) {
+				switch rng.IntN(9) {
+				case 4, 7, 8:
+					c = boltstore.Command{Op: boltstore.OpPark, Name: fmt.Sprintf("d%d", 1+rng.IntN(2)), Holder: fmt.Sprintf("h%d", rng.IntN(2)),
+						// Small numbers: head is only an upper bound of the log.
+						Cursor: uint64(rng.IntN(int(head)/4 + 1)), Parked: []uint64{uint64(1 + rng.IntN(int(head)/4+1)), uint64(1 + rng.IntN(4))},
+						Attempts: 2, Error: "failed", OccurredAt: at}
+				case 5:
+					c = boltstore.Command{Op: boltstore.OpRedeliverParked, Name: fmt.Sprintf("d%d", rng.IntN(3)), Cursor: uint64(rng.IntN(int(head) + 1))}
+					if rng.IntN(2) == 0 {
+						c.Op = boltstore.OpDropParked
+					}
+				case 6:
+					c = boltstore.Command{Op: boltstore.OpUnpark, Name: fmt.Sprintf("d%d", 1+rng.IntN(2)), Holder: fmt.Sprintf("h%d", rng.IntN(2)),
+						Parked: []uint64{uint64(1 + rng.IntN(4))}}
 				case 0:
 					c = boltstore.Command{Op: boltstore.OpPruneIdempotency, OccurredAt: at.Add(-5 * time.Second)}
 				case 1:
@@ -92,6 +108,9 @@ func fingerprint(t *testing.T, s *boltstore.Store) string {
 	for i := range 3 {
 		cur, holder, ok, err := s.Durable(fmt.Sprintf("d%d", i))
 		out += fmt.Sprintf("d%d: %d %q %v %v\n", i, cur, holder, ok, err)
+		failure, err := s.Failure(fmt.Sprintf("d%d", i))
+		parked, perr := s.ParkedEvents(fmt.Sprintf("d%d", i), 0, 1000, false)
+		out += fmt.Sprintf("  %v %v parked %s %v\n", failure, err, mustJSON(t, parked), perr)
 	}
 	return out
 }

@@ -25,7 +25,11 @@ var (
 	// existed get it empty when opened.
 	bucketMembers = []byte("members")
 
-	allBuckets = [][]byte{bucketMeta, bucketEvents, bucketBatches, bucketTypes, bucketPostings, bucketDurables, bucketIdem, bucketIdemTime, bucketMembers, bucketGroups}
+	// durable name's parked events: parkedKey(name, seq) → parked record.
+	// Not required in a snapshot either (stores before it have none).
+	bucketParked = []byte("parked")
+
+	allBuckets = [][]byte{bucketMeta, bucketEvents, bucketBatches, bucketTypes, bucketPostings, bucketDurables, bucketIdem, bucketIdemTime, bucketMembers, bucketGroups, bucketParked}
 )
 
 // Keys of the meta bucket.
@@ -118,6 +122,8 @@ type durableRecord struct {
 	lastAck   int64  // unix nanos of the last cursor advance; 0: never
 	created   int64  // unix nanos of the acquire that created it; 0: unknown
 	start     contract.StartPosition
+	failure   contract.FailurePolicy // stop (zero) unless created with retry then park
+	parked    uint64                 // events in the name's parked list
 }
 
 func (d durableRecord) encode() []byte {
@@ -130,7 +136,14 @@ func (d durableRecord) encode() []byte {
 	b = binary.AppendVarint(b, d.lastAck)
 	b = binary.AppendVarint(b, d.created)
 	b = append(b, byte(d.start.Kind))
-	return binary.AppendUvarint(b, d.start.After)
+	b = binary.AppendUvarint(b, d.start.After)
+	if d.failure == (contract.FailurePolicy{}) && d.parked == 0 {
+		return b // as written before failure policies: an older reader reads it
+	}
+	b = binary.AppendUvarint(b, uint64(d.failure.MaxDeliveries))
+	b = binary.AppendVarint(b, int64(d.failure.InitialBackoff))
+	b = binary.AppendVarint(b, int64(d.failure.MaxBackoff))
+	return binary.AppendUvarint(b, d.parked)
 }
 
 func decodeDurable(v []byte) (durableRecord, error) {
@@ -166,7 +179,10 @@ func decodeDurable(v []byte) (durableRecord, error) {
 	if d.start.After, n = binary.Uvarint(rest); n <= 0 {
 		return d, errCorrupt
 	}
-	return d, nil
+	if rest = rest[n:]; len(rest) == 0 {
+		return d, nil
+	}
+	return d, d.decodeFailure(rest)
 }
 
 // Outcome kinds of an idempotency record.

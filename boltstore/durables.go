@@ -52,7 +52,7 @@ func (s *Store) DurableInfos(name string) ([]contract.DurableInfo, error) {
 func (d durableRecord) info(name string, head uint64) contract.DurableInfo {
 	info := contract.DurableInfo{
 		Name: name, Query: d.query(), Start: d.start, Cursor: d.cursor, Head: head,
-		Lag: contract.DurableLag(head, d.cursor), Holder: d.holder,
+		Lag: contract.DurableLag(head, d.cursor), Holder: d.holder, Failure: d.failure, Parked: d.parked,
 	}
 	if d.created != 0 {
 		info.Created = time.Unix(0, d.created).UTC()
@@ -134,6 +134,9 @@ func (a *applier) deleteDurable(c *Command) (Result, error) {
 	_, refused, err := a.heldRefused(c, "delete")
 	if err != nil || refused != nil {
 		return Result{Err: refused}, err
+	}
+	if _, err := a.dropParked(c.Name, 0); err != nil {
+		return Result{}, err
 	}
 	return Result{}, a.durables.Delete([]byte(c.Name))
 }

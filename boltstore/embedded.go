@@ -237,22 +237,26 @@ func (s *Store) commitGroup(group []*pending) {
 // are commands through Apply, so they persist with the events.
 type durables Store
 
-func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery, holder string, start contract.StartPosition) (streams.AcquireResult, error) {
-	res, err := (*Store)(d).submit(AcquireCommand(name, q, holder, start, d.opts.now().UTC()))
+func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery, holder string, opts contract.DurableOptions) (streams.AcquireResult, error) {
+	res, err := (*Store)(d).submit(AcquireCommand(name, q, holder, opts, d.opts.now().UTC()))
 	if err != nil {
 		return streams.AcquireResult{}, err
 	}
 	if res.Err != nil {
 		return streams.AcquireResult{}, res.Err
 	}
-	return streams.AcquireResult{Cursor: res.Cursor, Created: res.Created}, nil
+	failure, err := (*Store)(d).Failure(name)
+	if err != nil {
+		return streams.AcquireResult{}, err
+	}
+	return streams.AcquireResult{Cursor: res.Cursor, Created: res.Created, Failure: failure}, nil
 }
 
-// AcquireCommand is the OpAcquire of holder for name, created with q and
-// start when new.
-func AcquireCommand(name string, q contract.EventQuery, holder string, start contract.StartPosition, now time.Time) Command {
-	c := Command{Op: OpAcquire, Name: name, Holder: holder, Query: q, OccurredAt: now}
-	c.setStart(start)
+// AcquireCommand is the OpAcquire of holder for name, created with q,
+// opts.Start and opts.Failure when new.
+func AcquireCommand(name string, q contract.EventQuery, holder string, opts contract.DurableOptions, now time.Time) Command {
+	c := Command{Op: OpAcquire, Name: name, Holder: holder, Query: q, OccurredAt: now, Failure: opts.Failure.Normalized()}
+	c.setStart(opts.Start)
 	return c
 }
 

@@ -97,7 +97,7 @@ func checkSnapshot(path string) error {
 	defer db.Close()
 	return db.View(func(tx *bbolt.Tx) error {
 		for _, name := range allBuckets {
-			if tx.Bucket(name) == nil && !bytes.Equal(name, bucketMembers) && !bytes.Equal(name, bucketGroups) {
+			if tx.Bucket(name) == nil && !bytes.Equal(name, bucketMembers) && !bytes.Equal(name, bucketGroups) && !bytes.Equal(name, bucketParked) {
 				return fmt.Errorf("snapshot has no %s bucket", name)
 			}
 		}

@@ -66,3 +66,43 @@ func (c *Client) DeleteDurable(ctx context.Context, name string, force bool) err
 	_, err := c.Admin().DeleteDurableStream(ctx, &factstrv1.DeleteDurableStreamRequest{Name: name, Force: force})
 	return mapErr(err)
 }
+
+// ListParked returns a page of a durable name's parked events (reader
+// role): at most limit (0: 100, at most 1000) after sequence number after.
+func (c *Client) ListParked(ctx context.Context, name string, after uint64, limit int) ([]contract.ParkedEvent, error) {
+	if err := contract.ValidateDurableName(name); err != nil {
+		return nil, err
+	}
+	resp, err := c.Admin().ParkedList(ctx, &factstrv1.ParkedListRequest{Name: name, After: after, Limit: uint32(min(max(limit, 0), contract.MaxParkedPage))})
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return wire.ParkedFromProto(resp.GetEvents()), nil
+}
+
+// RedeliverParked asks for a durable name's parked events up to upTo (0:
+// all) to be delivered again to its subscriber (admin role). Asking twice
+// is harmless.
+func (c *Client) RedeliverParked(ctx context.Context, name string, upTo uint64) (int, error) {
+	if err := contract.ValidateDurableName(name); err != nil {
+		return 0, err
+	}
+	resp, err := c.Admin().ParkedRedeliver(ctx, &factstrv1.ParkedRedeliverRequest{Name: name, UpTo: upTo})
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return int(resp.GetCount()), nil
+}
+
+// DropParked forgets a durable name's parked events up to upTo (0: all)
+// (admin role).
+func (c *Client) DropParked(ctx context.Context, name string, upTo uint64) (int, error) {
+	if err := contract.ValidateDurableName(name); err != nil {
+		return 0, err
+	}
+	resp, err := c.Admin().ParkedDrop(ctx, &factstrv1.ParkedDropRequest{Name: name, UpTo: upTo})
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return int(resp.GetCount()), nil
+}

@@ -29,6 +29,11 @@ type subscription struct {
 	query   contract.EventQuery
 	start   contract.StartPosition // durable: where a new name starts
 	group   *contract.GroupSpec    // durable: a consumer group member (nil: a plain name)
+	failure contract.FailurePolicy // durable: the policy asked for a new name
+	// failed is the handler's error on the last durable delivery, nil
+	// once a delivery succeeds: a stop-policy stream the server ends right
+	// after it ended on that failure. Owned by the delivering goroutine.
+	failed  error
 	read    contract.ReadOptions
 	handler contract.StreamHandler
 
@@ -180,7 +185,7 @@ func (s *subscription) deliverLive(b *factstrv1.Batch) {
 	if s.isStopped() {
 		return
 	}
-	_ = s.deliver(recs) // a live stream goes on after a failing handler
+	_ = s.deliver(recs, contract.Delivery{Attempt: 1}) // a live stream goes on after a failing handler
 	s.lastSeen = recs[len(recs)-1].SequenceNumber
 }
 
@@ -259,6 +264,9 @@ func (c *Client) StreamToDurable(ctx context.Context, name string, q contract.Ev
 	if err := o.Start.Validate(); err != nil {
 		return nil, err
 	}
+	if err := o.Failure.Validate(); err != nil {
+		return nil, err
+	}
 	if o.Group != nil {
 		if err := o.Group.Validate(); err != nil {
 			return nil, err
@@ -268,7 +276,7 @@ func (c *Client) StreamToDurable(ctx context.Context, name string, q contract.Ev
 	if err != nil {
 		return nil, err
 	}
-	s.start, s.group = o.Start, o.Group
+	s.start, s.group, s.failure = o.Start, o.Group, o.Failure.Normalized()
 	err = c.retry(ctx, func(_ context.Context, node int) (bool, error) {
 		err := s.openDurable(node)
 		return retryable(err), err
@@ -307,11 +315,13 @@ func (s *subscription) openDurableOn(a *attempt, node int) error {
 	if err != nil {
 		return err
 	}
+	s.failed = nil // a failure on an earlier stream is not this one's
 	s.sendMu.Lock()
 	s.dstream = st
 	err = st.Send(&factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Subscribe{Subscribe: &factstrv1.DurableSubscribe{
 		Name: s.name, Query: wire.QueryToProto(s.query), Read: wire.ReadOptionsToProto(s.read), Start: wire.StartToProto(s.start),
-		Group: wire.GroupSpecToProto(s.group),
+		Group:   wire.GroupSpecToProto(s.group),
+		Failure: wire.FailureToProto(s.failure),
 	}}})
 	s.sendMu.Unlock()
 	if err != nil {
@@ -320,6 +330,9 @@ func (s *subscription) openDurableOn(a *attempt, node int) error {
 	for {
 		m, err := st.Recv()
 		if err != nil {
+			if ferr := s.endedOnFailure(err); ferr != nil {
+				return ferr
+			}
 			return err
 		}
 		if !a.answered() {
@@ -339,31 +352,61 @@ func (s *subscription) openDurableOn(a *attempt, node int) error {
 }
 
 // deliverDurable runs the handler and acknowledges: the ack carries the
-// handler's error, which stops the stream on the server without moving the
-// cursor.
+// handler's error. The name's failure policy, applied by the server,
+// decides what follows: stop ends the stream on the server without moving
+// the cursor (the client then ends with ErrHandlerFailed, see
+// endedOnFailure), retry then park delivers the batch again.
 func (s *subscription) deliverDurable(b *factstrv1.Batch) error {
 	recs := wire.RecordsFromProto(b.GetEvents())
 	if len(recs) == 0 {
 		return nil
 	}
-	herr := s.deliver(recs)
+	herr := s.deliver(recs, wire.DeliveryFromBatch(b))
 	if errors.Is(herr, errNotDelivered) {
-		return nil // stopped: the server ends the stream without this ack
+		s.decline(recs[len(recs)-1].SequenceNumber)
+		return nil
 	}
 	ack := &factstrv1.DurableAck{LastSequenceNumber: recs[len(recs)-1].SequenceNumber}
+	s.failed = nil
 	if herr != nil {
 		ack.Error = herr.Error()
 		if ack.Error == "" {
 			ack.Error = "handler failed"
 		}
+		s.failed = fmt.Errorf("durable stream %q: %w on the batch ending at %d: %w", s.name, contract.ErrHandlerFailed, ack.LastSequenceNumber, herr)
 	}
 	s.sendMu.Lock()
 	err := s.dstream.Send(&factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Ack{Ack: ack}})
 	s.sendMu.Unlock()
-	if herr != nil {
-		return fmt.Errorf("durable stream %q: %w on the batch ending at %d: %w", s.name, contract.ErrHandlerFailed, ack.LastSequenceNumber, herr)
-	}
 	return err
+}
+
+// decline answers a batch the handler was not given (the subscription
+// stopped, or its call's ctx ended): the server is told of the
+// unsubscribe first (again, if stop already did; it takes the first),
+// then gets an error ack, which it takes as the end of the stream, not as
+// a handler failure to retry or park. The batch is not recorded as
+// handled, and the server does not wait for an ack that never comes.
+func (s *subscription) decline(last uint64) {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	_ = s.dstream.Send(&factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Unsubscribe{Unsubscribe: &factstrv1.DurableUnsubscribe{}}})
+	_ = s.dstream.Send(&factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Ack{Ack: &factstrv1.DurableAck{
+		LastSequenceNumber: last, Error: "not delivered: the subscription stopped"}}})
+}
+
+// endedOnFailure is the handler's failure when the server ended the
+// stream (recvErr) after the last delivery failed: the name's policy is
+// stop. A stream asked to retry then park ends so only when the server
+// says it aborted; otherwise it resumes like any broken stream.
+func (s *subscription) endedOnFailure(recvErr error) error {
+	if s.failed == nil {
+		return nil
+	}
+	if s.failure.Parks() && status.Code(recvErr) != codes.Aborted {
+		return nil
+	}
+	return s.failed
 }
 
 func (s *subscription) runDurable() {
@@ -379,17 +422,17 @@ func (s *subscription) runDurable() {
 			case *factstrv1.StreamDurableResponse_Batch:
 				// An ack that could not be sent breaks the stream: the next
 				// Recv fails and the stream resumes from the cursor.
-				if err := s.deliverDurable(k.Batch); errors.Is(err, contract.ErrHandlerFailed) {
-					reason = err
-					s.awaitEnd()
-					return
-				}
+				_ = s.deliverDurable(k.Batch)
 			case *factstrv1.StreamDurableResponse_Released:
 				return
 			}
 			continue
 		}
 		if s.isStopped() || s.sctx.Err() != nil {
+			return
+		}
+		if ferr := s.endedOnFailure(err); ferr != nil {
+			reason = ferr
 			return
 		}
 		if status.Code(err) == codes.Aborted {
@@ -399,16 +442,6 @@ func (s *subscription) runDurable() {
 		s.c.log.Info("durable stream lost its node; resuming elsewhere", "name", s.name, "error", err)
 		if err := s.reconnectDurable(); err != nil {
 			reason = err
-			return
-		}
-	}
-}
-
-// awaitEnd drains the stream until the server ends it (it releases the name
-// first), so that the name is free soon after the handler failed.
-func (s *subscription) awaitEnd() {
-	for {
-		if _, err := s.dstream.Recv(); err != nil {
 			return
 		}
 	}
@@ -457,7 +490,7 @@ var errNotDelivered = errors.New("subscription stopped before the delivery")
 // and inHandler are set under one lock, so an Unsubscribe either sees the
 // handler call running (and does not wait: it may come from inside it) or
 // none will start.
-func (s *subscription) deliver(recs []contract.EventRecord) (err error) {
+func (s *subscription) deliver(recs []contract.EventRecord, d contract.Delivery) (err error) {
 	s.mu.Lock()
 	// The handler's ctx ends with the Stream* call's ctx before the
 	// AfterFunc that stops the subscription has run.
@@ -475,7 +508,7 @@ func (s *subscription) deliver(recs []contract.EventRecord) (err error) {
 			err = fmt.Errorf("handler panicked: %v", r)
 		}
 	}()
-	return s.handler(s.hctx, recs)
+	return s.handler(contract.WithDelivery(s.hctx, d), recs)
 }
 
 // markStarted is called just before the delivering goroutine is started,

@@ -114,8 +114,13 @@ type Config struct {
 	// OnStoreLogs, if set, is called with the number of entries of every
 	// write to the Raft log (metrics). It must not block.
 	OnStoreLogs func(entries int)
-	Version     string
-	Logger      *slog.Logger
+	// OnRedelivery, if set, is called for every redelivery of a durable
+	// batch after its handler failed, and OnParked when a durable stream
+	// served by this node parks events (metrics). They must not block.
+	OnRedelivery func(name string)
+	OnParked     func(name string, events int)
+	Version      string
+	Logger       *slog.Logger
 }
 
 func (c *Config) setDefaults() {

@@ -17,14 +17,14 @@ type raftDurables Node
 
 func (d *raftDurables) node() *Node { return (*Node)(d) }
 
-func (d *raftDurables) Acquire(ctx context.Context, name string, q contract.EventQuery, holder string, start contract.StartPosition) (streams.AcquireResult, error) {
+func (d *raftDurables) Acquire(ctx context.Context, name string, q contract.EventQuery, holder string, opts contract.DurableOptions) (streams.AcquireResult, error) {
 	n := d.node()
 	if err := d.clearOwnLeases(ctx); err != nil {
 		return streams.AcquireResult{}, err
 	}
 	// The leader stamps the time; a start at the end is the head when the
 	// entry applies, the same on every replica.
-	res, idx, err := n.propose(ctx, []boltstore.Command{boltstore.AcquireCommand(name, q, holder, start, time.Time{})})
+	res, idx, err := n.propose(ctx, []boltstore.Command{boltstore.AcquireCommand(name, q, holder, opts, time.Time{})})
 	if err != nil {
 		return streams.AcquireResult{}, err
 	}
@@ -36,7 +36,12 @@ func (d *raftDurables) Acquire(ctx context.Context, name string, q contract.Even
 	if err := n.fsm.WaitApplied(ctx, idx); err != nil {
 		return streams.AcquireResult{}, fmt.Errorf("wait for this node to apply the lease: %w", err)
 	}
-	return streams.AcquireResult{Cursor: res[0].Cursor, Created: res[0].Created}, nil
+	// The policy recorded with the name, read here once the lease applied.
+	failure, err := n.store.Failure(name)
+	if err != nil {
+		return streams.AcquireResult{}, err
+	}
+	return streams.AcquireResult{Cursor: res[0].Cursor, Created: res[0].Created, Failure: failure}, nil
 }
 
 func (d *raftDurables) Advance(ctx context.Context, name, holder string, cursor uint64) error {

@@ -196,6 +196,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		SubscriberBytes: cfg.StreamSubscriberBytes,
 		NodeBytes:       cfg.StreamNodeBytes,
 		StallTimeout:    cfg.StreamStallTimeout,
+		OnRedelivery:    cfg.OnRedelivery,
+		OnParked:        cfg.OnParked,
 	})
 
 	var tune func(*memberlist.Config)

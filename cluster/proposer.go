@@ -274,8 +274,8 @@ func (p *proposer) proposeEntry(batch []*group) {
 			case boltstore.OpAppend, boltstore.OpAppendIf:
 				c.OccurredAt = now
 				stamped = true
-			case boltstore.OpAcquire, boltstore.OpAdvance, boltstore.OpEnsureGroup:
-				c.OccurredAt = now // when a durable name was created, last acknowledged
+			case boltstore.OpAcquire, boltstore.OpAdvance, boltstore.OpPark, boltstore.OpEnsureGroup:
+				c.OccurredAt = now // when a durable name was created, last acknowledged, parked
 			}
 			cmds = append(cmds, c)
 		}

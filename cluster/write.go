@@ -175,12 +175,17 @@ func checkForwarded(c *boltstore.Command, from string, limits contract.Limits) e
 		if err := contract.ValidateQueryLimits(c.Query, limits); err != nil {
 			return err
 		}
+		if err := c.Failure.Validate(); err != nil {
+			return err
+		}
 		if err := (contract.StartPosition{Kind: c.Start}).Validate(); err != nil {
 			return err
 		}
 		return ownHolder()
-	case boltstore.OpAdvance, boltstore.OpRelease:
+	case boltstore.OpAdvance, boltstore.OpRelease, boltstore.OpPark, boltstore.OpUnpark:
 		return ownHolder()
+	case boltstore.OpRedeliverParked, boltstore.OpDropParked:
+		return nil // an operator's, like a reset; Apply checks the name
 	case boltstore.OpReleaseHolders:
 		if from == "" || c.Holder != from+"/" {
 			return fmt.Errorf("%w: release of holders %q from node %q", ErrRefusedFromPeer, c.Holder, from)

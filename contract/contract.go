@@ -62,7 +62,9 @@ func (e *ConflictError) Error() string {
 }
 
 // StreamHandler receives one committed batch (filtered, order kept). A non-nil
-// error (or a panic) stops a durable stream without advancing its cursor.
+// error (or a panic) stops a durable stream without advancing its cursor,
+// unless the name's FailurePolicy is retry then park (see RetryThenPark).
+// DeliveryInfo(ctx) tells which delivery of the batch this is.
 type StreamHandler func(ctx context.Context, batch []EventRecord) error
 
 // Subscription is an active stream.

@@ -75,6 +75,9 @@ type DurableOptions struct {
 	// Group makes the subscription a member of the name's consumer group
 	// (see Group); nil: a plain durable stream.
 	Group *GroupSpec
+	// Failure is the failure policy of a name the call creates (default:
+	// stop); a name that exists keeps its own.
+	Failure FailurePolicy
 }
 
 // DurableOption sets a DurableOptions field.
@@ -139,6 +142,10 @@ type DurableInfo struct {
 	// and a lease) and members. Cursor is then the lowest partition
 	// cursor and Holder is empty.
 	Group *GroupInfo
+	// Failure is the failure policy recorded with the name.
+	Failure FailurePolicy
+	// Parked is the number of events in the name's parked list.
+	Parked uint64
 }
 
 // DurableAdmin manages durable stream names: every FACTSTR store implements
@@ -157,8 +164,10 @@ type DurableAdmin interface {
 	ResetDurable(ctx context.Context, name string, to StartPosition, force bool) (DurableInfo, error)
 	// DeleteDurable forgets name and its cursor; the next subscription to
 	// it creates it anew, with any query and start. A held name is refused
-	// with ErrDurableNameInUse unless force is set.
+	// with ErrDurableNameInUse unless force is set. Its parked events are
+	// forgotten with it.
 	DeleteDurable(ctx context.Context, name string, force bool) error
+	ParkedAdmin
 }
 
 // DurableLag is Head - Cursor, 0 when the cursor is at or past the head.

@@ -33,8 +33,8 @@ var (
 	// again with a query different from the one it was created with.
 	ErrDurableQueryMismatch = errors.New("durable stream name was created with a different query")
 	// ErrHandlerFailed is Subscription.Err of a durable stream that ended
-	// because its handler returned an error or panicked; the error also
-	// wraps what the handler returned.
+	// because its handler returned an error or panicked (under the failure
+	// policy stop); the error also wraps what the handler returned.
 	ErrHandlerFailed = errors.New("stream handler failed")
 	// ErrDurableLeaseLost is Subscription.Err of a durable stream whose name
 	// is no longer held by it: the cluster released the lease (its node was

@@ -26,9 +26,17 @@ import (
 // commands it knows; only entries that need the new fields (durable start
 // positions, forced resets and deletes) are version 2, and a cluster must be
 // upgraded completely before they are used.
+//
+// Version 3 appends, after version 2's bytes, the fields of failure
+// policies and parked events: Failure (uvarint MaxDeliveries, varint
+// InitialBackoff and MaxBackoff in nanoseconds), Parked (uvarint count and
+// a uvarint per sequence number), uvarint Attempts and the Error string. It
+// is written only for entries whose commands use them (an acquire with
+// "retry then park", the parked-list commands), by the same rule.
 const (
 	codecVersion1 = 1
 	codecVersion2 = 2
+	codecVersion3 = 3
 )
 
 // ErrCorruptEntry is returned for an entry that cannot be decoded.
@@ -46,7 +54,10 @@ func EncodeCommands(cmds []boltstore.Command) []byte {
 	version := byte(codecVersion1)
 	for i := range cmds {
 		if cmds[i].Start != 0 || cmds[i].Force {
-			version = codecVersion2
+			version = max(version, codecVersion2)
+		}
+		if needsVersion3(&cmds[i]) {
+			version = codecVersion3
 		}
 	}
 	b := make([]byte, 0, size)
@@ -61,8 +72,46 @@ func EncodeCommands(cmds []boltstore.Command) []byte {
 			}
 			b = append(b, byte(cmds[i].Start), flags)
 		}
+		if version >= codecVersion3 {
+			b = appendVersion3(b, &cmds[i])
+		}
 	}
 	return b
+}
+
+func needsVersion3(c *boltstore.Command) bool {
+	return c.Failure != (contract.FailurePolicy{}) || len(c.Parked) > 0 || c.Attempts != 0 || c.Error != ""
+}
+
+func appendVersion3(b []byte, c *boltstore.Command) []byte {
+	b = binary.AppendUvarint(b, uint64(max(c.Failure.MaxDeliveries, 0)))
+	b = binary.AppendVarint(b, int64(c.Failure.InitialBackoff))
+	b = binary.AppendVarint(b, int64(c.Failure.MaxBackoff))
+	b = binary.AppendUvarint(b, uint64(len(c.Parked)))
+	for _, seq := range c.Parked {
+		b = binary.AppendUvarint(b, seq)
+	}
+	b = binary.AppendUvarint(b, uint64(c.Attempts))
+	return appendString(b, c.Error)
+}
+
+func (d *decoder) version3(c *boltstore.Command) {
+	c.Failure.MaxDeliveries = int(min(d.uvarint(), contract.MaxFailureDeliveries+1))
+	c.Failure.InitialBackoff = time.Duration(d.varint())
+	c.Failure.MaxBackoff = time.Duration(d.varint())
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail("parked")
+		return
+	}
+	if n > 0 {
+		c.Parked = make([]uint64, n)
+		for i := range c.Parked {
+			c.Parked[i] = d.uvarint()
+		}
+	}
+	c.Attempts = uint32(min(d.uvarint(), 1<<31))
+	c.Error = d.string()
 }
 
 func appendCommand(b []byte, c *boltstore.Command) []byte {
@@ -106,8 +155,8 @@ func AppendQuery(b []byte, q contract.EventQuery) []byte {
 func DecodeCommands(data []byte) ([]boltstore.Command, error) {
 	d := decoder{b: data}
 	v := d.byte()
-	if v != codecVersion1 && v != codecVersion2 {
-		return nil, fmt.Errorf("%w: version %d, this node understands %d and %d", ErrCorruptEntry, v, codecVersion1, codecVersion2)
+	if v < codecVersion1 || v > codecVersion3 {
+		return nil, fmt.Errorf("%w: version %d, this node understands %d to %d", ErrCorruptEntry, v, codecVersion1, codecVersion3)
 	}
 	n := d.uvarint()
 	if d.err != nil || n > uint64(len(data)) {
@@ -120,6 +169,9 @@ func DecodeCommands(data []byte) ([]boltstore.Command, error) {
 			cmds[i].Start = contract.StartKind(d.byte())
 			flags := d.byte()
 			cmds[i].Force = flags&1 != 0
+		}
+		if v >= codecVersion3 {
+			d.version3(&cmds[i])
 		}
 	}
 	if d.err != nil {

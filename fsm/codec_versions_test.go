@@ -32,6 +32,17 @@ func TestCodecVersions(t *testing.T) {
 		{"forced reset", []boltstore.Command{{Op: boltstore.OpResetDurable, Name: "d", Cursor: 2, Start: contract.StartAfterSequence, Force: true}}, 2},
 		{"reset to the beginning", []boltstore.Command{{Op: boltstore.OpResetDurable, Name: "d"}}, 1},
 		{"delete", []boltstore.Command{{Op: boltstore.OpDeleteDurable, Name: "d"}}, 1},
+		{"acquire with retry then park", []boltstore.Command{{Op: boltstore.OpAcquire, Name: "d", Holder: "n1/1", Query: q,
+			Failure: contract.FailurePolicy{MaxDeliveries: 5, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second}}}, 3},
+		{"acquire at the end with retry then park", []boltstore.Command{{Op: boltstore.OpAcquire, Name: "d", Holder: "n1/1", Query: q,
+			Start: contract.StartEnd, Failure: contract.FailurePolicy{MaxDeliveries: 1, InitialBackoff: 1, MaxBackoff: 2}}}, 3},
+		{"park, next to an advance", []boltstore.Command{
+			{Op: boltstore.OpAdvance, Name: "e", Holder: "n1/2", Cursor: 3},
+			{Op: boltstore.OpPark, Name: "d", Holder: "n1/1", Cursor: 9, Parked: []uint64{7, 8, 1 << 40}, Attempts: 3, Error: "boom: é", OccurredAt: at},
+		}, 3},
+		{"unpark", []boltstore.Command{{Op: boltstore.OpUnpark, Name: "d", Holder: "n1/1", Parked: []uint64{7}}}, 3},
+		{"redeliver parked up to 8", []boltstore.Command{{Op: boltstore.OpRedeliverParked, Name: "d", Cursor: 8}}, 1},
+		{"drop all parked", []boltstore.Command{{Op: boltstore.OpDropParked, Name: "d"}}, 1},
 	}
 	for _, c := range cases {
 		b := fsm.EncodeCommands(c.cmds)
@@ -48,9 +59,9 @@ func TestCodecVersions(t *testing.T) {
 	}
 	// An unknown version is refused, not misread.
 	b := fsm.EncodeCommands(cases[0].cmds)
-	b[0] = 3
+	b[0] = 4
 	if _, err := fsm.DecodeCommands(b); err == nil {
-		t.Error("an entry of version 3 decoded without error")
+		t.Error("an entry of version 4 decoded without error")
 	}
 }
 

@@ -36,6 +36,8 @@ type durable struct {
 	created  time.Time
 	lastAck  time.Time           // zero: never advanced
 	group    *contract.GroupSpec // a consumer group's own entry (see groups.go)
+	failure  contract.FailurePolicy
+	parked   map[uint64]*parkedEvent // by sequence number; see parked.go
 }
 
 // Option configures a Store.
@@ -265,7 +267,8 @@ func cloneRecord(r contract.EventRecord) contract.EventRecord {
 // durables implements streams.Durables on the store's map.
 type durables Store
 
-func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery, holder string, start contract.StartPosition) (streams.AcquireResult, error) {
+func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery, holder string, opts contract.DurableOptions) (streams.AcquireResult, error) {
+	start := opts.Start
 	key, err := streams.QueryKey(q)
 	if err != nil {
 		return streams.AcquireResult{}, err
@@ -284,9 +287,13 @@ func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery
 		if err != nil {
 			return streams.AcquireResult{}, err
 		}
-		d.durables[name] = &durable{query: contract.EventQuery{Filters: q.Filters}, queryKey: key, start: start,
-			cursor: cursor, holder: holder, created: d.now().UTC()}
-		return streams.AcquireResult{Cursor: cursor, Created: true}, nil
+		if err := opts.Failure.Validate(); err != nil {
+			return streams.AcquireResult{}, err
+		}
+		nd := &durable{query: contract.EventQuery{Filters: q.Filters}, queryKey: key, start: start,
+			cursor: cursor, holder: holder, created: d.now().UTC(), failure: opts.Failure.Normalized()}
+		d.durables[name] = nd
+		return streams.AcquireResult{Cursor: cursor, Created: true, Failure: nd.failure}, nil
 	}
 	if cur.queryKey != key {
 		return streams.AcquireResult{}, streams.QueryMismatch(name, cur.query)
@@ -295,7 +302,7 @@ func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery
 		return streams.AcquireResult{}, fmt.Errorf("%w: %q", contract.ErrDurableNameInUse, name)
 	}
 	cur.holder = holder
-	return streams.AcquireResult{Cursor: cur.cursor}, nil
+	return streams.AcquireResult{Cursor: cur.cursor, Failure: cur.failure}, nil
 }
 
 func (d *durables) Advance(_ context.Context, name, holder string, cursor uint64) error {
@@ -326,6 +333,7 @@ func (s *Store) infoLocked(name string, d *durable) contract.DurableInfo {
 	info := contract.DurableInfo{
 		Name: name, Query: d.query, Start: d.start, Cursor: d.cursor, Head: head,
 		Lag: contract.DurableLag(head, d.cursor), Holder: d.holder, Created: d.created, LastAck: d.lastAck,
+		Failure: d.failure, Parked: uint64(len(d.parked)),
 	}
 	if d.group != nil {
 		s.groupInfoLocked(&info, d)

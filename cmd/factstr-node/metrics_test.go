@@ -45,6 +45,15 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Fatalf("filtered durable stream: %v", err)
 	}
 	defer filtered.Unsubscribe()
+	// A consumer that fails on everything, with retry 2 then park: each
+	// batch is delivered twice, then parked.
+	outbox, err := c.StreamAllDurable(cctx, "outbox", func(context.Context, []contract.EventRecord) error {
+		return fmt.Errorf("downstream refused")
+	}, contract.RetryThenPark(2, time.Millisecond, time.Millisecond))
+	if err != nil {
+		t.Fatalf("parking durable stream: %v", err)
+	}
+	defer outbox.Unsubscribe()
 	q := contract.EventQuery{Filters: []contract.EventFilter{{EventTypes: []string{"t"}}}}
 	if _, err := c.AppendIf(cctx, ev[:1], q, 2); err != nil {
 		t.Fatalf("append-if: %v", err)
@@ -63,7 +72,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	var body string
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		body = scrape(t, "http://"+metricsAddr+"/metrics")
-		if strings.Contains(body, `factstr_durable_stream_lag_events{name="filtered"} 0`) || time.Now().After(deadline) {
+		if (strings.Contains(body, `factstr_durable_stream_lag_events{name="filtered"} 0`) &&
+			strings.Contains(body, `factstr_durable_stream_parked_events{name="outbox"} 3`)) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -88,14 +98,17 @@ func TestMetricsEndpoint(t *testing.T) {
 		"factstr_head_sequence_number 3",
 		`factstr_bbolt_file_size_bytes{file="fsm"}`,
 		`factstr_bbolt_file_size_bytes{file="raft"}`,
-		"factstr_stream_subscriptions 3",
+		"factstr_stream_subscriptions 4",
 		`factstr_stream_subscribers{kind="live"} 1`,
-		`factstr_stream_subscribers{kind="durable"} 2`,
+		`factstr_stream_subscribers{kind="durable"} 3`,
 		"factstr_stream_slow_subscribers_dropped_total 0",
 		`factstr_durable_stream_lag_events{name="billing"} 0`,
 		`factstr_durable_stream_lag_seconds{name="billing"} 0`,
 		`factstr_durable_stream_lag_events{name="filtered"} 0`,
 		`factstr_durable_stream_lag_seconds{name="filtered"} 0`,
+		`factstr_durable_stream_redeliveries_total{name="outbox"} 2`,
+		`factstr_durable_stream_parked_events_total{name="outbox"} 3`,
+		`factstr_durable_stream_parked_events{name="outbox"} 3`,
 		"go_goroutines",
 		"process_resident_memory_bytes",
 	} {

@@ -293,6 +293,8 @@ func serve(ctx context.Context, args []string) error {
 		cfg.OnApply = met.ObserveApply
 		cfg.OnPropose = met.ObservePropose
 		cfg.OnStoreLogs = met.ObserveStoreLogs
+		cfg.OnRedelivery = met.ObserveRedelivery
+		cfg.OnParked = met.ObserveParked
 		if f.pprof {
 			runtime.SetBlockProfileRate(f.blockProfileRate)
 			runtime.SetMutexProfileFraction(f.mutexProfileFraction)

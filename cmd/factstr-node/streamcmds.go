@@ -22,8 +22,14 @@ const streamsUsage = `Usage: factstr-node admin streams <command> [args] [flags]
   reset <name> --to N|end|beginning [--force]
                                 move its cursor (a held name only with --force: its holder loses it)
   delete <name> [--force]       forget the name and its cursor (a held name only with --force)
+  parked <name> [--after N] [--limit N]
+                                the name's parked events (retry then park): sequence, type, attempts, last error
+  replay-parked <name> [--up-to N]
+                                deliver the parked events (up to N) again to the name's subscriber
+  drop-parked <name> [--up-to N]
+                                forget the parked events (up to N)
 
-list and show need the reader role, reset and delete the admin role. Every
+list, show and parked need the reader role, the others the admin role. Every
 command takes --addr and --json; 'factstr-node admin streams <command> --help'
 lists its flags.
 `
@@ -34,12 +40,16 @@ var streamCommands = []struct{ name, args, about string }{
 	{"show", "<name>", "One durable stream name in full."},
 	{"reset", "<name> --to N|end|beginning", "Move the name's cursor: after sequence number N, to the end of the log, or to the beginning.\nA held name is refused unless --force; then its holder loses the name."},
 	{"delete", "<name>", "Forget the name and its cursor; the next subscription creates it anew, with any query.\nA held name is refused unless --force; then its holder loses the name."},
+	{"parked", "<name>", "The name's parked events, in sequence order: the events its handler failed on on every delivery\nits failure policy (retry N then park) allowed."},
+	{"replay-parked", "<name>", "Deliver the name's parked events again to its subscriber (now, or the next one), flagged as a\nredelivery; handled, they leave the parked list, failed again, they are parked again."},
+	{"drop-parked", "<name>", "Forget the name's parked events."},
 }
 
 type streamFlags struct {
 	clientFlags
 	to    string
 	force bool
+	parkedFlags
 }
 
 func streamsFlagSet(f *streamFlags, sub string) *flag.FlagSet {
@@ -55,6 +65,8 @@ func streamsFlagSet(f *streamFlags, sub string) *flag.FlagSet {
 			fs.BoolVar(&f.force, "force", false, "reset a held name: its holder loses it")
 		case "delete":
 			fs.BoolVar(&f.force, "force", false, "delete a held name: its holder loses it")
+		default:
+			f.registerParked(fs, sub)
 		}
 		return fs
 	}
@@ -80,7 +92,7 @@ func adminStreams(ctx context.Context, args []string) error {
 func runStreams(ctx context.Context, out io.Writer, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, streamsUsage)
-		return usagef("admin streams needs a command (list, show, reset, delete)")
+		return usagef("admin streams needs a command (list, show, reset, delete, parked, replay-parked, drop-parked)")
 	}
 	sub, args := args[0], args[1:]
 	if isHelp(sub) {
@@ -124,6 +136,9 @@ func runStreams(ctx context.Context, out io.Writer, args []string) error {
 		return err
 	}
 	defer c.Close()
+	if isParkedCommand(sub) {
+		return runParked(ctx, out, c, sub, pos[0], &f)
+	}
 	switch sub {
 	case "list":
 		infos, err := c.ListDurable(ctx)
@@ -176,6 +191,8 @@ type durableJSON struct {
 	Holder    string     `json:"holder"`
 	CreatedAt string     `json:"created_at,omitempty"`
 	LastAckAt string     `json:"last_ack_at,omitempty"`
+	Failure   string     `json:"failure_policy"`
+	Parked    uint64     `json:"parked"`
 	Group     *groupJSON `json:"group,omitempty"`
 }
 
@@ -191,11 +208,14 @@ type partitionJSON struct {
 	LagEvents uint64 `json:"lag_events"`
 	Holder    string `json:"holder"`
 	LastAckAt string `json:"last_ack_at,omitempty"`
+	Failure   string `json:"failure_policy"`
+	Parked    uint64 `json:"parked"`
 }
 
 func toDurableJSON(d contract.DurableInfo) durableJSON {
 	j := durableJSON{Name: d.Name, Query: streams.FormatQuery(d.Query), Start: d.Start.String(), Cursor: d.Cursor,
-		Head: d.Head, LagEvents: d.Lag, Holder: d.Holder, CreatedAt: rfc3339(d.Created), LastAckAt: rfc3339(d.LastAck)}
+		Head: d.Head, LagEvents: d.Lag, Holder: d.Holder, CreatedAt: rfc3339(d.Created), LastAckAt: rfc3339(d.LastAck),
+		Failure: d.Failure.String(), Parked: d.Parked}
 	if g := d.Group; g != nil {
 		j.Group = &groupJSON{Key: g.Spec.Key.String(), Members: append([]string{}, g.Members...), Partitions: []partitionJSON{}}
 		for _, p := range g.Partitions {
@@ -223,9 +243,9 @@ func rfc3339(t time.Time) string {
 
 func printDurables(w io.Writer, infos []contract.DurableInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tCURSOR\tHEAD\tLAG\tHOLDER\tLAST ACK\tQUERY")
+	fmt.Fprintln(tw, "NAME\tCURSOR\tHEAD\tLAG\tPARKED\tHOLDER\tLAST ACK\tQUERY")
 	for _, d := range infos {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", d.Name, d.Cursor, d.Head, d.Lag, holderColumn(d), orNever(d.LastAck), streams.FormatQuery(d.Query))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", d.Name, d.Cursor, d.Head, d.Lag, d.Parked, holderColumn(d), orNever(d.LastAck), streams.FormatQuery(d.Query))
 	}
 	tw.Flush()
 }
@@ -244,6 +264,8 @@ func printDurable(w io.Writer, d contract.DurableInfo, asJSON bool) error {
 	fmt.Fprintf(tw, "holder\t%s\n", orFree(d.Holder))
 	fmt.Fprintf(tw, "created\t%s\n", orNever(d.Created))
 	fmt.Fprintf(tw, "last ack\t%s\n", orNever(d.LastAck))
+	fmt.Fprintf(tw, "on failure\t%s\n", d.Failure)
+	fmt.Fprintf(tw, "parked\t%d events\n", d.Parked)
 	if g := d.Group; g != nil {
 		fmt.Fprintf(tw, "group\tby %s, %d partitions, %d members\n", g.Spec.Key, g.Spec.Partitions, len(g.Members))
 		for _, m := range g.Members {

@@ -58,6 +58,7 @@ func groups() []group {
 		{"DurableStart", startCases()},
 		{"DurableAdmin", adminCases()},
 		{"Group", groupCases()},
+		{"DurablePark", parkCases()},
 		{"Close", closeCases()},
 		{"Concurrency", concurrencyCases()},
 	}

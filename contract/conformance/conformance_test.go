@@ -181,6 +181,12 @@ func (s *refStore) subscribe(ctx context.Context, name string, durable bool, q c
 		if opts.Group != nil {
 			return nil, fmt.Errorf("consumer groups: %w", errors.ErrUnsupported)
 		}
+		if err := opts.Failure.Validate(); err != nil {
+			return nil, err
+		}
+		if opts.Failure.Parks() {
+			return nil, fmt.Errorf("the reference store has only the stop failure policy: %w", errors.ErrUnsupported)
+		}
 	}
 	s.mu.Lock()
 	if s.closed {
@@ -357,7 +363,7 @@ func (sub *refSub) call(b []contract.EventRecord) (err error) {
 			err = fmt.Errorf("stream handler panicked: %v", r)
 		}
 	}()
-	return sub.handler(sub.ctx, b)
+	return sub.handler(contract.WithDelivery(sub.ctx, contract.Delivery{Attempt: 1}), b)
 }
 
 func (sub *refSub) run() {
@@ -509,6 +515,25 @@ func (s *refStore) DeleteDurable(ctx context.Context, name string, force bool) e
 	d.holder = nil
 	delete(s.durable, name)
 	return nil
+}
+
+// The reference store does not park (subscribing with a parking policy
+// is refused), so its parked lists are empty.
+func (s *refStore) ListParked(ctx context.Context, name string, after uint64, limit int) ([]contract.ParkedEvent, error) {
+	if _, err := s.GetDurable(ctx, name); err != nil {
+		return nil, err
+	}
+	return []contract.ParkedEvent{}, nil
+}
+
+func (s *refStore) RedeliverParked(ctx context.Context, name string, upTo uint64) (int, error) {
+	_, err := s.GetDurable(ctx, name)
+	return 0, err
+}
+
+func (s *refStore) DropParked(ctx context.Context, name string, upTo uint64) (int, error) {
+	_, err := s.GetDurable(ctx, name)
+	return 0, err
 }
 
 func (s *refStore) adminLocked(name string, force bool) (*durableState, error) {

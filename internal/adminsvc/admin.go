@@ -54,6 +54,18 @@ func (a *Admin) DeleteDurableStream(ctx context.Context, req *factstrv1.DeleteDu
 	return a.durables.DeleteDurableStream(ctx, req)
 }
 
+func (a *Admin) ParkedList(ctx context.Context, req *factstrv1.ParkedListRequest) (*factstrv1.ParkedListResponse, error) {
+	return a.durables.ParkedList(ctx, req)
+}
+
+func (a *Admin) ParkedRedeliver(ctx context.Context, req *factstrv1.ParkedRedeliverRequest) (*factstrv1.ParkedRedeliverResponse, error) {
+	return a.durables.ParkedRedeliver(ctx, req)
+}
+
+func (a *Admin) ParkedDrop(ctx context.Context, req *factstrv1.ParkedDropRequest) (*factstrv1.ParkedDropResponse, error) {
+	return a.durables.ParkedDrop(ctx, req)
+}
+
 // DefaultMaxRestoreBytes caps a SnapshotRestore upload unless
 // WithMaxRestoreBytes says otherwise: the upload is spooled to the data
 // disk before it is restored.

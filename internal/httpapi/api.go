@@ -171,6 +171,27 @@ func New(cfg Config) (*API, error) {
 			req.Force = force
 			return err
 		})},
+		{"GET", "/v1/durable/{name}/parked", adm + "ParkedList", unary(a, a.admin.ParkedList, func(r *http.Request, req *factstrv1.ParkedListRequest) error {
+			req.Name = r.PathValue("name")
+			after, err := uintParam(r, "after", 1<<64-1)
+			req.After = after
+			if err != nil {
+				return err
+			}
+			limit, err := uintParam(r, "limit", 1<<32-1)
+			req.Limit = uint32(limit)
+			return err
+		})},
+		{"POST", "/v1/durable/{name}/parked/redeliver", adm + "ParkedRedeliver", unary(a, a.admin.ParkedRedeliver, func(r *http.Request, req *factstrv1.ParkedRedeliverRequest) error {
+			req.Name = r.PathValue("name")
+			return nil
+		})},
+		{"DELETE", "/v1/durable/{name}/parked", adm + "ParkedDrop", unary(a, a.admin.ParkedDrop, func(r *http.Request, req *factstrv1.ParkedDropRequest) error {
+			req.Name = r.PathValue("name")
+			upTo, err := uintParam(r, "up_to", 1<<64-1)
+			req.UpTo = upTo
+			return err
+		})},
 		{"GET", "/v1/status", adm + "Status", unary(a, a.admin.Status, nil)},
 		{"GET", "/v1/members", adm + "Members", unary(a, a.admin.Members, nil)},
 		{"POST", "/v1/admin/join", adm + "Join", unary(a, a.admin.Join, nil)},
@@ -329,6 +350,20 @@ func (a *API) openAPI(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(OpenAPI)))
 	_, _ = w.Write(OpenAPI)
+}
+
+// uintParam reads an optional non-negative integer query parameter, at
+// most maxV (absent: 0).
+func uintParam(r *http.Request, name string, maxV uint64) (uint64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n > maxV {
+		return 0, fmt.Errorf("%w: parameter %s=%q: want a number from 0 to %d", errBadRequest, name, v, maxV)
+	}
+	return n, nil
 }
 
 // boolParam reads an optional true/false query parameter.

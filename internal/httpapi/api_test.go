@@ -55,7 +55,7 @@ func TestPayloadsAreByteExact(t *testing.T) {
 		if ev.Name != "batch" {
 			continue
 		}
-		b := decode[struct{ Events []record }](t, []byte(ev.Data))
+		b := decode[batch](t, []byte(ev.Data))
 		if ev.ID != strconv.FormatUint(b.Events[len(b.Events)-1].SequenceNumber, 10) {
 			t.Fatalf("batch id %q, events %+v", ev.ID, b.Events)
 		}
@@ -304,7 +304,7 @@ func TestStreamResumesByPosition(t *testing.T) {
 			if ev.Name != "batch" {
 				continue
 			}
-			b := decode[struct{ Events []record }](t, []byte(ev.Data))
+			b := decode[batch](t, []byte(ev.Data))
 			for _, r := range b.Events {
 				if r.Type != "t" {
 					t.Fatalf("filtered stream delivered %+v", r)
@@ -357,7 +357,7 @@ func TestDurableStreamAdvancesItsCursor(t *testing.T) {
 	var got []uint64
 	for len(got) < 3 {
 		if ev := st.Next(t); ev.Name == "batch" {
-			for _, r := range decode[struct{ Events []record }](t, []byte(ev.Data)).Events {
+			for _, r := range decode[batch](t, []byte(ev.Data)).Events {
 				got = append(got, r.SequenceNumber)
 			}
 		}
@@ -385,7 +385,7 @@ func TestDurableStreamAdvancesItsCursor(t *testing.T) {
 		if ev.Name != "batch" {
 			continue
 		}
-		rs := decode[struct{ Events []record }](t, []byte(ev.Data)).Events
+		rs := decode[batch](t, []byte(ev.Data)).Events
 		if rs[0].SequenceNumber != 4 {
 			t.Fatalf("after the cursor: got %+v, want sequence number 4 first", rs)
 		}
@@ -575,8 +575,10 @@ func TestDurableNamesAreManaged(t *testing.T) {
 		Head      uint64
 		LagEvents uint64 `json:"lag_events"`
 		Holder    string
-		CreatedAt string `json:"created_at"`
-		LastAckAt string `json:"last_ack_at"`
+		CreatedAt string          `json:"created_at"`
+		LastAckAt string          `json:"last_ack_at"`
+		Failure   json.RawMessage // absent: stop
+		Parked    uint64
 	}
 	list := decode[struct{ Streams []stream }](t, mustOK(t, "GET", n.url+"/v1/durable", "", ""))
 	if len(list.Streams) != 1 || list.Streams[0].Name != "proj" || list.Streams[0].Cursor != 2 || list.Streams[0].Head != 2 ||

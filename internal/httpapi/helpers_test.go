@@ -98,6 +98,7 @@ var (
 type (
 	apiErr      = apitest.Error
 	record      = apitest.Record
+	batch       = apitest.Batch
 	queryResult = apitest.QueryResult
 )
 

@@ -55,6 +55,8 @@ type Metrics struct {
 	subscribers *prometheus.GaugeVec
 	slowDropped prometheus.Counter
 
+	redeliveries, parkedTotal *prometheus.CounterVec // see parked.go
+
 	mu       sync.Mutex
 	node     Node
 	durables map[string]durablePos
@@ -144,6 +146,7 @@ func New() *Metrics {
 	// first stream.
 	m.subscribers.WithLabelValues("live")
 	m.subscribers.WithLabelValues("durable")
+	m.registerParked()
 	return m
 }
 

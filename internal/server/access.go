@@ -61,6 +61,9 @@ var methodAccess = map[string]access{
 	factstrv1.AdminService_GetDurableStream_FullMethodName:    accessReader,
 	factstrv1.AdminService_ResetDurableStream_FullMethodName:  accessAdmin,
 	factstrv1.AdminService_DeleteDurableStream_FullMethodName: accessAdmin,
+	factstrv1.AdminService_ParkedList_FullMethodName:          accessReader,
+	factstrv1.AdminService_ParkedRedeliver_FullMethodName:     accessAdmin,
+	factstrv1.AdminService_ParkedDrop_FullMethodName:          accessAdmin,
 }
 
 // serviceAccess covers whole services by prefix, so that a method added to

@@ -322,16 +322,35 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 	var reported atomic.Bool    // this call reported a position for the name
 	handler := func(hctx context.Context, batch []contract.EventRecord) error {
 		last := batch[len(batch)-1].SequenceNumber
-		err := send(&factstrv1.StreamDurableResponse{Kind: &factstrv1.StreamDurableResponse_Batch{Batch: &factstrv1.Batch{Events: wire.RecordsToProto(batch)}}})
+		b := &factstrv1.Batch{Events: wire.RecordsToProto(batch)}
+		if d, ok := contract.DeliveryInfo(hctx); ok {
+			wire.DeliveryToBatch(b, d)
+		}
+		err := send(&factstrv1.StreamDurableResponse{Kind: &factstrv1.StreamDurableResponse_Batch{Batch: b}})
 		if err == nil {
 			err = waitAck(ctx, acks, last)
 		}
 		if err == nil {
 			lastAcked.Store(last)
 		}
-		if err != nil {
+		var failed *clientHandlerError
+		switch {
+		case errors.As(err, &failed) && unsubscribed(unsub):
+			// The client unsubscribed before it answered (it sends the
+			// unsubscribe first): the batch was not handled, and it is
+			// no failure to retry or park. End without recording it.
+			cancel()
+		case errors.As(err, &failed):
+			// The client's handler failed: the store's failure policy
+			// decides (stop ends the subscription with ErrHandlerFailed;
+			// retry then park delivers the batch again).
+		case err != nil:
+			// The client is gone or broke the protocol: end the stream
+			// before the store could count this as a handler failure
+			// (and retry or park the batch).
+			cancel()
 			endOnce.Do(func() { close(ended) })
-		} else if s.obs != nil {
+		case s.obs != nil:
 			reported.Store(true)
 			pos := last
 			if group != nil {
@@ -347,7 +366,7 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 		s.obs.SubscriberStarted("durable")
 		defer s.obs.SubscriberEnded("durable")
 	}
-	opts := []contract.DurableOption{contract.StartAt(start)}
+	opts := []contract.DurableOption{contract.StartAt(start), contract.WithFailurePolicy(wire.FailureFromProto(subReq.GetFailure()))}
 	if group != nil {
 		// A group member's partitions deliver concurrently; the stream
 		// carries one batch and its ack at a time.
@@ -386,6 +405,9 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 			return status.Error(codes.Aborted, "durable stream stopped: the client's handler failed; the cursor stays before the failed batch")
 		default:
 		}
+		if errors.Is(sub.Err(), contract.ErrHandlerFailed) {
+			return status.Error(codes.Aborted, "durable stream stopped: the client's handler failed; the cursor stays before the failed batch")
+		}
 		// The subscription ended on the server: its lease was lost (this
 		// node was declared gone) or the node is closing. The client
 		// subscribes again, on this or another node, from the cursor.
@@ -416,7 +438,7 @@ func waitAck(ctx context.Context, acks <-chan *factstrv1.DurableAck, last uint64
 	select {
 	case a := <-acks:
 		if a.GetError() != "" {
-			return fmt.Errorf("client handler failed: %s", a.GetError())
+			return &clientHandlerError{msg: a.GetError()}
 		}
 		if a.GetLastSequenceNumber() != last {
 			return fmt.Errorf("client acknowledged %d, expected %d", a.GetLastSequenceNumber(), last)
@@ -426,6 +448,21 @@ func waitAck(ctx context.Context, acks <-chan *factstrv1.DurableAck, last uint64
 		return ctx.Err()
 	}
 }
+
+func unsubscribed(unsub <-chan struct{}) bool {
+	select {
+	case <-unsub:
+		return true
+	default:
+		return false
+	}
+}
+
+// clientHandlerError is a client's report that its handler failed on the
+// batch (DurableAck.error).
+type clientHandlerError struct{ msg string }
+
+func (e *clientHandlerError) Error() string { return "client handler failed: " + e.msg }
 
 // subscribed describes a new subscription; its start position lets a client
 // resume elsewhere without a gap even before its first delivery.

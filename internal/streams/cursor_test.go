@@ -3,6 +3,7 @@ package streams
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -51,7 +52,7 @@ type slowDurables struct {
 	gate     chan struct{} // receives one value per Advance allowed through
 }
 
-func (d *slowDurables) Acquire(_ context.Context, _ string, _ contract.EventQuery, holder string, _ contract.StartPosition) (AcquireResult, error) {
+func (d *slowDurables) Acquire(_ context.Context, _ string, _ contract.EventQuery, holder string, _ contract.DurableOptions) (AcquireResult, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.holder = holder
@@ -70,6 +71,16 @@ func (d *slowDurables) Advance(ctx context.Context, _, holder string, cursor uin
 	d.cursor = max(d.cursor, cursor)
 	return nil
 }
+
+func (d *slowDurables) Park(context.Context, string, string, Parking) error {
+	return errors.New("slowDurables parks nothing")
+}
+
+func (d *slowDurables) DueParked(context.Context, string, int) ([]contract.ParkedEvent, error) {
+	return nil, nil
+}
+
+func (d *slowDurables) Unpark(context.Context, string, string, []uint64) error { return nil }
 
 func (d *slowDurables) Release(context.Context, string, string) error {
 	d.mu.Lock()

@@ -35,18 +35,22 @@ type Durables interface {
 	// returns the stored cursor. It fails with contract.ErrDurableNameInUse
 	// when another holder has it, contract.ErrDurableQueryMismatch when the
 	// query differs and contract.ErrPositionAhead for a new name whose start
-	// is past the log.
-	Acquire(ctx context.Context, name string, query contract.EventQuery, holder string, start contract.StartPosition) (AcquireResult, error)
+	// is past the log. A new name records opts.Start and opts.Failure.
+	Acquire(ctx context.Context, name string, query contract.EventQuery, holder string, opts contract.DurableOptions) (AcquireResult, error)
 	// Advance moves name's cursor forward to cursor, if holder holds it.
 	Advance(ctx context.Context, name, holder string, cursor uint64) error
 	// Release frees name if holder holds it.
 	Release(ctx context.Context, name, holder string) error
+	Parker
 }
 
 // AcquireResult is what Durables.Acquire found or made.
 type AcquireResult struct {
 	Cursor  uint64
 	Created bool // the name is new: its cursor starts where start said
+	// Failure is the failure policy recorded with the name (for a name that
+	// existed, its own, whatever was asked).
+	Failure contract.FailurePolicy
 }
 
 // ErrSubscriberTooSlow ends a live subscription whose handler held a
@@ -96,6 +100,14 @@ type Config struct {
 	// keeps a filtered stream under a steady append rate from writing a
 	// cursor for every commit.
 	IdleRecord time.Duration
+	// ParkedPoll is how often a durable subscription whose policy parks
+	// looks for parked events an operator asked to redeliver (default 1s).
+	ParkedPoll time.Duration
+	// OnRedelivery, if set, is called for every delivery of a durable
+	// batch after a handler failure; OnParked when a durable stream parks
+	// events (metrics).
+	OnRedelivery func(name string)
+	OnParked     func(name string, events int)
 }
 
 // DefaultSubscriberBytes is Config.SubscriberBytes' default.
@@ -131,6 +143,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.IdleRecord <= 0 {
 		cfg.IdleRecord = time.Second
+	}
+	if cfg.ParkedPoll <= 0 {
+		cfg.ParkedPoll = time.Second
 	}
 	if cfg.HolderPrefix == "" {
 		cfg.HolderPrefix = "local"
@@ -217,6 +232,12 @@ func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQ
 		return nil, errors.New("durable streams are not supported by this store")
 	}
 	if opts.Group != nil {
+		if opts.Failure.Parks() {
+			// Partitions are created with the group, and carry no policy
+			// of their own yet: refuse rather than stop where the caller
+			// asked to park.
+			return nil, fmt.Errorf("%w: a consumer group has the stop failure policy; retry then park is for plain durable names", contract.ErrInvalidQuery)
+		}
 		return e.group(ctx, name, query, handler, opts)
 	}
 	if err := contract.ValidateDurableName(name); err != nil {
@@ -225,6 +246,10 @@ func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQ
 	if err := opts.Start.Validate(); err != nil {
 		return nil, err
 	}
+	if err := opts.Failure.Validate(); err != nil {
+		return nil, err
+	}
+	opts.Failure = opts.Failure.Normalized()
 	if handler == nil {
 		return nil, fmt.Errorf("%w: stream handler must not be nil", contract.ErrInvalidQuery)
 	}
@@ -240,7 +265,7 @@ func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQ
 	s.durable = true
 	s.name = name
 	s.holder = fmt.Sprintf("%s/%d", e.cfg.HolderPrefix, s.id)
-	acq, err := e.cfg.Durables.Acquire(ctx, name, query, s.holder, opts.Start)
+	acq, err := e.cfg.Durables.Acquire(ctx, name, query, s.holder, opts)
 	if err != nil {
 		// A refusal took nothing. Any other failure (the caller gave up,
 		// the leader changed) may still have taken the name for this
@@ -258,6 +283,8 @@ func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQ
 		e.cfg.Logger.Info("durable stream exists: it resumes from its cursor; a start position applies only when a name is created",
 			"name", name, "cursor", acq.Cursor, "start_asked", opts.Start.String())
 	}
+	s.failure = acq.Failure.Normalized()
+	e.logPolicyKept(name, acq, opts.Failure)
 	cursor := acq.Cursor
 	s.pos = cursor
 	s.startCursor(cursor)
@@ -332,6 +359,8 @@ type subscription struct {
 	durable      bool
 	name, holder string
 	filter       func(contract.EventRecord) bool // a group partition's share of the matches; nil: all
+	failure      contract.FailurePolicy          // durable: the name's recorded policy
+	parkedPolled time.Time                       // when redeliverParked last looked; owned by the delivering goroutine
 
 	start    uint64        // position when the subscription went live; immutable after
 	pos      uint64        // scanned through; owned by the delivering goroutine
@@ -481,6 +510,11 @@ func (s *subscription) run(until uint64) error {
 		}
 		upTo := until
 		if until == 0 {
+			if s.parks() {
+				if err := s.redeliverParked(); err != nil {
+					return err
+				}
+			}
 			if s.durable && s.pos > s.ackedCursor() {
 				recorded, err := s.recordWhenIdle()
 				if err != nil {
@@ -490,7 +524,10 @@ func (s *subscription) run(until uint64) error {
 					continue
 				}
 			}
-			head, err := s.e.cfg.Hub.Wait(s.ctx, s.pos)
+			head, err := s.waitHead()
+			if errors.Is(err, errPoll) {
+				continue
+			}
 			if err != nil {
 				if cerr := s.ctxErr(); cerr != nil {
 					return cerr
@@ -622,14 +659,14 @@ func (s *subscription) deliverOne(b []contract.EventRecord) error {
 	if err := s.ctxErr(); err != nil {
 		return err
 	}
-	var stall *time.Timer
-	if s.e.cfg.StallTimeout > 0 {
-		stall = time.AfterFunc(s.e.cfg.StallTimeout, s.stalled)
+	if s.durable && s.parks() {
+		parked, err := s.deliverRetrying(b, false)
+		if err == nil && !parked {
+			s.ack(b[len(b)-1].SequenceNumber)
+		}
+		return err
 	}
-	herr := s.deliver(b)
-	if stall != nil {
-		stall.Stop()
-	}
+	herr := s.deliverTimed(b, contract.Delivery{Attempt: 1})
 	if errors.Is(herr, errStopped) {
 		return herr
 	}
@@ -686,10 +723,23 @@ func (s *subscription) dropAheadLocked() int64 {
 	return n
 }
 
+// deliverTimed delivers batch once, under the stall timer.
+func (s *subscription) deliverTimed(batch []contract.EventRecord, d contract.Delivery) error {
+	var stall *time.Timer
+	if s.e.cfg.StallTimeout > 0 {
+		stall = time.AfterFunc(s.e.cfg.StallTimeout, s.stalled)
+	}
+	herr := s.deliver(batch, d)
+	if stall != nil {
+		stall.Stop()
+	}
+	return herr
+}
+
 // deliver calls the handler, unless the subscription was stopped: the
 // check and inHandler are set under one lock, so an Unsubscribe either
 // waits for the stream to end or knows a handler call is running.
-func (s *subscription) deliver(batch []contract.EventRecord) (err error) {
+func (s *subscription) deliver(batch []contract.EventRecord, d contract.Delivery) (err error) {
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
@@ -705,7 +755,7 @@ func (s *subscription) deliver(batch []contract.EventRecord) (err error) {
 			err = fmt.Errorf("handler panicked: %v", r)
 		}
 	}()
-	return s.handler(s.ctx, batch)
+	return s.handler(contract.WithDelivery(s.ctx, d), batch)
 }
 
 func (s *subscription) advance(cursor uint64) error {

@@ -184,7 +184,7 @@ func (e *Engine) group(ctx context.Context, name string, query contract.EventQue
 // join takes the first free member slot.
 func (g *groupSub) join(ctx context.Context) error {
 	for k := 0; k < contract.MaxGroupMembers; k++ {
-		_, err := g.e.cfg.Durables.Acquire(ctx, GroupMemberName(g.name, k), g.query, g.holder, contract.StartPosition{})
+		_, err := g.e.cfg.Durables.Acquire(ctx, GroupMemberName(g.name, k), g.query, g.holder, contract.DurableOptions{})
 		if err == nil {
 			g.slot = k
 			return nil
@@ -350,7 +350,7 @@ func (g *groupSub) balance() error {
 		// takes its slot back when free.
 		live++
 		if g.slot < len(memberHolders) && memberHolders[g.slot] == "" {
-			if _, err := g.e.cfg.Durables.Acquire(ctx, GroupMemberName(g.name, g.slot), g.query, g.holder, contract.StartPosition{}); err != nil {
+			if _, err := g.e.cfg.Durables.Acquire(ctx, GroupMemberName(g.name, g.slot), g.query, g.holder, contract.DurableOptions{}); err != nil {
 				g.e.cfg.Logger.Debug("consumer group: retake member slot", "group", g.name, "error", err)
 			}
 		}
@@ -493,7 +493,7 @@ func (g *groupSub) startPartition(p int) error {
 	spec := g.spec
 	s.filter = func(rec contract.EventRecord) bool { return spec.Partition(rec) == p }
 	ctx, cancel := context.WithTimeout(g.ctx, e.cfg.CursorTimeout)
-	acq, err := e.cfg.Durables.Acquire(ctx, s.name, g.query, g.holder, contract.StartPosition{})
+	acq, err := e.cfg.Durables.Acquire(ctx, s.name, g.query, g.holder, contract.DurableOptions{})
 	cancel()
 	if err != nil {
 		if !errors.Is(err, contract.ErrDurableNameInUse) && !errors.Is(err, contract.ErrDurableQueryMismatch) &&

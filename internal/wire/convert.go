@@ -144,7 +144,7 @@ func StartFromProto(p *factstrv1.DurableStart) (contract.StartPosition, error) {
 func DurableInfoToProto(d contract.DurableInfo) *factstrv1.DurableStream {
 	m := &factstrv1.DurableStream{
 		Name: d.Name, Query: QueryToProto(d.Query), Start: StartToProto(d.Start), Cursor: d.Cursor,
-		Head: d.Head, LagEvents: d.Lag, Holder: d.Holder, Group: groupInfoToProto(d.Group),
+		Head: d.Head, LagEvents: d.Lag, Holder: d.Holder, Failure: FailureToProto(d.Failure), Parked: d.Parked, Group: groupInfoToProto(d.Group),
 	}
 	if !d.Created.IsZero() {
 		m.CreatedAt = timestamppb.New(d.Created)
@@ -160,7 +160,8 @@ func DurableInfoFromProto(m *factstrv1.DurableStream) contract.DurableInfo {
 	start, _ := StartFromProto(m.GetStart())
 	d := contract.DurableInfo{
 		Name: m.GetName(), Query: QueryFromProto(m.GetQuery()), Start: start, Cursor: m.GetCursor(),
-		Head: m.GetHead(), Lag: m.GetLagEvents(), Holder: m.GetHolder(), Group: groupInfoFromProto(m.GetGroup()),
+		Head: m.GetHead(), Lag: m.GetLagEvents(), Holder: m.GetHolder(), Failure: FailureFromProto(m.GetFailure()),
+		Parked: m.GetParked(), Group: groupInfoFromProto(m.GetGroup()),
 	}
 	if m.GetCreatedAt() != nil {
 		d.Created = m.GetCreatedAt().AsTime()

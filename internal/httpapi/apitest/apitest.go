@@ -98,6 +98,10 @@ type AppendResult struct {
 // Batch is the data of a batch event.
 type Batch struct {
 	Events []Record `json:"events"`
+	// Durable streams: the delivery's attempt (1 first; 0 on live
+	// streams) and whether it redelivers parked events.
+	Attempt    uint32 `json:"attempt"`
+	Redelivery bool   `json:"redelivery"`
 }
 
 // Decode decodes b into a T, refusing fields T does not have.

@@ -900,7 +900,11 @@ type DurableStream struct {
 	LastAckAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_ack_at,json=lastAckAt,proto3" json:"last_ack_at,omitempty"`
 	// Present for a consumer group: its partitions and members. cursor is
 	// then the lowest partition cursor, and holder is empty.
-	Group         *GroupInfo `protobuf:"bytes,40,opt,name=group,proto3" json:"group,omitempty"`
+	Group *GroupInfo `protobuf:"bytes,40,opt,name=group,proto3" json:"group,omitempty"`
+	// The failure policy recorded with the name (absent: stop).
+	Failure *DurableFailurePolicy `protobuf:"bytes,20,opt,name=failure,proto3" json:"failure,omitempty"`
+	// Events in the name's parked list.
+	Parked        uint64 `protobuf:"varint,21,opt,name=parked,proto3" json:"parked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1005,6 +1009,403 @@ func (x *DurableStream) GetGroup() *GroupInfo {
 	return nil
 }
 
+func (x *DurableStream) GetFailure() *DurableFailurePolicy {
+	if x != nil {
+		return x.Failure
+	}
+	return nil
+}
+
+func (x *DurableStream) GetParked() uint64 {
+	if x != nil {
+		return x.Parked
+	}
+	return 0
+}
+
+// ParkedEvent is one event of a durable name's parked list.
+type ParkedEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Event *EventRecord           `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// Failed deliveries, over every round.
+	Attempts uint32 `protobuf:"varint,2,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// The handler's last error.
+	LastError string                 `protobuf:"bytes,3,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	ParkedAt  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=parked_at,json=parkedAt,proto3" json:"parked_at,omitempty"`
+	// A redelivery was asked for and not yet handled.
+	Redeliver     bool `protobuf:"varint,5,opt,name=redeliver,proto3" json:"redeliver,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ParkedEvent) Reset() {
+	*x = ParkedEvent{}
+	mi := &file_factstr_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParkedEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParkedEvent) ProtoMessage() {}
+
+func (x *ParkedEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParkedEvent.ProtoReflect.Descriptor instead.
+func (*ParkedEvent) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ParkedEvent) GetEvent() *EventRecord {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *ParkedEvent) GetAttempts() uint32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *ParkedEvent) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *ParkedEvent) GetParkedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ParkedAt
+	}
+	return nil
+}
+
+func (x *ParkedEvent) GetRedeliver() bool {
+	if x != nil {
+		return x.Redeliver
+	}
+	return false
+}
+
+type ParkedListRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Only events with sequence numbers after this one (paging).
+	After uint64 `protobuf:"varint,2,opt,name=after,proto3" json:"after,omitempty"`
+	// At most this many (0: 100; at most 1000).
+	Limit         uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ParkedListRequest) Reset() {
+	*x = ParkedListRequest{}
+	mi := &file_factstr_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParkedListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParkedListRequest) ProtoMessage() {}
+
+func (x *ParkedListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParkedListRequest.ProtoReflect.Descriptor instead.
+func (*ParkedListRequest) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ParkedListRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ParkedListRequest) GetAfter() uint64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+func (x *ParkedListRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ParkedListResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// In sequence order.
+	Events        []*ParkedEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ParkedListResponse) Reset() {
+	*x = ParkedListResponse{}
+	mi := &file_factstr_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParkedListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParkedListResponse) ProtoMessage() {}
+
+func (x *ParkedListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParkedListResponse.ProtoReflect.Descriptor instead.
+func (*ParkedListResponse) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ParkedListResponse) GetEvents() []*ParkedEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+type ParkedRedeliverRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The parked events up to this sequence number (0: all).
+	UpTo          uint64 `protobuf:"varint,2,opt,name=up_to,json=upTo,proto3" json:"up_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ParkedRedeliverRequest) Reset() {
+	*x = ParkedRedeliverRequest{}
+	mi := &file_factstr_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParkedRedeliverRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParkedRedeliverRequest) ProtoMessage() {}
+
+func (x *ParkedRedeliverRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParkedRedeliverRequest.ProtoReflect.Descriptor instead.
+func (*ParkedRedeliverRequest) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ParkedRedeliverRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ParkedRedeliverRequest) GetUpTo() uint64 {
+	if x != nil {
+		return x.UpTo
+	}
+	return 0
+}
+
+type ParkedRedeliverResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events asked for.
+	Count         uint64 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ParkedRedeliverResponse) Reset() {
+	*x = ParkedRedeliverResponse{}
+	mi := &file_factstr_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParkedRedeliverResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParkedRedeliverResponse) ProtoMessage() {}
+
+func (x *ParkedRedeliverResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParkedRedeliverResponse.ProtoReflect.Descriptor instead.
+func (*ParkedRedeliverResponse) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ParkedRedeliverResponse) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+type ParkedDropRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The parked events up to this sequence number (0: all).
+	UpTo          uint64 `protobuf:"varint,2,opt,name=up_to,json=upTo,proto3" json:"up_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ParkedDropRequest) Reset() {
+	*x = ParkedDropRequest{}
+	mi := &file_factstr_v1_admin_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParkedDropRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParkedDropRequest) ProtoMessage() {}
+
+func (x *ParkedDropRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_admin_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParkedDropRequest.ProtoReflect.Descriptor instead.
+func (*ParkedDropRequest) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ParkedDropRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ParkedDropRequest) GetUpTo() uint64 {
+	if x != nil {
+		return x.UpTo
+	}
+	return 0
+}
+
+type ParkedDropResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events dropped.
+	Count         uint64 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ParkedDropResponse) Reset() {
+	*x = ParkedDropResponse{}
+	mi := &file_factstr_v1_admin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParkedDropResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParkedDropResponse) ProtoMessage() {}
+
+func (x *ParkedDropResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_admin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParkedDropResponse.ProtoReflect.Descriptor instead.
+func (*ParkedDropResponse) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ParkedDropResponse) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 // GroupInfo describes a consumer group.
 type GroupInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1019,7 +1420,7 @@ type GroupInfo struct {
 
 func (x *GroupInfo) Reset() {
 	*x = GroupInfo{}
-	mi := &file_factstr_v1_admin_proto_msgTypes[18]
+	mi := &file_factstr_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1432,7 @@ func (x *GroupInfo) String() string {
 func (*GroupInfo) ProtoMessage() {}
 
 func (x *GroupInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_admin_proto_msgTypes[18]
+	mi := &file_factstr_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1445,7 @@ func (x *GroupInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupInfo.ProtoReflect.Descriptor instead.
 func (*GroupInfo) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GroupInfo) GetSpec() *GroupSpec {
@@ -1083,7 +1484,7 @@ type GroupPartition struct {
 
 func (x *GroupPartition) Reset() {
 	*x = GroupPartition{}
-	mi := &file_factstr_v1_admin_proto_msgTypes[19]
+	mi := &file_factstr_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1496,7 @@ func (x *GroupPartition) String() string {
 func (*GroupPartition) ProtoMessage() {}
 
 func (x *GroupPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_admin_proto_msgTypes[19]
+	mi := &file_factstr_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1509,7 @@ func (x *GroupPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartition.ProtoReflect.Descriptor instead.
 func (*GroupPartition) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GroupPartition) GetIndex() uint32 {
@@ -1154,7 +1555,7 @@ type ListDurableStreamsRequest struct {
 
 func (x *ListDurableStreamsRequest) Reset() {
 	*x = ListDurableStreamsRequest{}
-	mi := &file_factstr_v1_admin_proto_msgTypes[20]
+	mi := &file_factstr_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1567,7 @@ func (x *ListDurableStreamsRequest) String() string {
 func (*ListDurableStreamsRequest) ProtoMessage() {}
 
 func (x *ListDurableStreamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_admin_proto_msgTypes[20]
+	mi := &file_factstr_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1580,7 @@ func (x *ListDurableStreamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDurableStreamsRequest.ProtoReflect.Descriptor instead.
 func (*ListDurableStreamsRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 type ListDurableStreamsResponse struct {
@@ -1192,7 +1593,7 @@ type ListDurableStreamsResponse struct {
 
 func (x *ListDurableStreamsResponse) Reset() {
 	*x = ListDurableStreamsResponse{}
-	mi := &file_factstr_v1_admin_proto_msgTypes[21]
+	mi := &file_factstr_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1605,7 @@ func (x *ListDurableStreamsResponse) String() string {
 func (*ListDurableStreamsResponse) ProtoMessage() {}
 
 func (x *ListDurableStreamsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_admin_proto_msgTypes[21]
+	mi := &file_factstr_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1618,7 @@ func (x *ListDurableStreamsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDurableStreamsResponse.ProtoReflect.Descriptor instead.
 func (*ListDurableStreamsResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListDurableStreamsResponse) GetStreams() []*DurableStream {
@@ -1236,7 +1637,7 @@ type GetDurableStreamRequest struct {
 
 func (x *GetDurableStreamRequest) Reset() {
 	*x = GetDurableStreamRequest{}
-	mi := &file_factstr_v1_admin_proto_msgTypes[22]
+	mi := &file_factstr_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1649,7 @@ func (x *GetDurableStreamRequest) String() string {
 func (*GetDurableStreamRequest) ProtoMessage() {}
 
 func (x *GetDurableStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_admin_proto_msgTypes[22]
+	mi := &file_factstr_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1662,7 @@ func (x *GetDurableStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDurableStreamRequest.ProtoReflect.Descriptor instead.
 func (*GetDurableStreamRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetDurableStreamRequest) GetName() string {
@@ -1280,7 +1681,7 @@ type GetDurableStreamResponse struct {
 
 func (x *GetDurableStreamResponse) Reset() {
 	*x = GetDurableStreamResponse{}
-	mi := &file_factstr_v1_admin_proto_msgTypes[23]
+	mi := &file_factstr_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1693,7 @@ func (x *GetDurableStreamResponse) String() string {
 func (*GetDurableStreamResponse) ProtoMessage() {}
 
 func (x *GetDurableStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_admin_proto_msgTypes[23]
+	mi := &file_factstr_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1706,7 @@ func (x *GetDurableStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDurableStreamResponse.ProtoReflect.Descriptor instead.
 func (*GetDurableStreamResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetDurableStreamResponse) GetStream() *DurableStream {
@@ -1330,7 +1731,7 @@ type ResetDurableStreamRequest struct {
 
 func (x *ResetDurableStreamRequest) Reset() {
 	*x = ResetDurableStreamRequest{}
-	mi := &file_factstr_v1_admin_proto_msgTypes[24]
+	mi := &file_factstr_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1743,7 @@ func (x *ResetDurableStreamRequest) String() string {
 func (*ResetDurableStreamRequest) ProtoMessage() {}
 
 func (x *ResetDurableStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_admin_proto_msgTypes[24]
+	mi := &file_factstr_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1756,7 @@ func (x *ResetDurableStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetDurableStreamRequest.ProtoReflect.Descriptor instead.
 func (*ResetDurableStreamRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ResetDurableStreamRequest) GetName() string {
@@ -1388,7 +1789,7 @@ type ResetDurableStreamResponse struct {
 
 func (x *ResetDurableStreamResponse) Reset() {
 	*x = ResetDurableStreamResponse{}
-	mi := &file_factstr_v1_admin_proto_msgTypes[25]
+	mi := &file_factstr_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1801,7 @@ func (x *ResetDurableStreamResponse) String() string {
 func (*ResetDurableStreamResponse) ProtoMessage() {}
 
 func (x *ResetDurableStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_admin_proto_msgTypes[25]
+	mi := &file_factstr_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1814,7 @@ func (x *ResetDurableStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetDurableStreamResponse.ProtoReflect.Descriptor instead.
 func (*ResetDurableStreamResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ResetDurableStreamResponse) GetStream() *DurableStream {
@@ -1434,7 +1835,7 @@ type DeleteDurableStreamRequest struct {
 
 func (x *DeleteDurableStreamRequest) Reset() {
 	*x = DeleteDurableStreamRequest{}
-	mi := &file_factstr_v1_admin_proto_msgTypes[26]
+	mi := &file_factstr_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1847,7 @@ func (x *DeleteDurableStreamRequest) String() string {
 func (*DeleteDurableStreamRequest) ProtoMessage() {}
 
 func (x *DeleteDurableStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_admin_proto_msgTypes[26]
+	mi := &file_factstr_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1860,7 @@ func (x *DeleteDurableStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDurableStreamRequest.ProtoReflect.Descriptor instead.
 func (*DeleteDurableStreamRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeleteDurableStreamRequest) GetName() string {
@@ -1484,7 +1885,7 @@ type DeleteDurableStreamResponse struct {
 
 func (x *DeleteDurableStreamResponse) Reset() {
 	*x = DeleteDurableStreamResponse{}
-	mi := &file_factstr_v1_admin_proto_msgTypes[27]
+	mi := &file_factstr_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1897,7 @@ func (x *DeleteDurableStreamResponse) String() string {
 func (*DeleteDurableStreamResponse) ProtoMessage() {}
 
 func (x *DeleteDurableStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_admin_proto_msgTypes[27]
+	mi := &file_factstr_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1910,7 @@ func (x *DeleteDurableStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteDurableStreamResponse.ProtoReflect.Descriptor instead.
 func (*DeleteDurableStreamResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_factstr_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 var File_factstr_v1_admin_proto protoreflect.FileDescriptor
@@ -1566,7 +1967,7 @@ const file_factstr_v1_admin_proto_rawDesc = "" +
 	"\x05chunk\x18\x01 \x01(\fR\x05chunk\"p\n" +
 	"\x17SnapshotRestoreResponse\x12#\n" +
 	"\rapplied_index\x18\x01 \x01(\x04R\fappliedIndex\x120\n" +
-	"\x14head_sequence_number\x18\x02 \x01(\x04R\x12headSequenceNumber\"\x88\x03\n" +
+	"\x14head_sequence_number\x18\x02 \x01(\x04R\x12headSequenceNumber\"\xdc\x03\n" +
 	"\rDurableStream\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\x05query\x18\x02 \x01(\v2\x16.factstr.v1.EventQueryR\x05query\x12.\n" +
@@ -1579,7 +1980,32 @@ const file_factstr_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12:\n" +
 	"\vlast_ack_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tlastAckAt\x12+\n" +
-	"\x05group\x18( \x01(\v2\x15.factstr.v1.GroupInfoR\x05group\"\x8c\x01\n" +
+	"\x05group\x18( \x01(\v2\x15.factstr.v1.GroupInfoR\x05group\x12:\n" +
+	"\afailure\x18\x14 \x01(\v2 .factstr.v1.DurableFailurePolicyR\afailure\x12\x16\n" +
+	"\x06parked\x18\x15 \x01(\x04R\x06parked\"\xce\x01\n" +
+	"\vParkedEvent\x12-\n" +
+	"\x05event\x18\x01 \x01(\v2\x17.factstr.v1.EventRecordR\x05event\x12\x1a\n" +
+	"\battempts\x18\x02 \x01(\rR\battempts\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x03 \x01(\tR\tlastError\x127\n" +
+	"\tparked_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bparkedAt\x12\x1c\n" +
+	"\tredeliver\x18\x05 \x01(\bR\tredeliver\"S\n" +
+	"\x11ParkedListRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\x04R\x05after\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"E\n" +
+	"\x12ParkedListResponse\x12/\n" +
+	"\x06events\x18\x01 \x03(\v2\x17.factstr.v1.ParkedEventR\x06events\"A\n" +
+	"\x16ParkedRedeliverRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x13\n" +
+	"\x05up_to\x18\x02 \x01(\x04R\x04upTo\"/\n" +
+	"\x17ParkedRedeliverResponse\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\x04R\x05count\"<\n" +
+	"\x11ParkedDropRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x13\n" +
+	"\x05up_to\x18\x02 \x01(\x04R\x04upTo\"*\n" +
+	"\x12ParkedDropResponse\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\x04R\x05count\"\x8c\x01\n" +
 	"\tGroupInfo\x12)\n" +
 	"\x04spec\x18\x01 \x01(\v2\x15.factstr.v1.GroupSpecR\x04spec\x12:\n" +
 	"\n" +
@@ -1609,7 +2035,7 @@ const file_factstr_v1_admin_proto_rawDesc = "" +
 	"\x1aDeleteDurableStreamRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"\x1d\n" +
-	"\x1bDeleteDurableStreamResponse2\xf6\a\n" +
+	"\x1bDeleteDurableStreamResponse2\xec\t\n" +
 	"\fAdminService\x12?\n" +
 	"\x06Status\x12\x19.factstr.v1.StatusRequest\x1a\x1a.factstr.v1.StatusResponse\x12B\n" +
 	"\aMembers\x12\x1a.factstr.v1.MembersRequest\x1a\x1b.factstr.v1.MembersResponse\x129\n" +
@@ -1622,7 +2048,12 @@ const file_factstr_v1_admin_proto_rawDesc = "" +
 	"\x12ListDurableStreams\x12%.factstr.v1.ListDurableStreamsRequest\x1a&.factstr.v1.ListDurableStreamsResponse\x12]\n" +
 	"\x10GetDurableStream\x12#.factstr.v1.GetDurableStreamRequest\x1a$.factstr.v1.GetDurableStreamResponse\x12c\n" +
 	"\x12ResetDurableStream\x12%.factstr.v1.ResetDurableStreamRequest\x1a&.factstr.v1.ResetDurableStreamResponse\x12f\n" +
-	"\x13DeleteDurableStream\x12&.factstr.v1.DeleteDurableStreamRequest\x1a'.factstr.v1.DeleteDurableStreamResponseB<Z:github.com/factstr/factstr-go/api/gen/factstr/v1;factstrv1b\x06proto3"
+	"\x13DeleteDurableStream\x12&.factstr.v1.DeleteDurableStreamRequest\x1a'.factstr.v1.DeleteDurableStreamResponse\x12K\n" +
+	"\n" +
+	"ParkedList\x12\x1d.factstr.v1.ParkedListRequest\x1a\x1e.factstr.v1.ParkedListResponse\x12Z\n" +
+	"\x0fParkedRedeliver\x12\".factstr.v1.ParkedRedeliverRequest\x1a#.factstr.v1.ParkedRedeliverResponse\x12K\n" +
+	"\n" +
+	"ParkedDrop\x12\x1d.factstr.v1.ParkedDropRequest\x1a\x1e.factstr.v1.ParkedDropResponseB<Z:github.com/factstr/factstr-go/api/gen/factstr/v1;factstrv1b\x06proto3"
 
 var (
 	file_factstr_v1_admin_proto_rawDescOnce sync.Once
@@ -1636,7 +2067,7 @@ func file_factstr_v1_admin_proto_rawDescGZIP() []byte {
 	return file_factstr_v1_admin_proto_rawDescData
 }
 
-var file_factstr_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_factstr_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_factstr_v1_admin_proto_goTypes = []any{
 	(*Member)(nil),                      // 0: factstr.v1.Member
 	(*StatusRequest)(nil),               // 1: factstr.v1.StatusRequest
@@ -1656,65 +2087,84 @@ var file_factstr_v1_admin_proto_goTypes = []any{
 	(*SnapshotRestoreRequest)(nil),      // 15: factstr.v1.SnapshotRestoreRequest
 	(*SnapshotRestoreResponse)(nil),     // 16: factstr.v1.SnapshotRestoreResponse
 	(*DurableStream)(nil),               // 17: factstr.v1.DurableStream
-	(*GroupInfo)(nil),                   // 18: factstr.v1.GroupInfo
-	(*GroupPartition)(nil),              // 19: factstr.v1.GroupPartition
-	(*ListDurableStreamsRequest)(nil),   // 20: factstr.v1.ListDurableStreamsRequest
-	(*ListDurableStreamsResponse)(nil),  // 21: factstr.v1.ListDurableStreamsResponse
-	(*GetDurableStreamRequest)(nil),     // 22: factstr.v1.GetDurableStreamRequest
-	(*GetDurableStreamResponse)(nil),    // 23: factstr.v1.GetDurableStreamResponse
-	(*ResetDurableStreamRequest)(nil),   // 24: factstr.v1.ResetDurableStreamRequest
-	(*ResetDurableStreamResponse)(nil),  // 25: factstr.v1.ResetDurableStreamResponse
-	(*DeleteDurableStreamRequest)(nil),  // 26: factstr.v1.DeleteDurableStreamRequest
-	(*DeleteDurableStreamResponse)(nil), // 27: factstr.v1.DeleteDurableStreamResponse
-	(*EventQuery)(nil),                  // 28: factstr.v1.EventQuery
-	(*DurableStart)(nil),                // 29: factstr.v1.DurableStart
-	(*timestamppb.Timestamp)(nil),       // 30: google.protobuf.Timestamp
-	(*GroupSpec)(nil),                   // 31: factstr.v1.GroupSpec
+	(*ParkedEvent)(nil),                 // 18: factstr.v1.ParkedEvent
+	(*ParkedListRequest)(nil),           // 19: factstr.v1.ParkedListRequest
+	(*ParkedListResponse)(nil),          // 20: factstr.v1.ParkedListResponse
+	(*ParkedRedeliverRequest)(nil),      // 21: factstr.v1.ParkedRedeliverRequest
+	(*ParkedRedeliverResponse)(nil),     // 22: factstr.v1.ParkedRedeliverResponse
+	(*ParkedDropRequest)(nil),           // 23: factstr.v1.ParkedDropRequest
+	(*ParkedDropResponse)(nil),          // 24: factstr.v1.ParkedDropResponse
+	(*GroupInfo)(nil),                   // 25: factstr.v1.GroupInfo
+	(*GroupPartition)(nil),              // 26: factstr.v1.GroupPartition
+	(*ListDurableStreamsRequest)(nil),   // 27: factstr.v1.ListDurableStreamsRequest
+	(*ListDurableStreamsResponse)(nil),  // 28: factstr.v1.ListDurableStreamsResponse
+	(*GetDurableStreamRequest)(nil),     // 29: factstr.v1.GetDurableStreamRequest
+	(*GetDurableStreamResponse)(nil),    // 30: factstr.v1.GetDurableStreamResponse
+	(*ResetDurableStreamRequest)(nil),   // 31: factstr.v1.ResetDurableStreamRequest
+	(*ResetDurableStreamResponse)(nil),  // 32: factstr.v1.ResetDurableStreamResponse
+	(*DeleteDurableStreamRequest)(nil),  // 33: factstr.v1.DeleteDurableStreamRequest
+	(*DeleteDurableStreamResponse)(nil), // 34: factstr.v1.DeleteDurableStreamResponse
+	(*EventQuery)(nil),                  // 35: factstr.v1.EventQuery
+	(*DurableStart)(nil),                // 36: factstr.v1.DurableStart
+	(*timestamppb.Timestamp)(nil),       // 37: google.protobuf.Timestamp
+	(*DurableFailurePolicy)(nil),        // 38: factstr.v1.DurableFailurePolicy
+	(*EventRecord)(nil),                 // 39: factstr.v1.EventRecord
+	(*GroupSpec)(nil),                   // 40: factstr.v1.GroupSpec
 }
 var file_factstr_v1_admin_proto_depIdxs = []int32{
 	0,  // 0: factstr.v1.StatusResponse.members:type_name -> factstr.v1.Member
 	0,  // 1: factstr.v1.MembersResponse.members:type_name -> factstr.v1.Member
-	28, // 2: factstr.v1.DurableStream.query:type_name -> factstr.v1.EventQuery
-	29, // 3: factstr.v1.DurableStream.start:type_name -> factstr.v1.DurableStart
-	30, // 4: factstr.v1.DurableStream.created_at:type_name -> google.protobuf.Timestamp
-	30, // 5: factstr.v1.DurableStream.last_ack_at:type_name -> google.protobuf.Timestamp
-	18, // 6: factstr.v1.DurableStream.group:type_name -> factstr.v1.GroupInfo
-	31, // 7: factstr.v1.GroupInfo.spec:type_name -> factstr.v1.GroupSpec
-	19, // 8: factstr.v1.GroupInfo.partitions:type_name -> factstr.v1.GroupPartition
-	30, // 9: factstr.v1.GroupPartition.last_ack_at:type_name -> google.protobuf.Timestamp
-	17, // 10: factstr.v1.ListDurableStreamsResponse.streams:type_name -> factstr.v1.DurableStream
-	17, // 11: factstr.v1.GetDurableStreamResponse.stream:type_name -> factstr.v1.DurableStream
-	29, // 12: factstr.v1.ResetDurableStreamRequest.to:type_name -> factstr.v1.DurableStart
-	17, // 13: factstr.v1.ResetDurableStreamResponse.stream:type_name -> factstr.v1.DurableStream
-	1,  // 14: factstr.v1.AdminService.Status:input_type -> factstr.v1.StatusRequest
-	3,  // 15: factstr.v1.AdminService.Members:input_type -> factstr.v1.MembersRequest
-	5,  // 16: factstr.v1.AdminService.Join:input_type -> factstr.v1.JoinRequest
-	7,  // 17: factstr.v1.AdminService.Leave:input_type -> factstr.v1.LeaveRequest
-	9,  // 18: factstr.v1.AdminService.Remove:input_type -> factstr.v1.RemoveRequest
-	11, // 19: factstr.v1.AdminService.TransferLeadership:input_type -> factstr.v1.TransferLeadershipRequest
-	13, // 20: factstr.v1.AdminService.SnapshotSave:input_type -> factstr.v1.SnapshotSaveRequest
-	15, // 21: factstr.v1.AdminService.SnapshotRestore:input_type -> factstr.v1.SnapshotRestoreRequest
-	20, // 22: factstr.v1.AdminService.ListDurableStreams:input_type -> factstr.v1.ListDurableStreamsRequest
-	22, // 23: factstr.v1.AdminService.GetDurableStream:input_type -> factstr.v1.GetDurableStreamRequest
-	24, // 24: factstr.v1.AdminService.ResetDurableStream:input_type -> factstr.v1.ResetDurableStreamRequest
-	26, // 25: factstr.v1.AdminService.DeleteDurableStream:input_type -> factstr.v1.DeleteDurableStreamRequest
-	2,  // 26: factstr.v1.AdminService.Status:output_type -> factstr.v1.StatusResponse
-	4,  // 27: factstr.v1.AdminService.Members:output_type -> factstr.v1.MembersResponse
-	6,  // 28: factstr.v1.AdminService.Join:output_type -> factstr.v1.JoinResponse
-	8,  // 29: factstr.v1.AdminService.Leave:output_type -> factstr.v1.LeaveResponse
-	10, // 30: factstr.v1.AdminService.Remove:output_type -> factstr.v1.RemoveResponse
-	12, // 31: factstr.v1.AdminService.TransferLeadership:output_type -> factstr.v1.TransferLeadershipResponse
-	14, // 32: factstr.v1.AdminService.SnapshotSave:output_type -> factstr.v1.SnapshotSaveResponse
-	16, // 33: factstr.v1.AdminService.SnapshotRestore:output_type -> factstr.v1.SnapshotRestoreResponse
-	21, // 34: factstr.v1.AdminService.ListDurableStreams:output_type -> factstr.v1.ListDurableStreamsResponse
-	23, // 35: factstr.v1.AdminService.GetDurableStream:output_type -> factstr.v1.GetDurableStreamResponse
-	25, // 36: factstr.v1.AdminService.ResetDurableStream:output_type -> factstr.v1.ResetDurableStreamResponse
-	27, // 37: factstr.v1.AdminService.DeleteDurableStream:output_type -> factstr.v1.DeleteDurableStreamResponse
-	26, // [26:38] is the sub-list for method output_type
-	14, // [14:26] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	35, // 2: factstr.v1.DurableStream.query:type_name -> factstr.v1.EventQuery
+	36, // 3: factstr.v1.DurableStream.start:type_name -> factstr.v1.DurableStart
+	37, // 4: factstr.v1.DurableStream.created_at:type_name -> google.protobuf.Timestamp
+	37, // 5: factstr.v1.DurableStream.last_ack_at:type_name -> google.protobuf.Timestamp
+	25, // 6: factstr.v1.DurableStream.group:type_name -> factstr.v1.GroupInfo
+	38, // 7: factstr.v1.DurableStream.failure:type_name -> factstr.v1.DurableFailurePolicy
+	39, // 8: factstr.v1.ParkedEvent.event:type_name -> factstr.v1.EventRecord
+	37, // 9: factstr.v1.ParkedEvent.parked_at:type_name -> google.protobuf.Timestamp
+	18, // 10: factstr.v1.ParkedListResponse.events:type_name -> factstr.v1.ParkedEvent
+	40, // 11: factstr.v1.GroupInfo.spec:type_name -> factstr.v1.GroupSpec
+	26, // 12: factstr.v1.GroupInfo.partitions:type_name -> factstr.v1.GroupPartition
+	37, // 13: factstr.v1.GroupPartition.last_ack_at:type_name -> google.protobuf.Timestamp
+	17, // 14: factstr.v1.ListDurableStreamsResponse.streams:type_name -> factstr.v1.DurableStream
+	17, // 15: factstr.v1.GetDurableStreamResponse.stream:type_name -> factstr.v1.DurableStream
+	36, // 16: factstr.v1.ResetDurableStreamRequest.to:type_name -> factstr.v1.DurableStart
+	17, // 17: factstr.v1.ResetDurableStreamResponse.stream:type_name -> factstr.v1.DurableStream
+	1,  // 18: factstr.v1.AdminService.Status:input_type -> factstr.v1.StatusRequest
+	3,  // 19: factstr.v1.AdminService.Members:input_type -> factstr.v1.MembersRequest
+	5,  // 20: factstr.v1.AdminService.Join:input_type -> factstr.v1.JoinRequest
+	7,  // 21: factstr.v1.AdminService.Leave:input_type -> factstr.v1.LeaveRequest
+	9,  // 22: factstr.v1.AdminService.Remove:input_type -> factstr.v1.RemoveRequest
+	11, // 23: factstr.v1.AdminService.TransferLeadership:input_type -> factstr.v1.TransferLeadershipRequest
+	13, // 24: factstr.v1.AdminService.SnapshotSave:input_type -> factstr.v1.SnapshotSaveRequest
+	15, // 25: factstr.v1.AdminService.SnapshotRestore:input_type -> factstr.v1.SnapshotRestoreRequest
+	27, // 26: factstr.v1.AdminService.ListDurableStreams:input_type -> factstr.v1.ListDurableStreamsRequest
+	29, // 27: factstr.v1.AdminService.GetDurableStream:input_type -> factstr.v1.GetDurableStreamRequest
+	31, // 28: factstr.v1.AdminService.ResetDurableStream:input_type -> factstr.v1.ResetDurableStreamRequest
+	33, // 29: factstr.v1.AdminService.DeleteDurableStream:input_type -> factstr.v1.DeleteDurableStreamRequest
+	19, // 30: factstr.v1.AdminService.ParkedList:input_type -> factstr.v1.ParkedListRequest
+	21, // 31: factstr.v1.AdminService.ParkedRedeliver:input_type -> factstr.v1.ParkedRedeliverRequest
+	23, // 32: factstr.v1.AdminService.ParkedDrop:input_type -> factstr.v1.ParkedDropRequest
+	2,  // 33: factstr.v1.AdminService.Status:output_type -> factstr.v1.StatusResponse
+	4,  // 34: factstr.v1.AdminService.Members:output_type -> factstr.v1.MembersResponse
+	6,  // 35: factstr.v1.AdminService.Join:output_type -> factstr.v1.JoinResponse
+	8,  // 36: factstr.v1.AdminService.Leave:output_type -> factstr.v1.LeaveResponse
+	10, // 37: factstr.v1.AdminService.Remove:output_type -> factstr.v1.RemoveResponse
+	12, // 38: factstr.v1.AdminService.TransferLeadership:output_type -> factstr.v1.TransferLeadershipResponse
+	14, // 39: factstr.v1.AdminService.SnapshotSave:output_type -> factstr.v1.SnapshotSaveResponse
+	16, // 40: factstr.v1.AdminService.SnapshotRestore:output_type -> factstr.v1.SnapshotRestoreResponse
+	28, // 41: factstr.v1.AdminService.ListDurableStreams:output_type -> factstr.v1.ListDurableStreamsResponse
+	30, // 42: factstr.v1.AdminService.GetDurableStream:output_type -> factstr.v1.GetDurableStreamResponse
+	32, // 43: factstr.v1.AdminService.ResetDurableStream:output_type -> factstr.v1.ResetDurableStreamResponse
+	34, // 44: factstr.v1.AdminService.DeleteDurableStream:output_type -> factstr.v1.DeleteDurableStreamResponse
+	20, // 45: factstr.v1.AdminService.ParkedList:output_type -> factstr.v1.ParkedListResponse
+	22, // 46: factstr.v1.AdminService.ParkedRedeliver:output_type -> factstr.v1.ParkedRedeliverResponse
+	24, // 47: factstr.v1.AdminService.ParkedDrop:output_type -> factstr.v1.ParkedDropResponse
+	33, // [33:48] is the sub-list for method output_type
+	18, // [18:33] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_factstr_v1_admin_proto_init() }
@@ -1730,7 +2180,7 @@ func file_factstr_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_factstr_v1_admin_proto_rawDesc), len(file_factstr_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,9 @@ const (
 	AdminService_GetDurableStream_FullMethodName    = "/factstr.v1.AdminService/GetDurableStream"
 	AdminService_ResetDurableStream_FullMethodName  = "/factstr.v1.AdminService/ResetDurableStream"
 	AdminService_DeleteDurableStream_FullMethodName = "/factstr.v1.AdminService/DeleteDurableStream"
+	AdminService_ParkedList_FullMethodName          = "/factstr.v1.AdminService/ParkedList"
+	AdminService_ParkedRedeliver_FullMethodName     = "/factstr.v1.AdminService/ParkedRedeliver"
+	AdminService_ParkedDrop_FullMethodName          = "/factstr.v1.AdminService/ParkedDrop"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -54,6 +57,12 @@ type AdminServiceClient interface {
 	GetDurableStream(ctx context.Context, in *GetDurableStreamRequest, opts ...grpc.CallOption) (*GetDurableStreamResponse, error)
 	ResetDurableStream(ctx context.Context, in *ResetDurableStreamRequest, opts ...grpc.CallOption) (*ResetDurableStreamResponse, error)
 	DeleteDurableStream(ctx context.Context, in *DeleteDurableStreamRequest, opts ...grpc.CallOption) (*DeleteDurableStreamResponse, error)
+	// Parked events of durable names whose failure policy is retry then park
+	// (reader role to list, admin role to redeliver and drop; both go
+	// through the Raft log).
+	ParkedList(ctx context.Context, in *ParkedListRequest, opts ...grpc.CallOption) (*ParkedListResponse, error)
+	ParkedRedeliver(ctx context.Context, in *ParkedRedeliverRequest, opts ...grpc.CallOption) (*ParkedRedeliverResponse, error)
+	ParkedDrop(ctx context.Context, in *ParkedDropRequest, opts ...grpc.CallOption) (*ParkedDropResponse, error)
 }
 
 type adminServiceClient struct {
@@ -196,6 +205,36 @@ func (c *adminServiceClient) DeleteDurableStream(ctx context.Context, in *Delete
 	return out, nil
 }
 
+func (c *adminServiceClient) ParkedList(ctx context.Context, in *ParkedListRequest, opts ...grpc.CallOption) (*ParkedListResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ParkedListResponse)
+	err := c.cc.Invoke(ctx, AdminService_ParkedList_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ParkedRedeliver(ctx context.Context, in *ParkedRedeliverRequest, opts ...grpc.CallOption) (*ParkedRedeliverResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ParkedRedeliverResponse)
+	err := c.cc.Invoke(ctx, AdminService_ParkedRedeliver_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ParkedDrop(ctx context.Context, in *ParkedDropRequest, opts ...grpc.CallOption) (*ParkedDropResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ParkedDropResponse)
+	err := c.cc.Invoke(ctx, AdminService_ParkedDrop_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -217,6 +256,12 @@ type AdminServiceServer interface {
 	GetDurableStream(context.Context, *GetDurableStreamRequest) (*GetDurableStreamResponse, error)
 	ResetDurableStream(context.Context, *ResetDurableStreamRequest) (*ResetDurableStreamResponse, error)
 	DeleteDurableStream(context.Context, *DeleteDurableStreamRequest) (*DeleteDurableStreamResponse, error)
+	// Parked events of durable names whose failure policy is retry then park
+	// (reader role to list, admin role to redeliver and drop; both go
+	// through the Raft log).
+	ParkedList(context.Context, *ParkedListRequest) (*ParkedListResponse, error)
+	ParkedRedeliver(context.Context, *ParkedRedeliverRequest) (*ParkedRedeliverResponse, error)
+	ParkedDrop(context.Context, *ParkedDropRequest) (*ParkedDropResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -262,6 +307,15 @@ func (UnimplementedAdminServiceServer) ResetDurableStream(context.Context, *Rese
 }
 func (UnimplementedAdminServiceServer) DeleteDurableStream(context.Context, *DeleteDurableStreamRequest) (*DeleteDurableStreamResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteDurableStream not implemented")
+}
+func (UnimplementedAdminServiceServer) ParkedList(context.Context, *ParkedListRequest) (*ParkedListResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ParkedList not implemented")
+}
+func (UnimplementedAdminServiceServer) ParkedRedeliver(context.Context, *ParkedRedeliverRequest) (*ParkedRedeliverResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ParkedRedeliver not implemented")
+}
+func (UnimplementedAdminServiceServer) ParkedDrop(context.Context, *ParkedDropRequest) (*ParkedDropResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ParkedDrop not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -482,6 +536,60 @@ func _AdminService_DeleteDurableStream_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ParkedList_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ParkedListRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ParkedList(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ParkedList_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ParkedList(ctx, req.(*ParkedListRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ParkedRedeliver_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ParkedRedeliverRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ParkedRedeliver(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ParkedRedeliver_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ParkedRedeliver(ctx, req.(*ParkedRedeliverRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ParkedDrop_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ParkedDropRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ParkedDrop(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ParkedDrop_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ParkedDrop(ctx, req.(*ParkedDropRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -528,6 +636,18 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteDurableStream",
 			Handler:    _AdminService_DeleteDurableStream_Handler,
+		},
+		{
+			MethodName: "ParkedList",
+			Handler:    _AdminService_ParkedList_Handler,
+		},
+		{
+			MethodName: "ParkedRedeliver",
+			Handler:    _AdminService_ParkedRedeliver_Handler,
+		},
+		{
+			MethodName: "ParkedDrop",
+			Handler:    _AdminService_ParkedDrop_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

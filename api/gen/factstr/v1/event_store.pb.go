@@ -799,8 +799,14 @@ func (x *Subscribed) GetHead() uint64 {
 
 // Batch is one committed batch, filtered, order kept.
 type Batch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Events        []*EventRecord         `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Events []*EventRecord         `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Durable streams: 1 for the batch's first delivery, 2 for the first
+	// retry after the handler failed, and so on (0: not sent, read as 1).
+	Attempt uint32 `protobuf:"varint,20,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Durable streams: the batch holds parked events delivered again on an
+	// operator's request.
+	Redelivery    bool `protobuf:"varint,21,opt,name=redelivery,proto3" json:"redelivery,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -840,6 +846,20 @@ func (x *Batch) GetEvents() []*EventRecord {
 		return x.Events
 	}
 	return nil
+}
+
+func (x *Batch) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *Batch) GetRedelivery() bool {
+	if x != nil {
+		return x.Redelivery
+	}
+	return false
 }
 
 type StreamResponse struct {
@@ -936,7 +956,10 @@ type DurableSubscribe struct {
 	// group is created with this shape when new). A group's name subscribed
 	// without it, a plain name with it, or a group with another shape is
 	// refused (FAILED_PRECONDITION, DURABLE_QUERY_MISMATCH).
-	Group         *GroupSpec `protobuf:"bytes,40,opt,name=group,proto3" json:"group,omitempty"`
+	Group *GroupSpec `protobuf:"bytes,40,opt,name=group,proto3" json:"group,omitempty"`
+	// The failure policy of a new name (absent: stop). A name that exists
+	// keeps its own.
+	Failure       *DurableFailurePolicy `protobuf:"bytes,20,opt,name=failure,proto3" json:"failure,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1006,6 +1029,80 @@ func (x *DurableSubscribe) GetGroup() *GroupSpec {
 	return nil
 }
 
+func (x *DurableSubscribe) GetFailure() *DurableFailurePolicy {
+	if x != nil {
+		return x.Failure
+	}
+	return nil
+}
+
+// DurableFailurePolicy is what a durable stream does when its handler
+// fails on a batch: stop (max_deliveries 0: the stream ends, the cursor
+// stays before the batch), or deliver it up to max_deliveries times, with
+// an exponential backoff from initial_backoff_ms to max_backoff_ms between
+// them, then park its events and go on.
+type DurableFailurePolicy struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MaxDeliveries uint32                 `protobuf:"varint,1,opt,name=max_deliveries,json=maxDeliveries,proto3" json:"max_deliveries,omitempty"`
+	// 0: the default, 100 ms.
+	InitialBackoffMs uint64 `protobuf:"varint,2,opt,name=initial_backoff_ms,json=initialBackoffMs,proto3" json:"initial_backoff_ms,omitempty"`
+	// 0: the default, 5000 ms.
+	MaxBackoffMs  uint64 `protobuf:"varint,3,opt,name=max_backoff_ms,json=maxBackoffMs,proto3" json:"max_backoff_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DurableFailurePolicy) Reset() {
+	*x = DurableFailurePolicy{}
+	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DurableFailurePolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DurableFailurePolicy) ProtoMessage() {}
+
+func (x *DurableFailurePolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DurableFailurePolicy.ProtoReflect.Descriptor instead.
+func (*DurableFailurePolicy) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DurableFailurePolicy) GetMaxDeliveries() uint32 {
+	if x != nil {
+		return x.MaxDeliveries
+	}
+	return 0
+}
+
+func (x *DurableFailurePolicy) GetInitialBackoffMs() uint64 {
+	if x != nil {
+		return x.InitialBackoffMs
+	}
+	return 0
+}
+
+func (x *DurableFailurePolicy) GetMaxBackoffMs() uint64 {
+	if x != nil {
+		return x.MaxBackoffMs
+	}
+	return 0
+}
+
 // GroupSpec is the shape of a consumer group, fixed when it is created.
 type GroupSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1021,7 +1118,7 @@ type GroupSpec struct {
 
 func (x *GroupSpec) Reset() {
 	*x = GroupSpec{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1130,7 @@ func (x *GroupSpec) String() string {
 func (*GroupSpec) ProtoMessage() {}
 
 func (x *GroupSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1143,7 @@ func (x *GroupSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupSpec.ProtoReflect.Descriptor instead.
 func (*GroupSpec) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{13}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GroupSpec) GetKey() string {
@@ -1076,7 +1173,7 @@ type DurableStart struct {
 
 func (x *DurableStart) Reset() {
 	*x = DurableStart{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1185,7 @@ func (x *DurableStart) String() string {
 func (*DurableStart) ProtoMessage() {}
 
 func (x *DurableStart) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1198,7 @@ func (x *DurableStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DurableStart.ProtoReflect.Descriptor instead.
 func (*DurableStart) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{14}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DurableStart) GetKind() DurableStartKind {
@@ -1123,8 +1220,9 @@ type DurableAck struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The last sequence number of the acknowledged batch.
 	LastSequenceNumber uint64 `protobuf:"varint,1,opt,name=last_sequence_number,json=lastSequenceNumber,proto3" json:"last_sequence_number,omitempty"`
-	// Non-empty: the client's handler failed; the stream stops without
-	// advancing the cursor.
+	// Non-empty: the client's handler failed. Under the stop policy the
+	// stream stops without advancing the cursor; under retry then park the
+	// server delivers the batch again after a backoff, then parks it.
 	Error         string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1132,7 +1230,7 @@ type DurableAck struct {
 
 func (x *DurableAck) Reset() {
 	*x = DurableAck{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1242,7 @@ func (x *DurableAck) String() string {
 func (*DurableAck) ProtoMessage() {}
 
 func (x *DurableAck) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1255,7 @@ func (x *DurableAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DurableAck.ProtoReflect.Descriptor instead.
 func (*DurableAck) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{15}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DurableAck) GetLastSequenceNumber() uint64 {
@@ -1183,7 +1281,7 @@ type DurableUnsubscribe struct {
 
 func (x *DurableUnsubscribe) Reset() {
 	*x = DurableUnsubscribe{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[16]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1293,7 @@ func (x *DurableUnsubscribe) String() string {
 func (*DurableUnsubscribe) ProtoMessage() {}
 
 func (x *DurableUnsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[16]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1306,7 @@ func (x *DurableUnsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DurableUnsubscribe.ProtoReflect.Descriptor instead.
 func (*DurableUnsubscribe) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{16}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{17}
 }
 
 type StreamDurableRequest struct {
@@ -1225,7 +1323,7 @@ type StreamDurableRequest struct {
 
 func (x *StreamDurableRequest) Reset() {
 	*x = StreamDurableRequest{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[17]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1335,7 @@ func (x *StreamDurableRequest) String() string {
 func (*StreamDurableRequest) ProtoMessage() {}
 
 func (x *StreamDurableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[17]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1348,7 @@ func (x *StreamDurableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamDurableRequest.ProtoReflect.Descriptor instead.
 func (*StreamDurableRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{17}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StreamDurableRequest) GetKind() isStreamDurableRequest_Kind {
@@ -1321,7 +1419,7 @@ type Released struct {
 
 func (x *Released) Reset() {
 	*x = Released{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[18]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1333,7 +1431,7 @@ func (x *Released) String() string {
 func (*Released) ProtoMessage() {}
 
 func (x *Released) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[18]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1346,7 +1444,7 @@ func (x *Released) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Released.ProtoReflect.Descriptor instead.
 func (*Released) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{18}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Released) GetCursor() uint64 {
@@ -1370,7 +1468,7 @@ type StreamDurableResponse struct {
 
 func (x *StreamDurableResponse) Reset() {
 	*x = StreamDurableResponse{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[19]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +1480,7 @@ func (x *StreamDurableResponse) String() string {
 func (*StreamDurableResponse) ProtoMessage() {}
 
 func (x *StreamDurableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[19]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +1493,7 @@ func (x *StreamDurableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamDurableResponse.ProtoReflect.Descriptor instead.
 func (*StreamDurableResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{19}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StreamDurableResponse) GetKind() isStreamDurableResponse_Kind {
@@ -1505,21 +1603,30 @@ const file_factstr_v1_event_store_proto_rawDesc = "" +
 	"\n" +
 	"Subscribed\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\x04R\x0esubscriptionId\x12\x12\n" +
-	"\x04head\x18\x02 \x01(\x04R\x04head\"8\n" +
+	"\x04head\x18\x02 \x01(\x04R\x04head\"r\n" +
 	"\x05Batch\x12/\n" +
-	"\x06events\x18\x01 \x03(\v2\x17.factstr.v1.EventRecordR\x06events\"}\n" +
+	"\x06events\x18\x01 \x03(\v2\x17.factstr.v1.EventRecordR\x06events\x12\x18\n" +
+	"\aattempt\x18\x14 \x01(\rR\aattempt\x12\x1e\n" +
+	"\n" +
+	"redelivery\x18\x15 \x01(\bR\n" +
+	"redelivery\"}\n" +
 	"\x0eStreamResponse\x128\n" +
 	"\n" +
 	"subscribed\x18\x01 \x01(\v2\x16.factstr.v1.SubscribedH\x00R\n" +
 	"subscribed\x12)\n" +
 	"\x05batch\x18\x02 \x01(\v2\x11.factstr.v1.BatchH\x00R\x05batchB\x06\n" +
-	"\x04kind\"\xde\x01\n" +
+	"\x04kind\"\x9a\x02\n" +
 	"\x10DurableSubscribe\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\x05query\x18\x02 \x01(\v2\x16.factstr.v1.EventQueryR\x05query\x12+\n" +
 	"\x04read\x18\x03 \x01(\v2\x17.factstr.v1.ReadOptionsR\x04read\x12.\n" +
 	"\x05start\x18\x04 \x01(\v2\x18.factstr.v1.DurableStartR\x05start\x12+\n" +
-	"\x05group\x18( \x01(\v2\x15.factstr.v1.GroupSpecR\x05group\"=\n" +
+	"\x05group\x18( \x01(\v2\x15.factstr.v1.GroupSpecR\x05group\x12:\n" +
+	"\afailure\x18\x14 \x01(\v2 .factstr.v1.DurableFailurePolicyR\afailure\"\x91\x01\n" +
+	"\x14DurableFailurePolicy\x12%\n" +
+	"\x0emax_deliveries\x18\x01 \x01(\rR\rmaxDeliveries\x12,\n" +
+	"\x12initial_backoff_ms\x18\x02 \x01(\x04R\x10initialBackoffMs\x12$\n" +
+	"\x0emax_backoff_ms\x18\x03 \x01(\x04R\fmaxBackoffMs\"=\n" +
 	"\tGroupSpec\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1e\n" +
 	"\n" +
@@ -1573,7 +1680,7 @@ func file_factstr_v1_event_store_proto_rawDescGZIP() []byte {
 }
 
 var file_factstr_v1_event_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_factstr_v1_event_store_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_factstr_v1_event_store_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_factstr_v1_event_store_proto_goTypes = []any{
 	(DurableStartKind)(0),         // 0: factstr.v1.DurableStartKind
 	(*AppendRequest)(nil),         // 1: factstr.v1.AppendRequest
@@ -1589,62 +1696,64 @@ var file_factstr_v1_event_store_proto_goTypes = []any{
 	(*Batch)(nil),                 // 11: factstr.v1.Batch
 	(*StreamResponse)(nil),        // 12: factstr.v1.StreamResponse
 	(*DurableSubscribe)(nil),      // 13: factstr.v1.DurableSubscribe
-	(*GroupSpec)(nil),             // 14: factstr.v1.GroupSpec
-	(*DurableStart)(nil),          // 15: factstr.v1.DurableStart
-	(*DurableAck)(nil),            // 16: factstr.v1.DurableAck
-	(*DurableUnsubscribe)(nil),    // 17: factstr.v1.DurableUnsubscribe
-	(*StreamDurableRequest)(nil),  // 18: factstr.v1.StreamDurableRequest
-	(*Released)(nil),              // 19: factstr.v1.Released
-	(*StreamDurableResponse)(nil), // 20: factstr.v1.StreamDurableResponse
-	(*Event)(nil),                 // 21: factstr.v1.Event
-	(*EventQuery)(nil),            // 22: factstr.v1.EventQuery
-	(*ReadOptions)(nil),           // 23: factstr.v1.ReadOptions
-	(*EventRecord)(nil),           // 24: factstr.v1.EventRecord
+	(*DurableFailurePolicy)(nil),  // 14: factstr.v1.DurableFailurePolicy
+	(*GroupSpec)(nil),             // 15: factstr.v1.GroupSpec
+	(*DurableStart)(nil),          // 16: factstr.v1.DurableStart
+	(*DurableAck)(nil),            // 17: factstr.v1.DurableAck
+	(*DurableUnsubscribe)(nil),    // 18: factstr.v1.DurableUnsubscribe
+	(*StreamDurableRequest)(nil),  // 19: factstr.v1.StreamDurableRequest
+	(*Released)(nil),              // 20: factstr.v1.Released
+	(*StreamDurableResponse)(nil), // 21: factstr.v1.StreamDurableResponse
+	(*Event)(nil),                 // 22: factstr.v1.Event
+	(*EventQuery)(nil),            // 23: factstr.v1.EventQuery
+	(*ReadOptions)(nil),           // 24: factstr.v1.ReadOptions
+	(*EventRecord)(nil),           // 25: factstr.v1.EventRecord
 }
 var file_factstr_v1_event_store_proto_depIdxs = []int32{
-	21, // 0: factstr.v1.AppendRequest.events:type_name -> factstr.v1.Event
-	21, // 1: factstr.v1.AppendIfRequest.events:type_name -> factstr.v1.Event
-	22, // 2: factstr.v1.AppendIfRequest.context:type_name -> factstr.v1.EventQuery
+	22, // 0: factstr.v1.AppendRequest.events:type_name -> factstr.v1.Event
+	22, // 1: factstr.v1.AppendIfRequest.events:type_name -> factstr.v1.Event
+	23, // 2: factstr.v1.AppendIfRequest.context:type_name -> factstr.v1.EventQuery
 	1,  // 3: factstr.v1.WritesRequest.append:type_name -> factstr.v1.AppendRequest
 	3,  // 4: factstr.v1.WritesRequest.append_if:type_name -> factstr.v1.AppendIfRequest
 	2,  // 5: factstr.v1.WritesResponse.append:type_name -> factstr.v1.AppendResponse
 	4,  // 6: factstr.v1.WritesResponse.append_if:type_name -> factstr.v1.AppendIfResponse
-	22, // 7: factstr.v1.QueryRequest.query:type_name -> factstr.v1.EventQuery
-	23, // 8: factstr.v1.QueryRequest.read:type_name -> factstr.v1.ReadOptions
-	24, // 9: factstr.v1.QueryResponse.events:type_name -> factstr.v1.EventRecord
-	22, // 10: factstr.v1.StreamRequest.query:type_name -> factstr.v1.EventQuery
-	23, // 11: factstr.v1.StreamRequest.read:type_name -> factstr.v1.ReadOptions
-	24, // 12: factstr.v1.Batch.events:type_name -> factstr.v1.EventRecord
+	23, // 7: factstr.v1.QueryRequest.query:type_name -> factstr.v1.EventQuery
+	24, // 8: factstr.v1.QueryRequest.read:type_name -> factstr.v1.ReadOptions
+	25, // 9: factstr.v1.QueryResponse.events:type_name -> factstr.v1.EventRecord
+	23, // 10: factstr.v1.StreamRequest.query:type_name -> factstr.v1.EventQuery
+	24, // 11: factstr.v1.StreamRequest.read:type_name -> factstr.v1.ReadOptions
+	25, // 12: factstr.v1.Batch.events:type_name -> factstr.v1.EventRecord
 	10, // 13: factstr.v1.StreamResponse.subscribed:type_name -> factstr.v1.Subscribed
 	11, // 14: factstr.v1.StreamResponse.batch:type_name -> factstr.v1.Batch
-	22, // 15: factstr.v1.DurableSubscribe.query:type_name -> factstr.v1.EventQuery
-	23, // 16: factstr.v1.DurableSubscribe.read:type_name -> factstr.v1.ReadOptions
-	15, // 17: factstr.v1.DurableSubscribe.start:type_name -> factstr.v1.DurableStart
-	14, // 18: factstr.v1.DurableSubscribe.group:type_name -> factstr.v1.GroupSpec
-	0,  // 19: factstr.v1.DurableStart.kind:type_name -> factstr.v1.DurableStartKind
-	13, // 20: factstr.v1.StreamDurableRequest.subscribe:type_name -> factstr.v1.DurableSubscribe
-	16, // 21: factstr.v1.StreamDurableRequest.ack:type_name -> factstr.v1.DurableAck
-	17, // 22: factstr.v1.StreamDurableRequest.unsubscribe:type_name -> factstr.v1.DurableUnsubscribe
-	10, // 23: factstr.v1.StreamDurableResponse.subscribed:type_name -> factstr.v1.Subscribed
-	11, // 24: factstr.v1.StreamDurableResponse.batch:type_name -> factstr.v1.Batch
-	19, // 25: factstr.v1.StreamDurableResponse.released:type_name -> factstr.v1.Released
-	1,  // 26: factstr.v1.EventStoreService.Append:input_type -> factstr.v1.AppendRequest
-	3,  // 27: factstr.v1.EventStoreService.AppendIf:input_type -> factstr.v1.AppendIfRequest
-	5,  // 28: factstr.v1.EventStoreService.Writes:input_type -> factstr.v1.WritesRequest
-	7,  // 29: factstr.v1.EventStoreService.Query:input_type -> factstr.v1.QueryRequest
-	9,  // 30: factstr.v1.EventStoreService.Stream:input_type -> factstr.v1.StreamRequest
-	18, // 31: factstr.v1.EventStoreService.StreamDurable:input_type -> factstr.v1.StreamDurableRequest
-	2,  // 32: factstr.v1.EventStoreService.Append:output_type -> factstr.v1.AppendResponse
-	4,  // 33: factstr.v1.EventStoreService.AppendIf:output_type -> factstr.v1.AppendIfResponse
-	6,  // 34: factstr.v1.EventStoreService.Writes:output_type -> factstr.v1.WritesResponse
-	8,  // 35: factstr.v1.EventStoreService.Query:output_type -> factstr.v1.QueryResponse
-	12, // 36: factstr.v1.EventStoreService.Stream:output_type -> factstr.v1.StreamResponse
-	20, // 37: factstr.v1.EventStoreService.StreamDurable:output_type -> factstr.v1.StreamDurableResponse
-	32, // [32:38] is the sub-list for method output_type
-	26, // [26:32] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	23, // 15: factstr.v1.DurableSubscribe.query:type_name -> factstr.v1.EventQuery
+	24, // 16: factstr.v1.DurableSubscribe.read:type_name -> factstr.v1.ReadOptions
+	16, // 17: factstr.v1.DurableSubscribe.start:type_name -> factstr.v1.DurableStart
+	15, // 18: factstr.v1.DurableSubscribe.group:type_name -> factstr.v1.GroupSpec
+	14, // 19: factstr.v1.DurableSubscribe.failure:type_name -> factstr.v1.DurableFailurePolicy
+	0,  // 20: factstr.v1.DurableStart.kind:type_name -> factstr.v1.DurableStartKind
+	13, // 21: factstr.v1.StreamDurableRequest.subscribe:type_name -> factstr.v1.DurableSubscribe
+	17, // 22: factstr.v1.StreamDurableRequest.ack:type_name -> factstr.v1.DurableAck
+	18, // 23: factstr.v1.StreamDurableRequest.unsubscribe:type_name -> factstr.v1.DurableUnsubscribe
+	10, // 24: factstr.v1.StreamDurableResponse.subscribed:type_name -> factstr.v1.Subscribed
+	11, // 25: factstr.v1.StreamDurableResponse.batch:type_name -> factstr.v1.Batch
+	20, // 26: factstr.v1.StreamDurableResponse.released:type_name -> factstr.v1.Released
+	1,  // 27: factstr.v1.EventStoreService.Append:input_type -> factstr.v1.AppendRequest
+	3,  // 28: factstr.v1.EventStoreService.AppendIf:input_type -> factstr.v1.AppendIfRequest
+	5,  // 29: factstr.v1.EventStoreService.Writes:input_type -> factstr.v1.WritesRequest
+	7,  // 30: factstr.v1.EventStoreService.Query:input_type -> factstr.v1.QueryRequest
+	9,  // 31: factstr.v1.EventStoreService.Stream:input_type -> factstr.v1.StreamRequest
+	19, // 32: factstr.v1.EventStoreService.StreamDurable:input_type -> factstr.v1.StreamDurableRequest
+	2,  // 33: factstr.v1.EventStoreService.Append:output_type -> factstr.v1.AppendResponse
+	4,  // 34: factstr.v1.EventStoreService.AppendIf:output_type -> factstr.v1.AppendIfResponse
+	6,  // 35: factstr.v1.EventStoreService.Writes:output_type -> factstr.v1.WritesResponse
+	8,  // 36: factstr.v1.EventStoreService.Query:output_type -> factstr.v1.QueryResponse
+	12, // 37: factstr.v1.EventStoreService.Stream:output_type -> factstr.v1.StreamResponse
+	21, // 38: factstr.v1.EventStoreService.StreamDurable:output_type -> factstr.v1.StreamDurableResponse
+	33, // [33:39] is the sub-list for method output_type
+	27, // [27:33] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_factstr_v1_event_store_proto_init() }
@@ -1667,12 +1776,12 @@ func file_factstr_v1_event_store_proto_init() {
 		(*StreamResponse_Subscribed)(nil),
 		(*StreamResponse_Batch)(nil),
 	}
-	file_factstr_v1_event_store_proto_msgTypes[17].OneofWrappers = []any{
+	file_factstr_v1_event_store_proto_msgTypes[18].OneofWrappers = []any{
 		(*StreamDurableRequest_Subscribe)(nil),
 		(*StreamDurableRequest_Ack)(nil),
 		(*StreamDurableRequest_Unsubscribe)(nil),
 	}
-	file_factstr_v1_event_store_proto_msgTypes[19].OneofWrappers = []any{
+	file_factstr_v1_event_store_proto_msgTypes[20].OneofWrappers = []any{
 		(*StreamDurableResponse_Subscribed)(nil),
 		(*StreamDurableResponse_Batch)(nil),
 		(*StreamDurableResponse_Released)(nil),
@@ -1683,7 +1792,7 @@ func file_factstr_v1_event_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_factstr_v1_event_store_proto_rawDesc), len(file_factstr_v1_event_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

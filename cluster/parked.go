@@ -1,0 +1,92 @@
+package cluster
+
+import (
+	"context"
+	"time"
+
+	"github.com/factstr/factstr-go/boltstore"
+	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/streams"
+)
+
+// Park records parked events and the cursor past them in one Raft entry,
+// if holder still holds name.
+func (d *raftDurables) Park(ctx context.Context, name, holder string, p streams.Parking) error {
+	// The leader stamps the time.
+	res, _, err := d.node().propose(ctx, []boltstore.Command{boltstore.ParkCommand(name, holder, p, time.Time{})})
+	if err != nil {
+		return err
+	}
+	return res[0].Err
+}
+
+// DueParked reads this node's state: a redelivery asked for on another node
+// is seen once this node applied it, at the subscription's next poll.
+func (d *raftDurables) DueParked(_ context.Context, name string, limit int) ([]contract.ParkedEvent, error) {
+	return d.node().store.ParkedEvents(name, 0, limit, true)
+}
+
+func (d *raftDurables) Unpark(ctx context.Context, name, holder string, seqs []uint64) error {
+	res, _, err := d.node().propose(ctx, []boltstore.Command{{Op: boltstore.OpUnpark, Name: name, Holder: holder, Parked: seqs}})
+	if err != nil {
+		return err
+	}
+	return res[0].Err
+}
+
+// ListParked returns a page of name's parked events (contract.ParkedAdmin):
+// a read, linearizable unless the ctx's read options say otherwise.
+func (n *Node) ListParked(ctx context.Context, name string, after uint64, limit int) ([]contract.ParkedEvent, error) {
+	if err := contract.ValidateDurableName(name); err != nil {
+		return nil, err
+	}
+	if err := (*raftDurables)(n).read(ctx); err != nil {
+		return nil, err
+	}
+	return n.store.ParkedEvents(name, after, boltstore.ParkedPageLimit(limit), false)
+}
+
+// RedeliverParked marks name's parked events for redelivery through the
+// Raft log (contract.ParkedAdmin); the holder's node delivers them.
+func (n *Node) RedeliverParked(ctx context.Context, name string, upTo uint64) (int, error) {
+	return n.parkedAdmin(ctx, boltstore.Command{Op: boltstore.OpRedeliverParked, Name: name, Cursor: upTo})
+}
+
+// DropParked forgets name's parked events through the Raft log
+// (contract.ParkedAdmin).
+func (n *Node) DropParked(ctx context.Context, name string, upTo uint64) (int, error) {
+	return n.parkedAdmin(ctx, boltstore.Command{Op: boltstore.OpDropParked, Name: name, Cursor: upTo})
+}
+
+func (n *Node) parkedAdmin(ctx context.Context, c boltstore.Command) (int, error) {
+	if err := contract.ValidateDurableName(c.Name); err != nil {
+		return 0, err
+	}
+	if n.closed.Load() {
+		return 0, contract.ErrClosed
+	}
+	res, _, err := n.propose(ctx, []boltstore.Command{c})
+	if err != nil {
+		return 0, err
+	}
+	if res[0].Err != nil {
+		return 0, res[0].Err
+	}
+	return int(res[0].Cursor), nil
+}
+
+// ParkedCounts maps every durable name with parked events to their count,
+// from this node's state (metrics read it at scrape time).
+func (n *Node) ParkedCounts() map[string]uint64 {
+	infos, err := n.store.DurableInfos("")
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]uint64)
+	for _, d := range infos {
+		if d.Parked > 0 || d.Failure.Parks() {
+			out[d.Name] = d.Parked
+		}
+	}
+	return out
+}
