@@ -42,8 +42,8 @@ func TestApplyGroupCommands(t *testing.T) {
 		{"another query", boltstore.GroupCommand("g", typeQ("B"), contract.StartPosition{}, spec, epoch), contract.ErrDurableQueryMismatch},
 		{"a bad shape", boltstore.GroupCommand("h", q, contract.StartPosition{}, contract.GroupSpec{Key: spec.Key, Partitions: 0}, epoch), contract.ErrInvalidQuery},
 		{"a plain acquire of the group's name", boltstore.AcquireCommand("g", q, "n1/1", contract.DurableOptions{}, epoch), contract.ErrDurableQueryMismatch},
-		{"a partition of a group that does not exist", boltstore.AcquireCommand(streams.GroupPartitionName("nope", 0), q, "n1/1", contract.StartPosition{}, epoch), contract.ErrDurableNotFound},
-		{"a partition of the group", boltstore.AcquireCommand(streams.GroupPartitionName("g", 1), q, "n1/1", contract.StartPosition{}, epoch), nil},
+		{"a partition of a group that does not exist", boltstore.AcquireCommand(streams.GroupPartitionName("nope", 0), q, "n1/1", contract.DurableOptions{}, epoch), contract.ErrDurableNotFound},
+		{"a partition of the group", boltstore.AcquireCommand(streams.GroupPartitionName("g", 1), q, "n1/1", contract.DurableOptions{}, epoch), nil},
 	}
 	for _, c := range cases {
 		res := apply(c.cmd)
