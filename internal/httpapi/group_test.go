@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/factstr/factstr-go/internal/httpapi/apitest"
 )
 
 // TestDurableGroupOverSSE: two SSE connections join one consumer group
@@ -31,7 +33,7 @@ func TestDurableGroupOverSSE(t *testing.T) {
 	var got []uint64
 	for len(got) < 8 {
 		if ev := a.Next(t); ev.Name == "batch" {
-			for _, r := range decode[struct{ Events []record }](t, []byte(ev.Data)).Events {
+			for _, r := range decode[apitest.Batch](t, []byte(ev.Data)).Events {
 				got = append(got, r.SequenceNumber)
 			}
 		}
