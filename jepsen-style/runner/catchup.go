@@ -1,8 +1,10 @@
 package runner
 
 import (
+	"context"
 	"time"
 
+	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/jepsen-style/history"
 )
 
@@ -15,11 +17,52 @@ func (c *cluster) waitConsumers(cons []*consumer, deadline time.Time) {
 	time.Sleep(time.Second)
 	final := longestFinalRead(c.rec.Entries())
 	for _, co := range cons {
-		target := catchUpTarget(final, co.ctx)
-		for co.lastHandled() < target && time.Now().Before(deadline) {
+		for !co.caughtUp(final) && time.Now().Before(deadline) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
+}
+
+// caughtUp reports whether the consumer has passed everything of final it
+// matches: a group member, when the group has handled all of it; any
+// other, when it handled (or parked) the last fact it matches.
+func (co *consumer) caughtUp(final []history.Event) bool {
+	if co.shared != nil {
+		var seqs []uint64
+		for _, ev := range final {
+			seqs = append(seqs, ev.Seq)
+		}
+		return co.shared.all(seqs)
+	}
+	return co.lastHandled() >= catchUpTarget(final, co.ctx)
+}
+
+// readParked records the parking consumer's parked list after healing
+// (history.FParked), for the parking checker.
+func (c *cluster) readParked(ctx context.Context, co *consumer) {
+	proc := newProc()
+	op := c.rec.Invoke(proc, co.worker(), "", history.FParked, &history.Value{Name: co.name})
+	var evs []history.Event
+	var after uint64
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		page, err := co.cl.ListParked(rctx, co.name, after, contract.MaxParkedPage)
+		cancel()
+		if err != nil {
+			c.rec.Complete(op, proc, co.worker(), "", history.FParked, history.Fail, nil, err)
+			c.note("reading the parked list of %q failed: %v", co.name, err)
+			return
+		}
+		for _, p := range page {
+			evs = append(evs, toEvents([]contract.EventRecord{p.Event})...)
+			after = p.Event.SequenceNumber
+		}
+		if len(page) < contract.MaxParkedPage {
+			break
+		}
+	}
+	c.rec.Complete(op, proc, co.worker(), "", history.FParked, history.OK, &history.Value{Events: evs}, nil)
+	c.note("consumer %q parked %d events", co.name, len(evs))
 }
 
 // longestFinalRead is the longest log a successful final read returned.

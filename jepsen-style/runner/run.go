@@ -191,6 +191,14 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 	consumers := []*consumer{
 		{name: "all", cl: dial(all), rec: rec, rng: rand.New(rand.NewSource(rng.Int63())), failPc: 2},
 		{name: "c0", ctx: "c0", cl: dial([]string{grpcAddr(cfg.Nodes)}), rec: rec, rng: rand.New(rand.NewSource(rng.Int63())), failPc: 2},
+		// retries a batch twice, then parks it: fails exactly the poison batches
+		{name: "park", cl: dial(all), rec: rec, rng: rand.New(rand.NewSource(rng.Int63())), park: 2},
+	}
+	// a consumer group keyed by context, one member pinned to each node
+	group := &groupProgress{}
+	for i := 1; i <= cfg.Nodes; i++ {
+		consumers = append(consumers, &consumer{name: "group", group: "ctx", member: fmt.Sprintf("m%d", i), shared: group,
+			cl: dial([]string{grpcAddr(i)}), rec: rec, rng: rand.New(rand.NewSource(rng.Int63())), failPc: 1})
 	}
 	consCtx, consCancel := context.WithCancel(ctx)
 	defer consCancel()
@@ -243,8 +251,9 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	c.waitConsumers(consumers, deadline) // let c0 finish too (catchup.go)
-	c.note("consumer 'all' handled up to seq %d, 'c0' up to %d", consumers[0].lastHandled(), consumers[1].lastHandled())
+	c.waitConsumers(consumers, deadline) // let the others finish too (catchup.go)
+	c.note("consumer 'all' handled up to seq %d, 'c0' up to %d, 'park' passed %d", consumers[0].lastHandled(), consumers[1].lastHandled(), consumers[2].lastHandled())
+	c.readParked(ctx, consumers[2])
 	consCancel()
 	cwg.Wait()
 	return out, nil

@@ -169,7 +169,11 @@ func (w *worker) read(ctx context.Context, f, k string, q contract.EventQuery, m
 }
 
 // consumer is a durable subscriber that fails its handler now and then and
-// resubscribes after every stop.
+// resubscribes after every stop. With group set it is one member of a
+// consumer group keyed by that payload field (progress shared with the
+// other members); with park set its name retries a failed batch park
+// times, then parks it, and its handler fails exactly the batches that
+// hold a poison event (history.Poison).
 type consumer struct {
 	name   string
 	ctx    string // "" : every event
@@ -177,6 +181,10 @@ type consumer struct {
 	rec    *history.Recorder
 	rng    *rand.Rand
 	failPc int
+	group  string         // consumer group key ("": a plain durable name)
+	member string         // the member's label within its group
+	shared *groupProgress // what the group's members handled
+	park   int            // deliveries before a batch is parked (0: stop policy)
 
 	mu      sync.Mutex
 	inc     int
@@ -187,29 +195,90 @@ type consumer struct {
 	failed  chan struct{}
 }
 
+// worker is the consumer's name in the history.
+func (c *consumer) worker() string {
+	if c.group != "" {
+		return "group-" + c.name + "-" + c.member
+	}
+	return "consumer-" + c.name
+}
+
 func (c *consumer) handler(inc int, failed chan struct{}) contract.StreamHandler {
-	return func(_ context.Context, batch []contract.EventRecord) error {
+	return func(ctx context.Context, batch []contract.EventRecord) error {
 		evs := toEvents(batch)
+		attempt := 0
+		if d, ok := contract.DeliveryInfo(ctx); ok {
+			attempt = d.Attempt
+		}
 		c.mu.Lock()
 		fail := c.rng.Intn(100) < c.failPc
 		c.mu.Unlock()
-		op := c.rec.Invoke(c.subProc, "consumer-"+c.name, "", history.FDeliver, &history.Value{Name: c.name, Incarnation: inc, Events: evs})
+		poison := false
+		for _, e := range evs {
+			poison = poison || history.Poison(e.ID)
+		}
+		if c.park > 0 {
+			fail = poison // a parking consumer fails exactly the poison batches
+		}
+		op := c.rec.Invoke(c.subProc, c.worker(), "", history.FDeliver, &history.Value{Name: c.name, Incarnation: inc, Events: evs, Attempt: attempt})
 		if fail {
-			c.rec.Complete(op, c.subProc, "consumer-"+c.name, "", history.FDeliver, history.Fail, nil, errors.New("injected handler failure"))
+			c.rec.Complete(op, c.subProc, c.worker(), "", history.FDeliver, history.Fail, nil, errors.New("injected handler failure"))
+			if c.park > 0 {
+				if attempt >= c.park && len(batch) > 0 {
+					c.passed(batch[len(batch)-1].SequenceNumber) // parked: the name moves on
+				}
+				return errors.New("poison event")
+			}
 			select {
 			case failed <- struct{}{}:
 			default:
 			}
 			return errors.New("injected handler failure")
 		}
-		c.rec.Complete(op, c.subProc, "consumer-"+c.name, "", history.FDeliver, history.OK, nil, nil)
-		c.mu.Lock()
-		if n := len(batch); n > 0 {
-			c.handled = max(c.handled, batch[n-1].SequenceNumber)
+		c.rec.Complete(op, c.subProc, c.worker(), "", history.FDeliver, history.OK, nil, nil)
+		if c.shared != nil {
+			c.shared.handled(batch)
 		}
-		c.mu.Unlock()
+		if n := len(batch); n > 0 {
+			c.passed(batch[n-1].SequenceNumber)
+		}
 		return nil
 	}
+}
+
+func (c *consumer) passed(seq uint64) {
+	c.mu.Lock()
+	c.handled = max(c.handled, seq)
+	c.mu.Unlock()
+}
+
+// groupProgress is what the members of one consumer group handled.
+type groupProgress struct {
+	mu   sync.Mutex
+	seqs map[uint64]bool
+}
+
+func (g *groupProgress) handled(batch []contract.EventRecord) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.seqs == nil {
+		g.seqs = map[uint64]bool{}
+	}
+	for _, r := range batch {
+		g.seqs[r.SequenceNumber] = true
+	}
+}
+
+// all reports whether the group handled every one of seqs.
+func (g *groupProgress) all(seqs []uint64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, s := range seqs {
+		if !g.seqs[s] {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *consumer) subscribe(ctx context.Context) error {
@@ -220,20 +289,27 @@ func (c *consumer) subscribe(ctx context.Context) error {
 	c.failed = make(chan struct{}, 1)
 	failed := c.failed
 	c.mu.Unlock()
-	op := c.rec.Invoke(c.subProc, "consumer-"+c.name, "", history.FSubscribe, &history.Value{Name: c.name, Ctx: c.ctx, Incarnation: inc})
+	op := c.rec.Invoke(c.subProc, c.worker(), "", history.FSubscribe, &history.Value{Name: c.name, Ctx: c.ctx, Incarnation: inc, Group: c.group, Park: c.park})
 	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	var sub contract.Subscription
 	var err error
 	// the stream outlives sctx: its handler ctx is cancelled by Unsubscribe
 	h := c.handler(inc, failed)
+	var opts []contract.DurableOption
+	if c.group != "" {
+		opts = append(opts, contract.Group(contract.KeyField(c.group), groupPartitions))
+	}
+	if c.park > 0 {
+		opts = append(opts, contract.RetryThenPark(c.park, 50*time.Millisecond, 400*time.Millisecond))
+	}
 	if c.ctx == "" {
-		sub, err = c.cl.StreamAllDurable(context.WithoutCancel(sctx), c.name, h)
+		sub, err = c.cl.StreamAllDurable(context.WithoutCancel(sctx), c.name, h, opts...)
 	} else {
-		sub, err = c.cl.StreamToDurable(context.WithoutCancel(sctx), c.name, ctxQuery(c.ctx), h)
+		sub, err = c.cl.StreamToDurable(context.WithoutCancel(sctx), c.name, ctxQuery(c.ctx), h, opts...)
 	}
 	if err != nil {
-		c.rec.Complete(op, c.subProc, "consumer-"+c.name, "", history.FSubscribe, history.Fail, nil, err)
+		c.rec.Complete(op, c.subProc, c.worker(), "", history.FSubscribe, history.Fail, nil, err)
 		return err
 	}
 	c.mu.Lock()
@@ -252,8 +328,11 @@ func (c *consumer) unsubscribe(reason string) {
 	}
 	sub.Unsubscribe()
 	<-sub.Done() // a handler call in flight returns and the name is released
-	c.rec.Complete(op, proc, "consumer-"+c.name, "", history.FSubscribe, history.OK, nil, errors.New(reason))
+	c.rec.Complete(op, proc, c.worker(), "", history.FSubscribe, history.OK, nil, errors.New(reason))
 }
+
+// groupPartitions is the partition count of the fault suite's group.
+const groupPartitions = 4
 
 func (c *consumer) lastHandled() uint64 {
 	c.mu.Lock()

@@ -30,7 +30,10 @@ func serveStore(t *testing.T) *client.Client {
 	t.Helper()
 	store := memstore.New()
 	t.Cleanup(func() { _ = store.Close() })
-	addr := testgrpc.Serve(t, func(srv *grpc.Server) { server.NewEventStore(store, nil).Register(srv) })
+	addr := testgrpc.Serve(t, func(srv *grpc.Server) {
+		server.NewEventStore(store, nil).Register(srv)
+		server.NewDurables(store).Register(srv)
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cl, err := client.Dial(ctx, []string{addr}, client.WithRetryTimeout(2*time.Second))
@@ -309,14 +312,23 @@ func TestConsumerUnsubscribe(t *testing.T) {
 	}
 }
 
-type fakeSub struct{ n int }
+// fakeSub ends when it is unsubscribed, never by itself.
+type fakeSub struct {
+	n    int
+	done chan struct{}
+}
 
-func (*fakeSub) ID() uint64     { return 1 }
-func (f *fakeSub) Unsubscribe() { f.n++ }
+func (*fakeSub) ID() uint64 { return 1 }
+func (f *fakeSub) Unsubscribe() {
+	f.n++
+	if f.done == nil {
+		f.done = make(chan struct{})
+		close(f.done)
+	}
+}
 
-// Done and Err: a fake subscription never ends by itself.
-func (*fakeSub) Done() <-chan struct{} { return nil }
-func (*fakeSub) Err() error            { return nil }
+func (f *fakeSub) Done() <-chan struct{} { return f.done }
+func (*fakeSub) Err() error              { return nil }
 
 // TestWorkerUnknownOutcome: an append whose outcome is unknown is recorded
 // as info and the worker continues as a new process (the old one may still
@@ -556,5 +568,113 @@ func TestLiveSubscribeRecorded(t *testing.T) {
 	}
 	if ops[1].Err == "" {
 		t.Fatal("failed subscribe recorded without its error")
+	}
+}
+
+// appendIDs appends one batch per id list, in context ctx, with those ids.
+func appendIDs(t *testing.T, cl *client.Client, ctx string, batches ...[]string) {
+	t.Helper()
+	for _, ids := range batches {
+		var evs []contract.NewEvent
+		for _, id := range ids {
+			p, _ := json.Marshal(payload{Ctx: ctx, ID: id})
+			evs = append(evs, contract.NewEvent{Type: eventType, Payload: p})
+		}
+		if _, err := cl.Append(testCtx(t), evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestParkingConsumer: the parking consumer fails exactly the batch that
+// holds a poison id (p7), twice, the store parks it and the consumer
+// moves on; the final parked list read into the history holds it.
+func TestParkingConsumer(t *testing.T) {
+	if !history.Poison("p7") || history.Poison("a1") || history.Poison("a2") {
+		t.Fatal("the poison ids of this test changed")
+	}
+	cl := serveStore(t)
+	ctx := testCtx(t)
+	rec, _ := history.NewRecorder("")
+	appendIDs(t, cl, "c0", []string{"a1"}, []string{"p7", "a2"}, []string{"a3"})
+	co := &consumer{name: "park", cl: cl, rec: rec, rng: rand.New(rand.NewSource(1)), park: 2}
+	if err := co.subscribe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for co.lastHandled() < 4 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the parking consumer passed only %d", co.lastHandled())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	c := &cluster{rec: rec}
+	c.readParked(ctx, co)
+	co.unsubscribe("done")
+	var attempts []int
+	var parked []uint64
+	for _, o := range history.Pair(rec.Entries()) {
+		switch {
+		case o.F == history.FSubscribe && o.Args.Park != 2:
+			t.Errorf("subscribe recorded without the policy: %s", o)
+		case o.F == history.FDeliver && o.Args.Events[0].Seq == 2:
+			if o.Type != history.Fail {
+				t.Errorf("the poison batch was handled: %s", o)
+			}
+			attempts = append(attempts, o.Args.Attempt)
+		case o.F == history.FParked:
+			for _, e := range o.Result.Events {
+				parked = append(parked, e.Seq)
+			}
+		}
+	}
+	if !reflect.DeepEqual(attempts, []int{1, 2}) || !reflect.DeepEqual(parked, []uint64{2, 3}) {
+		t.Fatalf("the poison batch was tried %v and the parked list holds %v; want attempts [1 2] and parked [2 3]", attempts, parked)
+	}
+}
+
+// TestGroupConsumers: two members of a group share the work; together
+// they handle every event, and each delivery is recorded under its member.
+func TestGroupConsumers(t *testing.T) {
+	cl := serveStore(t)
+	ctx := testCtx(t)
+	rec, _ := history.NewRecorder("")
+	shared := &groupProgress{}
+	var members []*consumer
+	for _, m := range []string{"m1", "m2"} {
+		co := &consumer{name: "group", group: "ctx", member: m, shared: shared, cl: cl, rec: rec, rng: rand.New(rand.NewSource(1))}
+		if err := co.subscribe(ctx); err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, co)
+	}
+	var seqs []uint64
+	for i, k := range []string{"c0", "c1", "c2", "c3", "c0", "c1"} {
+		appendIDs(t, cl, k, []string{fmt.Sprintf("g%d", i)})
+		seqs = append(seqs, uint64(i+1))
+	}
+	for !shared.all(seqs) {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the group did not handle every event")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	for _, co := range members {
+		co.unsubscribe("done")
+	}
+	workers := map[string]bool{}
+	for _, o := range history.Pair(rec.Entries()) {
+		if o.F == history.FSubscribe && o.Args.Group != "ctx" {
+			t.Errorf("a member subscribed without its group key: %s", o)
+		}
+		if o.F == history.FDeliver {
+			workers[o.Worker] = true
+		}
+	}
+	for w := range workers {
+		if w != "group-group-m1" && w != "group-group-m2" {
+			t.Errorf("delivery recorded under %q", w)
+		}
 	}
 }
