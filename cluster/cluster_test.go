@@ -22,7 +22,8 @@ func TestConformanceOnFollower(t *testing.T) {
 	}
 	conformance.Run(t, func(t *testing.T) contract.EventStore {
 		c := newCluster(t, 3, nil)
-		return followerStore{Node: c.follower().Node, c: c}
+		f := c.follower().Node
+		return followerStore{Node: f, DurableAdmin: f.DurableAdmin(), c: c}
 	})
 }
 

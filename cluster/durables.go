@@ -112,11 +112,20 @@ func (d *raftDurables) clearOwnLeases(ctx context.Context) error {
 	return nil
 }
 
-var _ contract.DurableAdmin = (*Node)(nil)
+// DurableAdmin manages the node's durable stream names and their parked
+// events (contract.DurableAdmin): reads are linearizable unless the ctx's
+// read options say otherwise, and every change goes through the Raft log.
+type DurableAdmin struct{ n *Node }
+
+// DurableAdmin returns the node's durable stream management.
+func (n *Node) DurableAdmin() *DurableAdmin { return &DurableAdmin{n: n} }
+
+var _ contract.DurableAdmin = (*DurableAdmin)(nil)
 
 // ListDurable returns every durable name (contract.DurableAdmin). It is a
 // read: linearizable unless the ctx's read options say otherwise.
-func (n *Node) ListDurable(ctx context.Context) ([]contract.DurableInfo, error) {
+func (a *DurableAdmin) ListDurable(ctx context.Context) ([]contract.DurableInfo, error) {
+	n := a.n
 	if err := (*raftDurables)(n).read(ctx); err != nil {
 		return nil, err
 	}
@@ -128,7 +137,8 @@ func (n *Node) ListDurable(ctx context.Context) ([]contract.DurableInfo, error) 
 }
 
 // GetDurable returns one durable name (contract.DurableAdmin).
-func (n *Node) GetDurable(ctx context.Context, name string) (contract.DurableInfo, error) {
+func (a *DurableAdmin) GetDurable(ctx context.Context, name string) (contract.DurableInfo, error) {
+	n := a.n
 	if err := contract.ValidateDurableName(name); err != nil {
 		return contract.DurableInfo{}, err
 	}
@@ -153,7 +163,8 @@ func (d *raftDurables) read(ctx context.Context) error {
 // ResetDurable moves name's cursor through the Raft log
 // (contract.DurableAdmin); a forced reset takes the lease of its holder,
 // wherever it runs.
-func (n *Node) ResetDurable(ctx context.Context, name string, to contract.StartPosition, force bool) (contract.DurableInfo, error) {
+func (a *DurableAdmin) ResetDurable(ctx context.Context, name string, to contract.StartPosition, force bool) (contract.DurableInfo, error) {
+	n := a.n
 	if err := contract.ValidateDurableName(name); err != nil {
 		return contract.DurableInfo{}, err
 	}
@@ -175,7 +186,8 @@ func (n *Node) ResetDurable(ctx context.Context, name string, to contract.StartP
 }
 
 // DeleteDurable forgets name through the Raft log (contract.DurableAdmin).
-func (n *Node) DeleteDurable(ctx context.Context, name string, force bool) error {
+func (a *DurableAdmin) DeleteDurable(ctx context.Context, name string, force bool) error {
+	n := a.n
 	if err := contract.ValidateDurableName(name); err != nil {
 		return err
 	}

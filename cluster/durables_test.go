@@ -42,7 +42,7 @@ func TestForcedResetEndsFollowerStream(t *testing.T) {
 			t.Fatalf("delivered %d, want %d", seq, want)
 		}
 	}
-	info, err := leader.ResetDurable(ctx, "d", contract.StartPosition{Kind: contract.StartAfterSequence, After: 1}, true)
+	info, err := leader.DurableAdmin().ResetDurable(ctx, "d", contract.StartPosition{Kind: contract.StartAfterSequence, After: 1}, true)
 	if err != nil || info.Cursor != 1 || info.Holder != "" {
 		t.Fatalf("forced reset: %+v, %v", info, err)
 	}
@@ -61,7 +61,7 @@ func TestForcedResetEndsFollowerStream(t *testing.T) {
 		rctx := contract.WithReadOptions(ctx, contract.ReadOptions{Consistency: contract.Local})
 		deadline := time.Now().Add(waitFor)
 		for {
-			info, err := n.GetDurable(rctx, "d")
+			info, err := n.DurableAdmin().GetDurable(rctx, "d")
 			if err == nil && info.Cursor == 1 && info.Holder == "" && info.Head == 4 {
 				break
 			}

@@ -83,7 +83,7 @@ func TestGroupMembersOnThreeNodesSurviveANodeKill(t *testing.T) {
 		}
 	}
 	eventually(t, "three members with two partitions each", func() bool {
-		info, err := nodes[0].GetDurable(ctx, "projection")
+		info, err := nodes[0].DurableAdmin().GetDurable(ctx, "projection")
 		if err != nil || info.Group == nil || len(info.Group.Members) != 3 {
 			return false
 		}
@@ -130,7 +130,7 @@ func TestGroupMembersOnThreeNodesSurviveANodeKill(t *testing.T) {
 		appendRound(leader)
 	}
 	eventually(t, "the survivors hold every partition, the killed member's slot released", func() bool {
-		info, err := leader.GetDurable(ctx, "projection")
+		info, err := leader.DurableAdmin().GetDurable(ctx, "projection")
 		if err != nil || info.Group == nil || len(info.Group.Members) != 2 {
 			return false
 		}

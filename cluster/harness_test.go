@@ -299,8 +299,11 @@ func (c *testCluster) add(n *testNode) {
 
 // followerStore is a contract.EventStore on a follower whose Close stops the
 // whole cluster: the conformance suite opens and closes one per subtest.
+// followerStore is a follower as the conformance suite sees a store: its
+// events and streams, and its durable stream management.
 type followerStore struct {
 	*cluster.Node
+	*cluster.DurableAdmin
 	c *testCluster
 }
 
@@ -311,6 +314,7 @@ func (f followerStore) Close() error {
 }
 
 var _ contract.EventStore = followerStore{}
+var _ contract.DurableAdmin = followerStore{}
 
 func ev(typ, payload string) contract.NewEvent {
 	return contract.NewEvent{Type: typ, Payload: []byte(payload)}

@@ -36,7 +36,8 @@ func (d *raftDurables) Unpark(ctx context.Context, name, holder string, seqs []u
 
 // ListParked returns a page of name's parked events (contract.ParkedAdmin):
 // a read, linearizable unless the ctx's read options say otherwise.
-func (n *Node) ListParked(ctx context.Context, name string, after uint64, limit int) ([]contract.ParkedEvent, error) {
+func (a *DurableAdmin) ListParked(ctx context.Context, name string, after uint64, limit int) ([]contract.ParkedEvent, error) {
+	n := a.n
 	if err := contract.ValidateDurableName(name); err != nil {
 		return nil, err
 	}
@@ -48,17 +49,18 @@ func (n *Node) ListParked(ctx context.Context, name string, after uint64, limit 
 
 // RedeliverParked marks name's parked events for redelivery through the
 // Raft log (contract.ParkedAdmin); the holder's node delivers them.
-func (n *Node) RedeliverParked(ctx context.Context, name string, upTo uint64) (int, error) {
-	return n.parkedAdmin(ctx, boltstore.Command{Op: boltstore.OpRedeliverParked, Name: name, Cursor: upTo})
+func (a *DurableAdmin) RedeliverParked(ctx context.Context, name string, upTo uint64) (int, error) {
+	return a.parkedAdmin(ctx, boltstore.Command{Op: boltstore.OpRedeliverParked, Name: name, Cursor: upTo})
 }
 
 // DropParked forgets name's parked events through the Raft log
 // (contract.ParkedAdmin).
-func (n *Node) DropParked(ctx context.Context, name string, upTo uint64) (int, error) {
-	return n.parkedAdmin(ctx, boltstore.Command{Op: boltstore.OpDropParked, Name: name, Cursor: upTo})
+func (a *DurableAdmin) DropParked(ctx context.Context, name string, upTo uint64) (int, error) {
+	return a.parkedAdmin(ctx, boltstore.Command{Op: boltstore.OpDropParked, Name: name, Cursor: upTo})
 }
 
-func (n *Node) parkedAdmin(ctx context.Context, c boltstore.Command) (int, error) {
+func (a *DurableAdmin) parkedAdmin(ctx context.Context, c boltstore.Command) (int, error) {
+	n := a.n
 	if err := contract.ValidateDurableName(c.Name); err != nil {
 		return 0, err
 	}
@@ -77,7 +79,8 @@ func (n *Node) parkedAdmin(ctx context.Context, c boltstore.Command) (int, error
 
 // ParkedCounts maps every durable name with parked events to their count,
 // from this node's state (metrics read it at scrape time).
-func (n *Node) ParkedCounts() map[string]uint64 {
+func (a *DurableAdmin) ParkedCounts() map[string]uint64 {
+	n := a.n
 	infos, err := n.store.DurableInfos("")
 	if err != nil {
 		return nil

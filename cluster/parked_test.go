@@ -56,21 +56,21 @@ func TestParkedBatchSurvivesLeaderChange(t *testing.T) {
 		t.Fatal("the killed node still leads")
 	}
 	for _, n := range c.running() {
-		ps, err := n.ListParked(ctx, "outbox", 0, 0)
+		ps, err := n.DurableAdmin().ListParked(ctx, "outbox", 0, 0)
 		if err != nil {
 			t.Fatalf("%s: ListParked: %v", n.ID(), err)
 		}
 		if len(ps) != 1 || ps[0].Event.SequenceNumber != 1 || ps[0].Attempts != 3 || !strings.Contains(ps[0].LastError, "downstream refused") {
 			t.Fatalf("%s: parked %+v, want event 1 after 3 attempts", n.ID(), ps)
 		}
-		info, err := n.GetDurable(ctx, "outbox")
+		info, err := n.DurableAdmin().GetDurable(ctx, "outbox")
 		if err != nil || info.Parked != 1 || info.Cursor < 1 || info.Failure.MaxDeliveries != 3 {
 			t.Fatalf("%s: GetDurable %+v, %v; want 1 parked, cursor past it, retry 3 then park", n.ID(), info, err)
 		}
 	}
 
 	fixed.Store(true)
-	if n, err := newLeader.RedeliverParked(ctx, "outbox", 0); err != nil || n != 1 {
+	if n, err := newLeader.DurableAdmin().RedeliverParked(ctx, "outbox", 0); err != nil || n != 1 {
 		t.Fatalf("RedeliverParked through the new leader: %d, %v", n, err)
 	}
 	select {
@@ -84,7 +84,7 @@ func TestParkedBatchSurvivesLeaderChange(t *testing.T) {
 	for _, n := range c.running() {
 		deadline := time.Now().Add(waitFor)
 		for {
-			ps, err := n.ListParked(ctx, "outbox", 0, 0)
+			ps, err := n.DurableAdmin().ListParked(ctx, "outbox", 0, 0)
 			if err == nil && len(ps) == 0 {
 				break
 			}

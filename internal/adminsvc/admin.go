@@ -33,10 +33,11 @@ func NewAdmin(node *cluster.Node, log *slog.Logger) *Admin {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Admin{node: node, durables: server.NewDurables(node), log: log}
+	return &Admin{node: node, durables: server.NewDurables(node.DurableAdmin()), log: log}
 }
 
-// The durable stream methods are the node's, served by server.Durables.
+// The durable stream methods are the node's DurableAdmin, served by
+// server.Durables.
 
 func (a *Admin) ListDurableStreams(ctx context.Context, req *factstrv1.ListDurableStreamsRequest) (*factstrv1.ListDurableStreamsResponse, error) {
 	return a.durables.ListDurableStreams(ctx, req)

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"github.com/factstr/factstr-go/cluster"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -42,11 +43,11 @@ func (c parkedCollector) Collect(ch chan<- prometheus.Metric) {
 	c.m.mu.Lock()
 	node := c.m.node
 	c.m.mu.Unlock()
-	p, ok := node.(interface{ ParkedCounts() map[string]uint64 })
+	p, ok := node.(interface{ DurableAdmin() *cluster.DurableAdmin })
 	if !ok {
 		return
 	}
-	for name, n := range p.ParkedCounts() {
+	for name, n := range p.DurableAdmin().ParkedCounts() {
 		ch <- prometheus.MustNewConstMetric(descParked, prometheus.GaugeValue, float64(n), name)
 	}
 }
