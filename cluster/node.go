@@ -392,6 +392,15 @@ func (n *Node) Close() error {
 	err := contract.ErrClosed
 	n.closeOnce.Do(func() {
 		err = nil
+		// The streams end first, while the node still proposes: their
+		// final coalesced cursor writes and name releases go through
+		// Raft. Marking the node closed first refused them, and the next
+		// subscriber got again what had been handled.
+		sctx, scancel := context.WithTimeout(context.Background(), closeStreamsTimeout)
+		if !n.engine.Shutdown(sctx) {
+			n.log.Warn("streams did not finish within the close timeout; their last batches may be delivered again", "timeout", closeStreamsTimeout)
+		}
+		scancel()
 		n.closed.Store(true)
 		n.engine.Close()
 		if n.raft.State() == raft.Leader && voterCount(n.raft) > 1 {
@@ -412,6 +421,11 @@ func (n *Node) Close() error {
 	})
 	return err
 }
+
+// closeStreamsTimeout bounds how long Close waits for the streams to store
+// their final cursors and release their names (a handler that does not
+// return is not waited for past it).
+const closeStreamsTimeout = 10 * time.Second
 
 // Kill stops the node the way a crash would, for tests: no leadership
 // transfer, no clean marker on the state machine.
