@@ -100,6 +100,7 @@ type Node struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
+	fresh     *freshness // how far behind the leader this node may be
 }
 
 var (
@@ -122,7 +123,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	incarnation := ident.incarnation
-	n := &Node{cfg: cfg, log: log, bootID: randomID(8), readyTerm: streams.NewWatermark(0), ident: ident, stamps: newStampWindow(cfg.IdempotencyRetention, nil),
+	n := &Node{cfg: cfg, log: log, bootID: randomID(8), fresh: newFreshness(time.Now()), readyTerm: streams.NewWatermark(0), ident: ident, stamps: newStampWindow(cfg.IdempotencyRetention, nil),
 		disk: diskguard.New(cfg.DataDir, cfg.MinFreeDisk, log)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
@@ -184,7 +185,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.leaderClient = func() (string, peerv1.PeerServiceClient, error) {
 		return n.peers.leaderClient(r, n.ml, cfg.NodeID)
 	}
-	n.proposer = newProposer(n.ctx, &n.wg, &n.cfg, r, n.stamps, n.leaderClient)
+	n.proposer = newProposer(n.ctx, &n.wg, &n.cfg, r, n.stamps, func() (string, peerv1.PeerServiceClient, error) {
+		return n.peers.forwardClient(r, n.ml, cfg.NodeID)
+	})
 	n.reads = newReadIndex(r, cfg.NodeID, n.readyTerm, n.leaderClient, n.ctx.Done())
 	n.engine = streams.New(streams.Config{
 		Source:       store,
@@ -236,7 +239,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		readyTerm: n.readyTerm, records: n.records, clusterID: ident.ClusterID, apply: n.proposer.applyLocal}
 
 	n.proposer.start(n.ctx, &n.wg)
-	n.wg.Add(4)
+	n.wg.Add(5)
+	go n.probeFreshness()
 	go n.leader.loop(n.ctx, &n.wg)
 	go n.join.bootstrap(n.ctx, &n.wg, hasState)
 	go n.join.learnClusterID(n.ctx, &n.wg)
