@@ -352,14 +352,26 @@ type Info struct {
 	// DurablePositions maps each durable stream this node serves to the
 	// sequence number through which it has handled or passed the log.
 	DurablePositions map[string]uint64
+	// ClusterIndex is the highest leader commit index the node has
+	// learned; Behind how far its state may be behind the leader's
+	// (Freshness).
+	ClusterIndex uint64
+	Behind       time.Duration
+	// LiveLag is the largest head minus delivered position among the live
+	// streams this node serves; LiveBehind how many of them are behind.
+	LiveLag    uint64
+	LiveBehind int
 }
 
 // Info returns a snapshot of n's local state.
 func (n *Node) Info() Info {
+	applied, clusterIndex, behind := n.Freshness()
+	liveLag, liveBehind := n.engine.LiveLag()
 	return Info{
 		ID: n.cfg.NodeID, ClusterID: n.ident.ClusterID(), LeaderID: n.LeaderID(), Leader: n.raft.State() == raft.Leader,
-		DataDir: n.cfg.DataDir, AppliedIndex: n.fsm.AppliedIndex(), Head: n.store.Head(), DiskLow: n.disk.Low(),
+		DataDir: n.cfg.DataDir, AppliedIndex: applied, Head: n.store.Head(), DiskLow: n.disk.Low(),
 		Streams: n.engine.Count(), DurablePositions: n.engine.DurablePositions(),
+		ClusterIndex: clusterIndex, Behind: behind, LiveLag: liveLag, LiveBehind: liveBehind,
 	}
 }
 
