@@ -34,7 +34,9 @@ type consumerStats struct {
 	last       uint64
 }
 
-func (st *consumerStats) handle(measuring *atomic.Bool) contract.StreamHandler {
+// handle records the events after *from (the warm-up's last) while
+// measuring is set.
+func (st *consumerStats) handle(measuring *atomic.Bool, from *atomic.Uint64) contract.StreamHandler {
 	return func(_ context.Context, batch []contract.EventRecord) error {
 		now := time.Now()
 		st.mu.Lock()
@@ -45,7 +47,7 @@ func (st *consumerStats) handle(measuring *atomic.Bool) contract.StreamHandler {
 				continue
 			}
 			st.last = ev.SequenceNumber
-			if measuring.Load() {
+			if measuring.Load() && ev.SequenceNumber > from.Load() {
 				_ = st.hist.RecordValue(max(now.Sub(ev.OccurredAt).Microseconds(), 1))
 				st.handled++
 			}
@@ -77,6 +79,7 @@ func (f *benchFlags) durable(ctx context.Context, conns []*client.Client, opts l
 	q := contract.EventQuery{Filters: []contract.EventFilter{{EventTypes: []string{typ}}}}
 	consumers := f.durableConsumers(conns, q, run)
 	var measuring atomic.Bool
+	var from, warmLast atomic.Uint64
 	stats := make([]*consumerStats, len(consumers))
 	var subs []contract.Subscription
 	defer func() {
@@ -93,7 +96,7 @@ func (f *benchFlags) durable(ctx context.Context, conns []*client.Client, opts l
 	}()
 	for i, c := range consumers {
 		stats[i] = &consumerStats{hist: load.NewHistogram()}
-		sub, err := c.subscribe(ctx, stats[i].handle(&measuring))
+		sub, err := c.subscribe(ctx, stats[i].handle(&measuring, &from))
 		if err != nil {
 			return load.Result{}, fmt.Errorf("durable consumer %s: %w", c.name, err)
 		}
@@ -108,6 +111,9 @@ func (f *benchFlags) durable(ctx context.Context, conns []*client.Client, opts l
 		r, err := conns[w%len(conns)].Append(ctx, evs)
 		if err == nil && measuring.Load() {
 			written.Add(int64(r.CommittedCount))
+		} else if err == nil {
+			for last := warmLast.Load(); r.LastSequenceNumber > last && !warmLast.CompareAndSwap(last, r.LastSequenceNumber); last = warmLast.Load() {
+			}
 		}
 		return int(r.CommittedCount), err
 	}
@@ -117,6 +123,9 @@ func (f *benchFlags) durable(ctx context.Context, conns []*client.Client, opts l
 		warm.Progress = nil
 		load.Run(ctx, warm, op)
 	}
+	// What the warm-up appended is not measured, even if a consumer
+	// handles it after this point.
+	from.Store(warmLast.Load())
 	measuring.Store(true)
 	res := load.Run(ctx, opts, countCutOff(op, cutOff))
 	// Events appended while measuring are all counted by the consumers
