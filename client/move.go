@@ -18,6 +18,9 @@ type moveState struct {
 	// avoid is 1 + the node a resumed stream must not start with (0: any).
 	avoid  int
 	moving bool        // durable: Unsubscribe sent, waiting for Released
+	// moved: durable: resuming after a move; the name may still be held
+	// by the node moved off, which is waited for without a time limit.
+	moved bool
 	timer  *time.Timer // durable: cuts the stream if Released does not come
 }
 

@@ -450,6 +450,7 @@ func (s *subscription) runDurable() {
 				// The node that fell behind stored the cursor and freed
 				// the name: continue on another node.
 				s.move.end()
+				s.move.moved = true
 				if err := s.reconnectDurable(); err != nil {
 					reason = err
 					return
@@ -482,8 +483,7 @@ func (s *subscription) runDurable() {
 // replay, or no node took it back within durableResumeTimeout
 // (contract.ErrStreamLost). A stopped subscription ends with nil.
 func (s *subscription) reconnectDurable() error {
-	ctx, cancel := context.WithTimeout(s.sctx, durableResumeTimeout)
-	defer cancel()
+	deadline := time.Now().Add(durableResumeTimeout)
 	backoff := 50 * time.Millisecond
 	node := s.resumeNode()
 	for {
@@ -492,6 +492,7 @@ func (s *subscription) reconnectDurable() error {
 		}
 		err := s.openDurable(node)
 		if err == nil {
+			s.move.moved = false
 			return nil
 		}
 		// A replay failure of our own handler ends the stream.
@@ -501,12 +502,24 @@ func (s *subscription) reconnectDurable() error {
 		if status.Code(err) == codes.Unknown || errors.Is(err, context.Canceled) {
 			return fmt.Errorf("%w: %w", contract.ErrStreamLost, mapErr(err))
 		}
+		if s.move.moved && errors.Is(mapErr(err), contract.ErrDurableNameInUse) {
+			// The node this stream moved off still holds the name: it
+			// could not reach the leader to let it go. It will once it
+			// can (it retries), or the leader frees it when gossip
+			// declares that node failed; until then wait, as the stream
+			// would have on that node.
+			deadline = time.Now().Add(durableResumeTimeout)
+		}
 		node = (node + 1) % len(s.c.conns)
+		wait := time.NewTimer(min(backoff, max(time.Until(deadline), 0)))
 		select {
-		case <-ctx.Done():
+		case <-s.sctx.Done():
+			wait.Stop()
+		case <-wait.C:
+		}
+		if s.sctx.Err() != nil || !time.Now().Before(deadline) {
 			s.c.log.Warn("durable stream could not resume; it ends", "name", s.name, "error", err)
 			return fmt.Errorf("%w: durable stream %q could not resume within %v: %w", contract.ErrStreamLost, s.name, durableResumeTimeout, mapErr(err))
-		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, time.Second)
 	}
