@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"time"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
@@ -17,11 +18,15 @@ const durableMoveTimeout = 15 * time.Second
 type moveState struct {
 	// avoid is 1 + the node a resumed stream must not start with (0: any).
 	avoid  int
-	moving bool        // durable: Unsubscribe sent, waiting for Released
+	moving bool // durable: Unsubscribe sent, waiting for Released
 	// moved: durable: resuming after a move; the name may still be held
 	// by the node moved off, which is waited for without a time limit.
 	moved bool
-	timer  *time.Timer // durable: cuts the stream if Released does not come
+	timer *time.Timer // durable: cuts the stream if Released does not come
+	// progressSeen: the current stream's node sends progress, so its
+	// silence means something (see awaitMessage).
+	progressSeen bool
+	silence      *time.Timer
 }
 
 // end forgets a durable move (it ended, or the stream broke first).
@@ -87,4 +92,45 @@ func (s *subscription) logMove(p *factstrv1.StreamProgress) {
 	s.c.log.Warn("stream's node is behind the cluster; moving the stream to another node", "subscription", s.id, "name", s.name,
 		"node", s.c.targets[s.node], "behind", time.Duration(p.GetBehindSeconds()*float64(time.Second)).Round(time.Millisecond),
 		"max", s.c.opts.maxStreamLag)
+}
+
+// silenceLimit is how long a stream whose node sends progress may go
+// without any message before the client takes the node for stuck (a
+// paused or hung process, a connection that stopped carrying data): the
+// bound of WithMaxStreamLag, and at least three progress intervals.
+func (c *Client) silenceLimit() time.Duration {
+	return max(c.opts.maxStreamLag, 3*time.Duration(c.progressIntervalMs())*time.Millisecond)
+}
+
+// awaitMessage is called before each Recv of the delivering goroutine:
+// once the node has sent progress, a Recv that waits past silenceLimit
+// ends the stream, which then resumes on another node as after a failure
+// (keepalive would notice a stuck node only after 40 s). The clock runs
+// only while the goroutine waits for the node, never while a handler runs.
+func (s *subscription) awaitMessage() {
+	s.stopSilence()
+	if !s.move.progressSeen || s.c.opts.maxStreamLag <= 0 || len(s.c.conns) < 2 {
+		return
+	}
+	end, node, limit := s.endStream, s.node, s.c.silenceLimit()
+	s.move.silence = time.AfterFunc(limit, func() {
+		s.c.log.Warn("stream's node sent nothing in time; moving the stream to another node", "subscription", s.id, "name", s.name,
+			"node", s.c.targets[node], "silent_for", limit)
+		end()
+	})
+}
+
+// stopSilence stops the clock of awaitMessage (a message came).
+func (s *subscription) stopSilence() {
+	if s.move.silence != nil {
+		s.move.silence.Stop()
+		s.move.silence = nil
+	}
+}
+
+// opened resets the move state for a stream just opened on node.
+func (s *subscription) opened(node int, end context.CancelFunc) {
+	s.stopSilence()
+	s.node, s.endStream = node, end
+	s.move.progressSeen = false
 }

@@ -155,7 +155,7 @@ func (s *subscription) openLive(node int, from uint64, catchUp bool) (grpc.Serve
 	}
 	// The stream lives on a.ctx, which ends with s.sctx; its clock stopped
 	// at the first message.
-	s.node, s.endStream = node, a.cancel
+	s.opened(node, a.cancel)
 	return st, nil
 }
 
@@ -203,9 +203,15 @@ func (s *subscription) runLive(st grpc.ServerStreamingClient[factstrv1.StreamRes
 	defer s.c.dropSub(s)
 	var reason error
 	defer func() { s.finish(reason) }()
+	defer s.stopSilence()
 	for {
+		s.awaitMessage()
 		m, err := st.Recv()
+		s.stopSilence()
 		if err == nil {
+			if m.GetProgress() != nil {
+				s.move.progressSeen = true
+			}
 			if b := m.GetBatch(); b != nil {
 				s.deliverLive(b)
 			} else if p := m.GetProgress(); p != nil && s.tooFarBehind(p) {
@@ -313,7 +319,7 @@ func (s *subscription) openDurable(node int) error {
 	err := s.openDurableOn(a, node)
 	switch {
 	case err == nil:
-		s.node, s.endStream = node, a.cancel
+		s.opened(node, a.cancel)
 	case a.timedOut():
 		err = s.c.timeoutErr(node, err)
 		a.end()
@@ -431,8 +437,11 @@ func (s *subscription) runDurable() {
 	defer s.c.dropSub(s)
 	var reason error
 	defer func() { s.finish(reason) }()
+	defer s.stopSilence()
 	for {
+		s.awaitMessage()
 		m, err := s.dstream.Recv()
+		s.stopSilence()
 		if err == nil {
 			switch k := m.GetKind().(type) {
 			case *factstrv1.StreamDurableResponse_Batch:
@@ -440,6 +449,7 @@ func (s *subscription) runDurable() {
 				// Recv fails and the stream resumes from the cursor.
 				_ = s.deliverDurable(k.Batch)
 			case *factstrv1.StreamDurableResponse_Progress:
+				s.move.progressSeen = true
 				if s.tooFarBehind(k.Progress) {
 					s.beginDurableMove(k.Progress)
 				}

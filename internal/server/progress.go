@@ -40,7 +40,7 @@ func (s *EventStore) progress() *factstrv1.StreamProgress {
 	return &factstrv1.StreamProgress{AppliedIndex: applied, ClusterIndex: cluster, BehindSeconds: behind.Seconds()}
 }
 
-// startProgress sends a StreamProgress every every until ctx ends or a
+// startProgress sends a StreamProgress at once and then every every until ctx ends or a
 // send fails; stop ends it and waits (send must give up when its ctx ends:
 // the stream's sender does), so no progress follows what the RPC sends
 // last. Calling stop again does nothing. every 0: nothing is sent.
@@ -55,16 +55,19 @@ func (s *EventStore) startProgress(ctx context.Context, every time.Duration, sen
 		defer wg.Done()
 		// The send's ctx is the loop's: stop interrupts a send that waits
 		// for the client's flow control.
+		// The first right away: it tells the client that this node
+		// reports progress, so that its silence from now on means
+		// something.
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
+			if send(ctx, s.progress()) != nil {
+				return
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-			}
-			if send(ctx, s.progress()) != nil {
-				return
 			}
 		}
 	}()
