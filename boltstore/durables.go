@@ -19,9 +19,14 @@ func (s *Store) DurableInfos(name string) ([]contract.DurableInfo, error) {
 		return nil, contract.ErrClosed
 	}
 	var out []contract.DurableInfo
+	now := s.opts.now()
 	err := s.view(func(tx *bbolt.Tx) error {
 		head := uint64FromBytes(tx.Bucket(bucketMeta).Get(metaHead))
 		b := tx.Bucket(bucketDurables)
+		r, err := newReader(tx)
+		if err != nil {
+			return err
+		}
 		add := func(k, v []byte) error {
 			if streams.IsGroupInternal(string(k)) {
 				return nil // shown in its group's info
@@ -34,6 +39,11 @@ func (s *Store) DurableInfos(name string) ([]contract.DurableInfo, error) {
 			if err := groupInfo(tx, &info); err != nil {
 				return err
 			}
+			pending, err := r.firstPending(info.Query, info.Cursor)
+			if err != nil {
+				return fmt.Errorf("durable %q: %w", k, err)
+			}
+			info.LagTime = contract.DurableLagTime(now, pending)
 			out = append(out, info)
 			return nil
 		}
@@ -61,6 +71,28 @@ func (d durableRecord) info(name string, head uint64) contract.DurableInfo {
 		info.LastAck = time.Unix(0, d.lastAck).UTC()
 	}
 	return info
+}
+
+// firstPending returns the OccurredAt of the first event after cursor that
+// q matches (zero when there is none): how long it has waited is the lag
+// of a name at cursor. The read stops at that first match, and uses the
+// query's indexes, so a caught-up filtered name costs an index lookup.
+func (r *reader) firstPending(q contract.EventQuery, cursor uint64) (time.Time, error) {
+	if cursor >= r.head {
+		return time.Time{}, nil
+	}
+	q.MinSequenceNumber = 0
+	m, err := contract.NewMatcher(q)
+	if err != nil {
+		return time.Time{}, err
+	}
+	// The read is one bbolt transaction's, bounded by the log: no caller
+	// ctx to end it early (DurableInfos serves admin reads).
+	batches, _, err := r.readBatches(context.Background(), cursor, r.head, m, batchLimit{batches: 1})
+	if err != nil || len(batches) == 0 {
+		return time.Time{}, err
+	}
+	return batches[0][0].OccurredAt, nil
 }
 
 // ResetCommand is the OpResetDurable that moves name's cursor to to.

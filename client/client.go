@@ -68,6 +68,9 @@ func Dial(ctx context.Context, targets []string, opts ...Option) (*Client, error
 	for _, f := range opts {
 		f(&o)
 	}
+	if !o.lagSet {
+		o.maxStreamLag = DefaultMaxStreamLag
+	}
 	if o.attemptTimeout < 0 {
 		return nil, fmt.Errorf("client: negative attempt timeout %v; give 0 (no per-attempt bound) or more", o.attemptTimeout)
 	}

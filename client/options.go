@@ -18,6 +18,8 @@ type options struct {
 	retryTimeout   time.Duration
 	attemptTimeout time.Duration
 	logger         *slog.Logger
+	maxStreamLag   time.Duration
+	lagSet         bool
 }
 
 // DefaultAttemptTimeout is the per-attempt timeout of WithAttemptTimeout
@@ -65,3 +67,24 @@ func WithAttemptTimeout(d time.Duration) Option {
 
 // WithLogger sets the logger for reconnects and retries.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// DefaultMaxStreamLag is WithMaxStreamLag's bound when the option is not
+// given.
+const DefaultMaxStreamLag = 5 * time.Second
+
+// WithMaxStreamLag moves a stream (live or durable) to another node when
+// the node serving it falls behind the cluster by more than d (default
+// DefaultMaxStreamLag, 5 s; 0 turns moving off). A node falls behind when
+// it cannot follow the Raft leader: it is cut off from the other nodes'
+// Raft traffic, the leader's replication backs off after such a cut, or it
+// sees no leader. Its streams then deliver nothing new, while writes are
+// acknowledged elsewhere. The node reports how far behind it may be
+// (StreamProgress messages, a few per d); past d the client resumes the
+// stream on the next node as it does when a node fails: a live stream
+// after the last event delivered, a durable stream from its stored cursor
+// once the stale node has stored the acknowledged cursor and released the
+// name. Nothing is skipped or delivered twice by the move. Nodes older
+// than this option send no progress, and their streams are not moved.
+func WithMaxStreamLag(d time.Duration) Option {
+	return func(o *options) { o.maxStreamLag, o.lagSet = max(d, 0), true }
+}

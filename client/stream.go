@@ -43,6 +43,12 @@ type subscription struct {
 	scancel context.CancelFunc
 
 	lastSeen uint64 // live: resume position; owned by the delivering goroutine
+	// The node serving the stream, the cancel of its gRPC stream, and a
+	// move off a node that fell behind (see move.go); owned by the
+	// delivering goroutine.
+	node      int
+	endStream context.CancelFunc
+	move      moveState
 
 	mu        sync.Mutex
 	stopped   bool
@@ -149,13 +155,15 @@ func (s *subscription) openLive(node int, from uint64, catchUp bool) (grpc.Serve
 	}
 	// The stream lives on a.ctx, which ends with s.sctx; its clock stopped
 	// at the first message.
+	s.opened(node, a.cancel)
 	return st, nil
 }
 
 func (s *subscription) openLiveOn(a *attempt, node int, from uint64, catchUp bool) (grpc.ServerStreamingClient[factstrv1.StreamResponse], error) {
 	q := s.query
 	q.MinSequenceNumber = from
-	st, err := s.c.es(node).Stream(a.ctx, &factstrv1.StreamRequest{Query: wire.QueryToProto(q), Read: wire.ReadOptionsToProto(s.read), CatchUp: catchUp})
+	st, err := s.c.es(node).Stream(a.ctx, &factstrv1.StreamRequest{Query: wire.QueryToProto(q), Read: wire.ReadOptionsToProto(s.read), CatchUp: catchUp,
+		ProgressIntervalMs: s.c.progressIntervalMs()})
 	if err != nil {
 		return nil, err
 	}
@@ -195,11 +203,23 @@ func (s *subscription) runLive(st grpc.ServerStreamingClient[factstrv1.StreamRes
 	defer s.c.dropSub(s)
 	var reason error
 	defer func() { s.finish(reason) }()
+	defer s.stopSilence()
 	for {
+		s.awaitMessage()
 		m, err := st.Recv()
+		s.stopSilence()
 		if err == nil {
+			if m.GetProgress() != nil {
+				s.move.progressSeen = true
+			}
 			if b := m.GetBatch(); b != nil {
 				s.deliverLive(b)
+			} else if p := m.GetProgress(); p != nil && s.tooFarBehind(p) {
+				// End the stream on the node that fell behind: the Recv
+				// error below resumes after lastSeen, on another node.
+				s.logMove(p)
+				s.move.avoid = s.node + 1
+				s.endStream()
 			}
 			continue
 		}
@@ -222,7 +242,7 @@ func (s *subscription) runLive(st grpc.ServerStreamingClient[factstrv1.StreamRes
 // makes resuming pointless.
 func (s *subscription) reconnectLive() (grpc.ServerStreamingClient[factstrv1.StreamResponse], error) {
 	backoff := 50 * time.Millisecond
-	node := s.c.pick()
+	node := s.resumeNode()
 	for {
 		if s.isStopped() || s.sctx.Err() != nil {
 			return nil, nil
@@ -299,6 +319,7 @@ func (s *subscription) openDurable(node int) error {
 	err := s.openDurableOn(a, node)
 	switch {
 	case err == nil:
+		s.opened(node, a.cancel)
 	case a.timedOut():
 		err = s.c.timeoutErr(node, err)
 		a.end()
@@ -320,8 +341,9 @@ func (s *subscription) openDurableOn(a *attempt, node int) error {
 	s.dstream = st
 	err = st.Send(&factstrv1.StreamDurableRequest{Kind: &factstrv1.StreamDurableRequest_Subscribe{Subscribe: &factstrv1.DurableSubscribe{
 		Name: s.name, Query: wire.QueryToProto(s.query), Read: wire.ReadOptionsToProto(s.read), Start: wire.StartToProto(s.start),
-		Group:   wire.GroupSpecToProto(s.group),
-		Failure: wire.FailureToProto(s.failure),
+		Group:              wire.GroupSpecToProto(s.group),
+		Failure:            wire.FailureToProto(s.failure),
+		ProgressIntervalMs: s.c.progressIntervalMs(),
 	}}})
 	s.sendMu.Unlock()
 	if err != nil {
@@ -415,19 +437,38 @@ func (s *subscription) runDurable() {
 	defer s.c.dropSub(s)
 	var reason error
 	defer func() { s.finish(reason) }()
+	defer s.stopSilence()
 	for {
+		s.awaitMessage()
 		m, err := s.dstream.Recv()
+		s.stopSilence()
 		if err == nil {
 			switch k := m.GetKind().(type) {
 			case *factstrv1.StreamDurableResponse_Batch:
 				// An ack that could not be sent breaks the stream: the next
 				// Recv fails and the stream resumes from the cursor.
 				_ = s.deliverDurable(k.Batch)
+			case *factstrv1.StreamDurableResponse_Progress:
+				s.move.progressSeen = true
+				if s.tooFarBehind(k.Progress) {
+					s.beginDurableMove(k.Progress)
+				}
 			case *factstrv1.StreamDurableResponse_Released:
-				return
+				if !s.move.moving || s.isStopped() {
+					return
+				}
+				// The node that fell behind stored the cursor and freed
+				// the name: continue on another node.
+				s.move.end()
+				s.move.moved = true
+				if err := s.reconnectDurable(); err != nil {
+					reason = err
+					return
+				}
 			}
 			continue
 		}
+		s.move.end()
 		if s.isStopped() || s.sctx.Err() != nil {
 			return
 		}
@@ -452,16 +493,16 @@ func (s *subscription) runDurable() {
 // replay, or no node took it back within durableResumeTimeout
 // (contract.ErrStreamLost). A stopped subscription ends with nil.
 func (s *subscription) reconnectDurable() error {
-	ctx, cancel := context.WithTimeout(s.sctx, durableResumeTimeout)
-	defer cancel()
+	deadline := time.Now().Add(durableResumeTimeout)
 	backoff := 50 * time.Millisecond
-	node := s.c.pick()
+	node := s.resumeNode()
 	for {
 		if s.isStopped() {
 			return nil
 		}
 		err := s.openDurable(node)
 		if err == nil {
+			s.move.moved = false
 			return nil
 		}
 		// A replay failure of our own handler ends the stream.
@@ -471,12 +512,24 @@ func (s *subscription) reconnectDurable() error {
 		if status.Code(err) == codes.Unknown || errors.Is(err, context.Canceled) {
 			return fmt.Errorf("%w: %w", contract.ErrStreamLost, mapErr(err))
 		}
+		if s.move.moved && errors.Is(mapErr(err), contract.ErrDurableNameInUse) {
+			// The node this stream moved off still holds the name: it
+			// could not reach the leader to let it go. It will once it
+			// can (it retries), or the leader frees it when gossip
+			// declares that node failed; until then wait, as the stream
+			// would have on that node.
+			deadline = time.Now().Add(durableResumeTimeout)
+		}
 		node = (node + 1) % len(s.c.conns)
+		wait := time.NewTimer(min(backoff, max(time.Until(deadline), 0)))
 		select {
-		case <-ctx.Done():
+		case <-s.sctx.Done():
+			wait.Stop()
+		case <-wait.C:
+		}
+		if s.sctx.Err() != nil || !time.Now().Before(deadline) {
 			s.c.log.Warn("durable stream could not resume; it ends", "name", s.name, "error", err)
 			return fmt.Errorf("%w: durable stream %q could not resume within %v: %w", contract.ErrStreamLost, s.name, durableResumeTimeout, mapErr(err))
-		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, time.Second)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/factstr/factstr-go/cluster"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/freeport"
+	"github.com/factstr/factstr-go/internal/server"
 	"github.com/factstr/factstr-go/raftlog"
 )
 
@@ -32,6 +33,9 @@ type nodeSpec struct {
 	join                 []string
 	expect               int
 	tune                 func(*cluster.Config)
+	// api: the node's gRPC server also serves the client API (the event
+	// store service), for tests through the Go client.
+	api bool
 }
 
 type testNode struct {
@@ -122,7 +126,13 @@ func tryStartNode(t testing.TB, spec nodeSpec) (*testNode, error) {
 		lis.Close()
 		return nil, fmt.Errorf("start %s: %w", spec.id, err)
 	}
-	srv := grpc.NewServer()
+	var srv *grpc.Server
+	if spec.api {
+		srv = grpc.NewServer(server.CodecOption())
+		server.NewEventStore(n, cfg.Logger).Register(srv)
+	} else {
+		srv = grpc.NewServer()
+	}
 	cluster.RegisterPeerService(srv, n)
 	go func() { _ = srv.Serve(lis) }()
 	spec.grpcPort = lis.Addr().(*net.TCPAddr).Port
@@ -143,12 +153,19 @@ func (n *testNode) kill() {
 // other, and waits for a leader known to all.
 func newCluster(t testing.TB, size int, tune func(*cluster.Config)) *testCluster {
 	t.Helper()
+	return newClusterWith(t, size, tune, false)
+}
+
+// newClusterWith is newCluster whose nodes also serve the client API when
+// api is set.
+func newClusterWith(t testing.TB, size int, tune func(*cluster.Config), api bool) *testCluster {
+	t.Helper()
 	base := t.TempDir()
 	specs := make([]nodeSpec, size)
 	for i := range specs {
 		specs[i] = nodeSpec{
 			id: fmt.Sprintf("n%d", i+1), dir: filepath.Join(base, fmt.Sprintf("n%d", i+1)),
-			raftPort: freeport.T(t, true), gossipPort: freeport.T(t, true), expect: size, tune: tune,
+			raftPort: freeport.T(t, true), gossipPort: freeport.T(t, true), expect: size, tune: tune, api: api,
 		}
 	}
 	for i := range specs {

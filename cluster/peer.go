@@ -26,6 +26,10 @@ type peerPool struct {
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
+	// lastLeader is the leader leaderClient last found: proposals may
+	// still be forwarded to it while this node knows of none (see
+	// forwardClient).
+	lastLeader raft.ServerID
 }
 
 func newPeerPool(opts []grpc.DialOption) *peerPool {
@@ -62,6 +66,27 @@ func (p *peerPool) close() {
 // it.
 func (p *peerPool) leaderClient(r *raft.Raft, ml *membership.Membership, self string) (string, peerv1.PeerServiceClient, error) {
 	_, id := r.LeaderWithID()
+	return p.clientFor(id, ml, self)
+}
+
+// forwardClient is leaderClient for forwarded proposals: while this node
+// knows of no leader it tries the last one it knew. A node cut off from the
+// Raft traffic alone (its Raft port blocked, gRPC still reachable) loses
+// its leader after a heartbeat timeout, yet can still hand its durable
+// cursors and leases to the cluster this way, so a client can move a
+// stream off it. The leader checks its leadership before it takes a
+// forwarded batch, so a former leader only refuses (ErrNotLeader).
+func (p *peerPool) forwardClient(r *raft.Raft, ml *membership.Membership, self string) (string, peerv1.PeerServiceClient, error) {
+	_, id := r.LeaderWithID()
+	if id == "" {
+		p.mu.Lock()
+		id = p.lastLeader
+		p.mu.Unlock()
+	}
+	return p.clientFor(id, ml, self)
+}
+
+func (p *peerPool) clientFor(id raft.ServerID, ml *membership.Membership, self string) (string, peerv1.PeerServiceClient, error) {
 	if id == "" {
 		return "", nil, fmt.Errorf("%w: this node knows of no leader (election in progress or partitioned)", ErrNoLeader)
 	}
@@ -79,6 +104,9 @@ func (p *peerPool) leaderClient(r *raft.Raft, ml *membership.Membership, self st
 	if err != nil {
 		return "", nil, err
 	}
+	p.mu.Lock()
+	p.lastLeader = id
+	p.mu.Unlock()
 	return string(id), peerv1.NewPeerServiceClient(c), nil
 }
 

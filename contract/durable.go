@@ -134,7 +134,12 @@ type DurableInfo struct {
 	// Lag is Head - Cursor: the log positions the name has still to go
 	// through. A subscription that is caught up records the positions it
 	// passed without a match too, so its lag returns to 0.
-	Lag     uint64
+	Lag uint64
+	// LagTime is how long the first event the name has still to handle
+	// has been waiting: the time from its OccurredAt to when the info was
+	// read (on the serving node's clock). 0 when no event after the cursor
+	// matches the name's query, so a caught-up filtered stream has none.
+	LagTime time.Duration
 	Holder  string    // who holds the name now ("" when free); in a cluster, "node/subscription"
 	Created time.Time // when the name was created (zero if the store did not record it)
 	LastAck time.Time // when its cursor last moved (zero: never)
@@ -176,4 +181,14 @@ func DurableLag(head, cursor uint64) uint64 {
 		return head - cursor
 	}
 	return 0
+}
+
+// DurableLagTime is now - pending (the OccurredAt of the first event a name
+// has still to handle), never negative; 0 when pending is zero (nothing
+// pending).
+func DurableLagTime(now, pending time.Time) time.Duration {
+	if pending.IsZero() || !now.After(pending) {
+		return 0
+	}
+	return now.Sub(pending)
 }

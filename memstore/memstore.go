@@ -332,13 +332,31 @@ func (s *Store) infoLocked(name string, d *durable) contract.DurableInfo {
 	head := uint64(len(s.events))
 	info := contract.DurableInfo{
 		Name: name, Query: d.query, Start: d.start, Cursor: d.cursor, Head: head,
-		Lag: contract.DurableLag(head, d.cursor), Holder: d.holder, Created: d.created, LastAck: d.lastAck,
+		Lag:    contract.DurableLag(head, d.cursor),
+		Holder: d.holder, Created: d.created, LastAck: d.lastAck,
 		Failure: d.failure, Parked: uint64(len(d.parked)),
 	}
 	if d.group != nil {
-		s.groupInfoLocked(&info, d)
+		s.groupInfoLocked(&info, d) // a group's cursor is its lowest partition's
 	}
+	info.LagTime = contract.DurableLagTime(s.now(), s.firstPendingLocked(info.Query, info.Cursor))
 	return info
+}
+
+// firstPendingLocked is the OccurredAt of the first event after cursor
+// that q matches; zero when none does (the name is caught up).
+func (s *Store) firstPendingLocked(q contract.EventQuery, cursor uint64) time.Time {
+	q.MinSequenceNumber = 0
+	m, err := contract.NewMatcher(q)
+	if err != nil {
+		return time.Time{}
+	}
+	for seq := cursor + 1; seq <= uint64(len(s.events)); seq++ {
+		if ev := s.events[seq-1]; m.Match(ev.Type, ev.Payload) {
+			return ev.OccurredAt
+		}
+	}
+	return time.Time{}
 }
 
 // ListDurable returns every durable name, sorted by name.

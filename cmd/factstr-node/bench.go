@@ -37,6 +37,10 @@ latency percentiles (HdrHistogram) and errors by kind.
              followers)
   stream     --subscribers live subscribers (StreamTo) while the workers
              append; reports end-to-end delivery latency
+  durable    --consumers durable consumers (StreamToDurable, each its own
+             name, from the end) follow while the workers append; reports
+             their lag (commit time to handler: p50, p99, max) and the
+             events they handle per second; use --rate for a steady load
 
 Exits with status 1 when no operation succeeded; operations still
 unanswered after a second when the run ends count as unanswered_at_end.`
@@ -55,15 +59,16 @@ type benchFlags struct {
 	consistency   string
 	on            string
 	subscribers   int
+	consumers     int
 	rate          float64
 	quiet         bool
 	progressEvery time.Duration
 }
 
 func benchFlagSet(f *benchFlags) *flag.FlagSet {
-	fs := newFlagSet("bench", "bench --workload append|append-if|query|stream [flags]", benchUsage)
+	fs := newFlagSet("bench", "bench --workload append|append-if|query|stream|durable [flags]", benchUsage)
 	f.cf.register(fs)
-	fs.StringVar(&f.workload, "workload", "append", "append, append-if, query or stream")
+	fs.StringVar(&f.workload, "workload", "append", "append, append-if, query, stream or durable")
 	fs.IntVar(&f.concurrency, "concurrency", 64, "workers, each with one request in flight")
 	fs.IntVar(&f.connections, "connections", 4, "client instances (gRPC connections to each target) the workers share")
 	fs.DurationVar(&f.duration, "duration", 10*time.Second, "how long to measure")
@@ -75,6 +80,7 @@ func benchFlagSet(f *benchFlags) *flag.FlagSet {
 	fs.StringVar(&f.consistency, "consistency", "linearizable", "query and stream reads: linearizable or local")
 	fs.StringVar(&f.on, "on", "any", "send requests to: any (every --addr), leader or follower (found through admin status; an --addr whose node has that role, else the member's advertised address)")
 	fs.IntVar(&f.subscribers, "subscribers", 10, "stream: live subscribers")
+	fs.IntVar(&f.consumers, "consumers", 1, "durable: durable consumers, each on a name of its own")
 	fs.Float64Var(&f.rate, "rate", 0, "operations per second over all workers (0: as fast as they go)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress lines on stderr")
 	fs.DurationVar(&f.progressEvery, "progress-every", time.Second, "interval of progress lines")
@@ -95,12 +101,12 @@ func cmdBench(ctx context.Context, args []string) error {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	switch f.workload {
-	case "append", "append-if", "query", "stream":
+	case "append", "append-if", "query", "stream", "durable":
 	default:
-		return usagef("--workload %q: want append, append-if, query or stream", f.workload)
+		return usagef("--workload %q: want append, append-if, query, stream or durable", f.workload)
 	}
-	if f.concurrency < 1 || f.connections < 1 || f.batch < 1 || f.contexts < 1 {
-		return usagef("--concurrency, --connections, --batch and --contexts must be at least 1")
+	if f.concurrency < 1 || f.connections < 1 || f.batch < 1 || f.contexts < 1 || f.consumers < 1 {
+		return usagef("--concurrency, --connections, --batch, --contexts and --consumers must be at least 1")
 	}
 	targets, err := f.targets(ctx)
 	if err != nil {
@@ -145,6 +151,11 @@ func cmdBench(ctx context.Context, args []string) error {
 		res = load.Run(ctx, opts, countCutOff(f.queryOp(conns, run), &cutOff))
 	case "stream":
 		res, err = f.stream(ctx, conns, opts, run, &cutOff)
+		if err != nil {
+			return err
+		}
+	case "durable":
+		res, err = f.durable(ctx, conns, opts, run, &cutOff)
 		if err != nil {
 			return err
 		}

@@ -109,6 +109,10 @@ func TestMetricsEndpoint(t *testing.T) {
 		`factstr_durable_stream_redeliveries_total{name="outbox"} 2`,
 		`factstr_durable_stream_parked_events_total{name="outbox"} 3`,
 		`factstr_durable_stream_parked_events{name="outbox"} 3`,
+		"factstr_node_behind_seconds",
+		"factstr_node_behind_entries 0",
+		"factstr_live_stream_lag_events 0",
+		"factstr_live_streams_behind 0",
 		"go_goroutines",
 		"process_resident_memory_bytes",
 	} {

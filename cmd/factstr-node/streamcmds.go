@@ -182,18 +182,19 @@ func runStreams(ctx context.Context, out io.Writer, args []string) error {
 }
 
 type durableJSON struct {
-	Name      string     `json:"name"`
-	Query     string     `json:"query"`
-	Start     string     `json:"start"`
-	Cursor    uint64     `json:"cursor"`
-	Head      uint64     `json:"head"`
-	LagEvents uint64     `json:"lag_events"`
-	Holder    string     `json:"holder"`
-	CreatedAt string     `json:"created_at,omitempty"`
-	LastAckAt string     `json:"last_ack_at,omitempty"`
-	Failure   string     `json:"failure_policy"`
-	Parked    uint64     `json:"parked"`
-	Group     *groupJSON `json:"group,omitempty"`
+	Name       string     `json:"name"`
+	Query      string     `json:"query"`
+	Start      string     `json:"start"`
+	Cursor     uint64     `json:"cursor"`
+	Head       uint64     `json:"head"`
+	LagEvents  uint64     `json:"lag_events"`
+	LagSeconds float64    `json:"lag_seconds"`
+	Holder     string     `json:"holder"`
+	CreatedAt  string     `json:"created_at,omitempty"`
+	LastAckAt  string     `json:"last_ack_at,omitempty"`
+	Failure    string     `json:"failure_policy"`
+	Parked     uint64     `json:"parked"`
+	Group      *groupJSON `json:"group,omitempty"`
 }
 
 type groupJSON struct {
@@ -214,7 +215,7 @@ type partitionJSON struct {
 
 func toDurableJSON(d contract.DurableInfo) durableJSON {
 	j := durableJSON{Name: d.Name, Query: streams.FormatQuery(d.Query), Start: d.Start.String(), Cursor: d.Cursor,
-		Head: d.Head, LagEvents: d.Lag, Holder: d.Holder, CreatedAt: rfc3339(d.Created), LastAckAt: rfc3339(d.LastAck),
+		Head: d.Head, LagEvents: d.Lag, LagSeconds: d.LagTime.Seconds(), Holder: d.Holder, CreatedAt: rfc3339(d.Created), LastAckAt: rfc3339(d.LastAck),
 		Failure: d.Failure.String(), Parked: d.Parked}
 	if g := d.Group; g != nil {
 		j.Group = &groupJSON{Key: g.Spec.Key.String(), Members: append([]string{}, g.Members...), Partitions: []partitionJSON{}}
@@ -243,9 +244,9 @@ func rfc3339(t time.Time) string {
 
 func printDurables(w io.Writer, infos []contract.DurableInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tCURSOR\tHEAD\tLAG\tPARKED\tHOLDER\tLAST ACK\tQUERY")
+	fmt.Fprintln(tw, "NAME\tCURSOR\tHEAD\tLAG\tLAG TIME\tPARKED\tHOLDER\tLAST ACK\tQUERY")
 	for _, d := range infos {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", d.Name, d.Cursor, d.Head, d.Lag, d.Parked, holderColumn(d), orNever(d.LastAck), streams.FormatQuery(d.Query))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%d\t%s\t%s\t%s\n", d.Name, d.Cursor, d.Head, d.Lag, lagTime(d.LagTime), d.Parked, holderColumn(d), orNever(d.LastAck), streams.FormatQuery(d.Query))
 	}
 	tw.Flush()
 }
@@ -260,7 +261,7 @@ func printDurable(w io.Writer, d contract.DurableInfo, asJSON bool) error {
 	fmt.Fprintf(tw, "start\t%s\n", d.Start)
 	fmt.Fprintf(tw, "cursor\t%d\n", d.Cursor)
 	fmt.Fprintf(tw, "head\t%d\n", d.Head)
-	fmt.Fprintf(tw, "lag\t%d events\n", d.Lag)
+	fmt.Fprintf(tw, "lag\t%d events, %s\n", d.Lag, lagTime(d.LagTime))
 	fmt.Fprintf(tw, "holder\t%s\n", orFree(d.Holder))
 	fmt.Fprintf(tw, "created\t%s\n", orNever(d.Created))
 	fmt.Fprintf(tw, "last ack\t%s\n", orNever(d.LastAck))
@@ -283,6 +284,15 @@ func printDurable(w io.Writer, d contract.DurableInfo, asJSON bool) error {
 		return pw.Flush()
 	}
 	return tw.Flush()
+}
+
+// lagTime prints a durable name's lag in time: to the millisecond below a
+// second, to the tenth of a second above.
+func lagTime(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
 }
 
 func orFree(holder string) string {

@@ -60,7 +60,7 @@ func TestAdminStreams(t *testing.T) {
 	if err != nil {
 		t.Fatalf("streams list: %v", err)
 	}
-	for _, want := range []string{"NAME", "billing", "type Billed", "mem/"} {
+	for _, want := range []string{"NAME", "LAG TIME", "billing", "type Billed", "mem/"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("streams list lacks %q:\n%s", want, out)
 		}
@@ -73,7 +73,7 @@ func TestAdminStreams(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &d); err != nil {
 		t.Fatalf("streams show --json printed %q: %v", out, err)
 	}
-	if d.Name != "billing" || d.Cursor != 3 || d.Head != 3 || d.LagEvents != 0 || d.Start != "after 1" || d.Holder == "" || d.LastAckAt == "" {
+	if d.Name != "billing" || d.Cursor != 3 || d.Head != 3 || d.LagEvents != 0 || d.LagSeconds != 0 || d.Start != "after 1" || d.Holder == "" || d.LastAckAt == "" {
 		t.Errorf("streams show --json: %+v", d)
 	}
 
@@ -86,6 +86,10 @@ func TestAdminStreams(t *testing.T) {
 	out, err = run("reset", "billing", "--to", "beginning", "--force")
 	if err != nil || !strings.Contains(out, "follows sequence 0") {
 		t.Fatalf("forced reset: %v\n%s", err, out)
+	}
+	out, err = run("show", "billing", "--json")
+	if err != nil || json.Unmarshal([]byte(out), &d) != nil || d.LagSeconds <= 0 {
+		t.Errorf("streams show --json after a reset to the beginning: %v %q, want a lag time", err, out)
 	}
 	if _, err := run("show", "nope"); !errors.Is(err, contract.ErrDurableNotFound) {
 		t.Errorf("show of an unknown name: %v, want not found", err)
@@ -212,5 +216,22 @@ func TestSubscribeDurableWaitsForAHeldName(t *testing.T) {
 	wcancel()
 	if _, err := subscribeDurable(wctx, c, "billing", q, nop, nil, true, io.Discard); err == nil || !strings.Contains(err.Error(), `"billing"`) {
 		t.Fatalf("cancelled wait: %v", err)
+	}
+}
+
+func TestLagTimeFormat(t *testing.T) {
+	for _, c := range []struct {
+		in   time.Duration
+		want string
+	}{
+		{0, "0s"},
+		{1234567 * time.Nanosecond, "1ms"},
+		{999 * time.Millisecond, "999ms"},
+		{3*time.Second + 449*time.Millisecond, "3.4s"},
+		{90 * time.Second, "1m30s"},
+	} {
+		if got := lagTime(c.in); got != c.want {
+			t.Errorf("lagTime(%v) = %q, want %q", c.in, got, c.want)
+		}
 	}
 }

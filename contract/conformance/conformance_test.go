@@ -450,6 +450,18 @@ var _ contract.DurableAdmin = (*refStore)(nil)
 func (s *refStore) infoLocked(name string, d *durableState) contract.DurableInfo {
 	info := contract.DurableInfo{Name: name, Query: d.query, Start: d.start, Cursor: d.cursor, Head: s.last,
 		Lag: contract.DurableLag(s.last, d.cursor), Created: d.created, LastAck: d.lastAck}
+	m, err := contract.NewMatcher(contract.EventQuery{Filters: d.query.Filters})
+	if err == nil {
+	pending:
+		for _, b := range s.batches {
+			for _, e := range b {
+				if e.SequenceNumber > d.cursor && m.Match(e.Type, e.Payload) {
+					info.LagTime = contract.DurableLagTime(time.Now(), e.OccurredAt)
+					break pending
+				}
+			}
+		}
+	}
 	if d.holder != nil {
 		info.Holder = fmt.Sprintf("ref/%d", d.holder.id)
 	}

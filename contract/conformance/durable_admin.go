@@ -16,6 +16,7 @@ func adminCases() []testCase {
 		{"ListAndGet", testAdminListAndGet},
 		{"GetUnknown", testAdminGetUnknown},
 		{"CaughtUpFilteredHasNoLag", testAdminFilteredLag},
+		{"LagTime", testAdminLagTime},
 		{"ResetRefusedWhileHeld", testAdminResetHeld},
 		{"ResetMovesCursor", testAdminReset},
 		{"ResetForcedTakesTheName", testAdminResetForced},

@@ -571,27 +571,28 @@ func TestDurableNamesAreManaged(t *testing.T) {
 			Kind  string
 			After uint64
 		}
-		Cursor    uint64
-		Head      uint64
-		LagEvents uint64 `json:"lag_events"`
-		Holder    string
-		CreatedAt string          `json:"created_at"`
-		LastAckAt string          `json:"last_ack_at"`
-		Failure   json.RawMessage // absent: stop
-		Parked    uint64
+		Cursor     uint64
+		Head       uint64
+		LagEvents  uint64  `json:"lag_events"`
+		LagSeconds float64 `json:"lag_seconds"`
+		Holder     string
+		CreatedAt  string          `json:"created_at"`
+		LastAckAt  string          `json:"last_ack_at"`
+		Failure    json.RawMessage // absent: stop
+		Parked     uint64
 	}
 	list := decode[struct{ Streams []stream }](t, mustOK(t, "GET", n.url+"/v1/durable", "", ""))
 	if len(list.Streams) != 1 || list.Streams[0].Name != "proj" || list.Streams[0].Cursor != 2 || list.Streams[0].Head != 2 ||
-		list.Streams[0].Holder == "" || list.Streams[0].Start.Kind != "DURABLE_START_KIND_END" {
-		t.Fatalf("list: %+v, want proj at cursor 2 (started at the end), held", list.Streams)
+		list.Streams[0].Holder == "" || list.Streams[0].Start.Kind != "DURABLE_START_KIND_END" || list.Streams[0].LagSeconds != 0 {
+		t.Fatalf("list: %+v, want proj at cursor 2 (started at the end), held, no lag", list.Streams)
 	}
 	code, b := call(t, "POST", n.url+"/v1/durable/proj/reset", "", `{"to":{"kind":"DURABLE_START_KIND_BEGINNING"}}`)
 	if e := decode[apiErr](t, b); code != http.StatusConflict || e.Error.Code != "FAILED_PRECONDITION" {
 		t.Fatalf("reset of a held name: %d %s, want 409", code, b)
 	}
 	got := decode[struct{ Stream stream }](t, mustOK(t, "POST", n.url+"/v1/durable/proj/reset", "", `{"to":{"kind":"DURABLE_START_KIND_BEGINNING"},"force":true}`))
-	if got.Stream.Cursor != 0 || got.Stream.Holder != "" {
-		t.Fatalf("forced reset: %+v, want cursor 0 and no holder", got.Stream)
+	if got.Stream.Cursor != 0 || got.Stream.Holder != "" || got.Stream.LagSeconds <= 0 {
+		t.Fatalf("forced reset: %+v, want cursor 0, no holder and the lag time of event 1", got.Stream)
 	}
 	st.Close()
 	one := decode[struct{ Stream stream }](t, mustOK(t, "GET", n.url+"/v1/durable/proj", "", ""))

@@ -337,6 +337,10 @@ var (
 	descFileSize    = prometheus.NewDesc(namespace+"_bbolt_file_size_bytes", "Size of the node's bbolt files: fsm (the event store) and raft (the Raft log).", []string{"file"}, nil)
 	descStreams     = desc("stream_subscriptions", "Subscriptions active in this node's stream engine (live and durable).")
 	descLagEv       = prometheus.NewDesc(namespace+"_durable_stream_lag_events", "Log positions between the head and what a durable stream served by this node has delivered and had acknowledged, or passed without a match (0 when caught up).", []string{"name"}, nil)
+	descBehind      = desc("node_behind_seconds", "How far this node's state may be behind the Raft leader's: the time since it last had applied everything the leader had committed (about 0.25 s when it follows; it grows while the node is cut off, backed off or without a leader). Streams it serves are moved by Go clients past their bound.")
+	descBehindIdx   = desc("node_behind_entries", "The highest leader commit index this node has learned minus the index it has applied.")
+	descLiveLag     = desc("live_stream_lag_events", "The largest head minus delivered position among the live streams this node serves (0 when all are caught up).")
+	descLiveBehind  = desc("live_streams_behind", "How many live streams this node serves have not yet delivered up to its head.")
 	descLagSecs     = prometheus.NewDesc(namespace+"_durable_stream_lag_seconds", "0 when a durable stream served by this node has delivered everything; else the age of the last event it delivered (an upper bound on how far behind it is).", []string{"name"}, nil)
 )
 
@@ -345,7 +349,7 @@ func desc(name, help string) *prometheus.Desc {
 }
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTerm, descCommit, descRaftApplied, descLastLog, descFSMApplied, descState, descLeader, descHead, descFileSize, descStreams, descLagEv, descLagSecs} {
+	for _, d := range []*prometheus.Desc{descTerm, descCommit, descRaftApplied, descLastLog, descFSMApplied, descState, descLeader, descHead, descFileSize, descStreams, descLagEv, descLagSecs, descBehind, descBehindIdx, descLiveLag, descLiveBehind} {
 		ch <- d
 	}
 }
@@ -395,6 +399,10 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	gauge(descStreams, float64(info.Streams))
+	gauge(descBehind, info.Behind.Seconds())
+	gauge(descBehindIdx, float64(info.ClusterIndex-min(info.ClusterIndex, info.AppliedIndex)))
+	gauge(descLiveLag, float64(info.LiveLag))
+	gauge(descLiveBehind, float64(info.LiveBehind))
 	// A filtered stream passes events that do not match without a delivery:
 	// its position comes from the stream engine, so that a caught-up
 	// stream reports no lag.

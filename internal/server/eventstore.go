@@ -235,6 +235,9 @@ func (s *EventStore) Stream(req *factstrv1.StreamRequest, stream grpc.ServerStre
 	if err := out.send(ctx, &factstrv1.StreamResponse{Kind: &factstrv1.StreamResponse_Subscribed{Subscribed: subscribed(sub)}}); err != nil {
 		return err
 	}
+	defer s.startProgress(ctx, s.progressEvery(req.GetProgressIntervalMs()), func(pctx context.Context, p *factstrv1.StreamProgress) error {
+		return out.send(pctx, &factstrv1.StreamResponse{Kind: &factstrv1.StreamResponse_Progress{Progress: p}})
+	})()
 	select {
 	case <-stream.Context().Done():
 		return nil
@@ -310,12 +313,11 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 		}
 	}()
 
-	var mu sync.Mutex
-	send := func(m *factstrv1.StreamDurableResponse) error {
-		mu.Lock()
-		defer mu.Unlock()
-		return stream.Send(m)
-	}
+	// One goroutine sends (batches, progress, the release), in order; a
+	// send gives up when the call ends.
+	out := startSender(stream.Send)
+	defer out.close()
+	send := func(m *factstrv1.StreamDurableResponse) error { return out.send(ctx, m) }
 	ended := make(chan struct{})
 	var endOnce sync.Once
 	var lastAcked atomic.Uint64 // the cursor, as far as this subscription moved it
@@ -390,11 +392,16 @@ func (s *EventStore) StreamDurable(stream grpc.BidiStreamingServer[factstrv1.Str
 		sub.Unsubscribe()
 		return err
 	}
+	stopProgress := s.startProgress(ctx, s.progressEvery(subReq.GetProgressIntervalMs()), func(pctx context.Context, p *factstrv1.StreamProgress) error {
+		return out.send(pctx, &factstrv1.StreamDurableResponse{Kind: &factstrv1.StreamDurableResponse_Progress{Progress: p}})
+	})
+	defer stopProgress()
 	select {
 	case <-unsub:
 		// Done waits for an in-flight handler (and so for the client's ack
 		// of it) and for the name's release.
 		endAndWait(sub)
+		stopProgress() // Released is the last message
 		return send(&factstrv1.StreamDurableResponse{Kind: &factstrv1.StreamDurableResponse_Released{Released: &factstrv1.Released{Cursor: lastAcked.Load()}}})
 	case <-ended:
 		endAndWait(sub)

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -145,6 +146,7 @@ func DurableInfoToProto(d contract.DurableInfo) *factstrv1.DurableStream {
 	m := &factstrv1.DurableStream{
 		Name: d.Name, Query: QueryToProto(d.Query), Start: StartToProto(d.Start), Cursor: d.Cursor,
 		Head: d.Head, LagEvents: d.Lag, Holder: d.Holder, Failure: FailureToProto(d.Failure), Parked: d.Parked, Group: groupInfoToProto(d.Group),
+		LagSeconds: d.LagTime.Seconds(),
 	}
 	if !d.Created.IsZero() {
 		m.CreatedAt = timestamppb.New(d.Created)
@@ -162,6 +164,7 @@ func DurableInfoFromProto(m *factstrv1.DurableStream) contract.DurableInfo {
 		Name: m.GetName(), Query: QueryFromProto(m.GetQuery()), Start: start, Cursor: m.GetCursor(),
 		Head: m.GetHead(), Lag: m.GetLagEvents(), Holder: m.GetHolder(), Failure: FailureFromProto(m.GetFailure()),
 		Parked: m.GetParked(), Group: groupInfoFromProto(m.GetGroup()),
+		LagTime: time.Duration(m.GetLagSeconds() * float64(time.Second)),
 	}
 	if m.GetCreatedAt() != nil {
 		d.Created = m.GetCreatedAt().AsTime()

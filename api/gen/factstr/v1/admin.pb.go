@@ -904,7 +904,11 @@ type DurableStream struct {
 	// The failure policy recorded with the name (absent: stop).
 	Failure *DurableFailurePolicy `protobuf:"bytes,20,opt,name=failure,proto3" json:"failure,omitempty"`
 	// Events in the name's parked list.
-	Parked        uint64 `protobuf:"varint,21,opt,name=parked,proto3" json:"parked,omitempty"`
+	Parked uint64 `protobuf:"varint,21,opt,name=parked,proto3" json:"parked,omitempty"`
+	// How long the first event the name has still to handle has waited, in
+	// seconds (now - its occurred_at, on the serving node's clock); 0 when no
+	// event after the cursor matches the name's query.
+	LagSeconds    float64 `protobuf:"fixed64,60,opt,name=lag_seconds,json=lagSeconds,proto3" json:"lag_seconds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1019,6 +1023,13 @@ func (x *DurableStream) GetFailure() *DurableFailurePolicy {
 func (x *DurableStream) GetParked() uint64 {
 	if x != nil {
 		return x.Parked
+	}
+	return 0
+}
+
+func (x *DurableStream) GetLagSeconds() float64 {
+	if x != nil {
+		return x.LagSeconds
 	}
 	return 0
 }
@@ -1967,7 +1978,7 @@ const file_factstr_v1_admin_proto_rawDesc = "" +
 	"\x05chunk\x18\x01 \x01(\fR\x05chunk\"p\n" +
 	"\x17SnapshotRestoreResponse\x12#\n" +
 	"\rapplied_index\x18\x01 \x01(\x04R\fappliedIndex\x120\n" +
-	"\x14head_sequence_number\x18\x02 \x01(\x04R\x12headSequenceNumber\"\xdc\x03\n" +
+	"\x14head_sequence_number\x18\x02 \x01(\x04R\x12headSequenceNumber\"\xfd\x03\n" +
 	"\rDurableStream\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\x05query\x18\x02 \x01(\v2\x16.factstr.v1.EventQueryR\x05query\x12.\n" +
@@ -1982,7 +1993,9 @@ const file_factstr_v1_admin_proto_rawDesc = "" +
 	"\vlast_ack_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tlastAckAt\x12+\n" +
 	"\x05group\x18( \x01(\v2\x15.factstr.v1.GroupInfoR\x05group\x12:\n" +
 	"\afailure\x18\x14 \x01(\v2 .factstr.v1.DurableFailurePolicyR\afailure\x12\x16\n" +
-	"\x06parked\x18\x15 \x01(\x04R\x06parked\"\xce\x01\n" +
+	"\x06parked\x18\x15 \x01(\x04R\x06parked\x12\x1f\n" +
+	"\vlag_seconds\x18< \x01(\x01R\n" +
+	"lagSeconds\"\xce\x01\n" +
 	"\vParkedEvent\x12-\n" +
 	"\x05event\x18\x01 \x01(\v2\x17.factstr.v1.EventRecordR\x05event\x12\x1a\n" +
 	"\battempts\x18\x02 \x01(\rR\battempts\x12\x1d\n" +

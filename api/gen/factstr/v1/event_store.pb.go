@@ -686,9 +686,13 @@ type StreamRequest struct {
 	// When true, query.min_sequence_number is a catch-up position even when it
 	// is 0 (deliver everything, then live). Clients set it when they resume a
 	// stream on another node.
-	CatchUp       bool `protobuf:"varint,3,opt,name=catch_up,json=catchUp,proto3" json:"catch_up,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CatchUp bool `protobuf:"varint,3,opt,name=catch_up,json=catchUp,proto3" json:"catch_up,omitempty"`
+	// When set, the serving node sends a StreamProgress about this often (in
+	// milliseconds; the node clamps it to 100..60000), so the client can tell
+	// how far the node is behind the cluster. 0: none (older clients).
+	ProgressIntervalMs uint32 `protobuf:"varint,60,opt,name=progress_interval_ms,json=progressIntervalMs,proto3" json:"progress_interval_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *StreamRequest) Reset() {
@@ -742,6 +746,82 @@ func (x *StreamRequest) GetCatchUp() bool {
 	return false
 }
 
+func (x *StreamRequest) GetProgressIntervalMs() uint32 {
+	if x != nil {
+		return x.ProgressIntervalMs
+	}
+	return 0
+}
+
+// StreamProgress says how far the node serving a stream may be behind its
+// cluster. Sent only when the subscription asked for it, between batches.
+type StreamProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The last Raft index the serving node has applied.
+	AppliedIndex uint64 `protobuf:"varint,1,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// The highest leader commit index the serving node has learned of.
+	ClusterIndex uint64 `protobuf:"varint,2,opt,name=cluster_index,json=clusterIndex,proto3" json:"cluster_index,omitempty"`
+	// How far behind the node may be, in seconds: the time since the moment
+	// at which it had applied everything the leader had committed. It grows
+	// while the node cannot follow the leader (cut off, backed off, no
+	// leader); around the probe interval (a fraction of a second) otherwise,
+	// and 0 on the leader.
+	BehindSeconds float64 `protobuf:"fixed64,3,opt,name=behind_seconds,json=behindSeconds,proto3" json:"behind_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamProgress) Reset() {
+	*x = StreamProgress{}
+	mi := &file_factstr_v1_event_store_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamProgress) ProtoMessage() {}
+
+func (x *StreamProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_event_store_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamProgress.ProtoReflect.Descriptor instead.
+func (*StreamProgress) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *StreamProgress) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *StreamProgress) GetClusterIndex() uint64 {
+	if x != nil {
+		return x.ClusterIndex
+	}
+	return 0
+}
+
+func (x *StreamProgress) GetBehindSeconds() float64 {
+	if x != nil {
+		return x.BehindSeconds
+	}
+	return 0
+}
+
 // Subscribed is sent once, when the subscription is in place (and any
 // catch-up or replay is done): batches committed after it are delivered.
 type Subscribed struct {
@@ -755,7 +835,7 @@ type Subscribed struct {
 
 func (x *Subscribed) Reset() {
 	*x = Subscribed{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[9]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +847,7 @@ func (x *Subscribed) String() string {
 func (*Subscribed) ProtoMessage() {}
 
 func (x *Subscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[9]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +860,7 @@ func (x *Subscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
 func (*Subscribed) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{9}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Subscribed) GetSubscriptionId() uint64 {
@@ -813,7 +893,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[10]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +905,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[10]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +918,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{10}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Batch) GetEvents() []*EventRecord {
@@ -868,6 +948,7 @@ type StreamResponse struct {
 	//
 	//	*StreamResponse_Subscribed
 	//	*StreamResponse_Batch
+	//	*StreamResponse_Progress
 	Kind          isStreamResponse_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -875,7 +956,7 @@ type StreamResponse struct {
 
 func (x *StreamResponse) Reset() {
 	*x = StreamResponse{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[11]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +968,7 @@ func (x *StreamResponse) String() string {
 func (*StreamResponse) ProtoMessage() {}
 
 func (x *StreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[11]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +981,7 @@ func (x *StreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResponse.ProtoReflect.Descriptor instead.
 func (*StreamResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{11}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StreamResponse) GetKind() isStreamResponse_Kind {
@@ -928,6 +1009,15 @@ func (x *StreamResponse) GetBatch() *Batch {
 	return nil
 }
 
+func (x *StreamResponse) GetProgress() *StreamProgress {
+	if x != nil {
+		if x, ok := x.Kind.(*StreamResponse_Progress); ok {
+			return x.Progress
+		}
+	}
+	return nil
+}
+
 type isStreamResponse_Kind interface {
 	isStreamResponse_Kind()
 }
@@ -940,9 +1030,15 @@ type StreamResponse_Batch struct {
 	Batch *Batch `protobuf:"bytes,2,opt,name=batch,proto3,oneof"`
 }
 
+type StreamResponse_Progress struct {
+	Progress *StreamProgress `protobuf:"bytes,60,opt,name=progress,proto3,oneof"`
+}
+
 func (*StreamResponse_Subscribed) isStreamResponse_Kind() {}
 
 func (*StreamResponse_Batch) isStreamResponse_Kind() {}
+
+func (*StreamResponse_Progress) isStreamResponse_Kind() {}
 
 type DurableSubscribe struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -959,14 +1055,16 @@ type DurableSubscribe struct {
 	Group *GroupSpec `protobuf:"bytes,40,opt,name=group,proto3" json:"group,omitempty"`
 	// The failure policy of a new name (absent: stop). A name that exists
 	// keeps its own.
-	Failure       *DurableFailurePolicy `protobuf:"bytes,20,opt,name=failure,proto3" json:"failure,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Failure *DurableFailurePolicy `protobuf:"bytes,20,opt,name=failure,proto3" json:"failure,omitempty"`
+	// As StreamRequest.progress_interval_ms.
+	ProgressIntervalMs uint32 `protobuf:"varint,60,opt,name=progress_interval_ms,json=progressIntervalMs,proto3" json:"progress_interval_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *DurableSubscribe) Reset() {
 	*x = DurableSubscribe{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[12]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1076,7 @@ func (x *DurableSubscribe) String() string {
 func (*DurableSubscribe) ProtoMessage() {}
 
 func (x *DurableSubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[12]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1089,7 @@ func (x *DurableSubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DurableSubscribe.ProtoReflect.Descriptor instead.
 func (*DurableSubscribe) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{12}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DurableSubscribe) GetName() string {
@@ -1036,6 +1134,13 @@ func (x *DurableSubscribe) GetFailure() *DurableFailurePolicy {
 	return nil
 }
 
+func (x *DurableSubscribe) GetProgressIntervalMs() uint32 {
+	if x != nil {
+		return x.ProgressIntervalMs
+	}
+	return 0
+}
+
 // DurableFailurePolicy is what a durable stream does when its handler
 // fails on a batch: stop (max_deliveries 0: the stream ends, the cursor
 // stays before the batch), or deliver it up to max_deliveries times, with
@@ -1054,7 +1159,7 @@ type DurableFailurePolicy struct {
 
 func (x *DurableFailurePolicy) Reset() {
 	*x = DurableFailurePolicy{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1171,7 @@ func (x *DurableFailurePolicy) String() string {
 func (*DurableFailurePolicy) ProtoMessage() {}
 
 func (x *DurableFailurePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1184,7 @@ func (x *DurableFailurePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DurableFailurePolicy.ProtoReflect.Descriptor instead.
 func (*DurableFailurePolicy) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{13}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DurableFailurePolicy) GetMaxDeliveries() uint32 {
@@ -1118,7 +1223,7 @@ type GroupSpec struct {
 
 func (x *GroupSpec) Reset() {
 	*x = GroupSpec{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1235,7 @@ func (x *GroupSpec) String() string {
 func (*GroupSpec) ProtoMessage() {}
 
 func (x *GroupSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1248,7 @@ func (x *GroupSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupSpec.ProtoReflect.Descriptor instead.
 func (*GroupSpec) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{14}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GroupSpec) GetKey() string {
@@ -1173,7 +1278,7 @@ type DurableStart struct {
 
 func (x *DurableStart) Reset() {
 	*x = DurableStart{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1185,7 +1290,7 @@ func (x *DurableStart) String() string {
 func (*DurableStart) ProtoMessage() {}
 
 func (x *DurableStart) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1198,7 +1303,7 @@ func (x *DurableStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DurableStart.ProtoReflect.Descriptor instead.
 func (*DurableStart) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{15}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DurableStart) GetKind() DurableStartKind {
@@ -1230,7 +1335,7 @@ type DurableAck struct {
 
 func (x *DurableAck) Reset() {
 	*x = DurableAck{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[16]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1347,7 @@ func (x *DurableAck) String() string {
 func (*DurableAck) ProtoMessage() {}
 
 func (x *DurableAck) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[16]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1360,7 @@ func (x *DurableAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DurableAck.ProtoReflect.Descriptor instead.
 func (*DurableAck) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{16}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DurableAck) GetLastSequenceNumber() uint64 {
@@ -1281,7 +1386,7 @@ type DurableUnsubscribe struct {
 
 func (x *DurableUnsubscribe) Reset() {
 	*x = DurableUnsubscribe{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[17]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1293,7 +1398,7 @@ func (x *DurableUnsubscribe) String() string {
 func (*DurableUnsubscribe) ProtoMessage() {}
 
 func (x *DurableUnsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[17]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1306,7 +1411,7 @@ func (x *DurableUnsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DurableUnsubscribe.ProtoReflect.Descriptor instead.
 func (*DurableUnsubscribe) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{17}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{18}
 }
 
 type StreamDurableRequest struct {
@@ -1323,7 +1428,7 @@ type StreamDurableRequest struct {
 
 func (x *StreamDurableRequest) Reset() {
 	*x = StreamDurableRequest{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[18]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1440,7 @@ func (x *StreamDurableRequest) String() string {
 func (*StreamDurableRequest) ProtoMessage() {}
 
 func (x *StreamDurableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[18]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1453,7 @@ func (x *StreamDurableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamDurableRequest.ProtoReflect.Descriptor instead.
 func (*StreamDurableRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{18}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StreamDurableRequest) GetKind() isStreamDurableRequest_Kind {
@@ -1419,7 +1524,7 @@ type Released struct {
 
 func (x *Released) Reset() {
 	*x = Released{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[19]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1431,7 +1536,7 @@ func (x *Released) String() string {
 func (*Released) ProtoMessage() {}
 
 func (x *Released) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[19]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1444,7 +1549,7 @@ func (x *Released) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Released.ProtoReflect.Descriptor instead.
 func (*Released) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{19}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Released) GetCursor() uint64 {
@@ -1461,6 +1566,7 @@ type StreamDurableResponse struct {
 	//	*StreamDurableResponse_Subscribed
 	//	*StreamDurableResponse_Batch
 	//	*StreamDurableResponse_Released
+	//	*StreamDurableResponse_Progress
 	Kind          isStreamDurableResponse_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1468,7 +1574,7 @@ type StreamDurableResponse struct {
 
 func (x *StreamDurableResponse) Reset() {
 	*x = StreamDurableResponse{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[20]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1586,7 @@ func (x *StreamDurableResponse) String() string {
 func (*StreamDurableResponse) ProtoMessage() {}
 
 func (x *StreamDurableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[20]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1599,7 @@ func (x *StreamDurableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamDurableResponse.ProtoReflect.Descriptor instead.
 func (*StreamDurableResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{20}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StreamDurableResponse) GetKind() isStreamDurableResponse_Kind {
@@ -1530,6 +1636,15 @@ func (x *StreamDurableResponse) GetReleased() *Released {
 	return nil
 }
 
+func (x *StreamDurableResponse) GetProgress() *StreamProgress {
+	if x != nil {
+		if x, ok := x.Kind.(*StreamDurableResponse_Progress); ok {
+			return x.Progress
+		}
+	}
+	return nil
+}
+
 type isStreamDurableResponse_Kind interface {
 	isStreamDurableResponse_Kind()
 }
@@ -1546,11 +1661,17 @@ type StreamDurableResponse_Released struct {
 	Released *Released `protobuf:"bytes,3,opt,name=released,proto3,oneof"`
 }
 
+type StreamDurableResponse_Progress struct {
+	Progress *StreamProgress `protobuf:"bytes,60,opt,name=progress,proto3,oneof"`
+}
+
 func (*StreamDurableResponse_Subscribed) isStreamDurableResponse_Kind() {}
 
 func (*StreamDurableResponse_Batch) isStreamDurableResponse_Kind() {}
 
 func (*StreamDurableResponse_Released) isStreamDurableResponse_Kind() {}
+
+func (*StreamDurableResponse_Progress) isStreamDurableResponse_Kind() {}
 
 var File_factstr_v1_event_store_proto protoreflect.FileDescriptor
 
@@ -1595,11 +1716,16 @@ const file_factstr_v1_event_store_proto_rawDesc = "" +
 	"\rQueryResponse\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.factstr.v1.EventRecordR\x06events\x12A\n" +
 	"\x1dlast_returned_sequence_number\x18\x02 \x01(\x04R\x1alastReturnedSequenceNumber\x126\n" +
-	"\x17current_context_version\x18\x03 \x01(\x04R\x15currentContextVersion\"\x85\x01\n" +
+	"\x17current_context_version\x18\x03 \x01(\x04R\x15currentContextVersion\"\xb7\x01\n" +
 	"\rStreamRequest\x12,\n" +
 	"\x05query\x18\x01 \x01(\v2\x16.factstr.v1.EventQueryR\x05query\x12+\n" +
 	"\x04read\x18\x02 \x01(\v2\x17.factstr.v1.ReadOptionsR\x04read\x12\x19\n" +
-	"\bcatch_up\x18\x03 \x01(\bR\acatchUp\"I\n" +
+	"\bcatch_up\x18\x03 \x01(\bR\acatchUp\x120\n" +
+	"\x14progress_interval_ms\x18< \x01(\rR\x12progressIntervalMs\"\x81\x01\n" +
+	"\x0eStreamProgress\x12#\n" +
+	"\rapplied_index\x18\x01 \x01(\x04R\fappliedIndex\x12#\n" +
+	"\rcluster_index\x18\x02 \x01(\x04R\fclusterIndex\x12%\n" +
+	"\x0ebehind_seconds\x18\x03 \x01(\x01R\rbehindSeconds\"I\n" +
 	"\n" +
 	"Subscribed\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\x04R\x0esubscriptionId\x12\x12\n" +
@@ -1609,20 +1735,22 @@ const file_factstr_v1_event_store_proto_rawDesc = "" +
 	"\aattempt\x18\x14 \x01(\rR\aattempt\x12\x1e\n" +
 	"\n" +
 	"redelivery\x18\x15 \x01(\bR\n" +
-	"redelivery\"}\n" +
+	"redelivery\"\xb7\x01\n" +
 	"\x0eStreamResponse\x128\n" +
 	"\n" +
 	"subscribed\x18\x01 \x01(\v2\x16.factstr.v1.SubscribedH\x00R\n" +
 	"subscribed\x12)\n" +
-	"\x05batch\x18\x02 \x01(\v2\x11.factstr.v1.BatchH\x00R\x05batchB\x06\n" +
-	"\x04kind\"\x9a\x02\n" +
+	"\x05batch\x18\x02 \x01(\v2\x11.factstr.v1.BatchH\x00R\x05batch\x128\n" +
+	"\bprogress\x18< \x01(\v2\x1a.factstr.v1.StreamProgressH\x00R\bprogressB\x06\n" +
+	"\x04kind\"\xcc\x02\n" +
 	"\x10DurableSubscribe\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
 	"\x05query\x18\x02 \x01(\v2\x16.factstr.v1.EventQueryR\x05query\x12+\n" +
 	"\x04read\x18\x03 \x01(\v2\x17.factstr.v1.ReadOptionsR\x04read\x12.\n" +
 	"\x05start\x18\x04 \x01(\v2\x18.factstr.v1.DurableStartR\x05start\x12+\n" +
 	"\x05group\x18( \x01(\v2\x15.factstr.v1.GroupSpecR\x05group\x12:\n" +
-	"\afailure\x18\x14 \x01(\v2 .factstr.v1.DurableFailurePolicyR\afailure\"\x91\x01\n" +
+	"\afailure\x18\x14 \x01(\v2 .factstr.v1.DurableFailurePolicyR\afailure\x120\n" +
+	"\x14progress_interval_ms\x18< \x01(\rR\x12progressIntervalMs\"\x91\x01\n" +
 	"\x14DurableFailurePolicy\x12%\n" +
 	"\x0emax_deliveries\x18\x01 \x01(\rR\rmaxDeliveries\x12,\n" +
 	"\x12initial_backoff_ms\x18\x02 \x01(\x04R\x10initialBackoffMs\x12$\n" +
@@ -1646,13 +1774,14 @@ const file_factstr_v1_event_store_proto_rawDesc = "" +
 	"\vunsubscribe\x18\x03 \x01(\v2\x1e.factstr.v1.DurableUnsubscribeH\x00R\vunsubscribeB\x06\n" +
 	"\x04kind\"\"\n" +
 	"\bReleased\x12\x16\n" +
-	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\"\xb8\x01\n" +
+	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\"\xf2\x01\n" +
 	"\x15StreamDurableResponse\x128\n" +
 	"\n" +
 	"subscribed\x18\x01 \x01(\v2\x16.factstr.v1.SubscribedH\x00R\n" +
 	"subscribed\x12)\n" +
 	"\x05batch\x18\x02 \x01(\v2\x11.factstr.v1.BatchH\x00R\x05batch\x122\n" +
-	"\breleased\x18\x03 \x01(\v2\x14.factstr.v1.ReleasedH\x00R\breleasedB\x06\n" +
+	"\breleased\x18\x03 \x01(\v2\x14.factstr.v1.ReleasedH\x00R\breleased\x128\n" +
+	"\bprogress\x18< \x01(\v2\x1a.factstr.v1.StreamProgressH\x00R\bprogressB\x06\n" +
 	"\x04kind*\x92\x01\n" +
 	"\x10DurableStartKind\x12\"\n" +
 	"\x1eDURABLE_START_KIND_UNSPECIFIED\x10\x00\x12 \n" +
@@ -1680,7 +1809,7 @@ func file_factstr_v1_event_store_proto_rawDescGZIP() []byte {
 }
 
 var file_factstr_v1_event_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_factstr_v1_event_store_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_factstr_v1_event_store_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_factstr_v1_event_store_proto_goTypes = []any{
 	(DurableStartKind)(0),         // 0: factstr.v1.DurableStartKind
 	(*AppendRequest)(nil),         // 1: factstr.v1.AppendRequest
@@ -1692,68 +1821,71 @@ var file_factstr_v1_event_store_proto_goTypes = []any{
 	(*QueryRequest)(nil),          // 7: factstr.v1.QueryRequest
 	(*QueryResponse)(nil),         // 8: factstr.v1.QueryResponse
 	(*StreamRequest)(nil),         // 9: factstr.v1.StreamRequest
-	(*Subscribed)(nil),            // 10: factstr.v1.Subscribed
-	(*Batch)(nil),                 // 11: factstr.v1.Batch
-	(*StreamResponse)(nil),        // 12: factstr.v1.StreamResponse
-	(*DurableSubscribe)(nil),      // 13: factstr.v1.DurableSubscribe
-	(*DurableFailurePolicy)(nil),  // 14: factstr.v1.DurableFailurePolicy
-	(*GroupSpec)(nil),             // 15: factstr.v1.GroupSpec
-	(*DurableStart)(nil),          // 16: factstr.v1.DurableStart
-	(*DurableAck)(nil),            // 17: factstr.v1.DurableAck
-	(*DurableUnsubscribe)(nil),    // 18: factstr.v1.DurableUnsubscribe
-	(*StreamDurableRequest)(nil),  // 19: factstr.v1.StreamDurableRequest
-	(*Released)(nil),              // 20: factstr.v1.Released
-	(*StreamDurableResponse)(nil), // 21: factstr.v1.StreamDurableResponse
-	(*Event)(nil),                 // 22: factstr.v1.Event
-	(*EventQuery)(nil),            // 23: factstr.v1.EventQuery
-	(*ReadOptions)(nil),           // 24: factstr.v1.ReadOptions
-	(*EventRecord)(nil),           // 25: factstr.v1.EventRecord
+	(*StreamProgress)(nil),        // 10: factstr.v1.StreamProgress
+	(*Subscribed)(nil),            // 11: factstr.v1.Subscribed
+	(*Batch)(nil),                 // 12: factstr.v1.Batch
+	(*StreamResponse)(nil),        // 13: factstr.v1.StreamResponse
+	(*DurableSubscribe)(nil),      // 14: factstr.v1.DurableSubscribe
+	(*DurableFailurePolicy)(nil),  // 15: factstr.v1.DurableFailurePolicy
+	(*GroupSpec)(nil),             // 16: factstr.v1.GroupSpec
+	(*DurableStart)(nil),          // 17: factstr.v1.DurableStart
+	(*DurableAck)(nil),            // 18: factstr.v1.DurableAck
+	(*DurableUnsubscribe)(nil),    // 19: factstr.v1.DurableUnsubscribe
+	(*StreamDurableRequest)(nil),  // 20: factstr.v1.StreamDurableRequest
+	(*Released)(nil),              // 21: factstr.v1.Released
+	(*StreamDurableResponse)(nil), // 22: factstr.v1.StreamDurableResponse
+	(*Event)(nil),                 // 23: factstr.v1.Event
+	(*EventQuery)(nil),            // 24: factstr.v1.EventQuery
+	(*ReadOptions)(nil),           // 25: factstr.v1.ReadOptions
+	(*EventRecord)(nil),           // 26: factstr.v1.EventRecord
 }
 var file_factstr_v1_event_store_proto_depIdxs = []int32{
-	22, // 0: factstr.v1.AppendRequest.events:type_name -> factstr.v1.Event
-	22, // 1: factstr.v1.AppendIfRequest.events:type_name -> factstr.v1.Event
-	23, // 2: factstr.v1.AppendIfRequest.context:type_name -> factstr.v1.EventQuery
+	23, // 0: factstr.v1.AppendRequest.events:type_name -> factstr.v1.Event
+	23, // 1: factstr.v1.AppendIfRequest.events:type_name -> factstr.v1.Event
+	24, // 2: factstr.v1.AppendIfRequest.context:type_name -> factstr.v1.EventQuery
 	1,  // 3: factstr.v1.WritesRequest.append:type_name -> factstr.v1.AppendRequest
 	3,  // 4: factstr.v1.WritesRequest.append_if:type_name -> factstr.v1.AppendIfRequest
 	2,  // 5: factstr.v1.WritesResponse.append:type_name -> factstr.v1.AppendResponse
 	4,  // 6: factstr.v1.WritesResponse.append_if:type_name -> factstr.v1.AppendIfResponse
-	23, // 7: factstr.v1.QueryRequest.query:type_name -> factstr.v1.EventQuery
-	24, // 8: factstr.v1.QueryRequest.read:type_name -> factstr.v1.ReadOptions
-	25, // 9: factstr.v1.QueryResponse.events:type_name -> factstr.v1.EventRecord
-	23, // 10: factstr.v1.StreamRequest.query:type_name -> factstr.v1.EventQuery
-	24, // 11: factstr.v1.StreamRequest.read:type_name -> factstr.v1.ReadOptions
-	25, // 12: factstr.v1.Batch.events:type_name -> factstr.v1.EventRecord
-	10, // 13: factstr.v1.StreamResponse.subscribed:type_name -> factstr.v1.Subscribed
-	11, // 14: factstr.v1.StreamResponse.batch:type_name -> factstr.v1.Batch
-	23, // 15: factstr.v1.DurableSubscribe.query:type_name -> factstr.v1.EventQuery
-	24, // 16: factstr.v1.DurableSubscribe.read:type_name -> factstr.v1.ReadOptions
-	16, // 17: factstr.v1.DurableSubscribe.start:type_name -> factstr.v1.DurableStart
-	15, // 18: factstr.v1.DurableSubscribe.group:type_name -> factstr.v1.GroupSpec
-	14, // 19: factstr.v1.DurableSubscribe.failure:type_name -> factstr.v1.DurableFailurePolicy
-	0,  // 20: factstr.v1.DurableStart.kind:type_name -> factstr.v1.DurableStartKind
-	13, // 21: factstr.v1.StreamDurableRequest.subscribe:type_name -> factstr.v1.DurableSubscribe
-	17, // 22: factstr.v1.StreamDurableRequest.ack:type_name -> factstr.v1.DurableAck
-	18, // 23: factstr.v1.StreamDurableRequest.unsubscribe:type_name -> factstr.v1.DurableUnsubscribe
-	10, // 24: factstr.v1.StreamDurableResponse.subscribed:type_name -> factstr.v1.Subscribed
-	11, // 25: factstr.v1.StreamDurableResponse.batch:type_name -> factstr.v1.Batch
-	20, // 26: factstr.v1.StreamDurableResponse.released:type_name -> factstr.v1.Released
-	1,  // 27: factstr.v1.EventStoreService.Append:input_type -> factstr.v1.AppendRequest
-	3,  // 28: factstr.v1.EventStoreService.AppendIf:input_type -> factstr.v1.AppendIfRequest
-	5,  // 29: factstr.v1.EventStoreService.Writes:input_type -> factstr.v1.WritesRequest
-	7,  // 30: factstr.v1.EventStoreService.Query:input_type -> factstr.v1.QueryRequest
-	9,  // 31: factstr.v1.EventStoreService.Stream:input_type -> factstr.v1.StreamRequest
-	19, // 32: factstr.v1.EventStoreService.StreamDurable:input_type -> factstr.v1.StreamDurableRequest
-	2,  // 33: factstr.v1.EventStoreService.Append:output_type -> factstr.v1.AppendResponse
-	4,  // 34: factstr.v1.EventStoreService.AppendIf:output_type -> factstr.v1.AppendIfResponse
-	6,  // 35: factstr.v1.EventStoreService.Writes:output_type -> factstr.v1.WritesResponse
-	8,  // 36: factstr.v1.EventStoreService.Query:output_type -> factstr.v1.QueryResponse
-	12, // 37: factstr.v1.EventStoreService.Stream:output_type -> factstr.v1.StreamResponse
-	21, // 38: factstr.v1.EventStoreService.StreamDurable:output_type -> factstr.v1.StreamDurableResponse
-	33, // [33:39] is the sub-list for method output_type
-	27, // [27:33] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	24, // 7: factstr.v1.QueryRequest.query:type_name -> factstr.v1.EventQuery
+	25, // 8: factstr.v1.QueryRequest.read:type_name -> factstr.v1.ReadOptions
+	26, // 9: factstr.v1.QueryResponse.events:type_name -> factstr.v1.EventRecord
+	24, // 10: factstr.v1.StreamRequest.query:type_name -> factstr.v1.EventQuery
+	25, // 11: factstr.v1.StreamRequest.read:type_name -> factstr.v1.ReadOptions
+	26, // 12: factstr.v1.Batch.events:type_name -> factstr.v1.EventRecord
+	11, // 13: factstr.v1.StreamResponse.subscribed:type_name -> factstr.v1.Subscribed
+	12, // 14: factstr.v1.StreamResponse.batch:type_name -> factstr.v1.Batch
+	10, // 15: factstr.v1.StreamResponse.progress:type_name -> factstr.v1.StreamProgress
+	24, // 16: factstr.v1.DurableSubscribe.query:type_name -> factstr.v1.EventQuery
+	25, // 17: factstr.v1.DurableSubscribe.read:type_name -> factstr.v1.ReadOptions
+	17, // 18: factstr.v1.DurableSubscribe.start:type_name -> factstr.v1.DurableStart
+	16, // 19: factstr.v1.DurableSubscribe.group:type_name -> factstr.v1.GroupSpec
+	15, // 20: factstr.v1.DurableSubscribe.failure:type_name -> factstr.v1.DurableFailurePolicy
+	0,  // 21: factstr.v1.DurableStart.kind:type_name -> factstr.v1.DurableStartKind
+	14, // 22: factstr.v1.StreamDurableRequest.subscribe:type_name -> factstr.v1.DurableSubscribe
+	18, // 23: factstr.v1.StreamDurableRequest.ack:type_name -> factstr.v1.DurableAck
+	19, // 24: factstr.v1.StreamDurableRequest.unsubscribe:type_name -> factstr.v1.DurableUnsubscribe
+	11, // 25: factstr.v1.StreamDurableResponse.subscribed:type_name -> factstr.v1.Subscribed
+	12, // 26: factstr.v1.StreamDurableResponse.batch:type_name -> factstr.v1.Batch
+	21, // 27: factstr.v1.StreamDurableResponse.released:type_name -> factstr.v1.Released
+	10, // 28: factstr.v1.StreamDurableResponse.progress:type_name -> factstr.v1.StreamProgress
+	1,  // 29: factstr.v1.EventStoreService.Append:input_type -> factstr.v1.AppendRequest
+	3,  // 30: factstr.v1.EventStoreService.AppendIf:input_type -> factstr.v1.AppendIfRequest
+	5,  // 31: factstr.v1.EventStoreService.Writes:input_type -> factstr.v1.WritesRequest
+	7,  // 32: factstr.v1.EventStoreService.Query:input_type -> factstr.v1.QueryRequest
+	9,  // 33: factstr.v1.EventStoreService.Stream:input_type -> factstr.v1.StreamRequest
+	20, // 34: factstr.v1.EventStoreService.StreamDurable:input_type -> factstr.v1.StreamDurableRequest
+	2,  // 35: factstr.v1.EventStoreService.Append:output_type -> factstr.v1.AppendResponse
+	4,  // 36: factstr.v1.EventStoreService.AppendIf:output_type -> factstr.v1.AppendIfResponse
+	6,  // 37: factstr.v1.EventStoreService.Writes:output_type -> factstr.v1.WritesResponse
+	8,  // 38: factstr.v1.EventStoreService.Query:output_type -> factstr.v1.QueryResponse
+	13, // 39: factstr.v1.EventStoreService.Stream:output_type -> factstr.v1.StreamResponse
+	22, // 40: factstr.v1.EventStoreService.StreamDurable:output_type -> factstr.v1.StreamDurableResponse
+	35, // [35:41] is the sub-list for method output_type
+	29, // [29:35] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_factstr_v1_event_store_proto_init() }
@@ -1772,19 +1904,21 @@ func file_factstr_v1_event_store_proto_init() {
 		(*WritesResponse_AppendIf)(nil),
 		(*WritesResponse_Status)(nil),
 	}
-	file_factstr_v1_event_store_proto_msgTypes[11].OneofWrappers = []any{
+	file_factstr_v1_event_store_proto_msgTypes[12].OneofWrappers = []any{
 		(*StreamResponse_Subscribed)(nil),
 		(*StreamResponse_Batch)(nil),
+		(*StreamResponse_Progress)(nil),
 	}
-	file_factstr_v1_event_store_proto_msgTypes[18].OneofWrappers = []any{
+	file_factstr_v1_event_store_proto_msgTypes[19].OneofWrappers = []any{
 		(*StreamDurableRequest_Subscribe)(nil),
 		(*StreamDurableRequest_Ack)(nil),
 		(*StreamDurableRequest_Unsubscribe)(nil),
 	}
-	file_factstr_v1_event_store_proto_msgTypes[20].OneofWrappers = []any{
+	file_factstr_v1_event_store_proto_msgTypes[21].OneofWrappers = []any{
 		(*StreamDurableResponse_Subscribed)(nil),
 		(*StreamDurableResponse_Batch)(nil),
 		(*StreamDurableResponse_Released)(nil),
+		(*StreamDurableResponse_Progress)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1792,7 +1926,7 @@ func file_factstr_v1_event_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_factstr_v1_event_store_proto_rawDesc), len(file_factstr_v1_event_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
