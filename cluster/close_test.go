@@ -62,7 +62,7 @@ func TestGracefulCloseStoresFinalCursor(t *testing.T) {
 	}
 
 	other := c.running()[0]
-	info, err := other.GetDurable(ctx, "d")
+	info, err := other.DurableAdmin().GetDurable(ctx, "d")
 	if err != nil {
 		t.Fatal(err)
 	}

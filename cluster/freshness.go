@@ -80,29 +80,29 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
-// probeFreshness learns the leader's commit index every
-// freshnessProbeEvery until the node closes.
-func (n *Node) probeFreshness() {
-	defer n.wg.Done()
+// probe learns the leader's commit index every freshnessProbeEvery until
+// ctx ends: a leader reads its own, a follower asks through reads.
+func (f *freshness) probe(ctx context.Context, wg *sync.WaitGroup, r *raft.Raft, reads *readIndex) {
+	defer wg.Done()
 	t := time.NewTicker(freshnessProbeEvery)
 	defer t.Stop()
 	for {
 		select {
-		case <-n.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 		start := time.Now()
-		if n.raft.State() == raft.Leader {
+		if r.State() == raft.Leader {
 			// The leader's own commit index; it applies it at once.
-			n.fresh.observe(start, n.raft.CommitIndex())
+			f.observe(start, r.CommitIndex())
 			continue
 		}
-		ctx, cancel := context.WithTimeout(n.ctx, 2*freshnessProbeEvery)
-		idx, err := n.reads.index(ctx)
+		pctx, cancel := context.WithTimeout(ctx, 2*freshnessProbeEvery)
+		idx, err := reads.index(pctx)
 		cancel()
 		if err == nil {
-			n.fresh.observe(start, idx)
+			f.observe(start, idx)
 		}
 	}
 }

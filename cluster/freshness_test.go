@@ -128,7 +128,7 @@ func TestStreamsMoveOffACutOffFollower(t *testing.T) {
 	if info.Streams != 0 {
 		t.Fatalf("the cut-off follower still serves %d streams", info.Streams)
 	}
-	d, err := leader.GetDurable(ctx, "projection")
+	d, err := leader.DurableAdmin().GetDurable(ctx, "projection")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -240,7 +240,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 
 	n.proposer.start(n.ctx, &n.wg)
 	n.wg.Add(5)
-	go n.probeFreshness()
+	go n.fresh.probe(n.ctx, &n.wg, n.raft, n.reads)
 	go n.leader.loop(n.ctx, &n.wg)
 	go n.join.bootstrap(n.ctx, &n.wg, hasState)
 	go n.join.learnClusterID(n.ctx, &n.wg)
@@ -429,7 +429,7 @@ func (n *Node) Close() error {
 		if serr := n.raft.Shutdown().Error(); serr != nil {
 			err = serr
 		}
-		n.waitGoroutines()
+		waitBounded(n.log, &n.wg, closeGoroutinesTimeout)
 		n.peers.close()
 		n.fsm.Close()
 		n.readyTerm.Close()
@@ -438,23 +438,22 @@ func (n *Node) Close() error {
 	return err
 }
 
-// waitGoroutines waits for the node's goroutines, up to
-// closeGoroutinesTimeout. A proposal whose entry had committed and was
+// waitBounded waits for the node's goroutines (wg), up to timeout. A proposal whose entry had committed and was
 // queued for the state machine when Raft shut down never gets an answer
 // (hashicorp/raft's FSM loop returns without draining its queue), so the
 // proposer goroutine waiting for it would hold Close forever (seen once in
 // TestConformanceOnFollower's cleanup). That goroutine touches nothing
 // after the answer that never comes, so Close can go on without it.
-func (n *Node) waitGoroutines() {
+func waitBounded(log *slog.Logger, wg *sync.WaitGroup, timeout time.Duration) {
 	done := make(chan struct{})
 	go func() {
-		n.wg.Wait()
+		wg.Wait()
 		close(done)
 	}()
 	select {
 	case <-done:
-	case <-time.After(closeGoroutinesTimeout):
-		n.log.Warn("close: node goroutines still running after raft shut down; going on without them", "waited", closeGoroutinesTimeout)
+	case <-time.After(timeout):
+		log.Warn("close: node goroutines still running after raft shut down; going on without them", "waited", timeout)
 	}
 }
 
@@ -474,7 +473,7 @@ func (n *Node) kill() {
 		_ = n.ml.Shutdown()
 		_ = n.raft.Shutdown().Error()
 		n.engine.Close()
-		n.waitGoroutines()
+		waitBounded(n.log, &n.wg, closeGoroutinesTimeout)
 		n.peers.close()
 		n.fsm.Close()
 		n.readyTerm.Close()

@@ -40,7 +40,8 @@ latency percentiles (HdrHistogram) and errors by kind.
   durable    --consumers durable consumers (StreamToDurable, each its own
              name, from the end) follow while the workers append; reports
              their lag (commit time to handler: p50, p99, max) and the
-             events they handle per second; use --rate for a steady load
+             events they handle per second; use --rate for a steady load;
+             --group-members N runs one consumer group of N members instead
 
 Exits with status 1 when no operation succeeded; operations still
 unanswered after a second when the run ends count as unanswered_at_end.`
@@ -60,6 +61,7 @@ type benchFlags struct {
 	on            string
 	subscribers   int
 	consumers     int
+	groupMembers  int
 	rate          float64
 	quiet         bool
 	progressEvery time.Duration
@@ -81,6 +83,7 @@ func benchFlagSet(f *benchFlags) *flag.FlagSet {
 	fs.StringVar(&f.on, "on", "any", "send requests to: any (every --addr), leader or follower (found through admin status; an --addr whose node has that role, else the member's advertised address)")
 	fs.IntVar(&f.subscribers, "subscribers", 10, "stream: live subscribers")
 	fs.IntVar(&f.consumers, "consumers", 1, "durable: durable consumers, each on a name of its own")
+	fs.IntVar(&f.groupMembers, "group-members", 0, "durable: instead of --consumers, this many members of one consumer group (partitioned by the appending worker)")
 	fs.Float64Var(&f.rate, "rate", 0, "operations per second over all workers (0: as fast as they go)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress lines on stderr")
 	fs.DurationVar(&f.progressEvery, "progress-every", time.Second, "interval of progress lines")
@@ -107,6 +110,9 @@ func cmdBench(ctx context.Context, args []string) error {
 	}
 	if f.concurrency < 1 || f.connections < 1 || f.batch < 1 || f.contexts < 1 || f.consumers < 1 {
 		return usagef("--concurrency, --connections, --batch, --contexts and --consumers must be at least 1")
+	}
+	if f.groupMembers < 0 || f.groupMembers > contract.MaxGroupMembers {
+		return usagef("--group-members must be 0 to %d", contract.MaxGroupMembers)
 	}
 	targets, err := f.targets(ctx)
 	if err != nil {

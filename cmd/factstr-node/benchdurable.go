@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,9 @@ import (
 type consumer struct {
 	name      string
 	subscribe func(ctx context.Context, handler contract.StreamHandler) (contract.Subscription, error)
+	// group: the consumer is one member of the consumer group name; the
+	// members record into one consumerStats.
+	group bool
 }
 
 // consumerStats records what one consumer handled: the lag of each event
@@ -32,6 +36,9 @@ type consumerStats struct {
 	handled    int64
 	duplicates int64
 	last       uint64
+	// seen replaces last for a consumer group, whose members handle
+	// their partitions' events in no common order.
+	seen map[uint64]bool
 }
 
 // handle records the events after *from (the warm-up's last) while
@@ -42,11 +49,17 @@ func (st *consumerStats) handle(measuring *atomic.Bool, from *atomic.Uint64) con
 		st.mu.Lock()
 		defer st.mu.Unlock()
 		for _, ev := range batch {
-			if ev.SequenceNumber <= st.last {
+			if st.seen != nil {
+				if st.seen[ev.SequenceNumber] {
+					st.duplicates++
+					continue
+				}
+				st.seen[ev.SequenceNumber] = true
+			} else if ev.SequenceNumber <= st.last {
 				st.duplicates++
 				continue
 			}
-			st.last = ev.SequenceNumber
+			st.last = max(st.last, ev.SequenceNumber)
 			if measuring.Load() && ev.SequenceNumber > from.Load() {
 				_ = st.hist.RecordValue(max(now.Sub(ev.OccurredAt).Microseconds(), 1))
 				st.handled++
@@ -57,8 +70,21 @@ func (st *consumerStats) handle(measuring *atomic.Bool, from *atomic.Uint64) con
 }
 
 // durableConsumers are --consumers durable consumers, each on a name of
-// its own, started at the end of the log, spread over the connections.
+// its own, started at the end of the log, spread over the connections;
+// with --group-members N, N members of one consumer group instead,
+// partitioned by the appending worker.
 func (f *benchFlags) durableConsumers(conns []*client.Client, q contract.EventQuery, run string) []consumer {
+	if f.groupMembers > 0 {
+		name := "bench-group-" + run
+		out := make([]consumer, f.groupMembers)
+		for i := range out {
+			c := conns[i%len(conns)]
+			out[i] = consumer{name: name, group: true, subscribe: func(ctx context.Context, h contract.StreamHandler) (contract.Subscription, error) {
+				return c.StreamToDurable(ctx, name, q, h, contract.StartAtEnd(), contract.Group(contract.KeyField("w"), contract.DefaultGroupPartitions))
+			}}
+		}
+		return out
+	}
 	out := make([]consumer, f.consumers)
 	for i := range out {
 		name := fmt.Sprintf("bench-durable-%s-%d", run, i)
@@ -81,6 +107,7 @@ func (f *benchFlags) durable(ctx context.Context, conns []*client.Client, opts l
 	var measuring atomic.Bool
 	var from, warmLast atomic.Uint64
 	stats := make([]*consumerStats, len(consumers))
+	names := map[string]bool{}
 	var subs []contract.Subscription
 	defer func() {
 		for _, s := range subs {
@@ -88,15 +115,27 @@ func (f *benchFlags) durable(ctx context.Context, conns []*client.Client, opts l
 		}
 		// The names are the run's own: delete them (needs the admin role;
 		// a reader's run leaves them, which is harmless).
-		for _, c := range consumers {
+		for name := range names {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			_ = conns[0].DeleteDurable(dctx, c.name, true)
+			_ = conns[0].DeleteDurable(dctx, name, true)
 			cancel()
 		}
 	}()
+	var groupStats *consumerStats
 	for i, c := range consumers {
-		stats[i] = &consumerStats{hist: load.NewHistogram()}
-		sub, err := c.subscribe(ctx, stats[i].handle(&measuring, &from))
+		names[c.name] = true
+		switch {
+		case !c.group:
+			stats[i] = &consumerStats{hist: load.NewHistogram()}
+		case groupStats == nil:
+			groupStats = &consumerStats{hist: load.NewHistogram(), seen: map[uint64]bool{}}
+			stats[i] = groupStats
+		}
+		st := stats[i]
+		if st == nil {
+			st = groupStats
+		}
+		sub, err := c.subscribe(ctx, st.handle(&measuring, &from))
 		if err != nil {
 			return load.Result{}, fmt.Errorf("durable consumer %s: %w", c.name, err)
 		}
@@ -130,7 +169,8 @@ func (f *benchFlags) durable(ctx context.Context, conns []*client.Client, opts l
 	res := load.Run(ctx, opts, countCutOff(op, cutOff))
 	// Events appended while measuring are all counted by the consumers
 	// (none during the warm-up is): wait for them to drain.
-	want := written.Load() * int64(len(consumers))
+	want := written.Load() * int64(len(names)) // a group handles each event once
+	stats = slices.DeleteFunc(stats, func(st *consumerStats) bool { return st == nil })
 	var handled, dups int64
 	drain := time.Now().Add(30 * time.Second)
 	for {
@@ -155,7 +195,8 @@ func (f *benchFlags) durable(ctx context.Context, conns []*client.Client, opts l
 	}
 	l := load.LatencyOf(h)
 	res.Extra = map[string]float64{
-		"consumers":                float64(len(consumers)),
+		"consumers":                float64(len(names)),
+		"group_members":            float64(f.groupMembers),
 		"handled_events":           float64(handled),
 		"missing_events":           float64(max(want-handled, 0)),
 		"duplicate_events":         float64(dups),
