@@ -39,7 +39,9 @@ func TestBenchDurableWorkload(t *testing.T) {
 			if res.Ops == 0 || x["appended_events_measured"] == 0 {
 				t.Fatalf("nothing appended while measuring: %+v", res)
 			}
-			if x["handled_events"] != float64(tc.names)*x["appended_events_measured"] || x["missing_events"] != 0 || x["duplicate_events"] != 0 {
+			// An append cut off at the end may commit unacknowledged: its
+			// events are handled on top of the measured ones.
+			if x["handled_events"] < float64(tc.names)*x["appended_events_measured"] || x["missing_events"] != 0 || x["duplicate_events"] != 0 {
 				t.Fatalf("handled %v of %v appended events (missing %v, duplicates %v); want each event once per name (%d)",
 					x["handled_events"], x["appended_events_measured"], x["missing_events"], x["duplicate_events"], tc.names)
 			}
