@@ -199,7 +199,7 @@ func (a *Admin) Remove(ctx context.Context, id string) error {
 // leader's reconcile loop cannot see it still alive and add it back.
 func (a *Admin) Leave(ctx context.Context) error {
 	if a.n.raft.State() == raft.Leader && voterCount(a.n.raft) > 1 {
-		if err := a.n.raft.LeadershipTransfer().Error(); err != nil {
+		if err := a.handOver().Error(); err != nil {
 			return fmt.Errorf("hand leadership over before leaving: %w", err)
 		}
 	}
@@ -265,7 +265,7 @@ func (a *Admin) TransferLeadership(ctx context.Context, id string) (string, erro
 	}
 	var f raft.Future
 	if id == "" {
-		f = a.n.raft.LeadershipTransfer()
+		f = a.handOver()
 	} else {
 		var addr raft.ServerAddress
 		cf := a.n.raft.GetConfiguration()
@@ -287,6 +287,31 @@ func (a *Admin) TransferLeadership(ctx context.Context, id string) (string, erro
 	}
 	lid, err := a.n.WaitLeader(ctx)
 	return lid, err
+}
+
+// handOver transfers leadership to a voter that can win the election it
+// is asked to start: one whose data directory the cluster has recorded
+// (its vote gate lets it campaign; see voteGate), as gossip shows it now.
+// A voter the leader has not recorded yet (a cluster that has just formed,
+// a wiped node coming back) would not campaign, and the cluster would wait
+// for an election timeout with no leader. With no such voter, hashicorp/
+// raft picks the most up-to-date one.
+func (a *Admin) handOver() raft.Future {
+	cf := a.n.raft.GetConfiguration()
+	recs, err := a.n.store.Incarnations()
+	if cf.Error() != nil || err != nil || a.n.ml == nil {
+		return a.n.raft.LeadershipTransfer()
+	}
+	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage != raft.Voter || string(s.ID) == a.n.cfg.NodeID {
+			continue
+		}
+		m, ok := a.n.ml.Lookup(string(s.ID))
+		if ok && m.Meta.Incarnation != "" && recs[string(s.ID)] == m.Meta.Incarnation {
+			return a.n.raft.LeadershipTransferToServer(s.ID, s.Address)
+		}
+	}
+	return a.n.raft.LeadershipTransfer()
 }
 
 // SnapshotSave writes a consistent copy of this node's state, after a

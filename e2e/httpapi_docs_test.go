@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/internal/testcluster"
 )
 
@@ -50,8 +52,15 @@ func TestAPIDocsCurlExamples(t *testing.T) {
 		"127.0.0.1:7412", c.Node(1).GossipAddr(), // n2's gossip address (join)
 	)
 	env := append(os.Environ(), "FACTSTR_TOKEN=unused-without-tokens")
+	parkedReady := false
 	for i, line := range lines {
 		cmdline := replace.Replace(line)
+		if strings.Contains(line, "/parked") && !parkedReady {
+			// The parked-event examples manage the name "outbox", which a
+			// service creates with the retry-then-park policy.
+			parkSomething(t, c, "outbox")
+			parkedReady = true
+		}
 		if strings.Contains(line, "/stream") {
 			runStreamExample(t, cmdline, env)
 			continue
@@ -79,6 +88,26 @@ func TestAPIDocsCurlExamples(t *testing.T) {
 			time.Sleep(200 * time.Millisecond) // the cluster is electing; retry as documented
 		}
 	}
+}
+
+// parkSomething creates durable name with retry-then-park (one attempt)
+// through a Go client whose handler refuses everything, waits until a
+// batch is parked, and unsubscribes.
+func parkSomething(t *testing.T, c *testcluster.Cluster, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := c.Client(t)
+	refuse := func(context.Context, []contract.EventRecord) error { return errors.New("smtp: 550 mailbox unavailable") }
+	sub, err := cl.StreamAllDurable(ctx, name, refuse, contract.RetryThenPark(1, 10*time.Millisecond, 10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sub.Unsubscribe(); <-sub.Done() }()
+	waitFor(t, 30*time.Second, func() bool {
+		ps, err := cl.ListParked(ctx, name, 0, 1)
+		return err == nil && len(ps) > 0
+	}, func() string { return "a parked event of " + name })
 }
 
 // runStreamExample runs a streaming curl line until it printed
