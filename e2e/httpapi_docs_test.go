@@ -98,7 +98,9 @@ func parkSomething(t *testing.T, c *testcluster.Cluster, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl := c.Client(t)
-	refuse := func(context.Context, []contract.EventRecord) error { return errors.New("smtp: 550 mailbox unavailable") }
+	refuse := func(context.Context, []contract.EventRecord) error {
+		return errors.New("smtp: 550 mailbox unavailable")
+	}
 	sub, err := cl.StreamAllDurable(ctx, name, refuse, contract.RetryThenPark(1, 10*time.Millisecond, 10*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
