@@ -352,6 +352,9 @@ type Info struct {
 	// DurablePositions maps each durable stream this node serves to the
 	// sequence number through which it has handled or passed the log.
 	DurablePositions map[string]uint64
+	// GroupMembers maps each consumer group with members on this node to
+	// each member's (holder's) position: the lowest of its partitions'.
+	GroupMembers map[string]map[string]uint64
 	// ClusterIndex is the highest leader commit index the node has
 	// learned; Behind how far its state may be behind the leader's
 	// (Freshness).
@@ -370,7 +373,7 @@ func (n *Node) Info() Info {
 	return Info{
 		ID: n.cfg.NodeID, ClusterID: n.ident.ClusterID(), LeaderID: n.LeaderID(), Leader: n.raft.State() == raft.Leader,
 		DataDir: n.cfg.DataDir, AppliedIndex: applied, Head: n.store.Head(), DiskLow: n.disk.Low(),
-		Streams: n.engine.Count(), DurablePositions: n.engine.DurablePositions(),
+		Streams: n.engine.Count(), DurablePositions: n.engine.DurablePositions(), GroupMembers: n.engine.GroupMemberPositions(),
 		ClusterIndex: clusterIndex, Behind: behind, LiveLag: liveLag, LiveBehind: liveBehind,
 	}
 }

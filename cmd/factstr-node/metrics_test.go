@@ -141,3 +141,40 @@ func scrape(t *testing.T, url string) string {
 	}
 	return string(b)
 }
+
+// TestGroupMemberLagMetric: a consumer group member served by the node
+// reports its own lag, by member, and it returns to 0 once the member has
+// handled what was appended.
+func TestGroupMemberLagMetric(t *testing.T) {
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freeport.T(t, true))
+	c := startServe(t, "--metrics-addr", metricsAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	handled := make(chan struct{}, 16)
+	sub, err := c.StreamAllDurable(ctx, "ledger", func(context.Context, []contract.EventRecord) error {
+		handled <- struct{}{}
+		return nil
+	}, contract.Group(contract.KeyEventType(), 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if _, err := c.Append(ctx, []contract.NewEvent{{Type: "a", Payload: json.RawMessage(`{}`)}, {Type: "b", Payload: json.RawMessage(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-handled:
+	case <-ctx.Done():
+		t.Fatal("the member handled nothing")
+	}
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		body = scrape(t, "http://"+metricsAddr+"/metrics")
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "factstr_group_member_lag_events{member=") && strings.HasSuffix(line, `name="ledger"} 0`) {
+				return
+			}
+		}
+	}
+	t.Fatalf("no factstr_group_member_lag_events line for the member of ledger at 0:\n%s", body)
+}

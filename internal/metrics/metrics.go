@@ -339,6 +339,7 @@ var (
 	descLagEv       = prometheus.NewDesc(namespace+"_durable_stream_lag_events", "Log positions between the head and what a durable stream served by this node has delivered and had acknowledged, or passed without a match (0 when caught up).", []string{"name"}, nil)
 	descBehind      = desc("node_behind_seconds", "How far this node's state may be behind the Raft leader's: the time since it last had applied everything the leader had committed (about 0.25 s when it follows; it grows while the node is cut off, backed off or without a leader). Streams it serves are moved by Go clients past their bound.")
 	descBehindIdx   = desc("node_behind_entries", "The highest leader commit index this node has learned minus the index it has applied.")
+	descMemberLag   = prometheus.NewDesc(namespace+"_group_member_lag_events", "Log positions between the head and the lowest position of the partitions a consumer group member on this node holds (0 when caught up).", []string{"name", "member"}, nil)
 	descLiveLag     = desc("live_stream_lag_events", "The largest head minus delivered position among the live streams this node serves (0 when all are caught up).")
 	descLiveBehind  = desc("live_streams_behind", "How many live streams this node serves have not yet delivered up to its head.")
 	descLagSecs     = prometheus.NewDesc(namespace+"_durable_stream_lag_seconds", "0 when a durable stream served by this node has delivered everything; else the age of the last event it delivered (an upper bound on how far behind it is).", []string{"name"}, nil)
@@ -349,7 +350,7 @@ func desc(name, help string) *prometheus.Desc {
 }
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTerm, descCommit, descRaftApplied, descLastLog, descFSMApplied, descState, descLeader, descHead, descFileSize, descStreams, descLagEv, descLagSecs, descBehind, descBehindIdx, descLiveLag, descLiveBehind} {
+	for _, d := range []*prometheus.Desc{descTerm, descCommit, descRaftApplied, descLastLog, descFSMApplied, descState, descLeader, descHead, descFileSize, descStreams, descLagEv, descLagSecs, descMemberLag, descBehind, descBehindIdx, descLiveLag, descLiveBehind} {
 		ch <- d
 	}
 }
@@ -420,5 +421,10 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descLagEv, lag, name)
 		gauge(descLagSecs, secs, name)
+	}
+	for group, members := range info.GroupMembers {
+		for member, pos := range members {
+			gauge(descMemberLag, float64(head-min(head, pos)), group, member)
+		}
 	}
 }

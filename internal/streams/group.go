@@ -574,3 +574,32 @@ func giveBack(s *subscription, gate *sync.Mutex) {
 	gate.Unlock()
 	s.stop(nil)
 }
+
+// GroupMemberPositions returns, for each consumer group with members on
+// this engine, each member's position: the lowest position of the
+// partitions it holds (the sequence number through which it has handled
+// or passed them all).
+func (e *Engine) GroupMemberPositions() map[string]map[string]uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[string]map[string]uint64{}
+	for _, s := range e.subs {
+		if !s.durable {
+			continue
+		}
+		group, kind, _, ok := SplitGroupName(s.name)
+		if !ok || kind != 'p' {
+			continue
+		}
+		m := out[group]
+		if m == nil {
+			m = map[string]uint64{}
+			out[group] = m
+		}
+		pos := s.progress.Load()
+		if cur, seen := m[s.holder]; !seen || pos < cur {
+			m[s.holder] = pos
+		}
+	}
+	return out
+}
