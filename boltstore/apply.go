@@ -178,6 +178,7 @@ func (s *Store) applyLocked(entries []Entry) ([][]Result, error) {
 		if err != nil {
 			return err
 		}
+		a.collect = s.hub.Followed()
 		for i, e := range entries {
 			if e.Index <= a.applied {
 				continue
@@ -220,6 +221,7 @@ type applier struct {
 	meta, durables, idem, idemTime *bbolt.Bucket
 	applied                        uint64
 	arena                          arena
+	collect                        bool                     // a subscription follows the hub: build committed
 	committed                      [][]contract.EventRecord // the batches appended, for the stream hub
 }
 
@@ -413,7 +415,9 @@ func (a *applier) writeEvents(c *Command, decoded []any) (contract.AppendResult,
 		return contract.AppendResult{}, fmt.Errorf("batch %d-%d: %w", first, last, err)
 	}
 	a.r.head = last
-	a.committed = append(a.committed, committedBatch(c, first))
+	if a.collect {
+		a.committed = append(a.committed, committedBatch(c, first))
+	}
 	return contract.AppendResult{FirstSequenceNumber: first, LastSequenceNumber: last, CommittedCount: uint64(len(c.Events))}, nil
 }
 

@@ -394,20 +394,8 @@ func (s *Store) parkedAdmin(ctx context.Context, c Command) (int, error) {
 // Failure returns the failure policy recorded with name (stop for an
 // unknown name): stores read it after an acquire applied.
 func (s *Store) Failure(name string) (contract.FailurePolicy, error) {
-	var f contract.FailurePolicy
-	err := s.view(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bucketDurables).Get([]byte(name))
-		if v == nil {
-			return nil
-		}
-		d, err := decodeDurable(v)
-		if err != nil {
-			return fmt.Errorf("durable %q: %w", name, err)
-		}
-		f = d.failure
-		return nil
-	})
-	return f, err
+	d, _, err := s.storedDurable(name)
+	return d.failure, err
 }
 
 func (d *durables) Park(_ context.Context, name, holder string, p streams.Parking) error {

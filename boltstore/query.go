@@ -598,17 +598,23 @@ func (s *Store) Durable(name string) (cursor uint64, holder string, ok bool, err
 	if s.closing.Load() {
 		return 0, "", false, contract.ErrClosed
 	}
+	d, ok, err := s.storedDurable(name)
+	return d.cursor, d.holder, ok, err
+}
+
+// storedDurable reads name's record in a read transaction; ok is false for
+// an unknown name.
+func (s *Store) storedDurable(name string) (d durableRecord, ok bool, err error) {
 	err = s.view(func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bucketDurables).Get([]byte(name))
 		if v == nil {
 			return nil
 		}
-		d, err := decodeDurable(v)
-		if err != nil {
+		if d, err = decodeDurable(v); err != nil {
 			return fmt.Errorf("durable %q: %w", name, err)
 		}
-		cursor, holder, ok = d.cursor, d.holder, true
+		ok = true
 		return nil
 	})
-	return cursor, holder, ok, err
+	return d, ok, err
 }

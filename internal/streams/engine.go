@@ -308,16 +308,21 @@ func (e *Engine) Durable(ctx context.Context, name string, query contract.EventQ
 // handlers, except one that called Close itself.
 func (e *Engine) Close() {
 	e.closeOnce.Do(func() { close(e.done) })
+	for _, s := range e.closeSubs() {
+		s.stop(contract.ErrClosed)
+	}
+}
+
+// closeSubs refuses new subscriptions and returns the running ones.
+func (e *Engine) closeSubs() []*subscription {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.closed = true
 	subs := make([]*subscription, 0, len(e.subs))
 	for _, s := range e.subs {
 		subs = append(subs, s)
 	}
-	e.mu.Unlock()
-	for _, s := range subs {
-		s.stop(contract.ErrClosed)
-	}
+	return subs
 }
 
 func (e *Engine) newSubscription(ctx context.Context, m *contract.Matcher, h contract.StreamHandler) (*subscription, error) {
@@ -338,12 +343,16 @@ func (e *Engine) newSubscription(ctx context.Context, m *contract.Matcher, h con
 		done:    make(chan struct{}),
 	}
 	e.subs[s.id] = s
+	e.cfg.Hub.followers.Add(1)
 	return s, nil
 }
 
 func (e *Engine) remove(s *subscription) {
 	e.mu.Lock()
-	delete(e.subs, s.id)
+	if _, ok := e.subs[s.id]; ok {
+		delete(e.subs, s.id)
+		e.cfg.Hub.followers.Add(-1)
+	}
 	e.mu.Unlock()
 }
 
@@ -415,17 +424,24 @@ func (s *subscription) Unsubscribe() { s.stop(nil) }
 // handler call is running, waits until it has ended. The first stop
 // decides the cause.
 func (s *subscription) stop(cause error) {
+	s.halt(cause)
 	s.mu.Lock()
-	if !s.stopped {
-		s.stopped, s.stopCause = true, cause
-	}
 	started, busy := s.started, s.inHandler
 	s.mu.Unlock()
-	s.cancel(nil)
 	if !started || busy {
 		return
 	}
 	<-s.done
+}
+
+// end stops s and waits until it has ended, a handler call in flight
+// included. Only for the engine's own goroutines (a consumer group's
+// balancing), which never run a handler: an Unsubscribe from inside a
+// member's handler must still find the partitions' cursors stored once
+// the member is done.
+func (s *subscription) end(cause error) {
+	s.halt(cause)
+	s.waitEnded(context.Background())
 }
 
 func (s *subscription) isStopped() bool {

@@ -298,7 +298,7 @@ func (g *groupSub) teardown() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.stop(nil)
+			s.end(nil)
 		}()
 	}
 	wg.Wait()
@@ -572,7 +572,7 @@ func giveBack(s *subscription, gate *sync.Mutex) {
 	s.mu.Unlock()
 	gate.Lock() // waits for the handler in hand, if any
 	gate.Unlock()
-	s.stop(nil)
+	s.end(nil)
 }
 
 // GroupMemberPositions returns, for each consumer group with members on

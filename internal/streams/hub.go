@@ -3,6 +3,7 @@ package streams
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/factstr/factstr-go/contract"
 )
@@ -13,6 +14,10 @@ import (
 // instead of reading it back from the store.
 type Hub struct {
 	head *Watermark
+	// followers counts the subscriptions of the engines reading through
+	// this hub: with none, a store need not build the records of what it
+	// commits for Publish.
+	followers atomic.Int64
 
 	mu     sync.Mutex
 	recent recentLog
@@ -75,6 +80,11 @@ func (h *Hub) Reset(head uint64) {
 
 // Close wakes every waiter for good.
 func (h *Hub) Close() { h.head.Close() }
+
+// Followed reports whether any subscription reads through the hub. A
+// store that sees none publishes its commits without their batches (nil):
+// a subscription that starts afterwards reads those from the store.
+func (h *Hub) Followed() bool { return h.followers.Load() > 0 }
 
 // Head returns the committed head.
 func (h *Hub) Head() uint64 { return h.head.Value() }

@@ -18,13 +18,7 @@ import (
 // handler that never returns (or one that calls Shutdown itself) is waited
 // for only until ctx ends. It reports whether every subscription finished.
 func (e *Engine) Shutdown(ctx context.Context) bool {
-	e.mu.Lock()
-	e.closed = true
-	subs := make([]*subscription, 0, len(e.subs))
-	for _, s := range e.subs {
-		subs = append(subs, s)
-	}
-	e.mu.Unlock()
+	subs := e.closeSubs()
 	for _, s := range subs {
 		s.halt(contract.ErrClosed)
 	}
