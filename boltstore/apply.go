@@ -158,6 +158,9 @@ func (s *Store) applyLocked(entries []Entry) ([][]Result, error) {
 	if s.db == nil {
 		return nil, contract.ErrClosed
 	}
+	if s.failed != nil {
+		return nil, s.failed
+	}
 	results := make([][]Result, len(entries))
 	applied := s.applied.Load()
 	pending := false
@@ -170,30 +173,22 @@ func (s *Store) applyLocked(entries []Entry) ([][]Result, error) {
 	if !pending {
 		return results, nil
 	}
+	if s.opts.commitInterval > 0 {
+		return s.applyDeferred(entries, results, applied)
+	}
 	var head uint64
 	var committed [][]contract.EventRecord
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		committed = nil // a retried transaction starts over
 		a, err := newApplier(tx, applied)
 		if err != nil {
 			return err
 		}
 		a.collect = s.hub.Followed()
-		for i, e := range entries {
-			if e.Index <= a.applied {
-				continue
-			}
-			res := make([]Result, len(e.Commands))
-			for j := range e.Commands {
-				if res[j], err = a.apply(&e.Commands[j]); err != nil {
-					return fmt.Errorf("entry %d command %d (%s): %w", e.Index, j, e.Commands[j].Op, err)
-				}
-			}
-			results[i] = res
-			a.applied = e.Index
+		if err := a.applyEntries(entries, results); err != nil {
+			return err
 		}
 		head, committed = a.r.head, a.committed
-		return a.writeMeta()
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("apply: %w", err)
@@ -202,6 +197,28 @@ func (s *Store) applyLocked(entries []Entry) ([][]Result, error) {
 	s.head.Store(head)
 	s.hub.Publish(head, committed)
 	return results, nil
+}
+
+// applyEntries applies the entries above a.applied in order, fills their
+// results and records the new applied index and head in meta.
+func (a *applier) applyEntries(entries []Entry, results [][]Result) error {
+	a.committed = nil
+	for i, e := range entries {
+		if e.Index <= a.applied {
+			continue
+		}
+		res := make([]Result, len(e.Commands))
+		for j := range e.Commands {
+			var err error
+			if res[j], err = a.apply(&e.Commands[j]); err != nil {
+				return fmt.Errorf("entry %d command %d (%s): %w", e.Index, j, e.Commands[j].Op, err)
+			}
+		}
+		results[i] = res
+		a.applied = e.Index
+		a.commands += len(e.Commands)
+	}
+	return a.writeMeta()
 }
 
 func lastIndex(entries []Entry) uint64 {
@@ -222,7 +239,8 @@ type applier struct {
 	applied                        uint64
 	arena                          arena
 	collect                        bool                     // a subscription follows the hub: build committed
-	committed                      [][]contract.EventRecord // the batches appended, for the stream hub
+	committed                      [][]contract.EventRecord // the batches appended by one Apply, for the stream hub
+	commands                       int                      // applied in this transaction
 }
 
 // arena hands out the keys and values of one write transaction from large

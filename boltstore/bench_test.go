@@ -342,27 +342,39 @@ func BenchmarkReadBatchesSelective(b *testing.B) {
 // BenchmarkApplyEntry is the state machine's work for one Raft entry of the
 // cluster benchmark's appends: 16 single-event appends (200-byte payload,
 // an idempotency key each, as the Go client sends them) in one Apply, on
-// a replicated store without fsync, as a cluster node runs it.
+// a replicated store without fsync, as a cluster node runs it: with a
+// commit per Apply, and with commits deferred as a cluster node defers
+// them (WithCommitInterval).
 func BenchmarkApplyEntry(b *testing.B) {
-	s, _ := openStore(b, boltstore.WithReplicated(), boltstore.WithNoSync(true))
-	const perEntry = 16
-	pad := strings.Repeat("x", 170)
-	at := time.Now()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		cmds := make([]boltstore.Command, perEntry)
-		for j := range cmds {
-			cmds[j] = boltstore.Command{
-				Op:             boltstore.OpAppend,
-				Events:         []contract.NewEvent{{Type: "bench-run", Payload: json.RawMessage(fmt.Sprintf(`{"pad":%q,"w":%d}`, pad, j))}},
-				IdempotencyKey: fmt.Sprintf("c%016x%012x%016x", 1, 2, i*perEntry+j),
-				OccurredAt:     at,
+	for _, tc := range []struct {
+		name string
+		opts []boltstore.Option
+	}{
+		{"commit-each", nil},
+		{"deferred-50ms", []boltstore.Option{boltstore.WithCommitInterval(50 * time.Millisecond)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s, _ := openStore(b, append([]boltstore.Option{boltstore.WithReplicated(), boltstore.WithNoSync(true)}, tc.opts...)...)
+			const perEntry = 16
+			pad := strings.Repeat("x", 170)
+			at := time.Now()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				cmds := make([]boltstore.Command, perEntry)
+				for j := range cmds {
+					cmds[j] = boltstore.Command{
+						Op:             boltstore.OpAppend,
+						Events:         []contract.NewEvent{{Type: "bench-run", Payload: json.RawMessage(fmt.Sprintf(`{"pad":%q,"w":%d}`, pad, (i*perEntry+j)%64))}},
+						IdempotencyKey: fmt.Sprintf("c%016x%012x%016x", 1, 2, i*perEntry+j),
+						OccurredAt:     at,
+					}
+				}
+				if _, err := s.Apply([]boltstore.Entry{{Index: uint64(i + 1), Commands: cmds}}); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-		if _, err := s.Apply([]boltstore.Entry{{Index: uint64(i + 1), Commands: cmds}}); err != nil {
-			b.Fatal(err)
-		}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perEntry), "ns/command")
+		})
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perEntry), "ns/command")
 }

@@ -39,6 +39,9 @@ func (s *Store) adminUpdate(fn func(*bbolt.Tx) error) error {
 	if s.db == nil {
 		return contract.ErrClosed
 	}
+	if err := s.commitOpenLocked(); err != nil {
+		return err
+	}
 	return s.db.Update(fn)
 }
 

@@ -59,6 +59,8 @@ func (s *Store) Restore(r io.Reader) error {
 		s.dbMu.Unlock()
 		return contract.ErrClosed
 	}
+	// The snapshot replaces every entry applied so far, committed or not.
+	s.rollbackOpenLocked()
 	if err := s.db.Close(); err != nil {
 		s.log.Warn("closing the store file before restore", "error", err)
 	}
@@ -76,6 +78,7 @@ func (s *Store) Restore(r io.Reader) error {
 		return fmt.Errorf("restore %s: the store is closed: %w", s.path, err)
 	}
 	s.db = db
+	s.failed = nil
 	s.applied.Store(st.applied)
 	s.head.Store(st.head)
 	s.dbMu.Unlock()

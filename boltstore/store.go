@@ -42,6 +42,9 @@ type options struct {
 	idemRetention time.Duration
 	minFreeDisk   uint64
 	streams       streams.Config // only its budget fields
+	// commitInterval > 0 lets Apply keep its write transaction open for up
+	// to that long (see deferred.go).
+	commitInterval time.Duration
 }
 
 // Option configures Open.
@@ -72,6 +75,16 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // appends are then no longer durable on acknowledgement; a Raft FSM sets it
 // because the Raft log is the durability.
 func WithNoSync(noSync bool) Option { return func(o *options) { o.noSync = noSync } }
+
+// WithCommitInterval lets a replicated store that is not fsynced
+// (WithReplicated, WithNoSync) keep Apply's write transaction open across
+// calls and commit it once it is d old (or large), instead of once per
+// call: one commit then carries many Raft entries. Every read commits the
+// open transaction first, so readers see every applied entry as before.
+// After a failed commit the store refuses applies and reads: it must be
+// rebuilt from the Raft log. Ignored unless the store is replicated and
+// not synced; 0 (the default) commits every Apply.
+func WithCommitInterval(d time.Duration) Option { return func(o *options) { o.commitInterval = d } }
 
 // WithIdempotencyRetention sets how long embedded mode remembers an
 // idempotency key (contract.WithIdempotencyKey) before it may be pruned
@@ -117,6 +130,13 @@ type Store struct {
 	applied atomic.Uint64
 	head    atomic.Uint64
 
+	// The open write transaction of deferred commits (deferred.go), guarded
+	// by applyMu like failed, the error that ended applying for good.
+	open    *openTx
+	failed  error
+	dirty   atomic.Bool // open is set: a reader commits it first
+	commits atomic.Uint64
+
 	gc committer
 }
 
@@ -134,6 +154,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	if o.now == nil {
 		o.now = time.Now
+	}
+	if !o.replicated || !o.noSync {
+		o.commitInterval = 0 // a commit is an embedded append's durability
 	}
 	s := &Store{path: path, opts: o, log: o.logger.With("store", "boltstore", "path", path)}
 	s.disk = diskguard.New(filepath.Dir(path), o.minFreeDisk, s.log)
@@ -258,8 +281,11 @@ func (s *Store) Hub() *streams.Hub { return s.hub }
 // rebuild it from a snapshot and the log.
 func (s *Store) WasClean() bool { return s.wasClean }
 
-// view runs fn in a read transaction.
+// view runs fn in a read transaction that sees every applied entry.
 func (s *Store) view(fn func(*bbolt.Tx) error) error {
+	if err := s.settle(); err != nil {
+		return err
+	}
 	s.dbMu.RLock()
 	defer s.dbMu.RUnlock()
 	if s.db == nil {
@@ -290,6 +316,14 @@ func (s *Store) closeDB() error {
 	defer s.dbMu.Unlock()
 	if s.db == nil {
 		return nil
+	}
+	if err := s.commitOpenLocked(); err != nil {
+		// The file misses applied entries: leave it without the clean
+		// marker, so the next Open rebuilds it.
+		s.rollbackOpenLocked()
+		_ = s.db.Close()
+		s.db = nil
+		return fmt.Errorf("close %s: %w", s.path, err)
 	}
 	db := s.db
 	s.db = nil
@@ -331,6 +365,7 @@ func (s *Store) Abandon() error {
 	if s.db == nil {
 		return nil
 	}
+	s.rollbackOpenLocked()
 	err := s.db.Close()
 	s.db = nil
 	return err

@@ -44,6 +44,10 @@ type Client struct {
 	keys    *keyMaker
 	next    atomic.Uint64
 	log     *slog.Logger
+	// writeNode is the node writes go to first: the one whose last answer
+	// did not say it forwarded (the leader), or a guess; -1 before any
+	// answer. See WithWritesToAnyNode.
+	writeNode atomic.Int64
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -92,6 +96,7 @@ func Dial(ctx context.Context, targets []string, opts ...Option) (*Client, error
 		dial = append(dial, grpc.WithPerRPCCredentials(wire.TokenCredentials(o.token, o.tlsConfig != nil)))
 	}
 	c := &Client{opts: o, targets: targets, log: o.logger, subs: make(map[uint64]*subscription), keys: newKeyMaker()}
+	c.writeNode.Store(-1)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	for _, t := range targets {
 		if err := checkTarget(t); err != nil {
@@ -123,6 +128,32 @@ func (c *Client) closeConns() {
 
 // pick returns the index of the node to try next.
 func (c *Client) pick() int { return int(c.next.Add(1)-1) % len(c.conns) }
+
+// pickWrite is the node a write tries first.
+func (c *Client) pickWrite() int {
+	if n := c.writeNode.Load(); n >= 0 && !c.opts.anyNodeWrites {
+		return int(n)
+	}
+	return c.pick()
+}
+
+// wroteAt learns from a Writes answer of node where writes should go: to
+// it when it leads, else on to the next node (which learns the same way,
+// so with three nodes the leader is found within two answers, and found
+// again after it changes).
+func (c *Client) wroteAt(node int, forwarded bool) {
+	if len(c.conns) < 2 || c.opts.anyNodeWrites {
+		return
+	}
+	if !forwarded {
+		c.writeNode.Store(int64(node))
+		return
+	}
+	cur := c.writeNode.Load()
+	if cur == int64(node) || cur < 0 {
+		c.writeNode.CompareAndSwap(cur, int64((node+1)%len(c.conns)))
+	}
+}
 
 func (c *Client) es(i int) factstrv1.EventStoreServiceClient {
 	return factstrv1.NewEventStoreServiceClient(c.conns[i])
@@ -207,7 +238,16 @@ func (c *Client) timeoutErr(node int, err error) error {
 // reason retrying cannot fix, or the retry budget ends. Each attempt is
 // bounded by the attempt timeout until f calls answered (or returns).
 func (c *Client) call(ctx context.Context, f func(a *attempt, node int) error) error {
-	return c.retry(ctx, func(ctx context.Context, node int) (bool, error) {
+	return c.retryFrom(ctx, c.pick(), c.attempts(f))
+}
+
+// callWrite is call for Append and AppendIf: it starts at pickWrite's node.
+func (c *Client) callWrite(ctx context.Context, f func(a *attempt, node int) error) error {
+	return c.retryFrom(ctx, c.pickWrite(), c.attempts(f))
+}
+
+func (c *Client) attempts(f func(a *attempt, node int) error) func(ctx context.Context, node int) (bool, error) {
+	return func(ctx context.Context, node int) (bool, error) {
 		a := c.newAttempt(ctx)
 		defer a.end()
 		err := f(a, node)
@@ -215,13 +255,18 @@ func (c *Client) call(ctx context.Context, f func(a *attempt, node int) error) e
 			err = c.timeoutErr(node, err)
 		}
 		return retryable(err), err
-	})
+	}
 }
 
 // retry runs f against node after node while it fails with again set,
 // backing off after each full round, until the ctx (or, when it has no
 // deadline, the retry budget) ends.
 func (c *Client) retry(ctx context.Context, f func(ctx context.Context, node int) (again bool, err error)) error {
+	return c.retryFrom(ctx, c.pick(), f)
+}
+
+// retryFrom is retry starting at node.
+func (c *Client) retryFrom(ctx context.Context, node int, f func(ctx context.Context, node int) (again bool, err error)) error {
 	if c.isClosed() {
 		return contract.ErrClosed
 	}
@@ -231,7 +276,7 @@ func (c *Client) retry(ctx context.Context, f func(ctx context.Context, node int
 		defer cancel()
 	}
 	backoff := 20 * time.Millisecond
-	node := c.pick()
+	first := node
 	for attempt := 0; ; attempt++ {
 		again, err := f(ctx, node)
 		if err == nil || !again {
@@ -242,7 +287,7 @@ func (c *Client) retry(ctx context.Context, f func(ctx context.Context, node int
 		}
 		c.log.Debug("retrying on another node", "node", c.targets[node], "error", err)
 		node = (node + 1) % len(c.conns)
-		if node == 0 || len(c.conns) == 1 {
+		if node == first || len(c.conns) == 1 {
 			select {
 			case <-ctx.Done():
 				return fmt.Errorf("%w (gave up: %v)", err, ctx.Err())
@@ -296,7 +341,7 @@ func (c *Client) AppendWith(ctx context.Context, events []contract.NewEvent, opt
 	}
 	req := &factstrv1.WritesRequest{Call: &factstrv1.WritesRequest_Append{Append: &factstrv1.AppendRequest{Events: wire.EventsToProto(events), IdempotencyKey: c.keyOf(ctx, opts)}}}
 	var resp *factstrv1.AppendResponse
-	err := c.call(ctx, func(a *attempt, node int) error {
+	err := c.callWrite(ctx, func(a *attempt, node int) error {
 		r, err := c.writeAt(a.ctx, node, req)
 		resp = r.GetAppend()
 		return err
@@ -320,7 +365,7 @@ func (c *Client) AppendIfWith(ctx context.Context, events []contract.NewEvent, q
 	}
 	req := &factstrv1.WritesRequest{Call: &factstrv1.WritesRequest_AppendIf{AppendIf: &factstrv1.AppendIfRequest{Events: wire.EventsToProto(events), Context: wire.QueryToProto(query), ExpectedContextVersion: expected, IdempotencyKey: c.keyOf(ctx, opts)}}}
 	var resp *factstrv1.AppendIfResponse
-	err := c.call(ctx, func(a *attempt, node int) error {
+	err := c.callWrite(ctx, func(a *attempt, node int) error {
 		r, err := c.writeAt(a.ctx, node, req)
 		resp = r.GetAppendIf()
 		return err

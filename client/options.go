@@ -20,6 +20,7 @@ type options struct {
 	logger         *slog.Logger
 	maxStreamLag   time.Duration
 	lagSet         bool
+	anyNodeWrites  bool
 }
 
 // DefaultAttemptTimeout is the per-attempt timeout of WithAttemptTimeout
@@ -28,6 +29,14 @@ type options struct {
 // and well below the ~20 s gRPC spends trying to connect to an address
 // that never answers, such as a Kubernetes pod's vanished IP.
 const DefaultAttemptTimeout = 5 * time.Second
+
+// WithWritesToAnyNode turns off write routing: by default a client that
+// dials several nodes sends its Append and AppendIf calls to the node that
+// leads the cluster, learned from the nodes' answers (a follower says it
+// forwarded), as KurrentDB's clients prefer the leader for writes; the
+// follower's hop to the leader is then saved. With this option writes go
+// round the nodes like reads, and followers forward them.
+func WithWritesToAnyNode() Option { return func(o *options) { o.anyNodeWrites = true } }
 
 // WithTLS uses TLS (mutual TLS when cfg has client certificates).
 func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tlsConfig = cfg } }

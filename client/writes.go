@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -33,8 +37,17 @@ type writeMux struct {
 type writeStream struct {
 	stream factstrv1.EventStoreService_WritesClient
 	cancel context.CancelFunc
+	// batching: the node said it takes several requests in one message
+	// (its response header), so requests that queue up while a message is
+	// being sent go out together in the next.
+	batching atomic.Bool
 
-	sendMu sync.Mutex // gRPC streams allow one sender at a time
+	// outMu guards out and sending: callers queue their request, and the
+	// one that finds nobody sending sends, until the queue is empty, what
+	// the others queued meanwhile (gRPC streams allow one sender at a time).
+	outMu   sync.Mutex
+	out     []*factstrv1.WritesRequest
+	sending bool
 
 	mu      sync.Mutex
 	pending map[uint64]chan *factstrv1.WritesResponse
@@ -64,11 +77,10 @@ func (m *writeMux) do(ctx context.Context, req *factstrv1.WritesRequest) (*facts
 	id := ws.nextID
 	ws.pending[id] = ch
 	ws.mu.Unlock()
-	req.Id = id
-	ws.sendMu.Lock()
-	err = ws.stream.Send(req)
-	ws.sendMu.Unlock()
-	if err != nil {
+	// A copy with this stream's id: req is the caller's for every attempt,
+	// and this one may still be queued for sending after the caller gave
+	// up on it and tried another node.
+	if err := ws.send(&factstrv1.WritesRequest{Id: id, Call: req.GetCall()}); err != nil {
 		m.breakStream(ws, err)
 	}
 	select {
@@ -89,9 +101,9 @@ func (m *writeMux) do(ctx context.Context, req *factstrv1.WritesRequest) (*facts
 			// Tell the node, as the end of a unary call would, so that a
 			// request it has not proposed yet is dropped.
 			go func() {
-				ws.sendMu.Lock()
-				defer ws.sendMu.Unlock()
-				_ = ws.stream.Send(&factstrv1.WritesRequest{Id: id, Call: &factstrv1.WritesRequest_Cancel{Cancel: true}})
+				if err := ws.send(&factstrv1.WritesRequest{Id: id, Call: &factstrv1.WritesRequest_Cancel{Cancel: true}}); err != nil {
+					m.breakStream(ws, err)
+				}
 			}()
 		}
 		return nil, status.FromContextError(ctx.Err()).Err()
@@ -140,7 +152,7 @@ func (m *writeMux) stream(ctx context.Context) (*writeStream, error) {
 
 func (m *writeMux) open(done chan struct{}) {
 	ctx, cancel := context.WithCancel(m.c.ctx)
-	st, err := m.c.es(m.node).Writes(ctx)
+	st, err := m.c.es(m.node).Writes(metadata.AppendToOutgoingContext(ctx, writesBatchHeader, "1"))
 	m.mu.Lock()
 	if err != nil {
 		cancel()
@@ -155,13 +167,94 @@ func (m *writeMux) open(done chan struct{}) {
 	close(done)
 }
 
+// maxBatchBytes bounds the encoded requests one batched message carries,
+// well below the 4 MiB a gRPC server receives by default; a larger request
+// goes alone, as it would without batches.
+const maxBatchBytes = 1 << 20
+
+// send queues req and, unless another caller is sending, sends everything
+// queued. A caller that finds a send under way returns at once: the
+// sender takes its request along in its next message. An error breaks the
+// stream, failing every request on it.
+func (ws *writeStream) send(req *factstrv1.WritesRequest) error {
+	ws.outMu.Lock()
+	ws.out = append(ws.out, req)
+	if ws.sending {
+		ws.outMu.Unlock()
+		return nil
+	}
+	ws.sending = true
+	// Let the callers that are about to queue do so first (the answers of
+	// one Raft entry wake many at once), so that they share this message.
+	ws.outMu.Unlock()
+	runtime.Gosched()
+	ws.outMu.Lock()
+	for len(ws.out) > 0 {
+		queued := ws.out
+		ws.out = nil
+		ws.outMu.Unlock()
+		err := ws.sendQueued(queued)
+		ws.outMu.Lock()
+		if err != nil {
+			ws.out = nil
+			ws.sending = false
+			ws.outMu.Unlock()
+			return err
+		}
+	}
+	ws.sending = false
+	ws.outMu.Unlock()
+	return nil
+}
+
+// sendQueued sends reqs, several to a message when the node takes batches.
+func (ws *writeStream) sendQueued(reqs []*factstrv1.WritesRequest) error {
+	if len(reqs) == 1 || !ws.batching.Load() {
+		for _, r := range reqs {
+			if err := ws.stream.Send(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for len(reqs) > 0 {
+		n, size := 0, 0
+		for n < len(reqs) {
+			sz := proto.Size(reqs[n])
+			if n > 0 && size+sz > maxBatchBytes {
+				break
+			}
+			n, size = n+1, size+sz
+		}
+		msg := reqs[0]
+		if n > 1 {
+			msg = &factstrv1.WritesRequest{Batch: reqs[:n]}
+		}
+		if err := ws.stream.Send(msg); err != nil {
+			return err
+		}
+		reqs = reqs[n:]
+	}
+	return nil
+}
+
 func (ws *writeStream) healthy() bool {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	return ws.broken == nil
 }
 
+// writesBatchHeader is internal/server.WritesBatchHeader: the client does
+// not import the server.
+const writesBatchHeader = "factstr-writes-batch"
+
 func (m *writeMux) receive(ws *writeStream) {
+	// A node that takes batches says so in its response header, which it
+	// sends as the stream opens; an older node sends its header with the
+	// first answer, so waiting for it here delays nothing.
+	if md, err := ws.stream.Header(); err == nil && slices.Contains(md.Get(writesBatchHeader), "1") {
+		ws.batching.Store(true)
+	}
 	for {
 		resp, err := ws.stream.Recv()
 		if err != nil {
@@ -174,13 +267,18 @@ func (m *writeMux) receive(ws *writeStream) {
 			m.breakStream(ws, err)
 			return
 		}
-		ws.mu.Lock()
-		ch := ws.pending[resp.GetId()]
-		delete(ws.pending, resp.GetId())
-		ws.mu.Unlock()
-		if ch != nil {
-			ch <- resp
+		answers := []*factstrv1.WritesResponse{resp}
+		if batch := resp.GetBatch(); len(batch) > 0 {
+			answers = batch
 		}
+		ws.mu.Lock()
+		for _, a := range answers {
+			if ch := ws.pending[a.GetId()]; ch != nil {
+				delete(ws.pending, a.GetId())
+				ch <- a
+			}
+		}
+		ws.mu.Unlock()
 	}
 }
 
@@ -238,6 +336,7 @@ func (c *Client) writeAt(ctx context.Context, node int, req *factstrv1.WritesReq
 	resp, err := c.writes[node].do(ctx, req)
 	if !errors.Is(err, errUnsupported) {
 		if err == nil {
+			c.wroteAt(node, resp.GetForwarded())
 			if b, ok := resp.GetResult().(*factstrv1.WritesResponse_Status); ok {
 				return nil, statusOf(b.Status)
 			}

@@ -99,12 +99,16 @@ type Config struct {
 	// applies, with its entry and command counts and how long it took
 	// (metrics; see fsm.FSM.OnApply). It must not block.
 	OnApply func(entries, commands int, took time.Duration)
-	// MaxInflightProposals bounds the coalesced batches a node has in
-	// flight: Raft entries proposed and not yet applied on the leader,
-	// batches forwarded and not yet answered on a follower (default 1).
-	// Fewer means larger entries (one fsync each, on every node), more
-	// means less waiting on a lightly loaded node.
+	// MaxInflightProposals bounds the Raft entries a leader has proposed
+	// and not yet applied (default 1). Fewer means larger entries (one
+	// fsync each, on every node), more means less waiting on a lightly
+	// loaded node.
 	MaxInflightProposals int
+	// MaxInflightForwards bounds the batches a follower has forwarded to
+	// the leader and not yet had answered (default 4). The leader merges
+	// them into its own entries, so this changes how long commands wait
+	// on the follower, not how many entries the log gets.
+	MaxInflightForwards int
 	// OnPropose, if set, is called for every coalesced batch: kind
 	// ProposeEntry for a Raft entry this node proposed as leader,
 	// ProposeForward for a batch it forwarded to the leader; groups is
@@ -135,6 +139,9 @@ func (c *Config) setDefaults() {
 	}
 	if reflect.ValueOf(c.Raft).IsZero() { // not ==: raftlog.Config holds a func
 		c.Raft = raftlog.DefaultConfig()
+	}
+	if c.MaxInflightForwards <= 0 {
+		c.MaxInflightForwards = 4
 	}
 	if c.MaxInflightProposals <= 0 {
 		c.MaxInflightProposals = 1

@@ -248,6 +248,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
+// fsmCommitInterval is how long the state machine keeps applied entries in
+// one open bbolt transaction before committing them, unless a read commits
+// them first (boltstore.WithCommitInterval): one commit for many entries.
+// etcd's backend commits every 100 ms; a shorter interval keeps the work
+// of one commit, and what a crash makes the node replay, small.
+const fsmCommitInterval = 50 * time.Millisecond
+
 // openStateMachine opens fsm.db and reports whether it must be rebuilt
 // from the latest snapshot and the log. The bbolt state machine is not
 // fsynced per apply: the Raft log is the durability. After an unclean stop
@@ -259,7 +266,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 // after it.
 func openStateMachine(path string, log *slog.Logger) (*boltstore.Store, bool, error) {
 	open := func() (*boltstore.Store, error) {
-		return boltstore.Open(path, boltstore.WithReplicated(), boltstore.WithNoSync(true), boltstore.WithLogger(log))
+		return boltstore.Open(path, boltstore.WithReplicated(), boltstore.WithNoSync(true),
+			boltstore.WithCommitInterval(fsmCommitInterval), boltstore.WithLogger(log))
 	}
 	_, statErr := os.Stat(path)
 	existed := statErr == nil

@@ -87,9 +87,10 @@ func commandSize(c *boltstore.Command) int {
 // inflightEntry is an entry handed to Raft whose future the completer waits
 // for.
 type inflightEntry struct {
-	future raft.ApplyFuture
-	groups []*group
-	count  int
+	future  raft.ApplyFuture
+	groups  []*group
+	count   int
+	release func() // frees the entry's slot
 }
 
 type proposer struct {
@@ -99,12 +100,17 @@ type proposer struct {
 	fwd    *forwarder
 	ctx    context.Context // the node's: ends when it closes
 
-	// slots bounds the batches in flight: entries proposed and not yet
-	// applied on the leader, batches forwarded and not yet answered on a
-	// follower. While every slot is taken, commands gather in the queue,
-	// so the next batch is larger and the Raft log (and every follower)
+	// slots bounds the entries proposed and not yet applied on the
+	// leader. While every slot is taken, commands gather in the queue, so
+	// the next entry is larger and the Raft log (and every follower)
 	// writes one entry per fsync instead of a train of small ones.
 	slots chan struct{}
+	// fwdSlots bounds the batches a follower has forwarded and not yet
+	// had answered. It is wider than slots: the leader coalesces what
+	// followers forward into its own entries, so a follower that held
+	// its commands back until the previous answer came would only add a
+	// whole entry cycle to their wait.
+	fwdSlots chan struct{}
 
 	mu      sync.Mutex
 	queue   []*group
@@ -125,10 +131,9 @@ func newProposer(ctx context.Context, wg *sync.WaitGroup, cfg *Config, r *raft.R
 		wake:     make(chan struct{}, 1),
 		inflight: make(chan inflightEntry, maxInflightEntries),
 		slots:    make(chan struct{}, cfg.MaxInflightProposals),
+		fwdSlots: make(chan struct{}, cfg.MaxInflightForwards),
 	}
 }
-
-func (p *proposer) release() { <-p.slots }
 
 // start runs the proposer until ctx ends; wg tracks its goroutines.
 func (p *proposer) start(ctx context.Context, wg *sync.WaitGroup) {
@@ -216,29 +221,36 @@ func (p *proposer) run(ctx context.Context) {
 		case <-p.wake:
 		}
 		for {
+			// The role decides the window; a role that changes before the
+			// batch goes out only makes this one batch use the other's.
+			sem := p.slots
+			if p.raft.State() != raft.Leader {
+				sem = p.fwdSlots
+			}
 			select {
-			case p.slots <- struct{}{}:
+			case sem <- struct{}{}:
 			case <-ctx.Done():
 				return
 			}
+			release := func() { <-sem }
 			batch := p.take()
 			if len(batch) == 0 {
-				p.release()
+				release()
 				if p.queued() == 0 {
 					break
 				}
 				continue // every group taken had been given up; more wait
 			}
-			p.dispatch(ctx, batch)
+			p.dispatch(ctx, batch, release)
 		}
 	}
 }
 
 // dispatch sends batch on, holding one slot that the batch's answer
 // releases.
-func (p *proposer) dispatch(ctx context.Context, batch []*group) {
+func (p *proposer) dispatch(ctx context.Context, batch []*group, release func()) {
 	if p.raft.State() == raft.Leader {
-		p.proposeEntry(batch)
+		p.proposeEntry(batch, release)
 		return
 	}
 	var forward []*group
@@ -250,16 +262,16 @@ func (p *proposer) dispatch(ctx context.Context, batch []*group) {
 		forward = append(forward, g)
 	}
 	if len(forward) == 0 {
-		p.release()
+		release()
 		return
 	}
-	p.fwd.send(ctx, forward, p.release)
+	p.fwd.send(ctx, forward, release)
 }
 
 // proposeEntry stamps the leader's clock on appends and proposes batch as
 // one Raft entry. Appends are stamped here, whoever sent them: a follower's
 // or a client's clock never reaches the log.
-func (p *proposer) proposeEntry(batch []*group) {
+func (p *proposer) proposeEntry(batch []*group, release func()) {
 	now := p.cfg.Clock().UTC()
 	count := 0
 	for _, g := range batch {
@@ -285,7 +297,7 @@ func (p *proposer) proposeEntry(batch []*group) {
 	}
 	f := p.raft.Apply(fsm.EncodeCommands(cmds), p.cfg.ApplyTimeout)
 	p.cfg.observePropose(ProposeEntry, len(batch), count)
-	p.inflight <- inflightEntry{future: f, groups: batch, count: count}
+	p.inflight <- inflightEntry{future: f, groups: batch, count: count, release: release}
 }
 
 // complete waits for the entries in the order they were proposed (Raft
@@ -293,7 +305,7 @@ func (p *proposer) proposeEntry(batch []*group) {
 func (p *proposer) complete() {
 	for e := range p.inflight {
 		res, idx, err := entryOutcome(e.future, e.count)
-		p.release()
+		e.release()
 		if err != nil {
 			fail(e.groups, err)
 			continue

@@ -72,6 +72,7 @@ func benchFlagSet(f *benchFlags) *flag.FlagSet {
 	f.cf.register(fs)
 	fs.StringVar(&f.workload, "workload", "append", "append, append-if, query, stream or durable")
 	fs.IntVar(&f.concurrency, "concurrency", 64, "workers, each with one request in flight")
+	fs.BoolVar(&f.cf.anyNode, "writes-to-any-node", false, "send appends round the nodes, so followers forward them to the leader (the client's default sends writes to the node that leads)")
 	fs.IntVar(&f.connections, "connections", 4, "client instances (gRPC connections to each target) the workers share")
 	fs.DurationVar(&f.duration, "duration", 10*time.Second, "how long to measure")
 	fs.DurationVar(&f.warmup, "warmup", time.Second, "how long to run before measuring")

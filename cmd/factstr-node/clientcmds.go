@@ -28,6 +28,7 @@ type clientFlags struct {
 	tlsKey     string
 	serverName string
 	timeout    time.Duration
+	anyNode    bool // writes round the nodes instead of to the leader (bench)
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
@@ -146,6 +147,9 @@ func (c *clientFlags) dialLazy() (*client.Client, error) {
 		opts = append(opts, client.WithTLS(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, ServerName: c.serverName}))
 	}
 	opts = append(opts, client.WithRetryTimeout(c.timeout))
+	if c.anyNode {
+		opts = append(opts, client.WithWritesToAnyNode())
+	}
 	return client.Dial(context.Background(), addrs, opts...)
 }
 

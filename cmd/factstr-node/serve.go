@@ -70,6 +70,7 @@ type serveFlags struct {
 	mutexProfileFraction           int
 	gcPercent                      int
 	maxInflight                    int
+	maxInflightForwards            int
 	raftLogStore                   string
 	minFreeDisk                    uint64
 	maxStreamsPerConn              uint
@@ -120,7 +121,8 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 20*time.Second, "bound on a graceful shutdown")
 	fs.DurationVar(&f.deadServerCleanup, "dead-server-cleanup", 0, "leader removes servers gossip reports failed for longer than this, never below a quorum of --bootstrap-expect (0: off)")
 	fs.StringVar(&f.raftLogStore, "raft-log-store", raftlog.LogStoreBolt, "Raft log store for a new data directory: bolt (raft-boltdb, two fsyncs per append) or wal (hashicorp/raft-wal, one fsync per append, experimental upstream); an existing directory keeps its kind")
-	fs.IntVar(&f.maxInflight, "max-inflight-proposals", 1, "coalesced write batches in flight per node (Raft entries on the leader, forwarded batches on a follower); fewer: larger entries, one fsync each")
+	fs.IntVar(&f.maxInflight, "max-inflight-proposals", 1, "Raft entries a leader has in flight (coalesced write batches); fewer: larger entries, one fsync each")
+	fs.IntVar(&f.maxInflightForwards, "max-inflight-forwards", 4, "coalesced write batches a follower has forwarded to the leader and not yet had answered (the leader merges them into its entries)")
 	fs.IntVar(&f.gcPercent, "gc-percent", 400, "Go GC target percentage (runtime/debug.SetGCPercent); ignored when GOGC is set. Higher: less CPU on garbage collection, more heap; set GOMEMLIMIT to cap memory")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "host:port for Prometheus metrics on /metrics (empty: off)")
 	fs.BoolVar(&f.pprof, "pprof", false, "also serve /debug/pprof on --metrics-addr")
@@ -257,6 +259,7 @@ func serve(ctx context.Context, args []string) error {
 		Join:                  f.join,
 		Limits:                f.limits(),
 		MaxInflightProposals:  f.maxInflight,
+		MaxInflightForwards:   f.maxInflightForwards,
 		Raft:                  rc,
 		PeerDialOptions:       peerDial,
 		GossipKey:             gossipKey,

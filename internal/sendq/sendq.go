@@ -6,6 +6,7 @@ package sendq
 
 import (
 	"context"
+	"runtime"
 	"sync"
 )
 
@@ -46,13 +47,26 @@ func (q *Queue[T]) signal() {
 // Drain sends items in the order they were pushed until the queue is closed
 // and empty, send fails (its error is returned) or ctx ends.
 func (q *Queue[T]) Drain(ctx context.Context, send func(T) error) error {
+	return q.DrainBatches(ctx, func(items []T) error {
+		for _, v := range items {
+			if err := send(v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DrainBatches is Drain handing send everything queued at once, in order:
+// for a sender that packs several items into one message.
+func (q *Queue[T]) DrainBatches(ctx context.Context, send func([]T) error) error {
 	for {
 		q.mu.Lock()
 		items, closed := q.items, q.closed
 		q.items = nil
 		q.mu.Unlock()
-		for _, v := range items {
-			if err := send(v); err != nil {
+		if len(items) > 0 {
+			if err := send(items); err != nil {
 				return err
 			}
 		}
@@ -63,6 +77,9 @@ func (q *Queue[T]) Drain(ctx context.Context, send func(T) error) error {
 		case <-ctx.Done():
 			return nil
 		case <-q.wake:
+			// Producers woken together (the callers of one Raft entry)
+			// push one after another: let them, so send gets them at once.
+			runtime.Gosched()
 		}
 	}
 }

@@ -55,3 +55,21 @@ func TestDrainEndsWithContext(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestDrainBatchesHandsOverWhatIsQueued(t *testing.T) {
+	q := New[int]()
+	for i := range 5 {
+		q.Push(i)
+	}
+	q.Close()
+	var batches [][]int
+	if err := q.DrainBatches(context.Background(), func(items []int) error {
+		batches = append(batches, append([]int(nil), items...))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(batches) != 1 || len(batches[0]) != 5 || batches[0][0] != 0 || batches[0][4] != 4 {
+		t.Fatalf("batches %v, want one batch [0 1 2 3 4]", batches)
+	}
+}

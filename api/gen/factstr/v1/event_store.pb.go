@@ -346,7 +346,11 @@ type WritesRequest struct {
 	//	*WritesRequest_Append
 	//	*WritesRequest_AppendIf
 	//	*WritesRequest_Cancel
-	Call          isWritesRequest_Call `protobuf_oneof:"call"`
+	Call isWritesRequest_Call `protobuf_oneof:"call"`
+	// Several requests in one message (see Writes): a message with a batch
+	// carries nothing else, and no request in a batch carries a batch. Each
+	// request in it is treated as if it had come alone.
+	Batch         []*WritesRequest `protobuf:"bytes,5,rep,name=batch,proto3" json:"batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -422,6 +426,13 @@ func (x *WritesRequest) GetCancel() bool {
 	return false
 }
 
+func (x *WritesRequest) GetBatch() []*WritesRequest {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
 type isWritesRequest_Call interface {
 	isWritesRequest_Call()
 }
@@ -456,7 +467,15 @@ type WritesResponse struct {
 	//	*WritesResponse_Append
 	//	*WritesResponse_AppendIf
 	//	*WritesResponse_Status
-	Result        isWritesResponse_Result `protobuf_oneof:"result"`
+	Result isWritesResponse_Result `protobuf_oneof:"result"`
+	// Several answers in one message, only to a client that asked for
+	// batches (see Writes); a message with a batch carries nothing else.
+	Batch []*WritesResponse `protobuf:"bytes,5,rep,name=batch,proto3" json:"batch,omitempty"`
+	// The answering node was not the Raft leader when it answered: it
+	// forwarded the request (or would have). A client that dials several
+	// nodes may send its next writes to another one, to reach the leader one
+	// hop sooner; it is a hint, and any node takes writes.
+	Forwarded     bool `protobuf:"varint,6,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -530,6 +549,20 @@ func (x *WritesResponse) GetStatus() []byte {
 		}
 	}
 	return nil
+}
+
+func (x *WritesResponse) GetBatch() []*WritesResponse {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
+func (x *WritesResponse) GetForwarded() bool {
+	if x != nil {
+		return x.Forwarded
+	}
+	return false
 }
 
 type isWritesResponse_Result interface {
@@ -1696,18 +1729,21 @@ const file_factstr_v1_event_store_proto_rawDesc = "" +
 	"\x15first_sequence_number\x18\x01 \x01(\x04R\x13firstSequenceNumber\x120\n" +
 	"\x14last_sequence_number\x18\x02 \x01(\x04R\x12lastSequenceNumber\x12'\n" +
 	"\x0fcommitted_count\x18\x03 \x01(\x04R\x0ecommittedCount\x12\x1c\n" +
-	"\tduplicate\x18\x04 \x01(\bR\tduplicate\"\xb2\x01\n" +
+	"\tduplicate\x18\x04 \x01(\bR\tduplicate\"\xe3\x01\n" +
 	"\rWritesRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\x06append\x18\x02 \x01(\v2\x19.factstr.v1.AppendRequestH\x00R\x06append\x12:\n" +
 	"\tappend_if\x18\x03 \x01(\v2\x1b.factstr.v1.AppendIfRequestH\x00R\bappendIf\x12\x18\n" +
-	"\x06cancel\x18\x04 \x01(\bH\x00R\x06cancelB\x06\n" +
-	"\x04call\"\xb7\x01\n" +
+	"\x06cancel\x18\x04 \x01(\bH\x00R\x06cancel\x12/\n" +
+	"\x05batch\x18\x05 \x03(\v2\x19.factstr.v1.WritesRequestR\x05batchB\x06\n" +
+	"\x04call\"\x87\x02\n" +
 	"\x0eWritesResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x124\n" +
 	"\x06append\x18\x02 \x01(\v2\x1a.factstr.v1.AppendResponseH\x00R\x06append\x12;\n" +
 	"\tappend_if\x18\x03 \x01(\v2\x1c.factstr.v1.AppendIfResponseH\x00R\bappendIf\x12\x18\n" +
-	"\x06status\x18\x04 \x01(\fH\x00R\x06statusB\b\n" +
+	"\x06status\x18\x04 \x01(\fH\x00R\x06status\x120\n" +
+	"\x05batch\x18\x05 \x03(\v2\x1a.factstr.v1.WritesResponseR\x05batch\x12\x1c\n" +
+	"\tforwarded\x18\x06 \x01(\bR\tforwardedB\b\n" +
 	"\x06result\"\x86\x01\n" +
 	"\fQueryRequest\x12,\n" +
 	"\x05query\x18\x01 \x01(\v2\x16.factstr.v1.EventQueryR\x05query\x12+\n" +
@@ -1845,47 +1881,49 @@ var file_factstr_v1_event_store_proto_depIdxs = []int32{
 	24, // 2: factstr.v1.AppendIfRequest.context:type_name -> factstr.v1.EventQuery
 	1,  // 3: factstr.v1.WritesRequest.append:type_name -> factstr.v1.AppendRequest
 	3,  // 4: factstr.v1.WritesRequest.append_if:type_name -> factstr.v1.AppendIfRequest
-	2,  // 5: factstr.v1.WritesResponse.append:type_name -> factstr.v1.AppendResponse
-	4,  // 6: factstr.v1.WritesResponse.append_if:type_name -> factstr.v1.AppendIfResponse
-	24, // 7: factstr.v1.QueryRequest.query:type_name -> factstr.v1.EventQuery
-	25, // 8: factstr.v1.QueryRequest.read:type_name -> factstr.v1.ReadOptions
-	26, // 9: factstr.v1.QueryResponse.events:type_name -> factstr.v1.EventRecord
-	24, // 10: factstr.v1.StreamRequest.query:type_name -> factstr.v1.EventQuery
-	25, // 11: factstr.v1.StreamRequest.read:type_name -> factstr.v1.ReadOptions
-	26, // 12: factstr.v1.Batch.events:type_name -> factstr.v1.EventRecord
-	11, // 13: factstr.v1.StreamResponse.subscribed:type_name -> factstr.v1.Subscribed
-	12, // 14: factstr.v1.StreamResponse.batch:type_name -> factstr.v1.Batch
-	10, // 15: factstr.v1.StreamResponse.progress:type_name -> factstr.v1.StreamProgress
-	24, // 16: factstr.v1.DurableSubscribe.query:type_name -> factstr.v1.EventQuery
-	25, // 17: factstr.v1.DurableSubscribe.read:type_name -> factstr.v1.ReadOptions
-	17, // 18: factstr.v1.DurableSubscribe.start:type_name -> factstr.v1.DurableStart
-	16, // 19: factstr.v1.DurableSubscribe.group:type_name -> factstr.v1.GroupSpec
-	15, // 20: factstr.v1.DurableSubscribe.failure:type_name -> factstr.v1.DurableFailurePolicy
-	0,  // 21: factstr.v1.DurableStart.kind:type_name -> factstr.v1.DurableStartKind
-	14, // 22: factstr.v1.StreamDurableRequest.subscribe:type_name -> factstr.v1.DurableSubscribe
-	18, // 23: factstr.v1.StreamDurableRequest.ack:type_name -> factstr.v1.DurableAck
-	19, // 24: factstr.v1.StreamDurableRequest.unsubscribe:type_name -> factstr.v1.DurableUnsubscribe
-	11, // 25: factstr.v1.StreamDurableResponse.subscribed:type_name -> factstr.v1.Subscribed
-	12, // 26: factstr.v1.StreamDurableResponse.batch:type_name -> factstr.v1.Batch
-	21, // 27: factstr.v1.StreamDurableResponse.released:type_name -> factstr.v1.Released
-	10, // 28: factstr.v1.StreamDurableResponse.progress:type_name -> factstr.v1.StreamProgress
-	1,  // 29: factstr.v1.EventStoreService.Append:input_type -> factstr.v1.AppendRequest
-	3,  // 30: factstr.v1.EventStoreService.AppendIf:input_type -> factstr.v1.AppendIfRequest
-	5,  // 31: factstr.v1.EventStoreService.Writes:input_type -> factstr.v1.WritesRequest
-	7,  // 32: factstr.v1.EventStoreService.Query:input_type -> factstr.v1.QueryRequest
-	9,  // 33: factstr.v1.EventStoreService.Stream:input_type -> factstr.v1.StreamRequest
-	20, // 34: factstr.v1.EventStoreService.StreamDurable:input_type -> factstr.v1.StreamDurableRequest
-	2,  // 35: factstr.v1.EventStoreService.Append:output_type -> factstr.v1.AppendResponse
-	4,  // 36: factstr.v1.EventStoreService.AppendIf:output_type -> factstr.v1.AppendIfResponse
-	6,  // 37: factstr.v1.EventStoreService.Writes:output_type -> factstr.v1.WritesResponse
-	8,  // 38: factstr.v1.EventStoreService.Query:output_type -> factstr.v1.QueryResponse
-	13, // 39: factstr.v1.EventStoreService.Stream:output_type -> factstr.v1.StreamResponse
-	22, // 40: factstr.v1.EventStoreService.StreamDurable:output_type -> factstr.v1.StreamDurableResponse
-	35, // [35:41] is the sub-list for method output_type
-	29, // [29:35] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	5,  // 5: factstr.v1.WritesRequest.batch:type_name -> factstr.v1.WritesRequest
+	2,  // 6: factstr.v1.WritesResponse.append:type_name -> factstr.v1.AppendResponse
+	4,  // 7: factstr.v1.WritesResponse.append_if:type_name -> factstr.v1.AppendIfResponse
+	6,  // 8: factstr.v1.WritesResponse.batch:type_name -> factstr.v1.WritesResponse
+	24, // 9: factstr.v1.QueryRequest.query:type_name -> factstr.v1.EventQuery
+	25, // 10: factstr.v1.QueryRequest.read:type_name -> factstr.v1.ReadOptions
+	26, // 11: factstr.v1.QueryResponse.events:type_name -> factstr.v1.EventRecord
+	24, // 12: factstr.v1.StreamRequest.query:type_name -> factstr.v1.EventQuery
+	25, // 13: factstr.v1.StreamRequest.read:type_name -> factstr.v1.ReadOptions
+	26, // 14: factstr.v1.Batch.events:type_name -> factstr.v1.EventRecord
+	11, // 15: factstr.v1.StreamResponse.subscribed:type_name -> factstr.v1.Subscribed
+	12, // 16: factstr.v1.StreamResponse.batch:type_name -> factstr.v1.Batch
+	10, // 17: factstr.v1.StreamResponse.progress:type_name -> factstr.v1.StreamProgress
+	24, // 18: factstr.v1.DurableSubscribe.query:type_name -> factstr.v1.EventQuery
+	25, // 19: factstr.v1.DurableSubscribe.read:type_name -> factstr.v1.ReadOptions
+	17, // 20: factstr.v1.DurableSubscribe.start:type_name -> factstr.v1.DurableStart
+	16, // 21: factstr.v1.DurableSubscribe.group:type_name -> factstr.v1.GroupSpec
+	15, // 22: factstr.v1.DurableSubscribe.failure:type_name -> factstr.v1.DurableFailurePolicy
+	0,  // 23: factstr.v1.DurableStart.kind:type_name -> factstr.v1.DurableStartKind
+	14, // 24: factstr.v1.StreamDurableRequest.subscribe:type_name -> factstr.v1.DurableSubscribe
+	18, // 25: factstr.v1.StreamDurableRequest.ack:type_name -> factstr.v1.DurableAck
+	19, // 26: factstr.v1.StreamDurableRequest.unsubscribe:type_name -> factstr.v1.DurableUnsubscribe
+	11, // 27: factstr.v1.StreamDurableResponse.subscribed:type_name -> factstr.v1.Subscribed
+	12, // 28: factstr.v1.StreamDurableResponse.batch:type_name -> factstr.v1.Batch
+	21, // 29: factstr.v1.StreamDurableResponse.released:type_name -> factstr.v1.Released
+	10, // 30: factstr.v1.StreamDurableResponse.progress:type_name -> factstr.v1.StreamProgress
+	1,  // 31: factstr.v1.EventStoreService.Append:input_type -> factstr.v1.AppendRequest
+	3,  // 32: factstr.v1.EventStoreService.AppendIf:input_type -> factstr.v1.AppendIfRequest
+	5,  // 33: factstr.v1.EventStoreService.Writes:input_type -> factstr.v1.WritesRequest
+	7,  // 34: factstr.v1.EventStoreService.Query:input_type -> factstr.v1.QueryRequest
+	9,  // 35: factstr.v1.EventStoreService.Stream:input_type -> factstr.v1.StreamRequest
+	20, // 36: factstr.v1.EventStoreService.StreamDurable:input_type -> factstr.v1.StreamDurableRequest
+	2,  // 37: factstr.v1.EventStoreService.Append:output_type -> factstr.v1.AppendResponse
+	4,  // 38: factstr.v1.EventStoreService.AppendIf:output_type -> factstr.v1.AppendIfResponse
+	6,  // 39: factstr.v1.EventStoreService.Writes:output_type -> factstr.v1.WritesResponse
+	8,  // 40: factstr.v1.EventStoreService.Query:output_type -> factstr.v1.QueryResponse
+	13, // 41: factstr.v1.EventStoreService.Stream:output_type -> factstr.v1.StreamResponse
+	22, // 42: factstr.v1.EventStoreService.StreamDurable:output_type -> factstr.v1.StreamDurableResponse
+	37, // [37:43] is the sub-list for method output_type
+	31, // [31:37] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_factstr_v1_event_store_proto_init() }

@@ -46,6 +46,13 @@ type EventStoreServiceClient interface {
 	// request means exactly what the unary call means (idempotency keys
 	// included); what it saves is the per-call cost of gRPC on both sides.
 	// The Go client uses it when the node offers it.
+	//
+	// Batches: a client that opens the stream with the request metadata
+	// "factstr-writes-batch: 1" may put several requests in one message
+	// (WritesRequest.batch), and receives answers the same way
+	// (WritesResponse.batch). A node that supports this says so with the
+	// response header "factstr-writes-batch: 1"; a client sends batches only
+	// to such a node.
 	Writes(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WritesRequest, WritesResponse], error)
 	// Query streams the result in pages; every page carries the context version.
 	Query(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[QueryResponse], error)
@@ -168,6 +175,13 @@ type EventStoreServiceServer interface {
 	// request means exactly what the unary call means (idempotency keys
 	// included); what it saves is the per-call cost of gRPC on both sides.
 	// The Go client uses it when the node offers it.
+	//
+	// Batches: a client that opens the stream with the request metadata
+	// "factstr-writes-batch: 1" may put several requests in one message
+	// (WritesRequest.batch), and receives answers the same way
+	// (WritesResponse.batch). A node that supports this says so with the
+	// response header "factstr-writes-batch: 1"; a client sends batches only
+	// to such a node.
 	Writes(grpc.BidiStreamingServer[WritesRequest, WritesResponse]) error
 	// Query streams the result in pages; every page carries the context version.
 	Query(*QueryRequest, grpc.ServerStreamingServer[QueryResponse]) error

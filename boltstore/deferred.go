@@ -1,0 +1,159 @@
+package boltstore
+
+import (
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// Deferred commits (WithCommitInterval).
+//
+// A bbolt commit costs about the same whether it carries one Raft entry or a
+// hundred: it writes every page the transaction touched (the log's last
+// page, the tail of each posting list, the idempotency records, meta) and
+// the branch pages above them, and materialises each such page in memory
+// first. Applying each Raft entry in a transaction of its own made that the
+// largest part of a replica's CPU per append. A replica whose file is not
+// fsynced anyway (the Raft log is its durability, and after an unclean stop
+// it is rebuilt from the snapshot and the log) can instead keep one write
+// transaction open across Apply calls and commit it when it is
+// commitInterval old or holds maxOpenCommands commands, the way etcd's
+// backend batches its bbolt transactions.
+//
+// What that changes for readers: a bbolt read transaction sees only what
+// was committed, so every read (Store.view) first commits the open
+// transaction when there is one. A reader therefore always sees every
+// entry applied before it began, as before; a burst of reads shares one
+// commit, and a store that only takes writes commits once per interval.
+// AppendIf's version check and the idempotency lookups run inside the open
+// transaction and see everything applied before them.
+//
+// What it changes for failures: a commit that fails (a full disk, an I/O
+// error) loses the entries applied since the last commit although their
+// results were returned. The store then refuses every later Apply and
+// read with the error, its caller (the FSM) stops the node, and the node
+// rebuilds the file from its snapshot and Raft log, which still hold those
+// entries: nothing acknowledged is lost, and the replica never serves a
+// state that skipped them.
+
+// maxOpenCommands bounds the commands one open transaction collects before
+// it commits, and with it the memory its dirty pages take.
+const maxOpenCommands = 16384
+
+// openTx is the write transaction a deferring store keeps open between
+// Apply calls; applyMu guards it.
+type openTx struct {
+	tx    *bbolt.Tx
+	a     *applier
+	since time.Time
+	timer *time.Timer
+}
+
+// applyDeferred applies entries in the open transaction (beginning one if
+// there is none) and commits it when it is due.
+func (s *Store) applyDeferred(entries []Entry, results [][]Result, applied uint64) ([][]Result, error) {
+	o := s.open
+	if o == nil {
+		tx, err := s.db.Begin(true)
+		if err != nil {
+			return nil, fmt.Errorf("apply: %w", err)
+		}
+		a, err := newApplier(tx, applied)
+		if err != nil {
+			_ = tx.Rollback()
+			return nil, fmt.Errorf("apply: %w", err)
+		}
+		o = &openTx{tx: tx, a: a, since: time.Now()}
+		o.timer = time.AfterFunc(s.opts.commitInterval, func() { s.commitDue(o) })
+		s.open = o
+		// Before any entry of this transaction is published: a reader that
+		// waited for one of them sees the flag and commits first.
+		s.dirty.Store(true)
+	}
+	o.a.collect = s.hub.Followed()
+	if err := o.a.applyEntries(entries, results); err != nil {
+		return nil, s.failOpenLocked(fmt.Errorf("apply: %w", err))
+	}
+	if o.a.commands >= maxOpenCommands || time.Since(o.since) >= s.opts.commitInterval {
+		if err := s.commitOpenLocked(); err != nil {
+			return nil, err
+		}
+	}
+	s.applied.Store(max(applied, lastIndex(entries)))
+	s.head.Store(o.a.r.head)
+	s.hub.Publish(o.a.r.head, o.a.committed)
+	return results, nil
+}
+
+// commitDue is the timer of o: it commits o if it is still the open
+// transaction.
+func (s *Store) commitDue(o *openTx) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if s.open == o {
+		if err := s.commitOpenLocked(); err != nil {
+			s.log.Error("committing applied entries failed; the store refuses further applies and reads until it is rebuilt", "error", err)
+		}
+	}
+}
+
+// commitOpenLocked commits the open transaction, if any. applyMu is held.
+func (s *Store) commitOpenLocked() error {
+	o := s.open
+	if o == nil {
+		return s.failed
+	}
+	s.open = nil
+	o.timer.Stop()
+	if err := o.tx.Commit(); err != nil {
+		return s.fail(fmt.Errorf("commit applied entries up to index %d: %w", o.a.applied, err))
+	}
+	s.commits.Add(1)
+	s.dirty.Store(false)
+	return nil
+}
+
+// failOpenLocked rolls the open transaction back after err and fails the
+// store. applyMu is held.
+func (s *Store) failOpenLocked(err error) error {
+	if o := s.open; o != nil {
+		s.open = nil
+		o.timer.Stop()
+		_ = o.tx.Rollback()
+	}
+	return s.fail(err)
+}
+
+// fail makes err the store's permanent state: see the comment at the top.
+func (s *Store) fail(err error) error {
+	s.failed = fmt.Errorf("%w (the state machine file %s lost applied entries and must be rebuilt from the raft log)", err, s.path)
+	return s.failed
+}
+
+// rollbackOpenLocked drops the open transaction: for Abandon (a crash
+// loses it too) and Restore (which replaces the whole state). applyMu is
+// held.
+func (s *Store) rollbackOpenLocked() {
+	if o := s.open; o != nil {
+		s.open = nil
+		o.timer.Stop()
+		_ = o.tx.Rollback()
+		s.dirty.Store(false)
+	}
+}
+
+// settle commits the open transaction, if any, so that a read transaction
+// begun next sees every entry applied so far.
+func (s *Store) settle() error {
+	if !s.dirty.Load() {
+		return nil
+	}
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	return s.commitOpenLocked()
+}
+
+// Commits is the number of bbolt transactions Apply has committed (in
+// deferred mode; each Apply commits its own otherwise, and is not counted).
+func (s *Store) Commits() uint64 { return s.commits.Load() }
