@@ -65,9 +65,7 @@ func (m *Membership) WaitBootstrap(ctx context.Context, expect int) ([]Member, e
 			return nil, ErrShutdown
 		default:
 		}
-		m.mu.Lock()
-		changed := m.changed
-		m.mu.Unlock()
+		changed := m.view.changes()
 		// Read the view after taking the change channel, so a change in
 		// between is not missed.
 		v := decideBootstrap(m.name, expect, m.Members())

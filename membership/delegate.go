@@ -2,19 +2,42 @@ package membership
 
 import (
 	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 )
 
-// delegate receives memberlist's callbacks. It is a separate type so that
-// memberlist's interfaces do not become methods of Membership.
+// delegate receives memberlist's callbacks and turns them into what this
+// package knows: it hands memberlist the local meta, keeps out nodes that
+// are not ours, feeds the member view decoded members, counts conflicts,
+// and judges from a joined peer's member list whether that peer holds this
+// node's current address.
+//
+// It is separate from Membership so that memberlist's interfaces do not
+// become Membership's methods, and so that the callbacks reach only the
+// parts they may touch: it holds no Membership and cannot call memberlist.
 //
 // memberlist calls NotifyJoin, NotifyUpdate, NotifyLeave, NotifyConflict and
 // NotifyAlive while holding its node lock: they must not block and must not
 // call back into memberlist.
 type delegate struct {
-	m *Membership
+	self      string // this node's NodeID
+	logger    *slog.Logger
+	meta      *localMeta
+	view      *memberView
+	conflicts *conflictLog
+
+	// target is the address a join round is contacting now ("": none),
+	// set by the join loop, so NotifyMerge can tell that peer's member
+	// list from an inbound join's.
+	targetMu sync.Mutex
+	target   string
+	// staleSelf: a peer may not hold this node's current address, so the
+	// join loop should re-announce it (see reannounce in join.go).
+	staleSelf atomic.Bool
 }
 
 var (
@@ -27,16 +50,13 @@ var (
 
 // NodeMeta returns our encoded meta.
 func (d *delegate) NodeMeta(limit int) []byte {
-	m := d.m
-	m.metaMu.Lock()
-	buf := m.metaBuf
-	m.metaMu.Unlock()
+	buf := d.meta.encoded()
 	if len(buf) > limit {
 		// Validate keeps us under memberlist.MetaMaxSize, which is the
 		// limit memberlist passes. memberlist panics on oversized meta;
 		// gossiping none makes peers ignore us instead (NotifyAlive),
 		// which is loud but survivable.
-		m.logger.Error("node meta exceeds memberlist's limit; gossiping none", "bytes", len(buf), "limit", limit)
+		d.logger.Error("node meta exceeds memberlist's limit; gossiping none", "bytes", len(buf), "limit", limit)
 		return nil
 	}
 	return buf
@@ -65,20 +85,52 @@ func (d *delegate) NotifyAlive(peer *memberlist.Node) error {
 }
 
 // NotifyJoin: a node became alive, or this node itself at Create.
-func (d *delegate) NotifyJoin(n *memberlist.Node) { d.m.observeAlive(n, EventJoin) }
+func (d *delegate) NotifyJoin(n *memberlist.Node) {
+	member, leaving := d.decodeNode(n, StateAlive, time.Now())
+	d.view.alive(n.Name, member, leaving, EventJoin)
+}
 
 // NotifyUpdate: an alive node's meta changed.
-func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.m.observeAlive(n, EventUpdate) }
+func (d *delegate) NotifyUpdate(n *memberlist.Node) {
+	member, leaving := d.decodeNode(n, StateAlive, time.Now())
+	d.view.alive(n.Name, member, leaving, EventUpdate)
+}
 
 // NotifyLeave: a node left or was declared dead; memberlist does not say
 // which, so we use the "leaving" flag it gossiped before leaving.
-func (d *delegate) NotifyLeave(n *memberlist.Node) { d.m.observeGone(n) }
+func (d *delegate) NotifyLeave(n *memberlist.Node) {
+	member, leaving := d.decodeNode(n, StateDead, time.Now())
+	d.view.gone(n.Name, member, leaving)
+}
 
 // NotifyConflict: other claims existing's name from a different address
 // while existing is alive (or dead for less than DeadNodeReclaimTime).
 // memberlist keeps existing and ignores other.
 func (d *delegate) NotifyConflict(existing, other *memberlist.Node) {
-	d.m.observeConflict(existing, other)
+	now := time.Now()
+	kept, _ := d.decodeNode(existing, StateAlive, now)
+	rival, _ := d.decodeNode(other, StateAlive, now)
+	total, reports, report := d.conflicts.record(existing.Name, rival.Addr, now)
+	self := existing.Name == d.self
+	if self {
+		// Someone gossips our name at another address. Usually it is our
+		// own previous life (a restart with a new IP) that peers have not
+		// yet declared dead; the join loop re-announces us so peers take
+		// the new address as soon as they may (DeadNodeReclaimTime).
+		d.staleSelf.Store(true)
+	}
+	if !report {
+		return
+	}
+	msg := "node ID conflict: two nodes claim the same NodeID; the second is ignored until the first is gone. If both are running, one is misconfigured"
+	if self {
+		msg = "node ID conflict: another address claims this node's NodeID; if this node was just restarted with a new address, it will be accepted once peers declare the old one dead"
+	}
+	d.logger.Error(msg, "node", existing.Name,
+		"kept_addr", kept.Addr, "kept_incarnation", kept.Meta.Incarnation,
+		"rejected_addr", rival.Addr, "rejected_incarnation", rival.Meta.Incarnation,
+		"reports", reports, "conflicts_total", total)
+	d.view.publish(Event{Kind: EventConflict, Member: rival, Prev: kept.Meta})
 }
 
 // NotifyMerge is called with a peer's whole member list when a join
@@ -89,16 +141,11 @@ func (d *delegate) NotifyConflict(existing, other *memberlist.Node) {
 // (it still has our previous address, or has forgotten us), the join loop
 // re-announces us until it does.
 func (d *delegate) NotifyMerge(peers []*memberlist.Node) error {
-	d.m.observeMerge(peers)
-	return nil
-}
-
-func (m *Membership) observeMerge(peers []*memberlist.Node) {
-	m.targetMu.Lock()
-	target := m.joinTarget
-	m.targetMu.Unlock()
+	d.targetMu.Lock()
+	target := d.target
+	d.targetMu.Unlock()
 	if target == "" {
-		return // a peer is joining us; its view of us says nothing
+		return nil // a peer is joining us; its view of us says nothing
 	}
 	fromTarget := false
 	for _, p := range peers {
@@ -108,145 +155,42 @@ func (m *Membership) observeMerge(peers []*memberlist.Node) {
 		}
 	}
 	if !fromTarget {
-		return // an inbound join that overlapped ours
+		return nil // an inbound join that overlapped ours
 	}
-	self := m.LocalMember().Addr
+	me, _ := d.view.lookup(d.self)
 	for _, p := range peers {
-		if p.Name == m.name {
-			if p.Address() == self && (p.State == memberlist.StateAlive || p.State == memberlist.StateSuspect) {
-				return
+		if p.Name == d.self {
+			if p.Address() == me.Addr && (p.State == memberlist.StateAlive || p.State == memberlist.StateSuspect) {
+				return nil
 			}
-			m.logger.Debug("peer holds a stale entry for this node", "peer", target,
-				"their_addr", p.Address(), "their_state", p.State, "our_addr", self)
-			m.staleSelf.Store(true)
-			return
+			d.logger.Debug("peer holds a stale entry for this node", "peer", target,
+				"their_addr", p.Address(), "their_state", p.State, "our_addr", me.Addr)
+			d.staleSelf.Store(true)
+			return nil
 		}
 	}
 	// The peer does not know us. Usual right after a first join (the peer
 	// sends its state before merging ours); after a restart it means the
 	// peer reaped our old entry and still has to accept the new one.
-	m.staleSelf.Store(true)
+	d.staleSelf.Store(true)
+	return nil
+}
+
+// contacting tells NotifyMerge which address a join is contacting ("":
+// none).
+func (d *delegate) contacting(addr string) {
+	d.targetMu.Lock()
+	d.target = addr
+	d.targetMu.Unlock()
 }
 
 // decodeNode turns a memberlist node into a Member. The meta was checked by
 // NotifyAlive, so a decode error is unexpected; we keep the name then.
-func (m *Membership) decodeNode(n *memberlist.Node, state State, now time.Time) (Member, bool) {
+func (d *delegate) decodeNode(n *memberlist.Node, state State, now time.Time) (Member, bool) {
 	meta, leaving, err := decodeMeta(n.Meta)
 	if err != nil {
-		m.logger.Error("cannot decode a member's meta", "member", n.Name, "error", err)
+		d.logger.Error("cannot decode a member's meta", "member", n.Name, "error", err)
 		meta = Meta{NodeID: n.Name}
 	}
 	return Member{Meta: meta, Addr: n.Address(), State: state, Since: now}, leaving
-}
-
-func (m *Membership) observeAlive(n *memberlist.Node, kind EventKind) {
-	now := time.Now()
-	member, leaving := m.decodeNode(n, StateAlive, now)
-
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	prev, known := m.members[n.Name]
-	if known && kind == EventUpdate && prev.State == StateAlive {
-		member.Since = prev.Since // still alive since then
-	}
-	if !known || prev.State != StateAlive {
-		kind = EventJoin
-	}
-	m.members[n.Name] = &memberState{Member: member, leaving: leaving}
-	if kind == EventUpdate && prev.Member == member {
-		// Only the internal leaving flag changed; Meta as callers see it
-		// did not, so there is nothing to report.
-		return
-	}
-
-	ev := Event{Kind: kind, Member: member}
-	if known {
-		ev.Prev = prev.Meta
-	}
-	if ev.IncarnationChanged() {
-		// The same NodeID with a new data directory: its Raft vote and term
-		// are gone. The Raft layer must not treat it as the old server.
-		m.logger.Warn("member came back with a new incarnation: its data directory was wiped or replaced",
-			"member", n.Name, "addr", member.Addr, "old_incarnation", prev.Meta.Incarnation,
-			"new_incarnation", member.Meta.Incarnation)
-	}
-	switch {
-	case kind == EventJoin && n.Name != m.name:
-		m.logger.Info("member joined", "member", n.Name, "addr", member.Addr, "incarnation", member.Meta.Incarnation,
-			"cluster_id", member.Meta.ClusterID, "bootstrap_expect", member.Meta.BootstrapExpect)
-	case kind == EventUpdate:
-		m.logger.Debug("member updated", "member", n.Name, "addr", member.Addr, "cluster_id", member.Meta.ClusterID,
-			"has_raft_state", member.Meta.HasRaftState, "leaving", leaving)
-	}
-	m.pruneLocked(now)
-	m.publishLocked(ev)
-	m.signalLocked()
-}
-
-func (m *Membership) observeGone(n *memberlist.Node) {
-	now := time.Now()
-	member, leaving := m.decodeNode(n, StateDead, now)
-
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	prev, known := m.members[n.Name]
-	if known {
-		leaving = leaving || prev.leaving
-	}
-	kind := EventFail
-	if leaving {
-		member.State, kind = StateLeft, EventLeave
-	}
-	m.members[n.Name] = &memberState{Member: member, leaving: leaving}
-
-	ev := Event{Kind: kind, Member: member}
-	if known {
-		ev.Prev = prev.Meta
-	}
-	if kind == EventLeave {
-		m.logger.Info("member left", "member", n.Name, "addr", member.Addr)
-	} else {
-		m.logger.Warn("member failed", "member", n.Name, "addr", member.Addr)
-	}
-	m.publishLocked(ev)
-	m.signalLocked()
-}
-
-func (m *Membership) observeConflict(existing, other *memberlist.Node) {
-	total := m.conflicts.Add(1)
-	now := time.Now()
-	m.lastConflict.Store(now.UnixNano())
-	kept, _ := m.decodeNode(existing, StateAlive, now)
-	rival, _ := m.decodeNode(other, StateAlive, now)
-	self := existing.Name == m.name
-	if self {
-		// Someone gossips our name at another address. Usually it is our
-		// own previous life (a restart with a new IP) that peers have not
-		// yet declared dead; the join loop re-announces us so peers take
-		// the new address as soon as they may (DeadNodeReclaimTime).
-		m.staleSelf.Store(true)
-	}
-
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	// memberlist reports a conflict for every alive message about the
-	// claimant, many per second; log and publish at powers of two per
-	// claimant.
-	key := existing.Name + "|" + rival.Addr
-	if len(m.conflictSeen) > 1024 {
-		clear(m.conflictSeen)
-	}
-	m.conflictSeen[key]++
-	if c := m.conflictSeen[key]; c&(c-1) != 0 {
-		return
-	}
-	msg := "node ID conflict: two nodes claim the same NodeID; the second is ignored until the first is gone. If both are running, one is misconfigured"
-	if self {
-		msg = "node ID conflict: another address claims this node's NodeID; if this node was just restarted with a new address, it will be accepted once peers declare the old one dead"
-	}
-	m.logger.Error(msg, "node", existing.Name,
-		"kept_addr", kept.Addr, "kept_incarnation", kept.Meta.Incarnation,
-		"rejected_addr", rival.Addr, "rejected_incarnation", rival.Meta.Incarnation,
-		"reports", m.conflictSeen[key], "conflicts_total", total)
-	m.publishLocked(Event{Kind: EventConflict, Member: rival, Prev: kept.Meta})
 }

@@ -3,7 +3,6 @@ package membership
 import (
 	"fmt"
 	"sync/atomic"
-	"time"
 )
 
 // SubscriberBuffer is how many events a subscription holds before new ones
@@ -68,7 +67,7 @@ func (e Event) IncarnationChanged() bool {
 }
 
 // subscription is one Subscribe call. Its channel is closed, under
-// Membership.mu, by the cancel func or by Shutdown.
+// memberView.mu, by the cancel func or by Shutdown.
 type subscription struct {
 	ch      chan Event
 	dropped atomic.Uint64
@@ -79,24 +78,47 @@ type subscription struct {
 // slow consumer would stall probing and gossip for the whole node. Events a
 // full subscriber cannot take are dropped and counted (DroppedEvents), not
 // coalesced: a consumer that falls behind must resynchronise from Members,
-// which a Raft reconcile loop does periodically anyway. Callers hold m.mu.
-func (m *Membership) publishLocked(ev Event) {
-	if m.closed {
+// which a Raft reconcile loop does periodically anyway. Callers hold v.mu.
+func (v *memberView) publishLocked(ev Event) {
+	if v.closed {
 		return
 	}
-	for s := range m.subs {
+	for s := range v.subs {
 		select {
 		case s.ch <- ev:
 		default:
 			s.dropped.Add(1)
-			if n := m.dropped.Add(1); n&(n-1) == 0 {
+			if n := v.dropped.Add(1); n&(n-1) == 0 {
 				// Log at powers of two so a stuck consumer is visible
 				// without flooding the log.
-				m.logger.Warn("event subscriber is not keeping up; dropping membership events",
+				v.logger.Warn("event subscriber is not keeping up; dropping membership events",
 					"dropped_total", n, "event", ev.Kind.String(), "member", ev.Member.Meta.NodeID)
 			}
 		}
 	}
+}
+
+// subscribe adds a subscriber; see Membership.Subscribe.
+func (v *memberView) subscribe() (<-chan Event, func()) {
+	s := &subscription{ch: make(chan Event, SubscriberBuffer)}
+	v.mu.Lock()
+	if v.closed {
+		v.mu.Unlock()
+		close(s.ch)
+		return s.ch, func() {}
+	}
+	v.subs[s] = struct{}{}
+	v.mu.Unlock()
+
+	cancel := func() {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if _, ok := v.subs[s]; ok {
+			delete(v.subs, s)
+			close(s.ch)
+		}
+	}
+	return s.ch, cancel
 }
 
 // Subscribe returns a channel of membership events and a func that ends the
@@ -104,43 +126,8 @@ func (m *Membership) publishLocked(ev Event) {
 // channel holds SubscriberBuffer events, and events that do not fit are
 // dropped and counted in DroppedEvents. Treat events as prompts to look at
 // Members, not as a complete log. The channel is also closed by Shutdown.
-func (m *Membership) Subscribe() (<-chan Event, func()) {
-	s := &subscription{ch: make(chan Event, SubscriberBuffer)}
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		close(s.ch)
-		return s.ch, func() {}
-	}
-	m.subs[s] = struct{}{}
-	m.mu.Unlock()
-
-	cancel := func() {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		if _, ok := m.subs[s]; ok {
-			delete(m.subs, s)
-			close(s.ch)
-		}
-	}
-	return s.ch, cancel
-}
+func (m *Membership) Subscribe() (<-chan Event, func()) { return m.view.subscribe() }
 
 // DroppedEvents is how many events were dropped, over all subscribers,
 // because a subscriber's channel was full.
-func (m *Membership) DroppedEvents() uint64 { return m.dropped.Load() }
-
-// Conflicts is how many times memberlist reported a second node claiming a
-// known NodeID from another address. A non-zero, growing value means two
-// processes share a NodeID (a misconfiguration, or a restarted pod whose old
-// entry is not yet reclaimable); the cluster should refuse the newcomer.
-func (m *Membership) Conflicts() uint64 { return m.conflicts.Load() }
-
-// LastConflict is when gossip last reported a node-id conflict (zero if
-// never).
-func (m *Membership) LastConflict() time.Time {
-	if ns := m.lastConflict.Load(); ns != 0 {
-		return time.Unix(0, ns)
-	}
-	return time.Time{}
-}
+func (m *Membership) DroppedEvents() uint64 { return m.view.dropped.Load() }

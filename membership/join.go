@@ -83,9 +83,9 @@ func (m *Membership) joinLoop(ctx context.Context) {
 		switch {
 		case !joined:
 			why = "join"
-		case m.alone():
+		case m.view.alone():
 			why = "rejoin: no other member is alive"
-		case m.staleSelf.Swap(false):
+		case m.gossip.staleSelf.Swap(false):
 			why = reannounce
 		default:
 			continue
@@ -96,7 +96,7 @@ func (m *Membership) joinLoop(ctx context.Context) {
 		if ctx.Err() != nil {
 			continue // the select above returns
 		}
-		if n > 0 && !m.alone() {
+		if n > 0 && !m.view.alone() {
 			switch {
 			case why == reannounce:
 				m.logger.Debug("re-announced this node", "contacted", n)
@@ -149,9 +149,9 @@ func (m *Membership) join(ctx context.Context, seeds []string) (int, error) {
 		}
 		// One address per call so ctx is honoured between them; memberlist
 		// would otherwise try them all, TCPTimeout each.
-		m.setJoinTarget(a)
+		m.gossip.contacting(a)
 		c, err := m.ml.Join([]string{a})
-		m.setJoinTarget("")
+		m.gossip.contacting("")
 		n += c
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", a, err))
@@ -210,10 +210,4 @@ func (m *Membership) resolveSeeds(ctx context.Context, seeds []string) ([]string
 		}
 	}
 	return out, errs
-}
-
-func (m *Membership) setJoinTarget(addr string) {
-	m.targetMu.Lock()
-	m.joinTarget = addr
-	m.targetMu.Unlock()
 }

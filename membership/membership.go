@@ -1,15 +1,12 @@
 package membership
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -26,34 +23,27 @@ var (
 
 // Membership is a running gossip layer. Create it with Start; it is safe for
 // concurrent use.
+//
+// It owns memberlist and the node's life in the cluster: joining, meta
+// updates, Leave and Shutdown. What memberlist reports lands in parts of
+// their own: the member view and its subscribers (view), this node's meta
+// (meta), the conflict counts (conflicts), all fed by the gossip delegate
+// (gossip).
 type Membership struct {
 	cfg    Config // with defaults filled in
 	name   string // memberlist node name == Meta.NodeID, never changes
 	logger *slog.Logger
 	ml     *memberlist.Memberlist
 
+	meta      *localMeta
+	view      *memberView
+	conflicts *conflictLog
+	gossip    *delegate
+
 	// updateMu serialises memberlist.UpdateNode calls (UpdateMeta, Leave):
 	// UpdateNode writes the local node's state outside memberlist's lock,
 	// so two at once race inside memberlist.
 	updateMu sync.Mutex
-
-	// metaMu guards the local meta. memberlist reads it through NodeMeta,
-	// sometimes while holding its own locks, so nothing that calls into
-	// memberlist may run under metaMu.
-	metaMu  sync.Mutex
-	meta    Meta
-	leaving bool   // Leave has started; gossiped so peers report Left, not Dead
-	metaBuf []byte // encodeMeta(meta, leaving)
-
-	// mu guards the member view and the subscribers. memberlist's callbacks
-	// take it while holding memberlist's node lock, so never call
-	// memberlist with mu held.
-	mu           sync.Mutex
-	members      map[string]*memberState
-	subs         map[*subscription]struct{}
-	changed      chan struct{}     // closed and replaced on every member change
-	conflictSeen map[string]uint64 // conflict reports per claimant, for rate limiting
-	closed       bool              // Shutdown has closed the subscribers
 
 	// lifeMu serialises Leave and Shutdown: memberlist panics if Leave is
 	// called after Shutdown.
@@ -64,25 +54,9 @@ type Membership struct {
 	joinDone   chan struct{} // closed when the join loop has returned
 	shutdownCh chan struct{} // closed by Shutdown
 
-	// joinMu serialises join rounds, so that joinTarget names the one
-	// address being contacted; the merge delegate reads it.
-	joinMu     sync.Mutex
-	targetMu   sync.Mutex
-	joinTarget string
-
-	conflicts atomic.Uint64
-	// lastConflict is when the last conflict was seen (Unix ns; 0: never).
-	lastConflict atomic.Int64
-	dropped      atomic.Uint64
-	// staleSelf: a peer may not hold this node's current address, so the
-	// join loop should re-announce it (see reannounce in join.go).
-	staleSelf atomic.Bool
-}
-
-// memberState is a Member plus what we know about its intent to leave.
-type memberState struct {
-	Member
-	leaving bool
+	// joinMu serialises join rounds, so that the gossip delegate knows the
+	// one address being contacted.
+	joinMu sync.Mutex
 }
 
 // Start validates cfg, binds the gossip port and starts memberlist. If
@@ -106,26 +80,24 @@ func Start(ctx context.Context, cfg Config) (*Membership, error) {
 		advertiseIP = ip
 	}
 
-	metaBuf, err := encodeMeta(cfg.Meta, false)
+	meta, err := newLocalMeta(cfg.Meta)
 	if err != nil {
-		return nil, fmt.Errorf("membership: encode meta: %w", err)
+		return nil, err
 	}
 	m := &Membership{
-		cfg:          cfg,
-		name:         cfg.Meta.NodeID,
-		logger:       logger,
-		meta:         cfg.Meta,
-		metaBuf:      metaBuf,
-		members:      make(map[string]*memberState),
-		subs:         make(map[*subscription]struct{}),
-		changed:      make(chan struct{}),
-		conflictSeen: make(map[string]uint64),
-		stopJoin:     func() {},
-		joinDone:     make(chan struct{}),
-		shutdownCh:   make(chan struct{}),
+		cfg:        cfg,
+		name:       cfg.Meta.NodeID,
+		logger:     logger,
+		meta:       meta,
+		view:       newMemberView(cfg.Meta.NodeID, cfg.TombstoneTimeout, logger),
+		conflicts:  &conflictLog{},
+		stopJoin:   func() {},
+		joinDone:   make(chan struct{}),
+		shutdownCh: make(chan struct{}),
 	}
+	m.gossip = &delegate{self: m.name, logger: logger, meta: m.meta, view: m.view, conflicts: m.conflicts}
 
-	mc, err := cfg.memberlistConfig(advertiseIP, &delegate{m: m}, cfg.Logger.With("logger", "membership.memberlist"))
+	mc, err := cfg.memberlistConfig(advertiseIP, m.gossip, cfg.Logger.With("logger", "membership.memberlist"))
 	if err != nil {
 		return nil, fmt.Errorf("membership: %w", err)
 	}
@@ -225,35 +197,13 @@ func resolveAdvertiseOnce(ctx context.Context, resolver func(context.Context, st
 
 // Members returns every member this node knows, itself included, in NodeID
 // order. Dead and Left members stay for Config.TombstoneTimeout.
-func (m *Membership) Members() []Member {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.pruneLocked(time.Now())
-	out := make([]Member, 0, len(m.members))
-	for _, s := range m.members {
-		out = append(out, s.Member)
-	}
-	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.Meta.NodeID, b.Meta.NodeID) })
-	return out
-}
+func (m *Membership) Members() []Member { return m.view.list() }
 
 // Lookup returns the member with the given NodeID.
-func (m *Membership) Lookup(nodeID string) (Member, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s, ok := m.members[nodeID]
-	if !ok {
-		return Member{}, false
-	}
-	return s.Member, true
-}
+func (m *Membership) Lookup(nodeID string) (Member, bool) { return m.view.lookup(nodeID) }
 
 // LocalMeta returns the meta this node currently gossips.
-func (m *Membership) LocalMeta() Meta {
-	m.metaMu.Lock()
-	defer m.metaMu.Unlock()
-	return m.meta
-}
+func (m *Membership) LocalMeta() Meta { return m.meta.get() }
 
 // LocalMember returns this node as the member view has it; its Addr is the
 // gossip address peers use (useful with BindAddr port 0).
@@ -296,15 +246,9 @@ func (m *Membership) UpdateMeta(ctx context.Context, meta Meta) error {
 	}
 
 	m.updateMu.Lock()
-	m.metaMu.Lock()
-	buf, err := encodeMeta(meta, m.leaving)
-	if err == nil {
-		m.meta, m.metaBuf = meta, buf
-	}
-	m.metaMu.Unlock()
-	if err != nil {
+	if err := m.meta.set(meta); err != nil {
 		m.updateMu.Unlock()
-		return fmt.Errorf("membership: encode meta: %w", err)
+		return err
 	}
 	// UpdateNode cannot be cancelled; its timeout bounds the goroutine,
 	// which holds updateMu until UpdateNode returns even if we return
@@ -356,12 +300,7 @@ func (m *Membership) Leave(timeout time.Duration) error {
 	// about the same node is queued, so the leave message must not be
 	// queued until this one is out.
 	m.updateMu.Lock()
-	m.metaMu.Lock()
-	m.leaving = true
-	if buf, err := encodeMeta(m.meta, true); err == nil {
-		m.metaBuf = buf
-	}
-	m.metaMu.Unlock()
+	m.meta.markLeaving()
 	if err := m.ml.UpdateNode(half); err != nil {
 		m.logger.Warn("leaving notice not confirmed sent; some peers may report this node failed instead of left", "error", err)
 	}
@@ -393,14 +332,7 @@ func (m *Membership) Shutdown() error {
 	// one memberlist TCPTimeout.
 	<-m.joinDone
 
-	m.mu.Lock()
-	m.closed = true
-	for s := range m.subs {
-		close(s.ch)
-	}
-	clear(m.subs)
-	m.signalLocked()
-	m.mu.Unlock()
+	m.view.close()
 
 	if err != nil {
 		return fmt.Errorf("membership: shutdown: %w", err)
@@ -419,33 +351,4 @@ func (m *Membership) checkOpen() error {
 		return ErrLeft
 	}
 	return nil
-}
-
-// signalLocked wakes everyone waiting for a member change. Callers hold mu.
-func (m *Membership) signalLocked() {
-	close(m.changed)
-	m.changed = make(chan struct{})
-}
-
-// pruneLocked forgets Dead and Left members older than the tombstone
-// timeout. This node is never forgotten. Callers hold mu.
-func (m *Membership) pruneLocked(now time.Time) {
-	for name, s := range m.members {
-		if name != m.name && (s.State == StateDead || s.State == StateLeft) &&
-			now.Sub(s.Since) > m.cfg.TombstoneTimeout {
-			delete(m.members, name)
-		}
-	}
-}
-
-// alone reports whether no other member is alive.
-func (m *Membership) alone() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for name, s := range m.members {
-		if name != m.name && s.State == StateAlive {
-			return false
-		}
-	}
-	return true
 }

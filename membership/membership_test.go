@@ -563,14 +563,14 @@ func TestSubscriberOverflowDropsAndCounts(t *testing.T) {
 	defer cancelFast()
 
 	const extra = 10
-	a.mu.Lock()
+	a.view.mu.Lock()
 	for i := range SubscriberBuffer + extra {
-		a.publishLocked(Event{Kind: EventUpdate, Member: Member{Meta: Meta{NodeID: fmt.Sprint(i)}}})
+		a.view.publishLocked(Event{Kind: EventUpdate, Member: Member{Meta: Meta{NodeID: fmt.Sprint(i)}}})
 		if i < SubscriberBuffer {
 			<-fast // a consumer that keeps up loses nothing
 		}
 	}
-	a.mu.Unlock()
+	a.view.mu.Unlock()
 
 	if got := a.DroppedEvents(); got != extra {
 		t.Fatalf("DroppedEvents = %d, want %d", got, extra)

@@ -207,3 +207,75 @@ func TestCursorStoredBeforeRelease(t *testing.T) {
 		t.Fatalf("the name is still held by %q after Unsubscribe", holder)
 	}
 }
+
+// The cursor stores the highest position acknowledged, never moves back,
+// and writes nothing for what a park stored or the store already has.
+func TestDurableCursorFinish(t *testing.T) {
+	cases := []struct {
+		name       string
+		start      uint64
+		ops        func(c *durableCursor)
+		wantStored uint64
+		wantLast   uint64 // the last advance written; 0: none
+	}{
+		{"nothing acknowledged", 5, func(*durableCursor) {}, 5, 0},
+		{"highest ack wins", 0, func(c *durableCursor) { c.ack(3); c.ack(7); c.ack(4) }, 7, 7},
+		{"an ack behind the stored cursor", 5, func(c *durableCursor) { c.ack(2) }, 5, 0},
+		{"a park stored it", 0, func(c *durableCursor) { c.storedAt(6); c.ack(6) }, 6, 0},
+		{"an ack after a park", 0, func(c *durableCursor) { c.storedAt(6); c.ack(8) }, 8, 8},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &fakeDurables{}
+			c := startCursor(testLease(d, nil), tc.start, func(err error) { t.Errorf("the stream was ended: %v", err) }, discard)
+			tc.ops(c)
+			if got := c.finish(); got != tc.wantStored {
+				t.Fatalf("finish stored %d, want %d", got, tc.wantStored)
+			}
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			var last uint64
+			for i, a := range d.advances {
+				if i > 0 && a <= d.advances[i-1] {
+					t.Fatalf("advances %v do not only move forward", d.advances)
+				}
+				last = a
+			}
+			if last != tc.wantLast {
+				t.Fatalf("advances %v, want the last to be %d", d.advances, tc.wantLast)
+			}
+		})
+	}
+}
+
+// A write that fails ends the stream with the store's error, once, and
+// nothing after it is written.
+func TestDurableCursorFailedWriteEndsStream(t *testing.T) {
+	d := &fakeDurables{advanceErr: contract.ErrDurableLeaseLost}
+	ended := make(chan error, 2)
+	c := startCursor(testLease(d, nil), 3, func(err error) { ended <- err }, discard)
+	c.ack(4)
+	select {
+	case err := <-ended:
+		if !errors.Is(err, contract.ErrDurableLeaseLost) {
+			t.Fatalf("the stream ended with %v, want ErrDurableLeaseLost", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a failed cursor write did not end the stream")
+	}
+	d.mu.Lock()
+	d.advanceErr = nil // the store would take a write now: the cursor must not try
+	d.mu.Unlock()
+	c.ack(5)
+	if got := c.finish(); got != 3 {
+		t.Fatalf("finish after a failed write stored %d, want 3", got)
+	}
+	if len(ended) != 0 {
+		t.Fatal("the stream was ended twice")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.advances) != 0 {
+		t.Fatalf("advances %v after the write that failed", d.advances)
+	}
+}

@@ -184,13 +184,14 @@ func (e *Engine) group(ctx context.Context, name string, query contract.EventQue
 // join takes the first free member slot.
 func (g *groupSub) join(ctx context.Context) error {
 	for k := 0; k < contract.MaxGroupMembers; k++ {
-		_, err := g.e.cfg.Durables.Acquire(ctx, GroupMemberName(g.name, k), g.query, g.holder, contract.DurableOptions{})
+		slot := g.memberLease(k)
+		_, err := slot.acquire(ctx, g.query, contract.DurableOptions{})
 		if err == nil {
 			g.slot = k
 			return nil
 		}
 		if !errors.Is(err, contract.ErrDurableNameInUse) {
-			g.releaseName(GroupMemberName(g.name, k))
+			slot.release()
 			return err
 		}
 	}
@@ -306,14 +307,14 @@ func (g *groupSub) teardown() {
 	clear(g.parts)
 	clear(g.gates)
 	g.mu.Unlock()
-	g.releaseName(GroupMemberName(g.name, g.slot))
+	g.memberLease(g.slot).release()
 }
 
-// releaseName frees a name this member holds, retrying in the background
-// like a durable stream's release.
-func (g *groupSub) releaseName(name string) {
-	s := &subscription{e: g.e, ctx: context.WithoutCancel(g.parent), name: name, holder: g.holder}
-	s.release()
+// memberLease is this member's lease on member slot k: no subscription
+// stands behind it, but it is taken and released like a durable stream's
+// name (a release that cannot commit is retried in the background).
+func (g *groupSub) memberLease(k int) *durableLease {
+	return g.e.newLease(g.parent, GroupMemberName(g.name, k), g.holder)
 }
 
 // balance settles the partitions that ended, then moves the member toward
@@ -350,7 +351,7 @@ func (g *groupSub) balance() error {
 		// takes its slot back when free.
 		live++
 		if g.slot < len(memberHolders) && memberHolders[g.slot] == "" {
-			if _, err := g.e.cfg.Durables.Acquire(ctx, GroupMemberName(g.name, g.slot), g.query, g.holder, contract.DurableOptions{}); err != nil {
+			if _, err := g.memberLease(g.slot).acquire(ctx, g.query, contract.DurableOptions{}); err != nil {
 				g.e.cfg.Logger.Debug("consumer group: retake member slot", "group", g.name, "error", err)
 			}
 		}
@@ -482,30 +483,30 @@ func (g *groupSub) startPartition(p int) error {
 		}
 		return g.handler(ctx, batch)
 	}
-	s, err := e.newSubscription(g.ctx, g.matcher, handler)
+	s, err := e.newSubscription(g.ctx, g.matcher, handler, func(ps *subscription) {
+		ps.parent = g.parent
+		ps.durable, ps.name = true, GroupPartitionName(g.name, p)
+		ps.lease = e.newLease(ps.ctx, ps.name, g.holder)
+	})
 	if err != nil {
 		return err
 	}
-	s.parent = g.parent
-	s.durable = true
-	s.name = GroupPartitionName(g.name, p)
-	s.holder = g.holder
 	spec := g.spec
 	s.filter = func(rec contract.EventRecord) bool { return spec.Partition(rec) == p }
 	ctx, cancel := context.WithTimeout(g.ctx, e.cfg.CursorTimeout)
-	acq, err := e.cfg.Durables.Acquire(ctx, s.name, g.query, g.holder, contract.DurableOptions{})
+	acq, err := s.lease.acquire(ctx, g.query, contract.DurableOptions{})
 	cancel()
 	if err != nil {
 		if !errors.Is(err, contract.ErrDurableNameInUse) && !errors.Is(err, contract.ErrDurableQueryMismatch) &&
 			!errors.Is(err, contract.ErrClosed) && !errors.Is(err, contract.ErrDurableNotFound) {
-			s.release()
+			s.lease.release()
 		}
 		e.remove(s)
 		s.cancel(nil)
 		return fmt.Errorf("partition %d: %w", p, err)
 	}
 	s.pos = acq.Cursor
-	s.startCursor(acq.Cursor)
+	s.cur = startCursor(s.lease, acq.Cursor, s.cancel, e.cfg.Logger)
 	s.start = s.pos
 	s.progress.Store(s.pos)
 	g.mu.Lock()
@@ -597,8 +598,8 @@ func (e *Engine) GroupMemberPositions() map[string]map[string]uint64 {
 			out[group] = m
 		}
 		pos := s.progress.Load()
-		if cur, seen := m[s.holder]; !seen || pos < cur {
-			m[s.holder] = pos
+		if cur, seen := m[s.lease.holder]; !seen || pos < cur {
+			m[s.lease.holder] = pos
 		}
 	}
 	return out

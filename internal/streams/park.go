@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/factstr/factstr-go/contract"
@@ -33,15 +34,8 @@ type Parking struct {
 	Error    string   // the handler's last error, at most contract.MaxParkedErrorBytes
 }
 
-// errPoll is waitHead's "no commit within ParkedPoll": look for parked
-// events due, then wait again.
-var errPoll = errors.New("poll for parked events")
-
 // parkedPage bounds one redelivery of parked events.
 const parkedPage = 128
-
-// parks reports whether s is a durable subscription whose policy parks.
-func (s *subscription) parks() bool { return s.durable && s.failure.Parks() }
 
 // logPolicyKept says when an existing name keeps a failure policy other
 // than the one asked for, as Durable does for the start position.
@@ -53,52 +47,88 @@ func (e *Engine) logPolicyKept(name string, acq AcquireResult, asked contract.Fa
 		"name", name, "policy", acq.Failure.String(), "policy_asked", asked.String())
 }
 
-// waitHead waits for a commit after s.pos; a subscription that parks waits
-// at most ParkedPoll, then reports errPoll.
-func (s *subscription) waitHead() (uint64, error) {
-	if !s.parks() {
-		return s.e.cfg.Hub.Wait(s.ctx, s.pos)
-	}
-	ctx, cancel := context.WithTimeout(s.ctx, s.e.cfg.ParkedPoll)
-	defer cancel()
-	head, err := s.e.cfg.Hub.Wait(ctx, s.pos)
-	if err != nil && s.ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-		return head, errPoll
-	}
-	return head, err
+// retryPark runs the "retry N then park" failure policy of one durable
+// subscription: it delivers a batch until its handler takes it or the
+// policy's deliveries are used up, parks it then, and redelivers the
+// parked events an operator asked for.
+//
+// It is separate from the subscription because it is a policy on top of
+// delivery, not part of it: a subscription whose policy is stop has none
+// (its handler's failure ends the stream), and the policy needs of the
+// subscription only one delivery at a time (attempter), so it can be
+// tested on its own.
+type retryPark struct {
+	policy contract.FailurePolicy // normalized, Parks() true
+	lease  *durableLease          // parks, unparks and reads the parked list
+	cursor *durableCursor         // a first delivery's park moves the stored cursor
+	poll   time.Duration          // Config.ParkedPoll
+	// polled is when redeliverDue last read the parked list; owned by the
+	// delivering goroutine.
+	polled time.Time
+	logger *slog.Logger
+	// onRedelivery and onParked are Config.OnRedelivery and
+	// Config.OnParked (metrics); either may be nil.
+	onRedelivery func(name string)
+	onParked     func(name string, events int)
 }
 
-// deliverRetrying delivers b under the "retry N then park" policy: a failed
-// delivery is retried after the policy's backoff, up to MaxDeliveries in
-// all, then b is parked. parked reports that b was parked (for a first
-// delivery the cursor has then moved past it); err is set only when the
-// stream ends (stopped, ctx ended, or the park could not be recorded), and
-// b is then not recorded as handled.
-func (s *subscription) deliverRetrying(b []contract.EventRecord, redelivery bool) (parked bool, err error) {
+// attempter is what retryPark needs of a subscription: one delivery of a
+// batch under its stall timer, and whether the stream is over.
+type attempter interface {
+	deliverTimed(batch []contract.EventRecord, d contract.Delivery) error
+	isStopped() bool
+	ctxErr() error
+}
+
+// newRetryPark returns the parking policy of a durable subscription, or
+// nil when its policy stops instead.
+func (e *Engine) newRetryPark(policy contract.FailurePolicy, lease *durableLease, cursor *durableCursor) *retryPark {
+	policy = policy.Normalized()
+	if !policy.Parks() {
+		return nil
+	}
+	return &retryPark{
+		policy:       policy,
+		lease:        lease,
+		cursor:       cursor,
+		poll:         e.cfg.ParkedPoll,
+		logger:       e.cfg.Logger,
+		onRedelivery: e.cfg.OnRedelivery,
+		onParked:     e.cfg.OnParked,
+	}
+}
+
+// deliver delivers b through a under the policy: a failed delivery is
+// retried after the policy's backoff, up to MaxDeliveries in all, then b
+// is parked. parked reports that b was parked (for a first delivery the
+// cursor has then moved past it); err is set only when the stream ends
+// (stopped, ctx ended, or the park could not be recorded), and b is then
+// not recorded as handled. ctx is the stream's: the backoff ends with it.
+func (r *retryPark) deliver(ctx context.Context, a attempter, b []contract.EventRecord, redelivery bool) (parked bool, err error) {
 	for attempt := 1; ; attempt++ {
-		herr := s.deliverTimed(b, contract.Delivery{Attempt: attempt, Redelivery: redelivery})
+		herr := a.deliverTimed(b, contract.Delivery{Attempt: attempt, Redelivery: redelivery})
 		if herr == nil {
 			return false, nil
 		}
-		if s.isStopped() {
+		if a.isStopped() {
 			return false, errStopped
 		}
-		if err := s.ctxErr(); err != nil {
+		if err := a.ctxErr(); err != nil {
 			return false, err
 		}
-		if attempt >= s.failure.MaxDeliveries {
-			return true, s.park(b, attempt, herr, redelivery)
+		if attempt >= r.policy.MaxDeliveries {
+			return true, r.park(b, attempt, herr, redelivery)
 		}
-		wait := s.failure.Backoff(attempt)
-		s.e.cfg.Logger.Debug("durable stream handler failed; delivering the batch again",
-			"name", s.name, "last_sequence_number", b[len(b)-1].SequenceNumber, "attempt", attempt, "backoff", wait, "error", herr)
+		wait := r.policy.Backoff(attempt)
+		r.logger.Debug("durable stream handler failed; delivering the batch again",
+			"name", r.lease.name, "last_sequence_number", b[len(b)-1].SequenceNumber, "attempt", attempt, "backoff", wait, "error", herr)
 		select {
 		case <-time.After(wait):
-		case <-s.ctx.Done():
-			return false, s.ctxErr()
+		case <-ctx.Done():
+			return false, a.ctxErr()
 		}
-		if s.e.cfg.OnRedelivery != nil {
-			s.e.cfg.OnRedelivery(s.name)
+		if r.onRedelivery != nil {
+			r.onRedelivery(r.lease.name)
 		}
 	}
 }
@@ -106,7 +136,7 @@ func (s *subscription) deliverRetrying(b []contract.EventRecord, redelivery bool
 // park records b's events as parked after attempts failed deliveries. A
 // first delivery's park moves the cursor past b in the same change; a
 // redelivery's leaves the cursor where it is.
-func (s *subscription) park(b []contract.EventRecord, attempts int, herr error, redelivery bool) error {
+func (r *retryPark) park(b []contract.EventRecord, attempts int, herr error, redelivery bool) error {
 	last := b[len(b)-1].SequenceNumber
 	p := Parking{Seqs: make([]uint64, len(b)), Attempts: attempts, Error: truncateUTF8(herr.Error(), contract.MaxParkedErrorBytes)}
 	for i, ev := range b {
@@ -115,55 +145,43 @@ func (s *subscription) park(b []contract.EventRecord, attempts int, herr error, 
 	if !redelivery {
 		p.Cursor = last
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.e.cfg.CursorTimeout)
-	defer cancel()
-	if err := s.e.cfg.Durables.Park(ctx, s.name, s.holder, p); err != nil {
+	if err := r.lease.park(p); err != nil {
 		return fmt.Errorf("park the batch ending at %d after %d deliveries: %w", last, attempts, err)
 	}
 	if !redelivery {
-		s.parkedThrough(last)
+		r.cursor.storedAt(last)
 	}
-	s.e.cfg.Logger.Warn("durable stream parked a batch its handler failed on",
-		"name", s.name, "first_sequence_number", b[0].SequenceNumber, "last_sequence_number", last,
+	r.logger.Warn("durable stream parked a batch its handler failed on",
+		"name", r.lease.name, "first_sequence_number", b[0].SequenceNumber, "last_sequence_number", last,
 		"events", len(b), "attempts", attempts, "redelivery", redelivery, "error", herr)
-	if s.e.cfg.OnParked != nil {
-		s.e.cfg.OnParked(s.name, len(b))
+	if r.onParked != nil {
+		r.onParked(r.lease.name, len(b))
 	}
 	return nil
 }
 
-// parkedThrough records that the store's cursor is at pos: the park moved
-// it, so the flusher has nothing to write for it.
-func (s *subscription) parkedThrough(pos uint64) {
-	c := &s.cur
-	c.mu.Lock()
-	c.acked = max(c.acked, pos)
-	c.stored = max(c.stored, pos)
-	c.mu.Unlock()
-}
-
-// redeliverParked delivers the parked events whose redelivery was asked
-// for, a page at a time, each page as one batch flagged as a redelivery;
-// handled, they leave the parked list, failed on every delivery, they are
-// parked again (and no longer due).
-func (s *subscription) redeliverParked() error {
-	// Looking reads the parked list: at most once per ParkedPoll, however
-	// fast the stream delivers.
-	if now := time.Now(); now.Sub(s.parkedPolled) >= s.e.cfg.ParkedPoll {
-		s.parkedPolled = now
+// redeliverDue delivers through a the parked events whose redelivery was
+// asked for, a page at a time, each page as one batch flagged as a
+// redelivery; handled, they leave the parked list, failed on every
+// delivery, they are parked again (and no longer due).
+func (r *retryPark) redeliverDue(ctx context.Context, a attempter) error {
+	// Looking reads the parked list: at most once per poll, however fast
+	// the stream delivers.
+	if now := time.Now(); now.Sub(r.polled) >= r.poll {
+		r.polled = now
 	} else {
 		return nil
 	}
 	for {
-		if s.isStopped() {
+		if a.isStopped() {
 			return errStopped
 		}
-		if err := s.ctxErr(); err != nil {
+		if err := a.ctxErr(); err != nil {
 			return err
 		}
-		due, err := s.e.cfg.Durables.DueParked(s.ctx, s.name, parkedPage)
+		due, err := r.lease.dueParked(ctx, parkedPage)
 		if err != nil {
-			if cerr := s.ctxErr(); cerr != nil {
+			if cerr := a.ctxErr(); cerr != nil {
 				return cerr
 			}
 			if errors.Is(err, contract.ErrClosed) {
@@ -171,7 +189,7 @@ func (s *subscription) redeliverParked() error {
 			}
 			// A name deleted under its holder, or a failed read: the next
 			// poll looks again.
-			s.e.cfg.Logger.Debug("read parked events due", "name", s.name, "error", err)
+			r.logger.Debug("read parked events due", "name", r.lease.name, "error", err)
 			return nil
 		}
 		if len(due) == 0 {
@@ -182,17 +200,14 @@ func (s *subscription) redeliverParked() error {
 		for i, p := range due {
 			batch[i], seqs[i] = p.Event, p.Event.SequenceNumber
 		}
-		parked, err := s.deliverRetrying(batch, true)
+		parked, err := r.deliver(ctx, a, batch, true)
 		if err != nil {
 			return err
 		}
 		if parked {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.e.cfg.CursorTimeout)
-		err = s.e.cfg.Durables.Unpark(ctx, s.name, s.holder, seqs)
-		cancel()
-		if err != nil {
+		if err := r.lease.unpark(seqs); err != nil {
 			return fmt.Errorf("remove %d redelivered events from the parked list: %w", len(seqs), err)
 		}
 	}
