@@ -234,6 +234,8 @@ func lastIndex(entries []Entry) uint64 {
 // failure is the Result's Err, decided before anything of it is written.
 type applier struct {
 	tx                             *bbolt.Tx
+	leaves                         leafScanner // the payload leaves of the append being applied
+	eventLeaves                    [][][]byte  // each of its events' leaves, from leaves
 	r                              *reader
 	meta, durables, idem, idemTime *bbolt.Bucket
 	applied                        uint64
@@ -346,7 +348,8 @@ func (a *applier) append(c *Command) (Result, error) {
 			return Result{Duplicate: true, Append: rec.append}, nil
 		}
 	}
-	decoded, verr := checkEvents(c)
+	eventLeaves, verr := checkEvents(c, &a.leaves, a.eventLeaves[:0])
+	a.eventLeaves = eventLeaves
 	if verr != nil {
 		return Result{Err: verr}, nil
 	}
@@ -370,7 +373,7 @@ func (a *applier) append(c *Command) (Result, error) {
 			return Result{Err: &conflict}, nil
 		}
 	}
-	res, err := a.writeEvents(c, decoded)
+	res, err := a.writeEvents(c, eventLeaves)
 	if err != nil {
 		return Result{}, err
 	}
@@ -382,32 +385,39 @@ func (a *applier) append(c *Command) (Result, error) {
 
 // checkEvents is Apply's own, deterministic check of a batch. Size limits
 // are the proposer's business (nodes may be configured differently); what
-// is checked here is what the store itself relies on.
-func checkEvents(c *Command) ([]any, error) {
+// is checked here is what the store itself relies on. It returns each
+// event's payload leaves (payloadLeaves, from s after resetting it),
+// appended to leaves[:0].
+func checkEvents(c *Command, s *leafScanner, leaves [][][]byte) ([][][]byte, error) {
+	leaves = leaves[:0]
 	if len(c.Events) == 0 {
-		return nil, contract.ErrEmptyAppend
+		return leaves, contract.ErrEmptyAppend
 	}
 	if c.OccurredAt.IsZero() {
-		return nil, fmt.Errorf("%w: the command carries no OccurredAt", contract.ErrInvalidEvent)
+		return leaves, fmt.Errorf("%w: the command carries no OccurredAt", contract.ErrInvalidEvent)
 	}
-	decoded := make([]any, len(c.Events))
+	s.reset()
 	for i, ev := range c.Events {
 		if ev.Type == "" {
-			return nil, fmt.Errorf("%w: event %d has an empty type; every event needs a type", contract.ErrInvalidEvent, i)
+			return leaves, fmt.Errorf("%w: event %d has an empty type; every event needs a type", contract.ErrInvalidEvent, i)
 		}
 		if !utf8.ValidString(ev.Type) {
-			return nil, fmt.Errorf("%w: event %d type is not valid UTF-8", contract.ErrInvalidEvent, i)
+			return leaves, fmt.Errorf("%w: event %d type is not valid UTF-8", contract.ErrInvalidEvent, i)
 		}
-		v, err := contract.DecodeJSON(ev.Payload)
+		// Exactly what contract.DecodeJSON accepts, with the leaves
+		// leafPrefixes would give the decoded value: see payloadLeaves.
+		lp, err := payloadLeaves(ev.Payload, s)
 		if err != nil {
-			return nil, fmt.Errorf("%w: event %d (type %q) payload is not a valid JSON value: %v", contract.ErrInvalidEvent, i, ev.Type, err)
+			return leaves, fmt.Errorf("%w: event %d (type %q) payload is not a valid JSON value: %v", contract.ErrInvalidEvent, i, ev.Type, err)
 		}
-		decoded[i] = v
+		leaves = append(leaves, lp)
 	}
-	return decoded, nil
+	return leaves, nil
 }
 
-func (a *applier) writeEvents(c *Command, decoded []any) (contract.AppendResult, error) {
+// writeEvents writes c's events and their postings; leaves are the events'
+// payload leaves from checkEvents.
+func (a *applier) writeEvents(c *Command, leaves [][][]byte) (contract.AppendResult, error) {
 	at := unixNanos(c.OccurredAt)
 	first := a.r.head + 1
 	last := first + uint64(len(c.Events)) - 1
@@ -423,7 +433,7 @@ func (a *applier) writeEvents(c *Command, decoded []any) (contract.AppendResult,
 		if err := a.r.types.Put(a.postingKey(typePrefix(ev.Type), seq), []byte{}); err != nil {
 			return contract.AppendResult{}, fmt.Errorf("type posting of event %d: %w", seq, err)
 		}
-		for _, lp := range leafPrefixes(decoded[i]) {
+		for _, lp := range leaves[i] {
 			if err := a.r.postings.Put(a.postingKey(lp, seq), []byte{}); err != nil {
 				return contract.AppendResult{}, fmt.Errorf("payload posting of event %d: %w", seq, err)
 			}

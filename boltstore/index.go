@@ -61,7 +61,9 @@ func typePrefix(typ string) []byte { return listPrefix([]byte(typ)) }
 // leafPrefixes returns the distinct posting prefixes of every scalar leaf of
 // a decoded JSON value (contract.DecodeJSON), sorted. A predicate and every
 // payload it matches produce leaves such that the predicate's are a subset
-// of the payload's: that is the one property the index relies on.
+// of the payload's: that is the one property the index relies on. Apply
+// indexes payloads with payloadLeaves, which computes the same prefixes from
+// the raw bytes; this walk serves the query planner's predicates.
 //
 // Its memory and work are linear in the value's encoded size whatever the
 // nesting: the walk extends and truncates one path buffer, and a leaf whose
@@ -317,7 +319,7 @@ func canonicalNumber(n json.Number) string {
 	return contract.CanonicalNumber(n)
 }
 
-func isPlainInteger(s string) bool {
+func isPlainInteger[T string | []byte](s T) bool {
 	i := 0
 	if len(s) > 0 && s[0] == '-' {
 		i = 1
