@@ -378,3 +378,46 @@ func BenchmarkApplyEntry(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkApplyEntryAppendIf is BenchmarkApplyEntry for the cluster
+// benchmark's conditional appends: 16 AppendIfs per entry, each on one of
+// 1,000 contexts (type + {"ctx":...}) with the version it has, with
+// commits deferred as a cluster node defers them.
+func BenchmarkApplyEntryAppendIf(b *testing.B) {
+	s, _ := openStore(b, boltstore.WithReplicated(), boltstore.WithNoSync(true), boltstore.WithCommitInterval(50*time.Millisecond))
+	const perEntry, contexts = 16, 1000
+	pad := strings.Repeat("x", 170)
+	at := time.Now()
+	versions := make([]uint64, contexts)
+	var head uint64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		cmds := make([]boltstore.Command, perEntry)
+		ctxs := make([]int, perEntry)
+		for j := range cmds {
+			k := (i*perEntry*7 + j*13) % contexts
+			ctxs[j] = k
+			key := fmt.Sprintf("c%d", k)
+			cmds[j] = boltstore.Command{
+				Op:             boltstore.OpAppendIf,
+				Events:         []contract.NewEvent{{Type: "bench-if", Payload: json.RawMessage(fmt.Sprintf(`{"pad":%q,"ctx":%q,"w":%d}`, pad, key, j))}},
+				Query:          contract.EventQuery{Filters: []contract.EventFilter{{EventTypes: []string{"bench-if"}, PayloadPredicates: []json.RawMessage{json.RawMessage(`{"ctx":"` + key + `"}`)}}}},
+				Expected:       versions[k],
+				IdempotencyKey: fmt.Sprintf("c%016x%012x%016x", 1, 2, i*perEntry+j),
+				OccurredAt:     at,
+			}
+		}
+		res, err := s.Apply([]boltstore.Entry{{Index: uint64(i + 1), Commands: cmds}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j, r := range res[0] {
+			if r.Err == nil {
+				head++
+				versions[ctxs[j]] = head
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perEntry), "ns/command")
+}
