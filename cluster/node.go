@@ -372,6 +372,9 @@ type Info struct {
 	// streams this node serves; LiveBehind how many of them are behind.
 	LiveLag    uint64
 	LiveBehind int
+	// FSMCommits counts the state machine's bbolt commits: each carries
+	// every entry applied since the one before (boltstore.WithCommitInterval).
+	FSMCommits uint64
 }
 
 // Info returns a snapshot of n's local state.
@@ -383,6 +386,7 @@ func (n *Node) Info() Info {
 		DataDir: n.cfg.DataDir, AppliedIndex: applied, Head: n.store.Head(), DiskLow: n.disk.Low(),
 		Streams: n.engine.Count(), DurablePositions: n.engine.DurablePositions(), GroupMembers: n.engine.GroupMemberPositions(),
 		ClusterIndex: clusterIndex, Behind: behind, LiveLag: liveLag, LiveBehind: liveBehind,
+		FSMCommits: n.store.Commits(),
 	}
 }
 

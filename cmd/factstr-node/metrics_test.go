@@ -87,6 +87,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		"factstr_fsm_apply_batch_entries_bucket",
 		"factstr_fsm_apply_batch_commands_bucket",
 		"factstr_fsm_apply_duration_seconds_bucket",
+		"factstr_fsm_commits_total",
 		"factstr_raft_term",
 		"factstr_raft_commit_index",
 		"factstr_raft_applied_index",
