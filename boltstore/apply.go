@@ -174,7 +174,31 @@ func (s *Store) applyLocked(entries []Entry) ([][]Result, error) {
 		return results, nil
 	}
 	if s.opts.commitInterval > 0 {
-		return s.applyDeferred(entries, results, applied)
+		// Into the transaction kept open across applies (deferred.go).
+		o := s.open
+		if o == nil {
+			tx, err := s.db.Begin(true)
+			if err != nil {
+				return nil, fmt.Errorf("apply: %w", err)
+			}
+			a, err := newApplier(tx, applied)
+			if err != nil {
+				_ = tx.Rollback()
+				return nil, fmt.Errorf("apply: %w", err)
+			}
+			o = s.keepOpen(tx, a)
+		}
+		o.a.collect = s.hub.Followed()
+		if err := o.a.applyEntries(entries, results); err != nil {
+			return nil, s.failOpenLocked(fmt.Errorf("apply: %w", err))
+		}
+		if err := s.commitIfDue(); err != nil {
+			return nil, err
+		}
+		s.applied.Store(max(applied, lastIndex(entries)))
+		s.head.Store(o.a.r.head)
+		s.hub.Publish(o.a.r.head, o.a.committed)
+		return results, nil
 	}
 	var head uint64
 	var committed [][]contract.EventRecord

@@ -50,40 +50,26 @@ type openTx struct {
 	timer *time.Timer
 }
 
-// applyDeferred applies entries in the open transaction (beginning one if
-// there is none) and commits it when it is due.
-func (s *Store) applyDeferred(entries []Entry, results [][]Result, applied uint64) ([][]Result, error) {
-	o := s.open
-	if o == nil {
-		tx, err := s.db.Begin(true)
-		if err != nil {
-			return nil, fmt.Errorf("apply: %w", err)
-		}
-		a, err := newApplier(tx, applied)
-		if err != nil {
-			_ = tx.Rollback()
-			return nil, fmt.Errorf("apply: %w", err)
-		}
-		o = &openTx{tx: tx, a: a, since: time.Now()}
-		o.timer = time.AfterFunc(s.opts.commitInterval, func() { s.commitDue(o) })
-		s.open = o
-		// Before any entry of this transaction is published: a reader that
-		// waited for one of them sees the flag and commits first.
-		s.dirty.Store(true)
+// keepOpen makes tx, with its applier a, the open transaction, committed
+// by its timer unless a read or commitIfDue commits it first. applyMu is
+// held.
+func (s *Store) keepOpen(tx *bbolt.Tx, a *applier) *openTx {
+	o := &openTx{tx: tx, a: a, since: time.Now()}
+	o.timer = time.AfterFunc(s.opts.commitInterval, func() { s.commitDue(o) })
+	s.open = o
+	// Before any entry of this transaction is published: a reader that
+	// waited for one of them sees the flag and commits first.
+	s.dirty.Store(true)
+	return o
+}
+
+// commitIfDue commits the open transaction once it is the interval old or
+// holds maxOpenCommands commands. applyMu is held.
+func (s *Store) commitIfDue() error {
+	if o := s.open; o != nil && (o.a.commands >= maxOpenCommands || time.Since(o.since) >= s.opts.commitInterval) {
+		return s.commitOpenLocked()
 	}
-	o.a.collect = s.hub.Followed()
-	if err := o.a.applyEntries(entries, results); err != nil {
-		return nil, s.failOpenLocked(fmt.Errorf("apply: %w", err))
-	}
-	if o.a.commands >= maxOpenCommands || time.Since(o.since) >= s.opts.commitInterval {
-		if err := s.commitOpenLocked(); err != nil {
-			return nil, err
-		}
-	}
-	s.applied.Store(max(applied, lastIndex(entries)))
-	s.head.Store(o.a.r.head)
-	s.hub.Publish(o.a.r.head, o.a.committed)
-	return results, nil
+	return nil
 }
 
 // commitDue is the timer of o: it commits o if it is still the open
