@@ -41,6 +41,7 @@ type Client struct {
 	targets []string
 	conns   []*grpc.ClientConn
 	writes  []*writeMux // one per conn
+	reads   []*readMux  // one per conn
 	keys    *keyMaker
 	next    atomic.Uint64
 	log     *slog.Logger
@@ -109,7 +110,8 @@ func Dial(ctx context.Context, targets []string, opts ...Option) (*Client, error
 			return nil, fmt.Errorf("client: target %q: %w", t, err)
 		}
 		c.conns = append(c.conns, conn)
-		c.writes = append(c.writes, &writeMux{c: c, node: len(c.conns) - 1})
+		c.writes = append(c.writes, &writeMux{c: c, node: len(c.conns) - 1, kind: writesKind})
+		c.reads = append(c.reads, &readMux{c: c, node: len(c.conns) - 1, kind: readsKind})
 	}
 	return c, nil
 }
@@ -394,9 +396,26 @@ var _ contract.IdempotentAppender = (*Client)(nil)
 // read options (contract.WithReadOptions).
 func (c *Client) Query(ctx context.Context, query contract.EventQuery) (contract.QueryResult, error) {
 	req := &factstrv1.QueryRequest{Query: wire.QueryToProto(query), Read: wire.ReadOptionsToProto(contract.ReadOptionsFrom(ctx))}
+	rreq := &factstrv1.ReadsRequest{Query: req}
 	var res contract.QueryResult
 	err := c.call(ctx, func(a *attempt, node int) error {
 		res = contract.QueryResult{}
+		// Over the node's Reads stream when it has one and the result
+		// fits in one answer; else the Query call pages it.
+		resp, err := c.reads[node].do(a.ctx, rreq)
+		switch {
+		case errors.Is(err, errUnsupported):
+		case err != nil:
+			return err
+		case resp.GetStatus() != nil:
+			return statusOf(resp.GetStatus())
+		case resp.GetQuery() != nil:
+			page := resp.GetQuery()
+			res.Events = wire.RecordsFromProto(page.GetEvents())
+			res.LastReturnedSequenceNumber = page.GetLastReturnedSequenceNumber()
+			res.CurrentContextVersion = page.GetCurrentContextVersion()
+			return nil
+		}
 		st, err := c.es(node).Query(a.ctx, req)
 		if err != nil {
 			return err
@@ -445,6 +464,9 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	for _, s := range subs {
 		s.stop(contract.ErrClosed)
+	}
+	for _, r := range c.reads {
+		r.close()
 	}
 	for _, w := range c.writes {
 		w.close()

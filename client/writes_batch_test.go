@@ -5,7 +5,7 @@ import (
 	"sync"
 	"testing"
 
-	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 )
@@ -13,7 +13,6 @@ import (
 // recordingStream is the sending half of a Writes stream that records what
 // is sent; the first Send waits until release is closed.
 type recordingStream struct {
-	grpc.ClientStream
 	release chan struct{}
 	once    sync.Once
 	entered chan struct{}
@@ -34,6 +33,8 @@ func (r *recordingStream) Send(m *factstrv1.WritesRequest) error {
 }
 
 func (r *recordingStream) Recv() (*factstrv1.WritesResponse, error) { select {} }
+
+func (r *recordingStream) Header() (metadata.MD, error) { return nil, nil }
 
 func appendReq(id uint64, payload string) *factstrv1.WritesRequest {
 	return &factstrv1.WritesRequest{Id: id, Call: &factstrv1.WritesRequest_Append{Append: &factstrv1.AppendRequest{
@@ -59,7 +60,7 @@ func TestWriteStreamBatchesWhatQueuesDuringASend(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rs := &recordingStream{release: make(chan struct{}), entered: make(chan struct{})}
-			ws := &writeStream{stream: rs}
+			ws := &muxStream[*factstrv1.WritesRequest, *factstrv1.WritesResponse]{kind: writesKind, stream: rs}
 			ws.batching.Store(tt.batching)
 			first := make(chan error, 1)
 			go func() { first <- ws.send(appendReq(1, "0")) }()

@@ -275,10 +275,16 @@ type writesStream struct {
 func (s writesStream) RecvMsg(msg any) error {
 	err := s.ServerStream.RecvMsg(msg)
 	if r, ok := msg.(*factstrv1.WritesRequest); ok && err == nil {
-		if a := r.GetAppend(); a != nil {
-			s.m.appendBatch.WithLabelValues("append").Observe(float64(len(a.GetEvents())))
-		} else if a := r.GetAppendIf(); a != nil {
-			s.m.appendBatch.WithLabelValues("append_if").Observe(float64(len(a.GetEvents())))
+		reqs := r.GetBatch()
+		if len(reqs) == 0 {
+			reqs = []*factstrv1.WritesRequest{r}
+		}
+		for _, r := range reqs {
+			if a := r.GetAppend(); a != nil {
+				s.m.appendBatch.WithLabelValues("append").Observe(float64(len(a.GetEvents())))
+			} else if a := r.GetAppendIf(); a != nil {
+				s.m.appendBatch.WithLabelValues("append_if").Observe(float64(len(a.GetEvents())))
+			}
 		}
 	}
 	return err
@@ -290,6 +296,12 @@ func (m *Metrics) ServerOptions() []grpc.ServerOption {
 		grpc.ChainUnaryInterceptor(m.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(m.StreamInterceptor()),
 	}
+}
+
+// CallDone counts and times a call a Writes or Reads stream carried as
+// the unary call it stands for (server.CallObserver).
+func (m *Metrics) CallDone(fullMethod string, err error, took time.Duration) {
+	m.observeRPC(fullMethod, err, took)
 }
 
 func (m *Metrics) observeRPC(fullMethod string, err error, took time.Duration) {

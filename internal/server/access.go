@@ -45,6 +45,7 @@ var methodAccess = map[string]access{
 	factstrv1.EventStoreService_AppendIf_FullMethodName:      accessWriter,
 	factstrv1.EventStoreService_Writes_FullMethodName:        accessWriter,
 	factstrv1.EventStoreService_Query_FullMethodName:         accessReader,
+	factstrv1.EventStoreService_Reads_FullMethodName:         accessReader,
 	factstrv1.EventStoreService_Stream_FullMethodName:        accessReader,
 	factstrv1.EventStoreService_StreamDurable_FullMethodName: accessReader,
 

@@ -2,133 +2,62 @@ package server
 
 import (
 	"context"
-	"errors"
-	"io"
 	"slices"
-	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
-	"github.com/factstr/factstr-go/internal/sendq"
 )
 
 // WritesBatchHeader is the metadata key by which a client asks for, and a
 // node offers, batches on the Writes stream (value "1").
 const WritesBatchHeader = "factstr-writes-batch"
 
-// maxAnswersPerMessage bounds the answers one Writes message carries; they
-// are small (sequence numbers, or a status), so this keeps one message far
-// below gRPC's limit.
-const maxAnswersPerMessage = 512
-
-// MaxWritesInFlight bounds the requests of one Writes stream being decided
-// at once; past it the stream stops reading, and gRPC's flow control holds
-// the client back.
-const MaxWritesInFlight = 1024
-
-// Writes serves a client's Append and AppendIf calls over one stream. Each
-// request runs as the unary call would (the same checks, the same
-// idempotency), on its own goroutine, so a slow AppendIf does not hold back
-// the appends behind it; answers go out through one sender, in the order
-// they are decided. A client that asked for batches gets the answers
-// decided meanwhile in one message, and may send requests that way.
+// Writes serves a client's Append and AppendIf calls over one stream
+// (serveCalls). Each request runs as the unary call would (the same
+// checks, the same idempotency). A client that asked for batches gets the
+// answers decided meanwhile in one message, and may send requests that way.
 func (s *EventStore) Writes(stream grpc.BidiStreamingServer[factstrv1.WritesRequest, factstrv1.WritesResponse]) error {
-	ctx, cancel := context.WithCancel(stream.Context())
-	defer cancel()
-	md, _ := metadata.FromIncomingContext(ctx)
-	batching := slices.Contains(md.Get(WritesBatchHeader), "1")
+	md, _ := metadata.FromIncomingContext(stream.Context())
 	if err := stream.SendHeader(metadata.Pairs(WritesBatchHeader, "1")); err != nil {
 		return err
 	}
-	out := sendq.New[*factstrv1.WritesResponse]()
-	sent := make(chan error, 1)
-	go func() { sent <- out.DrainBatches(ctx, answerWith(stream.Send, batching)) }()
-	slots := make(chan struct{}, MaxWritesInFlight)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		inflight = map[uint64]context.CancelFunc{}
-	)
-	defer wg.Wait()
-	for {
-		req, err := stream.Recv()
-		if err != nil {
-			// Answer what is still being decided, then end.
-			wg.Wait()
-			out.Close()
-			if serr := <-sent; serr != nil {
-				return serr
+	cs := callStream[*factstrv1.WritesRequest, *factstrv1.WritesResponse]{
+		recv: stream.Recv,
+		send: stream.Send,
+		requests: func(m *factstrv1.WritesRequest) []*factstrv1.WritesRequest {
+			if b := m.GetBatch(); len(b) > 0 {
+				return b
 			}
-			if errors.Is(err, io.EOF) {
-				return nil
+			return []*factstrv1.WritesRequest{m}
+		},
+		id:     (*factstrv1.WritesRequest).GetId,
+		cancel: (*factstrv1.WritesRequest).GetCancel,
+		answer: func(ctx context.Context, req *factstrv1.WritesRequest) *factstrv1.WritesResponse {
+			resp := s.write(ctx, req)
+			resp.Forwarded = s.forwarding()
+			return resp
+		},
+	}
+	if done := s.callDone(); done != nil {
+		cs.done = func(req *factstrv1.WritesRequest, resp *factstrv1.WritesResponse, took time.Duration) {
+			method := factstrv1.EventStoreService_Append_FullMethodName
+			if req.GetAppendIf() != nil {
+				method = factstrv1.EventStoreService_AppendIf_FullMethodName
 			}
-			return err
-		}
-		reqs := []*factstrv1.WritesRequest{req}
-		if batch := req.GetBatch(); len(batch) > 0 {
-			reqs = batch
-		}
-		for _, req := range reqs {
-			if req.GetCancel() {
-				mu.Lock()
-				if cancel, ok := inflight[req.GetId()]; ok {
-					cancel()
-				}
-				mu.Unlock()
-				continue
-			}
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			rctx, cancel := context.WithCancel(ctx)
-			mu.Lock()
-			inflight[req.GetId()] = cancel
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-slots }()
-				resp := s.write(rctx, req)
-				resp.Forwarded = s.forwarding()
-				mu.Lock()
-				delete(inflight, req.GetId())
-				mu.Unlock()
-				cancel()
-				out.Push(resp)
-			}()
+			done(method, statusErr(resp.GetStatus()), took)
 		}
 	}
-}
-
-// answerWith sends answers one message each, or, to a client that asked
-// for batches, the answers decided meanwhile in as few messages as
-// maxAnswersPerMessage allows.
-func answerWith(send func(*factstrv1.WritesResponse) error, batching bool) func([]*factstrv1.WritesResponse) error {
-	return func(answers []*factstrv1.WritesResponse) error {
-		for len(answers) > 0 {
-			n := len(answers)
-			if !batching {
-				n = 1
-			}
-			n = min(n, maxAnswersPerMessage)
-			msg := answers[0]
-			if n > 1 {
-				msg = &factstrv1.WritesResponse{Batch: answers[:n]}
-			}
-			if err := send(msg); err != nil {
-				return err
-			}
-			answers = answers[n:]
+	if slices.Contains(md.Get(WritesBatchHeader), "1") {
+		cs.batch = func(answers []*factstrv1.WritesResponse) *factstrv1.WritesResponse {
+			return &factstrv1.WritesResponse{Batch: answers}
 		}
-		return nil
 	}
+	return serveCalls(stream.Context(), cs)
 }
 
 // leaderAware is a store that is one node of a cluster (cluster.Node).
@@ -162,11 +91,7 @@ func (s *EventStore) write(ctx context.Context, req *factstrv1.WritesRequest) *f
 		err = status.Error(codes.InvalidArgument, "a Writes request carries neither an append nor an append_if (nor a batch at the top level of a message)")
 	}
 	if err != nil {
-		b, merr := proto.Marshal(status.Convert(err).Proto())
-		if merr != nil {
-			b, _ = proto.Marshal(status.New(codes.Internal, merr.Error()).Proto())
-		}
-		resp.Result = &factstrv1.WritesResponse_Status{Status: b}
+		resp.Result = &factstrv1.WritesResponse_Status{Status: statusBytes(err)}
 	}
 	return resp
 }

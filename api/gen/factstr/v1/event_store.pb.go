@@ -590,6 +590,199 @@ func (*WritesResponse_AppendIf) isWritesResponse_Result() {}
 
 func (*WritesResponse_Status) isWritesResponse_Result() {}
 
+type ReadsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the client, unique among its requests in flight on the stream.
+	Id    uint64        `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Query *QueryRequest `protobuf:"bytes,2,opt,name=query,proto3" json:"query,omitempty"`
+	// The client stopped waiting for request id: a read not yet started is
+	// dropped. No answer is sent for a cancel.
+	Cancel bool `protobuf:"varint,3,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	// Several requests in one message: a message with a batch carries
+	// nothing else, and no request in a batch carries a batch.
+	Batch         []*ReadsRequest `protobuf:"bytes,4,rep,name=batch,proto3" json:"batch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadsRequest) Reset() {
+	*x = ReadsRequest{}
+	mi := &file_factstr_v1_event_store_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadsRequest) ProtoMessage() {}
+
+func (x *ReadsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_event_store_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadsRequest.ProtoReflect.Descriptor instead.
+func (*ReadsRequest) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ReadsRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ReadsRequest) GetQuery() *QueryRequest {
+	if x != nil {
+		return x.Query
+	}
+	return nil
+}
+
+func (x *ReadsRequest) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
+func (x *ReadsRequest) GetBatch() []*ReadsRequest {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
+type ReadsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Types that are valid to be assigned to Result:
+	//
+	//	*ReadsResponse_Query
+	//	*ReadsResponse_Status
+	//	*ReadsResponse_UseQuery
+	Result isReadsResponse_Result `protobuf_oneof:"result"`
+	// Several answers in one message; a message with a batch carries nothing else.
+	Batch         []*ReadsResponse `protobuf:"bytes,5,rep,name=batch,proto3" json:"batch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadsResponse) Reset() {
+	*x = ReadsResponse{}
+	mi := &file_factstr_v1_event_store_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadsResponse) ProtoMessage() {}
+
+func (x *ReadsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_factstr_v1_event_store_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadsResponse.ProtoReflect.Descriptor instead.
+func (*ReadsResponse) Descriptor() ([]byte, []int) {
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ReadsResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ReadsResponse) GetResult() isReadsResponse_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *ReadsResponse) GetQuery() *QueryResponse {
+	if x != nil {
+		if x, ok := x.Result.(*ReadsResponse_Query); ok {
+			return x.Query
+		}
+	}
+	return nil
+}
+
+func (x *ReadsResponse) GetStatus() []byte {
+	if x != nil {
+		if x, ok := x.Result.(*ReadsResponse_Status); ok {
+			return x.Status
+		}
+	}
+	return nil
+}
+
+func (x *ReadsResponse) GetUseQuery() bool {
+	if x != nil {
+		if x, ok := x.Result.(*ReadsResponse_UseQuery); ok {
+			return x.UseQuery
+		}
+	}
+	return false
+}
+
+func (x *ReadsResponse) GetBatch() []*ReadsResponse {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
+type isReadsResponse_Result interface {
+	isReadsResponse_Result()
+}
+
+type ReadsResponse_Query struct {
+	// The whole result (page_size does not apply).
+	Query *QueryResponse `protobuf:"bytes,2,opt,name=query,proto3,oneof"`
+}
+
+type ReadsResponse_Status struct {
+	// The read failed: a google.rpc.Status in its binary encoding, as the
+	// Query call would have failed.
+	Status []byte `protobuf:"bytes,3,opt,name=status,proto3,oneof"`
+}
+
+type ReadsResponse_UseQuery struct {
+	// The result is larger than one answer carries: make the Query call,
+	// which pages it.
+	UseQuery bool `protobuf:"varint,4,opt,name=use_query,json=useQuery,proto3,oneof"`
+}
+
+func (*ReadsResponse_Query) isReadsResponse_Result() {}
+
+func (*ReadsResponse_Status) isReadsResponse_Result() {}
+
+func (*ReadsResponse_UseQuery) isReadsResponse_Result() {}
+
 type QueryRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Query *EventQuery            `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
@@ -602,7 +795,7 @@ type QueryRequest struct {
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[6]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -614,7 +807,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[6]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -627,7 +820,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{6}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *QueryRequest) GetQuery() *EventQuery {
@@ -663,7 +856,7 @@ type QueryResponse struct {
 
 func (x *QueryResponse) Reset() {
 	*x = QueryResponse{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[7]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +868,7 @@ func (x *QueryResponse) String() string {
 func (*QueryResponse) ProtoMessage() {}
 
 func (x *QueryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[7]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +881,7 @@ func (x *QueryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryResponse.ProtoReflect.Descriptor instead.
 func (*QueryResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{7}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *QueryResponse) GetEvents() []*EventRecord {
@@ -730,7 +923,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[8]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +935,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[8]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +948,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{8}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StreamRequest) GetQuery() *EventQuery {
@@ -806,7 +999,7 @@ type StreamProgress struct {
 
 func (x *StreamProgress) Reset() {
 	*x = StreamProgress{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[9]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -818,7 +1011,7 @@ func (x *StreamProgress) String() string {
 func (*StreamProgress) ProtoMessage() {}
 
 func (x *StreamProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[9]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -831,7 +1024,7 @@ func (x *StreamProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamProgress.ProtoReflect.Descriptor instead.
 func (*StreamProgress) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{9}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StreamProgress) GetAppliedIndex() uint64 {
@@ -868,7 +1061,7 @@ type Subscribed struct {
 
 func (x *Subscribed) Reset() {
 	*x = Subscribed{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[10]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -880,7 +1073,7 @@ func (x *Subscribed) String() string {
 func (*Subscribed) ProtoMessage() {}
 
 func (x *Subscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[10]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -893,7 +1086,7 @@ func (x *Subscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
 func (*Subscribed) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{10}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Subscribed) GetSubscriptionId() uint64 {
@@ -926,7 +1119,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[11]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1131,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[11]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1144,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{11}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Batch) GetEvents() []*EventRecord {
@@ -989,7 +1182,7 @@ type StreamResponse struct {
 
 func (x *StreamResponse) Reset() {
 	*x = StreamResponse{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[12]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1001,7 +1194,7 @@ func (x *StreamResponse) String() string {
 func (*StreamResponse) ProtoMessage() {}
 
 func (x *StreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[12]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1014,7 +1207,7 @@ func (x *StreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResponse.ProtoReflect.Descriptor instead.
 func (*StreamResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{12}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StreamResponse) GetKind() isStreamResponse_Kind {
@@ -1097,7 +1290,7 @@ type DurableSubscribe struct {
 
 func (x *DurableSubscribe) Reset() {
 	*x = DurableSubscribe{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1302,7 @@ func (x *DurableSubscribe) String() string {
 func (*DurableSubscribe) ProtoMessage() {}
 
 func (x *DurableSubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[13]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1315,7 @@ func (x *DurableSubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DurableSubscribe.ProtoReflect.Descriptor instead.
 func (*DurableSubscribe) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{13}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DurableSubscribe) GetName() string {
@@ -1192,7 +1385,7 @@ type DurableFailurePolicy struct {
 
 func (x *DurableFailurePolicy) Reset() {
 	*x = DurableFailurePolicy{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1397,7 @@ func (x *DurableFailurePolicy) String() string {
 func (*DurableFailurePolicy) ProtoMessage() {}
 
 func (x *DurableFailurePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[14]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1410,7 @@ func (x *DurableFailurePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DurableFailurePolicy.ProtoReflect.Descriptor instead.
 func (*DurableFailurePolicy) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{14}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DurableFailurePolicy) GetMaxDeliveries() uint32 {
@@ -1256,7 +1449,7 @@ type GroupSpec struct {
 
 func (x *GroupSpec) Reset() {
 	*x = GroupSpec{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1461,7 @@ func (x *GroupSpec) String() string {
 func (*GroupSpec) ProtoMessage() {}
 
 func (x *GroupSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[15]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1474,7 @@ func (x *GroupSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupSpec.ProtoReflect.Descriptor instead.
 func (*GroupSpec) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{15}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GroupSpec) GetKey() string {
@@ -1311,7 +1504,7 @@ type DurableStart struct {
 
 func (x *DurableStart) Reset() {
 	*x = DurableStart{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[16]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1516,7 @@ func (x *DurableStart) String() string {
 func (*DurableStart) ProtoMessage() {}
 
 func (x *DurableStart) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[16]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1529,7 @@ func (x *DurableStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DurableStart.ProtoReflect.Descriptor instead.
 func (*DurableStart) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{16}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DurableStart) GetKind() DurableStartKind {
@@ -1368,7 +1561,7 @@ type DurableAck struct {
 
 func (x *DurableAck) Reset() {
 	*x = DurableAck{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[17]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1380,7 +1573,7 @@ func (x *DurableAck) String() string {
 func (*DurableAck) ProtoMessage() {}
 
 func (x *DurableAck) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[17]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1393,7 +1586,7 @@ func (x *DurableAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DurableAck.ProtoReflect.Descriptor instead.
 func (*DurableAck) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{17}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DurableAck) GetLastSequenceNumber() uint64 {
@@ -1419,7 +1612,7 @@ type DurableUnsubscribe struct {
 
 func (x *DurableUnsubscribe) Reset() {
 	*x = DurableUnsubscribe{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[18]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1431,7 +1624,7 @@ func (x *DurableUnsubscribe) String() string {
 func (*DurableUnsubscribe) ProtoMessage() {}
 
 func (x *DurableUnsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[18]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1444,7 +1637,7 @@ func (x *DurableUnsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DurableUnsubscribe.ProtoReflect.Descriptor instead.
 func (*DurableUnsubscribe) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{18}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{20}
 }
 
 type StreamDurableRequest struct {
@@ -1461,7 +1654,7 @@ type StreamDurableRequest struct {
 
 func (x *StreamDurableRequest) Reset() {
 	*x = StreamDurableRequest{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[19]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1666,7 @@ func (x *StreamDurableRequest) String() string {
 func (*StreamDurableRequest) ProtoMessage() {}
 
 func (x *StreamDurableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[19]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1679,7 @@ func (x *StreamDurableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamDurableRequest.ProtoReflect.Descriptor instead.
 func (*StreamDurableRequest) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{19}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StreamDurableRequest) GetKind() isStreamDurableRequest_Kind {
@@ -1557,7 +1750,7 @@ type Released struct {
 
 func (x *Released) Reset() {
 	*x = Released{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[20]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +1762,7 @@ func (x *Released) String() string {
 func (*Released) ProtoMessage() {}
 
 func (x *Released) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[20]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +1775,7 @@ func (x *Released) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Released.ProtoReflect.Descriptor instead.
 func (*Released) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{20}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Released) GetCursor() uint64 {
@@ -1607,7 +1800,7 @@ type StreamDurableResponse struct {
 
 func (x *StreamDurableResponse) Reset() {
 	*x = StreamDurableResponse{}
-	mi := &file_factstr_v1_event_store_proto_msgTypes[21]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1619,7 +1812,7 @@ func (x *StreamDurableResponse) String() string {
 func (*StreamDurableResponse) ProtoMessage() {}
 
 func (x *StreamDurableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_factstr_v1_event_store_proto_msgTypes[21]
+	mi := &file_factstr_v1_event_store_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1632,7 +1825,7 @@ func (x *StreamDurableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamDurableResponse.ProtoReflect.Descriptor instead.
 func (*StreamDurableResponse) Descriptor() ([]byte, []int) {
-	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{21}
+	return file_factstr_v1_event_store_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StreamDurableResponse) GetKind() isStreamDurableResponse_Kind {
@@ -1744,6 +1937,18 @@ const file_factstr_v1_event_store_proto_rawDesc = "" +
 	"\x06status\x18\x04 \x01(\fH\x00R\x06status\x120\n" +
 	"\x05batch\x18\x05 \x03(\v2\x1a.factstr.v1.WritesResponseR\x05batch\x12\x1c\n" +
 	"\tforwarded\x18\x06 \x01(\bR\tforwardedB\b\n" +
+	"\x06result\"\x96\x01\n" +
+	"\fReadsRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12.\n" +
+	"\x05query\x18\x02 \x01(\v2\x18.factstr.v1.QueryRequestR\x05query\x12\x16\n" +
+	"\x06cancel\x18\x03 \x01(\bR\x06cancel\x12.\n" +
+	"\x05batch\x18\x04 \x03(\v2\x18.factstr.v1.ReadsRequestR\x05batch\"\xc6\x01\n" +
+	"\rReadsResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x121\n" +
+	"\x05query\x18\x02 \x01(\v2\x19.factstr.v1.QueryResponseH\x00R\x05query\x12\x18\n" +
+	"\x06status\x18\x03 \x01(\fH\x00R\x06status\x12\x1d\n" +
+	"\tuse_query\x18\x04 \x01(\bH\x00R\buseQuery\x12/\n" +
+	"\x05batch\x18\x05 \x03(\v2\x19.factstr.v1.ReadsResponseR\x05batchB\b\n" +
 	"\x06result\"\x86\x01\n" +
 	"\fQueryRequest\x12,\n" +
 	"\x05query\x18\x01 \x01(\v2\x16.factstr.v1.EventQueryR\x05query\x12+\n" +
@@ -1823,12 +2028,13 @@ const file_factstr_v1_event_store_proto_rawDesc = "" +
 	"\x1eDURABLE_START_KIND_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cDURABLE_START_KIND_BEGINNING\x10\x01\x12\x1a\n" +
 	"\x16DURABLE_START_KIND_END\x10\x02\x12\x1c\n" +
-	"\x18DURABLE_START_KIND_AFTER\x10\x032\xbd\x03\n" +
+	"\x18DURABLE_START_KIND_AFTER\x10\x032\xff\x03\n" +
 	"\x11EventStoreService\x12?\n" +
 	"\x06Append\x12\x19.factstr.v1.AppendRequest\x1a\x1a.factstr.v1.AppendResponse\x12E\n" +
 	"\bAppendIf\x12\x1b.factstr.v1.AppendIfRequest\x1a\x1c.factstr.v1.AppendIfResponse\x12C\n" +
 	"\x06Writes\x12\x19.factstr.v1.WritesRequest\x1a\x1a.factstr.v1.WritesResponse(\x010\x01\x12>\n" +
-	"\x05Query\x12\x18.factstr.v1.QueryRequest\x1a\x19.factstr.v1.QueryResponse0\x01\x12A\n" +
+	"\x05Query\x12\x18.factstr.v1.QueryRequest\x1a\x19.factstr.v1.QueryResponse0\x01\x12@\n" +
+	"\x05Reads\x12\x18.factstr.v1.ReadsRequest\x1a\x19.factstr.v1.ReadsResponse(\x010\x01\x12A\n" +
 	"\x06Stream\x12\x19.factstr.v1.StreamRequest\x1a\x1a.factstr.v1.StreamResponse0\x01\x12X\n" +
 	"\rStreamDurable\x12 .factstr.v1.StreamDurableRequest\x1a!.factstr.v1.StreamDurableResponse(\x010\x01B<Z:github.com/factstr/factstr-go/api/gen/factstr/v1;factstrv1b\x06proto3"
 
@@ -1845,7 +2051,7 @@ func file_factstr_v1_event_store_proto_rawDescGZIP() []byte {
 }
 
 var file_factstr_v1_event_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_factstr_v1_event_store_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_factstr_v1_event_store_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_factstr_v1_event_store_proto_goTypes = []any{
 	(DurableStartKind)(0),         // 0: factstr.v1.DurableStartKind
 	(*AppendRequest)(nil),         // 1: factstr.v1.AppendRequest
@@ -1854,76 +2060,84 @@ var file_factstr_v1_event_store_proto_goTypes = []any{
 	(*AppendIfResponse)(nil),      // 4: factstr.v1.AppendIfResponse
 	(*WritesRequest)(nil),         // 5: factstr.v1.WritesRequest
 	(*WritesResponse)(nil),        // 6: factstr.v1.WritesResponse
-	(*QueryRequest)(nil),          // 7: factstr.v1.QueryRequest
-	(*QueryResponse)(nil),         // 8: factstr.v1.QueryResponse
-	(*StreamRequest)(nil),         // 9: factstr.v1.StreamRequest
-	(*StreamProgress)(nil),        // 10: factstr.v1.StreamProgress
-	(*Subscribed)(nil),            // 11: factstr.v1.Subscribed
-	(*Batch)(nil),                 // 12: factstr.v1.Batch
-	(*StreamResponse)(nil),        // 13: factstr.v1.StreamResponse
-	(*DurableSubscribe)(nil),      // 14: factstr.v1.DurableSubscribe
-	(*DurableFailurePolicy)(nil),  // 15: factstr.v1.DurableFailurePolicy
-	(*GroupSpec)(nil),             // 16: factstr.v1.GroupSpec
-	(*DurableStart)(nil),          // 17: factstr.v1.DurableStart
-	(*DurableAck)(nil),            // 18: factstr.v1.DurableAck
-	(*DurableUnsubscribe)(nil),    // 19: factstr.v1.DurableUnsubscribe
-	(*StreamDurableRequest)(nil),  // 20: factstr.v1.StreamDurableRequest
-	(*Released)(nil),              // 21: factstr.v1.Released
-	(*StreamDurableResponse)(nil), // 22: factstr.v1.StreamDurableResponse
-	(*Event)(nil),                 // 23: factstr.v1.Event
-	(*EventQuery)(nil),            // 24: factstr.v1.EventQuery
-	(*ReadOptions)(nil),           // 25: factstr.v1.ReadOptions
-	(*EventRecord)(nil),           // 26: factstr.v1.EventRecord
+	(*ReadsRequest)(nil),          // 7: factstr.v1.ReadsRequest
+	(*ReadsResponse)(nil),         // 8: factstr.v1.ReadsResponse
+	(*QueryRequest)(nil),          // 9: factstr.v1.QueryRequest
+	(*QueryResponse)(nil),         // 10: factstr.v1.QueryResponse
+	(*StreamRequest)(nil),         // 11: factstr.v1.StreamRequest
+	(*StreamProgress)(nil),        // 12: factstr.v1.StreamProgress
+	(*Subscribed)(nil),            // 13: factstr.v1.Subscribed
+	(*Batch)(nil),                 // 14: factstr.v1.Batch
+	(*StreamResponse)(nil),        // 15: factstr.v1.StreamResponse
+	(*DurableSubscribe)(nil),      // 16: factstr.v1.DurableSubscribe
+	(*DurableFailurePolicy)(nil),  // 17: factstr.v1.DurableFailurePolicy
+	(*GroupSpec)(nil),             // 18: factstr.v1.GroupSpec
+	(*DurableStart)(nil),          // 19: factstr.v1.DurableStart
+	(*DurableAck)(nil),            // 20: factstr.v1.DurableAck
+	(*DurableUnsubscribe)(nil),    // 21: factstr.v1.DurableUnsubscribe
+	(*StreamDurableRequest)(nil),  // 22: factstr.v1.StreamDurableRequest
+	(*Released)(nil),              // 23: factstr.v1.Released
+	(*StreamDurableResponse)(nil), // 24: factstr.v1.StreamDurableResponse
+	(*Event)(nil),                 // 25: factstr.v1.Event
+	(*EventQuery)(nil),            // 26: factstr.v1.EventQuery
+	(*ReadOptions)(nil),           // 27: factstr.v1.ReadOptions
+	(*EventRecord)(nil),           // 28: factstr.v1.EventRecord
 }
 var file_factstr_v1_event_store_proto_depIdxs = []int32{
-	23, // 0: factstr.v1.AppendRequest.events:type_name -> factstr.v1.Event
-	23, // 1: factstr.v1.AppendIfRequest.events:type_name -> factstr.v1.Event
-	24, // 2: factstr.v1.AppendIfRequest.context:type_name -> factstr.v1.EventQuery
+	25, // 0: factstr.v1.AppendRequest.events:type_name -> factstr.v1.Event
+	25, // 1: factstr.v1.AppendIfRequest.events:type_name -> factstr.v1.Event
+	26, // 2: factstr.v1.AppendIfRequest.context:type_name -> factstr.v1.EventQuery
 	1,  // 3: factstr.v1.WritesRequest.append:type_name -> factstr.v1.AppendRequest
 	3,  // 4: factstr.v1.WritesRequest.append_if:type_name -> factstr.v1.AppendIfRequest
 	5,  // 5: factstr.v1.WritesRequest.batch:type_name -> factstr.v1.WritesRequest
 	2,  // 6: factstr.v1.WritesResponse.append:type_name -> factstr.v1.AppendResponse
 	4,  // 7: factstr.v1.WritesResponse.append_if:type_name -> factstr.v1.AppendIfResponse
 	6,  // 8: factstr.v1.WritesResponse.batch:type_name -> factstr.v1.WritesResponse
-	24, // 9: factstr.v1.QueryRequest.query:type_name -> factstr.v1.EventQuery
-	25, // 10: factstr.v1.QueryRequest.read:type_name -> factstr.v1.ReadOptions
-	26, // 11: factstr.v1.QueryResponse.events:type_name -> factstr.v1.EventRecord
-	24, // 12: factstr.v1.StreamRequest.query:type_name -> factstr.v1.EventQuery
-	25, // 13: factstr.v1.StreamRequest.read:type_name -> factstr.v1.ReadOptions
-	26, // 14: factstr.v1.Batch.events:type_name -> factstr.v1.EventRecord
-	11, // 15: factstr.v1.StreamResponse.subscribed:type_name -> factstr.v1.Subscribed
-	12, // 16: factstr.v1.StreamResponse.batch:type_name -> factstr.v1.Batch
-	10, // 17: factstr.v1.StreamResponse.progress:type_name -> factstr.v1.StreamProgress
-	24, // 18: factstr.v1.DurableSubscribe.query:type_name -> factstr.v1.EventQuery
-	25, // 19: factstr.v1.DurableSubscribe.read:type_name -> factstr.v1.ReadOptions
-	17, // 20: factstr.v1.DurableSubscribe.start:type_name -> factstr.v1.DurableStart
-	16, // 21: factstr.v1.DurableSubscribe.group:type_name -> factstr.v1.GroupSpec
-	15, // 22: factstr.v1.DurableSubscribe.failure:type_name -> factstr.v1.DurableFailurePolicy
-	0,  // 23: factstr.v1.DurableStart.kind:type_name -> factstr.v1.DurableStartKind
-	14, // 24: factstr.v1.StreamDurableRequest.subscribe:type_name -> factstr.v1.DurableSubscribe
-	18, // 25: factstr.v1.StreamDurableRequest.ack:type_name -> factstr.v1.DurableAck
-	19, // 26: factstr.v1.StreamDurableRequest.unsubscribe:type_name -> factstr.v1.DurableUnsubscribe
-	11, // 27: factstr.v1.StreamDurableResponse.subscribed:type_name -> factstr.v1.Subscribed
-	12, // 28: factstr.v1.StreamDurableResponse.batch:type_name -> factstr.v1.Batch
-	21, // 29: factstr.v1.StreamDurableResponse.released:type_name -> factstr.v1.Released
-	10, // 30: factstr.v1.StreamDurableResponse.progress:type_name -> factstr.v1.StreamProgress
-	1,  // 31: factstr.v1.EventStoreService.Append:input_type -> factstr.v1.AppendRequest
-	3,  // 32: factstr.v1.EventStoreService.AppendIf:input_type -> factstr.v1.AppendIfRequest
-	5,  // 33: factstr.v1.EventStoreService.Writes:input_type -> factstr.v1.WritesRequest
-	7,  // 34: factstr.v1.EventStoreService.Query:input_type -> factstr.v1.QueryRequest
-	9,  // 35: factstr.v1.EventStoreService.Stream:input_type -> factstr.v1.StreamRequest
-	20, // 36: factstr.v1.EventStoreService.StreamDurable:input_type -> factstr.v1.StreamDurableRequest
-	2,  // 37: factstr.v1.EventStoreService.Append:output_type -> factstr.v1.AppendResponse
-	4,  // 38: factstr.v1.EventStoreService.AppendIf:output_type -> factstr.v1.AppendIfResponse
-	6,  // 39: factstr.v1.EventStoreService.Writes:output_type -> factstr.v1.WritesResponse
-	8,  // 40: factstr.v1.EventStoreService.Query:output_type -> factstr.v1.QueryResponse
-	13, // 41: factstr.v1.EventStoreService.Stream:output_type -> factstr.v1.StreamResponse
-	22, // 42: factstr.v1.EventStoreService.StreamDurable:output_type -> factstr.v1.StreamDurableResponse
-	37, // [37:43] is the sub-list for method output_type
-	31, // [31:37] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	9,  // 9: factstr.v1.ReadsRequest.query:type_name -> factstr.v1.QueryRequest
+	7,  // 10: factstr.v1.ReadsRequest.batch:type_name -> factstr.v1.ReadsRequest
+	10, // 11: factstr.v1.ReadsResponse.query:type_name -> factstr.v1.QueryResponse
+	8,  // 12: factstr.v1.ReadsResponse.batch:type_name -> factstr.v1.ReadsResponse
+	26, // 13: factstr.v1.QueryRequest.query:type_name -> factstr.v1.EventQuery
+	27, // 14: factstr.v1.QueryRequest.read:type_name -> factstr.v1.ReadOptions
+	28, // 15: factstr.v1.QueryResponse.events:type_name -> factstr.v1.EventRecord
+	26, // 16: factstr.v1.StreamRequest.query:type_name -> factstr.v1.EventQuery
+	27, // 17: factstr.v1.StreamRequest.read:type_name -> factstr.v1.ReadOptions
+	28, // 18: factstr.v1.Batch.events:type_name -> factstr.v1.EventRecord
+	13, // 19: factstr.v1.StreamResponse.subscribed:type_name -> factstr.v1.Subscribed
+	14, // 20: factstr.v1.StreamResponse.batch:type_name -> factstr.v1.Batch
+	12, // 21: factstr.v1.StreamResponse.progress:type_name -> factstr.v1.StreamProgress
+	26, // 22: factstr.v1.DurableSubscribe.query:type_name -> factstr.v1.EventQuery
+	27, // 23: factstr.v1.DurableSubscribe.read:type_name -> factstr.v1.ReadOptions
+	19, // 24: factstr.v1.DurableSubscribe.start:type_name -> factstr.v1.DurableStart
+	18, // 25: factstr.v1.DurableSubscribe.group:type_name -> factstr.v1.GroupSpec
+	17, // 26: factstr.v1.DurableSubscribe.failure:type_name -> factstr.v1.DurableFailurePolicy
+	0,  // 27: factstr.v1.DurableStart.kind:type_name -> factstr.v1.DurableStartKind
+	16, // 28: factstr.v1.StreamDurableRequest.subscribe:type_name -> factstr.v1.DurableSubscribe
+	20, // 29: factstr.v1.StreamDurableRequest.ack:type_name -> factstr.v1.DurableAck
+	21, // 30: factstr.v1.StreamDurableRequest.unsubscribe:type_name -> factstr.v1.DurableUnsubscribe
+	13, // 31: factstr.v1.StreamDurableResponse.subscribed:type_name -> factstr.v1.Subscribed
+	14, // 32: factstr.v1.StreamDurableResponse.batch:type_name -> factstr.v1.Batch
+	23, // 33: factstr.v1.StreamDurableResponse.released:type_name -> factstr.v1.Released
+	12, // 34: factstr.v1.StreamDurableResponse.progress:type_name -> factstr.v1.StreamProgress
+	1,  // 35: factstr.v1.EventStoreService.Append:input_type -> factstr.v1.AppendRequest
+	3,  // 36: factstr.v1.EventStoreService.AppendIf:input_type -> factstr.v1.AppendIfRequest
+	5,  // 37: factstr.v1.EventStoreService.Writes:input_type -> factstr.v1.WritesRequest
+	9,  // 38: factstr.v1.EventStoreService.Query:input_type -> factstr.v1.QueryRequest
+	7,  // 39: factstr.v1.EventStoreService.Reads:input_type -> factstr.v1.ReadsRequest
+	11, // 40: factstr.v1.EventStoreService.Stream:input_type -> factstr.v1.StreamRequest
+	22, // 41: factstr.v1.EventStoreService.StreamDurable:input_type -> factstr.v1.StreamDurableRequest
+	2,  // 42: factstr.v1.EventStoreService.Append:output_type -> factstr.v1.AppendResponse
+	4,  // 43: factstr.v1.EventStoreService.AppendIf:output_type -> factstr.v1.AppendIfResponse
+	6,  // 44: factstr.v1.EventStoreService.Writes:output_type -> factstr.v1.WritesResponse
+	10, // 45: factstr.v1.EventStoreService.Query:output_type -> factstr.v1.QueryResponse
+	8,  // 46: factstr.v1.EventStoreService.Reads:output_type -> factstr.v1.ReadsResponse
+	15, // 47: factstr.v1.EventStoreService.Stream:output_type -> factstr.v1.StreamResponse
+	24, // 48: factstr.v1.EventStoreService.StreamDurable:output_type -> factstr.v1.StreamDurableResponse
+	42, // [42:49] is the sub-list for method output_type
+	35, // [35:42] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_factstr_v1_event_store_proto_init() }
@@ -1942,17 +2156,22 @@ func file_factstr_v1_event_store_proto_init() {
 		(*WritesResponse_AppendIf)(nil),
 		(*WritesResponse_Status)(nil),
 	}
-	file_factstr_v1_event_store_proto_msgTypes[12].OneofWrappers = []any{
+	file_factstr_v1_event_store_proto_msgTypes[7].OneofWrappers = []any{
+		(*ReadsResponse_Query)(nil),
+		(*ReadsResponse_Status)(nil),
+		(*ReadsResponse_UseQuery)(nil),
+	}
+	file_factstr_v1_event_store_proto_msgTypes[14].OneofWrappers = []any{
 		(*StreamResponse_Subscribed)(nil),
 		(*StreamResponse_Batch)(nil),
 		(*StreamResponse_Progress)(nil),
 	}
-	file_factstr_v1_event_store_proto_msgTypes[19].OneofWrappers = []any{
+	file_factstr_v1_event_store_proto_msgTypes[21].OneofWrappers = []any{
 		(*StreamDurableRequest_Subscribe)(nil),
 		(*StreamDurableRequest_Ack)(nil),
 		(*StreamDurableRequest_Unsubscribe)(nil),
 	}
-	file_factstr_v1_event_store_proto_msgTypes[21].OneofWrappers = []any{
+	file_factstr_v1_event_store_proto_msgTypes[23].OneofWrappers = []any{
 		(*StreamDurableResponse_Subscribed)(nil),
 		(*StreamDurableResponse_Batch)(nil),
 		(*StreamDurableResponse_Released)(nil),
@@ -1964,7 +2183,7 @@ func file_factstr_v1_event_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_factstr_v1_event_store_proto_rawDesc), len(file_factstr_v1_event_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	EventStoreService_AppendIf_FullMethodName      = "/factstr.v1.EventStoreService/AppendIf"
 	EventStoreService_Writes_FullMethodName        = "/factstr.v1.EventStoreService/Writes"
 	EventStoreService_Query_FullMethodName         = "/factstr.v1.EventStoreService/Query"
+	EventStoreService_Reads_FullMethodName         = "/factstr.v1.EventStoreService/Reads"
 	EventStoreService_Stream_FullMethodName        = "/factstr.v1.EventStoreService/Stream"
 	EventStoreService_StreamDurable_FullMethodName = "/factstr.v1.EventStoreService/StreamDurable"
 )
@@ -56,6 +57,15 @@ type EventStoreServiceClient interface {
 	Writes(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WritesRequest, WritesResponse], error)
 	// Query streams the result in pages; every page carries the context version.
 	Query(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[QueryResponse], error)
+	// Reads carries a client's Query calls over one long-lived stream, as
+	// Writes carries its writes: every request has an id the client chooses
+	// and is answered by id once it is decided, in any order, with the whole
+	// result when it fits in one answer (1 MiB of events), else with
+	// use_query, and the client makes the Query call for it. Each request
+	// means exactly what the Query call means (read options, limits, errors);
+	// what it saves is the per-call cost of gRPC on both sides. Several
+	// requests and answers may share a message (batch).
+	Reads(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ReadsRequest, ReadsResponse], error)
 	// Stream delivers committed batches live (StreamAll / StreamTo); with
 	// query.min_sequence_number > 0 it first catches up from there.
 	Stream(ctx context.Context, in *StreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamResponse], error)
@@ -124,9 +134,22 @@ func (c *eventStoreServiceClient) Query(ctx context.Context, in *QueryRequest, o
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type EventStoreService_QueryClient = grpc.ServerStreamingClient[QueryResponse]
 
+func (c *eventStoreServiceClient) Reads(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ReadsRequest, ReadsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &EventStoreService_ServiceDesc.Streams[2], EventStoreService_Reads_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReadsRequest, ReadsResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EventStoreService_ReadsClient = grpc.BidiStreamingClient[ReadsRequest, ReadsResponse]
+
 func (c *eventStoreServiceClient) Stream(ctx context.Context, in *StreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &EventStoreService_ServiceDesc.Streams[2], EventStoreService_Stream_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &EventStoreService_ServiceDesc.Streams[3], EventStoreService_Stream_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +168,7 @@ type EventStoreService_StreamClient = grpc.ServerStreamingClient[StreamResponse]
 
 func (c *eventStoreServiceClient) StreamDurable(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamDurableRequest, StreamDurableResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &EventStoreService_ServiceDesc.Streams[3], EventStoreService_StreamDurable_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &EventStoreService_ServiceDesc.Streams[4], EventStoreService_StreamDurable_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +208,15 @@ type EventStoreServiceServer interface {
 	Writes(grpc.BidiStreamingServer[WritesRequest, WritesResponse]) error
 	// Query streams the result in pages; every page carries the context version.
 	Query(*QueryRequest, grpc.ServerStreamingServer[QueryResponse]) error
+	// Reads carries a client's Query calls over one long-lived stream, as
+	// Writes carries its writes: every request has an id the client chooses
+	// and is answered by id once it is decided, in any order, with the whole
+	// result when it fits in one answer (1 MiB of events), else with
+	// use_query, and the client makes the Query call for it. Each request
+	// means exactly what the Query call means (read options, limits, errors);
+	// what it saves is the per-call cost of gRPC on both sides. Several
+	// requests and answers may share a message (batch).
+	Reads(grpc.BidiStreamingServer[ReadsRequest, ReadsResponse]) error
 	// Stream delivers committed batches live (StreamAll / StreamTo); with
 	// query.min_sequence_number > 0 it first catches up from there.
 	Stream(*StreamRequest, grpc.ServerStreamingServer[StreamResponse]) error
@@ -212,6 +244,9 @@ func (UnimplementedEventStoreServiceServer) Writes(grpc.BidiStreamingServer[Writ
 }
 func (UnimplementedEventStoreServiceServer) Query(*QueryRequest, grpc.ServerStreamingServer[QueryResponse]) error {
 	return status.Error(codes.Unimplemented, "method Query not implemented")
+}
+func (UnimplementedEventStoreServiceServer) Reads(grpc.BidiStreamingServer[ReadsRequest, ReadsResponse]) error {
+	return status.Error(codes.Unimplemented, "method Reads not implemented")
 }
 func (UnimplementedEventStoreServiceServer) Stream(*StreamRequest, grpc.ServerStreamingServer[StreamResponse]) error {
 	return status.Error(codes.Unimplemented, "method Stream not implemented")
@@ -294,6 +329,13 @@ func _EventStoreService_Query_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type EventStoreService_QueryServer = grpc.ServerStreamingServer[QueryResponse]
 
+func _EventStoreService_Reads_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(EventStoreServiceServer).Reads(&grpc.GenericServerStream[ReadsRequest, ReadsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EventStoreService_ReadsServer = grpc.BidiStreamingServer[ReadsRequest, ReadsResponse]
+
 func _EventStoreService_Stream_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(StreamRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -339,6 +381,12 @@ var EventStoreService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Query",
 			Handler:       _EventStoreService_Query_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Reads",
+			Handler:       _EventStoreService_Reads_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 		{
 			StreamName:    "Stream",

@@ -32,7 +32,13 @@ func TestAnswerWithPacksAnswers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var sent []*factstrv1.WritesResponse
-			send := answerWith(func(m *factstrv1.WritesResponse) error { sent = append(sent, m); return nil }, tt.batching)
+			var batch func([]*factstrv1.WritesResponse) *factstrv1.WritesResponse
+			if tt.batching {
+				batch = func(a []*factstrv1.WritesResponse) *factstrv1.WritesResponse {
+					return &factstrv1.WritesResponse{Batch: a}
+				}
+			}
+			send := answerWith(func(m *factstrv1.WritesResponse) error { sent = append(sent, m); return nil }, batch)
 			if err := send(answers(tt.n)); err != nil {
 				t.Fatal(err)
 			}
@@ -58,7 +64,10 @@ func TestAnswerWithPacksAnswers(t *testing.T) {
 		})
 	}
 	boom := errors.New("boom")
-	if err := answerWith(func(*factstrv1.WritesResponse) error { return boom }, true)(answers(2)); !errors.Is(err, boom) {
+	batch := func(a []*factstrv1.WritesResponse) *factstrv1.WritesResponse {
+		return &factstrv1.WritesResponse{Batch: a}
+	}
+	if err := answerWith(func(*factstrv1.WritesResponse) error { return boom }, batch)(answers(2)); !errors.Is(err, boom) {
 		t.Fatalf("send error: %v, want boom", err)
 	}
 }

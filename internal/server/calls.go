@@ -1,0 +1,182 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+
+	"github.com/factstr/factstr-go/internal/sendq"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// maxAnswersPerMessage bounds the answers one Writes or Reads message
+// carries; write answers are small (sequence numbers, or a status) and a
+// read answer is bounded itself (maxReadAnswerBytes), so this keeps one
+// message within gRPC's limit.
+const maxAnswersPerMessage = 512
+
+// MaxCallsInFlight bounds the requests of one Writes or Reads stream being
+// decided at once; past it the stream stops reading, and gRPC's flow
+// control holds the client back.
+const MaxCallsInFlight = 1024
+
+// MaxWritesInFlight is MaxCallsInFlight, by its earlier name.
+const MaxWritesInFlight = MaxCallsInFlight
+
+// callStream is what serveCalls needs of a Writes or Reads stream: how to
+// take its messages apart and put answers together.
+type callStream[Req, Resp any] struct {
+	recv func() (Req, error)
+	send func(Resp) error
+	// requests unpacks a message (a batch, or one request); cancel
+	// reports whether a request cancels id rather than asking something.
+	requests func(Req) []Req
+	id       func(Req) uint64
+	cancel   func(Req) bool
+	// answer decides one request; batch packs answers into one message,
+	// nil when the client takes one answer a message.
+	answer func(ctx context.Context, req Req) Resp
+	batch  func([]Resp) Resp
+	// done, if set, is told of every answered request and how long it took
+	// (metrics).
+	done func(req Req, resp Resp, took time.Duration)
+}
+
+// serveCalls serves a stream of calls. Each request runs on its own
+// goroutine, as its unary call would, so a slow one does not hold back the
+// ones behind it; answers go out through one sender in the order they are
+// decided, the answers decided meanwhile in one message when the client
+// takes batches. When the client ends the stream, what is still being
+// decided is answered first.
+func serveCalls[Req, Resp any](ctx context.Context, cs callStream[Req, Resp]) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := sendq.New[Resp]()
+	sent := make(chan error, 1)
+	go func() { sent <- out.DrainBatches(ctx, answerWith(cs.send, cs.batch)) }()
+	slots := make(chan struct{}, MaxCallsInFlight)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		inflight = map[uint64]context.CancelFunc{}
+	)
+	defer wg.Wait()
+	for {
+		msg, err := cs.recv()
+		if err != nil {
+			// Answer what is still being decided, then end.
+			wg.Wait()
+			out.Close()
+			if serr := <-sent; serr != nil {
+				return serr
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		for _, req := range cs.requests(msg) {
+			id := cs.id(req)
+			if cs.cancel(req) {
+				mu.Lock()
+				if cancel, ok := inflight[id]; ok {
+					cancel()
+				}
+				mu.Unlock()
+				continue
+			}
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			rctx, cancel := context.WithCancel(ctx)
+			mu.Lock()
+			inflight[id] = cancel
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				start := time.Now()
+				resp := cs.answer(rctx, req)
+				if cs.done != nil {
+					cs.done(req, resp, time.Since(start))
+				}
+				mu.Lock()
+				delete(inflight, id)
+				mu.Unlock()
+				cancel()
+				out.Push(resp)
+			}()
+		}
+	}
+}
+
+// answerWith sends answers one message each, or, when batch is set, the
+// answers decided meanwhile in as few messages as maxAnswersPerMessage
+// allows.
+func answerWith[Resp any](send func(Resp) error, batch func([]Resp) Resp) func([]Resp) error {
+	return func(answers []Resp) error {
+		for len(answers) > 0 {
+			n := len(answers)
+			if batch == nil {
+				n = 1
+			}
+			n = min(n, maxAnswersPerMessage)
+			msg := answers[0]
+			if n > 1 {
+				msg = batch(answers[:n])
+			}
+			if err := send(msg); err != nil {
+				return err
+			}
+			answers = answers[n:]
+		}
+		return nil
+	}
+}
+
+// statusBytes is err as the gRPC status a unary call would have ended with,
+// in its binary encoding, for an answer on a Writes or Reads stream.
+func statusBytes(err error) []byte {
+	b, merr := proto.Marshal(status.Convert(err).Proto())
+	if merr != nil {
+		b, _ = proto.Marshal(status.New(codes.Internal, merr.Error()).Proto())
+	}
+	return b
+}
+
+// CallObserver is told of every call a Writes or Reads stream carries, as
+// the unary call it stands for (Append, AppendIf, Query), so that metrics
+// count and time them like those calls. A StreamObserver that implements
+// it (WithObserver) is used.
+type CallObserver interface {
+	CallDone(fullMethod string, err error, took time.Duration)
+}
+
+// callDone returns the observer's CallDone, or nil.
+func (s *EventStore) callDone() func(fullMethod string, err error, took time.Duration) {
+	if o, ok := s.obs.(CallObserver); ok {
+		return o.CallDone
+	}
+	return nil
+}
+
+// statusErr is the error an answer's status bytes carry (nil for none).
+func statusErr(b []byte) error {
+	if b == nil {
+		return nil
+	}
+	var st spb.Status
+	if err := proto.Unmarshal(b, &st); err != nil {
+		return status.Error(codes.Internal, "undecodable status")
+	}
+	return status.ErrorProto(&st)
+}
