@@ -54,7 +54,7 @@ type callStream[Req, Resp any] struct {
 // decided, the answers decided meanwhile in one message when the client
 // takes batches. When the client ends the stream, what is still being
 // decided is answered first.
-func serveCalls[Req, Resp any](ctx context.Context, cs callStream[Req, Resp]) error {
+func serveCalls[Req any, Resp proto.Message](ctx context.Context, cs callStream[Req, Resp]) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	out := sendq.New[Resp]()
@@ -119,17 +119,30 @@ func serveCalls[Req, Resp any](ctx context.Context, cs callStream[Req, Resp]) er
 	}
 }
 
+// maxAnswerBytes bounds the encoded answers one batched message carries, far
+// below what a client receives (the Go client takes 64 MiB, gRPC's default
+// is 4 MiB): read answers are up to 1 MiB each, and many decided together
+// must not make one message too large to receive. An answer larger than
+// this goes alone, as it would without batches.
+const maxAnswerBytes = 2 << 20
+
 // answerWith sends answers one message each, or, when batch is set, the
-// answers decided meanwhile in as few messages as maxAnswersPerMessage
-// allows.
-func answerWith[Resp any](send func(Resp) error, batch func([]Resp) Resp) func([]Resp) error {
+// answers decided meanwhile in as few messages as maxAnswersPerMessage and
+// maxAnswerBytes allow.
+func answerWith[Resp proto.Message](send func(Resp) error, batch func([]Resp) Resp) func([]Resp) error {
 	return func(answers []Resp) error {
 		for len(answers) > 0 {
-			n := len(answers)
-			if batch == nil {
-				n = 1
+			n := 1
+			if batch != nil {
+				size := proto.Size(answers[0])
+				for n < min(len(answers), maxAnswersPerMessage) {
+					sz := proto.Size(answers[n])
+					if size+sz > maxAnswerBytes {
+						break
+					}
+					n, size = n+1, size+sz
+				}
 			}
-			n = min(n, maxAnswersPerMessage)
 			msg := answers[0]
 			if n > 1 {
 				msg = batch(answers[:n])

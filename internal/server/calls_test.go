@@ -2,7 +2,10 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
 )
@@ -69,5 +72,41 @@ func TestAnswerWithPacksAnswers(t *testing.T) {
 	}
 	if err := answerWith(func(*factstrv1.WritesResponse) error { return boom }, batch)(answers(2)); !errors.Is(err, boom) {
 		t.Fatalf("send error: %v, want boom", err)
+	}
+}
+
+// Large answers decided together are spread over messages of at most
+// maxAnswerBytes (one larger than that goes alone), so that a batch never
+// grows past what a client can receive.
+func TestAnswerWithBoundsBytes(t *testing.T) {
+	answer := func(id uint64, size int) *factstrv1.ReadsResponse {
+		return &factstrv1.ReadsResponse{Id: id, Result: &factstrv1.ReadsResponse_Query{Query: &factstrv1.QueryResponse{
+			Events: []*factstrv1.EventRecord{{Type: "t", Payload: make([]byte, size)}}}}}
+	}
+	third := maxAnswerBytes / 3
+	answers := []*factstrv1.ReadsResponse{answer(1, third), answer(2, third), answer(3, third), answer(4, maxAnswerBytes+1), answer(5, 10)}
+	var sent []*factstrv1.ReadsResponse
+	send := answerWith(func(m *factstrv1.ReadsResponse) error { sent = append(sent, m); return nil },
+		func(a []*factstrv1.ReadsResponse) *factstrv1.ReadsResponse { return &factstrv1.ReadsResponse{Batch: a} })
+	if err := send(answers); err != nil {
+		t.Fatal(err)
+	}
+	var got [][]uint64
+	for _, m := range sent {
+		if proto.Size(m) > maxAnswerBytes && len(m.GetBatch()) > 0 {
+			t.Fatalf("a batch of %d bytes, over %d", proto.Size(m), maxAnswerBytes)
+		}
+		ids := []uint64{m.GetId()}
+		if b := m.GetBatch(); len(b) > 0 {
+			ids = nil
+			for _, a := range b {
+				ids = append(ids, a.GetId())
+			}
+		}
+		got = append(got, ids)
+	}
+	want := "[[1 2] [3] [4] [5]]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("messages %v, want %s", got, want)
 	}
 }
