@@ -348,9 +348,9 @@ func (a *applier) apply(c *Command) (Result, error) {
 	case OpDeleteDurable:
 		return a.deleteDurable(c)
 	case OpEnsureGroup:
-		return a.ensureGroup(c)
+		return (groupApplier{a}).ensureGroup(c)
 	case OpPark, OpUnpark, OpRedeliverParked, OpDropParked:
-		return a.applyParked(c)
+		return (parkedApplier{a}).applyParked(c)
 	}
 	return Result{Err: fmt.Errorf("%w: %d", ErrUnknownOp, uint8(c.Op))}, nil
 }
@@ -582,7 +582,7 @@ func (a *applier) acquire(c *Command) (Result, error) {
 	if err := checkName("durable stream holder", c.Holder); err != nil {
 		return Result{Err: err}, nil
 	}
-	if refused, err := a.groupAcquireRefusal(c.Name); err != nil || refused != nil {
+	if refused, err := (groupApplier{a}).groupAcquireRefusal(c.Name); err != nil || refused != nil {
 		return Result{Err: refused}, err
 	}
 	key, err := streams.QueryKey(c.Query)

@@ -144,7 +144,7 @@ func (a *applier) heldRefused(c *Command, what string) (d durableRecord, refused
 // resetDurable moves a name's cursor, backwards or forwards; forced on a
 // held name, it takes the lease (the holder's next advance is refused).
 func (a *applier) resetDurable(c *Command) (Result, error) {
-	if res, handled, err := a.groupAdmin(c); handled || err != nil {
+	if res, handled, err := (groupApplier{a}).groupAdmin(c); handled || err != nil {
 		return res, err
 	}
 	d, refused, err := a.heldRefused(c, "reset")
@@ -160,14 +160,14 @@ func (a *applier) resetDurable(c *Command) (Result, error) {
 }
 
 func (a *applier) deleteDurable(c *Command) (Result, error) {
-	if res, handled, err := a.groupAdmin(c); handled || err != nil {
+	if res, handled, err := (groupApplier{a}).groupAdmin(c); handled || err != nil {
 		return res, err
 	}
 	_, refused, err := a.heldRefused(c, "delete")
 	if err != nil || refused != nil {
 		return Result{Err: refused}, err
 	}
-	if _, err := a.dropParked(c.Name, 0); err != nil {
+	if _, err := (parkedApplier{a}).dropParked(c.Name, 0); err != nil {
 		return Result{}, err
 	}
 	return Result{}, a.durables.Delete([]byte(c.Name))

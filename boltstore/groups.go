@@ -64,11 +64,18 @@ func (c *Command) groupSpec() contract.GroupSpec {
 	return g
 }
 
-func (a *applier) groupsBucket() (*bbolt.Bucket, error) {
+// groupApplier applies the consumer-group commands (OpEnsureGroup, and the
+// group side of acquire, reset and delete). It owns the groups bucket: no
+// other applier reads or writes a group's spec. It is separate from applier
+// the way etcd keeps an applier per request family; the durable records it
+// touches for a group's partitions it reaches through the applier it wraps.
+type groupApplier struct{ *applier }
+
+func (a groupApplier) groupsBucket() (*bbolt.Bucket, error) {
 	return a.tx.CreateBucketIfNotExists(bucketGroups)
 }
 
-func (a *applier) loadGroup(name string) (contract.GroupSpec, bool, error) {
+func (a groupApplier) loadGroup(name string) (contract.GroupSpec, bool, error) {
 	b := a.tx.Bucket(bucketGroups)
 	if b == nil {
 		return contract.GroupSpec{}, false, nil
@@ -86,7 +93,7 @@ func (a *applier) loadGroup(name string) (contract.GroupSpec, bool, error) {
 
 // ensureGroup applies OpEnsureGroup. A new group's partitions all start at
 // the cursor its start gives at this entry, the same on every replica.
-func (a *applier) ensureGroup(c *Command) (Result, error) {
+func (a groupApplier) ensureGroup(c *Command) (Result, error) {
 	if err := checkName("consumer group name", c.Name); err != nil {
 		return Result{Err: err}, nil
 	}
@@ -156,7 +163,7 @@ func partitionNames(name string, n int) []string {
 // subscribed with the group option, which takes partitions instead), and
 // of a partition or member slot of a group that does not exist (it was
 // deleted while a member ran: taking it would create it anew).
-func (a *applier) groupAcquireRefusal(name string) (refused, err error) {
+func (a groupApplier) groupAcquireRefusal(name string) (refused, err error) {
 	if group, _, _, ok := streams.SplitGroupName(name); ok {
 		_, isGroup, err := a.loadGroup(group)
 		if err != nil || isGroup {
@@ -190,7 +197,7 @@ func groupMembers(tx *bbolt.Tx, name string) (names []string, recs []durableReco
 // groupAdmin applies a reset or delete of a group's name to the whole
 // group: refused while any partition or member slot is held unless forced
 // (the members lose their leases). handled is false for a plain name.
-func (a *applier) groupAdmin(c *Command) (res Result, handled bool, err error) {
+func (a groupApplier) groupAdmin(c *Command) (res Result, handled bool, err error) {
 	_, isGroup, err := a.loadGroup(c.Name)
 	if err != nil || !isGroup {
 		return Result{}, false, err

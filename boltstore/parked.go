@@ -112,7 +112,14 @@ func decodeParked(v []byte) (parkedRecord, error) {
 	return p, nil
 }
 
-func (a *applier) parkedBucket() (*bbolt.Bucket, error) {
+// parkedApplier applies the parked-list commands (OpPark, OpUnpark,
+// redeliver and drop) and owns the parked bucket: the events a durable with
+// a park failure policy set aside. It is separate from applier, as etcd keeps
+// an applier per request family; it reaches the durable records it counts
+// parked events in through the applier it wraps.
+type parkedApplier struct{ *applier }
+
+func (a parkedApplier) parkedBucket() (*bbolt.Bucket, error) {
 	// A file restored from a snapshot of an earlier version has no parked
 	// bucket until it is first needed.
 	return a.tx.CreateBucketIfNotExists(bucketParked)
@@ -121,7 +128,7 @@ func (a *applier) parkedBucket() (*bbolt.Bucket, error) {
 // applyParked applies the parked-list commands. Park and Unpark act only
 // for the name's holder, like OpAdvance; RedeliverParked and DropParked
 // are an operator's, on any name that exists.
-func (a *applier) applyParked(c *Command) (Result, error) {
+func (a parkedApplier) applyParked(c *Command) (Result, error) {
 	if err := checkName("durable stream name", c.Name); err != nil {
 		return Result{Err: err}, nil
 	}
@@ -181,7 +188,7 @@ func (a *applier) applyParked(c *Command) (Result, error) {
 }
 
 // checkParkable is OpPark's own check, the same on every replica.
-func (a *applier) checkParkable(c *Command, d durableRecord) error {
+func (a parkedApplier) checkParkable(c *Command, d durableRecord) error {
 	if !d.failure.Parks() {
 		return fmt.Errorf("%w: durable stream %q has the failure policy stop: it parks nothing", contract.ErrInvalidQuery, c.Name)
 	}
@@ -199,7 +206,7 @@ func (a *applier) checkParkable(c *Command, d durableRecord) error {
 	return nil
 }
 
-func (a *applier) park(b *bbolt.Bucket, c *Command, d *durableRecord) (int, error) {
+func (a parkedApplier) park(b *bbolt.Bucket, c *Command, d *durableRecord) (int, error) {
 	msg := c.Error
 	if len(msg) > contract.MaxParkedErrorBytes {
 		msg = msg[:contract.MaxParkedErrorBytes]
@@ -247,7 +254,7 @@ func parkedUpTo(b *bbolt.Bucket, name string, upTo uint64) (keys, vals [][]byte)
 	return keys, vals
 }
 
-func (a *applier) markRedeliver(b *bbolt.Bucket, name string, upTo uint64) (int, error) {
+func (a parkedApplier) markRedeliver(b *bbolt.Bucket, name string, upTo uint64) (int, error) {
 	keys, vals := parkedUpTo(b, name, upTo)
 	for i, k := range keys {
 		p, err := decodeParked(vals[i])
@@ -264,7 +271,7 @@ func (a *applier) markRedeliver(b *bbolt.Bucket, name string, upTo uint64) (int,
 
 // dropParked forgets name's parked events up to upTo (0: all) and stores
 // the name's count, if the name exists.
-func (a *applier) dropParked(name string, upTo uint64) (int, error) {
+func (a parkedApplier) dropParked(name string, upTo uint64) (int, error) {
 	b, err := a.parkedBucket()
 	if err != nil {
 		return 0, err
