@@ -40,7 +40,7 @@ func TestAppendWithIdempotencyKey(t *testing.T) {
 	if !errors.As(err, &conflict) || conflict.Actual != 2 || !dup.Duplicate {
 		t.Fatalf("retry of the conflicted k2 = %+v, %v; want the first outcome (conflict at 2) marked Duplicate, not an append at 4", dup, err)
 	}
-	if head := s.Hub().Head(); head != 3 {
+	if head := s.Replica().Hub().Head(); head != 3 {
 		t.Fatalf("head %d, want 3: a retry appended", head)
 	}
 }

@@ -145,24 +145,24 @@ const maxNameBytes = 4096
 // and the caller (a Raft FSM) must treat it as fatal. A command's own
 // outcome, a conflict or an invalid event included, is in its Result.
 func (s *Store) Apply(entries []Entry) ([][]Result, error) {
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	return s.applyLocked(entries)
+	s.be.applyMu.Lock()
+	defer s.be.applyMu.Unlock()
+	return s.be.applyLocked(entries, s.hub)
 }
 
 // applyLocked runs with applyMu held, which orders commits and the heads
 // published after them.
-func (s *Store) applyLocked(entries []Entry) ([][]Result, error) {
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
-	if s.db == nil {
+func (b *backend) applyLocked(entries []Entry, hub *streams.Hub) ([][]Result, error) {
+	b.dbMu.RLock()
+	defer b.dbMu.RUnlock()
+	if b.db == nil {
 		return nil, contract.ErrClosed
 	}
-	if s.failed != nil {
-		return nil, s.failed
+	if b.failed != nil {
+		return nil, b.failed
 	}
 	results := make([][]Result, len(entries))
-	applied := s.applied.Load()
+	applied := b.applied.Load()
 	pending := false
 	for _, e := range entries {
 		if e.Index > applied {
@@ -173,11 +173,11 @@ func (s *Store) applyLocked(entries []Entry) ([][]Result, error) {
 	if !pending {
 		return results, nil
 	}
-	if s.opts.commitInterval > 0 {
+	if b.interval > 0 {
 		// Into the transaction kept open across applies (deferred.go).
-		o := s.open
+		o := b.open
 		if o == nil {
-			tx, err := s.db.Begin(true)
+			tx, err := b.db.Begin(true)
 			if err != nil {
 				return nil, fmt.Errorf("apply: %w", err)
 			}
@@ -186,28 +186,28 @@ func (s *Store) applyLocked(entries []Entry) ([][]Result, error) {
 				_ = tx.Rollback()
 				return nil, fmt.Errorf("apply: %w", err)
 			}
-			o = s.keepOpen(tx, a)
+			o = b.keepOpen(tx, a)
 		}
-		o.a.collect = s.hub.Followed()
+		o.a.collect = hub.Followed()
 		if err := o.a.applyEntries(entries, results); err != nil {
-			return nil, s.failOpenLocked(fmt.Errorf("apply: %w", err))
+			return nil, b.failOpenLocked(fmt.Errorf("apply: %w", err))
 		}
-		if err := s.commitIfDue(); err != nil {
+		if err := b.commitIfDue(); err != nil {
 			return nil, err
 		}
-		s.applied.Store(max(applied, lastIndex(entries)))
-		s.head.Store(o.a.r.head)
-		s.hub.Publish(o.a.r.head, o.a.committed)
+		b.applied.Store(max(applied, lastIndex(entries)))
+		b.head.Store(o.a.r.head)
+		hub.Publish(o.a.r.head, o.a.committed)
 		return results, nil
 	}
 	var head uint64
 	var committed [][]contract.EventRecord
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := b.db.Update(func(tx *bbolt.Tx) error {
 		a, err := newApplier(tx, applied)
 		if err != nil {
 			return err
 		}
-		a.collect = s.hub.Followed()
+		a.collect = hub.Followed()
 		if err := a.applyEntries(entries, results); err != nil {
 			return err
 		}
@@ -217,9 +217,9 @@ func (s *Store) applyLocked(entries []Entry) ([][]Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("apply: %w", err)
 	}
-	s.applied.Store(max(applied, lastIndex(entries)))
-	s.head.Store(head)
-	s.hub.Publish(head, committed)
+	b.applied.Store(max(applied, lastIndex(entries)))
+	b.head.Store(head)
+	hub.Publish(head, committed)
 	return results, nil
 }
 

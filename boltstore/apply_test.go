@@ -101,15 +101,15 @@ func fingerprint(t *testing.T, s *boltstore.Store) string {
 		{Filters: []contract.EventFilter{{EventTypes: []string{}}}},
 		{MinSequenceNumber: 7},
 	}
-	out := fmt.Sprintf("head=%d applied=%d\n", s.Head(), s.AppliedIndex())
+	out := fmt.Sprintf("head=%d applied=%d\n", s.Replica().Head(), s.Replica().AppliedIndex())
 	for _, q := range queries {
 		out += mustJSON(t, mustQuery(t, s, q)) + "\n"
 	}
 	for i := range 3 {
-		cur, holder, ok, err := s.Durable(fmt.Sprintf("d%d", i))
+		cur, holder, ok, err := s.Replica().Durable(fmt.Sprintf("d%d", i))
 		out += fmt.Sprintf("d%d: %d %q %v %v\n", i, cur, holder, ok, err)
-		failure, err := s.Failure(fmt.Sprintf("d%d", i))
-		parked, perr := s.ParkedEvents(fmt.Sprintf("d%d", i), 0, 1000, false)
+		failure, err := s.Replica().Failure(fmt.Sprintf("d%d", i))
+		parked, perr := s.Replica().ParkedEvents(fmt.Sprintf("d%d", i), 0, 1000, false)
 		out += fmt.Sprintf("  %v %v parked %s %v\n", failure, err, mustJSON(t, parked), perr)
 	}
 	return out
@@ -153,8 +153,8 @@ func TestApplyDeterministic(t *testing.T) {
 	if fa != fb {
 		t.Fatalf("state differs:\n%s\n%s", fa, fb)
 	}
-	if a.Head() == 0 || a.AppliedIndex() != 120 {
-		t.Fatalf("head %d applied %d", a.Head(), a.AppliedIndex())
+	if a.Replica().Head() == 0 || a.Replica().AppliedIndex() != 120 {
+		t.Fatalf("head %d applied %d", a.Replica().Head(), a.Replica().AppliedIndex())
 	}
 
 	// Re-applying what is already applied changes nothing and yields nil.
@@ -179,8 +179,8 @@ func TestApplyDeterministic(t *testing.T) {
 	if mixed[0] != nil || mixed[2] != nil || mixed[1] == nil || mixed[1][0].Err != nil {
 		t.Fatalf("mixed apply results: %v", mixed)
 	}
-	if a.AppliedIndex() != 121 {
-		t.Fatalf("applied index %d, want 121", a.AppliedIndex())
+	if a.Replica().AppliedIndex() != 121 {
+		t.Fatalf("applied index %d, want 121", a.Replica().AppliedIndex())
 	}
 }
 
@@ -195,7 +195,7 @@ func TestApplyIdempotencyKeys(t *testing.T) {
 	}
 	apply := func(cmds ...boltstore.Command) []boltstore.Result {
 		t.Helper()
-		res, err := s.Apply([]boltstore.Entry{{Index: s.AppliedIndex() + 1, Commands: cmds}})
+		res, err := s.Apply([]boltstore.Entry{{Index: s.Replica().AppliedIndex() + 1, Commands: cmds}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,12 +203,12 @@ func TestApplyIdempotencyKeys(t *testing.T) {
 	}
 	t0 := epoch
 	r := apply(appendCmd("k1", t0, 2), appendCmd("k1", t0, 5))
-	if r[0].Duplicate || !r[1].Duplicate || r[1].Append != r[0].Append || s.Head() != 2 {
-		t.Fatalf("same key twice in one entry: %+v, head %d", r, s.Head())
+	if r[0].Duplicate || !r[1].Duplicate || r[1].Append != r[0].Append || s.Replica().Head() != 2 {
+		t.Fatalf("same key twice in one entry: %+v, head %d", r, s.Replica().Head())
 	}
 	r = apply(appendCmd("k1", t0.Add(time.Hour), 1))
-	if !r[0].Duplicate || r[0].Append.LastSequenceNumber != 2 || s.Head() != 2 {
-		t.Fatalf("same key later: %+v, head %d", r, s.Head())
+	if !r[0].Duplicate || r[0].Append.LastSequenceNumber != 2 || s.Replica().Head() != 2 {
+		t.Fatalf("same key later: %+v, head %d", r, s.Replica().Head())
 	}
 	// A conflict is recorded too, and replayed even once the context would
 	// no longer conflict.
@@ -221,8 +221,8 @@ func TestApplyIdempotencyKeys(t *testing.T) {
 	}
 	cond.Expected = 2
 	r = apply(cond)
-	if !errors.As(r[0].Err, &ce) || ce.Expected != 0 || ce.Actual != 2 || !r[0].Duplicate || s.Head() != 2 {
-		t.Fatalf("retried conditional append: %+v, head %d", r[0], s.Head())
+	if !errors.As(r[0].Err, &ce) || ce.Expected != 0 || ce.Actual != 2 || !r[0].Duplicate || s.Replica().Head() != 2 {
+		t.Fatalf("retried conditional append: %+v, head %d", r[0], s.Replica().Head())
 	}
 	// Prune forgets what was recorded before the cutoff, exactly.
 	apply(boltstore.Command{Op: boltstore.OpPruneIdempotency, OccurredAt: t0.Add(time.Minute)})
@@ -262,15 +262,15 @@ func TestApplyDurables(t *testing.T) {
 	apply(boltstore.Command{Op: boltstore.OpAdvance, Name: "d", Holder: "n1/1", Cursor: 5})
 	apply(boltstore.Command{Op: boltstore.OpAdvance, Name: "d", Holder: "n1/1", Cursor: 3}) // never backwards
 	apply(boltstore.Command{Op: boltstore.OpRelease, Name: "d", Holder: "n2/1"})            // not the holder: no-op
-	if cur, holder, _, _ := s.Durable("d"); cur != 5 || holder != "n1/1" {
+	if cur, holder, _, _ := s.Replica().Durable("d"); cur != 5 || holder != "n1/1" {
 		t.Fatalf("durable: cursor %d holder %q", cur, holder)
 	}
 	apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "e", Holder: "n2/9", Query: q})
 	apply(boltstore.Command{Op: boltstore.OpReleaseHolders, Holder: "n1/"})
-	if _, holder, _, _ := s.Durable("d"); holder != "" {
+	if _, holder, _, _ := s.Replica().Durable("d"); holder != "" {
 		t.Fatalf("d still held by %q after releasing n1/", holder)
 	}
-	if _, holder, _, _ := s.Durable("e"); holder != "n2/9" {
+	if _, holder, _, _ := s.Replica().Durable("e"); holder != "n2/9" {
 		t.Fatalf("e lost its holder %q", holder)
 	}
 	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "d", Holder: "n2/1", Query: typeQ("B")}); !errors.Is(r.Err, contract.ErrDurableQueryMismatch) {
@@ -333,7 +333,7 @@ func TestApplyIncarnations(t *testing.T) {
 		if !errors.Is(r.Err, st.wantErr) {
 			t.Fatalf("%s: error %v, want %v", st.name, r.Err, st.wantErr)
 		}
-		got, err := s.Incarnations()
+		got, err := s.Replica().Incarnations()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -343,25 +343,25 @@ func TestApplyIncarnations(t *testing.T) {
 	}
 	removed := epoch.Add(time.Minute)
 	apply(boltstore.Command{Op: boltstore.OpSetIncarnation, Name: "n3", Holder: "d", OccurredAt: removed})
-	ms, err := s.Members()
+	ms, err := s.Replica().Members()
 	if err != nil || ms["n3"].Incarnation != "d" || !ms["n3"].RemovedAt.Equal(removed) || !ms["n1"].RemovedAt.IsZero() {
 		t.Fatalf("removal record: %+v %v", ms, err)
 	}
 	apply(boltstore.Command{Op: boltstore.OpSetIncarnation, Name: "n3", Holder: "d"})
-	if ms, _ := s.Members(); !ms["n3"].RemovedAt.IsZero() {
+	if ms, _ := s.Replica().Members(); !ms["n3"].RemovedAt.IsZero() {
 		t.Fatalf("re-recording a removed node must clear its removal: %+v", ms["n3"])
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s = reopen(t, path, boltstore.WithReplicated())
-	if got, _ := s.Incarnations(); got["n1"] != "c" {
+	if got, _ := s.Replica().Incarnations(); got["n1"] != "c" {
 		t.Fatalf("after reopen: %v", got)
 	}
-	if err := s.ForgetIncarnations(); err != nil {
+	if err := s.Replica().ForgetIncarnations(); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.Incarnations(); len(got) != 0 {
+	if got, _ := s.Replica().Incarnations(); len(got) != 0 {
 		t.Fatalf("after ForgetIncarnations: %v", got)
 	}
 }
@@ -369,7 +369,7 @@ func TestApplyIncarnations(t *testing.T) {
 // applyOne applies c as the next entry and returns its result.
 func applyOne(t *testing.T, s *boltstore.Store, c boltstore.Command) boltstore.Result {
 	t.Helper()
-	res, err := s.Apply([]boltstore.Entry{{Index: s.AppliedIndex() + 1, Commands: []boltstore.Command{c}}})
+	res, err := s.Apply([]boltstore.Entry{{Index: s.Replica().AppliedIndex() + 1, Commands: []boltstore.Command{c}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +395,7 @@ func TestApplyDurableStart(t *testing.T) {
 	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "ahead", Holder: "h/3", Query: q, Start: contract.StartAfterSequence, Cursor: 7}); !errors.Is(r.Err, contract.ErrPositionAhead) {
 		t.Fatalf("acquire after 7 with the log at 6: %+v", r)
 	}
-	if _, _, ok, _ := s.Durable("ahead"); ok {
+	if _, _, ok, _ := s.Replica().Durable("ahead"); ok {
 		t.Fatal("a refused acquire created the name")
 	}
 	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "odd", Holder: "h/4", Query: q, Start: 9}); !errors.Is(r.Err, contract.ErrInvalidQuery) {

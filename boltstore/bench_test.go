@@ -330,7 +330,7 @@ func BenchmarkReadBatchesSelective(b *testing.B) {
 		}
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {
-				got, _, err := s.ReadBatches(context.Background(), 0, s.Head(), m, 1<<30, 0)
+				got, _, err := s.ReadBatches(context.Background(), 0, s.Replica().Head(), m, 1<<30, 0)
 				if err != nil || len(got) != events/100 {
 					b.Fatalf("%d batches, %v", len(got), err)
 				}

@@ -131,12 +131,12 @@ func checkAfterCrash(t *testing.T, path string, acked []ack, round int) {
 		t.Fatalf("round %d: reopen after SIGKILL: %v", round, err)
 	}
 	defer s.Close()
-	if s.WasClean() {
+	if s.Replica().WasClean() {
 		t.Errorf("round %d: WasClean after SIGKILL", round)
 	}
 	res := mustQuery(t, s, contract.EventQuery{})
-	if uint64(len(res.Events)) != s.Head() {
-		t.Fatalf("round %d: %d events, head %d", round, len(res.Events), s.Head())
+	if uint64(len(res.Events)) != s.Replica().Head() {
+		t.Fatalf("round %d: %d events, head %d", round, len(res.Events), s.Replica().Head())
 	}
 	bySeq := make(map[uint64]crashEvent, len(res.Events))
 	count := make(map[string]int)

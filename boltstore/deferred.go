@@ -22,7 +22,7 @@ import (
 // backend batches its bbolt transactions.
 //
 // What that changes for readers: a bbolt read transaction sees only what
-// was committed, so every read (Store.view) first commits the open
+// was committed, so every read (backend.view) first commits the open
 // transaction when there is one. A reader therefore always sees every
 // entry applied before it began, as before; a burst of reads shares one
 // commit, and a store that only takes writes commits once per interval.
@@ -53,93 +53,93 @@ type openTx struct {
 // keepOpen makes tx, with its applier a, the open transaction, committed
 // by its timer unless a read or commitIfDue commits it first. applyMu is
 // held.
-func (s *Store) keepOpen(tx *bbolt.Tx, a *applier) *openTx {
+func (b *backend) keepOpen(tx *bbolt.Tx, a *applier) *openTx {
 	o := &openTx{tx: tx, a: a, since: time.Now()}
-	o.timer = time.AfterFunc(s.opts.commitInterval, func() { s.commitDue(o) })
-	s.open = o
+	o.timer = time.AfterFunc(b.interval, func() { b.commitDue(o) })
+	b.open = o
 	// Before any entry of this transaction is published: a reader that
 	// waited for one of them sees the flag and commits first.
-	s.dirty.Store(true)
+	b.dirty.Store(true)
 	return o
 }
 
 // commitIfDue commits the open transaction once it is the interval old or
 // holds maxOpenCommands commands. applyMu is held.
-func (s *Store) commitIfDue() error {
-	if o := s.open; o != nil && (o.a.commands >= maxOpenCommands || time.Since(o.since) >= s.opts.commitInterval) {
-		return s.commitOpenLocked()
+func (b *backend) commitIfDue() error {
+	if o := b.open; o != nil && (o.a.commands >= maxOpenCommands || time.Since(o.since) >= b.interval) {
+		return b.commitOpenLocked()
 	}
 	return nil
 }
 
 // commitDue is the timer of o: it commits o if it is still the open
 // transaction.
-func (s *Store) commitDue(o *openTx) {
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	if s.open == o {
-		if err := s.commitOpenLocked(); err != nil {
-			s.log.Error("committing applied entries failed; the store refuses further applies and reads until it is rebuilt", "error", err)
+func (b *backend) commitDue(o *openTx) {
+	b.applyMu.Lock()
+	defer b.applyMu.Unlock()
+	if b.open == o {
+		if err := b.commitOpenLocked(); err != nil {
+			b.log.Error("committing applied entries failed; the store refuses further applies and reads until it is rebuilt", "error", err)
 		}
 	}
 }
 
 // commitOpenLocked commits the open transaction, if any. applyMu is held.
-func (s *Store) commitOpenLocked() error {
-	o := s.open
+func (b *backend) commitOpenLocked() error {
+	o := b.open
 	if o == nil {
-		return s.failed
+		return b.failed
 	}
-	s.open = nil
+	b.open = nil
 	o.timer.Stop()
 	if err := o.tx.Commit(); err != nil {
-		return s.fail(fmt.Errorf("commit applied entries up to index %d: %w", o.a.applied, err))
+		return b.fail(fmt.Errorf("commit applied entries up to index %d: %w", o.a.applied, err))
 	}
-	s.commits.Add(1)
-	s.dirty.Store(false)
+	b.commits.Add(1)
+	b.dirty.Store(false)
 	return nil
 }
 
 // failOpenLocked rolls the open transaction back after err and fails the
 // store. applyMu is held.
-func (s *Store) failOpenLocked(err error) error {
-	if o := s.open; o != nil {
-		s.open = nil
+func (b *backend) failOpenLocked(err error) error {
+	if o := b.open; o != nil {
+		b.open = nil
 		o.timer.Stop()
 		_ = o.tx.Rollback()
 	}
-	return s.fail(err)
+	return b.fail(err)
 }
 
 // fail makes err the store's permanent state: see the comment at the top.
-func (s *Store) fail(err error) error {
-	s.failed = fmt.Errorf("%w (the state machine file %s lost applied entries and must be rebuilt from the raft log)", err, s.path)
-	return s.failed
+func (b *backend) fail(err error) error {
+	b.failed = fmt.Errorf("%w (the state machine file %s lost applied entries and must be rebuilt from the raft log)", err, b.path)
+	return b.failed
 }
 
 // rollbackOpenLocked drops the open transaction: for Abandon (a crash
 // loses it too) and Restore (which replaces the whole state). applyMu is
 // held.
-func (s *Store) rollbackOpenLocked() {
-	if o := s.open; o != nil {
-		s.open = nil
+func (b *backend) rollbackOpenLocked() {
+	if o := b.open; o != nil {
+		b.open = nil
 		o.timer.Stop()
 		_ = o.tx.Rollback()
-		s.dirty.Store(false)
+		b.dirty.Store(false)
 	}
 }
 
 // settle commits the open transaction, if any, so that a read transaction
 // begun next sees every entry applied so far.
-func (s *Store) settle() error {
-	if !s.dirty.Load() {
+func (b *backend) settle() error {
+	if !b.dirty.Load() {
 		return nil
 	}
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	return s.commitOpenLocked()
+	b.applyMu.Lock()
+	defer b.applyMu.Unlock()
+	return b.commitOpenLocked()
 }
 
 // Commits is the number of bbolt transactions Apply has committed (in
 // deferred mode; each Apply commits its own otherwise, and is not counted).
-func (s *Store) Commits() uint64 { return s.commits.Load() }
+func (b *backend) Commits() uint64 { return b.commits.Load() }

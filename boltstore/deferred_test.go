@@ -51,18 +51,18 @@ func TestDeferredCommitMatchesCommitEach(t *testing.T) {
 	if fe, fd := fmtResults(resEach), fmtResults(resDeferred); fe != fd {
 		t.Fatalf("results differ:\n%s\n%s", fe, fd)
 	}
-	commits := deferred.Commits()
+	commits := deferred.Replica().Commits()
 	if commits != reads {
 		t.Fatalf("%d commits for %d entries and %d reads in between; want one per read (each found applied entries)", commits, len(entries), reads)
 	}
 	if fe, fd := fingerprint(t, each), fingerprint(t, deferred); fe != fd {
 		t.Fatalf("final state differs:\n%s\n%s", fe, fd)
 	}
-	if got := deferred.Commits(); got != commits+1 {
+	if got := deferred.Replica().Commits(); got != commits+1 {
 		t.Fatalf("commits %d after the final reads, want %d: one for what was applied since the last read", got, commits+1)
 	}
-	if fd := fingerprint(t, deferred); deferred.Commits() != commits+1 {
-		t.Fatalf("reading again with nothing applied committed again: %d\n%s", deferred.Commits(), fd)
+	if fd := fingerprint(t, deferred); deferred.Replica().Commits() != commits+1 {
+		t.Fatalf("reading again with nothing applied committed again: %d\n%s", deferred.Replica().Commits(), fd)
 	}
 }
 
@@ -89,8 +89,8 @@ func TestDeferredCommitDecidesAgainstUncommitted(t *testing.T) {
 	if !r.Duplicate || r.Append.FirstSequenceNumber != 1 {
 		t.Fatalf("retry of an uncommitted key: %+v, want the first outcome as a duplicate", r)
 	}
-	if s.Commits() != 0 {
-		t.Fatalf("%d commits without a read", s.Commits())
+	if s.Replica().Commits() != 0 {
+		t.Fatalf("%d commits without a read", s.Replica().Commits())
 	}
 	if got := mustQuery(t, s, typeQ("A")); len(got.Events) != 1 {
 		t.Fatalf("query after the applies: %d events, want 1", len(got.Events))
@@ -107,7 +107,7 @@ func TestDeferredCommitCloseAndCrash(t *testing.T) {
 		if _, err := s.Apply(entries[:20]); err != nil {
 			t.Fatal(err)
 		}
-		_ = s.Head() // not a read of the file: no commit
+		_ = s.Replica().Head() // not a read of the file: no commit
 		if err := s.Snapshot(new(bytes.Buffer)); err != nil {
 			t.Fatal(err)
 		}
@@ -118,8 +118,8 @@ func TestDeferredCommitCloseAndCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := reopen(t, path, deferredOpts(time.Hour)...)
-		if r.WasClean() || r.AppliedIndex() != 20 {
-			t.Fatalf("after a crash: clean %v, applied %d; want false, 20 (the last commit)", r.WasClean(), r.AppliedIndex())
+		if r.Replica().WasClean() || r.Replica().AppliedIndex() != 20 {
+			t.Fatalf("after a crash: clean %v, applied %d; want false, 20 (the last commit)", r.Replica().WasClean(), r.Replica().AppliedIndex())
 		}
 	})
 	t.Run("close", func(t *testing.T) {
@@ -132,8 +132,8 @@ func TestDeferredCommitCloseAndCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := reopen(t, path, deferredOpts(time.Hour)...)
-		if !r.WasClean() || r.AppliedIndex() != 40 {
-			t.Fatalf("after Close: clean %v, applied %d; want true, 40", r.WasClean(), r.AppliedIndex())
+		if !r.Replica().WasClean() || r.Replica().AppliedIndex() != 40 {
+			t.Fatalf("after Close: clean %v, applied %d; want true, 40", r.Replica().WasClean(), r.Replica().AppliedIndex())
 		}
 		if got := fingerprint(t, r); got != want {
 			t.Fatalf("reopened state differs:\n%s\n%s", got, want)
@@ -160,7 +160,7 @@ func TestDeferredCommitTimer(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for s.Commits() == 0 {
+	for s.Replica().Commits() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the open transaction was not committed within 10 s of a 20 ms interval")
 		}
@@ -173,8 +173,8 @@ func TestDeferredCommitTimer(t *testing.T) {
 	if err := s.Snapshot(new(bytes.Buffer)); err != nil {
 		t.Fatal(err)
 	}
-	if s.Commits() != 1 {
-		t.Fatalf("%d commits; a read after the timer's commit found nothing to commit", s.Commits())
+	if s.Replica().Commits() != 1 {
+		t.Fatalf("%d commits; a read after the timer's commit found nothing to commit", s.Replica().Commits())
 	}
 	if fi2, _ := os.Stat(path); !fi2.ModTime().Equal(fi.ModTime()) {
 		t.Fatal("the idle store wrote its file again")
@@ -197,8 +197,8 @@ func TestDeferredSnapshotHoldsAppliedEntries(t *testing.T) {
 	if err := r.Restore(&buf); err != nil {
 		t.Fatal(err)
 	}
-	if r.AppliedIndex() != 30 {
-		t.Fatalf("restored applied index %d, want 30", r.AppliedIndex())
+	if r.Replica().AppliedIndex() != 30 {
+		t.Fatalf("restored applied index %d, want 30", r.Replica().AppliedIndex())
 	}
 	if a, b := fingerprint(t, s), fingerprint(t, r); a != b {
 		t.Fatalf("restored state differs:\n%s\n%s", a, b)
@@ -256,7 +256,7 @@ func TestDeferredCommitFailureStopsTheStore(t *testing.T) {
 	if _, err := s.Query(context.Background(), typeQ("A")); err == nil {
 		t.Fatal("a read after the failed commit succeeded")
 	}
-	if _, err := s.Apply([]boltstore.Entry{{Index: s.AppliedIndex() + 1, Commands: []boltstore.Command{{Op: boltstore.OpNoop}}}}); err == nil {
+	if _, err := s.Apply([]boltstore.Entry{{Index: s.Replica().AppliedIndex() + 1, Commands: []boltstore.Command{{Op: boltstore.OpNoop}}}}); err == nil {
 		t.Fatal("an apply after the failed commit succeeded")
 	}
 	if err := s.Close(); err == nil {
@@ -270,7 +270,7 @@ func TestDeferredCommitFailureStopsTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if r.WasClean() {
+	if r.Replica().WasClean() {
 		t.Fatal("the file of a store that lost applied entries says it was closed cleanly")
 	}
 }

@@ -32,12 +32,12 @@ func TestEmbeddedFreeDiskWatermark(t *testing.T) {
 			if errors.Is(err, boltstore.ErrNoSpace) != tt.noSpace {
 				t.Fatalf("Append: %v, want no space %v", err, tt.noSpace)
 			}
-			_, err = s.AppendIf(context.Background(), ev, contract.EventQuery{}, s.Head())
+			_, err = s.AppendIf(context.Background(), ev, contract.EventQuery{}, s.Replica().Head())
 			if errors.Is(err, boltstore.ErrNoSpace) != tt.noSpace {
 				t.Fatalf("AppendIf: %v, want no space %v", err, tt.noSpace)
 			}
-			if tt.noSpace && s.Head() != 0 {
-				t.Fatalf("head %d after refused appends", s.Head())
+			if tt.noSpace && s.Replica().Head() != 0 {
+				t.Fatalf("head %d after refused appends", s.Replica().Head())
 			}
 		})
 	}

@@ -14,13 +14,13 @@ import (
 // DurableInfos reads the durable name name ("" for every name, in name
 // order) with the head of the same read. A name that does not exist is
 // contract.ErrDurableNotFound.
-func (s *Store) DurableInfos(name string) ([]contract.DurableInfo, error) {
+func (s *Replica) DurableInfos(name string) ([]contract.DurableInfo, error) {
 	if s.closing.Load() {
 		return nil, contract.ErrClosed
 	}
 	var out []contract.DurableInfo
 	now := s.opts.now()
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.be.view(func(tx *bbolt.Tx) error {
 		head := uint64FromBytes(tx.Bucket(bucketMeta).Get(metaHead))
 		b := tx.Bucket(bucketDurables)
 		r, err := newReader(tx)
@@ -180,7 +180,7 @@ func (s *Store) ListDurable(ctx context.Context) ([]contract.DurableInfo, error)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	infos, err := s.DurableInfos("")
+	infos, err := s.Replica().DurableInfos("")
 	if infos == nil && err == nil {
 		infos = []contract.DurableInfo{}
 	}
@@ -195,7 +195,7 @@ func (s *Store) GetDurable(ctx context.Context, name string) (contract.DurableIn
 	if err := contract.ValidateDurableName(name); err != nil {
 		return contract.DurableInfo{}, err
 	}
-	infos, err := s.DurableInfos(name)
+	infos, err := s.Replica().DurableInfos(name)
 	if err != nil {
 		return contract.DurableInfo{}, err
 	}
@@ -205,13 +205,13 @@ func (s *Store) GetDurable(ctx context.Context, name string) (contract.DurableIn
 // ResetDurable moves name's cursor (contract.DurableAdmin). In replicated
 // mode it is refused: the cluster proposes the command instead.
 func (s *Store) ResetDurable(ctx context.Context, name string, to contract.StartPosition, force bool) (contract.DurableInfo, error) {
-	if err := s.adminWrite(ctx, name); err != nil {
+	if err := s.gc.adminWrite(ctx, name); err != nil {
 		return contract.DurableInfo{}, err
 	}
 	if err := to.Validate(); err != nil {
 		return contract.DurableInfo{}, err
 	}
-	res, err := s.submit(ResetCommand(name, to, force))
+	res, err := s.gc.submit(ResetCommand(name, to, force))
 	if err == nil {
 		err = res.Err
 	}
@@ -223,18 +223,18 @@ func (s *Store) ResetDurable(ctx context.Context, name string, to contract.Start
 
 // DeleteDurable forgets name (contract.DurableAdmin).
 func (s *Store) DeleteDurable(ctx context.Context, name string, force bool) error {
-	if err := s.adminWrite(ctx, name); err != nil {
+	if err := s.gc.adminWrite(ctx, name); err != nil {
 		return err
 	}
-	res, err := s.submit(Command{Op: OpDeleteDurable, Name: name, Force: force})
+	res, err := s.gc.submit(Command{Op: OpDeleteDurable, Name: name, Force: force})
 	if err != nil {
 		return err
 	}
 	return res.Err
 }
 
-func (s *Store) adminWrite(ctx context.Context, name string) error {
-	if err := s.writable(); err != nil {
+func (gc *committer) adminWrite(ctx context.Context, name string) error {
+	if err := gc.writable(); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {

@@ -27,7 +27,7 @@ func (s *Store) Append(ctx context.Context, events []contract.NewEvent) (contrac
 // a retry with the same idempotency key returns the first outcome, marked
 // Duplicate. An empty key is the context's (contract.WithIdempotencyKey).
 func (s *Store) AppendWith(ctx context.Context, events []contract.NewEvent, opts contract.AppendOptions) (contract.AppendOutcome, error) {
-	if err := s.writable(); err != nil {
+	if err := s.gc.writable(); err != nil {
 		return contract.AppendOutcome{}, err
 	}
 	if err := s.disk.Check(); err != nil {
@@ -39,7 +39,7 @@ func (s *Store) AppendWith(ctx context.Context, events []contract.NewEvent, opts
 	if err := ctx.Err(); err != nil {
 		return contract.AppendOutcome{}, err
 	}
-	return appendOutcome(s.submit(Command{Op: OpAppend, Events: events, OccurredAt: s.opts.now().UTC(),
+	return appendOutcome(s.gc.submit(Command{Op: OpAppend, Events: events, OccurredAt: s.opts.now().UTC(),
 		IdempotencyKey: keyOf(ctx, opts)}))
 }
 
@@ -52,7 +52,7 @@ func (s *Store) AppendIf(ctx context.Context, events []contract.NewEvent, query 
 
 // AppendIfWith is AppendIf with explicit options, as AppendWith.
 func (s *Store) AppendIfWith(ctx context.Context, events []contract.NewEvent, query contract.EventQuery, expected uint64, opts contract.AppendOptions) (contract.AppendOutcome, error) {
-	if err := s.writable(); err != nil {
+	if err := s.gc.writable(); err != nil {
 		return contract.AppendOutcome{}, err
 	}
 	if err := s.disk.Check(); err != nil {
@@ -67,7 +67,7 @@ func (s *Store) AppendIfWith(ctx context.Context, events []contract.NewEvent, qu
 	if err := ctx.Err(); err != nil {
 		return contract.AppendOutcome{}, err
 	}
-	return appendOutcome(s.submit(Command{Op: OpAppendIf, Events: events, Query: query, Expected: expected,
+	return appendOutcome(s.gc.submit(Command{Op: OpAppendIf, Events: events, Query: query, Expected: expected,
 		OccurredAt: s.opts.now().UTC(), IdempotencyKey: keyOf(ctx, opts)}))
 }
 
@@ -92,7 +92,8 @@ func keyOf(ctx context.Context, opts contract.AppendOptions) string {
 
 var _ contract.IdempotentAppender = (*Store)(nil)
 
-func (s *Store) writable() error {
+func (gc *committer) writable() error {
+	s := gc.s
 	if s.closing.Load() {
 		return contract.ErrClosed
 	}
@@ -139,7 +140,7 @@ func (s *Store) StreamAllDurable(ctx context.Context, name string, h contract.St
 // StreamToDurable replays from name's stored cursor, then continues live;
 // the cursor persists in the file.
 func (s *Store) StreamToDurable(ctx context.Context, name string, q contract.EventQuery, h contract.StreamHandler, opts ...contract.DurableOption) (contract.Subscription, error) {
-	if err := s.writable(); err != nil {
+	if err := s.gc.writable(); err != nil {
 		return nil, err
 	}
 	if err := contract.ValidateQueryLimits(q, s.opts.limits); err != nil {
@@ -148,15 +149,20 @@ func (s *Store) StreamToDurable(ctx context.Context, name string, q contract.Eve
 	return s.engine.Durable(ctx, name, q, h, contract.NewDurableOptions(opts...))
 }
 
-// committer is the group commit of embedded mode: concurrent writers queue
-// their commands, and the first of them to find no commit running applies
-// everything queued as one entry, so one fsync acknowledges them all.
+// committer is the write path of embedded mode: it decides whether the
+// store may write itself (writable, adminWrite) and group-commits the
+// commands it does write: concurrent writers queue their commands, and the
+// first of them to find no commit running applies everything queued as one
+// entry, so one fsync acknowledges them all. A replicated store never
+// submits through it; its commands come through Apply.
 type committer struct {
+	s *Store // the store it writes to, through its Apply path
+
 	mu    sync.Mutex
 	queue []*pending
 	busy  bool // a leader is committing; the next one is woken by it
 
-	lastPrune time.Time // guarded by Store.applyMu
+	lastPrune time.Time // guarded by backend.applyMu
 }
 
 type pending struct {
@@ -169,9 +175,8 @@ type pending struct {
 // submit applies cmd as part of a group and returns its result. A caller
 // already queued is not cancelled by its context: the command may be
 // committing, and its outcome must not be lost.
-func (s *Store) submit(cmd Command) (Result, error) {
+func (gc *committer) submit(cmd Command) (Result, error) {
 	p := &pending{cmd: cmd, ready: make(chan bool, 1)}
-	gc := &s.gc
 	gc.mu.Lock()
 	gc.queue = append(gc.queue, p)
 	if gc.busy {
@@ -187,7 +192,7 @@ func (s *Store) submit(cmd Command) (Result, error) {
 	gc.queue = append(gc.queue[:0:0], gc.queue[n:]...)
 	gc.mu.Unlock()
 
-	s.commitGroup(group)
+	gc.commitGroup(group)
 
 	gc.mu.Lock()
 	var next *pending
@@ -208,12 +213,13 @@ func (s *Store) submit(cmd Command) (Result, error) {
 	return p.res, p.err
 }
 
-func (s *Store) commitGroup(group []*pending) {
+func (gc *committer) commitGroup(group []*pending) {
+	s := gc.s
 	cmds := make([]Command, len(group))
 	for i, p := range group {
 		cmds[i] = p.cmd
 	}
-	s.applyMu.Lock()
+	s.be.applyMu.Lock()
 	if ret := s.opts.idemRetention; ret > 0 {
 		// Embedded mode forgets idempotency keys on its own; a cluster
 		// proposes the prune through its log instead.
@@ -222,8 +228,8 @@ func (s *Store) commitGroup(group []*pending) {
 			cmds = append(cmds, Command{Op: OpPruneIdempotency, OccurredAt: now.Add(-ret).UTC()})
 		}
 	}
-	results, err := s.applyLocked([]Entry{{Index: s.applied.Load() + 1, Commands: cmds}})
-	s.applyMu.Unlock()
+	results, err := s.be.applyLocked([]Entry{{Index: s.be.applied.Load() + 1, Commands: cmds}}, s.hub)
+	s.be.applyMu.Unlock()
 	for i, p := range group {
 		if err != nil {
 			p.err = err
@@ -238,14 +244,14 @@ func (s *Store) commitGroup(group []*pending) {
 type durables Store
 
 func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery, holder string, opts contract.DurableOptions) (streams.AcquireResult, error) {
-	res, err := (*Store)(d).submit(AcquireCommand(name, q, holder, opts, d.opts.now().UTC()))
+	res, err := d.gc.submit(AcquireCommand(name, q, holder, opts, d.opts.now().UTC()))
 	if err != nil {
 		return streams.AcquireResult{}, err
 	}
 	if res.Err != nil {
 		return streams.AcquireResult{}, res.Err
 	}
-	failure, err := (*Store)(d).Failure(name)
+	failure, err := (*Replica)(d).Failure(name)
 	if err != nil {
 		return streams.AcquireResult{}, err
 	}
@@ -261,7 +267,7 @@ func AcquireCommand(name string, q contract.EventQuery, holder string, opts cont
 }
 
 func (d *durables) Advance(_ context.Context, name, holder string, cursor uint64) error {
-	res, err := (*Store)(d).submit(Command{Op: OpAdvance, Name: name, Holder: holder, Cursor: cursor, OccurredAt: d.opts.now().UTC()})
+	res, err := d.gc.submit(Command{Op: OpAdvance, Name: name, Holder: holder, Cursor: cursor, OccurredAt: d.opts.now().UTC()})
 	if err != nil {
 		return err
 	}
@@ -269,7 +275,7 @@ func (d *durables) Advance(_ context.Context, name, holder string, cursor uint64
 }
 
 func (d *durables) Release(_ context.Context, name, holder string) error {
-	res, err := (*Store)(d).submit(Command{Op: OpRelease, Name: name, Holder: holder})
+	res, err := d.gc.submit(Command{Op: OpRelease, Name: name, Holder: holder})
 	if err != nil {
 		return err
 	}

@@ -250,7 +250,7 @@ func FuzzQueryMatchesOracle(f *testing.F) {
 				if !errors.Is(err, contract.ErrInvalidQuery) {
 					t.Fatalf("AppendIf on the unnarrowed context %s: %v, want ErrInvalidQuery", mustJSONf(q), err)
 				}
-				res, aerr := s.Apply([]boltstore.Entry{{Index: s.AppliedIndex() + 1, Commands: []boltstore.Command{{Op: boltstore.OpAppendIf,
+				res, aerr := s.Apply([]boltstore.Entry{{Index: s.Replica().AppliedIndex() + 1, Commands: []boltstore.Command{{Op: boltstore.OpAppendIf,
 					Events: []contract.NewEvent{{Type: "Z", Payload: json.RawMessage(`0`)}}, Query: q, Expected: version + 1, OccurredAt: time.Now()}}}})
 				if aerr != nil {
 					t.Fatal(aerr)

@@ -310,11 +310,11 @@ func groupInfo(tx *bbolt.Tx, info *contract.DurableInfo) error {
 
 // GroupHolders returns the holders of group name's partitions and member
 // slots from this store's state (streams.GroupDurables).
-func (s *Store) GroupHolders(name string) (partitions, members []string, err error) {
+func (s *Replica) GroupHolders(name string) (partitions, members []string, err error) {
 	if s.closing.Load() {
 		return nil, nil, contract.ErrClosed
 	}
-	err = s.view(func(tx *bbolt.Tx) error {
+	err = s.be.view(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketGroups)
 		var v []byte
 		if b != nil {
@@ -353,7 +353,7 @@ func (s *Store) GroupHolders(name string) (partitions, members []string, err err
 // EnsureGroup creates or checks a group in embedded mode
 // (streams.GroupDurables).
 func (d *durables) EnsureGroup(_ context.Context, name string, q contract.EventQuery, start contract.StartPosition, spec contract.GroupSpec) (bool, error) {
-	res, err := (*Store)(d).submit(GroupCommand(name, q, start, spec, d.opts.now().UTC()))
+	res, err := d.gc.submit(GroupCommand(name, q, start, spec, d.opts.now().UTC()))
 	if err != nil {
 		return false, err
 	}
@@ -363,5 +363,5 @@ func (d *durables) EnsureGroup(_ context.Context, name string, q contract.EventQ
 // GroupHolders reads a group's leases in embedded mode
 // (streams.GroupDurables).
 func (d *durables) GroupHolders(_ context.Context, name string) ([]string, []string, error) {
-	return (*Store)(d).GroupHolders(name)
+	return (*Replica)(d).GroupHolders(name)
 }

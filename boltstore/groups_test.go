@@ -55,14 +55,14 @@ func TestApplyGroupCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = reopen(t, path, boltstore.WithReplicated())
-	parts, members, err := s.GroupHolders("g")
+	parts, members, err := s.Replica().GroupHolders("g")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(parts) != 3 || parts[1] != "n1/1" || parts[0] != "" || len(members) != 0 {
 		t.Errorf("after a reopen the group's partitions are held by %q, members %q; want partition 1 by n1/1", parts, members)
 	}
-	infos, err := s.DurableInfos("")
+	infos, err := s.Replica().DurableInfos("")
 	if err != nil {
 		t.Fatal(err)
 	}

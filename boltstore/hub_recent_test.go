@@ -43,14 +43,14 @@ func TestHubRecentReadsWhatTheStoreReads(t *testing.T) {
 	}
 	types := []string{"A", "B", "C"}
 	for round := 0; round < 150; round++ {
-		before := s.Hub().Head()
+		before := s.Replica().Hub().Head()
 		n := 1 + rng.IntN(4)
 		batch := make([]contract.NewEvent, n)
 		for i := range batch {
 			batch[i] = ev(types[rng.IntN(len(types))], fmt.Sprintf(`{"k":%d,"n":{"x":%v},"pad":%q}`, rng.IntN(3), rng.IntN(2) == 0, strings.Repeat("x", rng.IntN(300))))
 		}
 		mustAppend(t, s, batch...)
-		head := s.Hub().Head()
+		head := s.Replica().Hub().Head()
 		for range 6 {
 			mi := rng.IntN(len(matchers))
 			m := matchers[mi]
@@ -61,7 +61,7 @@ func TestHubRecentReadsWhatTheStoreReads(t *testing.T) {
 			upTo := after + uint64(rng.IntN(int(head-after)+1))
 			maxBatches := 1 + rng.IntN(5)
 			maxBytes := int64(rng.IntN(3)) * 400
-			got, gotScanned, ok := s.Hub().Recent(after, upTo, m, maxBatches, maxBytes)
+			got, gotScanned, ok := s.Replica().Hub().Recent(after, upTo, m, maxBatches, maxBytes)
 			if after == before && upTo == head && !ok {
 				t.Fatalf("round %d: the hub does not keep the batch just committed (%d, %d]", round, after, upTo)
 			}

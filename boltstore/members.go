@@ -40,12 +40,12 @@ func decodeMember(v []byte) Member {
 }
 
 // Members returns what the cluster recorded per node id (OpSetIncarnation).
-func (s *Store) Members() (map[string]Member, error) {
+func (s *Replica) Members() (map[string]Member, error) {
 	if s.closing.Load() {
 		return nil, contract.ErrClosed
 	}
 	out := map[string]Member{}
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.be.view(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketMembers)
 		if b == nil {
 			return nil
@@ -60,7 +60,7 @@ func (s *Store) Members() (map[string]Member, error) {
 
 // Incarnations returns the data-directory incarnation recorded for each
 // node id (OpSetIncarnation).
-func (s *Store) Incarnations() (map[string]string, error) {
+func (s *Replica) Incarnations() (map[string]string, error) {
 	ms, err := s.Members()
 	if err != nil {
 		return nil, err
@@ -75,8 +75,8 @@ func (s *Store) Incarnations() (map[string]string, error) {
 // ForgetIncarnations empties the incarnation records. A backup restored
 // into another cluster carries the source cluster's records, which would
 // make that cluster's leader take same-named nodes for wiped ones.
-func (s *Store) ForgetIncarnations() error {
-	err := s.adminUpdate(func(tx *bbolt.Tx) error {
+func (s *Replica) ForgetIncarnations() error {
+	err := s.be.adminUpdate(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketMembers) == nil {
 			return nil
 		}

@@ -296,12 +296,12 @@ func (a parkedApplier) dropParked(name string, upTo uint64) (int, error) {
 // ParkedEvents reads up to limit parked events of name after sequence
 // number after, with their events; only those due for redelivery if due.
 // An unknown name is contract.ErrDurableNotFound.
-func (s *Store) ParkedEvents(name string, after uint64, limit int, due bool) ([]contract.ParkedEvent, error) {
+func (s *Replica) ParkedEvents(name string, after uint64, limit int, due bool) ([]contract.ParkedEvent, error) {
 	if s.closing.Load() {
 		return nil, contract.ErrClosed
 	}
 	out := []contract.ParkedEvent{}
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.be.view(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketDurables).Get([]byte(name)) == nil {
 			return fmt.Errorf("%w: %q", contract.ErrDurableNotFound, name)
 		}
@@ -369,26 +369,26 @@ func (s *Store) ListParked(ctx context.Context, name string, after uint64, limit
 	if err := contract.ValidateDurableName(name); err != nil {
 		return nil, err
 	}
-	return s.ParkedEvents(name, after, ParkedPageLimit(limit), false)
+	return s.Replica().ParkedEvents(name, after, ParkedPageLimit(limit), false)
 }
 
 // RedeliverParked marks name's parked events up to upTo (0: all) for
 // redelivery (contract.ParkedAdmin).
 func (s *Store) RedeliverParked(ctx context.Context, name string, upTo uint64) (int, error) {
-	return s.parkedAdmin(ctx, Command{Op: OpRedeliverParked, Name: name, Cursor: upTo})
+	return s.gc.parkedAdmin(ctx, Command{Op: OpRedeliverParked, Name: name, Cursor: upTo})
 }
 
 // DropParked forgets name's parked events up to upTo (0: all)
 // (contract.ParkedAdmin).
 func (s *Store) DropParked(ctx context.Context, name string, upTo uint64) (int, error) {
-	return s.parkedAdmin(ctx, Command{Op: OpDropParked, Name: name, Cursor: upTo})
+	return s.gc.parkedAdmin(ctx, Command{Op: OpDropParked, Name: name, Cursor: upTo})
 }
 
-func (s *Store) parkedAdmin(ctx context.Context, c Command) (int, error) {
-	if err := s.adminWrite(ctx, c.Name); err != nil {
+func (gc *committer) parkedAdmin(ctx context.Context, c Command) (int, error) {
+	if err := gc.adminWrite(ctx, c.Name); err != nil {
 		return 0, err
 	}
-	res, err := s.submit(c)
+	res, err := gc.submit(c)
 	if err == nil {
 		err = res.Err
 	}
@@ -400,13 +400,13 @@ func (s *Store) parkedAdmin(ctx context.Context, c Command) (int, error) {
 
 // Failure returns the failure policy recorded with name (stop for an
 // unknown name): stores read it after an acquire applied.
-func (s *Store) Failure(name string) (contract.FailurePolicy, error) {
+func (s *Replica) Failure(name string) (contract.FailurePolicy, error) {
 	d, _, err := s.storedDurable(name)
 	return d.failure, err
 }
 
 func (d *durables) Park(_ context.Context, name, holder string, p streams.Parking) error {
-	res, err := (*Store)(d).submit(ParkCommand(name, holder, p, d.opts.now().UTC()))
+	res, err := d.gc.submit(ParkCommand(name, holder, p, d.opts.now().UTC()))
 	if err != nil {
 		return err
 	}
@@ -414,11 +414,11 @@ func (d *durables) Park(_ context.Context, name, holder string, p streams.Parkin
 }
 
 func (d *durables) DueParked(_ context.Context, name string, limit int) ([]contract.ParkedEvent, error) {
-	return (*Store)(d).ParkedEvents(name, 0, limit, true)
+	return (*Replica)(d).ParkedEvents(name, 0, limit, true)
 }
 
 func (d *durables) Unpark(_ context.Context, name, holder string, seqs []uint64) error {
-	res, err := (*Store)(d).submit(Command{Op: OpUnpark, Name: name, Holder: holder, Parked: seqs})
+	res, err := d.gc.submit(Command{Op: OpUnpark, Name: name, Holder: holder, Parked: seqs})
 	if err != nil {
 		return err
 	}

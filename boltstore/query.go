@@ -373,13 +373,13 @@ func (s *Store) Query(ctx context.Context, query contract.EventQuery) (contract.
 		}
 		maxBytes = s.opts.limits.MaxQueryBytes
 	}
-	return s.QueryLimited(ctx, query, maxBytes)
+	return s.Replica().QueryLimited(ctx, query, maxBytes)
 }
 
 // QueryLimited is Query with a result bound of maxBytes (0: none) and no
 // other limit checks: the caller has validated the query. Over the bound it
 // returns the first page with contract.ErrResultTooLarge.
-func (s *Store) QueryLimited(ctx context.Context, query contract.EventQuery, maxBytes int) (contract.QueryResult, error) {
+func (s *Replica) QueryLimited(ctx context.Context, query contract.EventQuery, maxBytes int) (contract.QueryResult, error) {
 	if s.closing.Load() {
 		return contract.QueryResult{}, contract.ErrClosed
 	}
@@ -391,7 +391,7 @@ func (s *Store) QueryLimited(ctx context.Context, query contract.EventQuery, max
 		return contract.QueryResult{}, err
 	}
 	var res contract.QueryResult
-	err = s.view(func(tx *bbolt.Tx) error {
+	err = s.be.view(func(tx *bbolt.Tx) error {
 		r, err := newReader(tx)
 		if err != nil {
 			return err
@@ -423,7 +423,7 @@ func (s *Store) ReadBatches(ctx context.Context, after, upTo uint64, m *contract
 	}
 	var out [][]contract.EventRecord
 	scanned := after
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.be.view(func(tx *bbolt.Tx) error {
 		r, err := newReader(tx)
 		if err != nil {
 			return err
@@ -594,7 +594,7 @@ func (r *reader) readBatchesIndexed(ctx context.Context, p plan, after, upTo uin
 
 // Durable returns a durable stream's stored cursor and current holder ("" when
 // free); ok is false for an unknown name.
-func (s *Store) Durable(name string) (cursor uint64, holder string, ok bool, err error) {
+func (s *Replica) Durable(name string) (cursor uint64, holder string, ok bool, err error) {
 	if s.closing.Load() {
 		return 0, "", false, contract.ErrClosed
 	}
@@ -604,8 +604,8 @@ func (s *Store) Durable(name string) (cursor uint64, holder string, ok bool, err
 
 // storedDurable reads name's record in a read transaction; ok is false for
 // an unknown name.
-func (s *Store) storedDurable(name string) (d durableRecord, ok bool, err error) {
-	err = s.view(func(tx *bbolt.Tx) error {
+func (s *Replica) storedDurable(name string) (d durableRecord, ok bool, err error) {
+	err = s.be.view(func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bucketDurables).Get([]byte(name))
 		if v == nil {
 			return nil

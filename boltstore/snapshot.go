@@ -21,7 +21,7 @@ func (s *Store) Snapshot(w io.Writer) error {
 	if s.closing.Load() {
 		return contract.ErrClosed
 	}
-	err := s.view(func(tx *bbolt.Tx) error {
+	err := s.be.view(func(tx *bbolt.Tx) error {
 		_, err := tx.WriteTo(w)
 		return err
 	})
@@ -52,21 +52,21 @@ func (s *Store) Restore(r io.Reader) error {
 		return fmt.Errorf("restore %s: %w", s.path, err)
 	}
 
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	s.dbMu.Lock()
-	if s.db == nil {
-		s.dbMu.Unlock()
+	s.be.applyMu.Lock()
+	defer s.be.applyMu.Unlock()
+	s.be.dbMu.Lock()
+	if s.be.db == nil {
+		s.be.dbMu.Unlock()
 		return contract.ErrClosed
 	}
 	// The snapshot replaces every entry applied so far, committed or not.
-	s.rollbackOpenLocked()
-	if err := s.db.Close(); err != nil {
+	s.be.rollbackOpenLocked()
+	if err := s.be.db.Close(); err != nil {
 		s.log.Warn("closing the store file before restore", "error", err)
 	}
-	s.db = nil
+	s.be.db = nil
 	if err := os.Rename(tmp, s.path); err != nil {
-		s.dbMu.Unlock()
+		s.be.dbMu.Unlock()
 		return fmt.Errorf("restore %s: the store is closed: %w", s.path, err)
 	}
 	if err := fsutil.SyncDir(filepath.Dir(s.path)); err != nil {
@@ -74,14 +74,14 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	db, st, err := openFile(s.path, s.opts.noSync)
 	if err != nil {
-		s.dbMu.Unlock()
+		s.be.dbMu.Unlock()
 		return fmt.Errorf("restore %s: the store is closed: %w", s.path, err)
 	}
-	s.db = db
-	s.failed = nil
-	s.applied.Store(st.applied)
-	s.head.Store(st.head)
-	s.dbMu.Unlock()
+	s.be.db = db
+	s.be.failed = nil
+	s.be.applied.Store(st.applied)
+	s.be.head.Store(st.head)
+	s.be.dbMu.Unlock()
 	s.hub.Reset(st.head)
 	s.log.Info("restored from snapshot", "head", st.head, "applied", st.applied)
 	return nil

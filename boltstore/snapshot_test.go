@@ -28,8 +28,8 @@ func TestSnapshotRestore(t *testing.T) {
 	if _, err := dst.Apply(randomEntries(4, 200)); err != nil {
 		t.Fatal(err)
 	}
-	if dst.Head() <= src.Head() {
-		t.Fatalf("test setup: target head %d is not ahead of %d", dst.Head(), src.Head())
+	if dst.Replica().Head() <= src.Replica().Head() {
+		t.Fatalf("test setup: target head %d is not ahead of %d", dst.Replica().Head(), src.Replica().Head())
 	}
 	sub, err := dst.StreamAll(context.Background(), func(context.Context, []contract.EventRecord) error { return nil })
 	if err != nil {
@@ -65,12 +65,12 @@ func TestSnapshotRestore(t *testing.T) {
 	if got := fingerprint(t, dst); got != want {
 		t.Fatalf("restored state differs:\n%s\nwant\n%s", got, want)
 	}
-	if h := dst.Hub().Head(); h != src.Head() {
-		t.Errorf("hub head %d after restore, want the restored head %d", h, src.Head())
+	if h := dst.Replica().Hub().Head(); h != src.Replica().Head() {
+		t.Errorf("hub head %d after restore, want the restored head %d", h, src.Replica().Head())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if h, err := dst.Hub().WaitAtLeast(ctx, src.Head()); err != nil || h != src.Head() {
+	if h, err := dst.Replica().Hub().WaitAtLeast(ctx, src.Replica().Head()); err != nil || h != src.Replica().Head() {
 		t.Errorf("hub wait after restore: %d %v", h, err)
 	}
 
@@ -122,8 +122,8 @@ func TestSnapshotWhileApplying(t *testing.T) {
 			t.Fatal(err)
 		}
 		res := mustQuery(t, r, contract.EventQuery{})
-		if len(res.Events)%2 != 0 || uint64(len(res.Events)) != r.Head() {
-			t.Fatalf("snapshot %d: %d events, head %d", i, len(res.Events), r.Head())
+		if len(res.Events)%2 != 0 || uint64(len(res.Events)) != r.Replica().Head() {
+			t.Fatalf("snapshot %d: %d events, head %d", i, len(res.Events), r.Replica().Head())
 		}
 		for j, e := range res.Events {
 			if e.SequenceNumber != uint64(j+1) {

@@ -109,6 +109,36 @@ var ErrNoSpace = diskguard.ErrNoSpace
 // them locally would make this replica diverge from the others.
 func WithReplicated() Option { return func(o *options) { o.replicated = true } }
 
+// backend owns the bbolt file: the DB handle and the lock that guards its
+// swap (Restore) and close, the lock that orders every write (Apply,
+// Restore, Close), the applied index and head written with each commit, and
+// the write transaction a deferring replica keeps open across applies
+// (deferred.go). Every transaction on the file goes through it; it is
+// separate from Store, which adds the public contract, the stream engine and
+// the hub on top, the way etcd separates its backend from its server.
+type backend struct {
+	path     string
+	log      *slog.Logger
+	interval time.Duration // commitInterval: 0 commits each Apply
+
+	// applyMu orders every change: Apply, Restore and Close.
+	applyMu sync.Mutex
+	// dbMu guards db against the swap in Restore and the close in Close;
+	// transactions hold it shared.
+	dbMu sync.RWMutex
+	db   *bbolt.DB // nil once closed
+
+	applied atomic.Uint64
+	head    atomic.Uint64
+
+	// The open write transaction of deferred commits (deferred.go), guarded
+	// by applyMu like failed, the error that ended applying for good.
+	open    *openTx
+	failed  error
+	dirty   atomic.Bool // open is set: a reader commits it first
+	commits atomic.Uint64
+}
+
 // Store is the bbolt event store. It is safe for concurrent use.
 type Store struct {
 	path     string
@@ -119,24 +149,9 @@ type Store struct {
 	wasClean bool
 	disk     *diskguard.Guard
 
-	// applyMu orders every change: Apply, Restore and Close.
-	applyMu sync.Mutex
-	// dbMu guards db against the swap in Restore and the close in Close;
-	// transactions hold it shared.
-	dbMu sync.RWMutex
-	db   *bbolt.DB // nil once closed
-
 	closing atomic.Bool // set when Close begins: public calls are refused
-	applied atomic.Uint64
-	head    atomic.Uint64
 
-	// The open write transaction of deferred commits (deferred.go), guarded
-	// by applyMu like failed, the error that ended applying for good.
-	open    *openTx
-	failed  error
-	dirty   atomic.Bool // open is set: a reader commits it first
-	commits atomic.Uint64
-
+	be backend
 	gc committer
 }
 
@@ -159,14 +174,16 @@ func Open(path string, opts ...Option) (*Store, error) {
 		o.commitInterval = 0 // a commit is an embedded append's durability
 	}
 	s := &Store{path: path, opts: o, log: o.logger.With("store", "boltstore", "path", path)}
+	s.be.path, s.be.log, s.be.interval = path, s.log, o.commitInterval
+	s.gc.s = s
 	s.disk = diskguard.New(filepath.Dir(path), o.minFreeDisk, s.log)
 	db, state, err := openFile(path, o.noSync)
 	if err != nil {
 		return nil, err
 	}
-	s.db, s.wasClean = db, state.wasClean
-	s.applied.Store(state.applied)
-	s.head.Store(state.head)
+	s.be.db, s.wasClean = db, state.wasClean
+	s.be.applied.Store(state.applied)
+	s.be.head.Store(state.head)
 	s.hub = streams.NewHub(state.head)
 	cfg := streams.Config{Source: s, Hub: s.hub, HolderPrefix: "bolt", Logger: o.logger,
 		SubscriberBytes: o.streams.SubscriberBytes, NodeBytes: o.streams.NodeBytes, StallTimeout: o.streams.StallTimeout}
@@ -177,8 +194,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if !o.replicated && state.heldLeases > 0 {
 		// Leases held in the file belong to subscriptions of a process
 		// that is gone; left held they would refuse those names forever.
-		if _, err := s.Apply([]Entry{{Index: s.applied.Load() + 1, Commands: []Command{{Op: OpReleaseHolders}}}}); err != nil {
-			_ = s.closeDB()
+		if _, err := s.Apply([]Entry{{Index: s.be.applied.Load() + 1, Commands: []Command{{Op: OpReleaseHolders}}}}); err != nil {
+			_ = s.be.closeDB()
 			return nil, fmt.Errorf("open %s: release durable leases of the previous process: %w", path, err)
 		}
 		s.log.Info("released durable stream leases left by the previous process", "count", state.heldLeases)
@@ -264,34 +281,34 @@ func openFile(path string, noSync bool) (db *bbolt.DB, st fileState, err error) 
 func bytes1(v []byte) bool { return len(v) == 1 && v[0] == 1 }
 
 // Path is the store's file.
-func (s *Store) Path() string { return s.path }
+func (s *Replica) Path() string { return s.path }
 
 // AppliedIndex is the index of the last applied entry.
-func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
+func (s *Replica) AppliedIndex() uint64 { return s.be.applied.Load() }
 
 // Head is the last committed sequence number.
-func (s *Store) Head() uint64 { return s.head.Load() }
+func (s *Replica) Head() uint64 { return s.be.head.Load() }
 
 // Hub broadcasts the committed head; a cluster's stream engine waits on it.
-func (s *Store) Hub() *streams.Hub { return s.hub }
+func (s *Replica) Hub() *streams.Hub { return s.hub }
 
 // WasClean reports whether the process that last had this file open closed
 // it with Close (true for a file this Open created). After a crash with
 // WithNoSync the file may be missing recent commits, and a replica should
 // rebuild it from a snapshot and the log.
-func (s *Store) WasClean() bool { return s.wasClean }
+func (s *Replica) WasClean() bool { return s.wasClean }
 
 // view runs fn in a read transaction that sees every applied entry.
-func (s *Store) view(fn func(*bbolt.Tx) error) error {
-	if err := s.settle(); err != nil {
+func (b *backend) view(fn func(*bbolt.Tx) error) error {
+	if err := b.settle(); err != nil {
 		return err
 	}
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
-	if s.db == nil {
+	b.dbMu.RLock()
+	defer b.dbMu.RUnlock()
+	if b.db == nil {
 		return contract.ErrClosed
 	}
-	return s.db.View(fn)
+	return b.db.View(fn)
 }
 
 // Close ends every subscription (releasing durable names, in embedded mode
@@ -304,29 +321,29 @@ func (s *Store) Close() error {
 	}
 	s.engine.Close()
 	s.hub.Close()
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	return s.closeDB()
+	s.be.applyMu.Lock()
+	defer s.be.applyMu.Unlock()
+	return s.be.closeDB()
 }
 
 // closeDB marks the file clean and closes it; applyMu is held or not yet
 // needed.
-func (s *Store) closeDB() error {
-	s.dbMu.Lock()
-	defer s.dbMu.Unlock()
-	if s.db == nil {
+func (b *backend) closeDB() error {
+	b.dbMu.Lock()
+	defer b.dbMu.Unlock()
+	if b.db == nil {
 		return nil
 	}
-	if err := s.commitOpenLocked(); err != nil {
+	if err := b.commitOpenLocked(); err != nil {
 		// The file misses applied entries: leave it without the clean
 		// marker, so the next Open rebuilds it.
-		s.rollbackOpenLocked()
-		_ = s.db.Close()
-		s.db = nil
-		return fmt.Errorf("close %s: %w", s.path, err)
+		b.rollbackOpenLocked()
+		_ = b.db.Close()
+		b.db = nil
+		return fmt.Errorf("close %s: %w", b.path, err)
 	}
-	db := s.db
-	s.db = nil
+	db := b.db
+	b.db = nil
 	// With NoSync the last commits may not be on disk yet: sync them before
 	// the marker is written, so the marker never claims more than the file
 	// holds, and sync the marker itself.
@@ -343,7 +360,7 @@ func (s *Store) closeDB() error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("close %s: %w", s.path, err)
+		return fmt.Errorf("close %s: %w", b.path, err)
 	}
 	return nil
 }
@@ -358,15 +375,15 @@ func (s *Store) Abandon() error {
 	}
 	s.engine.Close()
 	s.hub.Close()
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	s.dbMu.Lock()
-	defer s.dbMu.Unlock()
-	if s.db == nil {
+	s.be.applyMu.Lock()
+	defer s.be.applyMu.Unlock()
+	s.be.dbMu.Lock()
+	defer s.be.dbMu.Unlock()
+	if s.be.db == nil {
 		return nil
 	}
-	s.rollbackOpenLocked()
-	err := s.db.Close()
-	s.db = nil
+	s.be.rollbackOpenLocked()
+	err := s.be.db.Close()
+	s.be.db = nil
 	return err
 }

@@ -38,7 +38,7 @@ func TestLimits(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			head, applied := s.Head(), s.AppliedIndex()
+			head, applied := s.Replica().Head(), s.Replica().AppliedIndex()
 			if _, err := s.Append(ctx, tc.events); !errors.Is(err, tc.want) {
 				t.Errorf("Append: got %v, want %v", err, tc.want)
 			}
@@ -47,8 +47,8 @@ func TestLimits(t *testing.T) {
 			if _, err := s.AppendIf(ctx, tc.events, contract.EventQuery{}, 42); !errors.Is(err, tc.want) {
 				t.Errorf("AppendIf: got %v, want %v", err, tc.want)
 			}
-			if s.Head() != head || s.AppliedIndex() != applied {
-				t.Errorf("head %d → %d, applied %d → %d: a rejected batch changed the store", head, s.Head(), applied, s.AppliedIndex())
+			if s.Replica().Head() != head || s.Replica().AppliedIndex() != applied {
+				t.Errorf("head %d → %d, applied %d → %d: a rejected batch changed the store", head, s.Replica().Head(), applied, s.Replica().AppliedIndex())
 			}
 			if res := mustQuery(t, s, contract.EventQuery{}); len(res.Events) != 1 {
 				t.Errorf("store holds %d events, want 1", len(res.Events))
@@ -66,8 +66,8 @@ func TestInvalidPredicate(t *testing.T) {
 	if _, err := s.AppendIf(context.Background(), []contract.NewEvent{ev("A", `{}`)}, q, 0); !errors.Is(err, contract.ErrInvalidQuery) {
 		t.Errorf("AppendIf: got %v, want ErrInvalidQuery", err)
 	}
-	if s.Head() != 0 {
-		t.Errorf("head %d, want 0", s.Head())
+	if s.Replica().Head() != 0 {
+		t.Errorf("head %d, want 0", s.Replica().Head())
 	}
 }
 
@@ -95,8 +95,8 @@ func TestApplyRechecksEvents(t *testing.T) {
 			t.Errorf("command %d: got %v, want %v", i, got, want)
 		}
 	}
-	if s.Head() != 1 || s.AppliedIndex() != 1 {
-		t.Errorf("head %d applied %d, want 1 and 1", s.Head(), s.AppliedIndex())
+	if s.Replica().Head() != 1 || s.Replica().AppliedIndex() != 1 {
+		t.Errorf("head %d applied %d, want 1 and 1", s.Replica().Head(), s.Replica().AppliedIndex())
 	}
 	got := mustQuery(t, s, typeQ(strings.Repeat("T", 40000)))
 	if len(got.Events) != 1 || len(got.Events[0].Payload) != len(huge) {
@@ -145,7 +145,7 @@ func TestPersistence(t *testing.T) {
 		sub.Unsubscribe()
 		t.Fatal("the handler failed during replay, yet StreamToDurable succeeded")
 	}
-	if cur, holder, ok, err := s.Durable("d"); err != nil || !ok || cur != 1 || holder != "" {
+	if cur, holder, ok, err := s.Replica().Durable("d"); err != nil || !ok || cur != 1 || holder != "" {
 		t.Fatalf("durable d = cursor %d holder %q ok %v err %v; want cursor 1, free", cur, holder, ok, err)
 	}
 	before := mustQuery(t, s, contract.EventQuery{})
@@ -157,11 +157,11 @@ func TestPersistence(t *testing.T) {
 	}
 
 	s2 := reopen(t, path)
-	if !s2.WasClean() {
+	if !s2.Replica().WasClean() {
 		t.Error("WasClean is false after a clean Close")
 	}
-	if s2.Head() != 5 {
-		t.Errorf("head %d after reopen, want 5", s2.Head())
+	if s2.Replica().Head() != 5 {
+		t.Errorf("head %d after reopen, want 5", s2.Replica().Head())
 	}
 	after := mustQuery(t, s2, contract.EventQuery{})
 	if b, a := mustJSON(t, before), mustJSON(t, after); b != a {
@@ -191,7 +191,7 @@ func TestPersistence(t *testing.T) {
 	if want := [][]uint64{{1}, {2, 3, 4}, {5}}; !equal2(batches, want) {
 		t.Errorf("replay of everything after reopen: %v, want %v", batches, want)
 	}
-	if cur, _, _, _ := s2.Durable("d"); cur != 4 {
+	if cur, _, _, _ := s2.Replica().Durable("d"); cur != 4 {
 		t.Errorf("cursor of d is %d, want 4", cur)
 	}
 }
@@ -206,7 +206,7 @@ func TestOpenReleasesLeases(t *testing.T) {
 				opts = append(opts, boltstore.WithReplicated())
 			}
 			s, path := openStore(t, opts...)
-			res, err := s.Apply([]boltstore.Entry{{Index: s.AppliedIndex() + 1, Commands: []boltstore.Command{
+			res, err := s.Apply([]boltstore.Entry{{Index: s.Replica().AppliedIndex() + 1, Commands: []boltstore.Command{
 				{Op: boltstore.OpAcquire, Name: "d", Holder: "node1/7"},
 			}}})
 			if err != nil || res[0][0].Err != nil {
@@ -216,7 +216,7 @@ func TestOpenReleasesLeases(t *testing.T) {
 				t.Fatal(err)
 			}
 			s2 := reopen(t, path, opts...)
-			_, holder, ok, err := s2.Durable("d")
+			_, holder, ok, err := s2.Replica().Durable("d")
 			if err != nil || !ok {
 				t.Fatal(ok, err)
 			}
@@ -273,11 +273,11 @@ func TestGroupCommit(t *testing.T) {
 		}
 		next = r.LastSequenceNumber + 1
 	}
-	if s.Head() != next-1 {
-		t.Errorf("head %d, want %d", s.Head(), next-1)
+	if s.Replica().Head() != next-1 {
+		t.Errorf("head %d, want %d", s.Replica().Head(), next-1)
 	}
-	if s.AppliedIndex() >= uint64(writers*each) {
-		t.Logf("no appends shared a commit (applied index %d for %d appends)", s.AppliedIndex(), writers*each)
+	if s.Replica().AppliedIndex() >= uint64(writers*each) {
+		t.Logf("no appends shared a commit (applied index %d for %d appends)", s.Replica().AppliedIndex(), writers*each)
 	}
 }
 
@@ -292,8 +292,8 @@ func TestEmbeddedIdempotencyKey(t *testing.T) {
 	if err != nil || r2 != r1 {
 		t.Fatalf("retry with the same key: %+v %v, want %+v", r2, err, r1)
 	}
-	if s.Head() != 1 {
-		t.Errorf("head %d, want 1", s.Head())
+	if s.Replica().Head() != 1 {
+		t.Errorf("head %d, want 1", s.Replica().Head())
 	}
 	ctx2 := contract.WithIdempotencyKey(context.Background(), "k2")
 	_, err = s.AppendIf(ctx2, []contract.NewEvent{ev("A", `{}`)}, typeQ("A"), 0)
@@ -332,13 +332,13 @@ func TestAbandonIsNotClean(t *testing.T) {
 		t.Errorf("Append after Abandon: %v", err)
 	}
 	s2 := reopen(t, path)
-	if s2.WasClean() {
+	if s2.Replica().WasClean() {
 		t.Error("WasClean after Abandon")
 	}
 	if err := s2.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if s3 := reopen(t, path); !s3.WasClean() {
+	if s3 := reopen(t, path); !s3.Replica().WasClean() {
 		t.Error("WasClean false after a clean Close")
 	}
 }
@@ -354,7 +354,7 @@ func TestReadBatchesIndexedMatchesScan(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	head := s.Head()
+	head := s.Replica().Head()
 	everything, _ := contract.NewMatcher(contract.EventQuery{})
 	all, end, err := s.ReadBatches(ctx, 0, head, everything, 1<<30, 0)
 	if err != nil || end != head {

@@ -57,7 +57,7 @@ func (n *Node) Admin() *Admin { return &Admin{n: n} }
 func (a *Admin) Status(ctx context.Context) (Status, error) {
 	st := Status{
 		ClusterID: a.n.ident.ClusterID(), NodeID: a.n.cfg.NodeID, LeaderID: a.n.LeaderID(), Term: a.n.raft.CurrentTerm(),
-		CommitIndex: a.n.raft.CommitIndex(), Applied: a.n.fsm.AppliedIndex(), Head: a.n.store.Head(),
+		CommitIndex: a.n.raft.CommitIndex(), Applied: a.n.fsm.AppliedIndex(), Head: a.n.store.Replica().Head(),
 	}
 	cf := a.n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
@@ -65,7 +65,7 @@ func (a *Admin) Status(ctx context.Context) (Status, error) {
 	}
 	voters := 0
 	var leaderApplied uint64
-	recorded, _ := a.n.store.Incarnations()
+	recorded, _ := a.n.store.Replica().Incarnations()
 	for _, s := range cf.Configuration().Servers {
 		m := MemberStatus{ID: string(s.ID), RaftAddr: string(s.Address), Suffrage: "nonvoter", State: "unreachable"}
 		if s.Suffrage == raft.Voter {
@@ -298,7 +298,7 @@ func (a *Admin) TransferLeadership(ctx context.Context, id string) (string, erro
 // raft picks the most up-to-date one.
 func (a *Admin) handOver() raft.Future {
 	cf := a.n.raft.GetConfiguration()
-	recs, err := a.n.store.Incarnations()
+	recs, err := a.n.store.Replica().Incarnations()
 	if cf.Error() != nil || err != nil || a.n.ml == nil {
 		return a.n.raft.LeadershipTransfer()
 	}

@@ -49,7 +49,7 @@ func waitHead(t testing.TB, n *testNode, head uint64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	if _, err := cluster.Store(n.Node).Hub().WaitAtLeast(ctx, head); err != nil {
+	if _, err := cluster.Store(n.Node).Replica().Hub().WaitAtLeast(ctx, head); err != nil {
 		t.Fatalf("%s reached head %d, want %d: %v", n.ID(), n.Info().Head, head, err)
 	}
 }

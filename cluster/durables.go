@@ -37,7 +37,7 @@ func (d *raftDurables) Acquire(ctx context.Context, name string, q contract.Even
 		return streams.AcquireResult{}, fmt.Errorf("wait for this node to apply the lease: %w", err)
 	}
 	// The policy recorded with the name, read here once the lease applied.
-	failure, err := n.store.Failure(name)
+	failure, err := n.store.Replica().Failure(name)
 	if err != nil {
 		return streams.AcquireResult{}, err
 	}
@@ -129,7 +129,7 @@ func (a *DurableAdmin) ListDurable(ctx context.Context) ([]contract.DurableInfo,
 	if err := (*raftDurables)(n).read(ctx); err != nil {
 		return nil, err
 	}
-	infos, err := n.store.DurableInfos("")
+	infos, err := n.store.Replica().DurableInfos("")
 	if infos == nil && err == nil {
 		infos = []contract.DurableInfo{}
 	}
@@ -145,7 +145,7 @@ func (a *DurableAdmin) GetDurable(ctx context.Context, name string) (contract.Du
 	if err := (*raftDurables)(n).read(ctx); err != nil {
 		return contract.DurableInfo{}, err
 	}
-	infos, err := n.store.DurableInfos(name)
+	infos, err := n.store.Replica().DurableInfos(name)
 	if err != nil {
 		return contract.DurableInfo{}, err
 	}
@@ -178,7 +178,7 @@ func (a *DurableAdmin) ResetDurable(ctx context.Context, name string, to contrac
 	if err := n.fsm.WaitApplied(ctx, idx); err != nil {
 		return contract.DurableInfo{}, err
 	}
-	infos, err := n.store.DurableInfos(name)
+	infos, err := n.store.Replica().DurableInfos(name)
 	if err != nil {
 		return contract.DurableInfo{}, err
 	}

@@ -39,5 +39,5 @@ func (d *raftDurables) GroupHolders(_ context.Context, name string) ([]string, [
 	if n.closed.Load() {
 		return nil, nil, contract.ErrClosed
 	}
-	return n.store.GroupHolders(name)
+	return n.store.Replica().GroupHolders(name)
 }

@@ -30,7 +30,7 @@ func TestIdleClusterStaysIdle(t *testing.T) {
 	// only legitimate writes) and every node applied what is committed.
 	deadline := time.Now().Add(waitFor)
 	for {
-		members, err := cluster.Store(leader.Node).Members()
+		members, err := cluster.Store(leader.Node).Replica().Members()
 		if err != nil {
 			t.Fatal(err)
 		}

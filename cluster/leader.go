@@ -149,7 +149,7 @@ func (l *leaderDuties) reconcile(ctx context.Context) {
 }
 
 func (l *leaderDuties) idempotencyKeysDue(cutoff time.Time) bool {
-	due, err := l.store.HasIdempotencyKeysBefore(cutoff)
+	due, err := l.store.Replica().HasIdempotencyKeysBefore(cutoff)
 	return err == nil && due
 }
 
@@ -184,7 +184,7 @@ func (l *leaderDuties) reconcileOnce(ctx context.Context, r *reconciler) {
 	for _, s := range cf.Configuration().Servers {
 		servers[string(s.ID)] = s
 	}
-	members, err := l.store.Members()
+	members, err := l.store.Replica().Members()
 	if err != nil {
 		return
 	}

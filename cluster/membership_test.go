@@ -334,7 +334,7 @@ func TestWipedNodeWithholdsVotesAcrossLeaderChange(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	for _, n := range c.running() {
 		eventually(t, "every node holds the three incarnation records", func() bool {
-			recs, err := cluster.Store(n.Node).Incarnations()
+			recs, err := cluster.Store(n.Node).Replica().Incarnations()
 			return err == nil && len(recs) == 3
 		})
 		if !cluster.VotingAllowed(n.Node) {

@@ -154,13 +154,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		// A file that looks clean may still be behind what the log can
 		// replay (emptied, or replaced by an older copy): replaying only the
 		// log's tail into it would renumber events.
-		if restore, err = stateMachineBehind(stores, store.AppliedIndex()); err != nil {
+		if restore, err = stateMachineBehind(stores, store.Replica().AppliedIndex()); err != nil {
 			closeStorage(n.log, n.voteGuard, n.store, n.stores)
 			return nil, err
 		}
 		if restore {
 			log.Warn("state machine is behind the latest snapshot or the start of the raft log; rebuilding it from the snapshot and the log",
-				"file", fsmPath, "applied_index", store.AppliedIndex())
+				"file", fsmPath, "applied_index", store.Replica().AppliedIndex())
 		}
 	}
 	rc := stores.RaftConfig()
@@ -191,7 +191,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.reads = newReadIndex(r, cfg.NodeID, n.readyTerm, n.leaderClient, n.ctx.Done())
 	n.engine = streams.New(streams.Config{
 		Source:       store,
-		Hub:          store.Hub(),
+		Hub:          store.Replica().Hub(),
 		Durables:     (*raftDurables)(n),
 		HolderPrefix: cfg.NodeID + "/" + n.bootID,
 		Logger:       log,
@@ -273,7 +273,7 @@ func openStateMachine(path string, log *slog.Logger) (*boltstore.Store, bool, er
 	existed := statErr == nil
 	store, err := open()
 	switch {
-	case err == nil && (!existed || store.WasClean()):
+	case err == nil && (!existed || store.Replica().WasClean()):
 		return store, !existed, nil
 	case err == nil:
 		_ = store.Close()
@@ -383,10 +383,10 @@ func (n *Node) Info() Info {
 	liveLag, liveBehind := n.engine.LiveLag()
 	return Info{
 		ID: n.cfg.NodeID, ClusterID: n.ident.ClusterID(), LeaderID: n.LeaderID(), Leader: n.raft.State() == raft.Leader,
-		DataDir: n.cfg.DataDir, AppliedIndex: applied, Head: n.store.Head(), DiskLow: n.disk.Low(),
+		DataDir: n.cfg.DataDir, AppliedIndex: applied, Head: n.store.Replica().Head(), DiskLow: n.disk.Low(),
 		Streams: n.engine.Count(), DurablePositions: n.engine.DurablePositions(), GroupMembers: n.engine.GroupMemberPositions(),
 		ClusterIndex: clusterIndex, Behind: behind, LiveLag: liveLag, LiveBehind: liveBehind,
-		FSMCommits: n.store.Commits(),
+		FSMCommits: n.store.Replica().Commits(),
 	}
 }
 

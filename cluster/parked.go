@@ -23,7 +23,7 @@ func (d *raftDurables) Park(ctx context.Context, name, holder string, p streams.
 // DueParked reads this node's state: a redelivery asked for on another node
 // is seen once this node applied it, at the subscription's next poll.
 func (d *raftDurables) DueParked(_ context.Context, name string, limit int) ([]contract.ParkedEvent, error) {
-	return d.node().store.ParkedEvents(name, 0, limit, true)
+	return d.node().store.Replica().ParkedEvents(name, 0, limit, true)
 }
 
 func (d *raftDurables) Unpark(ctx context.Context, name, holder string, seqs []uint64) error {
@@ -44,7 +44,7 @@ func (a *DurableAdmin) ListParked(ctx context.Context, name string, after uint64
 	if err := (*raftDurables)(n).read(ctx); err != nil {
 		return nil, err
 	}
-	return n.store.ParkedEvents(name, after, boltstore.ParkedPageLimit(limit), false)
+	return n.store.Replica().ParkedEvents(name, after, boltstore.ParkedPageLimit(limit), false)
 }
 
 // RedeliverParked marks name's parked events for redelivery through the
@@ -81,7 +81,7 @@ func (a *DurableAdmin) parkedAdmin(ctx context.Context, c boltstore.Command) (in
 // from this node's state (metrics read it at scrape time).
 func (a *DurableAdmin) ParkedCounts() map[string]uint64 {
 	n := a.n
-	infos, err := n.store.DurableInfos("")
+	infos, err := n.store.Replica().DurableInfos("")
 	if err != nil {
 		return nil
 	}

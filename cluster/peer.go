@@ -182,7 +182,7 @@ func (p *peerServer) NodeStatus(_ context.Context, _ *peerv1.NodeStatusRequest) 
 		Term:               n.raft.CurrentTerm(),
 		CommitIndex:        n.raft.CommitIndex(),
 		AppliedIndex:       n.fsm.AppliedIndex(),
-		HeadSequenceNumber: n.store.Head(),
+		HeadSequenceNumber: n.store.Replica().Head(),
 		LeaderId:           n.LeaderID(),
 		Incarnation:        n.ident.incarnation,
 		ClusterId:          n.ident.ClusterID(),

@@ -19,7 +19,7 @@ func (n *Node) Query(ctx context.Context, q contract.EventQuery) (contract.Query
 	if err := n.ReadBarrier(ctx); err != nil {
 		return contract.QueryResult{}, err
 	}
-	return n.store.QueryLimited(ctx, q, n.cfg.Limits.MaxQueryBytes)
+	return n.store.Replica().QueryLimited(ctx, q, n.cfg.Limits.MaxQueryBytes)
 }
 
 // ReadBarrier waits until this node may answer a read made with ctx's read
@@ -34,9 +34,9 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 		if opts.MinSequenceNumber == 0 {
 			return nil
 		}
-		if _, err := n.store.Hub().WaitAtLeast(ctx, opts.MinSequenceNumber); err != nil {
+		if _, err := n.store.Replica().Hub().WaitAtLeast(ctx, opts.MinSequenceNumber); err != nil {
 			return fmt.Errorf("local read: this node has applied through sequence %d, waiting for %d: %w",
-				n.store.Head(), opts.MinSequenceNumber, err)
+				n.store.Replica().Head(), opts.MinSequenceNumber, err)
 		}
 		return nil
 	}
@@ -87,8 +87,8 @@ func (n *Node) streamTo(ctx context.Context, q contract.EventQuery, catchUp bool
 	if q.MinSequenceNumber > 0 {
 		// A client resuming here from a position it saw elsewhere: never go
 		// back in time, and say so when the position is past the log.
-		if q.MinSequenceNumber > n.store.Head() {
-			return nil, fmt.Errorf("%w: resume from %d requested, the committed log ends at %d", contract.ErrPositionAhead, q.MinSequenceNumber, n.store.Head())
+		if q.MinSequenceNumber > n.store.Replica().Head() {
+			return nil, fmt.Errorf("%w: resume from %d requested, the committed log ends at %d", contract.ErrPositionAhead, q.MinSequenceNumber, n.store.Replica().Head())
 		}
 	}
 	return n.engine.Live(ctx, q, catchUp, h)

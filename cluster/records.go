@@ -50,7 +50,7 @@ const unknownIncarnation = "-"
 // its incarnation: the reconcile loop of any later leader leaves it out
 // until it restarts or comes back with another data directory.
 func (m *memberRecords) recordRemoval(id string) error {
-	members, err := m.store.Members()
+	members, err := m.store.Replica().Members()
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func (g *voteGate) allowed() bool {
 	if g.may.Load() {
 		return true
 	}
-	recs, err := g.store.Incarnations()
+	recs, err := g.store.Replica().Incarnations()
 	if err != nil || recs[g.nodeID] != g.incarnation {
 		return false
 	}

@@ -46,8 +46,8 @@ func seeded(t *testing.T) (*fsm.FSM, *boltstore.Store) {
 	apply(t, f, 1, boltstore.Command{Op: boltstore.OpAppend, OccurredAt: at, Events: events("A", "B")})
 	apply(t, f, 2, boltstore.Command{Op: boltstore.OpAcquire, Name: "orders", Holder: "n1/x"})
 	apply(t, f, 3, boltstore.Command{Op: boltstore.OpSetIncarnation, Name: "n2", Holder: "0123456789abcdef0123456789abcdef"})
-	if f.AppliedIndex() != 3 || store.Head() != 2 {
-		t.Fatalf("seeded store at applied %d head %d, want 3 and 2", f.AppliedIndex(), store.Head())
+	if f.AppliedIndex() != 3 || store.Replica().Head() != 2 {
+		t.Fatalf("seeded store at applied %d head %d, want 3 and 2", f.AppliedIndex(), store.Replica().Head())
 	}
 	return f, store
 }
@@ -60,11 +60,11 @@ type restored struct {
 
 func state(t *testing.T, f *fsm.FSM, store *boltstore.Store) restored {
 	t.Helper()
-	_, holder, ok, err := store.Durable("orders")
+	_, holder, ok, err := store.Replica().Durable("orders")
 	if err != nil || !ok {
 		t.Fatalf("durable orders: ok=%v err=%v", ok, err)
 	}
-	inc, err := store.Incarnations()
+	inc, err := store.Replica().Incarnations()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,13 +72,13 @@ func state(t *testing.T, f *fsm.FSM, store *boltstore.Store) restored {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if uint64(len(res.Events)) != store.Head() {
-		t.Fatalf("query returned %d events, head is %d", len(res.Events), store.Head())
+	if uint64(len(res.Events)) != store.Replica().Head() {
+		t.Fatalf("query returned %d events, head is %d", len(res.Events), store.Replica().Head())
 	}
-	if f.AppliedIndex() != store.AppliedIndex() {
-		t.Fatalf("FSM applied index %d, store's %d", f.AppliedIndex(), store.AppliedIndex())
+	if f.AppliedIndex() != store.Replica().AppliedIndex() {
+		t.Fatalf("FSM applied index %d, store's %d", f.AppliedIndex(), store.Replica().AppliedIndex())
 	}
-	return restored{applied: f.AppliedIndex(), head: store.Head(), holder: holder, incarnations: len(inc)}
+	return restored{applied: f.AppliedIndex(), head: store.Replica().Head(), holder: holder, incarnations: len(inc)}
 }
 
 // A Raft snapshot (no header) restores the state as it was; a backup
@@ -120,8 +120,8 @@ func TestRestoreSnapshotVersusBackup(t *testing.T) {
 			// The log goes on after the restore point.
 			next := tt.want.applied + 1
 			apply(t, f, next, boltstore.Command{Op: boltstore.OpAppend, OccurredAt: at, Events: []contract.NewEvent{{Type: "C", Payload: json.RawMessage(`{}`)}}})
-			if f.AppliedIndex() != next || store.Head() != 3 {
-				t.Fatalf("after one more entry: applied %d head %d, want %d and 3", f.AppliedIndex(), store.Head(), next)
+			if f.AppliedIndex() != next || store.Replica().Head() != 3 {
+				t.Fatalf("after one more entry: applied %d head %d, want %d and 3", f.AppliedIndex(), store.Replica().Head(), next)
 			}
 		})
 	}

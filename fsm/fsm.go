@@ -46,10 +46,10 @@ func New(store *boltstore.Store, logger *slog.Logger) *FSM {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	f := &FSM{store: store, applied: streams.NewWatermark(store.AppliedIndex()), logger: logger}
+	f := &FSM{store: store, applied: streams.NewWatermark(store.Replica().AppliedIndex()), logger: logger}
 	f.Fatal = func(err error) {
 		f.logger.Error("stopping: the state machine cannot apply committed raft entries; fix the cause (disk space, I/O errors) and restart: the node rebuilds from its snapshot and log",
-			"file", f.store.Path(), "error", err)
+			"file", f.store.Replica().Path(), "error", err)
 		os.Exit(1)
 	}
 	return f
@@ -99,7 +99,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	results, err := f.store.Apply(entries)
 	if err != nil {
 		// The state on disk no longer follows the log (see Fatal).
-		err = fmt.Errorf("apply raft entries %d..%d to %s: %w", logs[0].Index, logs[len(logs)-1].Index, f.store.Path(), err)
+		err = fmt.Errorf("apply raft entries %d..%d to %s: %w", logs[0].Index, logs[len(logs)-1].Index, f.store.Replica().Path(), err)
 		f.Fatal(err)
 		for i := range resp {
 			resp[i] = err
@@ -161,19 +161,19 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore fsm snapshot: %w", err)
 	}
 	if backup {
-		next := f.store.AppliedIndex() + 1
+		next := f.store.Replica().AppliedIndex() + 1
 		if _, err := f.store.Apply([]boltstore.Entry{{Index: next, Commands: []boltstore.Command{{Op: boltstore.OpReleaseHolders}}}}); err != nil {
 			return fmt.Errorf("release the backup's durable leases: %w", err)
 		}
-		if err := f.store.ResetAppliedIndex(0); err != nil {
+		if err := f.store.Replica().ResetAppliedIndex(0); err != nil {
 			return err
 		}
-		if err := f.store.ForgetIncarnations(); err != nil {
+		if err := f.store.Replica().ForgetIncarnations(); err != nil {
 			return err
 		}
-		f.logger.Info("restored a backup", "head", f.store.Head())
+		f.logger.Info("restored a backup", "head", f.store.Replica().Head())
 	}
-	f.applied.Reset(f.store.AppliedIndex())
+	f.applied.Reset(f.store.Replica().AppliedIndex())
 	return nil
 }
 

@@ -95,7 +95,7 @@ func TestIdleCatchUpStreamsStayWithinBudget(t *testing.T) {
 		sampleDuration = 3 * time.Second
 	)
 	store := budgetStore(t, batches, per, payloadBytes, boltstore.WithStreamBudgets(subscriberBuf, nodeBuf, time.Hour))
-	head := store.Head()
+	head := store.Replica().Head()
 	conn := serve(t, func(s *grpc.Server) { server.NewEventStore(store, nil).Register(s) })
 	// About 7 s on a quiet machine with -race; the bound is for a machine
 	// busy with other test packages (a 2-minute bound once ran out there).
@@ -151,7 +151,7 @@ func (o *tooSlowObserver) SubscriberTooSlow()                  { o.once.Do(func(
 // catch-up: no gap, no duplicate.
 func TestSlowSubscriberEndsAndResumes(t *testing.T) {
 	store := budgetStore(t, 50, 20, 2000, boltstore.WithStreamBudgets(64<<10, 0, 200*time.Millisecond))
-	head := store.Head()
+	head := store.Replica().Head()
 	obs := &tooSlowObserver{slow: make(chan struct{})}
 	conn := serve(t, func(s *grpc.Server) { server.NewEventStore(store, nil).WithObserver(obs).Register(s) })
 	cl := rawConn(t, conn.Target())
