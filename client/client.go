@@ -408,7 +408,7 @@ func (c *Client) Query(ctx context.Context, query contract.EventQuery) (contract
 		case err != nil:
 			return err
 		case resp.GetStatus() != nil:
-			return statusOf(resp.GetStatus())
+			return wire.StatusFromBytes(resp.GetStatus())
 		case resp.GetQuery() != nil:
 			page := resp.GetQuery()
 			res.Events = wire.RecordsFromProto(page.GetEvents())

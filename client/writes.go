@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 
-	spb "google.golang.org/genproto/googleapis/rpc/status"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
+	"github.com/factstr/factstr-go/internal/wire"
 )
 
 // writeMux carries the client's appends to one node over its Writes
@@ -49,19 +46,6 @@ var writesKind = &muxKind[*factstrv1.WritesRequest, *factstrv1.WritesResponse]{
 	id: func(resp *factstrv1.WritesResponse) uint64 { return resp.GetId() },
 }
 
-// statusOf turns a Writes answer's status into the error the unary call
-// would have returned.
-func statusOf(b []byte) error {
-	var st spb.Status
-	if err := proto.Unmarshal(b, &st); err != nil {
-		return status.Errorf(codes.Internal, "client: undecodable status in a Writes answer: %v", err)
-	}
-	if st.GetCode() == int32(codes.OK) {
-		return status.Error(codes.Internal, "client: a Writes answer with status OK and no result")
-	}
-	return status.ErrorProto(&st)
-}
-
 // writeAt runs one Append or AppendIf on node, over its Writes stream when
 // the node offers one, else as a unary call.
 func (c *Client) writeAt(ctx context.Context, node int, req *factstrv1.WritesRequest) (*factstrv1.WritesResponse, error) {
@@ -70,7 +54,7 @@ func (c *Client) writeAt(ctx context.Context, node int, req *factstrv1.WritesReq
 		if err == nil {
 			c.wroteAt(node, resp.GetForwarded())
 			if b, ok := resp.GetResult().(*factstrv1.WritesResponse_Status); ok {
-				return nil, statusOf(b.Status)
+				return nil, wire.StatusFromBytes(b.Status)
 			}
 		}
 		return resp, err

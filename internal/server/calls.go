@@ -7,11 +7,8 @@ import (
 	"sync"
 	"time"
 
-	spb "google.golang.org/genproto/googleapis/rpc/status"
-
 	"github.com/factstr/factstr-go/internal/sendq"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"github.com/factstr/factstr-go/internal/wire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -25,9 +22,6 @@ const maxAnswersPerMessage = 512
 // decided at once; past it the stream stops reading, and gRPC's flow
 // control holds the client back.
 const MaxCallsInFlight = 1024
-
-// MaxWritesInFlight is MaxCallsInFlight, by its earlier name.
-const MaxWritesInFlight = MaxCallsInFlight
 
 // callStream is what serveCalls needs of a Writes or Reads stream: how to
 // take its messages apart and put answers together.
@@ -156,16 +150,6 @@ func answerWith[Resp proto.Message](send func(Resp) error, batch func([]Resp) Re
 	}
 }
 
-// statusBytes is err as the gRPC status a unary call would have ended with,
-// in its binary encoding, for an answer on a Writes or Reads stream.
-func statusBytes(err error) []byte {
-	b, merr := proto.Marshal(status.Convert(err).Proto())
-	if merr != nil {
-		b, _ = proto.Marshal(status.New(codes.Internal, merr.Error()).Proto())
-	}
-	return b
-}
-
 // CallObserver is told of every call a Writes or Reads stream carries, as
 // the unary call it stands for (Append, AppendIf, Query), so that metrics
 // count and time them like those calls. A StreamObserver that implements
@@ -187,9 +171,5 @@ func statusErr(b []byte) error {
 	if b == nil {
 		return nil
 	}
-	var st spb.Status
-	if err := proto.Unmarshal(b, &st); err != nil {
-		return status.Error(codes.Internal, "undecodable status")
-	}
-	return status.ErrorProto(&st)
+	return wire.StatusFromBytes(b)
 }

@@ -50,7 +50,7 @@ func (s *EventStore) read(ctx context.Context, req *factstrv1.ReadsRequest) *fac
 	resp := &factstrv1.ReadsResponse{Id: req.GetId()}
 	q := req.GetQuery()
 	if q == nil {
-		resp.Result = &factstrv1.ReadsResponse_Status{Status: statusBytes(status.Error(codes.InvalidArgument,
+		resp.Result = &factstrv1.ReadsResponse_Status{Status: wire.StatusBytes(status.Error(codes.InvalidArgument,
 			"a Reads request carries no query (nor a batch at the top level of a message)"))}
 		return resp
 	}
@@ -61,7 +61,7 @@ func (s *EventStore) read(ctx context.Context, req *factstrv1.ReadsRequest) *fac
 		return resp
 	}
 	if err != nil {
-		resp.Result = &factstrv1.ReadsResponse_Status{Status: statusBytes(s.status(err))}
+		resp.Result = &factstrv1.ReadsResponse_Status{Status: wire.StatusBytes(s.status(err))}
 		return resp
 	}
 	size := 0

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	factstrv1 "github.com/factstr/factstr-go/api/gen/factstr/v1"
+	"github.com/factstr/factstr-go/internal/wire"
 )
 
 // WritesBatchHeader is the metadata key by which a client asks for, and a
@@ -91,7 +92,7 @@ func (s *EventStore) write(ctx context.Context, req *factstrv1.WritesRequest) *f
 		err = status.Error(codes.InvalidArgument, "a Writes request carries neither an append nor an append_if (nor a batch at the top level of a message)")
 	}
 	if err != nil {
-		resp.Result = &factstrv1.WritesResponse_Status{Status: statusBytes(err)}
+		resp.Result = &factstrv1.WritesResponse_Status{Status: wire.StatusBytes(err)}
 	}
 	return resp
 }
