@@ -3,10 +3,9 @@ package boltstore
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"slices"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/factstr/factstr-go/internal/jsontext"
 )
 
 // Apply validates and indexes every appended payload in one pass over its
@@ -19,8 +18,9 @@ import (
 // what contract.DecodeJSON accepts (json.Valid: encoding/json's scanner) and
 // produce exactly the prefixes leafPrefixes produces from the decoded value:
 // replicas of different versions apply the same log and must agree on which
-// appends fail and on every posting key. Where it follows encoding/json
-// closely, the comments say which part of it:
+// appends fail and on every posting key. Strings, numbers and whitespace are
+// read with internal/jsontext's primitives, which follow encoding/json
+// closely (its doc says how); in short:
 //
 //   - the grammar is RFC 8259 with encoding/json's leniency: any byte >=
 //     0x20 but '"' and '\' is allowed in a string, invalid UTF-8 included;
@@ -41,11 +41,11 @@ import (
 
 // errNotJSON is DecodeJSON's error for a payload json.Valid rejects, so a
 // refused append reads as it did.
-var errNotJSON = errors.New("not a single valid JSON value")
+var errNotJSON = jsontext.ErrInvalid
 
 // maxJSONDepth is encoding/json's maxNestingDepth: the scanner rejects a
 // value whose containers nest deeper.
-const maxJSONDepth = 10000
+const maxJSONDepth = jsontext.MaxDepth
 
 // leafScanner is payloadLeaves' reusable state. The prefixes it returns
 // share its buffers and stay valid until reset, so one command's events can
@@ -104,7 +104,7 @@ func payloadLeaves(raw []byte, s *leafScanner) ([][]byte, error) {
 // scan walks raw iteratively (the depth is the input's to choose), adding
 // the prefix of every scalar leaf; it reports whether raw is valid.
 func (s *leafScanner) scan(raw []byte) bool {
-	i := skipSpace(raw, 0)
+	i := jsontext.SkipSpace(raw, 0)
 	for {
 		// A value starts at i.
 		if i >= len(raw) {
@@ -117,7 +117,7 @@ func (s *leafScanner) scan(raw []byte) bool {
 				return false
 			}
 			s.open = append(s.open, -1)
-			if i = skipSpace(raw, i+1); i < len(raw) && raw[i] == ']' {
+			if i = jsontext.SkipSpace(raw, i+1); i < len(raw) && raw[i] == ']' {
 				s.open = s.open[:len(s.open)-1]
 				i++
 				break
@@ -128,7 +128,7 @@ func (s *leafScanner) scan(raw []byte) bool {
 				return false
 			}
 			s.open = append(s.open, len(s.path))
-			if i = skipSpace(raw, i+1); i < len(raw) && raw[i] == '}' {
+			if i = jsontext.SkipSpace(raw, i+1); i < len(raw) && raw[i] == '}' {
 				s.open = s.open[:len(s.open)-1]
 				i++
 				break
@@ -142,7 +142,7 @@ func (s *leafScanner) scan(raw []byte) bool {
 		case '"':
 			n := len(s.path)
 			leaf := append(s.path, 0x00, 's')
-			if leaf, i, ok = appendUnquoted(leaf, raw, i); !ok {
+			if leaf, i, ok = jsontext.AppendUnquoted(leaf, raw, i); !ok {
 				return false
 			}
 			s.emit(leaf, n)
@@ -161,7 +161,7 @@ func (s *leafScanner) scan(raw []byte) bool {
 			n := len(s.path)
 			s.emit(append(s.path, 0x00, tag), n)
 		default:
-			end, ok := scanNumber(raw, i)
+			end, ok := jsontext.ScanNumber(raw, i)
 			if !ok {
 				return false
 			}
@@ -178,7 +178,7 @@ func (s *leafScanner) scan(raw []byte) bool {
 		// A value ended before i: close containers until the next value
 		// starts or the input ends.
 		for {
-			i = skipSpace(raw, i)
+			i = jsontext.SkipSpace(raw, i)
 			if len(s.open) == 0 {
 				return i == len(raw)
 			}
@@ -196,7 +196,7 @@ func (s *leafScanner) scan(raw []byte) bool {
 				if c != ',' {
 					return false
 				}
-				i = skipSpace(raw, i+1)
+				i = jsontext.SkipSpace(raw, i+1)
 				break
 			}
 			if c == '}' {
@@ -210,7 +210,7 @@ func (s *leafScanner) scan(raw []byte) bool {
 			if c != ',' {
 				return false
 			}
-			if i, ok = s.member(raw, skipSpace(raw, i+1)); !ok {
+			if i, ok = s.member(raw, jsontext.SkipSpace(raw, i+1)); !ok {
 				return false
 			}
 			break
@@ -226,10 +226,10 @@ func (s *leafScanner) member(raw []byte, i int) (int, bool) {
 		return i, false
 	}
 	var ok bool
-	if s.key, i, ok = appendUnquoted(s.key[:0], raw, i); !ok {
+	if s.key, i, ok = jsontext.AppendUnquoted(s.key[:0], raw, i); !ok {
 		return i, false
 	}
-	if i = skipSpace(raw, i); i >= len(raw) || raw[i] != ':' {
+	if i = jsontext.SkipSpace(raw, i); i >= len(raw) || raw[i] != ':' {
 		return i, false
 	}
 	level := len(s.bounds) - 1
@@ -238,7 +238,7 @@ func (s *leafScanner) member(raw []byte, i int) (int, bool) {
 	s.bounds[level] = len(s.path)
 	// A hash state saved for this level or deeper was of another key.
 	s.valid = min(s.valid, level)
-	return skipSpace(raw, i+1), true
+	return jsontext.SkipSpace(raw, i+1), true
 }
 
 // emit adds the prefix of leaf, the current path (leaf[:n]) followed by
@@ -254,164 +254,4 @@ func (s *leafScanner) emit(leaf []byte, n int) {
 		s.buf = s.h.Sum(append(s.buf, prefixHashed))
 	}
 	s.ends = append(s.ends, len(s.buf))
-}
-
-// skipSpace returns the index of the first byte at or after i that is not
-// JSON whitespace (the scanner's isSpace).
-func skipSpace(raw []byte, i int) int {
-	for i < len(raw) {
-		switch raw[i] {
-		case ' ', '\t', '\r', '\n':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-// scanNumber returns the end of the JSON number starting at i: -?, 0 or a
-// digit 1-9 and more digits, optionally . and digits, optionally e or E,
-// an optional sign and digits (the scanner's stateNeg ... stateE0).
-func scanNumber(raw []byte, i int) (int, bool) {
-	if i < len(raw) && raw[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(raw) && raw[i] == '0':
-		i++
-	case i < len(raw) && '1' <= raw[i] && raw[i] <= '9':
-		i = skipDigits(raw, i+1)
-	default:
-		return i, false
-	}
-	if i < len(raw) && raw[i] == '.' {
-		if i++; i >= len(raw) || !isDigit(raw[i]) {
-			return i, false
-		}
-		i = skipDigits(raw, i)
-	}
-	if i < len(raw) && (raw[i] == 'e' || raw[i] == 'E') {
-		if i++; i < len(raw) && (raw[i] == '+' || raw[i] == '-') {
-			i++
-		}
-		if i >= len(raw) || !isDigit(raw[i]) {
-			return i, false
-		}
-		i = skipDigits(raw, i)
-	}
-	return i, true
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-func skipDigits(raw []byte, i int) int {
-	for i < len(raw) && isDigit(raw[i]) {
-		i++
-	}
-	return i
-}
-
-// appendUnquoted validates the JSON string whose opening quote is at i and
-// appends its value to dst as encoding/json's unquote decodes it; it
-// returns the index after the closing quote.
-//
-// Reading raw past the string's end is safe where unquote reads only the
-// string: a UTF-8 sequence cannot continue over the closing quote (0x22 is
-// no continuation byte), and four hex digits after \u cannot include it.
-func appendUnquoted(dst, raw []byte, i int) ([]byte, int, bool) {
-	i++
-	for {
-		start := i
-		for i < len(raw) {
-			if c := raw[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
-				break
-			}
-			i++
-		}
-		dst = append(dst, raw[start:i]...)
-		if i >= len(raw) {
-			return dst, i, false
-		}
-		switch c := raw[i]; {
-		case c == '"':
-			return dst, i + 1, true
-		case c < 0x20:
-			// The scanner refuses control characters in strings.
-			return dst, i, false
-		case c >= utf8.RuneSelf:
-			// The scanner takes any byte here; unquote keeps a valid
-			// sequence and makes each byte of an invalid one U+FFFD
-			// (DecodeRune's RuneError of size 1).
-			r, size := utf8.DecodeRune(raw[i:])
-			dst = utf8.AppendRune(dst, r)
-			i += size
-		default: // a backslash
-			if i+1 >= len(raw) {
-				return dst, i, false
-			}
-			switch e := raw[i+1]; e {
-			case '"', '\\', '/':
-				dst = append(dst, e)
-			case 'b':
-				dst = append(dst, '\b')
-			case 'f':
-				dst = append(dst, '\f')
-			case 'n':
-				dst = append(dst, '\n')
-			case 'r':
-				dst = append(dst, '\r')
-			case 't':
-				dst = append(dst, '\t')
-			case 'u':
-				r := hex4(raw, i+2)
-				if r < 0 {
-					return dst, i, false
-				}
-				i += 6
-				if utf16.IsSurrogate(r) {
-					// unquote pairs it with the escape right after, if
-					// that one completes a pair; else it stands alone as
-					// U+FFFD and the next escape is read on its own.
-					r2 := rune(-1)
-					if i+1 < len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-						r2 = hex4(raw, i+2)
-					}
-					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
-						r = d
-						i += 6
-					} else {
-						r = utf8.RuneError
-					}
-				}
-				dst = utf8.AppendRune(dst, r)
-				continue
-			default:
-				return dst, i, false
-			}
-			i += 2
-		}
-	}
-}
-
-// hex4 is the value of the four hex digits at raw[i:], or -1.
-func hex4(raw []byte, i int) rune {
-	if i+4 > len(raw) {
-		return -1
-	}
-	var r rune
-	for _, c := range raw[i : i+4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return -1
-		}
-		r = r*16 + rune(c)
-	}
-	return r
 }

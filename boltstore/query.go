@@ -71,7 +71,8 @@ type plan struct {
 // and of the union of the filter's type lists; filters and predicates
 // union. A branch the indexes cannot narrow (no types and a predicate
 // without scalar leaves, or no predicates) makes the whole query a scan.
-func (r *reader) plan(q contract.EventQuery) (plan, error) {
+// m is q compiled: its predicates are already decoded.
+func (r *reader) plan(q contract.EventQuery, m *contract.Matcher) (plan, error) {
 	if len(q.Filters) == 0 {
 		return plan{scan: true}, nil
 	}
@@ -117,11 +118,7 @@ func (r *reader) plan(q contract.EventQuery) (plan, error) {
 			branches = append(branches, typeSet)
 			continue
 		}
-		for j, raw := range f.PayloadPredicates {
-			v, err := contract.DecodeJSON(raw)
-			if err != nil {
-				return plan{}, fmt.Errorf("%w: filter %d payload predicate %d is not a JSON value: %v", contract.ErrInvalidQuery, i, j, err)
-			}
+		for _, v := range m.Predicates(i) {
 			var parts intersection
 			for _, lp := range leafPrefixes(v) {
 				parts = append(parts, list(r.postings, lp))
@@ -296,7 +293,7 @@ func (b *scanBudget) spend(recordBytes int) error {
 // Apply: its highest matching sequence number, found within the scan
 // budget.
 func (r *reader) contextVersion(ctx context.Context, q contract.EventQuery, m *contract.Matcher) (uint64, error) {
-	p, err := r.plan(q)
+	p, err := r.plan(q, m)
 	if err != nil {
 		return 0, err
 	}
@@ -307,7 +304,7 @@ func (r *reader) contextVersion(ctx context.Context, q contract.EventQuery, m *c
 // take it over maxBytes (0: no bound): it then returns that first page with
 // contract.ErrResultTooLarge.
 func (r *reader) query(ctx context.Context, q contract.EventQuery, m *contract.Matcher, maxBytes int) (contract.QueryResult, error) {
-	p, err := r.plan(q)
+	p, err := r.plan(q, m)
 	if err != nil {
 		return contract.QueryResult{}, err
 	}
@@ -443,7 +440,7 @@ func (r *reader) readBatches(ctx context.Context, after, upTo uint64, m *contrac
 		return nil, after, nil
 	}
 	if m != nil && !m.MatchesEverything() {
-		p, err := r.plan(m.Query())
+		p, err := r.plan(m.Query(), m)
 		if err != nil {
 			return nil, after, err
 		}

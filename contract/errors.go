@@ -188,8 +188,17 @@ func ValidateQueryLimits(q EventQuery, limits Limits) error {
 			}
 		}
 	}
-	_, err := NewMatcher(q)
-	return err
+	// What NewMatcher would refuse beyond the JSON checked above, without
+	// decoding every predicate only to drop it: the store compiles the
+	// query itself.
+	for i, f := range q.Filters {
+		for _, t := range f.EventTypes {
+			if !utf8.ValidString(t) {
+				return fmt.Errorf("%w: filter %d has an event type that is not valid UTF-8", ErrInvalidQuery, i)
+			}
+		}
+	}
+	return nil
 }
 
 // ValidateContext checks an AppendIf context: ValidateQueryLimits, and that

@@ -1,13 +1,14 @@
 package contract
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/big"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/factstr/factstr-go/internal/jsontext"
 )
 
 // Matches reports whether rec matches q's filters. It is the oracle for every
@@ -28,6 +29,11 @@ type Matcher struct {
 	all     bool
 	filters []compiledFilter
 	query   EventQuery // what it was compiled from, for stores that plan with indexes
+	// keys are the top-level keys of every object predicate: Match decodes
+	// only those members of a payload (jsontext.Project), which is all an
+	// object predicate looks at, and a predicate of another kind never
+	// matches an object.
+	keys map[string]struct{}
 }
 
 type compiledFilter struct {
@@ -58,6 +64,14 @@ func NewMatcher(q EventQuery) (*Matcher, error) {
 					return nil, fmt.Errorf("%w: filter %d payload predicate %d is not a JSON value: %v", ErrInvalidQuery, i, j, err)
 				}
 				cf.preds = append(cf.preds, v)
+				if obj, ok := v.(map[string]any); ok {
+					if m.keys == nil {
+						m.keys = make(map[string]struct{}, len(obj))
+					}
+					for k := range obj {
+						m.keys[k] = struct{}{}
+					}
+				}
 			}
 		}
 		m.filters = append(m.filters, cf)
@@ -87,6 +101,12 @@ func cloneQuery(q EventQuery) EventQuery {
 	}
 	return out
 }
+
+// Predicates returns the decoded payload predicates of filter i (nil when
+// the filter has none), as DecodeJSON gives them, so that a store planning
+// with indexes need not decode them again. They are shared: callers must
+// not modify them.
+func (m *Matcher) Predicates(i int) []any { return m.filters[i].preds }
 
 // MatchesEverything reports whether the query has no filters.
 func (m *Matcher) MatchesEverything() bool { return m.all }
@@ -120,7 +140,7 @@ func (m *Matcher) Match(eventType string, payload json.RawMessage) bool {
 		}
 		if !tried {
 			tried = true
-			v, err := DecodeJSON(payload)
+			v, err := jsontext.Project(payload, m.keys)
 			decoded, decodedOK = v, err == nil
 		}
 		if !decodedOK {
@@ -136,24 +156,15 @@ func (m *Matcher) Match(eventType string, payload json.RawMessage) bool {
 }
 
 // DecodeJSON decodes one JSON value, keeping numbers as json.Number so they
-// compare by value without float rounding. Trailing data is an error.
+// compare by value without float rounding. Trailing data is an error. It
+// decodes exactly as json.Valid and a json.Decoder with UseNumber do, in
+// one pass (internal/jsontext).
 func DecodeJSON(raw []byte) (any, error) {
-	// json.Valid first: the decoder alone accepts a value followed by a
-	// stray closing bracket.
-	if !json.Valid(raw) {
-		return nil, fmt.Errorf("not a single valid JSON value")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	return v, nil
+	return jsontext.Decode(raw)
 }
 
 func validJSON(raw []byte) bool {
-	return len(raw) > 0 && json.Valid(raw)
+	return jsontext.Valid(raw)
 }
 
 // ValueMatches reports whether the decoded predicate is a JSON subset of the
