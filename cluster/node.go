@@ -135,6 +135,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.store = store
 	n.fsm = fsm.New(store, log)
 	n.fsm.OnApply = cfg.OnApply
+	commits := new(commitWatch)
+	n.fsm.OnCommitted = commits.committed
 
 	rcfg := cfg.Raft
 	rcfg.NodeID, rcfg.DataDir, rcfg.BindAddr, rcfg.AdvertiseAddr = cfg.NodeID, filepath.Join(cfg.DataDir), cfg.RaftAddr, cfg.RaftAdvertiseAddr
@@ -185,7 +187,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.leaderClient = func() (string, peerv1.PeerServiceClient, error) {
 		return n.peers.leaderClient(r, n.ml, cfg.NodeID)
 	}
-	n.proposer = newProposer(n.ctx, &n.wg, &n.cfg, r, n.stamps, func() (string, peerv1.PeerServiceClient, error) {
+	n.proposer = newProposer(n.ctx, &n.wg, &n.cfg, r, n.stamps, commits, func() (string, peerv1.PeerServiceClient, error) {
 		return n.peers.forwardClient(r, n.ml, cfg.NodeID)
 	})
 	n.reads = newReadIndex(r, cfg.NodeID, n.readyTerm, n.leaderClient, n.ctx.Done())

@@ -87,10 +87,10 @@ func commandSize(c *boltstore.Command) int {
 // inflightEntry is an entry handed to Raft whose future the completer waits
 // for.
 type inflightEntry struct {
-	future  raft.ApplyFuture
-	groups  []*group
-	count   int
-	release func() // frees the entry's slot
+	future raft.ApplyFuture
+	groups []*group
+	count  int
+	slot   *watchedEntry // frees the entry's slot at commit or answer
 }
 
 type proposer struct {
@@ -100,11 +100,14 @@ type proposer struct {
 	fwd    *forwarder
 	ctx    context.Context // the node's: ends when it closes
 
-	// slots bounds the entries proposed and not yet applied on the
+	// slots bounds the entries proposed and not yet committed on the
 	// leader. While every slot is taken, commands gather in the queue, so
 	// the next entry is larger and the Raft log (and every follower)
-	// writes one entry per fsync instead of a train of small ones.
-	slots chan struct{}
+	// writes one entry per fsync instead of a train of small ones. A slot
+	// is freed when its entry commits (commits), so the next entry's log
+	// write overlaps the apply of the one before.
+	slots   chan struct{}
+	commits *commitWatch
 	// fwdSlots bounds the batches a follower has forwarded and not yet
 	// had answered. It is wider than slots: the leader coalesces what
 	// followers forward into its own entries, so a follower that held
@@ -120,10 +123,11 @@ type proposer struct {
 	inflight chan inflightEntry
 }
 
-func newProposer(ctx context.Context, wg *sync.WaitGroup, cfg *Config, r *raft.Raft, stamps *stampWindow,
+func newProposer(ctx context.Context, wg *sync.WaitGroup, cfg *Config, r *raft.Raft, stamps *stampWindow, commits *commitWatch,
 	leaderClient func() (string, peerv1.PeerServiceClient, error)) *proposer {
 	return &proposer{
 		cfg:      cfg,
+		commits:  commits,
 		raft:     r,
 		stamps:   stamps,
 		ctx:      ctx,
@@ -295,9 +299,11 @@ func (p *proposer) proposeEntry(batch []*group, release func()) {
 	if stamped {
 		p.stamps.observe(now)
 	}
-	f := p.raft.Apply(fsm.EncodeCommands(cmds), p.cfg.ApplyTimeout)
+	data := fsm.EncodeCommands(cmds)
+	slot := p.commits.add(data, release)
+	f := p.raft.Apply(data, p.cfg.ApplyTimeout)
 	p.cfg.observePropose(ProposeEntry, len(batch), count)
-	p.inflight <- inflightEntry{future: f, groups: batch, count: count, release: release}
+	p.inflight <- inflightEntry{future: f, groups: batch, count: count, slot: slot}
 }
 
 // complete waits for the entries in the order they were proposed (Raft
@@ -305,7 +311,7 @@ func (p *proposer) proposeEntry(batch []*group, release func()) {
 func (p *proposer) complete() {
 	for e := range p.inflight {
 		res, idx, err := entryOutcome(e.future, e.count)
-		e.release()
+		p.commits.answered(e.slot)
 		if err != nil {
 			fail(e.groups, err)
 			continue

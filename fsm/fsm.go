@@ -27,6 +27,11 @@ type FSM struct {
 	// entries and commands and the time the batch took to apply (decode and
 	// one bbolt transaction): for metrics. It must not block.
 	OnApply func(entries, commands int, took time.Duration)
+	// OnCommitted, if set, is called with the bytes of every command entry
+	// of a batch before the batch is applied: the entry is committed. On
+	// the leader they are the slice given to raft.Apply, so a proposer can
+	// tell its own entries (cluster's commitWatch). It must not block.
+	OnCommitted func(data []byte)
 	// Fatal is called when the store cannot apply committed entries (a full
 	// disk, an I/O error). Carrying on would make this replica diverge from
 	// the others; stopping makes it rebuild from its snapshot and log on
@@ -84,6 +89,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		entries[i].Index = l.Index
 		if l.Type != raft.LogCommand {
 			continue // configuration entries only move the applied index
+		}
+		if f.OnCommitted != nil {
+			f.OnCommitted(l.Data)
 		}
 		cmds, err := DecodeCommands(l.Data)
 		if err != nil {
