@@ -15,120 +15,8 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm/command"
 	"github.com/factstr/factstr-go/internal/streams"
-)
-
-// Op is the kind of a Command. The values are part of the Raft log format:
-// never renumber them.
-type Op uint8
-
-const (
-	OpAppend           Op = 1  // append Events as one batch
-	OpAppendIf         Op = 2  // append Events if Query's version is Expected
-	OpAcquire          Op = 3  // take durable Name for Holder (create it with Query when new)
-	OpAdvance          Op = 4  // move Name's cursor forward to Cursor, if Holder holds it
-	OpRelease          Op = 5  // free Name, if Holder holds it
-	OpReleaseHolders   Op = 6  // free every name whose holder starts with Holder ("" = all)
-	OpPruneIdempotency Op = 7  // forget idempotency keys recorded before OccurredAt
-	OpNoop             Op = 8  // only advances the applied index
-	OpSetIncarnation   Op = 9  // record Holder as node Name's data-directory incarnation ("" forgets it); a non-zero OccurredAt marks it removed then
-	OpResetDurable     Op = 10 // move Name's cursor to Start (Cursor for after); held only with Force, which takes the lease
-	OpDeleteDurable    Op = 11 // forget Name and its cursor; held only with Force
-	// OpEnsureGroup creates consumer group Name (Query, Start, the spec in
-	// Holder and Expected: see GroupCommand) or checks the existing one.
-	// Numbered apart from the ops above so that ops added in parallel do
-	// not take its number.
-	OpEnsureGroup     Op = 40
-	OpPark            Op = 12 // park Name's events Parked (Attempts, Error) and move its cursor to Cursor (0: stays), if Holder holds it
-	OpUnpark          Op = 13 // remove Parked from Name's parked list (redelivered and handled), if Holder holds it
-	OpRedeliverParked Op = 14 // mark Name's parked events up to Cursor (0: all) for redelivery
-	OpDropParked      Op = 15 // forget Name's parked events up to Cursor (0: all)
-)
-
-func (o Op) String() string {
-	switch o {
-	case OpAppend:
-		return "append"
-	case OpAppendIf:
-		return "append-if"
-	case OpAcquire:
-		return "acquire"
-	case OpAdvance:
-		return "advance"
-	case OpRelease:
-		return "release"
-	case OpReleaseHolders:
-		return "release-holders"
-	case OpPruneIdempotency:
-		return "prune-idempotency"
-	case OpNoop:
-		return "noop"
-	case OpSetIncarnation:
-		return "set-incarnation"
-	case OpResetDurable:
-		return "reset-durable"
-	case OpDeleteDurable:
-		return "delete-durable"
-	case OpEnsureGroup:
-		return "ensure-group"
-	case OpPark, OpUnpark, OpRedeliverParked, OpDropParked:
-		return parkedOpString(o)
-	}
-	return fmt.Sprintf("op(%d)", uint8(o))
-}
-
-// Command is one deterministic change of the store. Everything a command
-// needs is in it (the time included), so every replica applying the same
-// commands in the same order holds the same state.
-type Command struct {
-	Op             Op
-	Events         []contract.NewEvent
-	Query          contract.EventQuery // OpAppendIf: the context; OpAcquire: the durable query
-	Expected       uint64              // OpAppendIf: expected context version
-	OccurredAt     time.Time           // stamps appended events; OpPruneIdempotency: the cutoff
-	IdempotencyKey string              // optional, for OpAppend and OpAppendIf
-	Name, Holder   string              // durable ops; OpReleaseHolders: Holder is a prefix; OpSetIncarnation: node id, incarnation
-	Cursor         uint64              // OpAdvance: the new cursor; OpAcquire (Start is StartAfterSequence): the start
-	// Start is where OpAcquire starts a name it creates (and where
-	// OpResetDurable moves a cursor): the beginning, the head when it
-	// applies, or Cursor.
-	Start contract.StartKind
-	// Force lets OpResetDurable and OpDeleteDurable act on a held name; the
-	// holder loses its lease.
-	Force bool
-	// Failure is the failure policy of a name OpAcquire creates.
-	Failure contract.FailurePolicy
-	// Parked are the sequence numbers of OpPark and OpUnpark; Attempts and
-	// Error are OpPark's failed deliveries and the handler's last error.
-	Parked   []uint64
-	Attempts uint32
-	Error    string
-}
-
-// Result is the deterministic outcome of one command.
-type Result struct {
-	Append    contract.AppendResult
-	Cursor    uint64 // OpAcquire: the stored cursor; OpRedeliverParked, OpDropParked: the events marked or dropped
-	Created   bool   // OpAcquire: the name was created (its start applied)
-	Duplicate bool   // the idempotency key was seen before: Append/Err are the first outcome
-	Err       error  // the command's own failure; nothing of it was written
-}
-
-// Entry is a group of commands applied under one log index.
-type Entry struct {
-	Index    uint64
-	Commands []Command
-}
-
-// Errors of individual commands, besides the contract's sentinels.
-var (
-	// ErrNotHeld is the outcome of an OpAdvance by a holder that does not
-	// hold the name (any more): the contract's ErrDurableLeaseLost, which
-	// ends the subscription with that Err.
-	ErrNotHeld = contract.ErrDurableLeaseLost
-	// ErrUnknownOp is the outcome of a command with an Op this version does
-	// not know.
-	ErrUnknownOp = errors.New("unknown command op")
 )
 
 // maxNameBytes bounds durable names, holders and idempotency keys inside
@@ -144,7 +32,7 @@ const maxNameBytes = 4096
 // The returned error is a storage failure: nothing of entries was applied
 // and the caller (a Raft FSM) must treat it as fatal. A command's own
 // outcome, a conflict or an invalid event included, is in its Result.
-func (s *Store) Apply(entries []Entry) ([][]Result, error) {
+func (s *Store) Apply(entries []command.Entry) ([][]command.Result, error) {
 	s.be.applyMu.Lock()
 	defer s.be.applyMu.Unlock()
 	return s.be.applyLocked(entries, s.hub)
@@ -152,7 +40,7 @@ func (s *Store) Apply(entries []Entry) ([][]Result, error) {
 
 // applyLocked runs with applyMu held, which orders commits and the heads
 // published after them.
-func (b *backend) applyLocked(entries []Entry, hub *streams.Hub) ([][]Result, error) {
+func (b *backend) applyLocked(entries []command.Entry, hub *streams.Hub) ([][]command.Result, error) {
 	b.dbMu.RLock()
 	defer b.dbMu.RUnlock()
 	if b.db == nil {
@@ -161,7 +49,7 @@ func (b *backend) applyLocked(entries []Entry, hub *streams.Hub) ([][]Result, er
 	if b.failed != nil {
 		return nil, b.failed
 	}
-	results := make([][]Result, len(entries))
+	results := make([][]command.Result, len(entries))
 	applied := b.applied.Load()
 	pending := false
 	for _, e := range entries {
@@ -225,17 +113,17 @@ func (b *backend) applyLocked(entries []Entry, hub *streams.Hub) ([][]Result, er
 
 // applyEntries applies the entries above a.applied in order, fills their
 // results and records the new applied index and head in meta.
-func (a *applier) applyEntries(entries []Entry, results [][]Result) error {
+func (a *applier) applyEntries(entries []command.Entry, results [][]command.Result) error {
 	a.committed = nil
 	for i, e := range entries {
 		if e.Index <= a.applied {
 			continue
 		}
-		res := make([]Result, len(e.Commands))
-		for j := range e.Commands {
+		res := make([]command.Result, len(e.Commands))
+		for j, c := range e.Commands {
 			var err error
-			if res[j], err = a.apply(&e.Commands[j]); err != nil {
-				return fmt.Errorf("entry %d command %d (%s): %w", e.Index, j, e.Commands[j].Op, err)
+			if res[j], err = a.apply(c); err != nil {
+				return fmt.Errorf("entry %d command %d (%s): %w", e.Index, j, c.Kind(), err)
 			}
 		}
 		results[i] = res
@@ -245,7 +133,7 @@ func (a *applier) applyEntries(entries []Entry, results [][]Result) error {
 	return a.writeMeta()
 }
 
-func lastIndex(entries []Entry) uint64 {
+func lastIndex(entries []command.Entry) uint64 {
 	var last uint64
 	for _, e := range entries {
 		last = max(last, e.Index)
@@ -325,86 +213,103 @@ func (a *applier) writeMeta() error {
 	return a.meta.Put(metaHead, seqKey(a.r.head))
 }
 
-func (a *applier) apply(c *Command) (Result, error) {
-	switch c.Op {
-	case OpAppend, OpAppendIf:
-		return a.append(c)
-	case OpAcquire:
-		return a.acquire(c)
-	case OpAdvance:
-		return a.advance(c)
-	case OpRelease:
-		return a.release(c)
-	case OpReleaseHolders:
-		return a.releaseHolders(c)
-	case OpPruneIdempotency:
-		return a.pruneIdempotency(c)
-	case OpNoop:
-		return Result{}, nil
-	case OpSetIncarnation:
-		return a.setIncarnation(c)
-	case OpResetDurable:
-		return a.resetDurable(c)
-	case OpDeleteDurable:
-		return a.deleteDurable(c)
-	case OpEnsureGroup:
-		return (groupApplier{a}).ensureGroup(c)
-	case OpPark, OpUnpark, OpRedeliverParked, OpDropParked:
-		return (parkedApplier{a}).applyParked(c)
+// apply dispatches c to its applier. Each applier takes its own command
+// type; the consumer-group and parked-list commands have appliers of their
+// own (groupApplier, parkedApplier).
+func (a *applier) apply(c command.Command) (command.Result, error) {
+	switch c := c.(type) {
+	case command.Append:
+		return a.append(&c, nil)
+	case command.AppendIf:
+		return a.append(&command.Append{Events: c.Events, OccurredAt: c.OccurredAt, IdempotencyKey: c.IdempotencyKey}, &c)
+	case command.Acquire:
+		return a.acquire(&c)
+	case command.Advance:
+		return a.advance(&c)
+	case command.Release:
+		return a.release(&c)
+	case command.ReleaseHolders:
+		return a.releaseHolders(&c)
+	case command.PruneIdempotency:
+		return a.pruneIdempotency(&c)
+	case command.Noop:
+		return command.Result{}, nil
+	case command.SetIncarnation:
+		return a.setIncarnation(&c)
+	case command.ResetDurable:
+		return a.resetDurable(&c)
+	case command.DeleteDurable:
+		return a.deleteDurable(&c)
+	case command.EnsureGroup:
+		return (groupApplier{a}).ensureGroup(&c)
+	case command.Park:
+		return (parkedApplier{a}).park(&c)
+	case command.Unpark:
+		return (parkedApplier{a}).unpark(&c)
+	case command.RedeliverParked:
+		return (parkedApplier{a}).redeliver(&c)
+	case command.DropParked:
+		return (parkedApplier{a}).drop(&c)
 	}
-	return Result{Err: fmt.Errorf("%w: %d", ErrUnknownOp, uint8(c.Op))}, nil
+	kind := command.Kind(0) // a nil command: what a zero command of the log format decodes to
+	if c != nil {
+		kind = c.Kind()
+	}
+	return command.Result{Err: fmt.Errorf("%w: %d", command.ErrUnknownKind, uint8(kind))}, nil
 }
 
-func (a *applier) append(c *Command) (Result, error) {
+// append applies an Append, or with cond an AppendIf (c holds its events,
+// time and key): the context's version is checked in log order.
+func (a *applier) append(c *command.Append, cond *command.AppendIf) (command.Result, error) {
 	if len(c.IdempotencyKey) > maxNameBytes {
-		return Result{Err: fmt.Errorf("%w: idempotency key is %d bytes, the maximum is %d", contract.ErrInvalidEvent, len(c.IdempotencyKey), maxNameBytes)}, nil
+		return command.Result{Err: fmt.Errorf("%w: idempotency key is %d bytes, the maximum is %d", contract.ErrInvalidEvent, len(c.IdempotencyKey), maxNameBytes)}, nil
 	}
 	if c.IdempotencyKey != "" {
 		if v := a.idem.Get([]byte(c.IdempotencyKey)); v != nil {
 			rec, err := decodeIdem(v)
 			if err != nil {
-				return Result{}, fmt.Errorf("idempotency key %q: %w", c.IdempotencyKey, err)
+				return command.Result{}, fmt.Errorf("idempotency key %q: %w", c.IdempotencyKey, err)
 			}
 			if rec.kind == outcomeConflict {
 				conflict := rec.conflict
-				return Result{Duplicate: true, Err: &conflict}, nil
+				return command.Result{Duplicate: true, Err: &conflict}, nil
 			}
-			return Result{Duplicate: true, Append: rec.append}, nil
+			return command.Result{Duplicate: true, Append: rec.append}, nil
 		}
 	}
 	eventLeaves, verr := checkEvents(c, &a.leaves, a.eventLeaves[:0])
 	a.eventLeaves = eventLeaves
 	if verr != nil {
-		return Result{Err: verr}, nil
+		return command.Result{Err: verr}, nil
 	}
-	if c.Op == OpAppendIf {
-		m, err := contract.NewMatcher(c.Query)
+	if cond != nil {
+		m, err := contract.NewMatcher(cond.Context)
 		if err != nil {
-			return Result{Err: err}, nil
+			return command.Result{Err: err}, nil
 		}
-		actual, err := a.r.contextVersion(context.Background(), c.Query, m)
+		actual, err := a.r.contextVersion(context.Background(), cond.Context, m)
 		if errors.Is(err, contract.ErrInvalidQuery) {
-			return Result{Err: err}, nil // the command's own outcome, the same on every replica
+			return command.Result{Err: err}, nil // the command's own outcome, the same on every replica
 		}
 		if err != nil {
-			return Result{}, err
+			return command.Result{}, err
 		}
-		if actual != c.Expected {
-			conflict := contract.ConflictError{Expected: c.Expected, Actual: actual}
+		if actual != cond.Expected {
+			conflict := contract.ConflictError{Expected: cond.Expected, Actual: actual}
 			if err := a.recordIdem(c, idemRecord{kind: outcomeConflict, conflict: conflict}); err != nil {
-				return Result{}, err
+				return command.Result{}, err
 			}
-			return Result{Err: &conflict}, nil
+			return command.Result{Err: &conflict}, nil
 		}
 	}
 	res, err := a.writeEvents(c, eventLeaves)
 	if err != nil {
-		return Result{}, err
+		return command.Result{}, err
 	}
 	if err := a.recordIdem(c, idemRecord{kind: outcomeAppended, append: res}); err != nil {
-		return Result{}, err
+		return command.Result{}, err
 	}
-	return Result{Append: res}, nil
+	return command.Result{Append: res}, nil
 }
 
 // checkEvents is Apply's own, deterministic check of a batch. Size limits
@@ -412,7 +317,7 @@ func (a *applier) append(c *Command) (Result, error) {
 // is checked here is what the store itself relies on. It returns each
 // event's payload leaves (payloadLeaves, from s after resetting it),
 // appended to leaves[:0].
-func checkEvents(c *Command, s *leafScanner, leaves [][][]byte) ([][][]byte, error) {
+func checkEvents(c *command.Append, s *leafScanner, leaves [][][]byte) ([][][]byte, error) {
 	leaves = leaves[:0]
 	if len(c.Events) == 0 {
 		return leaves, contract.ErrEmptyAppend
@@ -441,7 +346,7 @@ func checkEvents(c *Command, s *leafScanner, leaves [][][]byte) ([][][]byte, err
 
 // writeEvents writes c's events and their postings; leaves are the events'
 // payload leaves from checkEvents.
-func (a *applier) writeEvents(c *Command, leaves [][][]byte) (contract.AppendResult, error) {
+func (a *applier) writeEvents(c *command.Append, leaves [][][]byte) (contract.AppendResult, error) {
 	at := unixNanos(c.OccurredAt)
 	first := a.r.head + 1
 	last := first + uint64(len(c.Events)) - 1
@@ -476,7 +381,7 @@ func (a *applier) writeEvents(c *Command, leaves [][][]byte) (contract.AppendRes
 // committedBatch is c's events as the stream hub hands them to caught-up
 // subscriptions: the records a read of the batch would return, with the
 // payloads copied once (c may share its bytes with a Raft log buffer).
-func committedBatch(c *Command, first uint64) []contract.EventRecord {
+func committedBatch(c *command.Append, first uint64) []contract.EventRecord {
 	at := time.Unix(0, unixNanos(c.OccurredAt)).UTC()
 	total := 0
 	for _, ev := range c.Events {
@@ -496,7 +401,7 @@ func (a *applier) postingKey(prefix []byte, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(a.arena.take(len(prefix)+8), prefix...), seq)
 }
 
-func (a *applier) recordIdem(c *Command, rec idemRecord) error {
+func (a *applier) recordIdem(c *command.Append, rec idemRecord) error {
 	if c.IdempotencyKey == "" {
 		return nil
 	}
@@ -507,11 +412,11 @@ func (a *applier) recordIdem(c *Command, rec idemRecord) error {
 	return a.idemTime.Put(idemTimeKey(rec.recordedAt, c.IdempotencyKey), []byte{})
 }
 
-func (a *applier) pruneIdempotency(c *Command) (Result, error) {
-	if c.OccurredAt.IsZero() {
-		return Result{}, nil
+func (a *applier) pruneIdempotency(c *command.PruneIdempotency) (command.Result, error) {
+	if c.Before.IsZero() {
+		return command.Result{}, nil
 	}
-	cutoff := unixNanos(c.OccurredAt)
+	cutoff := unixNanos(c.Before)
 	// Collect first: deleting under a moving bbolt cursor can skip keys.
 	var old [][]byte
 	cur := a.idemTime.Cursor()
@@ -520,13 +425,13 @@ func (a *applier) pruneIdempotency(c *Command) (Result, error) {
 	}
 	for _, k := range old {
 		if err := a.idem.Delete(k[8:]); err != nil {
-			return Result{}, err
+			return command.Result{}, err
 		}
 		if err := a.idemTime.Delete(k); err != nil {
-			return Result{}, err
+			return command.Result{}, err
 		}
 	}
-	return Result{}, nil
+	return command.Result{}, nil
 }
 
 func (a *applier) loadDurable(name string) (durableRecord, bool, error) {
@@ -556,57 +461,57 @@ func checkName(what, name string) error {
 }
 
 // setIncarnation records which data directory (its random incarnation)
-// node c.Name runs on, so that any later leader can tell a node whose
+// node c.Node runs on, so that any later leader can tell a node whose
 // directory was wiped from the one it knew (see cluster's reconcile).
-func (a *applier) setIncarnation(c *Command) (Result, error) {
-	if err := checkName("node id", c.Name); err != nil {
-		return Result{Err: err}, nil
+func (a *applier) setIncarnation(c *command.SetIncarnation) (command.Result, error) {
+	if err := checkName("node id", c.Node); err != nil {
+		return command.Result{Err: err}, nil
 	}
-	if len(c.Holder) > maxNameBytes {
-		return Result{Err: fmt.Errorf("%w: incarnation is %d bytes, the maximum is %d", contract.ErrInvalidQuery, len(c.Holder), maxNameBytes)}, nil
+	if len(c.Incarnation) > maxNameBytes {
+		return command.Result{Err: fmt.Errorf("%w: incarnation is %d bytes, the maximum is %d", contract.ErrInvalidQuery, len(c.Incarnation), maxNameBytes)}, nil
 	}
 	members := a.tx.Bucket(bucketMembers)
 	if members == nil {
-		return Result{}, fmt.Errorf("%w: missing bucket", errCorrupt)
+		return command.Result{}, fmt.Errorf("%w: missing bucket", errCorrupt)
 	}
-	if c.Holder == "" {
-		return Result{}, members.Delete([]byte(c.Name))
+	if c.Incarnation == "" {
+		return command.Result{}, members.Delete([]byte(c.Node))
 	}
-	return Result{}, members.Put([]byte(c.Name), encodeMember(c.Holder, c.OccurredAt))
+	return command.Result{}, members.Put([]byte(c.Node), encodeMember(c.Incarnation, c.RemovedAt))
 }
 
-func (a *applier) acquire(c *Command) (Result, error) {
+func (a *applier) acquire(c *command.Acquire) (command.Result, error) {
 	if err := checkName("durable stream name", c.Name); err != nil {
-		return Result{Err: err}, nil
+		return command.Result{Err: err}, nil
 	}
 	if err := checkName("durable stream holder", c.Holder); err != nil {
-		return Result{Err: err}, nil
+		return command.Result{Err: err}, nil
 	}
 	if refused, err := (groupApplier{a}).groupAcquireRefusal(c.Name); err != nil || refused != nil {
-		return Result{Err: refused}, err
+		return command.Result{Err: refused}, err
 	}
 	key, err := streams.QueryKey(c.Query)
 	if err != nil {
-		return Result{Err: err}, nil
+		return command.Result{Err: err}, nil
 	}
 	d, ok, err := a.loadDurable(c.Name)
 	if err != nil {
-		return Result{}, err
+		return command.Result{}, err
 	}
 	created := !ok
 	if created {
 		q := contract.EventQuery{Filters: c.Query.Filters}
 		qj, err := json.Marshal(q)
 		if err != nil {
-			return Result{Err: fmt.Errorf("%w: %v", contract.ErrInvalidQuery, err)}, nil
+			return command.Result{Err: fmt.Errorf("%w: %v", contract.ErrInvalidQuery, err)}, nil
 		}
-		start := c.startPosition()
+		start := command.StartOf(c.Start)
 		cursor, err := streams.StartCursor(start, a.r.head)
 		if err != nil {
-			return Result{Err: err}, nil
+			return command.Result{Err: err}, nil
 		}
 		if err := c.Failure.Validate(); err != nil {
-			return Result{Err: err}, nil
+			return command.Result{Err: err}, nil
 		}
 		d = durableRecord{cursor: cursor, queryKey: key, queryJSON: qj, start: start, failure: c.Failure.Normalized()}
 		if !c.OccurredAt.IsZero() {
@@ -614,52 +519,52 @@ func (a *applier) acquire(c *Command) (Result, error) {
 		}
 	} else {
 		if d.queryKey != key {
-			return Result{Err: streams.QueryMismatch(c.Name, d.query())}, nil
+			return command.Result{Err: streams.QueryMismatch(c.Name, d.query())}, nil
 		}
 		// The same holder acquiring again is a retried command, not a
 		// second subscriber.
 		if d.holder != "" && d.holder != c.Holder {
-			return Result{Err: fmt.Errorf("%w: %q is held by %s", contract.ErrDurableNameInUse, c.Name, d.holder)}, nil
+			return command.Result{Err: fmt.Errorf("%w: %q is held by %s", contract.ErrDurableNameInUse, c.Name, d.holder)}, nil
 		}
 	}
 	d.holder = c.Holder
 	if err := a.storeDurable(c.Name, d); err != nil {
-		return Result{}, err
+		return command.Result{}, err
 	}
-	return Result{Cursor: d.cursor, Created: created}, nil
+	return command.Result{Cursor: d.cursor, Created: created}, nil
 }
 
-func (a *applier) advance(c *Command) (Result, error) {
+func (a *applier) advance(c *command.Advance) (command.Result, error) {
 	d, ok, err := a.loadDurable(c.Name)
 	if err != nil {
-		return Result{}, err
+		return command.Result{}, err
 	}
 	if !ok || d.holder == "" || d.holder != c.Holder {
-		return Result{Err: fmt.Errorf("%w: durable stream %q, holder %q", ErrNotHeld, c.Name, c.Holder)}, nil
+		return command.Result{Err: fmt.Errorf("%w: durable stream %q, holder %q", command.ErrNotHeld, c.Name, c.Holder)}, nil
 	}
 	if c.Cursor <= d.cursor {
-		return Result{Cursor: d.cursor}, nil
+		return command.Result{Cursor: d.cursor}, nil
 	}
 	d.cursor = c.Cursor
 	if !c.OccurredAt.IsZero() {
 		d.lastAck = unixNanos(c.OccurredAt)
 	}
 	if err := a.storeDurable(c.Name, d); err != nil {
-		return Result{}, err
+		return command.Result{}, err
 	}
-	return Result{Cursor: d.cursor}, nil
+	return command.Result{Cursor: d.cursor}, nil
 }
 
-func (a *applier) release(c *Command) (Result, error) {
+func (a *applier) release(c *command.Release) (command.Result, error) {
 	d, ok, err := a.loadDurable(c.Name)
 	if err != nil || !ok || d.holder == "" || d.holder != c.Holder {
-		return Result{}, err
+		return command.Result{}, err
 	}
 	d.holder = ""
-	return Result{Cursor: d.cursor}, a.storeDurable(c.Name, d)
+	return command.Result{Cursor: d.cursor}, a.storeDurable(c.Name, d)
 }
 
-func (a *applier) releaseHolders(c *Command) (Result, error) {
+func (a *applier) releaseHolders(c *command.ReleaseHolders) (command.Result, error) {
 	type held struct {
 		name string
 		d    durableRecord
@@ -669,19 +574,19 @@ func (a *applier) releaseHolders(c *Command) (Result, error) {
 	for k, v := cur.First(); k != nil; k, v = cur.Next() {
 		d, err := decodeDurable(v)
 		if err != nil {
-			return Result{}, fmt.Errorf("durable %q: %w", k, err)
+			return command.Result{}, fmt.Errorf("durable %q: %w", k, err)
 		}
-		if d.holder != "" && strings.HasPrefix(d.holder, c.Holder) {
+		if d.holder != "" && strings.HasPrefix(d.holder, c.HolderPrefix) {
 			d.holder = ""
 			free = append(free, held{string(k), d})
 		}
 	}
 	for _, h := range free {
 		if err := a.storeDurable(h.name, h.d); err != nil {
-			return Result{}, err
+			return command.Result{}, err
 		}
 	}
-	return Result{}, nil
+	return command.Result{}, nil
 }
 
 // unixNanos is t in unix nanoseconds, clamped to what int64 holds, so a

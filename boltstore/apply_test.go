@@ -12,74 +12,82 @@ import (
 
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm/command"
 )
 
 var epoch = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // randomEntries is a reproducible mix of every command kind, conflicts,
 // invalid events, duplicates and durable traffic included.
-func randomEntries(seed uint64, n int) []boltstore.Entry {
+func randomEntries(seed uint64, n int) []command.Entry {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	types := []string{"A", "B", "C"}
-	var entries []boltstore.Entry
+	var entries []command.Entry
 	var head uint64
 	for i := range n {
-		e := boltstore.Entry{Index: uint64(i + 1)}
+		e := command.Entry{Index: uint64(i + 1)}
 		at := epoch.Add(time.Duration(i) * time.Second)
 		for range 1 + rng.IntN(4) {
-			var c boltstore.Command
+			var c command.Command
 			switch k := rng.IntN(10); {
 			case k < 5:
-				c = boltstore.Command{Op: boltstore.OpAppend, OccurredAt: at}
+				var cond *command.AppendIf
 				if k == 4 {
-					c.Op = boltstore.OpAppendIf
-					c.Query = typeQ(types[rng.IntN(3)])
-					c.Expected = uint64(rng.IntN(int(head) + 1))
+					cond = &command.AppendIf{Context: typeQ(types[rng.IntN(3)]), Expected: uint64(rng.IntN(int(head) + 1))}
 				}
+				var events []contract.NewEvent
 				for range 1 + rng.IntN(3) {
 					typ := types[rng.IntN(3)]
 					if rng.IntN(40) == 0 {
 						typ = "" // invalid: the whole command fails
 					}
-					c.Events = append(c.Events, ev(typ, fmt.Sprintf(`{"n":%d,"k":"%c"}`, rng.IntN(5), 'a'+rng.IntN(3))))
+					events = append(events, ev(typ, fmt.Sprintf(`{"n":%d,"k":"%c"}`, rng.IntN(5), 'a'+rng.IntN(3))))
 				}
+				var key string
 				if rng.IntN(3) == 0 {
-					c.IdempotencyKey = fmt.Sprintf("key-%d", rng.IntN(8))
+					key = fmt.Sprintf("key-%d", rng.IntN(8))
 				}
-				head += uint64(len(c.Events)) // an upper bound is enough for Expected
+				head += uint64(len(events)) // an upper bound is enough for Expected
+				if cond != nil {
+					c = command.AppendIf{Events: events, Context: cond.Context, Expected: cond.Expected, OccurredAt: at, IdempotencyKey: key}
+				} else {
+					c = command.Append{Events: events, OccurredAt: at, IdempotencyKey: key}
+				}
 			case k < 7:
-				c = boltstore.Command{Op: boltstore.OpAcquire, Name: fmt.Sprintf("d%d", rng.IntN(3)), Holder: fmt.Sprintf("h%d", rng.IntN(2)), Query: typeQ(types[rng.IntN(2)])}
-				if c.Name != "d0" { // d1 and d2 park
-					c.Failure = contract.FailurePolicy{MaxDeliveries: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Second}
+				a := command.Acquire{Name: fmt.Sprintf("d%d", rng.IntN(3)), Holder: fmt.Sprintf("h%d", rng.IntN(2)), Query: typeQ(types[rng.IntN(2)])}
+				if a.Name != "d0" { // d1 and d2 park
+					a.Failure = contract.FailurePolicy{MaxDeliveries: 2, InitialBackoff: time.Millisecond, MaxBackoff: time.Second}
 				}
+				c = a
 			case k < 8:
-				c = boltstore.Command{Op: boltstore.OpAdvance, Name: fmt.Sprintf("d%d", rng.IntN(3)), Holder: fmt.Sprintf("h%d", rng.IntN(2)), Cursor: uint64(rng.IntN(int(head) + 1))}
+				c = command.Advance{Name: fmt.Sprintf("d%d", rng.IntN(3)), Holder: fmt.Sprintf("h%d", rng.IntN(2)), Cursor: uint64(rng.IntN(int(head) + 1))}
 			case k < 9:
-				c = boltstore.Command{Op: boltstore.OpRelease, Name: fmt.Sprintf("d%d", rng.IntN(3)), Holder: fmt.Sprintf("h%d", rng.IntN(2))}
+				c = command.Release{Name: fmt.Sprintf("d%d", rng.IntN(3)), Holder: fmt.Sprintf("h%d", rng.IntN(2))}
 			default:
 				switch rng.IntN(9) {
 				case 4, 7, 8:
-					c = boltstore.Command{Op: boltstore.OpPark, Name: fmt.Sprintf("d%d", 1+rng.IntN(2)), Holder: fmt.Sprintf("h%d", rng.IntN(2)),
+					c = command.Park{Name: fmt.Sprintf("d%d", 1+rng.IntN(2)), Holder: fmt.Sprintf("h%d", rng.IntN(2)),
 						// Small numbers: head is only an upper bound of the log.
-						Cursor: uint64(rng.IntN(int(head)/4 + 1)), Parked: []uint64{uint64(1 + rng.IntN(int(head)/4+1)), uint64(1 + rng.IntN(4))},
+						Cursor: uint64(rng.IntN(int(head)/4 + 1)), Seqs: []uint64{uint64(1 + rng.IntN(int(head)/4+1)), uint64(1 + rng.IntN(4))},
 						Attempts: 2, Error: "failed", OccurredAt: at}
 				case 5:
-					c = boltstore.Command{Op: boltstore.OpRedeliverParked, Name: fmt.Sprintf("d%d", rng.IntN(3)), Cursor: uint64(rng.IntN(int(head) + 1))}
+					name, upTo := fmt.Sprintf("d%d", rng.IntN(3)), uint64(rng.IntN(int(head)+1))
+					c = command.RedeliverParked{Name: name, UpTo: upTo}
 					if rng.IntN(2) == 0 {
-						c.Op = boltstore.OpDropParked
+						c = command.DropParked{Name: name, UpTo: upTo}
 					}
 				case 6:
-					c = boltstore.Command{Op: boltstore.OpUnpark, Name: fmt.Sprintf("d%d", 1+rng.IntN(2)), Holder: fmt.Sprintf("h%d", rng.IntN(2)),
-						Parked: []uint64{uint64(1 + rng.IntN(4))}}
+					c = command.Unpark{Name: fmt.Sprintf("d%d", 1+rng.IntN(2)), Holder: fmt.Sprintf("h%d", rng.IntN(2)),
+						Seqs: []uint64{uint64(1 + rng.IntN(4))}}
 				case 0:
-					c = boltstore.Command{Op: boltstore.OpPruneIdempotency, OccurredAt: at.Add(-5 * time.Second)}
+					c = command.PruneIdempotency{Before: at.Add(-5 * time.Second)}
 				case 1:
-					c = boltstore.Command{Op: boltstore.OpReleaseHolders, Holder: "h1"}
+					c = command.ReleaseHolders{HolderPrefix: "h1"}
 				case 2:
-					c = boltstore.Command{Op: boltstore.OpResetDurable, Name: fmt.Sprintf("d%d", rng.IntN(3)), Start: contract.StartKind(rng.IntN(3)),
-						Cursor: uint64(rng.IntN(int(head) + 2)), Force: rng.IntN(2) == 0}
+					c = command.ResetDurable{Name: fmt.Sprintf("d%d", rng.IntN(3)), To: contract.StartPosition{Kind: contract.StartKind(rng.IntN(3)),
+						After: uint64(rng.IntN(int(head) + 2))}, Force: rng.IntN(2) == 0}
 				default:
-					c = boltstore.Command{Op: boltstore.OpDeleteDurable, Name: fmt.Sprintf("d%d", rng.IntN(3)), Force: rng.IntN(2) == 0}
+					c = command.DeleteDurable{Name: fmt.Sprintf("d%d", rng.IntN(3)), Force: rng.IntN(2) == 0}
 				}
 			}
 			e.Commands = append(e.Commands, c)
@@ -115,7 +123,7 @@ func fingerprint(t *testing.T, s *boltstore.Store) string {
 	return out
 }
 
-func fmtResults(res [][]boltstore.Result) string {
+func fmtResults(res [][]command.Result) string {
 	b, _ := json.Marshal(res)
 	var errs string
 	for _, rs := range res {
@@ -136,7 +144,7 @@ func TestApplyDeterministic(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The same entries in uneven chunks give the same results and state.
-	var resB [][]boltstore.Result
+	var resB [][]command.Result
 	for i := 0; i < len(entries); {
 		n := min(1+i%7, len(entries)-i)
 		r, err := b.Apply(entries[i : i+n])
@@ -171,8 +179,8 @@ func TestApplyDeterministic(t *testing.T) {
 		t.Fatalf("re-apply changed the state:\n%s\n%s", fa, f)
 	}
 	// A mix of old and new entries applies only the new one.
-	next := boltstore.Entry{Index: 121, Commands: []boltstore.Command{{Op: boltstore.OpAppend, OccurredAt: epoch, Events: []contract.NewEvent{ev("A", `{}`)}}}}
-	mixed, err := a.Apply([]boltstore.Entry{entries[119], next, entries[3]})
+	next := command.Entry{Index: 121, Commands: []command.Command{command.Append{OccurredAt: epoch, Events: []contract.NewEvent{ev("A", `{}`)}}}}
+	mixed, err := a.Apply([]command.Entry{entries[119], next, entries[3]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,16 +194,16 @@ func TestApplyDeterministic(t *testing.T) {
 
 func TestApplyIdempotencyKeys(t *testing.T) {
 	s, _ := openStore(t, boltstore.WithReplicated())
-	appendCmd := func(key string, at time.Time, n int) boltstore.Command {
-		c := boltstore.Command{Op: boltstore.OpAppend, OccurredAt: at, IdempotencyKey: key}
+	appendCmd := func(key string, at time.Time, n int) command.Command {
+		c := command.Append{OccurredAt: at, IdempotencyKey: key}
 		for range n {
 			c.Events = append(c.Events, ev("A", `{}`))
 		}
 		return c
 	}
-	apply := func(cmds ...boltstore.Command) []boltstore.Result {
+	apply := func(cmds ...command.Command) []command.Result {
 		t.Helper()
-		res, err := s.Apply([]boltstore.Entry{{Index: s.Replica().AppliedIndex() + 1, Commands: cmds}})
+		res, err := s.Apply([]command.Entry{{Index: s.Replica().AppliedIndex() + 1, Commands: cmds}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,8 +220,8 @@ func TestApplyIdempotencyKeys(t *testing.T) {
 	}
 	// A conflict is recorded too, and replayed even once the context would
 	// no longer conflict.
-	cond := boltstore.Command{Op: boltstore.OpAppendIf, OccurredAt: t0.Add(time.Minute), IdempotencyKey: "k2",
-		Query: typeQ("A"), Expected: 0, Events: []contract.NewEvent{ev("B", `{}`)}}
+	cond := command.AppendIf{OccurredAt: t0.Add(time.Minute), IdempotencyKey: "k2",
+		Context: typeQ("A"), Expected: 0, Events: []contract.NewEvent{ev("B", `{}`)}}
 	r = apply(cond)
 	var ce *contract.ConflictError
 	if !errors.As(r[0].Err, &ce) || ce.Actual != 2 || r[0].Duplicate {
@@ -225,7 +233,7 @@ func TestApplyIdempotencyKeys(t *testing.T) {
 		t.Fatalf("retried conditional append: %+v, head %d", r[0], s.Replica().Head())
 	}
 	// Prune forgets what was recorded before the cutoff, exactly.
-	apply(boltstore.Command{Op: boltstore.OpPruneIdempotency, OccurredAt: t0.Add(time.Minute)})
+	apply(command.PruneIdempotency{Before: t0.Add(time.Minute)})
 	r = apply(appendCmd("k1", t0.Add(2*time.Hour), 1), cond)
 	if r[0].Duplicate || r[0].Append.FirstSequenceNumber != 3 {
 		t.Fatalf("k1 after prune: %+v", r[0])
@@ -233,7 +241,7 @@ func TestApplyIdempotencyKeys(t *testing.T) {
 	if !r[1].Duplicate {
 		t.Fatalf("k2 was recorded at the cutoff and must survive it: %+v", r[1])
 	}
-	apply(boltstore.Command{Op: boltstore.OpPruneIdempotency, OccurredAt: t0.Add(3 * time.Hour)})
+	apply(command.PruneIdempotency{Before: t0.Add(3 * time.Hour)})
 	cond.Expected = 3
 	r = apply(cond)
 	if r[0].Duplicate || r[0].Err != nil || r[0].Append.FirstSequenceNumber != 4 {
@@ -243,40 +251,40 @@ func TestApplyIdempotencyKeys(t *testing.T) {
 
 func TestApplyDurables(t *testing.T) {
 	s, _ := openStore(t, boltstore.WithReplicated())
-	apply := func(c boltstore.Command) boltstore.Result { t.Helper(); return applyOne(t, s, c) }
+	apply := func(c command.Command) command.Result { t.Helper(); return applyOne(t, s, c) }
 	q := typeQ("A")
-	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "d", Holder: "n1/1", Query: q}); r.Err != nil || r.Cursor != 0 {
+	if r := apply(command.Acquire{Name: "d", Holder: "n1/1", Query: q}); r.Err != nil || r.Cursor != 0 {
 		t.Fatalf("acquire: %+v", r)
 	}
-	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "d", Holder: "n2/1", Query: q}); !errors.Is(r.Err, contract.ErrDurableNameInUse) {
+	if r := apply(command.Acquire{Name: "d", Holder: "n2/1", Query: q}); !errors.Is(r.Err, contract.ErrDurableNameInUse) {
 		t.Fatalf("second holder: %+v", r)
 	}
 	spelled := predQ([]string{"A"})
 	spelled.Filters[0].PayloadPredicates = nil
-	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "d", Holder: "n1/1", Query: spelled}); r.Err != nil {
+	if r := apply(command.Acquire{Name: "d", Holder: "n1/1", Query: spelled}); r.Err != nil {
 		t.Fatalf("the same holder again (a retried command): %+v", r)
 	}
-	if r := apply(boltstore.Command{Op: boltstore.OpAdvance, Name: "d", Holder: "n2/1", Cursor: 5}); !errors.Is(r.Err, boltstore.ErrNotHeld) {
+	if r := apply(command.Advance{Name: "d", Holder: "n2/1", Cursor: 5}); !errors.Is(r.Err, command.ErrNotHeld) {
 		t.Fatalf("advance by a non-holder: %+v", r)
 	}
-	apply(boltstore.Command{Op: boltstore.OpAdvance, Name: "d", Holder: "n1/1", Cursor: 5})
-	apply(boltstore.Command{Op: boltstore.OpAdvance, Name: "d", Holder: "n1/1", Cursor: 3}) // never backwards
-	apply(boltstore.Command{Op: boltstore.OpRelease, Name: "d", Holder: "n2/1"})            // not the holder: no-op
+	apply(command.Advance{Name: "d", Holder: "n1/1", Cursor: 5})
+	apply(command.Advance{Name: "d", Holder: "n1/1", Cursor: 3}) // never backwards
+	apply(command.Release{Name: "d", Holder: "n2/1"})            // not the holder: no-op
 	if cur, holder, _, _ := s.Replica().Durable("d"); cur != 5 || holder != "n1/1" {
 		t.Fatalf("durable: cursor %d holder %q", cur, holder)
 	}
-	apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "e", Holder: "n2/9", Query: q})
-	apply(boltstore.Command{Op: boltstore.OpReleaseHolders, Holder: "n1/"})
+	apply(command.Acquire{Name: "e", Holder: "n2/9", Query: q})
+	apply(command.ReleaseHolders{HolderPrefix: "n1/"})
 	if _, holder, _, _ := s.Replica().Durable("d"); holder != "" {
 		t.Fatalf("d still held by %q after releasing n1/", holder)
 	}
 	if _, holder, _, _ := s.Replica().Durable("e"); holder != "n2/9" {
 		t.Fatalf("e lost its holder %q", holder)
 	}
-	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "d", Holder: "n2/1", Query: typeQ("B")}); !errors.Is(r.Err, contract.ErrDurableQueryMismatch) {
+	if r := apply(command.Acquire{Name: "d", Holder: "n2/1", Query: typeQ("B")}); !errors.Is(r.Err, contract.ErrDurableQueryMismatch) {
 		t.Fatalf("another query: %+v", r)
 	}
-	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "d", Holder: "n2/1", Query: q}); r.Err != nil || r.Cursor != 5 {
+	if r := apply(command.Acquire{Name: "d", Holder: "n2/1", Query: q}); r.Err != nil || r.Cursor != 5 {
 		t.Fatalf("reacquire: %+v", r)
 	}
 }
@@ -315,18 +323,18 @@ func TestQueryWhileApplying(t *testing.T) {
 
 func TestApplyIncarnations(t *testing.T) {
 	s, path := openStore(t, boltstore.WithReplicated())
-	apply := func(c boltstore.Command) boltstore.Result { t.Helper(); return applyOne(t, s, c) }
+	apply := func(c command.Command) command.Result { t.Helper(); return applyOne(t, s, c) }
 	steps := []struct {
 		name    string
-		cmd     boltstore.Command
+		cmd     command.Command
 		wantErr error
 		want    map[string]string
 	}{
-		{"record", boltstore.Command{Op: boltstore.OpSetIncarnation, Name: "n1", Holder: "a"}, nil, map[string]string{"n1": "a"}},
-		{"second node", boltstore.Command{Op: boltstore.OpSetIncarnation, Name: "n2", Holder: "b"}, nil, map[string]string{"n1": "a", "n2": "b"}},
-		{"wiped n1 re-recorded", boltstore.Command{Op: boltstore.OpSetIncarnation, Name: "n1", Holder: "c"}, nil, map[string]string{"n1": "c", "n2": "b"}},
-		{"forget n2", boltstore.Command{Op: boltstore.OpSetIncarnation, Name: "n2"}, nil, map[string]string{"n1": "c"}},
-		{"empty node id refused", boltstore.Command{Op: boltstore.OpSetIncarnation, Holder: "x"}, contract.ErrInvalidQuery, map[string]string{"n1": "c"}},
+		{"record", command.SetIncarnation{Node: "n1", Incarnation: "a"}, nil, map[string]string{"n1": "a"}},
+		{"second node", command.SetIncarnation{Node: "n2", Incarnation: "b"}, nil, map[string]string{"n1": "a", "n2": "b"}},
+		{"wiped n1 re-recorded", command.SetIncarnation{Node: "n1", Incarnation: "c"}, nil, map[string]string{"n1": "c", "n2": "b"}},
+		{"forget n2", command.SetIncarnation{Node: "n2"}, nil, map[string]string{"n1": "c"}},
+		{"empty node id refused", command.SetIncarnation{Incarnation: "x"}, contract.ErrInvalidQuery, map[string]string{"n1": "c"}},
 	}
 	for _, st := range steps {
 		r := apply(st.cmd)
@@ -342,12 +350,12 @@ func TestApplyIncarnations(t *testing.T) {
 		}
 	}
 	removed := epoch.Add(time.Minute)
-	apply(boltstore.Command{Op: boltstore.OpSetIncarnation, Name: "n3", Holder: "d", OccurredAt: removed})
+	apply(command.SetIncarnation{Node: "n3", Incarnation: "d", RemovedAt: removed})
 	ms, err := s.Replica().Members()
 	if err != nil || ms["n3"].Incarnation != "d" || !ms["n3"].RemovedAt.Equal(removed) || !ms["n1"].RemovedAt.IsZero() {
 		t.Fatalf("removal record: %+v %v", ms, err)
 	}
-	apply(boltstore.Command{Op: boltstore.OpSetIncarnation, Name: "n3", Holder: "d"})
+	apply(command.SetIncarnation{Node: "n3", Incarnation: "d"})
 	if ms, _ := s.Replica().Members(); !ms["n3"].RemovedAt.IsZero() {
 		t.Fatalf("re-recording a removed node must clear its removal: %+v", ms["n3"])
 	}
@@ -367,9 +375,9 @@ func TestApplyIncarnations(t *testing.T) {
 }
 
 // applyOne applies c as the next entry and returns its result.
-func applyOne(t *testing.T, s *boltstore.Store, c boltstore.Command) boltstore.Result {
+func applyOne(t *testing.T, s *boltstore.Store, c command.Command) command.Result {
 	t.Helper()
-	res, err := s.Apply([]boltstore.Entry{{Index: s.Replica().AppliedIndex() + 1, Commands: []boltstore.Command{c}}})
+	res, err := s.Apply([]command.Entry{{Index: s.Replica().AppliedIndex() + 1, Commands: []command.Command{c}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,31 +389,31 @@ func applyOne(t *testing.T, s *boltstore.Store, c boltstore.Command) boltstore.R
 // query.
 func TestApplyDurableStart(t *testing.T) {
 	s, _ := openStore(t, boltstore.WithReplicated())
-	apply := func(c boltstore.Command) boltstore.Result { t.Helper(); return applyOne(t, s, c) }
+	apply := func(c command.Command) command.Result { t.Helper(); return applyOne(t, s, c) }
 	for range 3 {
-		apply(boltstore.Command{Op: boltstore.OpAppend, OccurredAt: epoch, Events: []contract.NewEvent{ev("A", `{}`), ev("B", `{}`)}})
+		apply(command.Append{OccurredAt: epoch, Events: []contract.NewEvent{ev("A", `{}`), ev("B", `{}`)}})
 	}
 	q := typeQ("A")
-	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "end", Holder: "h/1", Query: q, Start: contract.StartEnd}); r.Err != nil || r.Cursor != 6 || !r.Created {
+	if r := apply(command.Acquire{Name: "end", Holder: "h/1", Query: q, Start: contract.StartPosition{Kind: contract.StartEnd}}); r.Err != nil || r.Cursor != 6 || !r.Created {
 		t.Fatalf("acquire at the end: %+v", r)
 	}
-	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "after", Holder: "h/2", Query: q, Start: contract.StartAfterSequence, Cursor: 4}); r.Err != nil || r.Cursor != 4 {
+	if r := apply(command.Acquire{Name: "after", Holder: "h/2", Query: q, Start: contract.StartPosition{Kind: contract.StartAfterSequence, After: 4}}); r.Err != nil || r.Cursor != 4 {
 		t.Fatalf("acquire after 4: %+v", r)
 	}
-	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "ahead", Holder: "h/3", Query: q, Start: contract.StartAfterSequence, Cursor: 7}); !errors.Is(r.Err, contract.ErrPositionAhead) {
+	if r := apply(command.Acquire{Name: "ahead", Holder: "h/3", Query: q, Start: contract.StartPosition{Kind: contract.StartAfterSequence, After: 7}}); !errors.Is(r.Err, contract.ErrPositionAhead) {
 		t.Fatalf("acquire after 7 with the log at 6: %+v", r)
 	}
 	if _, _, ok, _ := s.Replica().Durable("ahead"); ok {
 		t.Fatal("a refused acquire created the name")
 	}
-	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "odd", Holder: "h/4", Query: q, Start: 9}); !errors.Is(r.Err, contract.ErrInvalidQuery) {
+	if r := apply(command.Acquire{Name: "odd", Holder: "h/4", Query: q, Start: contract.StartPosition{Kind: 9}}); !errors.Is(r.Err, contract.ErrInvalidQuery) {
 		t.Fatalf("acquire with an unknown start kind: %+v", r)
 	}
-	apply(boltstore.Command{Op: boltstore.OpRelease, Name: "end", Holder: "h/1"})
-	if r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "end", Holder: "h/5", Query: q, Start: contract.StartBeginning}); r.Err != nil || r.Cursor != 6 || r.Created {
+	apply(command.Release{Name: "end", Holder: "h/1"})
+	if r := apply(command.Acquire{Name: "end", Holder: "h/5", Query: q, Start: contract.StartPosition{Kind: contract.StartBeginning}}); r.Err != nil || r.Cursor != 6 || r.Created {
 		t.Fatalf("acquire of an existing name from the beginning: %+v (it resumes from its cursor)", r)
 	}
-	r := apply(boltstore.Command{Op: boltstore.OpAcquire, Name: "after", Holder: "h/6", Query: typeQ("B")})
+	r := apply(command.Acquire{Name: "after", Holder: "h/6", Query: typeQ("B")})
 	if !errors.Is(r.Err, contract.ErrDurableQueryMismatch) || !strings.Contains(r.Err.Error(), "type A") {
 		t.Fatalf("acquire with another query: %v, want ErrDurableQueryMismatch naming the stored query (type A)", r.Err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm/command"
 )
 
 // The benchmark stores are built once per test process, in a temporary
@@ -125,9 +126,9 @@ func buildBenchStore(b *testing.B, path string, n int) {
 	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	var index uint64
 	for i := 0; i < n; {
-		e := boltstore.Entry{Index: index + 1}
+		e := command.Entry{Index: index + 1}
 		for c := 0; c < perEntry && i < n; c++ {
-			cmd := boltstore.Command{Op: boltstore.OpAppend, OccurredAt: at}
+			cmd := command.Append{OccurredAt: at}
 			for k := 0; k < perCommand && i < n; k++ {
 				cmd.Events = append(cmd.Events, contract.NewEvent{
 					Type:    benchTypes[i%4],
@@ -137,7 +138,7 @@ func buildBenchStore(b *testing.B, path string, n int) {
 			}
 			e.Commands = append(e.Commands, cmd)
 		}
-		res, err := s.Apply([]boltstore.Entry{e})
+		res, err := s.Apply([]command.Entry{e})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -305,17 +306,17 @@ func BenchmarkQuery(b *testing.B) {
 func BenchmarkReadBatchesSelective(b *testing.B) {
 	s, _ := openStore(b, boltstore.WithReplicated())
 	const events = 100_000
-	var entries []boltstore.Entry
+	var entries []command.Entry
 	for i := range events / 100 {
-		var cmds []boltstore.Command
+		var cmds []command.Command
 		for j := range 100 {
 			typ, payload := "common", fmt.Sprintf(`{"n":%d}`, j)
 			if j == 0 {
 				typ, payload = "rare", `{"o":{}}`
 			}
-			cmds = append(cmds, boltstore.Command{Op: boltstore.OpAppend, OccurredAt: epoch, Events: []contract.NewEvent{ev(typ, payload)}})
+			cmds = append(cmds, command.Append{OccurredAt: epoch, Events: []contract.NewEvent{ev(typ, payload)}})
 		}
-		entries = append(entries, boltstore.Entry{Index: uint64(i + 1), Commands: cmds})
+		entries = append(entries, command.Entry{Index: uint64(i + 1), Commands: cmds})
 	}
 	if _, err := s.Apply(entries); err != nil {
 		b.Fatal(err)
@@ -361,16 +362,15 @@ func BenchmarkApplyEntry(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				cmds := make([]boltstore.Command, perEntry)
+				cmds := make([]command.Command, perEntry)
 				for j := range cmds {
-					cmds[j] = boltstore.Command{
-						Op:             boltstore.OpAppend,
+					cmds[j] = command.Append{
 						Events:         []contract.NewEvent{{Type: "bench-run", Payload: json.RawMessage(fmt.Sprintf(`{"pad":%q,"w":%d}`, pad, (i*perEntry+j)%64))}},
 						IdempotencyKey: fmt.Sprintf("c%016x%012x%016x", 1, 2, i*perEntry+j),
 						OccurredAt:     at,
 					}
 				}
-				if _, err := s.Apply([]boltstore.Entry{{Index: uint64(i + 1), Commands: cmds}}); err != nil {
+				if _, err := s.Apply([]command.Entry{{Index: uint64(i + 1), Commands: cmds}}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -393,22 +393,21 @@ func BenchmarkApplyEntryAppendIf(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		cmds := make([]boltstore.Command, perEntry)
+		cmds := make([]command.Command, perEntry)
 		ctxs := make([]int, perEntry)
 		for j := range cmds {
 			k := (i*perEntry*7 + j*13) % contexts
 			ctxs[j] = k
 			key := fmt.Sprintf("c%d", k)
-			cmds[j] = boltstore.Command{
-				Op:             boltstore.OpAppendIf,
+			cmds[j] = command.AppendIf{
 				Events:         []contract.NewEvent{{Type: "bench-if", Payload: json.RawMessage(fmt.Sprintf(`{"pad":%q,"ctx":%q,"w":%d}`, pad, key, j))}},
-				Query:          contract.EventQuery{Filters: []contract.EventFilter{{EventTypes: []string{"bench-if"}, PayloadPredicates: []json.RawMessage{json.RawMessage(`{"ctx":"` + key + `"}`)}}}},
+				Context:        contract.EventQuery{Filters: []contract.EventFilter{{EventTypes: []string{"bench-if"}, PayloadPredicates: []json.RawMessage{json.RawMessage(`{"ctx":"` + key + `"}`)}}}},
 				Expected:       versions[k],
 				IdempotencyKey: fmt.Sprintf("c%016x%012x%016x", 1, 2, i*perEntry+j),
 				OccurredAt:     at,
 			}
 		}
-		res, err := s.Apply([]boltstore.Entry{{Index: uint64(i + 1), Commands: cmds}})
+		res, err := s.Apply([]command.Entry{{Index: uint64(i + 1), Commands: cmds}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm/command"
 )
 
 func deferredOpts(interval time.Duration) []boltstore.Option {
@@ -27,7 +28,7 @@ func TestDeferredCommitMatchesCommitEach(t *testing.T) {
 	each, _ := openStore(t, boltstore.WithReplicated(), boltstore.WithNoSync(true))
 	deferred, _ := openStore(t, deferredOpts(time.Hour)...)
 
-	var resEach, resDeferred [][]boltstore.Result
+	var resEach, resDeferred [][]command.Result
 	reads := uint64(0)
 	for i := 0; i < len(entries); {
 		n := min(1+i%5, len(entries)-i)
@@ -70,22 +71,29 @@ func TestDeferredCommitMatchesCommitEach(t *testing.T) {
 // in the same open transaction, not only against what was committed.
 func TestDeferredCommitDecidesAgainstUncommitted(t *testing.T) {
 	s, _ := openStore(t, deferredOpts(time.Hour)...)
-	apply := func(idx uint64, c boltstore.Command) boltstore.Result {
+	apply := func(idx uint64, c command.Command) command.Result {
 		t.Helper()
-		c.OccurredAt = epoch
-		res, err := s.Apply([]boltstore.Entry{{Index: idx, Commands: []boltstore.Command{c}}})
+		switch cc := c.(type) {
+		case command.Append:
+			cc.OccurredAt = epoch
+			c = cc
+		case command.AppendIf:
+			cc.OccurredAt = epoch
+			c = cc
+		}
+		res, err := s.Apply([]command.Entry{{Index: idx, Commands: []command.Command{c}}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return res[0][0]
 	}
-	apply(1, boltstore.Command{Op: boltstore.OpAppend, Events: []contract.NewEvent{ev("A", `{"k":1}`)}, IdempotencyKey: "k1"})
-	r := apply(2, boltstore.Command{Op: boltstore.OpAppendIf, Events: []contract.NewEvent{ev("A", `{"k":1}`)}, Query: predQ([]string{"A"}, `{"k":1}`), Expected: 0})
+	apply(1, command.Append{Events: []contract.NewEvent{ev("A", `{"k":1}`)}, IdempotencyKey: "k1"})
+	r := apply(2, command.AppendIf{Events: []contract.NewEvent{ev("A", `{"k":1}`)}, Context: predQ([]string{"A"}, `{"k":1}`), Expected: 0})
 	var conflict *contract.ConflictError
 	if !errors.As(r.Err, &conflict) || conflict.Actual != 1 {
 		t.Fatalf("AppendIf against an uncommitted append: %+v, want a conflict with actual 1", r)
 	}
-	r = apply(3, boltstore.Command{Op: boltstore.OpAppend, Events: []contract.NewEvent{ev("A", `{}`)}, IdempotencyKey: "k1"})
+	r = apply(3, command.Append{Events: []contract.NewEvent{ev("A", `{}`)}, IdempotencyKey: "k1"})
 	if !r.Duplicate || r.Append.FirstSequenceNumber != 1 {
 		t.Fatalf("retry of an uncommitted key: %+v, want the first outcome as a duplicate", r)
 	}
@@ -143,7 +151,7 @@ func TestDeferredCommitCloseAndCrash(t *testing.T) {
 
 // fingerprintNoClose is the fingerprint of a commit-each store that applied
 // entries.
-func fingerprintNoClose(t *testing.T, entries []boltstore.Entry) string {
+func fingerprintNoClose(t *testing.T, entries []command.Entry) string {
 	t.Helper()
 	s, _ := openStore(t, boltstore.WithReplicated(), boltstore.WithNoSync(true))
 	if _, err := s.Apply(entries); err != nil {
@@ -241,8 +249,8 @@ func TestDeferredCommitFailureStopsTheStore(t *testing.T) {
 	payload := `{"pad":"` + strings.Repeat("x", 2000) + `"}`
 	var failed error
 	for i := uint64(1); i <= 2000 && failed == nil; i++ {
-		cmd := boltstore.Command{Op: boltstore.OpAppend, OccurredAt: epoch, Events: []contract.NewEvent{ev("A", payload)}}
-		if _, err := s.Apply([]boltstore.Entry{{Index: i, Commands: []boltstore.Command{cmd}}}); err != nil {
+		cmd := command.Append{OccurredAt: epoch, Events: []contract.NewEvent{ev("A", payload)}}
+		if _, err := s.Apply([]command.Entry{{Index: i, Commands: []command.Command{cmd}}}); err != nil {
 			failed = err
 			break
 		}
@@ -256,7 +264,7 @@ func TestDeferredCommitFailureStopsTheStore(t *testing.T) {
 	if _, err := s.Query(context.Background(), typeQ("A")); err == nil {
 		t.Fatal("a read after the failed commit succeeded")
 	}
-	if _, err := s.Apply([]boltstore.Entry{{Index: s.Replica().AppliedIndex() + 1, Commands: []boltstore.Command{{Op: boltstore.OpNoop}}}}); err == nil {
+	if _, err := s.Apply([]command.Entry{{Index: s.Replica().AppliedIndex() + 1, Commands: []command.Command{command.Noop{}}}}); err == nil {
 		t.Fatal("an apply after the failed commit succeeded")
 	}
 	if err := s.Close(); err == nil {

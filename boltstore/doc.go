@@ -9,8 +9,11 @@
 // index, head, clean-shutdown marker, schema version).
 //
 // Every change goes through one deterministic path, Apply: a list of
-// (index, commands) entries applied in order in a single read-write
-// transaction. The Raft FSM calls Apply with committed log entries; the
+// command.Entry (a log index and its commands; the command set, one type
+// per kind, is package fsm/command) applied in order in a single
+// read-write transaction. A type switch hands each command to its applier
+// (apply.go; groups.go and parked.go for the consumer-group and parked-list
+// commands). The Raft FSM calls Apply with committed log entries; the
 // embedded contract.EventStore methods validate, stamp the time and call
 // the same path with the next local index, so the embedded store and a
 // replica running the same entries hold the same state. Reads (Query,

@@ -8,6 +8,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm/command"
 	"github.com/factstr/factstr-go/internal/streams"
 )
 
@@ -95,82 +96,56 @@ func (r *reader) firstPending(q contract.EventQuery, cursor uint64) (time.Time, 
 	return batches[0][0].OccurredAt, nil
 }
 
-// ResetCommand is the OpResetDurable that moves name's cursor to to.
-func ResetCommand(name string, to contract.StartPosition, force bool) Command {
-	c := Command{Op: OpResetDurable, Name: name, Force: force}
-	c.setStart(to)
-	return c
-}
-
-// setStart records p in c: its kind, and for a start after a sequence
-// number that number in Cursor (the command's cursor field is free for
-// acquire and reset commands).
-func (c *Command) setStart(p contract.StartPosition) {
-	c.Start = p.Kind
-	if p.Kind == contract.StartAfterSequence {
-		c.Cursor = p.After
-	}
-}
-
-// startPosition is the start position setStart recorded in c.
-func (c *Command) startPosition() contract.StartPosition {
-	p := contract.StartPosition{Kind: c.Start}
-	if c.Start == contract.StartAfterSequence {
-		p.After = c.Cursor
-	}
-	return p
-}
-
 // heldRefused checks name for a reset or delete: it must exist, and be
-// free unless c.Force. refused is the command's own outcome, err a storage
+// free unless force. refused is the command's own outcome, err a storage
 // failure.
-func (a *applier) heldRefused(c *Command, what string) (d durableRecord, refused, err error) {
-	if cerr := checkName("durable stream name", c.Name); cerr != nil {
+func (a *applier) heldRefused(name string, force bool, what string) (d durableRecord, refused, err error) {
+	if cerr := checkName("durable stream name", name); cerr != nil {
 		return durableRecord{}, cerr, nil
 	}
-	d, ok, err := a.loadDurable(c.Name)
+	d, ok, err := a.loadDurable(name)
 	if err != nil {
 		return d, nil, err
 	}
 	if !ok {
-		return d, fmt.Errorf("%w: %q", contract.ErrDurableNotFound, c.Name), nil
+		return d, fmt.Errorf("%w: %q", contract.ErrDurableNotFound, name), nil
 	}
-	if d.holder != "" && !c.Force {
-		return d, streams.HeldRefusal(what, c.Name, d.holder), nil
+	if d.holder != "" && !force {
+		return d, streams.HeldRefusal(what, name, d.holder), nil
 	}
 	return d, nil, nil
 }
 
 // resetDurable moves a name's cursor, backwards or forwards; forced on a
 // held name, it takes the lease (the holder's next advance is refused).
-func (a *applier) resetDurable(c *Command) (Result, error) {
-	if res, handled, err := (groupApplier{a}).groupAdmin(c); handled || err != nil {
+func (a *applier) resetDurable(c *command.ResetDurable) (command.Result, error) {
+	if res, handled, err := (groupApplier{a}).groupAdmin(c.Name, c.Force, &c.To); handled || err != nil {
 		return res, err
 	}
-	d, refused, err := a.heldRefused(c, "reset")
+	d, refused, err := a.heldRefused(c.Name, c.Force, "reset")
 	if err != nil || refused != nil {
-		return Result{Err: refused}, err
+		return command.Result{Err: refused}, err
 	}
-	cursor, cerr := streams.StartCursor(c.startPosition(), a.r.head)
+	cursor, cerr := streams.StartCursor(command.StartOf(c.To), a.r.head)
 	if cerr != nil {
-		return Result{Err: cerr}, nil
+		return command.Result{Err: cerr}, nil
 	}
 	d.cursor, d.holder = cursor, ""
-	return Result{Cursor: cursor}, a.storeDurable(c.Name, d)
+	return command.Result{Cursor: cursor}, a.storeDurable(c.Name, d)
 }
 
-func (a *applier) deleteDurable(c *Command) (Result, error) {
-	if res, handled, err := (groupApplier{a}).groupAdmin(c); handled || err != nil {
+func (a *applier) deleteDurable(c *command.DeleteDurable) (command.Result, error) {
+	if res, handled, err := (groupApplier{a}).groupAdmin(c.Name, c.Force, nil); handled || err != nil {
 		return res, err
 	}
-	_, refused, err := a.heldRefused(c, "delete")
+	_, refused, err := a.heldRefused(c.Name, c.Force, "delete")
 	if err != nil || refused != nil {
-		return Result{Err: refused}, err
+		return command.Result{Err: refused}, err
 	}
 	if _, err := (parkedApplier{a}).dropParked(c.Name, 0); err != nil {
-		return Result{}, err
+		return command.Result{}, err
 	}
-	return Result{}, a.durables.Delete([]byte(c.Name))
+	return command.Result{}, a.durables.Delete([]byte(c.Name))
 }
 
 var _ contract.DurableAdmin = (*Store)(nil)
@@ -211,7 +186,7 @@ func (s *Store) ResetDurable(ctx context.Context, name string, to contract.Start
 	if err := to.Validate(); err != nil {
 		return contract.DurableInfo{}, err
 	}
-	res, err := s.gc.submit(ResetCommand(name, to, force))
+	res, err := s.gc.submit(command.ResetDurable{Name: name, To: to, Force: force})
 	if err == nil {
 		err = res.Err
 	}
@@ -226,7 +201,7 @@ func (s *Store) DeleteDurable(ctx context.Context, name string, force bool) erro
 	if err := s.gc.adminWrite(ctx, name); err != nil {
 		return err
 	}
-	res, err := s.gc.submit(Command{Op: OpDeleteDurable, Name: name, Force: force})
+	res, err := s.gc.submit(command.DeleteDurable{Name: name, Force: force})
 	if err != nil {
 		return err
 	}

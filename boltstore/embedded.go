@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm/command"
 	"github.com/factstr/factstr-go/internal/streams"
 )
 
@@ -39,7 +40,7 @@ func (s *Store) AppendWith(ctx context.Context, events []contract.NewEvent, opts
 	if err := ctx.Err(); err != nil {
 		return contract.AppendOutcome{}, err
 	}
-	return appendOutcome(s.gc.submit(Command{Op: OpAppend, Events: events, OccurredAt: s.opts.now().UTC(),
+	return appendOutcome(s.gc.submit(command.Append{Events: events, OccurredAt: s.opts.now().UTC(),
 		IdempotencyKey: keyOf(ctx, opts)}))
 }
 
@@ -67,11 +68,11 @@ func (s *Store) AppendIfWith(ctx context.Context, events []contract.NewEvent, qu
 	if err := ctx.Err(); err != nil {
 		return contract.AppendOutcome{}, err
 	}
-	return appendOutcome(s.gc.submit(Command{Op: OpAppendIf, Events: events, Query: query, Expected: expected,
+	return appendOutcome(s.gc.submit(command.AppendIf{Events: events, Context: query, Expected: expected,
 		OccurredAt: s.opts.now().UTC(), IdempotencyKey: keyOf(ctx, opts)}))
 }
 
-func appendOutcome(res Result, err error) (contract.AppendOutcome, error) {
+func appendOutcome(res command.Result, err error) (contract.AppendOutcome, error) {
 	if err != nil {
 		return contract.AppendOutcome{}, err
 	}
@@ -166,8 +167,8 @@ type committer struct {
 }
 
 type pending struct {
-	cmd   Command
-	res   Result
+	cmd   command.Command
+	res   command.Result
 	err   error
 	ready chan bool // true: lead the next round; false: committed, res/err set
 }
@@ -175,7 +176,7 @@ type pending struct {
 // submit applies cmd as part of a group and returns its result. A caller
 // already queued is not cancelled by its context: the command may be
 // committing, and its outcome must not be lost.
-func (gc *committer) submit(cmd Command) (Result, error) {
+func (gc *committer) submit(cmd command.Command) (command.Result, error) {
 	p := &pending{cmd: cmd, ready: make(chan bool, 1)}
 	gc.mu.Lock()
 	gc.queue = append(gc.queue, p)
@@ -215,7 +216,7 @@ func (gc *committer) submit(cmd Command) (Result, error) {
 
 func (gc *committer) commitGroup(group []*pending) {
 	s := gc.s
-	cmds := make([]Command, len(group))
+	cmds := make([]command.Command, len(group))
 	for i, p := range group {
 		cmds[i] = p.cmd
 	}
@@ -225,10 +226,10 @@ func (gc *committer) commitGroup(group []*pending) {
 		// proposes the prune through its log instead.
 		if now := s.opts.now(); now.Sub(s.gc.lastPrune) >= pruneEvery {
 			s.gc.lastPrune = now
-			cmds = append(cmds, Command{Op: OpPruneIdempotency, OccurredAt: now.Add(-ret).UTC()})
+			cmds = append(cmds, command.PruneIdempotency{Before: now.Add(-ret).UTC()})
 		}
 	}
-	results, err := s.be.applyLocked([]Entry{{Index: s.be.applied.Load() + 1, Commands: cmds}}, s.hub)
+	results, err := s.be.applyLocked([]command.Entry{{Index: s.be.applied.Load() + 1, Commands: cmds}}, s.hub)
 	s.be.applyMu.Unlock()
 	for i, p := range group {
 		if err != nil {
@@ -244,7 +245,8 @@ func (gc *committer) commitGroup(group []*pending) {
 type durables Store
 
 func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery, holder string, opts contract.DurableOptions) (streams.AcquireResult, error) {
-	res, err := d.gc.submit(AcquireCommand(name, q, holder, opts, d.opts.now().UTC()))
+	res, err := d.gc.submit(command.Acquire{Name: name, Holder: holder, Query: q, Start: opts.Start,
+		Failure: opts.Failure.Normalized(), OccurredAt: d.opts.now().UTC()})
 	if err != nil {
 		return streams.AcquireResult{}, err
 	}
@@ -258,16 +260,8 @@ func (d *durables) Acquire(_ context.Context, name string, q contract.EventQuery
 	return streams.AcquireResult{Cursor: res.Cursor, Created: res.Created, Failure: failure}, nil
 }
 
-// AcquireCommand is the OpAcquire of holder for name, created with q,
-// opts.Start and opts.Failure when new.
-func AcquireCommand(name string, q contract.EventQuery, holder string, opts contract.DurableOptions, now time.Time) Command {
-	c := Command{Op: OpAcquire, Name: name, Holder: holder, Query: q, OccurredAt: now, Failure: opts.Failure.Normalized()}
-	c.setStart(opts.Start)
-	return c
-}
-
 func (d *durables) Advance(_ context.Context, name, holder string, cursor uint64) error {
-	res, err := d.gc.submit(Command{Op: OpAdvance, Name: name, Holder: holder, Cursor: cursor, OccurredAt: d.opts.now().UTC()})
+	res, err := d.gc.submit(command.Advance{Name: name, Holder: holder, Cursor: cursor, OccurredAt: d.opts.now().UTC()})
 	if err != nil {
 		return err
 	}
@@ -275,7 +269,7 @@ func (d *durables) Advance(_ context.Context, name, holder string, cursor uint64
 }
 
 func (d *durables) Release(_ context.Context, name, holder string) error {
-	res, err := d.gc.submit(Command{Op: OpRelease, Name: name, Holder: holder})
+	res, err := d.gc.submit(command.Release{Name: name, Holder: holder})
 	if err != nil {
 		return err
 	}

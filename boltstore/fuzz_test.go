@@ -12,6 +12,7 @@ import (
 
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm/command"
 )
 
 // fuzzGen turns fuzz input into events and queries; once the input is used
@@ -250,8 +251,8 @@ func FuzzQueryMatchesOracle(f *testing.F) {
 				if !errors.Is(err, contract.ErrInvalidQuery) {
 					t.Fatalf("AppendIf on the unnarrowed context %s: %v, want ErrInvalidQuery", mustJSONf(q), err)
 				}
-				res, aerr := s.Apply([]boltstore.Entry{{Index: s.Replica().AppliedIndex() + 1, Commands: []boltstore.Command{{Op: boltstore.OpAppendIf,
-					Events: []contract.NewEvent{{Type: "Z", Payload: json.RawMessage(`0`)}}, Query: q, Expected: version + 1, OccurredAt: time.Now()}}}})
+				res, aerr := s.Apply([]command.Entry{{Index: s.Replica().AppliedIndex() + 1, Commands: []command.Command{command.AppendIf{
+					Events: []contract.NewEvent{{Type: "Z", Payload: json.RawMessage(`0`)}}, Context: q, Expected: version + 1, OccurredAt: time.Now()}}}})
 				if aerr != nil {
 					t.Fatal(aerr)
 				}

@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm/command"
 	"github.com/factstr/factstr-go/internal/streams"
 )
 
@@ -44,27 +45,17 @@ func decodeGroup(v []byte) (contract.GroupSpec, error) {
 	return contract.GroupSpec{Key: contract.GroupKey{Kind: contract.GroupKeyKind(v[1]), Path: string(v[2+w:])}, Partitions: int(n)}, nil
 }
 
-// GroupCommand is the OpEnsureGroup creating group name with q, start and
-// spec, or checking that the existing group has them. The spec travels in
-// fields the op has no other use for (so the Raft entry encoding needs no
-// new version): Holder is the key (its kind byte, then its path) and
-// Expected the partition count.
-func GroupCommand(name string, q contract.EventQuery, start contract.StartPosition, spec contract.GroupSpec, at time.Time) Command {
-	c := Command{Op: OpEnsureGroup, Name: name, Query: q, OccurredAt: at,
-		Holder: string(append([]byte{byte(spec.Key.Kind)}, spec.Key.Path...)), Expected: uint64(spec.Partitions)}
-	c.setStart(start)
-	return c
+// specOf is the group shape c asks for, as Apply decides on it: a
+// partition count beyond the maximum is one more than it, the way an
+// entry decodes (command.Decode), so the embedded store refuses the same
+// shapes with the same message as a replica.
+func specOf(c *command.EnsureGroup) contract.GroupSpec {
+	spec := c.Spec
+	spec.Partitions = int(min(uint64(spec.Partitions), contract.MaxGroupPartitions+1))
+	return spec
 }
 
-func (c *Command) groupSpec() contract.GroupSpec {
-	g := contract.GroupSpec{Partitions: int(min(c.Expected, contract.MaxGroupPartitions+1))}
-	if c.Holder != "" {
-		g.Key = contract.GroupKey{Kind: contract.GroupKeyKind(c.Holder[0]), Path: c.Holder[1:]}
-	}
-	return g
-}
-
-// groupApplier applies the consumer-group commands (OpEnsureGroup, and the
+// groupApplier applies the consumer-group commands (EnsureGroup, and the
 // group side of acquire, reset and delete). It owns the groups bucket: no
 // other applier reads or writes a group's spec. It is separate from applier
 // the way etcd keeps an applier per request family; the durable records it
@@ -91,46 +82,46 @@ func (a groupApplier) loadGroup(name string) (contract.GroupSpec, bool, error) {
 	return g, true, nil
 }
 
-// ensureGroup applies OpEnsureGroup. A new group's partitions all start at
+// ensureGroup applies EnsureGroup. A new group's partitions all start at
 // the cursor its start gives at this entry, the same on every replica.
-func (a groupApplier) ensureGroup(c *Command) (Result, error) {
+func (a groupApplier) ensureGroup(c *command.EnsureGroup) (command.Result, error) {
 	if err := checkName("consumer group name", c.Name); err != nil {
-		return Result{Err: err}, nil
+		return command.Result{Err: err}, nil
 	}
-	spec := c.groupSpec()
+	spec := specOf(c)
 	if err := spec.Validate(); err != nil {
-		return Result{Err: err}, nil
+		return command.Result{Err: err}, nil
 	}
 	key, err := streams.QueryKey(c.Query)
 	if err != nil {
-		return Result{Err: err}, nil
+		return command.Result{Err: err}, nil
 	}
 	stored, isGroup, err := a.loadGroup(c.Name)
 	if err != nil {
-		return Result{}, err
+		return command.Result{}, err
 	}
 	d, exists, err := a.loadDurable(c.Name)
 	if err != nil {
-		return Result{}, err
+		return command.Result{}, err
 	}
 	switch {
 	case isGroup && stored != spec:
-		return Result{Err: streams.GroupMismatch(c.Name, &stored, &spec)}, nil
+		return command.Result{Err: streams.GroupMismatch(c.Name, &stored, &spec)}, nil
 	case exists && !isGroup:
-		return Result{Err: streams.GroupMismatch(c.Name, nil, &spec)}, nil
+		return command.Result{Err: streams.GroupMismatch(c.Name, nil, &spec)}, nil
 	case exists && d.queryKey != key:
-		return Result{Err: streams.QueryMismatch(c.Name, d.query())}, nil
+		return command.Result{Err: streams.QueryMismatch(c.Name, d.query())}, nil
 	case exists:
-		return Result{Cursor: d.cursor}, nil
+		return command.Result{Cursor: d.cursor}, nil
 	}
 	qj, err := json.Marshal(contract.EventQuery{Filters: c.Query.Filters})
 	if err != nil {
-		return Result{Err: fmt.Errorf("%w: %v", contract.ErrInvalidQuery, err)}, nil
+		return command.Result{Err: fmt.Errorf("%w: %v", contract.ErrInvalidQuery, err)}, nil
 	}
-	start := c.startPosition()
+	start := command.StartOf(c.Start)
 	cursor, err := streams.StartCursor(start, a.r.head)
 	if err != nil {
-		return Result{Err: err}, nil
+		return command.Result{Err: err}, nil
 	}
 	d = durableRecord{cursor: cursor, queryKey: key, queryJSON: qj, start: start}
 	if !c.OccurredAt.IsZero() {
@@ -138,17 +129,17 @@ func (a groupApplier) ensureGroup(c *Command) (Result, error) {
 	}
 	groups, err := a.groupsBucket()
 	if err != nil {
-		return Result{}, err
+		return command.Result{}, err
 	}
 	if err := groups.Put([]byte(c.Name), encodeGroup(spec)); err != nil {
-		return Result{}, err
+		return command.Result{}, err
 	}
 	for _, name := range append([]string{c.Name}, partitionNames(c.Name, spec.Partitions)...) {
 		if err := a.storeDurable(name, d); err != nil {
-			return Result{}, err
+			return command.Result{}, err
 		}
 	}
-	return Result{Cursor: cursor, Created: true}, nil
+	return command.Result{Cursor: cursor, Created: true}, nil
 }
 
 func partitionNames(name string, n int) []string {
@@ -159,7 +150,7 @@ func partitionNames(name string, n int) []string {
 	return out
 }
 
-// groupAcquireRefusal refuses an OpAcquire of a group's own name (it is
+// groupAcquireRefusal refuses an Acquire of a group's own name (it is
 // subscribed with the group option, which takes partitions instead), and
 // of a partition or member slot of a group that does not exist (it was
 // deleted while a member ran: taking it would create it anew).
@@ -194,23 +185,24 @@ func groupMembers(tx *bbolt.Tx, name string) (names []string, recs []durableReco
 	return names, recs, nil
 }
 
-// groupAdmin applies a reset or delete of a group's name to the whole
-// group: refused while any partition or member slot is held unless forced
-// (the members lose their leases). handled is false for a plain name.
-func (a groupApplier) groupAdmin(c *Command) (res Result, handled bool, err error) {
-	_, isGroup, err := a.loadGroup(c.Name)
+// groupAdmin applies a reset (to is where the partitions move) or, with a
+// nil to, a delete of a group's name to the whole group: refused while any
+// partition or member slot is held unless forced (the members lose their
+// leases). handled is false for a plain name.
+func (a groupApplier) groupAdmin(name string, force bool, to *contract.StartPosition) (res command.Result, handled bool, err error) {
+	_, isGroup, err := a.loadGroup(name)
 	if err != nil || !isGroup {
-		return Result{}, false, err
+		return command.Result{}, false, err
 	}
-	names, recs, err := groupMembers(a.tx, c.Name)
+	names, recs, err := groupMembers(a.tx, name)
 	if err != nil {
-		return Result{}, true, err
+		return command.Result{}, true, err
 	}
 	what := "reset"
-	if c.Op == OpDeleteDurable {
+	if to == nil {
 		what = "delete"
 	}
-	if !c.Force {
+	if !force {
 		for i, d := range recs {
 			if d.holder != "" {
 				_, kind, idx, _ := streams.SplitGroupName(names[i])
@@ -218,25 +210,25 @@ func (a groupApplier) groupAdmin(c *Command) (res Result, handled bool, err erro
 				if kind == 'm' {
 					part = "a member of consumer group"
 				}
-				return Result{Err: streams.HeldRefusal(what, c.Name, d.holder+" ("+part+")")}, true, nil
+				return command.Result{Err: streams.HeldRefusal(what, name, d.holder+" ("+part+")")}, true, nil
 			}
 		}
 	}
-	if c.Op == OpDeleteDurable {
-		for _, n := range append(names, c.Name) {
+	if to == nil {
+		for _, n := range append(names, name) {
 			if err := a.durables.Delete([]byte(n)); err != nil {
-				return Result{}, true, err
+				return command.Result{}, true, err
 			}
 		}
 		groups, err := a.groupsBucket()
 		if err != nil {
-			return Result{}, true, err
+			return command.Result{}, true, err
 		}
-		return Result{}, true, groups.Delete([]byte(c.Name))
+		return command.Result{}, true, groups.Delete([]byte(name))
 	}
-	cursor, cerr := streams.StartCursor(c.startPosition(), a.r.head)
+	cursor, cerr := streams.StartCursor(command.StartOf(*to), a.r.head)
 	if cerr != nil {
-		return Result{Err: cerr}, true, nil
+		return command.Result{Err: cerr}, true, nil
 	}
 	for i, n := range names {
 		d := recs[i]
@@ -245,15 +237,15 @@ func (a groupApplier) groupAdmin(c *Command) (res Result, handled bool, err erro
 			d.cursor = cursor
 		}
 		if err := a.storeDurable(n, d); err != nil {
-			return Result{}, true, err
+			return command.Result{}, true, err
 		}
 	}
-	head, _, err := a.loadDurable(c.Name)
+	head, _, err := a.loadDurable(name)
 	if err != nil {
-		return Result{}, true, err
+		return command.Result{}, true, err
 	}
 	head.cursor = cursor
-	return Result{Cursor: cursor}, true, a.storeDurable(c.Name, head)
+	return command.Result{Cursor: cursor}, true, a.storeDurable(name, head)
 }
 
 // groupInfo completes the DurableInfo of group name: its partitions and
@@ -353,7 +345,7 @@ func (s *Replica) GroupHolders(name string) (partitions, members []string, err e
 // EnsureGroup creates or checks a group in embedded mode
 // (streams.GroupDurables).
 func (d *durables) EnsureGroup(_ context.Context, name string, q contract.EventQuery, start contract.StartPosition, spec contract.GroupSpec) (bool, error) {
-	res, err := d.gc.submit(GroupCommand(name, q, start, spec, d.opts.now().UTC()))
+	res, err := d.gc.submit(command.EnsureGroup{Name: name, Query: q, Start: start, Spec: spec, OccurredAt: d.opts.now().UTC()})
 	if err != nil {
 		return false, err
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm/command"
 	"github.com/factstr/factstr-go/internal/streams"
 )
 
@@ -18,32 +19,32 @@ func TestApplyGroupCommands(t *testing.T) {
 	spec := contract.GroupSpec{Key: contract.KeyField("account"), Partitions: 3}
 	q := typeQ("A")
 	idx := uint64(0)
-	apply := func(cmds ...boltstore.Command) []boltstore.Result {
+	apply := func(cmds ...command.Command) []command.Result {
 		t.Helper()
 		idx++
-		res, err := s.Apply([]boltstore.Entry{{Index: idx, Commands: cmds}})
+		res, err := s.Apply([]command.Entry{{Index: idx, Commands: cmds}})
 		if err != nil {
 			t.Fatalf("apply: %v", err)
 		}
 		return res[0]
 	}
-	apply(boltstore.Command{Op: boltstore.OpAppend, Events: []contract.NewEvent{ev("A", `{"account":"x"}`), ev("A", `{}`)}, OccurredAt: epoch})
-	res := apply(boltstore.GroupCommand("g", q, contract.StartPosition{Kind: contract.StartEnd}, spec, epoch))
+	apply(command.Append{Events: []contract.NewEvent{ev("A", `{"account":"x"}`), ev("A", `{}`)}, OccurredAt: epoch})
+	res := apply(command.EnsureGroup{Name: "g", Query: q, Start: contract.StartPosition{Kind: contract.StartEnd}, Spec: spec, OccurredAt: epoch})
 	if res[0].Err != nil || !res[0].Created || res[0].Cursor != 2 {
 		t.Fatalf("create a group at the end: %+v, want created at cursor 2", res[0])
 	}
 	cases := []struct {
 		name string
-		cmd  boltstore.Command
+		cmd  command.Command
 		want error
 	}{
-		{"the same group again", boltstore.GroupCommand("g", q, contract.StartPosition{}, spec, epoch), nil},
-		{"another partition count", boltstore.GroupCommand("g", q, contract.StartPosition{}, contract.GroupSpec{Key: spec.Key, Partitions: 4}, epoch), contract.ErrDurableQueryMismatch},
-		{"another query", boltstore.GroupCommand("g", typeQ("B"), contract.StartPosition{}, spec, epoch), contract.ErrDurableQueryMismatch},
-		{"a bad shape", boltstore.GroupCommand("h", q, contract.StartPosition{}, contract.GroupSpec{Key: spec.Key, Partitions: 0}, epoch), contract.ErrInvalidQuery},
-		{"a plain acquire of the group's name", boltstore.AcquireCommand("g", q, "n1/1", contract.DurableOptions{}, epoch), contract.ErrDurableQueryMismatch},
-		{"a partition of a group that does not exist", boltstore.AcquireCommand(streams.GroupPartitionName("nope", 0), q, "n1/1", contract.DurableOptions{}, epoch), contract.ErrDurableNotFound},
-		{"a partition of the group", boltstore.AcquireCommand(streams.GroupPartitionName("g", 1), q, "n1/1", contract.DurableOptions{}, epoch), nil},
+		{"the same group again", command.EnsureGroup{Name: "g", Query: q, Start: contract.StartPosition{}, Spec: spec, OccurredAt: epoch}, nil},
+		{"another partition count", command.EnsureGroup{Name: "g", Query: q, Start: contract.StartPosition{}, Spec: contract.GroupSpec{Key: spec.Key, Partitions: 4}, OccurredAt: epoch}, contract.ErrDurableQueryMismatch},
+		{"another query", command.EnsureGroup{Name: "g", Query: typeQ("B"), Start: contract.StartPosition{}, Spec: spec, OccurredAt: epoch}, contract.ErrDurableQueryMismatch},
+		{"a bad shape", command.EnsureGroup{Name: "h", Query: q, Start: contract.StartPosition{}, Spec: contract.GroupSpec{Key: spec.Key, Partitions: 0}, OccurredAt: epoch}, contract.ErrInvalidQuery},
+		{"a plain acquire of the group's name", command.Acquire{Name: "g", Holder: "n1/1", Query: q, OccurredAt: epoch}, contract.ErrDurableQueryMismatch},
+		{"a partition of a group that does not exist", command.Acquire{Name: streams.GroupPartitionName("nope", 0), Holder: "n1/1", Query: q, OccurredAt: epoch}, contract.ErrDurableNotFound},
+		{"a partition of the group", command.Acquire{Name: streams.GroupPartitionName("g", 1), Holder: "n1/1", Query: q, OccurredAt: epoch}, nil},
 	}
 	for _, c := range cases {
 		res := apply(c.cmd)

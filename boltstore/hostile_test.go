@@ -11,6 +11,7 @@ import (
 
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm/command"
 )
 
 // allocDuring returns the bytes allocated while fn ran.
@@ -46,9 +47,9 @@ func TestApplyHostilePayloadsBoundedMemory(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s, _ := openStore(t, boltstore.WithLimits(contract.Limits{}))
-			var res boltstore.Result
+			var res command.Result
 			alloc := allocDuring(func() {
-				res = applyOne(t, s, boltstore.Command{Op: boltstore.OpAppend, OccurredAt: time.Now(),
+				res = applyOne(t, s, command.Append{OccurredAt: time.Now(),
 					Events: []contract.NewEvent{ev("Deep", `{"x":1}`), ev("Deep", c.payload)}})
 			})
 			if res.Err != nil {
@@ -75,8 +76,8 @@ func TestApplyUnnarrowedContextBudget(t *testing.T) {
 	// {} names no scalar: no index narrows it, so Apply would scan for an
 	// object payload.
 	unnarrowed := predQ(nil, `{}`)
-	appendIf := func(expected uint64) boltstore.Result {
-		return applyOne(t, s, boltstore.Command{Op: boltstore.OpAppendIf, OccurredAt: time.Now(), Query: unnarrowed, Expected: expected,
+	appendIf := func(expected uint64) command.Result {
+		return applyOne(t, s, command.AppendIf{OccurredAt: time.Now(), Context: unnarrowed, Expected: expected,
 			Events: []contract.NewEvent{ev("T", `"scalar"`)}})
 	}
 	mustAppend(t, s, ev("Obj", `{"a":1}`))

@@ -11,7 +11,7 @@ import (
 	"github.com/factstr/factstr-go/contract"
 )
 
-// Member is what the cluster recorded about a node id (OpSetIncarnation).
+// Member is what the cluster recorded about a node id (command.SetIncarnation).
 type Member struct {
 	// Incarnation identifies the node's data directory.
 	Incarnation string
@@ -39,7 +39,7 @@ func decodeMember(v []byte) Member {
 	return Member{Incarnation: string(v)}
 }
 
-// Members returns what the cluster recorded per node id (OpSetIncarnation).
+// Members returns what the cluster recorded per node id (command.SetIncarnation).
 func (s *Replica) Members() (map[string]Member, error) {
 	if s.closing.Load() {
 		return nil, contract.ErrClosed
@@ -59,7 +59,7 @@ func (s *Replica) Members() (map[string]Member, error) {
 }
 
 // Incarnations returns the data-directory incarnation recorded for each
-// node id (OpSetIncarnation).
+// node id (command.SetIncarnation).
 func (s *Replica) Incarnations() (map[string]string, error) {
 	ms, err := s.Members()
 	if err != nil {

@@ -10,28 +10,15 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm/command"
 	"github.com/factstr/factstr-go/internal/streams"
 )
 
 // The parked events of durable names whose failure policy is "retry N then
 // park": one record per event, under parkedKey(name, seq), changed only by
-// the Op{Park,Unpark,RedeliverParked,DropParked} commands (and forgotten
-// with the name by OpDeleteDurable). The name's record counts them, so a
-// listing of names reads no parked record.
-
-func parkedOpString(o Op) string {
-	switch o {
-	case OpPark:
-		return "park"
-	case OpUnpark:
-		return "unpark"
-	case OpRedeliverParked:
-		return "redeliver-parked"
-	case OpDropParked:
-		return "drop-parked"
-	}
-	return fmt.Sprintf("op(%d)", uint8(o))
-}
+// the command.{Park,Unpark,RedeliverParked,DropParked} commands (and
+// forgotten with the name by command.DeleteDurable). The name's record
+// counts them, so a listing of names reads no parked record.
 
 // decodeFailure reads the fields encode appends after the start position:
 // the failure policy and the parked count.
@@ -112,9 +99,9 @@ func decodeParked(v []byte) (parkedRecord, error) {
 	return p, nil
 }
 
-// parkedApplier applies the parked-list commands (OpPark, OpUnpark,
-// redeliver and drop) and owns the parked bucket: the events a durable with
-// a park failure policy set aside. It is separate from applier, as etcd keeps
+// parkedApplier applies the parked-list commands (Park, Unpark,
+// RedeliverParked and DropParked) and owns the parked bucket: the events a
+// durable with a park failure policy set aside. It is separate from applier, as etcd keeps
 // an applier per request family; it reaches the durable records it counts
 // parked events in through the applier it wraps.
 type parkedApplier struct{ *applier }
@@ -125,77 +112,110 @@ func (a parkedApplier) parkedBucket() (*bbolt.Bucket, error) {
 	return a.tx.CreateBucketIfNotExists(bucketParked)
 }
 
-// applyParked applies the parked-list commands. Park and Unpark act only
-// for the name's holder, like OpAdvance; RedeliverParked and DropParked
-// are an operator's, on any name that exists.
-func (a parkedApplier) applyParked(c *Command) (Result, error) {
-	if err := checkName("durable stream name", c.Name); err != nil {
-		return Result{Err: err}, nil
+// target is the common start of the parked-list commands: name's record,
+// and the parked bucket. Park and Unpark act only for the name's holder
+// (held), like Advance; RedeliverParked and DropParked are an operator's,
+// on any name that exists. refused is the command's own outcome, err a
+// storage failure.
+func (a parkedApplier) target(name, holder string, held bool) (d durableRecord, b *bbolt.Bucket, refused, err error) {
+	if err := checkName("durable stream name", name); err != nil {
+		return d, nil, err, nil
 	}
-	d, ok, err := a.loadDurable(c.Name)
+	d, ok, err := a.loadDurable(name)
 	if err != nil {
-		return Result{}, err
+		return d, nil, nil, err
 	}
-	switch c.Op {
-	case OpPark, OpUnpark:
-		if !ok || d.holder == "" || d.holder != c.Holder {
-			return Result{Err: fmt.Errorf("%w: durable stream %q, holder %q", ErrNotHeld, c.Name, c.Holder)}, nil
+	if held {
+		if !ok || d.holder == "" || d.holder != holder {
+			return d, nil, fmt.Errorf("%w: durable stream %q, holder %q", command.ErrNotHeld, name, holder), nil
 		}
-	default:
-		if !ok {
-			return Result{Err: fmt.Errorf("%w: %q", contract.ErrDurableNotFound, c.Name)}, nil
-		}
+	} else if !ok {
+		return d, nil, fmt.Errorf("%w: %q", contract.ErrDurableNotFound, name), nil
 	}
-	b, err := a.parkedBucket()
-	if err != nil {
-		return Result{}, err
-	}
-	var n int
-	switch c.Op {
-	case OpPark:
-		if rerr := a.checkParkable(c, d); rerr != nil {
-			return Result{Err: rerr}, nil
-		}
-		if n, err = a.park(b, c, &d); err != nil {
-			return Result{}, err
-		}
-	case OpUnpark:
-		for _, seq := range c.Parked {
-			k := parkedKey(c.Name, seq)
-			if b.Get(k) == nil {
-				continue
-			}
-			if err := b.Delete(k); err != nil {
-				return Result{}, err
-			}
-			n++
-		}
-		d.parked -= min(d.parked, uint64(n))
-	case OpRedeliverParked:
-		if n, err = a.markRedeliver(b, c.Name, c.Cursor); err != nil {
-			return Result{}, err
-		}
-	case OpDropParked:
-		if n, err = a.dropParked(c.Name, c.Cursor); err != nil {
-			return Result{}, err
-		}
-		// dropParked stored the count; reload so it is not overwritten.
-		if d, _, err = a.loadDurable(c.Name); err != nil {
-			return Result{}, err
-		}
-	}
-	return Result{Cursor: uint64(n)}, a.storeDurable(c.Name, d)
+	b, err = a.parkedBucket()
+	return d, b, nil, err
 }
 
-// checkParkable is OpPark's own check, the same on every replica.
-func (a parkedApplier) checkParkable(c *Command, d durableRecord) error {
+// park applies Park: its Result's Cursor is the number of events parked.
+func (a parkedApplier) park(c *command.Park) (command.Result, error) {
+	d, b, refused, err := a.target(c.Name, c.Holder, true)
+	if err != nil || refused != nil {
+		return command.Result{Err: refused}, err
+	}
+	if rerr := a.checkParkable(c, d); rerr != nil {
+		return command.Result{Err: rerr}, nil
+	}
+	n, err := a.parkEvents(b, c, &d)
+	if err != nil {
+		return command.Result{}, err
+	}
+	return command.Result{Cursor: uint64(n)}, a.storeDurable(c.Name, d)
+}
+
+// unpark applies Unpark: its Result's Cursor is the number of events
+// removed.
+func (a parkedApplier) unpark(c *command.Unpark) (command.Result, error) {
+	d, b, refused, err := a.target(c.Name, c.Holder, true)
+	if err != nil || refused != nil {
+		return command.Result{Err: refused}, err
+	}
+	n := 0
+	for _, seq := range c.Seqs {
+		k := parkedKey(c.Name, seq)
+		if b.Get(k) == nil {
+			continue
+		}
+		if err := b.Delete(k); err != nil {
+			return command.Result{}, err
+		}
+		n++
+	}
+	d.parked -= min(d.parked, uint64(n))
+	return command.Result{Cursor: uint64(n)}, a.storeDurable(c.Name, d)
+}
+
+// redeliver applies RedeliverParked: its Result's Cursor is the number of
+// events marked.
+func (a parkedApplier) redeliver(c *command.RedeliverParked) (command.Result, error) {
+	d, b, refused, err := a.target(c.Name, "", false)
+	if err != nil || refused != nil {
+		return command.Result{Err: refused}, err
+	}
+	n, err := a.markRedeliver(b, c.Name, c.UpTo)
+	if err != nil {
+		return command.Result{}, err
+	}
+	return command.Result{Cursor: uint64(n)}, a.storeDurable(c.Name, d)
+}
+
+// drop applies DropParked: its Result's Cursor is the number of events
+// forgotten.
+func (a parkedApplier) drop(c *command.DropParked) (command.Result, error) {
+	_, _, refused, err := a.target(c.Name, "", false)
+	if err != nil || refused != nil {
+		return command.Result{Err: refused}, err
+	}
+	n, err := a.dropParked(c.Name, c.UpTo)
+	if err != nil {
+		return command.Result{}, err
+	}
+	// dropParked stored the count; reload so it is not overwritten.
+	d, _, err := a.loadDurable(c.Name)
+	if err != nil {
+		return command.Result{}, err
+	}
+	return command.Result{Cursor: uint64(n)}, a.storeDurable(c.Name, d)
+}
+
+// checkParkable is Park's own check, the same on every replica.
+func (a parkedApplier) checkParkable(c *command.Park, d durableRecord) error {
 	if !d.failure.Parks() {
 		return fmt.Errorf("%w: durable stream %q has the failure policy stop: it parks nothing", contract.ErrInvalidQuery, c.Name)
 	}
-	if len(c.Parked) == 0 {
+	if len(c.Seqs) == 0 {
 		return fmt.Errorf("%w: a park names no event", contract.ErrInvalidQuery)
 	}
-	for _, seq := range c.Parked {
+	for _, seq := range c.Seqs {
 		if seq == 0 || seq > a.r.head {
 			return fmt.Errorf("%w: parked event %d is not in the log (it ends at %d)", contract.ErrInvalidQuery, seq, a.r.head)
 		}
@@ -206,7 +226,7 @@ func (a parkedApplier) checkParkable(c *Command, d durableRecord) error {
 	return nil
 }
 
-func (a parkedApplier) park(b *bbolt.Bucket, c *Command, d *durableRecord) (int, error) {
+func (a parkedApplier) parkEvents(b *bbolt.Bucket, c *command.Park, d *durableRecord) (int, error) {
 	msg := c.Error
 	if len(msg) > contract.MaxParkedErrorBytes {
 		msg = msg[:contract.MaxParkedErrorBytes]
@@ -215,7 +235,7 @@ func (a parkedApplier) park(b *bbolt.Bucket, c *Command, d *durableRecord) (int,
 	if !c.OccurredAt.IsZero() {
 		at = unixNanos(c.OccurredAt)
 	}
-	for _, seq := range c.Parked {
+	for _, seq := range c.Seqs {
 		k := parkedKey(c.Name, seq)
 		p := parkedRecord{attempts: uint64(c.Attempts), parkedAt: at, lastError: msg}
 		if v := b.Get(k); v != nil {
@@ -237,7 +257,7 @@ func (a parkedApplier) park(b *bbolt.Bucket, c *Command, d *durableRecord) (int,
 			d.lastAck = at
 		}
 	}
-	return len(c.Parked), nil
+	return len(c.Seqs), nil
 }
 
 // parkedUpTo collects the keys of name's parked events up to upTo (0:
@@ -355,12 +375,6 @@ func ParkedPageLimit(limit int) int {
 	return min(limit, contract.MaxParkedPage)
 }
 
-// ParkCommand is the OpPark of holder for name.
-func ParkCommand(name, holder string, p streams.Parking, now time.Time) Command {
-	return Command{Op: OpPark, Name: name, Holder: holder, Cursor: p.Cursor, Parked: p.Seqs,
-		Attempts: uint32(min(p.Attempts, 1<<31)), Error: p.Error, OccurredAt: now}
-}
-
 // ListParked returns a page of name's parked events (contract.ParkedAdmin).
 func (s *Store) ListParked(ctx context.Context, name string, after uint64, limit int) ([]contract.ParkedEvent, error) {
 	if err := ctx.Err(); err != nil {
@@ -375,17 +389,17 @@ func (s *Store) ListParked(ctx context.Context, name string, after uint64, limit
 // RedeliverParked marks name's parked events up to upTo (0: all) for
 // redelivery (contract.ParkedAdmin).
 func (s *Store) RedeliverParked(ctx context.Context, name string, upTo uint64) (int, error) {
-	return s.gc.parkedAdmin(ctx, Command{Op: OpRedeliverParked, Name: name, Cursor: upTo})
+	return s.gc.parkedAdmin(ctx, name, command.RedeliverParked{Name: name, UpTo: upTo})
 }
 
 // DropParked forgets name's parked events up to upTo (0: all)
 // (contract.ParkedAdmin).
 func (s *Store) DropParked(ctx context.Context, name string, upTo uint64) (int, error) {
-	return s.gc.parkedAdmin(ctx, Command{Op: OpDropParked, Name: name, Cursor: upTo})
+	return s.gc.parkedAdmin(ctx, name, command.DropParked{Name: name, UpTo: upTo})
 }
 
-func (gc *committer) parkedAdmin(ctx context.Context, c Command) (int, error) {
-	if err := gc.adminWrite(ctx, c.Name); err != nil {
+func (gc *committer) parkedAdmin(ctx context.Context, name string, c command.Command) (int, error) {
+	if err := gc.adminWrite(ctx, name); err != nil {
 		return 0, err
 	}
 	res, err := gc.submit(c)
@@ -406,7 +420,7 @@ func (s *Replica) Failure(name string) (contract.FailurePolicy, error) {
 }
 
 func (d *durables) Park(_ context.Context, name, holder string, p streams.Parking) error {
-	res, err := d.gc.submit(ParkCommand(name, holder, p, d.opts.now().UTC()))
+	res, err := d.gc.submit(command.ParkOf(name, holder, p, d.opts.now().UTC()))
 	if err != nil {
 		return err
 	}
@@ -418,7 +432,7 @@ func (d *durables) DueParked(_ context.Context, name string, limit int) ([]contr
 }
 
 func (d *durables) Unpark(_ context.Context, name, holder string, seqs []uint64) error {
-	res, err := d.gc.submit(Command{Op: OpUnpark, Name: name, Holder: holder, Parked: seqs})
+	res, err := d.gc.submit(command.Unpark{Name: name, Holder: holder, Seqs: seqs})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm/command"
 	"github.com/factstr/factstr-go/internal/boltcheck"
 	"github.com/factstr/factstr-go/internal/diskguard"
 	"github.com/factstr/factstr-go/internal/streams"
@@ -89,7 +90,7 @@ func WithCommitInterval(d time.Duration) Option { return func(o *options) { o.co
 // WithIdempotencyRetention sets how long embedded mode remembers an
 // idempotency key (contract.WithIdempotencyKey) before it may be pruned
 // (default 24h; 0 keeps keys forever). In replicated mode the proposer
-// prunes with OpPruneIdempotency.
+// prunes with command.PruneIdempotency.
 func WithIdempotencyRetention(d time.Duration) Option {
 	return func(o *options) { o.idemRetention = d }
 }
@@ -194,7 +195,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if !o.replicated && state.heldLeases > 0 {
 		// Leases held in the file belong to subscriptions of a process
 		// that is gone; left held they would refuse those names forever.
-		if _, err := s.Apply([]Entry{{Index: s.be.applied.Load() + 1, Commands: []Command{{Op: OpReleaseHolders}}}}); err != nil {
+		if _, err := s.Apply([]command.Entry{{Index: s.be.applied.Load() + 1, Commands: []command.Command{command.ReleaseHolders{}}}}); err != nil {
 			_ = s.be.closeDB()
 			return nil, fmt.Errorf("open %s: release durable leases of the previous process: %w", path, err)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm/command"
 	"github.com/factstr/factstr-go/internal/streams"
 )
 
@@ -77,19 +78,19 @@ func TestApplyRechecksEvents(t *testing.T) {
 	s, _ := openStore(t, boltstore.WithReplicated())
 	at := time.Unix(1700000000, 0)
 	huge := `"` + strings.Repeat("x", 2<<20) + `"`
-	res, err := s.Apply([]boltstore.Entry{{Index: 1, Commands: []boltstore.Command{
-		{Op: boltstore.OpAppend, OccurredAt: at, Events: []contract.NewEvent{ev("A", `{}`), ev("", `{}`)}},
-		{Op: boltstore.OpAppend, OccurredAt: at, Events: []contract.NewEvent{ev("A", `{}`), ev("A", `{`)}},
-		{Op: boltstore.OpAppend, OccurredAt: at},
-		{Op: boltstore.OpAppend, Events: []contract.NewEvent{ev("A", `{}`)}},
-		{Op: boltstore.OpAppend, OccurredAt: at, Events: []contract.NewEvent{ev(strings.Repeat("T", 40000), huge)}},
-		{Op: boltstore.OpAppend, OccurredAt: at, Events: []contract.NewEvent{ev("\xff", `{}`)}},
-		{Op: 0},
+	res, err := s.Apply([]command.Entry{{Index: 1, Commands: []command.Command{
+		command.Append{OccurredAt: at, Events: []contract.NewEvent{ev("A", `{}`), ev("", `{}`)}},
+		command.Append{OccurredAt: at, Events: []contract.NewEvent{ev("A", `{}`), ev("A", `{`)}},
+		command.Append{OccurredAt: at},
+		command.Append{Events: []contract.NewEvent{ev("A", `{}`)}},
+		command.Append{OccurredAt: at, Events: []contract.NewEvent{ev(strings.Repeat("T", 40000), huge)}},
+		command.Append{OccurredAt: at, Events: []contract.NewEvent{ev("\xff", `{}`)}},
+		command.Unknown{Code: 0},
 	}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wants := []error{contract.ErrInvalidEvent, contract.ErrInvalidEvent, contract.ErrEmptyAppend, contract.ErrInvalidEvent, nil, contract.ErrInvalidEvent, boltstore.ErrUnknownOp}
+	wants := []error{contract.ErrInvalidEvent, contract.ErrInvalidEvent, contract.ErrEmptyAppend, contract.ErrInvalidEvent, nil, contract.ErrInvalidEvent, command.ErrUnknownKind}
 	for i, want := range wants {
 		if got := res[0][i].Err; !errors.Is(got, want) || (want == nil && got != nil) {
 			t.Errorf("command %d: got %v, want %v", i, got, want)
@@ -206,8 +207,8 @@ func TestOpenReleasesLeases(t *testing.T) {
 				opts = append(opts, boltstore.WithReplicated())
 			}
 			s, path := openStore(t, opts...)
-			res, err := s.Apply([]boltstore.Entry{{Index: s.Replica().AppliedIndex() + 1, Commands: []boltstore.Command{
-				{Op: boltstore.OpAcquire, Name: "d", Holder: "node1/7"},
+			res, err := s.Apply([]command.Entry{{Index: s.Replica().AppliedIndex() + 1, Commands: []command.Command{
+				command.Acquire{Name: "d", Holder: "node1/7"},
 			}}})
 			if err != nil || res[0][0].Err != nil {
 				t.Fatal(err, res[0][0].Err)

@@ -13,9 +13,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
-	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
+	"github.com/factstr/factstr-go/fsm/command"
 	"github.com/factstr/factstr-go/internal/wire"
 )
 
@@ -356,7 +356,7 @@ func (a *Admin) SnapshotRestore(ctx context.Context, r io.Reader) error {
 	// raft.Restore ends with a no-op entry, which never reaches the FSM; a
 	// command moves every node's applied index past the restore point so
 	// linearizable reads can be served again.
-	if _, _, err := a.n.propose(ctx, []boltstore.Command{{Op: boltstore.OpNoop}}); err != nil {
+	if _, _, err := a.n.propose(ctx, []command.Command{command.Noop{}}); err != nil {
 		return fmt.Errorf("commit after restore: %w", err)
 	}
 	return nil

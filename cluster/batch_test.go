@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/cluster"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm/command"
 )
 
 func seatQuery(seat string) contract.EventQuery {
@@ -51,23 +51,23 @@ func TestBatchOutcomesReachTheirCallers(t *testing.T) {
 			}
 			head = max(head, n.Info().Head)
 			key := func(i int) string { return fmt.Sprintf("%s-%d", tc.name, i) }
-			cmds := []boltstore.Command{
-				{Op: boltstore.OpAppend, Events: seatEvent(seat, "ann"), IdempotencyKey: key(0)},
+			cmds := []command.Command{
+				command.Append{Events: seatEvent(seat, "ann"), IdempotencyKey: key(0)},
 				// Expects the context to be empty: the append before it in
 				// the same entry made it non-empty.
-				{Op: boltstore.OpAppendIf, Events: seatEvent(seat, "bob"), Query: seatQuery(seat), Expected: 0, IdempotencyKey: key(1)},
+				command.AppendIf{Events: seatEvent(seat, "bob"), Context: seatQuery(seat), Expected: 0, IdempotencyKey: key(1)},
 				// Expects exactly what the first command appended.
-				{Op: boltstore.OpAppendIf, Events: seatEvent(seat, "cid"), Query: seatQuery(seat), Expected: head + 1, IdempotencyKey: key(2)},
+				command.AppendIf{Events: seatEvent(seat, "cid"), Context: seatQuery(seat), Expected: head + 1, IdempotencyKey: key(2)},
 				// Not JSON: fails Apply's own check, alone.
-				{Op: boltstore.OpAppend, Events: []contract.NewEvent{ev("seat-reserved", `{"seat":`)}, IdempotencyKey: key(3)},
-				{Op: boltstore.OpAppend, Events: seatEvent(seat, "dan"), IdempotencyKey: key(4)},
+				command.Append{Events: []contract.NewEvent{ev("seat-reserved", `{"seat":`)}, IdempotencyKey: key(3)},
+				command.Append{Events: seatEvent(seat, "dan"), IdempotencyKey: key(4)},
 			}
 			if tc.name == "follower" {
 				cmds = append(cmds,
 					// Only the leader prunes: refused from a peer.
-					boltstore.Command{Op: boltstore.OpPruneIdempotency, OccurredAt: time.Now()},
+					command.PruneIdempotency{Before: time.Now()},
 					// A forwarded append always carries a key.
-					boltstore.Command{Op: boltstore.OpAppend, Events: seatEvent(seat, "eve")},
+					command.Append{Events: seatEvent(seat, "eve")},
 				)
 			}
 			out := cluster.ProposeTogether(ctx, n.Node, cmds)

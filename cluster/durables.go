@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm/command"
 	"github.com/factstr/factstr-go/internal/streams"
 )
 
@@ -24,7 +24,7 @@ func (d *raftDurables) Acquire(ctx context.Context, name string, q contract.Even
 	}
 	// The leader stamps the time; a start at the end is the head when the
 	// entry applies, the same on every replica.
-	res, idx, err := n.propose(ctx, []boltstore.Command{boltstore.AcquireCommand(name, q, holder, opts, time.Time{})})
+	res, idx, err := n.propose(ctx, []command.Command{command.Acquire{Name: name, Holder: holder, Query: q, Start: opts.Start, Failure: opts.Failure.Normalized()}})
 	if err != nil {
 		return streams.AcquireResult{}, err
 	}
@@ -45,7 +45,7 @@ func (d *raftDurables) Acquire(ctx context.Context, name string, q contract.Even
 }
 
 func (d *raftDurables) Advance(ctx context.Context, name, holder string, cursor uint64) error {
-	res, _, err := d.node().propose(ctx, []boltstore.Command{{Op: boltstore.OpAdvance, Name: name, Holder: holder, Cursor: cursor}})
+	res, _, err := d.node().propose(ctx, []command.Command{command.Advance{Name: name, Holder: holder, Cursor: cursor}})
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func (d *raftDurables) Advance(ctx context.Context, name, holder string, cursor 
 }
 
 func (d *raftDurables) Release(ctx context.Context, name, holder string) error {
-	res, _, err := d.node().propose(ctx, []boltstore.Command{{Op: boltstore.OpRelease, Name: name, Holder: holder}})
+	res, _, err := d.node().propose(ctx, []command.Command{command.Release{Name: name, Holder: holder}})
 	if err != nil {
 		return err
 	}
@@ -101,7 +101,7 @@ func (d *raftDurables) clearOwnLeases(ctx context.Context) error {
 	if n.leasesCleared.Load() {
 		return nil
 	}
-	res, _, err := n.propose(ctx, []boltstore.Command{{Op: boltstore.OpReleaseHolders, Holder: n.cfg.NodeID + "/"}})
+	res, _, err := n.propose(ctx, []command.Command{command.ReleaseHolders{HolderPrefix: n.cfg.NodeID + "/"}})
 	if err != nil {
 		return fmt.Errorf("release leases of this node's previous run: %w", err)
 	}
@@ -171,7 +171,7 @@ func (a *DurableAdmin) ResetDurable(ctx context.Context, name string, to contrac
 	if err := to.Validate(); err != nil {
 		return contract.DurableInfo{}, err
 	}
-	idx, err := (*raftDurables)(n).proposeAdmin(ctx, boltstore.ResetCommand(name, to, force))
+	idx, err := (*raftDurables)(n).proposeAdmin(ctx, command.ResetDurable{Name: name, To: to, Force: force})
 	if err != nil {
 		return contract.DurableInfo{}, err
 	}
@@ -191,16 +191,16 @@ func (a *DurableAdmin) DeleteDurable(ctx context.Context, name string, force boo
 	if err := contract.ValidateDurableName(name); err != nil {
 		return err
 	}
-	_, err := (*raftDurables)(n).proposeAdmin(ctx, boltstore.Command{Op: boltstore.OpDeleteDurable, Name: name, Force: force})
+	_, err := (*raftDurables)(n).proposeAdmin(ctx, command.DeleteDurable{Name: name, Force: force})
 	return err
 }
 
-func (d *raftDurables) proposeAdmin(ctx context.Context, c boltstore.Command) (uint64, error) {
+func (d *raftDurables) proposeAdmin(ctx context.Context, c command.Command) (uint64, error) {
 	n := d.node()
 	if n.closed.Load() {
 		return 0, contract.ErrClosed
 	}
-	res, idx, err := n.propose(ctx, []boltstore.Command{c})
+	res, idx, err := n.propose(ctx, []command.Command{c})
 	if err != nil {
 		return 0, err
 	}

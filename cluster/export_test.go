@@ -4,12 +4,13 @@ import (
 	"context"
 
 	"github.com/factstr/factstr-go/boltstore"
+	"github.com/factstr/factstr-go/fsm/command"
 	"github.com/factstr/factstr-go/raftlog"
 )
 
 // ProposedOutcome is one command's outcome from ProposeTogether.
 type ProposedOutcome struct {
-	Result boltstore.Result
+	Result command.Result
 	Index  uint64
 	Err    error
 }
@@ -17,7 +18,7 @@ type ProposedOutcome struct {
 // ProposeTogether queues cmds on n's proposer, each as a caller's group of
 // its own, in one step, so that the proposer takes them as one batch (on a
 // follower: one forwarded batch), and waits for every outcome.
-func ProposeTogether(ctx context.Context, n *Node, cmds []boltstore.Command) []ProposedOutcome {
+func ProposeTogether(ctx context.Context, n *Node, cmds []command.Command) []ProposedOutcome {
 	out := make([]ProposedOutcome, len(cmds))
 	chans := make([]chan outcome, len(cmds))
 	p := n.proposer
@@ -25,7 +26,7 @@ func ProposeTogether(ctx context.Context, n *Node, cmds []boltstore.Command) []P
 	for i := range cmds {
 		ch := make(chan outcome, 1)
 		chans[i] = ch
-		p.queue = append(p.queue, newGroup(cmds[i:i+1:i+1], false, func(res []boltstore.Result, idx uint64, err error) {
+		p.queue = append(p.queue, newGroup(cmds[i:i+1:i+1], false, func(res []command.Result, idx uint64, err error) {
 			ch <- outcome{res, idx, err}
 		}))
 	}

@@ -11,8 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
-	"github.com/factstr/factstr-go/boltstore"
-	"github.com/factstr/factstr-go/fsm"
+	"github.com/factstr/factstr-go/fsm/command"
 	"github.com/factstr/factstr-go/internal/wire"
 )
 
@@ -78,7 +77,7 @@ func (f *forwarder) send(ctx context.Context, groups []*group, release func()) {
 	for _, g := range groups {
 		count += len(g.cmds)
 	}
-	cmds := make([]boltstore.Command, 0, count)
+	cmds := make([]command.Command, 0, count)
 	for _, g := range groups {
 		cmds = append(cmds, g.cmds...)
 	}
@@ -95,7 +94,7 @@ func (f *forwarder) send(ctx context.Context, groups []*group, release func()) {
 	s.pending[id] = b
 	s.mu.Unlock()
 	f.cfg.observePropose(ProposeForward, len(groups), count)
-	if err := s.stream.Send(&peerv1.ForwardStreamRequest{Id: id, Commands: fsm.EncodeCommands(cmds), FromNodeId: f.cfg.NodeID}); err != nil {
+	if err := s.stream.Send(&peerv1.ForwardStreamRequest{Id: id, Commands: command.Encode(cmds), FromNodeId: f.cfg.NodeID}); err != nil {
 		// The receive loop sees the broken stream too and fails every
 		// pending batch, this one included; the request may have left.
 		s.breakWith(fmt.Errorf("%w: forward stream to %s: %v", ErrOutcomeUnknown, s.leaderID, err))
@@ -238,7 +237,7 @@ func (s *fwdStream) answer(b *fwdBatch, resp *peerv1.ForwardStreamResponse) {
 		b.fail(wire.FromPeerStatus(status.Error(code, resp.GetMessage())))
 		return
 	}
-	res, err := fsm.DecodeResults(resp.GetResults())
+	res, err := command.DecodeResults(resp.GetResults())
 	if err == nil && len(res) != b.count {
 		err = fmt.Errorf("leader returned %d results for %d commands", len(res), b.count)
 	}

@@ -3,10 +3,9 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"time"
 
-	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm/command"
 )
 
 // EnsureGroup creates or checks a consumer group through the Raft log
@@ -17,7 +16,7 @@ func (d *raftDurables) EnsureGroup(ctx context.Context, name string, q contract.
 	if err := d.clearOwnLeases(ctx); err != nil {
 		return false, err
 	}
-	res, idx, err := n.propose(ctx, []boltstore.Command{boltstore.GroupCommand(name, q, start, spec, time.Time{})})
+	res, idx, err := n.propose(ctx, []command.Command{command.EnsureGroup{Name: name, Query: q, Start: start, Spec: spec}})
 	if err != nil {
 		return false, err
 	}

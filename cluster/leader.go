@@ -11,6 +11,7 @@ import (
 
 	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
 	"github.com/factstr/factstr-go/boltstore"
+	"github.com/factstr/factstr-go/fsm/command"
 	"github.com/factstr/factstr-go/internal/streams"
 	"github.com/factstr/factstr-go/membership"
 )
@@ -34,7 +35,7 @@ type leaderDuties struct {
 	records   *memberRecords
 	clusterID func() string
 	// apply proposes leader-duty commands (Node.applyLocal).
-	apply func([]boltstore.Command) ([]boltstore.Result, uint64, error)
+	apply func([]command.Command) ([]command.Result, uint64, error)
 
 	// maxVoters is the largest voter count seen while leading: the
 	// dead-server cleanup floor when bootstrap-expect is 0.
@@ -79,7 +80,7 @@ func (l *leaderDuties) lead(ctx context.Context, wg *sync.WaitGroup) {
 		if ctx.Err() != nil {
 			return
 		}
-		_, _, err := l.apply([]boltstore.Command{{Op: boltstore.OpNoop}})
+		_, _, err := l.apply([]command.Command{command.Noop{}})
 		if err == nil {
 			break
 		}
@@ -122,7 +123,7 @@ func (l *leaderDuties) reconcile(ctx context.Context) {
 			// monotonic clock, whatever the wall clock does (stampwindow.go).
 			// Only when a key is due: an idle cluster writes no entries.
 			if cutoff, ok := l.stamps.cutoff(); ok && l.idempotencyKeysDue(cutoff) {
-				if _, _, err := l.apply([]boltstore.Command{{Op: boltstore.OpPruneIdempotency, OccurredAt: cutoff}}); err != nil {
+				if _, _, err := l.apply([]command.Command{command.PruneIdempotency{Before: cutoff}}); err != nil {
 					l.log.Debug("prune idempotency keys", "error", err)
 				}
 			}
@@ -157,7 +158,7 @@ func (l *leaderDuties) releaseLeasesOf(nodeID string) {
 	if nodeID == "" || nodeID == l.cfg.NodeID {
 		return
 	}
-	if _, _, err := l.apply([]boltstore.Command{{Op: boltstore.OpReleaseHolders, Holder: nodeID + "/"}}); err != nil {
+	if _, _, err := l.apply([]command.Command{command.ReleaseHolders{HolderPrefix: nodeID + "/"}}); err != nil {
 		l.log.Warn("release durable leases of a gone node", "peer", nodeID, "error", err)
 		return
 	}

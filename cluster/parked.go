@@ -6,6 +6,7 @@ import (
 
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/fsm/command"
 	"github.com/factstr/factstr-go/internal/streams"
 )
 
@@ -13,7 +14,7 @@ import (
 // if holder still holds name.
 func (d *raftDurables) Park(ctx context.Context, name, holder string, p streams.Parking) error {
 	// The leader stamps the time.
-	res, _, err := d.node().propose(ctx, []boltstore.Command{boltstore.ParkCommand(name, holder, p, time.Time{})})
+	res, _, err := d.node().propose(ctx, []command.Command{command.ParkOf(name, holder, p, time.Time{})})
 	if err != nil {
 		return err
 	}
@@ -27,7 +28,7 @@ func (d *raftDurables) DueParked(_ context.Context, name string, limit int) ([]c
 }
 
 func (d *raftDurables) Unpark(ctx context.Context, name, holder string, seqs []uint64) error {
-	res, _, err := d.node().propose(ctx, []boltstore.Command{{Op: boltstore.OpUnpark, Name: name, Holder: holder, Parked: seqs}})
+	res, _, err := d.node().propose(ctx, []command.Command{command.Unpark{Name: name, Holder: holder, Seqs: seqs}})
 	if err != nil {
 		return err
 	}
@@ -50,24 +51,24 @@ func (a *DurableAdmin) ListParked(ctx context.Context, name string, after uint64
 // RedeliverParked marks name's parked events for redelivery through the
 // Raft log (contract.ParkedAdmin); the holder's node delivers them.
 func (a *DurableAdmin) RedeliverParked(ctx context.Context, name string, upTo uint64) (int, error) {
-	return a.parkedAdmin(ctx, boltstore.Command{Op: boltstore.OpRedeliverParked, Name: name, Cursor: upTo})
+	return a.parkedAdmin(ctx, name, command.RedeliverParked{Name: name, UpTo: upTo})
 }
 
 // DropParked forgets name's parked events through the Raft log
 // (contract.ParkedAdmin).
 func (a *DurableAdmin) DropParked(ctx context.Context, name string, upTo uint64) (int, error) {
-	return a.parkedAdmin(ctx, boltstore.Command{Op: boltstore.OpDropParked, Name: name, Cursor: upTo})
+	return a.parkedAdmin(ctx, name, command.DropParked{Name: name, UpTo: upTo})
 }
 
-func (a *DurableAdmin) parkedAdmin(ctx context.Context, c boltstore.Command) (int, error) {
+func (a *DurableAdmin) parkedAdmin(ctx context.Context, name string, c command.Command) (int, error) {
 	n := a.n
-	if err := contract.ValidateDurableName(c.Name); err != nil {
+	if err := contract.ValidateDurableName(name); err != nil {
 		return 0, err
 	}
 	if n.closed.Load() {
 		return 0, contract.ErrClosed
 	}
-	res, _, err := n.propose(ctx, []boltstore.Command{c})
+	res, _, err := n.propose(ctx, []command.Command{c})
 	if err != nil {
 		return 0, err
 	}

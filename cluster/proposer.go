@@ -12,9 +12,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	peerv1 "github.com/factstr/factstr-go/api/gen/factstr/peer/v1"
-	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
-	"github.com/factstr/factstr-go/fsm"
+	"github.com/factstr/factstr-go/fsm/command"
 	"github.com/factstr/factstr-go/internal/wire"
 )
 
@@ -47,7 +46,7 @@ const (
 // group is commands that share one outcome of Raft: a caller's command, or
 // a batch a follower forwarded (its answer covers one entry).
 type group struct {
-	cmds []boltstore.Command
+	cmds []command.Command
 	size int
 	// localOnly groups are never forwarded: leader duties, and batches that
 	// followers forwarded here (forwarding them on would chain hops).
@@ -56,32 +55,15 @@ type group struct {
 	// queued then is dropped instead of proposed, so a command its caller
 	// gave up on does not take effect long after (a lease nobody holds).
 	gone func() bool
-	done func(res []boltstore.Result, index uint64, err error)
+	done func(res []command.Result, index uint64, err error)
 }
 
-func newGroup(cmds []boltstore.Command, localOnly bool, done func([]boltstore.Result, uint64, error)) *group {
+func newGroup(cmds []command.Command, localOnly bool, done func([]command.Result, uint64, error)) *group {
 	size := 0
-	for i := range cmds {
-		size += commandSize(&cmds[i])
+	for _, c := range cmds {
+		size += command.SizeHint(c)
 	}
 	return &group{cmds: cmds, size: size, localOnly: localOnly, done: done}
-}
-
-// commandSize estimates a command's encoded size.
-func commandSize(c *boltstore.Command) int {
-	size := 48 + len(c.IdempotencyKey) + len(c.Name) + len(c.Holder)
-	for _, ev := range c.Events {
-		size += 8 + len(ev.Type) + len(ev.Payload)
-	}
-	for _, f := range c.Query.Filters {
-		for _, t := range f.EventTypes {
-			size += 4 + len(t)
-		}
-		for _, p := range f.PayloadPredicates {
-			size += 4 + len(p)
-		}
-	}
-	return size
 }
 
 // inflightEntry is an entry handed to Raft whose future the completer waits
@@ -281,29 +263,52 @@ func (p *proposer) proposeEntry(batch []*group, release func()) {
 	for _, g := range batch {
 		count += len(g.cmds)
 	}
-	cmds := make([]boltstore.Command, 0, count)
+	cmds := make([]command.Command, 0, count)
 	stamped := false
 	for _, g := range batch {
-		for i := range g.cmds {
-			c := g.cmds[i]
-			switch c.Op {
-			case boltstore.OpAppend, boltstore.OpAppendIf:
-				c.OccurredAt = now
-				stamped = true
-			case boltstore.OpAcquire, boltstore.OpAdvance, boltstore.OpPark, boltstore.OpEnsureGroup:
-				c.OccurredAt = now // when a durable name was created, last acknowledged, parked
-			}
+		for _, c := range g.cmds {
+			var appended bool
+			c, appended = stamp(c, now)
+			stamped = stamped || appended
 			cmds = append(cmds, c)
 		}
 	}
 	if stamped {
 		p.stamps.observe(now)
 	}
-	data := fsm.EncodeCommands(cmds)
+	data := command.Encode(cmds)
 	slot := p.commits.add(data, release)
 	f := p.raft.Apply(data, p.cfg.ApplyTimeout)
 	p.cfg.observePropose(ProposeEntry, len(batch), count)
 	p.inflight <- inflightEntry{future: f, groups: batch, count: count, slot: slot}
+}
+
+// stamp returns c with the leader's clock now where its kind records a
+// time: appended events (appended is true), and when a durable name was
+// created, last acknowledged or parked, and a group created. Other kinds
+// carry no time, or one the leader chose itself (pruning, removals).
+func stamp(c command.Command, now time.Time) (_ command.Command, appended bool) {
+	switch c := c.(type) {
+	case command.Append:
+		c.OccurredAt = now
+		return c, true
+	case command.AppendIf:
+		c.OccurredAt = now
+		return c, true
+	case command.Acquire:
+		c.OccurredAt = now
+		return c, false
+	case command.Advance:
+		c.OccurredAt = now
+		return c, false
+	case command.Park:
+		c.OccurredAt = now
+		return c, false
+	case command.EnsureGroup:
+		c.OccurredAt = now
+		return c, false
+	}
+	return c, false
 }
 
 // complete waits for the entries in the order they were proposed (Raft
@@ -326,7 +331,7 @@ func (p *proposer) complete() {
 // entryOutcome maps an applied entry's future to its results, or to the
 // errors callers branch on: ErrNotLeader when the entry never entered the
 // log, ErrOutcomeUnknown when it may still commit.
-func entryOutcome(f raft.ApplyFuture, count int) ([]boltstore.Result, uint64, error) {
+func entryOutcome(f raft.ApplyFuture, count int) ([]command.Result, uint64, error) {
 	if err := f.Error(); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
@@ -340,7 +345,7 @@ func entryOutcome(f raft.ApplyFuture, count int) ([]boltstore.Result, uint64, er
 		}
 	}
 	switch r := f.Response().(type) {
-	case []boltstore.Result:
+	case []command.Result:
 		if len(r) != count {
 			return nil, 0, fmt.Errorf("state machine returned %d results for %d commands", len(r), count)
 		}
@@ -360,7 +365,7 @@ func fail(groups []*group, err error) {
 
 // outcome is what one submitWait receives.
 type outcome struct {
-	res []boltstore.Result
+	res []command.Result
 	idx uint64
 	err error
 }
@@ -368,9 +373,9 @@ type outcome struct {
 // submitOnce submits cmds as one group and waits for its outcome or ctx. A
 // ctx that ends first leaves the outcome unknown: the group may still
 // commit.
-func (p *proposer) submitOnce(ctx context.Context, cmds []boltstore.Command, localOnly bool) ([]boltstore.Result, uint64, error) {
+func (p *proposer) submitOnce(ctx context.Context, cmds []command.Command, localOnly bool) ([]command.Result, uint64, error) {
 	ch := make(chan outcome, 1)
-	g := newGroup(cmds, localOnly, func(res []boltstore.Result, idx uint64, err error) {
+	g := newGroup(cmds, localOnly, func(res []command.Result, idx uint64, err error) {
 		ch <- outcome{res, idx, err}
 	})
 	g.gone = func() bool { return ctx.Err() != nil }
@@ -385,7 +390,7 @@ func (p *proposer) submitOnce(ctx context.Context, cmds []boltstore.Command, loc
 
 // applyLocal proposes leader duties (the term's barrier, pruning, lease and
 // incarnation records) on this node as leader; they are never forwarded.
-func (p *proposer) applyLocal(cmds []boltstore.Command) ([]boltstore.Result, uint64, error) {
+func (p *proposer) applyLocal(cmds []command.Command) ([]command.Result, uint64, error) {
 	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.ApplyTimeout+time.Second)
 	defer cancel()
 	return p.submitOnce(ctx, cmds, true)
@@ -411,27 +416,28 @@ func (p *proposer) acceptForwarded(req *peerv1.ForwardStreamRequest, answer func
 		reply(fmt.Errorf("%w: %s is not the leader (leader: %q)", ErrNotLeader, p.cfg.NodeID, leader))
 		return
 	}
-	cmds, err := fsm.DecodeCommands(req.GetCommands())
+	cmds, err := command.Decode(req.GetCommands())
 	if err != nil {
 		answer(&peerv1.ForwardStreamResponse{Id: id, Code: uint32(codes.InvalidArgument), Message: err.Error()})
 		return
 	}
-	results := make([]boltstore.Result, len(cmds))
-	valid := make([]boltstore.Command, 0, len(cmds))
+	results := make([]command.Result, len(cmds))
+	valid := make([]command.Command, 0, len(cmds))
 	pos := make([]int, 0, len(cmds))
-	for i := range cmds {
-		if err := checkForwarded(&cmds[i], req.GetFromNodeId(), p.cfg.Limits); err != nil {
+	for i, c := range cmds {
+		c, err := checkForwarded(c, req.GetFromNodeId(), p.cfg.Limits)
+		if err != nil {
 			results[i].Err = err
 			continue
 		}
-		valid = append(valid, cmds[i])
+		valid = append(valid, c)
 		pos = append(pos, i)
 	}
 	if len(valid) == 0 {
-		answer(&peerv1.ForwardStreamResponse{Id: id, Results: fsm.EncodeResults(results)})
+		answer(&peerv1.ForwardStreamResponse{Id: id, Results: command.EncodeResults(results)})
 		return
 	}
-	p.submit(newGroup(valid, true, func(res []boltstore.Result, idx uint64, err error) {
+	p.submit(newGroup(valid, true, func(res []command.Result, idx uint64, err error) {
 		if err != nil {
 			reply(err)
 			return
@@ -439,6 +445,6 @@ func (p *proposer) acceptForwarded(req *peerv1.ForwardStreamRequest, answer func
 		for j := range res {
 			results[pos[j]] = res[j]
 		}
-		answer(&peerv1.ForwardStreamResponse{Id: id, Results: fsm.EncodeResults(results), Index: idx})
+		answer(&peerv1.ForwardStreamResponse{Id: id, Results: command.EncodeResults(results), Index: idx})
 	}))
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/factstr/factstr-go/boltstore"
+	"github.com/factstr/factstr-go/fsm/command"
 	"github.com/factstr/factstr-go/membership"
 )
 
@@ -33,7 +34,7 @@ type memberRecords struct {
 	incarnation string
 	log         *slog.Logger
 	// apply proposes leader-duty commands (Node.applyLocal).
-	apply func([]boltstore.Command) ([]boltstore.Result, uint64, error)
+	apply func([]command.Command) ([]command.Result, uint64, error)
 
 	// mu serialises the leader's membership decisions: a reconcile round
 	// reads the member records and then writes some, and an operator's
@@ -63,13 +64,13 @@ func (m *memberRecords) recordRemoval(id string) error {
 	if inc == "" {
 		inc = unknownIncarnation
 	}
-	_, _, err = m.apply([]boltstore.Command{{Op: boltstore.OpSetIncarnation, Name: id, Holder: inc, OccurredAt: time.Now().UTC()}})
+	_, _, err = m.apply([]command.Command{command.SetIncarnation{Node: id, Incarnation: inc, RemovedAt: time.Now().UTC()}})
 	return err
 }
 
 // recordIncarnation proposes id's incarnation (leader only).
 func (m *memberRecords) recordIncarnation(id, incarnation string) error {
-	_, _, err := m.apply([]boltstore.Command{{Op: boltstore.OpSetIncarnation, Name: id, Holder: incarnation}})
+	_, _, err := m.apply([]command.Command{command.SetIncarnation{Node: id, Incarnation: incarnation}})
 	return err
 }
 

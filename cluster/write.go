@@ -9,9 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
-	"github.com/factstr/factstr-go/fsm"
+	"github.com/factstr/factstr-go/fsm/command"
 )
 
 // Append commits events as one batch. Every append carries an idempotency
@@ -39,7 +38,7 @@ func (n *Node) AppendWith(ctx context.Context, events []contract.NewEvent, opts 
 	if err := contract.ValidateEvents(events, n.cfg.Limits); err != nil {
 		return contract.AppendOutcome{}, err
 	}
-	return n.appendCmd(ctx, opts, boltstore.Command{Op: boltstore.OpAppend, Events: events})
+	return n.appendCmd(ctx, opts, func(key string) command.Command { return command.Append{Events: events, IdempotencyKey: key} })
 }
 
 // AppendIfWith is AppendIf with explicit options (see AppendWith).
@@ -53,21 +52,25 @@ func (n *Node) AppendIfWith(ctx context.Context, events []contract.NewEvent, que
 	if err := contract.ValidateContext(query, n.cfg.Limits); err != nil {
 		return contract.AppendOutcome{}, err
 	}
-	return n.appendCmd(ctx, opts, boltstore.Command{Op: boltstore.OpAppendIf, Events: events, Query: query, Expected: expected})
+	return n.appendCmd(ctx, opts, func(key string) command.Command {
+		return command.AppendIf{Events: events, Context: query, Expected: expected, IdempotencyKey: key}
+	})
 }
 
-func (n *Node) appendCmd(ctx context.Context, opts contract.AppendOptions, cmd boltstore.Command) (contract.AppendOutcome, error) {
+// appendCmd proposes the append cmd builds with the call's idempotency
+// key: the caller's, else the context's, else a generated one.
+func (n *Node) appendCmd(ctx context.Context, opts contract.AppendOptions, cmd func(key string) command.Command) (contract.AppendOutcome, error) {
 	if n.closed.Load() {
 		return contract.AppendOutcome{}, contract.ErrClosed
 	}
-	cmd.IdempotencyKey = opts.IdempotencyKey
-	if cmd.IdempotencyKey == "" {
-		cmd.IdempotencyKey = contract.IdempotencyKey(ctx)
+	key := opts.IdempotencyKey
+	if key == "" {
+		key = contract.IdempotencyKey(ctx)
 	}
-	if cmd.IdempotencyKey == "" {
-		cmd.IdempotencyKey = n.autoKeys.next()
+	if key == "" {
+		key = n.autoKeys.next()
 	}
-	res, _, err := n.propose(ctx, []boltstore.Command{cmd})
+	res, _, err := n.propose(ctx, []command.Command{cmd(key)})
 	if err != nil {
 		return contract.AppendOutcome{}, err
 	}
@@ -107,7 +110,7 @@ func (k *autoKeys) next() string {
 // entered the log, and for an unknown outcome too, because every command
 // kind proposed here is idempotent (appends carry keys; cursor and lease
 // commands are idempotent for their holder).
-func (n *Node) propose(ctx context.Context, cmds []boltstore.Command) ([]boltstore.Result, uint64, error) {
+func (n *Node) propose(ctx context.Context, cmds []command.Command) ([]command.Result, uint64, error) {
 	ctx, cancel := withDefaultTimeout(ctx, n.cfg.ApplyTimeout)
 	defer cancel()
 	backoff := 10 * time.Millisecond
@@ -148,64 +151,83 @@ func retryable(err error) bool {
 // ErrRefusedFromPeer is the outcome of a forwarded command that no
 // follower may send: a kind only the leader proposes, or a lease command
 // for another node's holder.
-var ErrRefusedFromPeer = fsm.ErrRefusedFromPeer
+var ErrRefusedFromPeer = command.ErrRefusedFromPeer
 
-// checkForwarded is the leader's own check of a forwarded command.
-func checkForwarded(c *boltstore.Command, from string, limits contract.Limits) error {
-	ownHolder := func() error {
-		if from == "" || !strings.HasPrefix(c.Holder, from+"/") {
-			return fmt.Errorf("%w: %s of holder %q from node %q", ErrRefusedFromPeer, c.Op, c.Holder, from)
+// checkForwarded is the leader's own check of a forwarded command. It
+// returns the command without the sender's clock: the proposer stamps the
+// leader's (see stamp).
+func checkForwarded(c command.Command, from string, limits contract.Limits) (command.Command, error) {
+	ownHolder := func(holder string) error {
+		if from == "" || !strings.HasPrefix(holder, from+"/") {
+			return fmt.Errorf("%w: %s of holder %q from node %q", ErrRefusedFromPeer, c.Kind(), holder, from)
 		}
 		return nil
 	}
-	c.OccurredAt = time.Time{}
-	switch c.Op {
-	case boltstore.OpAppend, boltstore.OpAppendIf:
+	noKey := func() error {
+		return fmt.Errorf("%w: a forwarded %s carries no idempotency key", ErrRefusedFromPeer, c.Kind())
+	}
+	switch c := c.(type) {
+	case command.Append:
+		c.OccurredAt = time.Time{}
 		if c.IdempotencyKey == "" {
-			return fmt.Errorf("%w: a forwarded %s carries no idempotency key", ErrRefusedFromPeer, c.Op)
+			return c, noKey()
+		}
+		return c, contract.ValidateEvents(c.Events, limits)
+	case command.AppendIf:
+		c.OccurredAt = time.Time{}
+		if c.IdempotencyKey == "" {
+			return c, noKey()
 		}
 		if err := contract.ValidateEvents(c.Events, limits); err != nil {
-			return err
+			return c, err
 		}
-		if c.Op == boltstore.OpAppendIf {
-			return contract.ValidateContext(c.Query, limits)
-		}
-		return nil
-	case boltstore.OpAcquire:
+		return c, contract.ValidateContext(c.Context, limits)
+	case command.Acquire:
+		c.OccurredAt = time.Time{}
 		if err := contract.ValidateQueryLimits(c.Query, limits); err != nil {
-			return err
+			return c, err
 		}
 		if err := c.Failure.Validate(); err != nil {
-			return err
+			return c, err
 		}
-		if err := (contract.StartPosition{Kind: c.Start}).Validate(); err != nil {
-			return err
+		if err := c.Start.Validate(); err != nil {
+			return c, err
 		}
-		return ownHolder()
-	case boltstore.OpAdvance, boltstore.OpRelease, boltstore.OpPark, boltstore.OpUnpark:
-		return ownHolder()
-	case boltstore.OpRedeliverParked, boltstore.OpDropParked:
-		return nil // an operator's, like a reset; Apply checks the name
-	case boltstore.OpReleaseHolders:
-		if from == "" || c.Holder != from+"/" {
-			return fmt.Errorf("%w: release of holders %q from node %q", ErrRefusedFromPeer, c.Holder, from)
+		return c, ownHolder(c.Holder)
+	case command.Advance:
+		c.OccurredAt = time.Time{}
+		return c, ownHolder(c.Holder)
+	case command.Park:
+		c.OccurredAt = time.Time{}
+		return c, ownHolder(c.Holder)
+	case command.Release:
+		return c, ownHolder(c.Holder)
+	case command.Unpark:
+		return c, ownHolder(c.Holder)
+	case command.RedeliverParked, command.DropParked:
+		return c, nil // an operator's, like a reset; Apply checks the name
+	case command.ReleaseHolders:
+		if from == "" || c.HolderPrefix != from+"/" {
+			return c, fmt.Errorf("%w: release of holders %q from node %q", ErrRefusedFromPeer, c.HolderPrefix, from)
 		}
-		return nil
-	case boltstore.OpNoop:
-		return nil
-	case boltstore.OpEnsureGroup:
-		// Creates or checks a group (its Holder is the group's key, not a
-		// lease holder); Apply checks the name and the shape.
+		return c, nil
+	case command.Noop:
+		return c, nil
+	case command.EnsureGroup:
+		// Creates or checks a group; Apply checks the name and the shape.
+		c.OccurredAt = time.Time{}
 		if err := contract.ValidateQueryLimits(c.Query, limits); err != nil {
-			return err
+			return c, err
 		}
-		return (contract.StartPosition{Kind: c.Start}).Validate()
-	case boltstore.OpResetDurable, boltstore.OpDeleteDurable:
+		return c, c.Start.Validate()
+	case command.ResetDurable:
 		// An operator's command through any node (the API checked the
 		// role); Apply checks the name.
-		return (contract.StartPosition{Kind: c.Start}).Validate()
+		return c, c.To.Validate()
+	case command.DeleteDurable:
+		return c, nil
 	}
-	return fmt.Errorf("%w: %s is proposed by the leader only", ErrRefusedFromPeer, c.Op)
+	return c, fmt.Errorf("%w: %s is proposed by the leader only", ErrRefusedFromPeer, c.Kind())
 }
 
 // observePropose reports one proposed batch to Config.OnPropose.

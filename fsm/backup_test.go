@@ -4,16 +4,29 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
+	"github.com/factstr/factstr-go/fsm/command"
 )
+
+var at = time.Unix(0, 1_700_000_000_123_456_789).UTC()
+
+func events(types ...string) []contract.NewEvent {
+	out := make([]contract.NewEvent, len(types))
+	for i, t := range types {
+		out[i] = contract.NewEvent{Type: t, Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}
+	}
+	return out
+}
 
 func openFSM(t *testing.T) (*fsm.FSM, *boltstore.Store) {
 	t.Helper()
@@ -28,13 +41,13 @@ func openFSM(t *testing.T) (*fsm.FSM, *boltstore.Store) {
 	return f, store
 }
 
-func apply(t *testing.T, f *fsm.FSM, index uint64, cmd boltstore.Command) {
+func apply(t *testing.T, f *fsm.FSM, index uint64, cmd command.Command) {
 	t.Helper()
-	r := f.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: fsm.EncodeCommands([]boltstore.Command{cmd})})
+	r := f.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: command.Encode([]command.Command{cmd})})
 	if err, ok := r.(error); ok {
 		t.Fatalf("apply %d: %v", index, err)
 	}
-	if rs, ok := r.([]boltstore.Result); ok && rs[0].Err != nil {
+	if rs, ok := r.([]command.Result); ok && rs[0].Err != nil {
 		t.Fatalf("apply %d: %v", index, rs[0].Err)
 	}
 }
@@ -43,9 +56,9 @@ func apply(t *testing.T, f *fsm.FSM, index uint64, cmd boltstore.Command) {
 // name held by n1 and n2's incarnation.
 func seeded(t *testing.T) (*fsm.FSM, *boltstore.Store) {
 	f, store := openFSM(t)
-	apply(t, f, 1, boltstore.Command{Op: boltstore.OpAppend, OccurredAt: at, Events: events("A", "B")})
-	apply(t, f, 2, boltstore.Command{Op: boltstore.OpAcquire, Name: "orders", Holder: "n1/x"})
-	apply(t, f, 3, boltstore.Command{Op: boltstore.OpSetIncarnation, Name: "n2", Holder: "0123456789abcdef0123456789abcdef"})
+	apply(t, f, 1, command.Append{OccurredAt: at, Events: events("A", "B")})
+	apply(t, f, 2, command.Acquire{Name: "orders", Holder: "n1/x"})
+	apply(t, f, 3, command.SetIncarnation{Node: "n2", Incarnation: "0123456789abcdef0123456789abcdef"})
 	if f.AppliedIndex() != 3 || store.Replica().Head() != 2 {
 		t.Fatalf("seeded store at applied %d head %d, want 3 and 2", f.AppliedIndex(), store.Replica().Head())
 	}
@@ -119,7 +132,7 @@ func TestRestoreSnapshotVersusBackup(t *testing.T) {
 			}
 			// The log goes on after the restore point.
 			next := tt.want.applied + 1
-			apply(t, f, next, boltstore.Command{Op: boltstore.OpAppend, OccurredAt: at, Events: []contract.NewEvent{{Type: "C", Payload: json.RawMessage(`{}`)}}})
+			apply(t, f, next, command.Append{OccurredAt: at, Events: []contract.NewEvent{{Type: "C", Payload: json.RawMessage(`{}`)}}})
 			if f.AppliedIndex() != next || store.Replica().Head() != 3 {
 				t.Fatalf("after one more entry: applied %d head %d, want %d and 3", f.AppliedIndex(), store.Replica().Head(), next)
 			}

@@ -1,6 +1,8 @@
-// Package fsm owns the Raft state machine of a FACTSTR node: the encoding of
-// commands in Raft log entries and the raft.BatchingFSM that applies a whole
-// batch of committed entries to the bbolt store in one transaction.
+// Package fsm owns the Raft state machine of a FACTSTR node: the
+// raft.BatchingFSM that decodes a whole batch of committed entries (the
+// command set and its encoding are in fsm/command) and applies them to the
+// bbolt store (boltstore.Store.Apply) in one transaction, its snapshots,
+// and the backups restored through it.
 //
 // Apply is deterministic: every clock value (OccurredAt) is chosen by the
 // leader before proposing and carried in the entry, and the AppendIf check

@@ -12,12 +12,13 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/factstr/factstr-go/boltstore"
+	"github.com/factstr/factstr-go/fsm/command"
 	"github.com/factstr/factstr-go/internal/streams"
 )
 
 // FSM applies committed Raft entries to a boltstore opened in replicated
 // mode. The response of each applied entry (ApplyFuture.Response) is a
-// []boltstore.Result, one per command, or an error for an entry that could
+// []command.Result, one per command, or an error for an entry that could
 // not be decoded.
 type FSM struct {
 	store   *boltstore.Store
@@ -83,7 +84,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	start := time.Now()
 	resp := make([]any, len(logs))
-	entries := make([]boltstore.Entry, len(logs))
+	entries := make([]command.Entry, len(logs))
 	commands := 0
 	for i, l := range logs {
 		entries[i].Index = l.Index
@@ -93,7 +94,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		if f.OnCommitted != nil {
 			f.OnCommitted(l.Data)
 		}
-		cmds, err := DecodeCommands(l.Data)
+		cmds, err := command.Decode(l.Data)
 		if err != nil {
 			// Every node decodes the same bytes the same way, so skipping is
 			// deterministic; the proposer learns why.
@@ -170,7 +171,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	if backup {
 		next := f.store.Replica().AppliedIndex() + 1
-		if _, err := f.store.Apply([]boltstore.Entry{{Index: next, Commands: []boltstore.Command{{Op: boltstore.OpReleaseHolders}}}}); err != nil {
+		if _, err := f.store.Apply([]command.Entry{{Index: next, Commands: []command.Command{command.ReleaseHolders{}}}}); err != nil {
 			return fmt.Errorf("release the backup's durable leases: %w", err)
 		}
 		if err := f.store.Replica().ResetAppliedIndex(0); err != nil {

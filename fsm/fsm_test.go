@@ -12,6 +12,7 @@ import (
 	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
 	"github.com/factstr/factstr-go/fsm"
+	"github.com/factstr/factstr-go/fsm/command"
 )
 
 // A store that cannot apply committed entries stops the node through
@@ -25,7 +26,7 @@ func TestApplyStorageFailureIsFatal(t *testing.T) {
 	f := fsm.New(store, nil)
 	var fatal error
 	f.Fatal = func(err error) { fatal = err }
-	cmd := fsm.EncodeCommands([]boltstore.Command{{Op: boltstore.OpAppend, OccurredAt: time.Now(),
+	cmd := command.Encode([]command.Command{command.Append{OccurredAt: time.Now(),
 		Events: []contract.NewEvent{{Type: "t", Payload: json.RawMessage(`{}`)}}}})
 	if r := f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: cmd}); fatal != nil {
 		t.Fatalf("healthy apply: %v (%v)", fatal, r)

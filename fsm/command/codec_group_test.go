@@ -1,13 +1,12 @@
-package fsm_test
+package command_test
 
 import (
 	"reflect"
 	"testing"
 	"time"
 
-	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
-	"github.com/factstr/factstr-go/fsm"
+	"github.com/factstr/factstr-go/fsm/command"
 )
 
 // A group's creation carries its shape in fields the entry encoding had
@@ -27,12 +26,12 @@ func TestGroupCommandRoundTrip(t *testing.T) {
 		{"after 41", contract.StartPosition{Kind: contract.StartAfterSequence, After: 41}, contract.GroupSpec{Key: contract.KeyField("a"), Partitions: 256}, 2},
 	}
 	for _, c := range cases {
-		cmd := boltstore.GroupCommand("g", q, c.start, c.spec, at)
-		b := fsm.EncodeCommands([]boltstore.Command{cmd})
+		cmd := command.EnsureGroup{Name: "g", Query: q, Start: c.start, Spec: c.spec, OccurredAt: at}
+		b := command.Encode([]command.Command{cmd})
 		if b[0] != c.version {
 			t.Errorf("%s: encoded as version %d, want %d", c.name, b[0], c.version)
 		}
-		got, err := fsm.DecodeCommands(b)
+		got, err := command.Decode(b)
 		if err != nil {
 			t.Fatalf("%s: decode: %v", c.name, err)
 		}

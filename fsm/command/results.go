@@ -1,11 +1,10 @@
-package fsm
+package command
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
 
-	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
 )
 
@@ -32,7 +31,7 @@ const (
 var ErrRefusedFromPeer = errors.New("command refused from a peer")
 
 // EncodeResults encodes the outcomes of forwarded commands.
-func EncodeResults(rs []boltstore.Result) []byte {
+func EncodeResults(rs []Result) []byte {
 	b := binary.AppendUvarint(nil, uint64(len(rs)))
 	for _, r := range rs {
 		b = binary.AppendUvarint(b, r.Append.FirstSequenceNumber)
@@ -85,13 +84,13 @@ func EncodeResults(rs []boltstore.Result) []byte {
 }
 
 // DecodeResults decodes what EncodeResults wrote.
-func DecodeResults(data []byte) ([]boltstore.Result, error) {
+func DecodeResults(data []byte) ([]Result, error) {
 	d := decoder{b: data}
 	n := d.uvarint()
 	if n > uint64(len(data)) {
 		return nil, fmt.Errorf("%w: bad result count", ErrCorruptEntry)
 	}
-	rs := make([]boltstore.Result, n)
+	rs := make([]Result, n)
 	for i := range rs {
 		r := &rs[i]
 		r.Append.FirstSequenceNumber = d.uvarint()

@@ -1,4 +1,4 @@
-package fsm_test
+package command_test
 
 import (
 	"encoding/json"
@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/factstr/factstr-go/boltstore"
 	"github.com/factstr/factstr-go/contract"
-	"github.com/factstr/factstr-go/fsm"
+	"github.com/factstr/factstr-go/fsm/command"
 )
 
 var at = time.Unix(0, 1_700_000_000_123_456_789).UTC()
@@ -39,37 +38,37 @@ var ctxQuery = contract.EventQuery{
 // codec carries it; Apply refuses it).
 func commandCases() []struct {
 	name string
-	cmd  boltstore.Command
+	cmd  command.Command
 } {
 	return []struct {
 		name string
-		cmd  boltstore.Command
+		cmd  command.Command
 	}{
-		{"append", boltstore.Command{Op: boltstore.OpAppend, Events: events("A", "B"), OccurredAt: at}},
-		{"append with idempotency key", boltstore.Command{Op: boltstore.OpAppend, Events: events("A"), OccurredAt: at, IdempotencyKey: "key-1"}},
-		{"append-if", boltstore.Command{Op: boltstore.OpAppendIf, Events: events("A"), Query: ctxQuery, Expected: 7, OccurredAt: at, IdempotencyKey: "k"}},
-		{"append-if on an empty context", boltstore.Command{Op: boltstore.OpAppendIf, Events: events("A"), Expected: 0, OccurredAt: at}},
-		{"acquire", boltstore.Command{Op: boltstore.OpAcquire, Name: "orders", Holder: "n1/abc", Query: ctxQuery}},
-		{"advance", boltstore.Command{Op: boltstore.OpAdvance, Name: "orders", Holder: "n1/abc", Cursor: 1 << 40}},
-		{"release", boltstore.Command{Op: boltstore.OpRelease, Name: "orders", Holder: "n1/abc"}},
-		{"release-holders", boltstore.Command{Op: boltstore.OpReleaseHolders, Holder: "n1/"}},
-		{"release-holders all", boltstore.Command{Op: boltstore.OpReleaseHolders}},
-		{"prune-idempotency", boltstore.Command{Op: boltstore.OpPruneIdempotency, OccurredAt: at}},
-		{"noop", boltstore.Command{Op: boltstore.OpNoop}},
-		{"set-incarnation", boltstore.Command{Op: boltstore.OpSetIncarnation, Name: "n2", Holder: "0123456789abcdef0123456789abcdef"}},
-		{"set-incarnation removed", boltstore.Command{Op: boltstore.OpSetIncarnation, Name: "n2", OccurredAt: at}},
-		{"unknown op", boltstore.Command{Op: boltstore.Op(200), Name: "x"}},
-		{"unicode and empty payload object", boltstore.Command{Op: boltstore.OpAppend, OccurredAt: at,
+		{"append", command.Append{Events: events("A", "B"), OccurredAt: at}},
+		{"append with idempotency key", command.Append{Events: events("A"), OccurredAt: at, IdempotencyKey: "key-1"}},
+		{"append-if", command.AppendIf{Events: events("A"), Context: ctxQuery, Expected: 7, OccurredAt: at, IdempotencyKey: "k"}},
+		{"append-if on an empty context", command.AppendIf{Events: events("A"), Expected: 0, OccurredAt: at}},
+		{"acquire", command.Acquire{Name: "orders", Holder: "n1/abc", Query: ctxQuery}},
+		{"advance", command.Advance{Name: "orders", Holder: "n1/abc", Cursor: 1 << 40}},
+		{"release", command.Release{Name: "orders", Holder: "n1/abc"}},
+		{"release-holders", command.ReleaseHolders{HolderPrefix: "n1/"}},
+		{"release-holders all", command.ReleaseHolders{}},
+		{"prune-idempotency", command.PruneIdempotency{Before: at}},
+		{"noop", command.Noop{}},
+		{"set-incarnation", command.SetIncarnation{Node: "n2", Incarnation: "0123456789abcdef0123456789abcdef"}},
+		{"set-incarnation removed", command.SetIncarnation{Node: "n2", RemovedAt: at}},
+		{"unknown kind", command.Unknown{Code: 200}},
+		{"unicode and empty payload object", command.Append{OccurredAt: at,
 			Events: []contract.NewEvent{{Type: "Bestellung ✓", Payload: json.RawMessage(`{}`)}}}},
-		{"time before 1970", boltstore.Command{Op: boltstore.OpAppend, Events: events("A"), OccurredAt: time.Unix(-5, 7).UTC()}},
+		{"time before 1970", command.Append{Events: events("A"), OccurredAt: time.Unix(-5, 7).UTC()}},
 	}
 }
 
 func TestCommandsRoundTrip(t *testing.T) {
 	for _, tt := range commandCases() {
 		t.Run(tt.name, func(t *testing.T) {
-			b := fsm.EncodeCommands([]boltstore.Command{tt.cmd})
-			got, err := fsm.DecodeCommands(b)
+			b := command.Encode([]command.Command{tt.cmd})
+			got, err := command.Decode(b)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,12 +81,12 @@ func TestCommandsRoundTrip(t *testing.T) {
 
 // One entry carries many commands (the proposer coalesces), and none.
 func TestCommandsRoundTripBatch(t *testing.T) {
-	var all []boltstore.Command
+	var all []command.Command
 	for _, tt := range commandCases() {
 		all = append(all, tt.cmd)
 	}
-	for _, cmds := range [][]boltstore.Command{all, {}} {
-		got, err := fsm.DecodeCommands(fsm.EncodeCommands(cmds))
+	for _, cmds := range [][]command.Command{all, {}} {
+		got, err := command.Decode(command.Encode(cmds))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,14 +142,14 @@ func TestQueryNilVersusEmpty(t *testing.T) {
 				}
 			}
 
-			cmds, err := fsm.DecodeCommands(fsm.EncodeCommands([]boltstore.Command{{Op: boltstore.OpAppendIf, Events: events("A"), Query: q, OccurredAt: at}}))
+			cmds, err := command.Decode(command.Encode([]command.Command{command.AppendIf{Events: events("A"), Context: q, OccurredAt: at}}))
 			if err != nil {
 				t.Fatal(err)
 			}
-			check("in an AppendIf context", cmds[0].Query)
+			check("in an AppendIf context", cmds[0].(command.AppendIf).Context)
 
-			b := fsm.AppendQuery([]byte("prefix"), q)
-			got, rest, err := fsm.DecodeQuery(append(b[len("prefix"):], "tail"...))
+			b := command.AppendQuery([]byte("prefix"), q)
+			got, rest, err := command.DecodeQuery(append(b[len("prefix"):], "tail"...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,13 +165,13 @@ func TestQueryNilVersusEmpty(t *testing.T) {
 // absurd counts are refused with ErrCorruptEntry, never a panic or a
 // half-decoded command.
 func TestDecodeCommandsRefusesCorrupt(t *testing.T) {
-	var all []boltstore.Command
+	var all []command.Command
 	for _, tt := range commandCases() {
 		all = append(all, tt.cmd)
 	}
-	valid := fsm.EncodeCommands(all)
+	valid := command.Encode(all)
 	for n := range len(valid) {
-		if _, err := fsm.DecodeCommands(valid[:n]); !errors.Is(err, fsm.ErrCorruptEntry) {
+		if _, err := command.Decode(valid[:n]); !errors.Is(err, command.ErrCorruptEntry) {
 			t.Fatalf("entry truncated to %d of %d bytes: error %v, want ErrCorruptEntry", n, len(valid), err)
 		}
 	}
@@ -185,14 +184,14 @@ func TestDecodeCommandsRefusesCorrupt(t *testing.T) {
 		{"version 255", append([]byte{255}, valid[1:]...)},
 		{"trailing bytes", append(append([]byte(nil), valid...), 0)},
 		{"count larger than the entry", []byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
-		{"event count larger than the entry", []byte{1, 1, byte(boltstore.OpAppend), 0xff, 0xff, 0x03}},
-		{"string length larger than the entry", []byte{1, 1, byte(boltstore.OpAppend), 1, 0x7f, 'A'}},
+		{"event count larger than the entry", []byte{1, 1, byte(command.KindAppend), 0xff, 0xff, 0x03}},
+		{"string length larger than the entry", []byte{1, 1, byte(command.KindAppend), 1, 0x7f, 'A'}},
 		{"unterminated uvarint", []byte{1, 0x80}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmds, err := fsm.DecodeCommands(tt.b)
-			if !errors.Is(err, fsm.ErrCorruptEntry) {
+			cmds, err := command.Decode(tt.b)
+			if !errors.Is(err, command.ErrCorruptEntry) {
 				t.Fatalf("got %d commands and error %v, want ErrCorruptEntry", len(cmds), err)
 			}
 		})
@@ -204,7 +203,7 @@ func TestDecodeCommandsRefusesCorrupt(t *testing.T) {
 		for range 1 + rng.IntN(4) {
 			b[rng.IntN(len(b))] = byte(rng.UintN(256))
 		}
-		_, _ = fsm.DecodeCommands(b[:rng.IntN(len(b)+1)])
+		_, _ = command.Decode(b[:rng.IntN(len(b)+1)])
 	}
 }
 
@@ -212,25 +211,25 @@ func TestResultsRoundTrip(t *testing.T) {
 	other := errors.New("disk on fire")
 	tests := []struct {
 		name     string
-		r        boltstore.Result
+		r        command.Result
 		sentinel error // the decoded error must errors.Is this
 	}{
-		{"append", boltstore.Result{Append: contract.AppendResult{FirstSequenceNumber: 5, LastSequenceNumber: 7, CommittedCount: 3}}, nil},
-		{"duplicate", boltstore.Result{Append: contract.AppendResult{FirstSequenceNumber: 1, LastSequenceNumber: 1, CommittedCount: 1}, Duplicate: true}, nil},
-		{"cursor", boltstore.Result{Cursor: 1 << 50}, nil},
-		{"conflict", boltstore.Result{Err: &contract.ConflictError{Expected: 3, Actual: 9}}, nil},
-		{"name in use", boltstore.Result{Err: fmt.Errorf("durable stream %q: %w", "d", contract.ErrDurableNameInUse)}, contract.ErrDurableNameInUse},
-		{"query mismatch", boltstore.Result{Err: fmt.Errorf("x: %w", contract.ErrDurableQueryMismatch)}, contract.ErrDurableQueryMismatch},
-		{"invalid event", boltstore.Result{Err: fmt.Errorf("x: %w", contract.ErrInvalidEvent)}, contract.ErrInvalidEvent},
-		{"invalid query", boltstore.Result{Err: fmt.Errorf("x: %w", contract.ErrInvalidQuery)}, contract.ErrInvalidQuery},
-		{"refused from peer", boltstore.Result{Err: fmt.Errorf("op 9: %w", fsm.ErrRefusedFromPeer)}, fsm.ErrRefusedFromPeer},
-		{"other error", boltstore.Result{Err: other}, nil},
+		{"append", command.Result{Append: contract.AppendResult{FirstSequenceNumber: 5, LastSequenceNumber: 7, CommittedCount: 3}}, nil},
+		{"duplicate", command.Result{Append: contract.AppendResult{FirstSequenceNumber: 1, LastSequenceNumber: 1, CommittedCount: 1}, Duplicate: true}, nil},
+		{"cursor", command.Result{Cursor: 1 << 50}, nil},
+		{"conflict", command.Result{Err: &contract.ConflictError{Expected: 3, Actual: 9}}, nil},
+		{"name in use", command.Result{Err: fmt.Errorf("durable stream %q: %w", "d", contract.ErrDurableNameInUse)}, contract.ErrDurableNameInUse},
+		{"query mismatch", command.Result{Err: fmt.Errorf("x: %w", contract.ErrDurableQueryMismatch)}, contract.ErrDurableQueryMismatch},
+		{"invalid event", command.Result{Err: fmt.Errorf("x: %w", contract.ErrInvalidEvent)}, contract.ErrInvalidEvent},
+		{"invalid query", command.Result{Err: fmt.Errorf("x: %w", contract.ErrInvalidQuery)}, contract.ErrInvalidQuery},
+		{"refused from peer", command.Result{Err: fmt.Errorf("op 9: %w", command.ErrRefusedFromPeer)}, command.ErrRefusedFromPeer},
+		{"other error", command.Result{Err: other}, nil},
 	}
-	var all []boltstore.Result
+	var all []command.Result
 	for _, tt := range tests {
 		all = append(all, tt.r)
 	}
-	got, err := fsm.DecodeResults(fsm.EncodeResults(all))
+	got, err := command.DecodeResults(command.EncodeResults(all))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +261,7 @@ func TestResultsRoundTrip(t *testing.T) {
 				t.Errorf("decoded error %v does not unwrap to %v", g.Err, tt.sentinel)
 			}
 			if tt.sentinel == nil && gotC == nil {
-				for _, s := range []error{contract.ErrDurableNameInUse, contract.ErrDurableQueryMismatch, contract.ErrInvalidEvent, contract.ErrInvalidQuery, fsm.ErrRefusedFromPeer} {
+				for _, s := range []error{contract.ErrDurableNameInUse, contract.ErrDurableQueryMismatch, contract.ErrInvalidEvent, contract.ErrInvalidQuery, command.ErrRefusedFromPeer} {
 					if errors.Is(g.Err, s) {
 						t.Errorf("decoded error %v unwraps to %v, want no sentinel", g.Err, s)
 					}
@@ -273,13 +272,13 @@ func TestResultsRoundTrip(t *testing.T) {
 }
 
 func TestDecodeResultsRefusesTruncated(t *testing.T) {
-	valid := fsm.EncodeResults([]boltstore.Result{
+	valid := command.EncodeResults([]command.Result{
 		{Append: contract.AppendResult{FirstSequenceNumber: 1, LastSequenceNumber: 300, CommittedCount: 300}},
 		{Err: &contract.ConflictError{Expected: 1, Actual: 2}},
 		{Err: fmt.Errorf("x: %w", contract.ErrInvalidEvent)},
 	})
 	for n := range len(valid) {
-		if _, err := fsm.DecodeResults(valid[:n]); !errors.Is(err, fsm.ErrCorruptEntry) {
+		if _, err := command.DecodeResults(valid[:n]); !errors.Is(err, command.ErrCorruptEntry) {
 			t.Fatalf("results truncated to %d of %d bytes: error %v, want ErrCorruptEntry", n, len(valid), err)
 		}
 	}
