@@ -253,9 +253,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 // fsmCommitInterval is how long the state machine keeps applied entries in
 // one open bbolt transaction before committing them, unless a read commits
 // them first (boltstore.WithCommitInterval): one commit for many entries.
-// etcd's backend commits every 100 ms; a shorter interval keeps the work
-// of one commit, and what a crash makes the node replay, small.
-const fsmCommitInterval = 50 * time.Millisecond
+// etcd's backend commits every 100 ms. AppendIf load on 1,000 contexts
+// dirties a posting page per context, so a longer interval writes each page
+// once for more appends: 250 ms took 20% more AppendIfs per second than 50
+// ms and a quarter less CPU each (docs/performance.md). A crash replays at
+// most that much from the log, and a read commits at once anyway.
+const fsmCommitInterval = 250 * time.Millisecond
 
 // openStateMachine opens fsm.db and reports whether it must be rebuilt
 // from the latest snapshot and the log. The bbolt state machine is not
