@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/factstr/factstr-go/internal/jsontext"
 )
 
 // These sentinels extend the contract's errors so callers (and the gRPC
@@ -147,7 +149,7 @@ func ValidateEvents(events []NewEvent, limits Limits) error {
 			return fmt.Errorf("%w: event %d payload is %d bytes, the maximum is %d",
 				ErrLimitExceeded, i, len(ev.Payload), limits.MaxPayloadBytes)
 		}
-		if !validJSON(ev.Payload) {
+		if !jsontext.Valid(ev.Payload) {
 			return fmt.Errorf("%w: event %d (type %q) payload is not a valid JSON value", ErrInvalidEvent, i, ev.Type)
 		}
 		if err := checkShape(ev.Payload, limits.shape()); err != nil {
@@ -180,7 +182,7 @@ func ValidateQueryLimits(q EventQuery, limits Limits) error {
 				return fmt.Errorf("%w: filter %d payload predicate %d is %d bytes, the maximum is %d",
 					ErrInvalidQuery, i, j, len(p), limits.MaxPredicateBytes)
 			}
-			if !validJSON(p) {
+			if !jsontext.Valid(p) {
 				return fmt.Errorf("%w: filter %d payload predicate %d is not a JSON value", ErrInvalidQuery, i, j)
 			}
 			if err := checkShape(p, limits.shape()); err != nil {
@@ -192,10 +194,8 @@ func ValidateQueryLimits(q EventQuery, limits Limits) error {
 	// decoding every predicate only to drop it: the store compiles the
 	// query itself.
 	for i, f := range q.Filters {
-		for _, t := range f.EventTypes {
-			if !utf8.ValidString(t) {
-				return fmt.Errorf("%w: filter %d has an event type that is not valid UTF-8", ErrInvalidQuery, i)
-			}
+		if err := checkFilterTypes(i, f.EventTypes); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -47,12 +47,12 @@ func NewMatcher(q EventQuery) (*Matcher, error) {
 	m := &Matcher{all: len(q.Filters) == 0, query: cloneQuery(q)}
 	for i, f := range q.Filters {
 		cf := compiledFilter{anyPayload: f.PayloadPredicates == nil}
+		if err := checkFilterTypes(i, f.EventTypes); err != nil {
+			return nil, err
+		}
 		if f.EventTypes != nil {
 			cf.types = make(map[string]struct{}, len(f.EventTypes))
 			for _, t := range f.EventTypes {
-				if !utf8.ValidString(t) {
-					return nil, fmt.Errorf("%w: filter %d has an event type that is not valid UTF-8", ErrInvalidQuery, i)
-				}
 				cf.types[t] = struct{}{}
 			}
 		}
@@ -163,8 +163,15 @@ func DecodeJSON(raw []byte) (any, error) {
 	return jsontext.Decode(raw)
 }
 
-func validJSON(raw []byte) bool {
-	return jsontext.Valid(raw)
+// checkFilterTypes refuses event types of filter i that are not valid
+// UTF-8: no stored type can equal one.
+func checkFilterTypes(i int, types []string) error {
+	for _, t := range types {
+		if !utf8.ValidString(t) {
+			return fmt.Errorf("%w: filter %d has an event type that is not valid UTF-8", ErrInvalidQuery, i)
+		}
+	}
+	return nil
 }
 
 // ValueMatches reports whether the decoded predicate is a JSON subset of the
