@@ -454,7 +454,7 @@ func TestPrintDetails(t *testing.T) {
 		"  factstr append-if errors: map[a:1 b:2]",
 		"  append     factstr      servers   120 µs/op (  4.20s)  client    30 µs/op (  1.05s)",
 		"  append     factstr         2.5 entries,   40.0 commands per batch (500 batches, 0.75 ms each);   16.0 commands per Raft entry,   1.5 entries per Raft log write",
-		"profiles (leader; a follower for read): p/a.pb.gz p/b.pb.gz",
+		"profiles (node-: the leader, a follower for read; other<i>-: the other nodes): p/a.pb.gz p/b.pb.gz",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("no %q in\n%s", want, s)

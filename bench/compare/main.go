@@ -118,7 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.contexts, "contexts", 1000, "contexts for AppendIf/Txn and keys for reads")
 	fs.StringVar(&c.only, "only", "", "run only these workloads (comma-separated: append,append-if,read,single)")
 	fs.StringVar(&c.systems, "systems", "factstr,etcd", "systems to run (for profiling one side alone)")
-	fs.StringVar(&c.profileDir, "profile-dir", "", "write CPU, block and mutex profiles of the FACTSTR leader (a follower for read) during --profile-workloads here")
+	fs.StringVar(&c.profileDir, "profile-dir", "", "write CPU, block and mutex profiles of the FACTSTR leader (a follower for read), and CPU profiles of the other two nodes (other<i>-...), during --profile-workloads here")
 	fs.StringVar(&c.profileOf, "profile-workloads", "append", "with --profile-dir: the workloads to profile")
 	fs.StringVar(&c.serveFlags, "factstr-serve-flags", "", "extra flags for every factstr-node serve (space-separated), e.g. --raft-log-store=wal")
 	fs.StringVar(&c.variants, "factstr-variants", "", "also run FACTSTR with other serve flags in the same run, as name=flags;name=flags (e.g. wal=--raft-log-store=wal); each gets its own table against the same etcd figures")
@@ -334,11 +334,24 @@ func runFactstr(ctx context.Context, c config, ws []workload, rep *report, v var
 			if w.key == "read" { // reads are served by the followers: profile one
 				li = (li + 1) % 3
 			}
-			profWG.Add(1)
-			go func() {
-				defer profWG.Done()
-				rep.Profiles = append(rep.Profiles, profile(ctx, c, metricsAddrs[li], v.key+"-"+w.key)...)
-			}()
+			var profMu sync.Mutex
+			for i := range 3 {
+				// The profiled node gets CPU, block and mutex profiles; the other
+				// two a CPU profile each, so a cost that moved from the leader to
+				// the followers (forwarding, the apply) still shows.
+				name, kinds := "node-"+v.key+"-"+w.key, []string{"profile", "block", "mutex"}
+				if i != li {
+					name, kinds = fmt.Sprintf("other%d-%s-%s", i, v.key, w.key), []string{"profile"}
+				}
+				profWG.Add(1)
+				go func() {
+					defer profWG.Done()
+					files := profile(ctx, c, metricsAddrs[i], name, kinds)
+					profMu.Lock()
+					rep.Profiles = append(rep.Profiles, files...)
+					profMu.Unlock()
+				}()
+			}
 		}
 		leaderMetrics := metricsAddrs[leaderIndex(leader)]
 		before := scrapeMetrics(leaderMetrics)
@@ -459,9 +472,9 @@ func waitFactstr(ctx context.Context, addrs []string) (string, error) {
 	return "", errors.New("no stable leader within 60s")
 }
 
-// profile takes a CPU, a block and a mutex profile of a node (the leader;
-// a follower for reads) during the measured part of a workload.
-func profile(ctx context.Context, c config, metricsAddr, workload string) []string {
+// profile takes profiles of the given kinds (pprof endpoint names) of one
+// node during the measured part of a workload, into <profile-dir>/<name>-<kind>.pb.gz.
+func profile(ctx context.Context, c config, metricsAddr, name string, kinds []string) []string {
 	if err := os.MkdirAll(c.profileDir, 0o755); err != nil {
 		return nil
 	}
@@ -474,7 +487,7 @@ func profile(ctx context.Context, c config, metricsAddr, workload string) []stri
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var files []string
-	for _, kind := range []string{"profile", "block", "mutex"} {
+	for _, kind := range kinds {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -485,7 +498,7 @@ func profile(ctx context.Context, c config, metricsAddr, workload string) []stri
 				return
 			}
 			defer resp.Body.Close()
-			name := filepath.Join(c.profileDir, "node-"+workload+"-"+strings.Replace(kind, "profile", "cpu", 1)+".pb.gz")
+			name := filepath.Join(c.profileDir, name+"-"+strings.Replace(kind, "profile", "cpu", 1)+".pb.gz")
 			f, err := os.Create(name)
 			if err != nil {
 				return
@@ -740,7 +753,7 @@ func printDetails(out io.Writer, ws []workload, rep *report, systems []variant) 
 		}
 	}
 	if len(rep.Profiles) > 0 {
-		fmt.Fprintf(out, "profiles (leader; a follower for read): %s\n", strings.Join(rep.Profiles, " "))
+		fmt.Fprintf(out, "profiles (node-: the leader, a follower for read; other<i>-: the other nodes): %s\n", strings.Join(rep.Profiles, " "))
 	}
 }
 
