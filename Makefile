@@ -88,8 +88,13 @@ bench-tools: ## build factstr-node and the etcd helper (bench/etcd, a module of 
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/factstr-node ./cmd/factstr-node
 	cd bench/etcd && CGO_ENABLED=0 $(GO) build -o $(BIN)/factstr-etcd-bench .
 
-bench-compare: bench-tools ## FACTSTR vs etcd, 3 loopback nodes each, same workloads, ratios (a few minutes; COMPARE_FLAGS=...)
-	$(GO) run ./bench/compare --bin-dir $(BIN) $(COMPARE_FLAGS)
+# Three rounds, alternating which system goes first, and the median of the
+# rounds' ratios: this machine's speed drifts by a third from one minute to
+# the next, and one round of each system is not a comparison.
+COMPARE_ROUNDS ?= 3
+
+bench-compare: bench-tools ## FACTSTR vs etcd, 3 loopback nodes each, same workloads, median of 3 rounds (about 8 minutes; COMPARE_ROUNDS=1 for one, COMPARE_FLAGS=...)
+	$(GO) run ./bench/compare --bin-dir $(BIN) --rounds $(COMPARE_ROUNDS) $(COMPARE_FLAGS)
 
 bench: build ## load a running cluster: make bench BENCH_ARGS='--workload append --addr 127.0.0.1:7400'
 	$(BIN)/factstr-node bench $(BENCH_ARGS)

@@ -30,7 +30,7 @@ func TestParseFlags(t *testing.T) {
 	}
 	want := config{binDir: "bin", duration: 12 * time.Second, warmup: 2 * time.Second, concurrency: 64, connections: 4,
 		payloadBytes: 200, contexts: 1000, systems: "factstr,etcd", profileOf: "append", scenario: "compare",
-		memEvents: 1_000_000, memSubs: 100}
+		memEvents: 1_000_000, memSubs: 100, rounds: 1}
 	if c != want {
 		t.Errorf("defaults\n%+v\nwant\n%+v", c, want)
 	}
@@ -38,13 +38,13 @@ func TestParseFlags(t *testing.T) {
 	c, err = parseFlags([]string{"--bin-dir", "b", "--dir", "d", "--keep", "--duration", "3s", "--warmup", "1s",
 		"--concurrency", "8", "--connections", "2", "--payload-bytes", "50", "--contexts", "10", "--only", "read,single",
 		"--systems", "factstr", "--profile-dir", "p", "--profile-workloads", "read", "--factstr-serve-flags", "--raft-log-store=wal",
-		"--factstr-variants", "x=--y", "--scenario", "memory", "--memory-events", "5000", "--memory-subscribers", "3", "--json-out", "j.json"}, io.Discard)
+		"--factstr-variants", "x=--y", "--scenario", "memory", "--memory-events", "5000", "--memory-subscribers", "3", "--json-out", "j.json", "--rounds", "3"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want = config{binDir: "b", dir: "d", keep: true, duration: 3 * time.Second, warmup: time.Second, concurrency: 8, connections: 2,
 		payloadBytes: 50, contexts: 10, only: "read,single", systems: "factstr", profileDir: "p", profileOf: "read",
-		serveFlags: "--raft-log-store=wal", variants: "x=--y", scenario: "memory", memEvents: 5000, memSubs: 3, jsonOut: "j.json"}
+		serveFlags: "--raft-log-store=wal", variants: "x=--y", scenario: "memory", memEvents: 5000, memSubs: 3, jsonOut: "j.json", rounds: 3}
 	if c != want {
 		t.Errorf("parsed\n%+v\nwant\n%+v", c, want)
 	}
@@ -56,6 +56,8 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--duration", "ten"}, `invalid value "ten" for flag -duration`},
 		{[]string{"--concurrency", "many"}, `invalid value "many" for flag -concurrency`},
 		{[]string{"--nodes", "3"}, "flag provided but not defined: -nodes"},
+		{[]string{"--rounds", "0"}, "bad --rounds"},
+		{[]string{"--rounds", "10"}, "bad --rounds"},
 	} {
 		var stderr bytes.Buffer
 		if _, err := parseFlags(tt.args, &stderr); err == nil || !strings.Contains(err.Error(), tt.msg) {
@@ -493,5 +495,54 @@ func TestHelpers(t *testing.T) {
 	}
 	if !logHas(p, "ready") || logHas(p, "failed") || logHas(p+".missing", "ready") {
 		t.Error("logHas")
+	}
+}
+
+// TestRounds: with several rounds the table takes each system's median
+// round, and the round lines give every round's ratio and the median of
+// the ratios, against which the target is checked.
+func TestRounds(t *testing.T) {
+	res := func(name string, ops float64) *load.Result { return &load.Result{Name: name, OpsPerSec: ops} }
+	rounds := []map[string]map[string]*load.Result{
+		{"append": {"factstr": res("r1", 3000), "etcd": res("e1", 1000)}},
+		{"append": {"factstr": res("r2", 2000), "etcd": res("e2", 1000)}},
+		{"append": {"factstr": res("r3", 5000), "etcd": res("e3", 2000)}, "read": {"factstr": res("q3", 7)}},
+	}
+	med := medianRounds(rounds)
+	if got := med["append"]["factstr"].Name; got != "r1" {
+		t.Errorf("median factstr round %s, want r1 (3000 of 2000, 3000, 5000)", got)
+	}
+	if got := med["append"]["etcd"].Name; got != "e2" {
+		t.Errorf("median etcd round %s, want e2 (1000, 1000, 2000: ties keep round order)", got)
+	}
+	if got := med["read"]["factstr"].Name; got != "q3" {
+		t.Errorf("a workload in one round only: %s, want q3", got)
+	}
+	ratios, m := roundRatios(rounds, "append", "factstr")
+	if !slices.Equal(ratios, []float64{3, 2, 2.5}) || m != 2.5 {
+		t.Errorf("ratios %v median %v, want [3 2 2.5] median 2.5", ratios, m)
+	}
+	if r, m := roundRatios(rounds, "read", "factstr"); r != nil || m != 0 {
+		t.Errorf("no etcd: ratios %v median %v, want none", r, m)
+	}
+
+	rep := &report{Rounds: rounds}
+	var out bytes.Buffer
+	printRounds(&out, workloads, rep, variant{key: "factstr"})
+	for _, want := range []string{
+		"factstr: ops/s ratio to etcd in each of 3 rounds",
+		"3.00x 2.00x 2.50x  median 2.50x  ops>=3.0x:NO",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "Linearizable read") {
+		t.Errorf("a workload without etcd figures printed a ratio line:\n%s", out.String())
+	}
+	out.Reset()
+	printRounds(&out, workloads, &report{Rounds: rounds[:1]}, variant{key: "factstr"})
+	if out.Len() != 0 {
+		t.Errorf("one round printed round lines:\n%s", out.String())
 	}
 }

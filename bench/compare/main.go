@@ -13,6 +13,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,6 +59,7 @@ type config struct {
 	variants     string
 	memEvents    int
 	memSubs      int
+	rounds       int
 }
 
 // workload is one row: the same operation on both systems.
@@ -81,6 +84,9 @@ type report struct {
 	Results  map[string]map[string]*load.Result `json:"results"` // workload -> system -> result
 	LoadAvg  map[string]string                  `json:"load_average"`
 	Profiles []string                           `json:"profiles,omitempty"`
+	// Rounds holds every round's results when --rounds > 1; Results then
+	// holds, per workload and system, the round with the median ops/s.
+	Rounds []map[string]map[string]*load.Result `json:"rounds,omitempty"`
 }
 
 func main() {
@@ -126,7 +132,17 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.memEvents, "memory-events", 1_000_000, "memory scenario: events in the log")
 	fs.IntVar(&c.memSubs, "memory-subscribers", 100, "memory scenario: live subscribers")
 	fs.StringVar(&c.jsonOut, "json-out", "", "also write the results as JSON to this file")
-	return c, fs.Parse(args)
+	fs.IntVar(&c.rounds, "rounds", 1, "rounds of every system and workload, alternating which system goes first; with more than one the table shows each system's median round and the median of the rounds' ratios, which a machine whose speed drifts during the run moves less")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.rounds < 1 || c.rounds > 9 {
+		err := fmt.Errorf("bad --rounds %d: want 1 to 9", c.rounds)
+		fmt.Fprintln(stderr, err)
+		fs.Usage()
+		return c, err
+	}
+	return c, nil
 }
 
 func run(ctx context.Context, c config) (err error) {
@@ -161,7 +177,7 @@ func run(ctx context.Context, c config) (err error) {
 		Config: map[string]any{
 			"duration": c.duration.String(), "warmup": c.warmup.String(), "concurrency": c.concurrency,
 			"connections": c.connections, "payload_bytes": c.payloadBytes, "contexts": c.contexts, "dir": c.dir,
-			"factstr_serve_flags": c.serveFlags, "factstr_variants": c.variants,
+			"factstr_serve_flags": c.serveFlags, "factstr_variants": c.variants, "rounds": c.rounds,
 		},
 		Results: map[string]map[string]*load.Result{},
 		LoadAvg: map[string]string{"before": loadavg()},
@@ -171,25 +187,67 @@ func run(ctx context.Context, c config) (err error) {
 	}
 	fmt.Fprintf(os.Stderr, "machine: %s; data in %s; load average %s\n", rep.Machine["cpu"], c.dir, rep.LoadAvg["before"])
 
-	// FACTSTR (each variant) first, then etcd: one system runs at a time.
+	// One system runs at a time. Round 1 runs FACTSTR (each variant)
+	// first, then etcd; the next round the other way round, and so on, so
+	// a machine that drifts during the run favours neither.
 	systems := factstrVariants(c.serveFlags, c.variants)
-	if strings.Contains(c.systems, "factstr") {
-		for _, v := range systems {
-			if err := runFactstr(ctx, c, ws, rep, v); err != nil {
-				return fmt.Errorf("%s: %w", v.key, err)
+	for r := range c.rounds {
+		rc := c
+		if c.rounds > 1 {
+			rc.dir = filepath.Join(c.dir, fmt.Sprintf("round%d", r+1))
+			if err := os.MkdirAll(rc.dir, 0o755); err != nil {
+				return err
+			}
+			if r > 0 {
+				rc.profileDir = "" // the first round's profiles are enough
+			}
+		}
+		round := map[string]map[string]*load.Result{}
+		for _, w := range ws {
+			round[w.key] = map[string]*load.Result{}
+		}
+		rrep := &report{Results: round}
+		order := []string{"factstr", "etcd"}
+		if r%2 == 1 {
+			order = []string{"etcd", "factstr"}
+		}
+		for i, sys := range order {
+			if i == 1 && r == 0 {
+				rep.LoadAvg["between"] = loadavg()
+			}
+			if !strings.Contains(c.systems, sys) {
+				continue
+			}
+			if sys == "etcd" {
+				if err := runEtcd(ctx, rc, ws, rrep); err != nil {
+					return fmt.Errorf("etcd: %w", err)
+				}
+				continue
+			}
+			for _, v := range systems {
+				if err := runFactstr(ctx, rc, ws, rrep, v); err != nil {
+					return fmt.Errorf("%s: %w", v.key, err)
+				}
+			}
+		}
+		rep.Profiles = append(rep.Profiles, rrep.Profiles...)
+		rep.Rounds = append(rep.Rounds, round)
+		if c.rounds > 1 {
+			fmt.Fprintf(os.Stderr, "round %d of %d done; load average %s\n", r+1, c.rounds, loadavg())
+			if !c.keep {
+				os.RemoveAll(rc.dir)
 			}
 		}
 	}
-	rep.LoadAvg["between"] = loadavg()
-	if strings.Contains(c.systems, "etcd") {
-		if err := runEtcd(ctx, c, ws, rep); err != nil {
-			return fmt.Errorf("etcd: %w", err)
-		}
-	}
 	rep.LoadAvg["after"] = loadavg()
+	rep.Results = medianRounds(rep.Rounds)
+	if len(rep.Rounds) == 1 {
+		rep.Rounds = nil
+	}
 
 	for _, v := range systems {
 		printTable(os.Stdout, ws, rep, v)
+		printRounds(os.Stdout, ws, rep, v)
 	}
 	printDetails(os.Stdout, ws, rep, systems)
 	if c.jsonOut != "" {
@@ -199,6 +257,72 @@ func run(ctx context.Context, c config) (err error) {
 		}
 	}
 	return nil
+}
+
+// medianRounds returns, per workload and system, the round whose ops/s is
+// the median (the lower middle one for an even count; ties keep round
+// order).
+func medianRounds(rounds []map[string]map[string]*load.Result) map[string]map[string]*load.Result {
+	out := map[string]map[string]*load.Result{}
+	for _, round := range rounds {
+		for w, bySys := range round {
+			if out[w] == nil {
+				out[w] = map[string]*load.Result{}
+			}
+			for sys := range bySys {
+				var rs []*load.Result
+				for _, rr := range rounds {
+					if x := rr[w][sys]; x != nil {
+						rs = append(rs, x)
+					}
+				}
+				slices.SortStableFunc(rs, func(a, b *load.Result) int { return cmp.Compare(a.OpsPerSec, b.OpsPerSec) })
+				out[w][sys] = rs[(len(rs)-1)/2]
+			}
+		}
+	}
+	return out
+}
+
+// roundRatios returns FACTSTR's ops/s over etcd's in each round that ran
+// both, and their median (0 if none did).
+func roundRatios(rounds []map[string]map[string]*load.Result, w, sys string) ([]float64, float64) {
+	var ratios []float64
+	for _, rr := range rounds {
+		if f, e := rr[w][sys], rr[w]["etcd"]; f != nil && e != nil && e.OpsPerSec > 0 {
+			ratios = append(ratios, f.OpsPerSec/e.OpsPerSec)
+		}
+	}
+	if len(ratios) == 0 {
+		return nil, 0
+	}
+	sorted := slices.Clone(ratios)
+	slices.Sort(sorted)
+	return ratios, sorted[(len(sorted)-1)/2]
+}
+
+// printRounds prints, for a run of several rounds, each round's ratios
+// and their median, with the targets checked against the median.
+func printRounds(out io.Writer, ws []workload, rep *report, v variant) {
+	if len(rep.Rounds) < 2 {
+		return
+	}
+	fmt.Fprintf(out, "\n%s: ops/s ratio to etcd in each of %d rounds (odd rounds ran FACTSTR first, even rounds etcd)\n", v.key, len(rep.Rounds))
+	for _, w := range ws {
+		ratios, median := roundRatios(rep.Rounds, w.key, v.key)
+		if ratios == nil {
+			continue
+		}
+		parts := make([]string, len(ratios))
+		for i, r := range ratios {
+			parts[i] = fmt.Sprintf("%.2fx", r)
+		}
+		line := fmt.Sprintf("  %-34s %s  median %.2fx", w.title, strings.Join(parts, " "), median)
+		if w.ratioTarget > 0 {
+			line += fmt.Sprintf("  ops>=%.1fx:%s", w.ratioTarget, yes(median >= w.ratioTarget))
+		}
+		fmt.Fprintln(out, line)
+	}
 }
 
 // selectWorkloads returns the workloads --only names (all for ""), in
