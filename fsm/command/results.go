@@ -58,23 +58,11 @@ func EncodeResults(rs []Result) []byte {
 			b = binary.AppendUvarint(b, conflict.Actual)
 		default:
 			kind := errOther
-			switch {
-			case errors.Is(r.Err, contract.ErrDurableNameInUse):
-				kind = errNameInUse
-			case errors.Is(r.Err, contract.ErrDurableQueryMismatch):
-				kind = errQueryMismatch
-			case errors.Is(r.Err, contract.ErrInvalidEvent):
-				kind = errInvalidEvent
-			case errors.Is(r.Err, contract.ErrInvalidQuery):
-				kind = errInvalidQuery
-			case errors.Is(r.Err, ErrRefusedFromPeer):
-				kind = errRefused
-			case errors.Is(r.Err, contract.ErrDurableLeaseLost):
-				kind = errLeaseLost
-			case errors.Is(r.Err, contract.ErrDurableNotFound):
-				kind = errNotFound
-			case errors.Is(r.Err, contract.ErrPositionAhead):
-				kind = errPositionAhead
+			for _, rs := range resultSentinels {
+				if errors.Is(r.Err, rs.err) {
+					kind = rs.kind
+					break
+				}
 			}
 			b = append(b, kind)
 			b = appendString(b, r.Err.Error())
@@ -111,24 +99,28 @@ func DecodeResults(data []byte) ([]Result, error) {
 	return rs, d.err
 }
 
+// resultSentinels are the errors a result keeps across the wire, each
+// with its kind; the first that matches an outcome names it. One table for
+// both directions, so a sentinel added here is encoded and decoded alike.
+var resultSentinels = []struct {
+	kind byte
+	err  error
+}{
+	{errNameInUse, contract.ErrDurableNameInUse},
+	{errQueryMismatch, contract.ErrDurableQueryMismatch},
+	{errInvalidEvent, contract.ErrInvalidEvent},
+	{errInvalidQuery, contract.ErrInvalidQuery},
+	{errRefused, ErrRefusedFromPeer},
+	{errLeaseLost, contract.ErrDurableLeaseLost},
+	{errNotFound, contract.ErrDurableNotFound},
+	{errPositionAhead, contract.ErrPositionAhead},
+}
+
 func sentinelFor(kind byte) error {
-	switch kind {
-	case errNameInUse:
-		return contract.ErrDurableNameInUse
-	case errQueryMismatch:
-		return contract.ErrDurableQueryMismatch
-	case errInvalidEvent:
-		return contract.ErrInvalidEvent
-	case errInvalidQuery:
-		return contract.ErrInvalidQuery
-	case errRefused:
-		return ErrRefusedFromPeer
-	case errLeaseLost:
-		return contract.ErrDurableLeaseLost
-	case errNotFound:
-		return contract.ErrDurableNotFound
-	case errPositionAhead:
-		return contract.ErrPositionAhead
+	for _, rs := range resultSentinels {
+		if rs.kind == kind {
+			return rs.err
+		}
 	}
 	return nil
 }
