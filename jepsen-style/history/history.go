@@ -11,6 +11,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -115,6 +116,7 @@ type Recorder struct {
 	f       *os.File
 	n       int
 	nextOp  int
+	procs   atomic.Int64
 	entries []Entry
 }
 
@@ -130,6 +132,11 @@ func NewRecorder(path string) (*Recorder, error) {
 	}
 	return r, nil
 }
+
+// NewProcess returns a process id no other caller of this recorder has:
+// Jepsen's "process", one sequential client, which a checker may assume
+// never has two operations open at once.
+func (r *Recorder) NewProcess() int { return int(r.procs.Add(1)) }
 
 // Start is the run's time origin.
 func (r *Recorder) Start() time.Time { return r.start }

@@ -127,6 +127,38 @@ func TestRecorderConcurrent(t *testing.T) {
 	}
 }
 
+// TestNewProcessIsUniquePerRecorder: process ids are the recorder's, so two
+// runs in one process (the runner's tests) each start from 1, and concurrent
+// callers never share an id.
+func TestNewProcessIsUniquePerRecorder(t *testing.T) {
+	r, _ := NewRecorder("")
+	const callers, each = 8, 100
+	ids := make(chan int, callers*each)
+	var wg sync.WaitGroup
+	for c := 0; c < callers; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				ids <- r.NewProcess()
+			}
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[int]bool{}
+	for id := range ids {
+		if id < 1 || id > callers*each || seen[id] {
+			t.Fatalf("process id %d repeated or out of 1..%d", id, callers*each)
+		}
+		seen[id] = true
+	}
+	other, _ := NewRecorder("")
+	if got := other.NewProcess(); got != 1 {
+		t.Fatalf("a new recorder's first process is %d, want 1", got)
+	}
+}
+
 func TestRead(t *testing.T) {
 	for _, tc := range []struct {
 		name    string

@@ -40,7 +40,7 @@ func (co *consumer) caughtUp(final []history.Event) bool {
 // readParked records the parking consumer's parked list after healing
 // (history.FParked), for the parking checker.
 func (c *cluster) readParked(ctx context.Context, co *consumer) {
-	proc := newProc()
+	proc := c.rec.NewProcess()
 	op := c.rec.Invoke(proc, co.worker(), "", history.FParked, &history.Value{Name: co.name})
 	var evs []history.Event
 	var after uint64

@@ -70,7 +70,7 @@ func (s *liveSub) worker() string { return "live-" + s.name }
 // subscription ends on its own (the client gave up resuming it).
 func (s *liveSub) subscribe(ctx context.Context) (contract.Subscription, <-chan struct{}, error) {
 	s.inc++
-	inc, proc := s.inc, newProc()
+	inc, proc := s.inc, s.rec.NewProcess()
 	op := s.rec.Invoke(proc, s.worker(), s.node, history.FLiveSubscribe, &history.Value{Name: s.name, Ctx: s.ctx, Incarnation: inc})
 	ended := make(chan struct{})
 	h := s.handler(proc, inc, ended)

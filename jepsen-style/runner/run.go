@@ -164,7 +164,7 @@ func Run(ctx context.Context, cfg Config) (out *Outcome, err error) {
 	}
 	var workers []*worker
 	for i := 0; i < cfg.Workers+2; i++ {
-		w := &worker{name: fmt.Sprintf("w%d", i), rec: rec, rng: rand.New(rand.NewSource(rng.Int63())), proc: newProc(),
+		w := &worker{name: fmt.Sprintf("w%d", i), rec: rec, rng: rand.New(rand.NewSource(rng.Int63())), proc: rec.NewProcess(),
 			ctxs: ctxs, timeout: cfg.OpTimeout, mix: m, seen: map[string]uint64{}}
 		if i < cfg.Workers {
 			n := i%cfg.Nodes + 1
@@ -369,7 +369,7 @@ func (c *cluster) appendBarrier(ctx context.Context, cl *client.Client) (uint64,
 	// The barrier is an append like any other in the history: an append
 	// the workload left in flight may commit before or after it, and the
 	// linearizability check must see it to place both.
-	proc := newProc()
+	proc := c.rec.NewProcess()
 	op := c.rec.Invoke(proc, "final", "any", history.FAppend, &history.Value{Ctx: "barrier", IDs: []string{key}, Key: key})
 	for {
 		bctx, cancel := context.WithTimeout(contract.WithIdempotencyKey(ctx, key), 5*time.Second)
@@ -392,7 +392,7 @@ func (c *cluster) appendBarrier(ctx context.Context, cl *client.Client) (uint64,
 func (c *cluster) finalReads(ctx context.Context, barrier uint64) {
 	for i := 1; i <= c.cfg.Nodes; i++ {
 		name := fmt.Sprintf("n%d", i)
-		proc := newProc()
+		proc := c.rec.NewProcess()
 		op := c.rec.Invoke(proc, "final", name, history.FFinalRead, &history.Value{MinApplied: barrier})
 		var res contract.QueryResult
 		var err error

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/factstr/factstr-go/client"
@@ -36,10 +35,6 @@ func toEvents(recs []contract.EventRecord) []history.Event {
 	}
 	return out
 }
-
-var procSeq atomic.Int64
-
-func newProc() int { return int(procSeq.Add(1)) }
 
 // worker is one sequential client.
 type worker struct {
@@ -133,7 +128,7 @@ func (w *worker) step(ctx context.Context) {
 		}
 		w.rec.Complete(op, w.proc, w.name, w.node, f, typ, v, err)
 		if typ == history.Info {
-			w.proc = newProc() // the old process may still be "running" that write
+			w.proc = w.rec.NewProcess() // the old process may still be "running" that write
 		}
 	case roll < m.appendIf+m.append+m.query:
 		var min uint64
@@ -285,7 +280,7 @@ func (c *consumer) subscribe(ctx context.Context) error {
 	c.mu.Lock()
 	c.inc++
 	inc := c.inc
-	c.subProc = newProc()
+	c.subProc = c.rec.NewProcess()
 	c.failed = make(chan struct{}, 1)
 	failed := c.failed
 	c.mu.Unlock()

@@ -142,7 +142,7 @@ func TestWorkloadAgainstStore(t *testing.T) {
 	var workers []*worker
 	for i := 0; i < 3; i++ {
 		workers = append(workers, &worker{name: fmt.Sprintf("w%d", i), node: "n1", cl: cl, rec: rec, rng: rand.New(rand.NewSource(int64(i))),
-			proc: newProc(), ctxs: ctxs, timeout: 5 * time.Second, mix: mix{appendIf: 35, append: 15, query: 25, tail: 10}, seen: map[string]uint64{}})
+			proc: rec.NewProcess(), ctxs: ctxs, timeout: 5 * time.Second, mix: mix{appendIf: 35, append: 15, query: 25, tail: 10}, seen: map[string]uint64{}})
 	}
 	var wg sync.WaitGroup
 	for _, w := range workers {
@@ -244,7 +244,7 @@ func TestWorkerFollowsConflicts(t *testing.T) {
 	if _, err := cl.Append(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	w := &worker{name: "w0", cl: cl, rec: rec, rng: rand.New(rand.NewSource(1)), proc: newProc(), ctxs: []string{"c0"},
+	w := &worker{name: "w0", cl: cl, rec: rec, rng: rand.New(rand.NewSource(1)), proc: rec.NewProcess(), ctxs: []string{"c0"},
 		timeout: 5 * time.Second, mix: mix{appendIf: 100}, seen: map[string]uint64{}}
 	w.step(ctx)
 	w.step(ctx)
@@ -278,7 +278,7 @@ func TestWorkerExpectsWhatItRead(t *testing.T) {
 	if _, err := cl.Append(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	w := &worker{name: "w0", cl: cl, rec: rec, rng: rand.New(rand.NewSource(1)), proc: newProc(), ctxs: []string{"c0"},
+	w := &worker{name: "w0", cl: cl, rec: rec, rng: rand.New(rand.NewSource(1)), proc: rec.NewProcess(), ctxs: []string{"c0"},
 		timeout: 5 * time.Second, mix: mix{query: 100}, seen: map[string]uint64{}}
 	w.step(ctx)
 	w.mix = mix{appendIf: 100}
@@ -338,7 +338,7 @@ func TestWorkerUnknownOutcome(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // every call fails before it reaches the store
 	rec, _ := history.NewRecorder("")
-	w := &worker{name: "w0", cl: cl, rec: rec, rng: rand.New(rand.NewSource(1)), proc: newProc(), ctxs: []string{"c0"},
+	w := &worker{name: "w0", cl: cl, rec: rec, rng: rand.New(rand.NewSource(1)), proc: rec.NewProcess(), ctxs: []string{"c0"},
 		timeout: time.Second, mix: mix{append: 100}, seen: map[string]uint64{}}
 	p0 := w.proc
 	w.step(ctx)
