@@ -10,9 +10,8 @@ import (
 	"hash"
 	"slices"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/factstr/factstr-go/contract"
+	"github.com/factstr/factstr-go/internal/jsontext"
 )
 
 // Index keys.
@@ -170,142 +169,254 @@ func (w *leafWalker) pathHash() {
 	w.h.Write(w.path[from:])
 }
 
-// seqSet is an ordered set of sequence numbers that can be probed from
-// either end; the query planner composes posting lists into one.
-type seqSet interface {
-	// geq returns the smallest member >= t.
-	geq(t uint64) (uint64, bool)
-	// leq returns the largest member <= t.
-	leq(t uint64) (uint64, bool)
+// A payload's leaves, from its bytes.
+//
+// Apply validates and indexes every appended payload in one pass over its
+// bytes. Decoding it with encoding/json into maps and walking those
+// (contract.DecodeJSON, then leafPrefixes) cost a node about a tenth of its
+// CPU under append load: json.Valid scans the payload, the decoder scans it
+// again, and every object and string is allocated only to be walked once.
+//
+// This is a replicated state machine, so payloadLeaves must accept exactly
+// what contract.DecodeJSON accepts (json.Valid: encoding/json's scanner) and
+// produce exactly the prefixes leafPrefixes produces from the decoded value:
+// replicas of different versions apply the same log and must agree on which
+// appends fail and on every posting key. Strings, numbers and whitespace are
+// read with internal/jsontext's primitives, which follow encoding/json
+// closely (its doc says how); in short:
+//
+//   - the grammar is RFC 8259 with encoding/json's leniency: any byte >=
+//     0x20 but '"' and '\' is allowed in a string, invalid UTF-8 included;
+//     containers nest at most maxJSONDepth deep (the scanner's
+//     maxNestingDepth);
+//   - strings and keys decode as decode.go's unquote does: invalid UTF-8
+//     becomes U+FFFD per byte, a \u surrogate pairs only with a directly
+//     following \u low surrogate and otherwise becomes U+FFFD on its own;
+//   - numbers are the literal text (UseNumber), canonicalized by
+//     canonicalNumber as leafPrefixes does.
+//
+// One difference is deliberate: for an object with a duplicate key,
+// encoding/json keeps the last value, and payloadLeaves indexes the leaves
+// of every occurrence. The extra postings only widen a query's candidate
+// set, and every candidate is verified with the contract's matcher (on the
+// decoded payload, last value wins), so results do not change; the leaves
+// are still a function of the bytes alone, the same on every replica.
+
+// errNotJSON is DecodeJSON's error for a payload json.Valid rejects, so a
+// refused append reads as it did.
+var errNotJSON = jsontext.ErrInvalid
+
+// maxJSONDepth is encoding/json's maxNestingDepth: the scanner rejects a
+// value whose containers nest deeper.
+const maxJSONDepth = jsontext.MaxDepth
+
+// leafScanner is payloadLeaves' reusable state. The prefixes it returns
+// share its buffers and stay valid until reset, so one command's events can
+// be checked first and indexed after.
+type leafScanner struct {
+	// leafWalker's path, bounds and saved hash states are kept exactly as
+	// its walk keeps them, so long leaves are hashed by the same pathHash:
+	// linear in the payload however deep, and the same bytes.
+	leafWalker
+	open []int  // per open container, innermost last: -1 for an array, for an object len(path) at its start
+	key  []byte // the decoded key being read
+	buf  []byte // the prefixes since reset, back to back
+	ends []int  // where each prefix of the current payload ends in buf
 }
 
-// postingList is one list of a posting bucket.
-type postingList struct {
-	c      *bbolt.Cursor
-	prefix []byte
-	key    []byte // prefix + scratch sequence number
-}
+// maxKeptScanBuf is the largest prefix buffer reset keeps for the next
+// command: one huge payload should not pin its memory for a whole
+// transaction of small ones.
+const maxKeptScanBuf = 1 << 20
 
-func newPostingList(b *bbolt.Bucket, prefix []byte) *postingList {
-	return &postingList{c: b.Cursor(), prefix: prefix, key: postingKey(prefix, 0)}
-}
-
-func (p *postingList) seqOf(k []byte) (uint64, bool) {
-	if len(k) != len(p.key) || !bytes.HasPrefix(k, p.prefix) {
-		return 0, false
+// reset forgets every prefix returned so far.
+func (s *leafScanner) reset() {
+	if cap(s.buf) > maxKeptScanBuf {
+		s.buf = nil
 	}
-	return binary.BigEndian.Uint64(k[len(p.prefix):]), true
+	s.buf = s.buf[:0]
+	clear(s.out)
+	s.out = s.out[:0]
 }
 
-func (p *postingList) geq(t uint64) (uint64, bool) {
-	binary.BigEndian.PutUint64(p.key[len(p.prefix):], t)
-	k, _ := p.c.Seek(p.key)
-	return p.seqOf(k)
-}
-
-func (p *postingList) leq(t uint64) (uint64, bool) {
-	binary.BigEndian.PutUint64(p.key[len(p.prefix):], t)
-	k, _ := p.c.Seek(p.key)
-	if s, ok := p.seqOf(k); ok && s == t {
-		return s, true
+// payloadLeaves validates raw as one JSON value, as contract.DecodeJSON
+// would, and returns the distinct posting prefixes of its scalar leaves,
+// sorted: leafPrefixes of the decoded value (but see the section comment
+// above on duplicate keys). The prefixes are s's until s.reset.
+func payloadLeaves(raw []byte, s *leafScanner) ([][]byte, error) {
+	bufStart, outStart := len(s.buf), len(s.out)
+	s.path, s.bounds, s.valid = s.path[:0], s.bounds[:0], 0
+	s.open, s.ends = s.open[:0], s.ends[:0]
+	if !s.scan(raw) {
+		s.buf = s.buf[:bufStart]
+		return nil, errNotJSON
 	}
-	if k == nil {
-		k, _ = p.c.Last()
+	// The slices are cut only now: buf may have moved while it grew.
+	from := bufStart
+	for _, end := range s.ends {
+		s.out = append(s.out, s.buf[from:end:end])
+		from = end
+	}
+	leaves := s.out[outStart:]
+	slices.SortFunc(leaves, bytes.Compare)
+	leaves = slices.CompactFunc(leaves, bytes.Equal)
+	s.out = s.out[:outStart+len(leaves)]
+	return leaves[:len(leaves):len(leaves)], nil
+}
+
+// scan walks raw iteratively (the depth is the input's to choose), adding
+// the prefix of every scalar leaf; it reports whether raw is valid.
+func (s *leafScanner) scan(raw []byte) bool {
+	i := jsontext.SkipSpace(raw, 0)
+	for {
+		// A value starts at i.
+		if i >= len(raw) {
+			return false
+		}
+		ok := true
+		switch c := raw[i]; c {
+		case '[':
+			if len(s.open) == maxJSONDepth {
+				return false
+			}
+			s.open = append(s.open, -1)
+			if i = jsontext.SkipSpace(raw, i+1); i < len(raw) && raw[i] == ']' {
+				s.open = s.open[:len(s.open)-1]
+				i++
+				break
+			}
+			continue
+		case '{':
+			if len(s.open) == maxJSONDepth {
+				return false
+			}
+			s.open = append(s.open, len(s.path))
+			if i = jsontext.SkipSpace(raw, i+1); i < len(raw) && raw[i] == '}' {
+				s.open = s.open[:len(s.open)-1]
+				i++
+				break
+			}
+			// The object's level in bounds, set by each of its keys.
+			s.bounds = append(s.bounds, 0)
+			if i, ok = s.member(raw, i); !ok {
+				return false
+			}
+			continue
+		case '"':
+			n := len(s.path)
+			leaf := append(s.path, 0x00, 's')
+			if leaf, i, ok = jsontext.AppendUnquoted(leaf, raw, i); !ok {
+				return false
+			}
+			s.emit(leaf, n)
+		case 't', 'f', 'n':
+			lit, tag := "null", byte('z')
+			switch c {
+			case 't':
+				lit, tag = "true", 't'
+			case 'f':
+				lit, tag = "false", 'f'
+			}
+			if len(raw)-i < len(lit) || string(raw[i:i+len(lit)]) != lit {
+				return false
+			}
+			i += len(lit)
+			n := len(s.path)
+			s.emit(append(s.path, 0x00, tag), n)
+		default:
+			end, ok := jsontext.ScanNumber(raw, i)
+			if !ok {
+				return false
+			}
+			n := len(s.path)
+			leaf := append(s.path, 0x00, 'n')
+			if num := raw[i:end]; isPlainInteger(num) {
+				leaf = append(leaf, num...)
+			} else {
+				leaf = append(leaf, canonicalNumber(json.Number(num))...)
+			}
+			i = end
+			s.emit(leaf, n)
+		}
+		// A value ended before i: close containers until the next value
+		// starts or the input ends.
+		for {
+			i = jsontext.SkipSpace(raw, i)
+			if len(s.open) == 0 {
+				return i == len(raw)
+			}
+			if i >= len(raw) {
+				return false
+			}
+			top := s.open[len(s.open)-1]
+			c := raw[i]
+			if top < 0 {
+				if c == ']' {
+					s.open = s.open[:len(s.open)-1]
+					i++
+					continue
+				}
+				if c != ',' {
+					return false
+				}
+				i = jsontext.SkipSpace(raw, i+1)
+				break
+			}
+			if c == '}' {
+				s.open = s.open[:len(s.open)-1]
+				s.path = s.path[:top]
+				s.bounds = s.bounds[:len(s.bounds)-1]
+				s.valid = min(s.valid, len(s.bounds))
+				i++
+				continue
+			}
+			if c != ',' {
+				return false
+			}
+			if i, ok = s.member(raw, jsontext.SkipSpace(raw, i+1)); !ok {
+				return false
+			}
+			break
+		}
+	}
+}
+
+// member reads an object member's key and colon at i (after whitespace)
+// and makes the key the innermost step of the path; it returns where the
+// member's value starts (after whitespace).
+func (s *leafScanner) member(raw []byte, i int) (int, bool) {
+	if i >= len(raw) || raw[i] != '"' {
+		return i, false
+	}
+	var ok bool
+	if s.key, i, ok = jsontext.AppendUnquoted(s.key[:0], raw, i); !ok {
+		return i, false
+	}
+	if i = jsontext.SkipSpace(raw, i); i >= len(raw) || raw[i] != ':' {
+		return i, false
+	}
+	level := len(s.bounds) - 1
+	s.path = append(s.path[:s.open[len(s.open)-1]], 0x01)
+	s.path = putUvarintBytes(s.path, s.key)
+	s.bounds[level] = len(s.path)
+	// A hash state saved for this level or deeper was of another key.
+	s.valid = min(s.valid, level)
+	return jsontext.SkipSpace(raw, i+1), true
+}
+
+// emit adds the prefix of leaf, the current path (leaf[:n]) followed by
+// the value's tag and bytes, as listPrefix would make it.
+func (s *leafScanner) emit(leaf []byte, n int) {
+	s.path = leaf[:n] // keep the grown buffer
+	if len(leaf) <= maxInline {
+		s.buf = append(s.buf, prefixInline)
+		s.buf = putUvarintBytes(s.buf, leaf)
 	} else {
-		k, _ = p.c.Prev()
+		s.pathHash()
+		s.h.Write(leaf[n:])
+		s.buf = s.h.Sum(append(s.buf, prefixHashed))
 	}
-	return p.seqOf(k)
-}
-
-// memo remembers the last answer in each direction. Leapfrog and union
-// probe the same child with slowly moving targets; an answer r for target
-// q stays the answer for every target between q and r.
-type memo struct {
-	s seqSet
-
-	gOK, gHave, gNone bool
-	gQ, gR            uint64
-	lOK, lHave, lNone bool
-	lQ, lR            uint64
-}
-
-func (m *memo) geq(t uint64) (uint64, bool) {
-	if m.gHave && m.gQ <= t && (m.gNone || m.gR >= t) {
-		return m.gR, !m.gNone
-	}
-	r, ok := m.s.geq(t)
-	m.gHave, m.gQ, m.gR, m.gNone = true, t, r, !ok
-	return r, ok
-}
-
-func (m *memo) leq(t uint64) (uint64, bool) {
-	if m.lHave && m.lQ >= t && (m.lNone || m.lR <= t) {
-		return m.lR, !m.lNone
-	}
-	r, ok := m.s.leq(t)
-	m.lHave, m.lQ, m.lR, m.lNone = true, t, r, !ok
-	return r, ok
-}
-
-// intersection is a leapfrog join: every probe moves the target to the
-// furthest child answer, so the sparsest list drives and the cost follows
-// the smallest list, not the largest.
-type intersection []seqSet
-
-func (in intersection) geq(t uint64) (uint64, bool) {
-	agreed := 0
-	for i := 0; agreed < len(in); i = (i + 1) % len(in) {
-		x, ok := in[i].geq(t)
-		if !ok {
-			return 0, false
-		}
-		if x == t {
-			agreed++
-		} else {
-			t, agreed = x, 1
-		}
-	}
-	return t, true
-}
-
-func (in intersection) leq(t uint64) (uint64, bool) {
-	agreed := 0
-	for i := 0; agreed < len(in); i = (i + 1) % len(in) {
-		x, ok := in[i].leq(t)
-		if !ok || x == 0 {
-			return 0, false
-		}
-		if x == t {
-			agreed++
-		} else {
-			t, agreed = x, 1
-		}
-	}
-	return t, true
-}
-
-type union []seqSet
-
-func (u union) geq(t uint64) (uint64, bool) {
-	var best uint64
-	found := false
-	for _, s := range u {
-		if x, ok := s.geq(t); ok && (!found || x < best) {
-			best, found = x, true
-		}
-	}
-	return best, found
-}
-
-func (u union) leq(t uint64) (uint64, bool) {
-	var best uint64
-	found := false
-	for _, s := range u {
-		if x, ok := s.leq(t); ok && (!found || x > best) {
-			best, found = x, true
-		}
-	}
-	return best, found
+	s.ends = append(s.ends, len(s.buf))
 }
 
 // canonicalNumber is contract.CanonicalNumber with a fast path for plain
