@@ -18,6 +18,9 @@ import (
 // prebuilt factstr-node binary to use instead of building one.
 const BinaryEnv = "FACTSTR_TEST_NODE_BIN"
 
+// build is process-wide on purpose: every test of one test binary starts
+// nodes from the same factstr-node, and building it once per process (not
+// per test) keeps a package's tests from spending minutes in the linker.
 var build struct {
 	once sync.Once
 	dir  string // temp dir holding the binary ("" with BinaryEnv)
